@@ -1,0 +1,128 @@
+# mkdseg build. `make` builds build/mkdseg; see `make help`.
+# Source lists are wildcards: a new engine/**/*.c, server/*.c or tests/unit/*.c file is built
+# without editing this file. Module-specific targets live in mk/*.mk.
+
+SHELL      := /bin/bash
+BUILD      ?= build
+CC         ?= gcc
+PY         := /usr/bin/python3
+CUDA_HOME  ?= /usr/local/cuda
+NVCC       ?= $(CUDA_HOME)/bin/nvcc
+SANITIZE   ?= 0
+OPT        ?= -O2
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+PKGS       := libmicrohttpd jansson libpq libcurl
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -march=x86-64-v3 -fopenmp \
+              -Iengine/include -Iserver -DMKDSEG_VERSION='"$(VERSION)"'
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -lm -lpthread -fopenmp
+ifeq ($(SANITIZE),1)
+  CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDSAN        = -fsanitize=address,undefined
+  BUILD       := $(BUILD)/san
+endif
+CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+
+# ---- CUDA detection: the backend is built when nvcc and cuDNN are present ----------------
+HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && ls kernels/*.cu >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(HAVE_CUDA),1)
+  CU_SRC    := $(wildcard kernels/*.cu)
+  CU_OBJ    := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
+  CFLAGS    += -DMKD_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
+  NVFLAGS   ?= -O2 -std=c++17 -Iengine/include -Ikernels \
+               -gencode arch=compute_90,code=sm_90 -Xcompiler -fPIC,-Wall
+else
+  CU_OBJ    :=
+  CUDA_LIBS :=
+endif
+
+ENGINE_SRC := $(shell find engine -name '*.c' | sort)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+ENGINE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC))
+SERVER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SERVER_SRC))
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+HTTP_SRC   := $(wildcard tests/http/*.c)
+TESTLIB_SRC:= $(wildcard tests/lib/*.c)
+LIBS        = $(ENGINE_LIBS) $(PKG_LIBS) $(CUDA_LIBS) -lssl -lcrypto $(LDSAN)
+
+MKDSEG     := $(BUILD)/mkdseg
+ENGINE_A   := $(BUILD)/libmkdengine.a
+SERVER_A   := $(BUILD)/libmkdserver.a
+
+.PHONY: all help deps deps-test db-start db-stop db-status run test test-unit test-http \
+        bench fuzz golden cuda-test clean phantom-data experiment
+all: $(MKDSEG)
+	@echo "mkdseg: built $(MKDSEG) (CUDA backend: $(if $(filter 1,$(HAVE_CUDA)),built with $(NVCC),not built: needs nvcc and cuDNN under $(CUDA_HOME) and kernels/*.cu))"
+
+help:
+	@echo "make            build build/mkdseg (CPU backend; CUDA backend when nvcc+cuDNN exist)"
+	@echo "make run        install deps, start local PostgreSQL, migrate, serve on 127.0.0.1:8080"
+	@echo "make test       install deps, start local PostgreSQL, run every test"
+	@echo "make bench      benchmarks against PyTorch (build/bench.json)"
+	@echo "make fuzz       fuzz the upload parsers"
+	@echo "make cuda-test  CUDA parity tests (needs a GPU; says so and exits 0 without one)"
+	@echo "SANITIZE=1      ASan/UBSan build under build/san/"
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(ENGINE_A): $(ENGINE_OBJ) $(CU_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SERVER_A): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(MKDSEG): $(BUILD)/obj/server/main.o $(SERVER_A) $(ENGINE_A)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# ---- tests -------------------------------------------------------------------------------
+TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRC))
+$(BUILD)/tests/unit: $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC)) $(TESTLIB_OBJ) $(SERVER_A) $(ENGINE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+$(BUILD)/tests/http: $(patsubst %.c,$(BUILD)/obj/%.o,$(HTTP_SRC)) $(TESTLIB_OBJ) $(SERVER_A) $(ENGINE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+deps:
+	@scripts/deps.sh
+
+deps-test:
+	@scripts/deps.sh --test
+
+db-start:
+	@scripts/pg.sh start
+db-stop:
+	@scripts/pg.sh stop
+db-status:
+	@scripts/pg.sh status
+
+# `make run`: everything a fresh Debian 12 machine needs, then the service in the foreground.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+# `make test`: the same set-up, then every test. Exit status is non-zero on any failure.
+test: deps-test
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/unit $(BUILD)/tests/http
+	@scripts/test.sh $(BUILD)
+
+cuda-test:
+	@scripts/cuda-test.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include mk/*.mk
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

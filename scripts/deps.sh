@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install the Debian packages mkdseg needs, idempotently.
+# Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs: python3-torch etc.)
+# As root: installs what is missing with apt-get. As another user: prints the exact
+# apt-get line and exits 1 when something is missing.
+set -euo pipefail
+
+pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev postgresql
+      libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
+      libssl-dev curl)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(python3-torch python3-nibabel python3-numpy valgrind)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "mkdseg: missing Debian packages. Run as root:" >&2
+  echo "  apt-get update && $line" >&2
+  exit 1
+fi
+
+echo "mkdseg: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# refresh the package lists once when they are absent or older than a day
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+  apt-get update -qq
+fi
+if ! $line >/dev/null; then
+  apt-get update -qq
+  $line >/dev/null
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make test`: start the local PostgreSQL, create a fresh test database, run every test binary.
+# Exits non-zero when any test fails.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+cd "$top"
+export MKDSEG_TEST_DATABASE_URL=$(scripts/pg.sh fresh mkdseg_test) || exit 1
+export MKDSEG_TEST_PG="$top/scripts/pg.sh"
+export MKDSEG_TEST_BIN="$top/$BUILD/mkdseg"
+export MKDSEG_TEST_TMP=$(mktemp -d /tmp/mkdseg-test.XXXXXX)
+trap 'rm -rf "$MKDSEG_TEST_TMP"' EXIT
+rc=0
+echo "== unit tests"
+"$BUILD/tests/unit" --jobs=${MKDSEG_TEST_JOBS:-2} ${CRITERION_ARGS:-} || rc=1
+echo "== HTTP tests (real server, real PostgreSQL, libcurl)"
+"$BUILD/tests/http" --jobs=1 ${CRITERION_ARGS:-} || rc=1
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "== CUDA tests"
+  scripts/cuda-test.sh "$BUILD" || rc=1
+fi
+exit $rc
