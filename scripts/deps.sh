@@ -9,7 +9,7 @@ pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev post
       libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
       libssl-dev curl)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3-torch python3-nibabel python3-numpy valgrind)
+  pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -13,7 +13,7 @@ DATA="$VAR/pg"
 mkdir -p "$VAR"
 
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -55,7 +55,7 @@ start() {
     start >/dev/null || { tail -20 "$real_data/../pg.log" >&2; exit 1; }
 }
 
-psql_admin() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$(url postgres)" "$@"; }
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$(url postgres)" "$@"; }
 
 case "${1:-status}" in
   start)  start; echo "pg.sh: PostgreSQL running, socket in $SOCK" >&2 ;;
