@@ -1,0 +1,84 @@
+/* train_config.h: every training setting in one table, shared by the command line
+ * (`mkdseg train --seg-width 16`), the HTTP API (POST /train {"config": {"seg_width": 16}})
+ * and the model file's metadata (the config is stored whole, as JSON).
+ *
+ * Names use '_' in JSON and '-' on the command line; defaults are the paper's settings
+ * (METHOD.md) except where the comment of the table entry says otherwise. */
+#ifndef MKD_TRAIN_CONFIG_H
+#define MKD_TRAIN_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    TM_MKD = 0,      /* the paper: IAM + mutual distillation, Algorithm 1 */
+    TM_BASELINE,     /* one segmentor, target labels only */
+    TM_JOINT,        /* one segmentor, target and raw assistant slices */
+    TM_FINETUNE,     /* pretrain on assistant, then train on target */
+    TM_MKD_NO_IAM,   /* no translation: S_syn sees raw assistant images */
+    TM_MKD_NO_KD_S2R,
+    TM_MKD_NO_KD_R2S,
+    TM_COUNT
+} train_method;
+
+const char *train_method_name(train_method m);
+/* 0 and *m set, or -1 when name is not a method. */
+int train_method_parse(const char *name, train_method *m);
+/* 1 when the method trains the two-segmentor framework (mkd and its ablations). */
+int train_method_is_mkd(train_method m);
+
+typedef struct {
+    train_method method;
+    int iters;            /* total iterations; 0: epochs * iters_per_epoch */
+    int epochs;
+    int iters_per_epoch;
+    int batch;
+    int size;             /* tile side in pixels */
+    float spacing;        /* in-plane pixel spacing in mm the slices are resampled to; 0: keep */
+    int seg_width;        /* segmentor base width w (levels w..16w) */
+    int ngf, ngen_blocks; /* generator width and residual blocks */
+    int ndf;              /* discriminator width */
+    int classes;          /* background + 7 structures */
+    float lr_seg, lr_gan;
+    float seg_beta1, gan_beta1, beta2;
+    float seg_decay;      /* segmentor lr *= seg_decay every seg_decay_every epochs */
+    int seg_decay_every;
+    float lambda_cyc, lambda_kd1, lambda_kd2;
+    int pool_size;        /* image pool of earlier fakes for the discriminators */
+    float aug_flip, aug_rot_deg, aug_scale;
+    float finetune_pretrain;   /* finetune: fraction of iterations spent on the assistant */
+    float val_fraction;        /* volumes held out for validation (0: none) */
+    int checkpoint_every;      /* iterations between checkpoints (0: once per epoch) */
+    unsigned long long seed;
+    int threads;               /* 0: MKDSEG_THREADS or all cores */
+} train_config;
+
+/* The defaults. */
+void train_config_default(train_config *c);
+
+/* Applies the command-line options in argv[0..argc) it knows ("--seg-width 16" or
+ * "--seg-width=16"); every other argument is kept, in order, in rest[] (caller-sized argc),
+ * with *nrest set. Returns 0, or -1 with err naming the option and the problem. */
+int train_config_from_argv(train_config *c, int argc, char **argv, char **rest, int *nrest,
+                           char *err, size_t errlen);
+
+/* Applies a JSON object's fields (jansson json_t*, passed as void* so this header does not
+ * need jansson). Unknown fields and wrong types are errors naming the field (*field set to
+ * a static string naming it, or NULL). */
+int train_config_from_json(train_config *c, const void *json_obj, char *err, size_t errlen,
+                           const char **field);
+
+/* Checks ranges and combinations (e.g. size divisible by 16 for the U-Net). 0 or -1. */
+int train_config_validate(const train_config *c, char *err, size_t errlen);
+
+/* The whole config as a compact JSON string (malloc'd, caller frees), for model metadata,
+ * job rows and logs. */
+char *train_config_to_json(const train_config *c);
+
+/* Prints one line per option: --name VALUE  help (default). */
+void train_config_usage(FILE *f);
+
+/* Total iterations (iters, or epochs * iters_per_epoch). */
+int train_config_total_iters(const train_config *c);
+
+#endif
