@@ -1,0 +1,466 @@
+/* nifti_read.c: validated NIfTI-1/-2 reading into a float32 volume (vol_read_header, vol_read).
+ *
+ * The header is read and checked with nifticlib (nifti_image_read(path, 0): no data). The data
+ * is then streamed by this file through znzlib in chunks, so that a truncated or corrupt stream
+ * is an error we report (nifticlib's own loader reports through stderr only, and znzread
+ * returns (size_t)-1 on a zlib error), byte order, type conversion, scaling and the NaN check
+ * happen per chunk, and peak memory is the float volume plus one chunk. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <nifti/nifti2_io.h>
+
+#include "vol.h"
+
+#define CHUNK_VOXELS (1 << 18)
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+static void quiet_nifticlib(void) { nifti_set_debug_level(0); }
+
+const char *vol_datatype_name(int dt)
+{
+    switch (dt) {
+    case VOL_DT_UINT8: return "uint8";
+    case VOL_DT_INT8: return "int8";
+    case VOL_DT_INT16: return "int16";
+    case VOL_DT_UINT16: return "uint16";
+    case VOL_DT_INT32: return "int32";
+    case VOL_DT_UINT32: return "uint32";
+    case VOL_DT_INT64: return "int64";
+    case VOL_DT_UINT64: return "uint64";
+    case VOL_DT_FLOAT32: return "float32";
+    case VOL_DT_FLOAT64: return "float64";
+    default: return "unknown";
+    }
+}
+
+static int dt_size(int dt)
+{
+    switch (dt) {
+    case VOL_DT_UINT8: case VOL_DT_INT8: return 1;
+    case VOL_DT_INT16: case VOL_DT_UINT16: return 2;
+    case VOL_DT_INT32: case VOL_DT_UINT32: case VOL_DT_FLOAT32: return 4;
+    case VOL_DT_INT64: case VOL_DT_UINT64: case VOL_DT_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+static int dt_supported(int dt) { return dt_size(dt) != 0; }
+
+static uint64_t rd(const unsigned char *b, int n, int swap)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)b[swap ? n - 1 - i : i] << (8 * i);
+    return v;
+}
+
+/* Reads the raw header bytes and checks, before nifticlib sees the file, what nifticlib would
+ * otherwise silently repair or refuse without a reason: sizeof_hdr (348 NIfTI-1/ANALYZE, 540
+ * NIfTI-2, either byte order), dim[0..7] and the datatype. */
+static int preparse(const char *path, int *version, char *err, size_t errlen)
+{
+    znzFile fp = znzopen(path, "rb", nifti_is_gzfile(path));
+    if (znz_isnull(fp)) {
+        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+        return -1;
+    }
+    unsigned char b[540];
+    size_t got = znzread(b, 1, sizeof b, fp);
+    znzclose(fp);
+    if (got > sizeof b || got < 4) {
+        seterr(err, errlen, "%s: not a NIfTI file: shorter than a header (or a broken gzip stream)", path);
+        return -1;
+    }
+    int swap;
+    uint32_t sh = (uint32_t)rd(b, 4, 0);
+    if (sh == 348 || sh == 540)
+        swap = 0;
+    else if ((uint32_t)rd(b, 4, 1) == 348 || (uint32_t)rd(b, 4, 1) == 540)
+        swap = 1, sh = (uint32_t)rd(b, 4, 1);
+    else {
+        seterr(err, errlen, "%s: not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)", path);
+        return -1;
+    }
+    *version = sh == 540 ? 2 : 1;
+    if (got < sh) {
+        seterr(err, errlen, "%s: file ends inside the %u-byte header", path, sh);
+        return -1;
+    }
+    int64_t dim[8];
+    int dt;
+    for (int i = 0; i < 8; i++)
+        dim[i] = sh == 348 ? (int16_t)rd(b + 40 + 2 * i, 2, swap) : (int64_t)rd(b + 16 + 8 * i, 8, swap);
+    dt = sh == 348 ? (int16_t)rd(b + 70, 2, swap) : (int16_t)rd(b + 12, 2, swap);
+    if (dim[0] < 1 || dim[0] > 7) {
+        seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)", path,
+               (long long)dim[0]);
+        return -1;
+    }
+    for (int d = 1; d <= dim[0]; d++)
+        if (dim[d] < 1) {
+            seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
+                   (long long)dim[d]);
+            return -1;
+        }
+    if (!dt_supported(dt)) {
+        const char *name = nifti_datatype_string(dt);
+        seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
+               path, dt, name && name[0] != '*' ? name : "unknown code");
+        return -1;
+    }
+    return 0;
+}
+
+static void geom_from_nim(const nifti_image *nim, vol_geom *g)
+{
+    memset(g, 0, sizeof *g);
+    g->nifti_version = nim->nifti_type >= NIFTI_FTYPE_NIFTI2_1 ? 2 : 1;
+    g->nx = nim->nx;
+    g->ny = nim->ndim >= 2 ? nim->ny : 1;
+    g->nz = nim->ndim >= 3 ? nim->nz : 1;
+    for (int i = 0; i < 8; i++)
+        g->pixdim[i] = nim->pixdim[i];
+    g->qform_code = nim->qform_code;
+    g->sform_code = nim->sform_code;
+    g->quatern_b = nim->quatern_b;
+    g->quatern_c = nim->quatern_c;
+    g->quatern_d = nim->quatern_d;
+    g->qoffset_x = nim->qoffset_x;
+    g->qoffset_y = nim->qoffset_y;
+    g->qoffset_z = nim->qoffset_z;
+    g->qfac = nim->qfac;
+    if (nim->sform_code > 0)
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 4; c++)
+                g->srow[r][c] = nim->sto_xyz.m[r][c];
+    g->xyz_units = nim->xyz_units;
+    g->time_units = nim->time_units;
+    vol_geom_update(g);
+}
+
+/* Validates an opened header; fills g and h. */
+static int check_header(const char *path, nifti_image *nim, int version, int64_t max_voxels,
+                        vol_geom *g, vol_header *h, char *err, size_t errlen)
+{
+    /* nifticlib 3.0 reports single-file NIfTI-2 as NIFTI_FTYPE_NIFTI1_1: trust sizeof_hdr */
+    if (version == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_1)
+        nim->nifti_type = NIFTI_FTYPE_NIFTI2_1;
+    else if (version == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_2)
+        nim->nifti_type = NIFTI_FTYPE_NIFTI2_2;
+    if (nim->nifti_type == NIFTI_FTYPE_ASCII) {
+        seterr(err, errlen, "%s: ASCII NIfTI headers are not supported", path);
+        return -1;
+    }
+    if (nim->dim[0] < 1 || nim->dim[0] > 7) {
+        seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)",
+               path, (long long)nim->dim[0]);
+        return -1;
+    }
+    int64_t nvox = 1, nvol = 1;
+    for (int d = 1; d <= nim->dim[0]; d++) {
+        int64_t n = nim->dim[d];
+        if (n < 1) {
+            seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
+                   (long long)n);
+            return -1;
+        }
+        if (n > max_voxels || nvox > max_voxels / n) {
+            seterr(err, errlen, "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): above the voxel limit",
+                   path, (long long)max_voxels, (long long)nim->dim[1],
+                   (long long)(nim->dim[0] >= 2 ? nim->dim[2] : 1),
+                   (long long)(nim->dim[0] >= 3 ? nim->dim[3] : 1));
+            return -1;
+        }
+        nvox *= n;
+        if (d >= 4)
+            nvol *= n;
+    }
+    if (nvol > 1) {
+        seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted",
+               path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],
+               (long long)nim->dim[3], (long long)nvol);
+        return -1;
+    }
+    int sz = dt_size(nim->datatype);
+    if (sz == 0) {
+        const char *name = nifti_datatype_string(nim->datatype);
+        seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
+               path, nim->datatype, name ? name : "unknown");
+        return -1;
+    }
+    if (nim->nbyper != sz) {
+        seterr(err, errlen, "%s: datatype %d has %d bytes per voxel, header says %d", path,
+               nim->datatype, sz, nim->nbyper);
+        return -1;
+    }
+    for (int d = 1; d <= 3; d++)
+        if (!isfinite(nim->pixdim[d])) {
+            seterr(err, errlen, "%s: voxel size pixdim[%d] is not finite", path, d);
+            return -1;
+        }
+    if (nim->iname == NULL || nim->iname_offset < 0) {
+        seterr(err, errlen, "%s: invalid data offset %lld", path, (long long)nim->iname_offset);
+        return -1;
+    }
+    int64_t bytes = nvox * sz;
+    struct stat st;
+    if (stat(nim->iname, &st) != 0) {
+        seterr(err, errlen, "%s: image data file %s: %s", path, nim->iname, strerror(errno));
+        return -1;
+    }
+    int gz = nifti_is_gzfile(nim->iname);
+    if (!gz) {
+        if ((int64_t)st.st_size < nim->iname_offset ||
+            (int64_t)st.st_size - nim->iname_offset < bytes) {
+            seterr(err, errlen, "%s: file is truncated: the header implies %lld bytes of data at offset %lld, the file has %lld bytes",
+                   path, (long long)bytes, (long long)nim->iname_offset, (long long)st.st_size);
+            return -1;
+        }
+    } else if ((int64_t)st.st_size < INT64_MAX / 1100 && bytes > (int64_t)st.st_size * 1032 + 65536) {
+        /* deflate cannot compress better than about 1032:1 */
+        seterr(err, errlen, "%s: compressed file of %lld bytes cannot hold the %lld bytes of data its header claims: truncated or corrupt",
+               path, (long long)st.st_size, (long long)bytes);
+        return -1;
+    }
+
+    if (g) {
+        geom_from_nim(nim, g);
+        const double (*A)[4] = (const double (*)[4])g->affine;
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 4; c++)
+                if (!isfinite(A[r][c])) {
+                    seterr(err, errlen, "%s: the %s affine is not finite", path,
+                           vol_affine_src_name(g->affine_src));
+                    return -1;
+                }
+    }
+    if (h) {
+        memset(h, 0, sizeof *h);
+        h->datatype = nim->datatype;
+        h->nifti_type = nim->nifti_type;
+        h->compressed = gz;
+        h->byteswapped = sz > 1 && nim->byteorder != nifti_short_order();
+        h->ndim = (int)nim->dim[0];
+        for (int d = 0; d < 8; d++)
+            h->dim[d] = nim->dim[d];
+        h->scl_slope = nim->scl_slope;
+        h->scl_inter = nim->scl_inter;
+        h->data_offset = nim->iname_offset;
+    }
+    return 0;
+}
+
+static int name_ok(const char *path)
+{
+    static const char *const ext[] = {".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (ends_with(path, ext[i]))
+            return 1;
+    return 0;
+}
+
+static nifti_image *open_header(const char *path, int *version, char *err, size_t errlen)
+{
+    pthread_once(&quiet_once, quiet_nifticlib);
+    if (!name_ok(path)) {
+        seterr(err, errlen, "%s: file name must end in .nii, .nii.gz, .hdr or .img", path);
+        return NULL;
+    }
+    const char *hdrpath = path;
+    char *alloc = NULL;
+    if (ends_with(path, ".img") || ends_with(path, ".img.gz")) {
+        alloc = nifti_findhdrname(path);
+        if (!alloc) {
+            seterr(err, errlen, "%s: no matching .hdr file", path);
+            return NULL;
+        }
+        hdrpath = alloc;
+    }
+    nifti_image *nim = NULL;
+    if (preparse(hdrpath, version, err, errlen) == 0) {
+        nim = nifti_image_read(hdrpath, 0);
+        if (!nim)
+            seterr(err, errlen, "%s: not a readable NIfTI header (nifticlib refused it)", path);
+    }
+    free(alloc);
+    return nim;
+}
+
+int vol_read_header(const char *path, const vol_read_opts *opts, vol_geom *g, vol_header *h,
+                    char *err, size_t errlen)
+{
+    int64_t maxv = opts && opts->max_voxels > 0 ? opts->max_voxels : VOL_DEFAULT_MAX_VOXELS;
+    int version = 1;
+    nifti_image *nim = open_header(path, &version, err, errlen);
+    if (!nim)
+        return -1;
+    int rc = check_header(path, nim, version, maxv, g, h, err, errlen);
+    nifti_image_free(nim);
+    return rc;
+}
+
+/* Converts n raw elements of datatype dt (native byte order) to float with scaling. Returns
+ * the index of the first non-finite result, or -1. */
+static int64_t convert(const void *raw, int dt, int64_t n, int scale, double slope, double inter,
+                       float *out)
+{
+#define CONV(T)                                                                         \
+    do {                                                                                \
+        const T *p = (const T *)raw;                                                    \
+        for (int64_t i = 0; i < n; i++) {                                               \
+            double v = (double)p[i];                                                    \
+            if (scale)                                                                  \
+                v = v * slope + inter;                                                  \
+            out[i] = (float)v;                                                          \
+        }                                                                               \
+    } while (0)
+    switch (dt) {
+    case VOL_DT_UINT8: CONV(uint8_t); break;
+    case VOL_DT_INT8: CONV(int8_t); break;
+    case VOL_DT_INT16: CONV(int16_t); break;
+    case VOL_DT_UINT16: CONV(uint16_t); break;
+    case VOL_DT_INT32: CONV(int32_t); break;
+    case VOL_DT_UINT32: CONV(uint32_t); break;
+    case VOL_DT_INT64: CONV(int64_t); break;
+    case VOL_DT_UINT64: CONV(uint64_t); break;
+    case VOL_DT_FLOAT32: CONV(float); break;
+    case VOL_DT_FLOAT64: CONV(double); break;
+    default: return 0;
+    }
+#undef CONV
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(out[i]))
+            return i;
+    return -1;
+}
+
+int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, size_t errlen)
+{
+    memset(v, 0, sizeof *v);
+    int64_t maxv = opts && opts->max_voxels > 0 ? opts->max_voxels : VOL_DEFAULT_MAX_VOXELS;
+    znzFile fp = NULL;
+    void *raw = NULL;
+    int version = 1;
+    nifti_image *nim = open_header(path, &version, err, errlen);
+    if (!nim)
+        return -1;
+    if (check_header(path, nim, version, maxv, &v->geom, &v->hdr, err, errlen) != 0)
+        goto fail;
+
+    int dt = v->hdr.datatype, sz = dt_size(dt);
+    int64_t nvox = v->geom.nx * v->geom.ny * v->geom.nz;
+    double slope = v->hdr.scl_slope, inter = v->hdr.scl_inter;
+    int scale = slope != 0.0 && isfinite(slope);
+    if (!isfinite(inter))
+        inter = 0.0;
+    if (scale && slope == 1.0 && inter == 0.0)
+        scale = 0;
+
+    v->data = malloc((size_t)nvox * sizeof(float));
+    raw = malloc((size_t)CHUNK_VOXELS * (size_t)sz);
+    if (!v->data || !raw) {
+        seterr(err, errlen, "%s: out of memory for %lld voxels", path, (long long)nvox);
+        goto fail;
+    }
+    fp = znzopen(nim->iname, "rb", v->hdr.compressed);
+    if (znz_isnull(fp)) {
+        seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname, strerror(errno));
+        goto fail;
+    }
+    if (znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) < 0) {
+        seterr(err, errlen, "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
+               path, (long long)nim->iname_offset);
+        goto fail;
+    }
+    for (int64_t done = 0; done < nvox;) {
+        int64_t n = nvox - done < CHUNK_VOXELS ? nvox - done : CHUNK_VOXELS;
+        size_t want = (size_t)n * (size_t)sz;
+        size_t got = znzread(raw, 1, want, fp);
+        if (got != want) {
+            /* znzread returns (size_t)-1 on a zlib error, fewer bytes at end of stream */
+            if (got > want)
+                seterr(err, errlen, "%s: corrupt compressed data after %lld of %lld voxels",
+                       path, (long long)done, (long long)nvox);
+            else
+                seterr(err, errlen, "%s: data ends early: %lld of %lld voxels present (truncated file or gzip stream)",
+                       path, (long long)(done + (int64_t)(got / (size_t)sz)), (long long)nvox);
+            goto fail;
+        }
+        if (v->hdr.byteswapped)
+            nifti_swap_Nbytes(n, sz, raw);
+        int64_t bad = convert(raw, dt, n, scale, slope, inter, v->data + done);
+        if (bad >= 0) {
+            int64_t idx = done + bad;
+            int64_t i = idx % v->geom.nx, j = (idx / v->geom.nx) % v->geom.ny,
+                    k = idx / (v->geom.nx * v->geom.ny);
+            seterr(err, errlen, "%s: %s value at voxel (%lld,%lld,%lld)%s: NaN and infinite intensities are refused",
+                   path, isnan(v->data[idx]) ? "NaN" : "infinite", (long long)i, (long long)j,
+                   (long long)k, scale ? " after scl_slope/scl_inter" : "");
+            goto fail;
+        }
+        done += n;
+    }
+    if (v->hdr.compressed) {
+        /* zlib verifies the gzip CRC only when it reaches the end of the stream: go there */
+        unsigned char extra[64];
+        size_t got;
+        while ((got = znzread(extra, 1, sizeof extra, fp)) == sizeof extra)
+            ;
+        if (got > sizeof extra) {
+            seterr(err, errlen, "%s: corrupt compressed data (gzip check failed after the image data)", path);
+            goto fail;
+        }
+    }
+    znzclose(fp);
+    fp = NULL;
+    free(raw);
+    nifti_image_free(nim);
+    float lo = v->data[0], hi = v->data[0];
+    for (int64_t i = 1; i < nvox; i++) {
+        float x = v->data[i];
+        lo = x < lo ? x : lo;
+        hi = x > hi ? x : hi;
+    }
+    v->vmin = lo;
+    v->vmax = hi;
+    return 0;
+fail:
+    if (fp)
+        znzclose(fp);
+    free(raw);
+    nifti_image_free(nim);
+    free(v->data);
+    memset(v, 0, sizeof *v);
+    return -1;
+}
+
+void vol_free(vol_t *v)
+{
+    if (!v)
+        return;
+    free(v->data);
+    v->data = NULL;
+}
