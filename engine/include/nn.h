@@ -232,7 +232,8 @@ size_t     nn_params_numel(const nn_params *p, nn_param_kind kind);
 /* Freeze (1) or unfreeze (0) every NN_PARAM of the registry. */
 void       nn_params_set_frozen(nn_params *p, int frozen);
 void       nn_param_set_frozen(nn_param *q, int frozen);
-/* Zero every parameter gradient (PyTorch's zero_grad(set_to_none=False)). */
+/* Zero every parameter gradient (PyTorch's zero_grad(set_to_none=False)). Lazy: it sets
+ * grad_valid = 0, which means "all zeros"; the next backward overwrites instead of adding. */
 void       nn_params_zero_grad(nn_params *p);
 
 /* Initialisation helpers (host side, then written to the backend). */
