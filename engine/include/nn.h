@@ -343,6 +343,9 @@ int nn_argmax_channels(nn_ctx *ctx, const nn_tensor *x, int32_t *out);
  * accumulate. 0 on success; -1 (message in err and in the context) when loss is not a
  * scalar, does not require a gradient, or a backward kernel fails. */
 int nn_backward(nn_ctx *ctx, nn_tensor *loss, char *err, size_t errlen);
+/* The same from any tensor `out` that requires a gradient, seeded with the upstream
+ * gradient gy[numel(out)] (host memory): computes the gradient of sum(out * gy). */
+int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, size_t errlen);
 
 /* ======================================================================================
  * Optimiser and schedules

@@ -431,24 +431,34 @@ float *nn_grad_acquire(nn_ctx *ctx, nn_tensor *t, int *accumulate)
 
 int nn_backward(nn_ctx *ctx, nn_tensor *loss, char *err, size_t errlen)
 {
+    const float one = 1.0f;
+    if (loss && (nn_numel(loss) != 1 || loss->dtype != NN_F32)) {
+        snprintf(err, errlen, "backward: the loss must be a 1x1x1x1 float tensor");
+        return -1;
+    }
+    return nn_backward_from(ctx, loss, &one, err, errlen);
+}
+
+int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, size_t errlen)
+{
     size_t end;
     if (nn_ctx_error(ctx)) {
         snprintf(err, errlen, "backward: earlier error: %s", nn_ctx_error(ctx));
         return -1;
     }
-    if (!loss || nn_numel(loss) != 1 || loss->dtype != NN_F32) {
-        snprintf(err, errlen, "backward: the loss must be a 1x1x1x1 float tensor");
+    if (!out || out->dtype != NN_F32 || !gy) {
+        snprintf(err, errlen, "backward: no output or no seed gradient");
         return -1;
     }
-    if (!loss->requires_grad || !loss->node) {
-        snprintf(err, errlen, "backward: the loss does not require a gradient "
+    if (!out->requires_grad || !out->node) {
+        snprintf(err, errlen, "backward: the output does not require a gradient "
                               "(no_grad mode, or nothing it depends on requires one)");
         return -1;
     }
-    for (end = ctx->ntape; end > 0 && ctx->tape[end - 1] != loss->node; end--)
+    for (end = ctx->ntape; end > 0 && ctx->tape[end - 1] != out->node; end--)
         ;
     if (end == 0) {
-        snprintf(err, errlen, "backward: the loss is not on this context's tape");
+        snprintf(err, errlen, "backward: the output is not on this context's tape");
         return -1;
     }
     /* intermediate gradients are per backward call */
@@ -457,15 +467,14 @@ int nn_backward(nn_ctx *ctx, nn_tensor *loss, char *err, size_t errlen)
         ctx->tape[i]->out->grad_valid = 0;
     }
     int acc;
-    float *g = nn_grad_acquire(ctx, loss, &acc);
+    float *g = nn_grad_acquire(ctx, out, &acc);
     if (!g)
         goto fail;
-    float one = 1.0f;
-    ctx->be->mem_upload(g, &one, sizeof one);
+    ctx->be->mem_upload(g, gy, nn_numel(out) * sizeof *gy);
     for (size_t i = end; i-- > 0;) {
         nn_node *nd = ctx->tape[i];
         if (!nd->out->grad_valid)
-            continue;        /* the loss does not depend on it */
+            continue;        /* the output does not depend on it */
         if (ctx->be->backward(ctx, nd))
             goto fail;
     }
