@@ -232,7 +232,8 @@ size_t     nn_params_numel(const nn_params *p, nn_param_kind kind);
 /* Freeze (1) or unfreeze (0) every NN_PARAM of the registry. */
 void       nn_params_set_frozen(nn_params *p, int frozen);
 void       nn_param_set_frozen(nn_param *q, int frozen);
-/* Zero every parameter gradient (PyTorch's zero_grad(set_to_none=False)). */
+/* Zero every parameter gradient (PyTorch's zero_grad(set_to_none=False)). Lazy: it sets
+ * grad_valid = 0, which means "all zeros"; the next backward overwrites instead of adding. */
 void       nn_params_zero_grad(nn_params *p);
 
 /* Initialisation helpers (host side, then written to the backend). */
@@ -342,6 +343,9 @@ int nn_argmax_channels(nn_ctx *ctx, const nn_tensor *x, int32_t *out);
  * accumulate. 0 on success; -1 (message in err and in the context) when loss is not a
  * scalar, does not require a gradient, or a backward kernel fails. */
 int nn_backward(nn_ctx *ctx, nn_tensor *loss, char *err, size_t errlen);
+/* The same from any tensor `out` that requires a gradient, seeded with the upstream
+ * gradient gy[numel(out)] (host memory): computes the gradient of sum(out * gy). */
+int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, size_t errlen);
 
 /* ======================================================================================
  * Optimiser and schedules

@@ -1,0 +1,34 @@
+/* cpu.h: the CPU backend's internal interface (one function per op family and direction).
+ * Each returns 0, or -1 after recording an error with nn_ctx_fail. */
+#ifndef MKDSEG_NN_CPU_H
+#define MKDSEG_NN_CPU_H
+
+#include "nn_backend.h"
+
+/* cpu_conv.c: oneDNN convolutions and transposed convolutions (primitive cache per shape). */
+int  cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
+int  cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
+void cpu_conv_state_free(nn_ctx *ctx);
+
+/* cpu_norm.c */
+int cpu_instance_norm_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_instance_norm_bwd(nn_ctx *ctx, nn_node *nd);
+int cpu_batch_norm_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_batch_norm_bwd(nn_ctx *ctx, nn_node *nd);
+
+/* cpu_eltwise.c: activations, softmax, add, scale */
+int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd);
+
+/* cpu_shape.c: padding, pooling, concat, resize */
+int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd);
+
+/* cpu_loss.c */
+int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd);
+
+/* Gradient helper: dst (acquired with nn_grad_acquire) = src when !acc, += src when acc. */
+void cpu_grad_store(float *dst, const float *src, size_t n, int acc);
+
+#endif

@@ -1,0 +1,174 @@
+/* cpu_backend.c: the CPU backend table: host memory, the op switches, Adam, argmax. */
+#include "cpu.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *cpu_alloc(size_t bytes)
+{
+    size_t n = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+static void cpu_free(void *p) { free(p); }
+static void cpu_upload(void *dst, const void *host, size_t n) { memcpy(dst, host, n); }
+static void cpu_download(void *host, const void *src, size_t n) { memcpy(host, src, n); }
+static void cpu_zero(void *dst, size_t n) { memset(dst, 0, n); }
+
+void cpu_grad_store(float *dst, const float *src, size_t n, int acc)
+{
+    if (acc) {
+#pragma omp parallel for if (n > 65536) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            dst[i] += src[i];
+    } else {
+        memcpy(dst, src, n * sizeof *dst);
+    }
+}
+
+static int cpu_forward(nn_ctx *ctx, nn_node *nd)
+{
+    switch (nd->op) {
+    case NN_OP_CONV2D:
+    case NN_OP_CONV_T2D:
+        return cpu_conv_fwd(ctx, nd);
+    case NN_OP_INSTANCE_NORM:
+        return cpu_instance_norm_fwd(ctx, nd);
+    case NN_OP_BATCH_NORM:
+        return cpu_batch_norm_fwd(ctx, nd);
+    case NN_OP_RELU:
+    case NN_OP_LEAKY_RELU:
+    case NN_OP_TANH:
+    case NN_OP_SIGMOID:
+    case NN_OP_SOFTMAX:
+    case NN_OP_ADD:
+    case NN_OP_SCALE:
+        return cpu_eltwise_fwd(ctx, nd);
+    case NN_OP_PAD_REFLECT:
+    case NN_OP_PAD_ZERO:
+    case NN_OP_MAX_POOL:
+    case NN_OP_CONCAT:
+    case NN_OP_RESIZE_BILINEAR:
+    case NN_OP_RESIZE_NEAREST:
+        return cpu_shape_fwd(ctx, nd);
+    case NN_OP_LOSS_CE:
+    case NN_OP_LOSS_DICE:
+    case NN_OP_LOSS_KD:
+    case NN_OP_LOSS_L1:
+    case NN_OP_LOSS_LSGAN:
+        return cpu_loss_fwd(ctx, nd);
+    case NN_OP_COUNT:
+        break;
+    }
+    nn_ctx_fail(ctx, "cpu: no forward for op %d", (int)nd->op);
+    return -1;
+}
+
+static int cpu_backward(nn_ctx *ctx, nn_node *nd)
+{
+    switch (nd->op) {
+    case NN_OP_CONV2D:
+    case NN_OP_CONV_T2D:
+        return cpu_conv_bwd(ctx, nd);
+    case NN_OP_INSTANCE_NORM:
+        return cpu_instance_norm_bwd(ctx, nd);
+    case NN_OP_BATCH_NORM:
+        return cpu_batch_norm_bwd(ctx, nd);
+    case NN_OP_RELU:
+    case NN_OP_LEAKY_RELU:
+    case NN_OP_TANH:
+    case NN_OP_SIGMOID:
+    case NN_OP_SOFTMAX:
+    case NN_OP_ADD:
+    case NN_OP_SCALE:
+        return cpu_eltwise_bwd(ctx, nd);
+    case NN_OP_PAD_REFLECT:
+    case NN_OP_PAD_ZERO:
+    case NN_OP_MAX_POOL:
+    case NN_OP_CONCAT:
+    case NN_OP_RESIZE_BILINEAR:
+    case NN_OP_RESIZE_NEAREST:
+        return cpu_shape_bwd(ctx, nd);
+    case NN_OP_LOSS_CE:
+    case NN_OP_LOSS_DICE:
+    case NN_OP_LOSS_KD:
+    case NN_OP_LOSS_L1:
+    case NN_OP_LOSS_LSGAN:
+        return cpu_loss_bwd(ctx, nd);
+    case NN_OP_COUNT:
+        break;
+    }
+    nn_ctx_fail(ctx, "cpu: no backward for op %d", (int)nd->op);
+    return -1;
+}
+
+static int cpu_adam(nn_param **qs, int nq, const nn_adam_cfg *cfg)
+{
+    for (int k = 0; k < nq; k++) {
+        nn_param *q = qs[k];
+        float *p = nn_f32(&q->t), *g = q->t.grad, *m = q->adam_m, *v = q->adam_v;
+        size_t n = nn_numel(&q->t);
+        double t = (double)q->adam_step;
+        float b1 = cfg->beta1, b2 = cfg->beta2, wd = cfg->weight_decay, eps = cfg->eps;
+        /* as torch.optim.Adam (single-tensor path): step = lr / bc1, denom = sqrt(v)/sqrt(bc2) + eps */
+        float bc1 = (float)(1.0 - pow(b1, t));
+        float bc2s = (float)sqrt(1.0 - pow(b2, t));
+        float step = cfg->lr / bc1;
+#pragma omp parallel for if (n > 32768) schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * p[i];
+            m[i] = b1 * m[i] + (1 - b1) * gi;
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+            p[i] -= step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+        }
+    }
+    return 0;
+}
+
+static int cpu_argmax(nn_ctx *ctx, const nn_tensor *x, int32_t *out)
+{
+    (void)ctx;
+    const float *d = nn_f32(x);
+    size_t hw = (size_t)x->h * x->w;
+    for (int n = 0; n < x->n; n++) {
+        const float *xn = d + (size_t)n * x->c * hw;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < hw; i++) {
+            int best = 0;
+            float bv = xn[i];
+            for (int c = 1; c < x->c; c++)
+                if (xn[(size_t)c * hw + i] > bv) {
+                    bv = xn[(size_t)c * hw + i];
+                    best = c;
+                }
+            out[(size_t)n * hw + i] = best;
+        }
+    }
+    return 0;
+}
+
+static const nn_backend cpu_backend = {
+    .name = "cpu",
+    .mem_alloc = cpu_alloc,
+    .mem_free = cpu_free,
+    .mem_upload = cpu_upload,
+    .mem_download = cpu_download,
+    .mem_zero = cpu_zero,
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+    .adam_step = cpu_adam,
+    .argmax = cpu_argmax,
+    .ctx_free = cpu_conv_state_free,
+};
+
+const nn_backend *nn_backend_cpu(void) { return &cpu_backend; }
+
+const nn_backend *nn_backend_by_name(const char *name)
+{
+    if (!name || !strcmp(name, "cpu") || !strcmp(name, "auto"))
+        return &cpu_backend;
+    return NULL;             /* "cuda": not built yet */
+}
+
+const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }

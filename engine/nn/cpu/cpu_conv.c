@@ -1,0 +1,326 @@
+/* cpu_conv.c: convolutions and transposed convolutions on oneDNN 2.6 (C API v2).
+ *
+ * Activations stay in plain NCHW (the API layout), weights in PyTorch's layouts (OIHW for
+ * conv2d, IOHW for conv_transpose2d), so no reorder runs between ops. Primitives (forward,
+ * backward-data, backward-weights) are created once per shape and kept in a per-context
+ * cache; scratchpads come from the context's arena (user scratchpad mode), so a step does
+ * no allocation inside oneDNN. Gradients that must be added to an existing one go to an
+ * arena buffer first. */
+#include "cpu.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS, K_COUNT };
+enum { A_SRC, A_WEI, A_BIAS, A_DST, A_SP, A_COUNT };
+
+typedef struct {
+    int key[14];
+    dnnl_primitive_desc_t fwd_pd;        /* hint for the backward ones */
+    dnnl_primitive_desc_t pd[K_COUNT];
+    dnnl_primitive_t prim[K_COUNT];
+    dnnl_memory_t mem[K_COUNT][A_COUNT];
+    size_t sp[K_COUNT];
+} conv_ent;
+
+typedef struct {
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    conv_ent *ent;
+    int nent, cap;
+} conv_state;
+
+#define DN(call)                                                                 \
+    do {                                                                         \
+        dnnl_status_t s_ = (call);                                               \
+        if (s_ != dnnl_success) {                                                \
+            nn_ctx_fail(ctx, "oneDNN: %s failed (status %d)", #call, (int)s_);   \
+            goto fail;                                                           \
+        }                                                                        \
+    } while (0)
+
+void cpu_conv_state_free(nn_ctx *ctx)
+{
+    conv_state *s = *nn_ctx_backend_state(ctx);
+    if (!s)
+        return;
+    for (int i = 0; i < s->nent; i++) {
+        conv_ent *e = &s->ent[i];
+        for (int k = 0; k < K_COUNT; k++) {
+            for (int a = 0; a < A_COUNT; a++)
+                if (e->mem[k][a])
+                    dnnl_memory_destroy(e->mem[k][a]);
+            if (e->prim[k])
+                dnnl_primitive_destroy(e->prim[k]);
+            if (e->pd[k])
+                dnnl_primitive_desc_destroy(e->pd[k]);
+        }
+        if (e->fwd_pd)
+            dnnl_primitive_desc_destroy(e->fwd_pd);
+    }
+    free(s->ent);
+    if (s->st)
+        dnnl_stream_destroy(s->st);
+    if (s->eng)
+        dnnl_engine_destroy(s->eng);
+    free(s);
+    *nn_ctx_backend_state(ctx) = NULL;
+}
+
+static conv_state *state(nn_ctx *ctx)
+{
+    conv_state **sp = (conv_state **)nn_ctx_backend_state(ctx);
+    if (*sp)
+        return *sp;
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return nn_ctx_fail(ctx, "cpu_conv: out of memory");
+    DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0));
+    DN(dnnl_stream_create(&s->st, s->eng, dnnl_stream_default_flags));
+    *sp = s;
+    return s;
+fail:
+    if (s->eng)
+        dnnl_engine_destroy(s->eng);
+    free(s);
+    return NULL;
+}
+
+/* Geometry of a node, shared by the three primitives. */
+typedef struct {
+    int transposed, N, IC, H, W, OC, OH, OW, KH, KW, stride, pad, extra, bias;
+} geom;
+
+static geom geometry(const nn_node *nd)
+{
+    const nn_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    geom g = {nd->op == NN_OP_CONV_T2D, x->n, x->c, x->h, x->w, y->c, y->h, y->w,
+              w->h, w->w, nd->i[0], nd->i[1], nd->i[2], nd->in[2] != NULL};
+    return g;
+}
+
+typedef struct {
+    dnnl_memory_desc_t src, wei, bias, dst;
+} mds;
+
+static int make_mds(nn_ctx *ctx, const geom *g, mds *m)
+{
+    dnnl_dims_t sd = {g->N, g->IC, g->H, g->W}, dd = {g->N, g->OC, g->OH, g->OW};
+    dnnl_dims_t wd = {g->OC, g->IC, g->KH, g->KW}, bd = {g->OC};
+    DN(dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nchw));
+    DN(dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nchw));
+    /* conv2d weights [OC, IC, KH, KW] = oihw; transposed [IC, OC, KH, KW] = iohw */
+    DN(dnnl_memory_desc_init_by_tag(&m->wei, 4, wd, dnnl_f32, g->transposed ? dnnl_iohw : dnnl_oihw));
+    DN(dnnl_memory_desc_init_by_tag(&m->bias, 1, bd, dnnl_f32, dnnl_x));
+    return 0;
+fail:
+    return -1;
+}
+
+/* Initialise an op descriptor of kind k into *desc (a union big enough for both). */
+typedef union {
+    dnnl_convolution_desc_t conv;
+    dnnl_deconvolution_desc_t deconv;
+} any_desc;
+
+static int init_desc(nn_ctx *ctx, const geom *g, const mds *m, int k, any_desc *d)
+{
+    dnnl_dims_t strides = {g->stride, g->stride};
+    dnnl_dims_t pl = {g->pad, g->pad};
+    const dnnl_memory_desc_t *bias = g->bias ? &m->bias : NULL;
+    if (!g->transposed) {
+        dnnl_dims_t dil = {g->extra - 1, g->extra - 1};
+        if (k == K_FWD)
+            DN(dnnl_dilated_convolution_forward_desc_init(&d->conv, dnnl_forward_training,
+                   dnnl_convolution_direct, &m->src, &m->wei, bias, &m->dst, strides, dil,
+                   pl, NULL));
+        else if (k == K_BWD_DATA)
+            DN(dnnl_dilated_convolution_backward_data_desc_init(&d->conv,
+                   dnnl_convolution_direct, &m->src, &m->wei, &m->dst, strides, dil, pl,
+                   NULL));
+        else
+            DN(dnnl_dilated_convolution_backward_weights_desc_init(&d->conv,
+                   dnnl_convolution_direct, &m->src, &m->wei, bias, &m->dst, strides, dil,
+                   pl, NULL));
+    } else {
+        /* out = (in-1)s - pl - pr + K  =>  pr = pad - out_pad */
+        dnnl_dims_t pr = {g->pad - g->extra, g->pad - g->extra};
+        if (k == K_FWD)
+            DN(dnnl_deconvolution_forward_desc_init(&d->deconv, dnnl_forward_training,
+                   dnnl_deconvolution_direct, &m->src, &m->wei, bias, &m->dst, strides, pl,
+                   pr));
+        else if (k == K_BWD_DATA)
+            DN(dnnl_deconvolution_backward_data_desc_init(&d->deconv,
+                   dnnl_deconvolution_direct, &m->src, &m->wei, &m->dst, strides, pl, pr));
+        else
+            DN(dnnl_deconvolution_backward_weights_desc_init(&d->deconv,
+                   dnnl_deconvolution_direct, &m->src, &m->wei, bias, &m->dst, strides, pl,
+                   pr));
+    }
+    return 0;
+fail:
+    return -1;
+}
+
+static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, int k)
+{
+    mds m;
+    any_desc d;
+    dnnl_primitive_attr_t attr = NULL;
+    if (make_mds(ctx, g, &m))
+        return -1;
+    DN(dnnl_primitive_attr_create(&attr));
+    DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (!e->fwd_pd) {
+        any_desc fd;
+        if (init_desc(ctx, g, &m, K_FWD, &fd))
+            goto fail;
+        DN(dnnl_primitive_desc_create(&e->fwd_pd, &fd, attr, s->eng, NULL));
+    }
+    if (k == K_FWD) {
+        DN(dnnl_primitive_desc_clone(&e->pd[k], e->fwd_pd));
+    } else {
+        if (init_desc(ctx, g, &m, k, &d))
+            goto fail;
+        DN(dnnl_primitive_desc_create(&e->pd[k], &d, attr, s->eng, e->fwd_pd));
+    }
+    DN(dnnl_primitive_create(&e->prim[k], e->pd[k]));
+    const dnnl_memory_desc_t *spmd = dnnl_primitive_desc_query_md(e->pd[k], dnnl_query_scratchpad_md, 0);
+    e->sp[k] = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
+    DN(dnnl_memory_create(&e->mem[k][A_SRC], &m.src, s->eng, DNNL_MEMORY_NONE));
+    DN(dnnl_memory_create(&e->mem[k][A_WEI], &m.wei, s->eng, DNNL_MEMORY_NONE));
+    DN(dnnl_memory_create(&e->mem[k][A_BIAS], &m.bias, s->eng, DNNL_MEMORY_NONE));
+    DN(dnnl_memory_create(&e->mem[k][A_DST], &m.dst, s->eng, DNNL_MEMORY_NONE));
+    if (e->sp[k])
+        DN(dnnl_memory_create(&e->mem[k][A_SP], spmd, s->eng, DNNL_MEMORY_NONE));
+    dnnl_primitive_attr_destroy(attr);
+    return 0;
+fail:
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    return -1;
+}
+
+static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
+{
+    int key[14] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
+                   g->stride, g->pad, g->extra, g->bias};
+    conv_ent *e = NULL;
+    for (int i = 0; i < s->nent; i++)
+        if (!memcmp(s->ent[i].key, key, sizeof key)) {
+            e = &s->ent[i];
+            break;
+        }
+    if (!e) {
+        if (s->nent == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 32;
+            conv_ent *n = realloc(s->ent, (size_t)cap * sizeof *n);
+            if (!n)
+                return nn_ctx_fail(ctx, "cpu_conv: out of memory");
+            s->ent = n;
+            s->cap = cap;
+        }
+        e = &s->ent[s->nent++];
+        memset(e, 0, sizeof *e);
+        memcpy(e->key, key, sizeof key);
+    }
+    if (!e->prim[k] && create_kind(ctx, s, e, g, k))
+        return NULL;
+    return e;
+}
+
+/* Run primitive k of e with the given buffers (NULL = argument unused). */
+static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, const float *src,
+               const float *wei, const float *bias, const float *dst)
+{
+    dnnl_exec_arg_t args[5];
+    int na = 0;
+    dnnl_memory_t *m = e->mem[k];
+    static const int fwd_roles[A_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS,
+                                           DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
+    static const int bd_roles[A_COUNT] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, 0,
+                                          DNNL_ARG_DIFF_DST, DNNL_ARG_SCRATCHPAD};
+    static const int bw_roles[A_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS,
+                                          DNNL_ARG_DIFF_BIAS, DNNL_ARG_DIFF_DST,
+                                          DNNL_ARG_SCRATCHPAD};
+    const int *roles = k == K_FWD ? fwd_roles : k == K_BWD_DATA ? bd_roles : bw_roles;
+    const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst, NULL};
+    if (e->sp[k] && !(bufs[A_SP] = nn_ctx_scratch(ctx, e->sp[k])))
+        return -1;
+    for (int a = 0; a < A_COUNT; a++) {
+        if (!bufs[a] || !roles[a])
+            continue;
+        DN(dnnl_memory_set_data_handle(m[a], (void *)bufs[a]));
+        args[na].arg = roles[a];
+        args[na].memory = m[a];
+        na++;
+    }
+    DN(dnnl_primitive_execute(e->prim[k], s->st, na, args));
+    DN(dnnl_stream_wait(s->st));
+    return 0;
+fail:
+    return -1;
+}
+
+int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
+{
+    conv_state *s = state(ctx);
+    geom g = geometry(nd);
+    if (!s)
+        return -1;
+    if (g.transposed && g.pad < g.extra) {
+        nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
+        return -1;
+    }
+    conv_ent *e = lookup(ctx, s, &g, K_FWD);
+    if (!e)
+        return -1;
+    return run(ctx, s, e, K_FWD, &g, nn_f32(nd->in[0]), nn_f32(nd->in[1]),
+               nd->in[2] ? nn_f32(nd->in[2]) : NULL, nn_f32(nd->out));
+}
+
+int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
+{
+    conv_state *s = state(ctx);
+    geom g = geometry(nd);
+    nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    const float *gy = nd->out->grad;
+    int acc;
+    if (!s)
+        return -1;
+    if (x->requires_grad) {
+        conv_ent *e = lookup(ctx, s, &g, K_BWD_DATA);
+        float *gx = e ? nn_grad_acquire(ctx, x, &acc) : NULL;
+        if (!gx)
+            return -1;
+        float *dst = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
+        if (!dst || run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy))
+            return -1;
+        if (acc)
+            cpu_grad_store(gx, dst, nn_numel(x), 1);
+    }
+    int need_w = w->requires_grad, need_b = b && b->requires_grad;
+    if (need_w || need_b) {
+        conv_ent *e = lookup(ctx, s, &g, K_BWD_WEIGHTS);
+        if (!e)
+            return -1;
+        float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
+        float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
+        if (!dw || (b && !db) || run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy))
+            return -1;
+        if (need_w) {
+            float *gw = nn_grad_acquire(ctx, w, &acc);
+            if (!gw)
+                return -1;
+            cpu_grad_store(gw, dw, nn_numel(w), acc);
+        }
+        if (need_b) {
+            float *gb = nn_grad_acquire(ctx, b, &acc);
+            if (!gb)
+                return -1;
+            cpu_grad_store(gb, db, nn_numel(b), acc);
+        }
+    }
+    return 0;
+}

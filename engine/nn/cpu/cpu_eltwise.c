@@ -1,0 +1,152 @@
+/* cpu_eltwise.c: ReLU, LeakyReLU, tanh, sigmoid, softmax over channels, add, scale. */
+#include "cpu.h"
+
+#include <math.h>
+
+int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
+{
+    (void)ctx;
+    const nn_tensor *x = nd->in[0];
+    const float *a = nn_f32(x);
+    float *y = nn_f32(nd->out);
+    size_t n = nn_numel(x);
+    float f = nd->f[0];
+    switch (nd->op) {
+    case NN_OP_RELU:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : 0;
+        return 0;
+    case NN_OP_LEAKY_RELU:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : a[i] * f;
+        return 0;
+    case NN_OP_TANH:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(a[i]);
+        return 0;
+    case NN_OP_SIGMOID:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-a[i]));
+        return 0;
+    case NN_OP_SCALE:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * f;
+        return 0;
+    case NN_OP_ADD: {
+        const float *b = nn_f32(nd->in[1]);
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] + b[i];
+        return 0;
+    }
+    case NN_OP_SOFTMAX: {
+        int C = x->c;
+        size_t hw = (size_t)x->h * x->w;
+        for (int b = 0; b < x->n; b++) {
+            const float *xb = a + (size_t)b * C * hw;
+            float *yb = y + (size_t)b * C * hw;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < hw; i++) {
+                float m = xb[i];
+                for (int c = 1; c < C; c++)
+                    m = fmaxf(m, xb[c * hw + i]);
+                float s = 0;
+                for (int c = 0; c < C; c++) {
+                    float e = expf(xb[c * hw + i] - m);
+                    yb[c * hw + i] = e;
+                    s += e;
+                }
+                float inv = 1.0f / s;
+                for (int c = 0; c < C; c++)
+                    yb[c * hw + i] *= inv;
+            }
+        }
+        return 0;
+    }
+    default:
+        break;
+    }
+    nn_ctx_fail(ctx, "cpu_eltwise: bad op %s", nn_op_name(nd->op));
+    return -1;
+}
+
+int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
+{
+    nn_tensor *x = nd->in[0];
+    const float *a = nn_f32(x), *y = nn_f32(nd->out), *gy = nd->out->grad;
+    size_t n = nn_numel(x);
+    float f = nd->f[0];
+    int acc;
+    if (nd->op == NN_OP_ADD) {
+        for (int k = 0; k < 2; k++) {
+            if (!nd->in[k]->requires_grad)
+                continue;
+            float *g = nn_grad_acquire(ctx, nd->in[k], &acc);
+            if (!g)
+                return -1;
+            cpu_grad_store(g, gy, n, acc);
+        }
+        return 0;
+    }
+    if (!x->requires_grad)
+        return 0;
+    float *g = nn_grad_acquire(ctx, x, &acc);
+    if (!g)
+        return -1;
+    switch (nd->op) {
+    case NN_OP_RELU:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] = (acc ? g[i] : 0) + (a[i] > 0 ? gy[i] : 0);
+        return 0;
+    case NN_OP_LEAKY_RELU:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] = (acc ? g[i] : 0) + (a[i] > 0 ? gy[i] : gy[i] * f);
+        return 0;
+    case NN_OP_TANH:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] = (acc ? g[i] : 0) + gy[i] * (1 - y[i] * y[i]);
+        return 0;
+    case NN_OP_SIGMOID:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] = (acc ? g[i] : 0) + gy[i] * y[i] * (1 - y[i]);
+        return 0;
+    case NN_OP_SCALE:
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] = (acc ? g[i] : 0) + gy[i] * f;
+        return 0;
+    case NN_OP_SOFTMAX: {
+        int C = x->c;
+        size_t hw = (size_t)x->h * x->w;
+        for (int b = 0; b < x->n; b++) {
+            size_t off = (size_t)b * C * hw;
+            const float *yb = y + off, *gb = gy + off;
+            float *ob = g + off;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < hw; i++) {
+                float s = 0;
+                for (int c = 0; c < C; c++)
+                    s += yb[c * hw + i] * gb[c * hw + i];
+                for (int c = 0; c < C; c++) {
+                    size_t j = c * hw + i;
+                    ob[j] = (acc ? ob[j] : 0) + yb[j] * (gb[j] - s);
+                }
+            }
+        }
+        return 0;
+    }
+    default:
+        break;
+    }
+    nn_ctx_fail(ctx, "cpu_eltwise: bad op %s", nn_op_name(nd->op));
+    return -1;
+}

@@ -1,0 +1,485 @@
+/* nn_core.c: arenas, contexts, tensors, the tape and backward, rng, threads, op names.
+ * The op front-ends (shape checks, node building) are in nn_ops.c; parameters and Adam in
+ * nn_params.c; the kernels in the backends (engine/nn/cpu/). */
+#include "nn_backend.h"
+#include "nn_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- op names ------------------------------------------------------------------------ */
+
+static const char *const op_names[] = {
+    "conv2d", "conv_transpose2d", "pad_reflect", "pad_zero", "instance_norm", "batch_norm",
+    "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "max_pool2d", "concat", "add",
+    "scale", "resize_bilinear", "resize_nearest", "loss_cross_entropy", "loss_dice",
+    "loss_kd", "loss_l1", "loss_lsgan",
+};
+_Static_assert(sizeof op_names / sizeof op_names[0] == NN_OP_COUNT,
+               "op_names must name every nn_op");
+
+const char *nn_op_name(nn_op op)
+{
+    return (unsigned)op < NN_OP_COUNT ? op_names[op] : "?";
+}
+
+/* ---- threads ------------------------------------------------------------------------- */
+
+static int g_threads;
+
+int nn_set_threads(int n)
+{
+    if (n <= 0) {
+        const char *s = getenv("MKDSEG_THREADS");
+        n = s ? atoi(s) : 0;
+        if (n <= 0)
+            n = omp_get_num_procs();
+    }
+    if (n < 1)
+        n = 1;
+    omp_set_num_threads(n);
+    g_threads = n;
+    return n;
+}
+
+int nn_get_threads(void)
+{
+    return g_threads > 0 ? g_threads : nn_set_threads(0);
+}
+
+/* ---- rng (xoshiro256**) --------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void nn_rng_seed(nn_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t nn_rng_u64(nn_rng *r)
+{
+    uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return res;
+}
+
+float nn_rng_uniform(nn_rng *r)
+{
+    return (float)(nn_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+float nn_rng_normal(nn_rng *r)
+{
+    double u1 = ((double)(nn_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (double)(nn_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+/* ---- arena --------------------------------------------------------------------------- */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    char *base;
+} chunk;
+
+struct nn_arena {
+    chunk *cur;              /* list, newest first */
+    size_t used, peak, capacity;
+    void *(*alloc)(size_t);
+    void (*free)(void *);
+};
+
+#define ARENA_ALIGN 64
+#define ARENA_DEFAULT (64u << 20)
+
+static void *host_alloc(size_t n)
+{
+    return aligned_alloc(ARENA_ALIGN, (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+}
+
+static chunk *chunk_new(nn_arena *a, size_t size)
+{
+    chunk *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = a->alloc(size);
+    if (!c->base) {
+        free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = a->cur;
+    a->cur = c;
+    a->capacity += size;
+    return c;
+}
+
+nn_arena *nn_arena_new_with(size_t bytes, void *(*alloc)(size_t), void (*fr)(void *))
+{
+    nn_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->alloc = alloc;
+    a->free = fr;
+    if (!chunk_new(a, bytes ? bytes : ARENA_DEFAULT)) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+nn_arena *nn_arena_new(size_t bytes)
+{
+    return nn_arena_new_with(bytes, host_alloc, free);
+}
+
+void *nn_arena_alloc(nn_arena *a, size_t bytes)
+{
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need == 0)
+        need = ARENA_ALIGN;
+    chunk *c = a->cur;
+    if (c->used + need > c->size) {
+        size_t sz = a->capacity > need ? a->capacity : need;
+        if (!(c = chunk_new(a, sz)))
+            return NULL;
+    }
+    void *p = c->base + c->used;
+    c->used += need;
+    a->used += need;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return p;
+}
+
+void nn_arena_reset(nn_arena *a)
+{
+    if (a->cur->next) {      /* merge every chunk into one of the peak size */
+        size_t want = a->peak + a->peak / 8;
+        while (a->cur) {
+            chunk *n = a->cur->next;
+            a->free(a->cur->base);
+            free(a->cur);
+            a->cur = n;
+        }
+        a->capacity = 0;
+        if (!chunk_new(a, want))
+            chunk_new(a, ARENA_DEFAULT);   /* last resort; next alloc may fail cleanly */
+    }
+    if (a->cur)
+        a->cur->used = 0;
+    a->used = 0;
+}
+
+size_t nn_arena_used(const nn_arena *a) { return a->used; }
+size_t nn_arena_peak(const nn_arena *a) { return a->peak; }
+
+void nn_arena_free(nn_arena *a)
+{
+    if (!a)
+        return;
+    while (a->cur) {
+        chunk *n = a->cur->next;
+        a->free(a->cur->base);
+        free(a->cur);
+        a->cur = n;
+    }
+    free(a);
+}
+
+/* ---- context ------------------------------------------------------------------------- */
+
+struct nn_ctx {
+    const nn_backend *be;
+    nn_arena *arena;
+    nn_node **tape;
+    size_t ntape, captape;
+    int grad_enabled;
+    int has_err;
+    char err[512];
+    void *bstate;
+};
+
+nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t errlen)
+{
+    nn_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!be)
+        be = nn_backend_cpu();
+    if (!ctx)
+        goto fail;
+    ctx->be = be;
+    ctx->grad_enabled = 1;
+    ctx->arena = nn_arena_new_with(arena_bytes, be->mem_alloc, be->mem_free);
+    if (!ctx->arena)
+        goto fail;
+    nn_get_threads();
+    return ctx;
+fail:
+    snprintf(err, errlen, "nn_ctx_new: out of memory");
+    free(ctx);
+    return NULL;
+}
+
+void nn_ctx_reset(nn_ctx *ctx)
+{
+    ctx->ntape = 0;
+    nn_arena_reset(ctx->arena);
+    ctx->has_err = 0;
+    ctx->err[0] = 0;
+}
+
+void nn_ctx_free(nn_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->be->ctx_free)
+        ctx->be->ctx_free(ctx);
+    nn_arena_free(ctx->arena);
+    free(ctx->tape);
+    free(ctx);
+}
+
+const nn_backend *nn_ctx_backend(const nn_ctx *ctx) { return ctx->be; }
+nn_arena *nn_ctx_arena(nn_ctx *ctx) { return ctx->arena; }
+void **nn_ctx_backend_state(nn_ctx *ctx) { return &ctx->bstate; }
+size_t nn_ctx_tape_len(const nn_ctx *ctx) { return ctx->ntape; }
+int nn_ctx_grad_enabled(const nn_ctx *ctx) { return ctx->grad_enabled; }
+
+int nn_ctx_set_grad_enabled(nn_ctx *ctx, int enabled)
+{
+    int old = ctx->grad_enabled;
+    ctx->grad_enabled = enabled != 0;
+    return old;
+}
+
+const char *nn_ctx_error(const nn_ctx *ctx)
+{
+    return ctx->has_err ? ctx->err : NULL;
+}
+
+void *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx->has_err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+        va_end(ap);
+        ctx->has_err = 1;
+    }
+    return NULL;
+}
+
+void *nn_ctx_scratch(nn_ctx *ctx, size_t bytes)
+{
+    void *p = nn_arena_alloc(ctx->arena, bytes);
+    if (!p)
+        nn_ctx_fail(ctx, "out of memory (arena, %zu bytes)", bytes);
+    return p;
+}
+
+int nn_tape_push(nn_ctx *ctx, nn_node *node)
+{
+    if (ctx->ntape == ctx->captape) {
+        size_t cap = ctx->captape ? ctx->captape * 2 : 256;
+        nn_node **t = realloc(ctx->tape, cap * sizeof *t);
+        if (!t) {
+            nn_ctx_fail(ctx, "out of memory (tape)");
+            return -1;
+        }
+        ctx->tape = t;
+        ctx->captape = cap;
+    }
+    ctx->tape[ctx->ntape++] = node;
+    return 0;
+}
+
+/* ---- tensors ------------------------------------------------------------------------- */
+
+nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt)
+{
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
+        return nn_ctx_fail(ctx, "tensor: bad shape [%d,%d,%d,%d]", n, c, h, w);
+    nn_tensor *t = nn_ctx_scratch(ctx, sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->c = c;
+    t->h = h;
+    t->w = w;
+    t->dtype = dt;
+    t->data = nn_ctx_scratch(ctx, nn_numel(t) * 4);
+    return t->data ? t : NULL;
+}
+
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int n, int c, int h, int w)
+{
+    return nn_tensor_alloc(ctx, n, c, h, w, NN_F32);
+}
+
+nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int n, int c, int h, int w)
+{
+    nn_tensor *t = nn_tensor_alloc(ctx, n, c, h, w, NN_F32);
+    if (t)
+        ctx->be->mem_zero(t->data, nn_numel(t) * 4);
+    return t;
+}
+
+nn_tensor *nn_tensor_from(nn_ctx *ctx, int n, int c, int h, int w, const float *host)
+{
+    nn_tensor *t = nn_tensor_alloc(ctx, n, c, h, w, NN_F32);
+    if (t)
+        ctx->be->mem_upload(t->data, host, nn_numel(t) * 4);
+    return t;
+}
+
+nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
+{
+    nn_tensor *t = nn_tensor_alloc(ctx, n, 1, h, w, NN_I32);
+    if (t)
+        ctx->be->mem_upload(t->data, host, nn_numel(t) * 4);
+    return t;
+}
+
+/* Tensors do not know their backend; every backend built so far copies host<->backend with
+ * these two, and the CUDA backend will add a tag to tell. */
+int nn_tensor_write(nn_tensor *t, const void *host)
+{
+    if (!t || !t->data)
+        return -1;
+    memcpy(t->data, host, nn_numel(t) * 4);
+    return 0;
+}
+
+int nn_tensor_read(const nn_tensor *t, void *host)
+{
+    if (!t || !t->data)
+        return -1;
+    memcpy(host, t->data, nn_numel(t) * 4);
+    return 0;
+}
+
+float nn_scalar(const nn_tensor *t)
+{
+    float v;
+    if (!t || nn_tensor_read(t, &v))
+        return NAN;
+    return v;
+}
+
+nn_tensor *nn_requires_grad(nn_tensor *t)
+{
+    if (t && !t->param && !t->node)
+        t->requires_grad = 1;
+    return t;
+}
+
+nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
+{
+    if (!t)
+        return NULL;
+    nn_tensor *d = nn_ctx_scratch(ctx, sizeof *d);
+    if (!d)
+        return NULL;
+    memset(d, 0, sizeof *d);
+    d->n = t->n;
+    d->c = t->c;
+    d->h = t->h;
+    d->w = t->w;
+    d->dtype = t->dtype;
+    d->data = t->data;
+    return d;
+}
+
+/* ---- autograd ------------------------------------------------------------------------ */
+
+float *nn_grad_acquire(nn_ctx *ctx, nn_tensor *t, int *accumulate)
+{
+    if (!t->grad) {
+        t->grad = nn_ctx_scratch(ctx, nn_numel(t) * 4);
+        if (!t->grad)
+            return NULL;
+        t->grad_valid = 0;
+    }
+    *accumulate = t->grad_valid;
+    t->grad_valid = 1;
+    if (t->param)
+        t->param->ever_grad = 1;
+    return t->grad;
+}
+
+int nn_backward(nn_ctx *ctx, nn_tensor *loss, char *err, size_t errlen)
+{
+    const float one = 1.0f;
+    if (loss && (nn_numel(loss) != 1 || loss->dtype != NN_F32)) {
+        snprintf(err, errlen, "backward: the loss must be a 1x1x1x1 float tensor");
+        return -1;
+    }
+    return nn_backward_from(ctx, loss, &one, err, errlen);
+}
+
+int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, size_t errlen)
+{
+    size_t end;
+    if (nn_ctx_error(ctx)) {
+        snprintf(err, errlen, "backward: earlier error: %s", nn_ctx_error(ctx));
+        return -1;
+    }
+    if (!out || out->dtype != NN_F32 || !gy) {
+        snprintf(err, errlen, "backward: no output or no seed gradient");
+        return -1;
+    }
+    if (!out->requires_grad || !out->node) {
+        snprintf(err, errlen, "backward: the output does not require a gradient "
+                              "(no_grad mode, or nothing it depends on requires one)");
+        return -1;
+    }
+    for (end = ctx->ntape; end > 0 && ctx->tape[end - 1] != out->node; end--)
+        ;
+    if (end == 0) {
+        snprintf(err, errlen, "backward: the output is not on this context's tape");
+        return -1;
+    }
+    /* intermediate gradients are per backward call */
+    for (size_t i = 0; i < end; i++) {
+        ctx->tape[i]->out->grad = NULL;
+        ctx->tape[i]->out->grad_valid = 0;
+    }
+    int acc;
+    float *g = nn_grad_acquire(ctx, out, &acc);
+    if (!g)
+        goto fail;
+    ctx->be->mem_upload(g, gy, nn_numel(out) * sizeof *gy);
+    for (size_t i = end; i-- > 0;) {
+        nn_node *nd = ctx->tape[i];
+        if (!nd->out->grad_valid)
+            continue;        /* the output does not depend on it */
+        if (ctx->be->backward(ctx, nd))
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "backward: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "failed");
+    return -1;
+}

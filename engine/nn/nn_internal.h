@@ -1,0 +1,14 @@
+/* nn_internal.h: declarations shared by the engine/nn/ sources (not a public header). */
+#ifndef MKDSEG_NN_INTERNAL_H
+#define MKDSEG_NN_INTERNAL_H
+
+#include "nn_backend.h"
+
+/* An arena whose chunks come from alloc/free (a backend's memory). */
+nn_arena *nn_arena_new_with(size_t bytes, void *(*alloc)(size_t), void (*fr)(void *));
+/* Append a node to the context's tape. 0 or -1 (error recorded). */
+int nn_tape_push(nn_ctx *ctx, nn_node *node);
+/* A new arena tensor of the given dtype (contents undefined). NULL: error recorded. */
+nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt);
+
+#endif

@@ -1,0 +1,19 @@
+# mk/bench.mk: `make bench` (mkdseg against the tuned PyTorch peer, issue 3) and
+# `make golden-models` (the PyTorch reference data of the three networks).
+#   make bench                 every workload at 1 and 2 threads, warm-up 2, median of 5
+#   make bench BENCH_QUICK=1   warm-up 1, median of 3 (the machine is shared)
+#   BENCH_ARGS="--workloads seg16_train_128 --threads 1 --peak-gflops 116.8" for a subset
+# Writes build/bench.json; docs/benchmarks.md says how to read it.
+
+BENCH_QUICK ?= 0
+BENCH_ARGS  ?=
+
+.PHONY: bench golden-models
+bench: $(MKDSEG)
+	$(PY) tests/bench/run_bench.py --mkdseg $(MKDSEG) --out $(BUILD)/bench.json \
+	    $(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+
+golden-models:
+	$(PY) tests/golden/gen_models.py tests/golden/models
+
+golden: golden-models

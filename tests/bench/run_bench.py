@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""run_bench.py: `make bench`, mkdseg against the tuned PyTorch peer, side by side.
+
+    /usr/bin/python3 tests/bench/run_bench.py [--quick] [--threads 1,2] [--workloads a,b]
+                                              [--mkdseg build/mkdseg] [--out build/bench.json]
+                                              [--peak-gflops G]
+
+For each workload (tests/bench/torch_bench.py WORKLOADS, the same list as `mkdseg bench
+--list`) and thread count, runs `mkdseg bench --workload W --threads T --json` and then
+`torch_bench.py --workload W --threads T`, each in its own process (so peak RSS is per
+process), one after the other (never at the same time). Each does its warm-up and takes the
+median of its repetitions. Prints the table and writes --out: a JSON list of objects with
+workload, threads, mkdseg_ms, torch_ms, ratio (mkdseg / PyTorch), gflops (mkdseg's, from the
+architecture's convolution FLOPs), torch_gflops, pct_peak, peak_rss_mb (mkdseg's),
+torch_peak_rss_mb, flops, reps, warmup, and the peak used.
+
+% of peak: the FLOP rate over threads x one core's FP32 FMA peak. The per-core peak is
+--peak-gflops when given (issue 3 quotes 116.8 for the AVX-512 Zen 4 it was measured on),
+else `mkdseg bench --peak` measures it on this machine.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.abspath(os.path.join(HERE, '..', '..'))
+sys.path.insert(0, HERE)
+from torch_bench import WORKLOADS  # noqa: E402  (no torch import at module level)
+
+
+def run_json(cmd, env=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed ({p.returncode}): {p.stderr.strip()}')
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true', help='1 warm-up and 3 repetitions')
+    ap.add_argument('--threads', default='1,2')
+    ap.add_argument('--workloads', default=','.join(WORKLOADS))
+    ap.add_argument('--mkdseg', default=os.path.join(TOP, 'build', 'mkdseg'))
+    ap.add_argument('--out', default=os.path.join(TOP, 'build', 'bench.json'))
+    ap.add_argument('--peak-gflops', type=float, default=0.0)
+    ap.add_argument('--warmup', type=int, default=None)
+    ap.add_argument('--reps', type=int, default=None)
+    a = ap.parse_args()
+    warmup = a.warmup if a.warmup is not None else (1 if a.quick else 2)
+    reps = a.reps if a.reps is not None else (3 if a.quick else 5)
+    threads = [int(t) for t in a.threads.split(',') if t]
+    names = [w for w in a.workloads.split(',') if w]
+    for w in names:
+        if w not in WORKLOADS:
+            sys.exit(f'run_bench: unknown workload {w}')
+
+    if a.peak_gflops > 0:
+        peak, peak_src = a.peak_gflops, 'given'
+    else:
+        peak = run_json([a.mkdseg, 'bench', '--peak', '--json'])['peak_gflops_per_core']
+        peak_src = 'measured (mkdseg bench --peak)'
+    with open('/proc/loadavg') as f:
+        load_before = f.read().split()[:3]
+    print(f'mkdseg bench: {len(names)} workloads x threads {threads}, warm-up {warmup}, '
+          f'median of {reps}; FP32 peak {peak:.1f} GFLOP/s per core ({peak_src}); '
+          f'load average {" ".join(load_before)}', flush=True)
+
+    hdr = (f'{"workload":<16} {"thr":>3} {"mkdseg ms":>10} {"PyTorch ms":>10} {"ratio":>6} '
+           f'{"GFLOP/s":>8} {"%peak":>6} {"torch GF/s":>10} {"RSS MB":>7} {"torch RSS":>9}')
+    rows = []
+    lines = []
+    t_start = time.time()
+    for w in names:
+        for t in threads:
+            c = run_json([a.mkdseg, 'bench', '--workload', w, '--threads', str(t),
+                          '--warmup', str(warmup), '--reps', str(reps), '--json'],
+                         env=dict(os.environ, MKDSEG_THREADS=str(t), OMP_NUM_THREADS=str(t)))
+            p = run_json(['/usr/bin/python3', os.path.join(HERE, 'torch_bench.py'),
+                          '--workload', w, '--threads', str(t), '--warmup', str(warmup),
+                          '--reps', str(reps)])
+            if abs(c['flops'] - p['flops']) > 1e-9 * p['flops']:
+                print(f'warning: {w}: FLOP counts differ (mkdseg {c["flops"]:.0f}, '
+                      f'PyTorch {p["flops"]:.0f})', file=sys.stderr)
+            gf = c['flops'] / (c['ms'] * 1e6)
+            tgf = p['flops'] / (p['ms'] * 1e6)
+            row = {'workload': w, 'threads': t, 'mkdseg_ms': c['ms'], 'torch_ms': p['ms'],
+                   'ratio': round(c['ms'] / p['ms'], 3), 'gflops': round(gf, 2),
+                   'torch_gflops': round(tgf, 2), 'pct_peak': round(100 * gf / (peak * t), 1),
+                   'torch_pct_peak': round(100 * tgf / (peak * t), 1),
+                   'peak_rss_mb': c['peak_rss_mb'], 'torch_peak_rss_mb': p['peak_rss_mb'],
+                   'flops': c['flops'], 'warmup': warmup, 'reps': reps,
+                   'mkdseg_times_ms': c['times_ms'], 'torch_times_ms': p['times_ms'],
+                   'peak_gflops_per_core': peak}
+            rows.append(row)
+            line = (f'{w:<16} {t:>3} {c["ms"]:>10.1f} {p["ms"]:>10.1f} {row["ratio"]:>6.2f} '
+                    f'{gf:>8.1f} {row["pct_peak"]:>5.1f}% {tgf:>10.1f} '
+                    f'{c["peak_rss_mb"]:>7.0f} {p["peak_rss_mb"]:>9.0f}')
+            if not lines:
+                print(hdr, flush=True)
+            lines.append(line)
+            print(line, flush=True)
+    with open('/proc/loadavg') as f:
+        load_after = f.read().split()[:3]
+    print(f'({time.time() - t_start:.0f} s; load average after {" ".join(load_after)}; '
+          f'ratio = mkdseg / PyTorch, GFLOP/s and %peak are mkdseg\'s, RSS = peak per process)')
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, 'w') as f:
+        json.dump(rows, f, indent=1)
+    print(f'wrote {a.out}')
+
+
+if __name__ == '__main__':
+    main()
