@@ -1,0 +1,231 @@
+/* test_train.c: the trainer on tiny synthetic slices — which networks each step of
+ * Algorithm 1 moves, losses decreasing for every method, determinism, resume. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../engine/train/trainer_internal.h"
+#include "train.h"
+
+#define S 32
+
+/* n slices with a bright disc (class 1) and a darker square (class 2) at random places;
+ * `contrast` flips intensities for the "other modality". */
+static train_slices make_slices(int n, int seed, float contrast)
+{
+    train_slices s = {n, S, malloc(sizeof(float) * n * S * S), malloc(sizeof(int32_t) * n * S * S)};
+    nn_rng r;
+    nn_rng_seed(&r, (uint64_t)seed);
+    for (int k = 0; k < n; k++) {
+        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r), rad = 4 + 3 * nn_rng_uniform(&r);
+        int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
+        for (int i = 0; i < S; i++)
+            for (int j = 0; j < S; j++) {
+                size_t o = (size_t)k * S * S + i * S + j;
+                int lab = 0;
+                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6) lab = 2;
+                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad) lab = 1;
+                float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
+                s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
+                s.lab[o] = lab;
+            }
+    }
+    return s;
+}
+
+static void free_slices(train_slices *s) { free(s->img); free(s->lab); }
+
+static train_config tiny(train_method m)
+{
+    train_config c;
+    train_config_default(&c);
+    c.method = m;
+    c.size = S;
+    c.batch = 2;
+    c.seg_width = 2;
+    c.ngf = 2;
+    c.ngen_blocks = 1;
+    c.ndf = 2;
+    c.classes = 3;
+    c.iters_per_epoch = 4;
+    c.iters = 8;
+    c.pool_size = 3;
+    c.seed = 7;
+    c.threads = 1;
+    return c;
+}
+
+/* host copy of every parameter (kind NN_PARAM) or every buffer (NN_BUFFER) of a registry */
+static float *snapk(nn_params *p, size_t *n, nn_param_kind kind)
+{
+    size_t tot = nn_params_numel(p, kind), off = 0;
+    float *h = malloc(sizeof(float) * (tot ? tot : 1));
+    for (int i = 0; i < nn_params_count(p); i++) {
+        nn_param *q = nn_params_at(p, i);
+        if (q->kind != kind) continue;
+        nn_tensor_read(&q->t, h + off);
+        off += nn_numel(&q->t);
+    }
+    *n = tot;
+    return h;
+}
+
+static float *snap(nn_params *p, size_t *n) { return snapk(p, n, NN_PARAM); }
+
+static int changedk(nn_params *p, const float *before, size_t n, nn_param_kind kind)
+{
+    size_t m;
+    float *now = snapk(p, &m, kind);
+    int c = m != n || memcmp(now, before, n * sizeof(float)) != 0;
+    free(now);
+    return c;
+}
+
+static int changed(nn_params *p, const float *before, size_t n) { return changedk(p, before, n, NN_PARAM); }
+
+Test(train, each_step_of_algorithm_1_moves_only_its_network)
+{
+    nn_set_threads(1);
+    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_config c = tiny(TM_MKD);
+    char err[256];
+    for (int stop = 2; stop <= 7; stop++) {
+        trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
+        cr_assert_not_null(t, "%s", err);
+        /* one warm-up iteration so every network has Adam state and the pools hold images */
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        nn_params *nets[6] = {trainer_segmentor(t, 0)->params, trainer_segmentor(t, 1)->params,
+                              trainer_g_a2t(t)->params, trainer_d_t(t)->params,
+                              trainer_g_t2a(t)->params, trainer_d_a(t)->params};
+        /* network i is updated by Algorithm 1 step: S_syn 6, S_real 7, G_a2t 2, D_t 3, G_t2a 4, D_a 5 */
+        const int step_of[6] = {6, 7, 2, 3, 4, 5};
+        const char *names[6] = {"S_syn", "S_real", "G_a2t", "D_t", "G_t2a", "D_a"};
+        float *b[6];
+        size_t n[6];
+        for (int i = 0; i < 6; i++) b[i] = snap(nets[i], &n[i]);
+        size_t nbuf;
+        float *bn = snapk(nets[0], &nbuf, NN_BUFFER);
+        trainer_set_stop_after(t, stop == 7 ? 0 : stop);
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        /* S_syn is fixed in step 2: its BatchNorm statistics as well as its weights */
+        cr_expect_eq(changedk(nets[0], bn, nbuf, NN_BUFFER), stop >= 6,
+                     "after step %d S_syn's BN statistics %s", stop, stop >= 6 ? "did not move" : "moved");
+        free(bn);
+        for (int i = 0; i < 6; i++) {
+            int expect = step_of[i] <= stop;
+            cr_expect_eq(changed(nets[i], b[i], n[i]), expect, "after step %d, %s %s", stop, names[i],
+                         expect ? "did not change" : "changed");
+            free(b[i]);
+        }
+        trainer_free(t);
+    }
+    free_slices(&tg);
+    free_slices(&as);
+}
+
+static void run_losses(train_config *c, const train_slices *tg, const train_slices *as, int n, float *out, int li)
+{
+    char err[256];
+    trainer *t = trainer_new(c, nn_backend_cpu(), tg, as, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        out[i] = trainer_progress(t)->loss[li];
+        cr_assert(isfinite(out[i]), "iteration %d: loss %s is %f", i, train_loss_name(li), out[i]);
+    }
+    trainer_free(t);
+}
+
+Test(train, every_method_lowers_its_loss, .timeout = 240)
+{
+    nn_set_threads(1);
+    train_slices tg = make_slices(8, 3, 1.0f), as = make_slices(8, 4, -1.0f);
+    enum { N = 30 };
+    for (int m = 0; m < TM_COUNT; m++) {
+        train_config c = tiny((train_method)m);
+        c.iters = N;
+        c.lr_seg = 3e-3f;
+        c.aug_rot_deg = 0;
+        c.aug_scale = 0;
+        c.finetune_pretrain = 0.2f;
+        float l[N];
+        int li = train_method_is_mkd((train_method)m) ? TL_SUP_REAL : TL_SEG;
+        run_losses(&c, &tg, &as, N, l, li);
+        float first = (l[0] + l[1] + l[2] + l[3]) / 4, last = (l[N - 1] + l[N - 2] + l[N - 3] + l[N - 4]) / 4;
+        if (m == TM_FINETUNE) first = (l[6] + l[7] + l[8] + l[9]) / 4; /* after the switch to target */
+        cr_expect_lt(last, first * 0.9f, "%s: loss %s went %f -> %f", train_method_name((train_method)m),
+                     train_loss_name(li), first, last);
+    }
+    free_slices(&tg);
+    free_slices(&as);
+}
+
+Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 120)
+{
+    nn_set_threads(1);
+    train_slices tg = make_slices(6, 5, 1.0f), as = make_slices(6, 6, -1.0f);
+    train_config c = tiny(TM_MKD);
+    c.iters = 6;
+    char err[256], path[256];
+    const char *base = getenv("MKDSEG_TEST_TMP");
+    snprintf(path, sizeof path, "%s/ckpt-%d.safetensors", base ? base : "/tmp", (int)getpid());
+
+    float a[6][TL_COUNT], b[6][TL_COUNT];
+    trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        memcpy(a[i], trainer_progress(t)->loss, sizeof a[i]);
+        if (i == 2) cr_assert_eq(trainer_save_checkpoint(t, path, err, sizeof err), 0, "%s", err);
+    }
+    trainer_free(t);
+
+    /* the same run again: identical losses */
+    t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(memcmp(a[i], trainer_progress(t)->loss, sizeof a[i]), 0, "iteration %d differs", i);
+    }
+    trainer_free(t);
+
+    /* a fresh trainer resumed from the checkpoint after iteration 3 continues identically */
+    t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
+    cr_assert_eq(trainer_load_checkpoint(t, path, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(trainer_iter(t), 3);
+    for (int i = 3; i < 6; i++) {
+        cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+        memcpy(b[i], trainer_progress(t)->loss, sizeof b[i]);
+        for (int k = 0; k < TL_COUNT; k++)
+            cr_expect(a[i][k] == b[i][k] || (isnan(a[i][k]) && isnan(b[i][k])), "iteration %d loss %s: %.9g vs %.9g",
+                      i, train_loss_name(k), a[i][k], b[i][k]);
+    }
+    trainer_free(t);
+
+    /* a checkpoint of other settings is refused */
+    train_config c2 = c;
+    c2.lambda_kd1 = 0.25f;
+    t = trainer_new(&c2, nn_backend_cpu(), &tg, &as, err, sizeof err);
+    cr_expect_eq(trainer_load_checkpoint(t, path, err, sizeof err), -1);
+    cr_expect(strstr(err, "different settings"), "%s", err);
+    trainer_free(t);
+    unlink(path);
+    free_slices(&tg);
+    free_slices(&as);
+}
+
+Test(train, bad_inputs_are_refused)
+{
+    train_slices tg = make_slices(2, 5, 1.0f);
+    train_config c = tiny(TM_MKD);
+    char err[256];
+    cr_expect_null(trainer_new(&c, nn_backend_cpu(), &tg, NULL, err, sizeof err));
+    cr_expect(strstr(err, "assistant"), "%s", err);
+    c.method = TM_BASELINE;
+    c.size = 64;
+    cr_expect_null(trainer_new(&c, nn_backend_cpu(), &tg, NULL, err, sizeof err));
+    cr_expect(strstr(err, "pixels"), "%s", err);
+    free_slices(&tg);
+}
