@@ -35,7 +35,10 @@ static void set_err(char *err, size_t errlen, const char *prefix, const char *ms
     if (!err || !errlen)
         return;
     snprintf(err, errlen, "%s%s", prefix, msg ? msg : "");
-    /* libpq messages end with a newline: drop trailing whitespace */
+    /* libpq messages span lines ("...\n\tIs the server running..."): make them one line */
+    for (char *q = err; *q; q++)
+        if (*q == '\n' || *q == '\t')
+            *q = ' ';
     size_t n = strlen(err);
     while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
         err[--n] = 0;
