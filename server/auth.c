@@ -1,0 +1,68 @@
+/* auth.c: bearer token check (see auth.h). */
+#include "auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "db.h"
+#include "http.h"
+
+void auth_hash_token(const char *token, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[64] = 0;
+}
+
+static const db_stmt st_token_use = {
+    "auth_token_use",
+    "UPDATE api_tokens SET last_used_at = now() "
+    "WHERE token_sha256 = $1 AND revoked_at IS NULL RETURNING id",
+    1};
+
+int auth_check(struct http_req *r)
+{
+    const char *h = http_get_header(r, "Authorization");
+    if (!h || !*h) {
+        http_error(r, 401, "unauthorized", NULL,
+                   "this request needs 'Authorization: Bearer TOKEN' (auth is on)");
+        http_header(r, "WWW-Authenticate", "Bearer");
+        return -1;
+    }
+    if (strncasecmp(h, "Bearer ", 7) || !h[7] || strlen(h + 7) > 256) {
+        http_error(r, 401, "unauthorized", NULL, "malformed Authorization header: expected 'Bearer TOKEN'");
+        http_header(r, "WWW-Authenticate", "Bearer error=\"invalid_request\"");
+        return -1;
+    }
+    char hex[65], err[256];
+    auth_hash_token(h + 7, hex);
+    db_conn *c = db_acquire(r->app->db, 2000, err, sizeof err);
+    if (!c) {
+        http_error(r, 503, "database_unavailable", NULL, "cannot check the token: %s", err);
+        http_header(r, "Retry-After", "5");
+        return -1;
+    }
+    PGresult *res = NULL;
+    const char *v[1] = {hex};
+    int rc = db_exec(c, &st_token_use, v, &res, err, sizeof err);
+    db_release(r->app->db, c);
+    if (rc < 0) {
+        http_error(r, 503, "database_unavailable", NULL, "cannot check the token: %s", err);
+        http_header(r, "Retry-After", "5");
+        return -1;
+    }
+    int ok = PQntuples(res) == 1;
+    PQclear(res);
+    if (!ok) {
+        http_error(r, 401, "unauthorized", NULL, "unknown or revoked token");
+        http_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,364 @@
+/* config.c: the settings table and its parser (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL } cfg_type;
+
+typedef struct {
+    const char *flag;  /* --flag */
+    const char *env;   /* primary environment variable */
+    const char *env2;  /* fallback environment variable (or NULL) */
+    cfg_type type;
+    const char *def;   /* default, as text */
+    size_t off;        /* offset in mkd_config */
+    size_t size;       /* T_STR: buffer size */
+    long long min, max;
+    unsigned cmds;     /* CFG_SERVE | CFG_WORKER | CFG_MIGRATE */
+    const char *help;
+} cfg_opt;
+
+#define OFF(f) offsetof(mkd_config, f)
+#define SZ(f) sizeof(((mkd_config *)0)->f)
+#define ALL (CFG_SERVE | CFG_WORKER | CFG_MIGRATE)
+#define SW (CFG_SERVE | CFG_WORKER)
+
+static const cfg_opt cfg_table[] = {
+    {"host", "MKDSEG_HOST", NULL, T_STR, "127.0.0.1", OFF(host), SZ(host), 1, 0, CFG_SERVE,
+     "address to listen on (IPv4 or IPv6 literal, or a name)"},
+    {"port", "MKDSEG_PORT", NULL, T_INT, "8080", OFF(port), 0, 0, 65535, CFG_SERVE,
+     "TCP port; 0 picks a free one (the log says which)"},
+    {"database-url", "MKDSEG_DATABASE_URL", "DATABASE_URL", T_STR, "", OFF(database_url),
+     SZ(database_url), 0, 0, ALL,
+     "PostgreSQL URI or conninfo; empty: libpq defaults (PGHOST, PGDATABASE, ...)"},
+    {"data-dir", "MKDSEG_DATA_DIR", NULL, T_STR, "var/data", OFF(data_dir), SZ(data_dir), 1, 0,
+     SW, "folder for blobs (volumes, weights, masks), created when missing"},
+    {"max-body", "MKDSEG_MAX_BODY", NULL, T_SIZE, "512M", OFF(max_body), 0, 1024,
+     (long long)1 << 40, CFG_SERVE, "largest request body (uploads); suffixes K, M, G"},
+    {"max-json", "MKDSEG_MAX_JSON", NULL, T_SIZE, "1M", OFF(max_json), 0, 64, (long long)1 << 30,
+     CFG_SERVE, "largest JSON request body; suffixes K, M, G"},
+    {"max-connections", "MKDSEG_MAX_CONNECTIONS", NULL, T_INT, "256", OFF(max_connections), 0, 1,
+     100000, CFG_SERVE, "simultaneous connections (more are refused)"},
+    {"per-ip-connections", "MKDSEG_PER_IP_CONNECTIONS", NULL, T_INT, "64",
+     OFF(per_ip_connections), 0, 0, 100000, CFG_SERVE,
+     "simultaneous connections from one IP address; 0 = no limit"},
+    {"connection-timeout", "MKDSEG_CONNECTION_TIMEOUT", NULL, T_INT, "60",
+     OFF(connection_timeout), 0, 0, 86400, CFG_SERVE,
+     "seconds of inactivity before a connection is closed; 0 = never"},
+    {"threads", "MKDSEG_THREADS", NULL, T_INT, "0", OFF(threads), 0, 0, 1024, CFG_SERVE,
+     "HTTP threads: 0 = one per connection (handlers may block); N = pool of N"},
+    {"workers", "MKDSEG_WORKERS", NULL, T_INT, "1", OFF(workers), 0, 0, 256, SW,
+     "job workers (serve: in-process, 0 = none; worker: threads)"},
+    {"queue-size", "MKDSEG_QUEUE_SIZE", NULL, T_INT, "16", OFF(queue_size), 0, 1, 100000,
+     CFG_SERVE, "segmentation requests that may wait for an engine worker (then 503)"},
+    {"db-pool", "MKDSEG_DB_POOL", NULL, T_INT, "8", OFF(db_pool), 0, 1, 1000, SW,
+     "PostgreSQL connections kept by this process"},
+    {"log-level", "MKDSEG_LOG_LEVEL", NULL, T_LEVEL, "info", OFF(log_level), 0, 0, 0, ALL,
+     "debug, info, warn, error or off"},
+    {"cors-origin", "MKDSEG_CORS_ORIGIN", NULL, T_STR, "*", OFF(cors_origin), SZ(cors_origin), 0,
+     0, CFG_SERVE, "Access-Control-Allow-Origin for browsers; empty: no CORS headers"},
+    {"auth", "MKDSEG_AUTH", NULL, T_BOOL, "off", OFF(auth), 0, 0, 1, CFG_SERVE,
+     "on: mutating requests need 'Authorization: Bearer TOKEN'"},
+    {"shutdown-timeout", "MKDSEG_SHUTDOWN_TIMEOUT", NULL, T_INT, "30", OFF(shutdown_timeout), 0,
+     0, 3600, SW, "seconds to let in-flight requests and jobs finish on SIGTERM/SIGINT"},
+    {"migrate", "MKDSEG_MIGRATE", NULL, T_BOOL, "on", OFF(migrate), 0, 0, 1, SW,
+     "apply pending SQL migrations at start-up"},
+    {"job-lease", "MKDSEG_JOB_LEASE", NULL, T_INT, "60", OFF(job_lease), 0, 2, 86400, SW,
+     "seconds a claimed job stays leased without a heartbeat"},
+    {"job-poll", "MKDSEG_JOB_POLL", NULL, T_INT, "5", OFF(job_poll), 0, 1, 3600, SW,
+     "seconds between queue polls when no notification arrives"},
+};
+#define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
+_Static_assert(NOPTS <= sizeof(((mkd_config *)0)->source), "mkd_config.source too small");
+
+static int parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_size(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    long long mul = 1;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': mul = 1LL << 10; break;
+        case 'M': mul = 1LL << 20; break;
+        case 'G': mul = 1LL << 30; break;
+        default: return -1;
+        }
+        end++;
+        if (toupper((unsigned char)*end) == 'I')
+            end++;
+        if (toupper((unsigned char)*end) == 'B')
+            end++;
+        if (*end)
+            return -1;
+    }
+    if (v > LLONG_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false", "no", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) {
+            *out = 1;
+            return 0;
+        }
+        if (!strcasecmp(s, no[i])) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *src_name(const cfg_opt *o, cfg_source src, const char *envname)
+{
+    static __thread char buf[96];
+    if (src == CFG_SRC_FLAG)
+        snprintf(buf, sizeof buf, "--%s", o->flag);
+    else if (src == CFG_SRC_ENV)
+        snprintf(buf, sizeof buf, "%s", envname);
+    else
+        snprintf(buf, sizeof buf, "the default of --%s", o->flag);
+    return buf;
+}
+
+/* Sets one option from text. */
+static int set_opt(mkd_config *c, const cfg_opt *o, const char *val, cfg_source src,
+                   const char *envname, char *err, size_t errlen)
+{
+    char *p = (char *)c + o->off;
+    long long v = 0;
+    switch (o->type) {
+    case T_STR:
+        if (strlen(val) >= o->size) {
+            snprintf(err, errlen, "%s: value too long (at most %zu characters)",
+                     src_name(o, src, envname), o->size - 1);
+            return -1;
+        }
+        if (o->min > 0 && !*val) {
+            snprintf(err, errlen, "%s: must not be empty", src_name(o, src, envname));
+            return -1;
+        }
+        memcpy(p, val, strlen(val) + 1);
+        break;
+    case T_INT:
+        if (parse_ll(val, &v) < 0 || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: invalid value '%s' (expected an integer in %lld..%lld)",
+                     src_name(o, src, envname), val, o->min, o->max);
+            return -1;
+        }
+        *(int *)p = (int)v;
+        break;
+    case T_SIZE:
+        if (parse_size(val, &v) < 0 || v < o->min || v > o->max) {
+            snprintf(err, errlen,
+                     "%s: invalid size '%s' (expected bytes with an optional K, M or G suffix, "
+                     "between %lld and %lld bytes)", src_name(o, src, envname), val, o->min, o->max);
+            return -1;
+        }
+        *(long long *)p = v;
+        break;
+    case T_BOOL: {
+        int b;
+        if (parse_bool(val, &b) < 0) {
+            snprintf(err, errlen, "%s: invalid value '%s' (expected on or off)",
+                     src_name(o, src, envname), val);
+            return -1;
+        }
+        *(int *)p = b;
+        break;
+    }
+    case T_LEVEL: {
+        log_level l;
+        if (log_level_parse(val, &l) < 0) {
+            snprintf(err, errlen, "%s: invalid value '%s' (expected debug, info, warn, error or off)",
+                     src_name(o, src, envname), val);
+            return -1;
+        }
+        *(int *)p = (int)l;
+        break;
+    }
+    }
+    c->source[o - cfg_table] = (unsigned char)src;
+    return 0;
+}
+
+static const cfg_opt *find_flag(const char *name, size_t len, unsigned cmd)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if ((cfg_table[i].cmds & cmd) && strlen(cfg_table[i].flag) == len &&
+            !strncmp(cfg_table[i].flag, name, len))
+            return &cfg_table[i];
+    return NULL;
+}
+
+int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char *err,
+             size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    *help = 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *help = 1;
+            return 0;
+        }
+    /* defaults (for every setting, so that unrelated fields are sane too) */
+    for (size_t i = 0; i < NOPTS; i++)
+        if (set_opt(c, &cfg_table[i], cfg_table[i].def, CFG_SRC_DEFAULT, NULL, err, errlen) < 0)
+            return -1;
+    /* environment */
+    for (size_t i = 0; i < NOPTS; i++) {
+        const cfg_opt *o = &cfg_table[i];
+        if (!(o->cmds & cmd))
+            continue;
+        const char *name = o->env, *v = getenv(o->env);
+        if (!v && o->env2) {
+            name = o->env2;
+            v = getenv(o->env2);
+        }
+        if (v && set_opt(c, o, v, CFG_SRC_ENV, name, err, errlen) < 0)
+            return -1;
+    }
+    /* flags */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) || !a[2]) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cfg_opt *o = find_flag(name, len, cmd);
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%.*s' (see --help)", (int)(len + 2), a);
+            return -1;
+        }
+        const char *val;
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            snprintf(err, errlen, "--%s needs a value", o->flag);
+            return -1;
+        }
+        if (set_opt(c, o, val, CFG_SRC_FLAG, NULL, err, errlen) < 0)
+            return -1;
+    }
+    /* cross-setting checks */
+    if ((cmd & CFG_SERVE) && c->max_json > c->max_body) {
+        snprintf(err, errlen, "--max-json (%lld) must not exceed --max-body (%lld)", c->max_json,
+                 c->max_body);
+        return -1;
+    }
+    if ((cmd & CFG_SERVE) && c->per_ip_connections > c->max_connections) {
+        snprintf(err, errlen, "--per-ip-connections (%d) must not exceed --max-connections (%d)",
+                 c->per_ip_connections, c->max_connections);
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_source_of(const mkd_config *c, const char *flag)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (!strcmp(cfg_table[i].flag, flag))
+            return c->source[i];
+    return -1;
+}
+
+void cfg_usage(FILE *f, unsigned cmd, const char *cmdname, const char *summary)
+{
+    fprintf(f, "usage: mkdseg %s [options]\n\n%s\n\n", cmdname, summary);
+    fprintf(f, "Each setting comes from its flag, else its environment variable, else the default.\n\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const cfg_opt *o = &cfg_table[i];
+        if (!(o->cmds & cmd))
+            continue;
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s %s", o->flag,
+                 o->type == T_BOOL ? "on|off" : o->type == T_INT ? "N" : o->type == T_SIZE ? "SIZE"
+                 : o->type == T_LEVEL ? "LEVEL" : "VALUE");
+        fprintf(f, "  %-30s %s\n", flag, o->help);
+        fprintf(f, "  %-30s default: %s%s%s;  env: %s%s%s\n", "", *o->def ? "" : "\"", o->def,
+                *o->def ? "" : "\"", o->env, o->env2 ? " or " : "", o->env2 ? o->env2 : "");
+    }
+    fprintf(f, "  %-30s %s\n", "--help", "print this help");
+}
+
+/* Copies a database URL with the password replaced by "***". */
+static void mask_url(const char *url, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", url);
+    char *scheme = strstr(out, "://");
+    if (scheme) {
+        char *at = strchr(scheme + 3, '@'), *colon = strchr(scheme + 3, ':');
+        if (at && colon && colon < at) {
+            char rest[1024];
+            snprintf(rest, sizeof rest, "%s", at);
+            snprintf(colon + 1, outlen - (size_t)(colon + 1 - out), "***%s", rest);
+        }
+    }
+    char *pw = strstr(out, "password=");
+    if (pw) {
+        char *end = pw + 9;
+        while (*end && *end != ' ' && *end != '&')
+            end++;
+        char rest[1024];
+        snprintf(rest, sizeof rest, "%s", end);
+        snprintf(pw + 9, outlen - (size_t)(pw + 9 - out), "***%s", rest);
+    }
+}
+
+json_t *cfg_to_json(const mkd_config *c, unsigned cmd)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < NOPTS; i++) {
+        const cfg_opt *t = &cfg_table[i];
+        if (!(t->cmds & cmd))
+            continue;
+        const char *p = (const char *)c + t->off;
+        json_t *v = NULL;
+        switch (t->type) {
+        case T_STR:
+            if (t->off == OFF(database_url)) {
+                char m[1100];
+                mask_url(p, m, sizeof m);
+                v = json_string(m);
+            } else {
+                v = json_string(p);
+            }
+            break;
+        case T_INT: v = json_integer(*(const int *)p); break;
+        case T_SIZE: v = json_integer(*(const long long *)p); break;
+        case T_BOOL: v = json_string(*(const int *)p ? "on" : "off"); break;
+        case T_LEVEL: v = json_string(log_level_name((log_level) * (const int *)p)); break;
+        }
+        json_object_set_new(o, t->flag, v);
+    }
+    return o;
+}

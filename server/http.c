@@ -1,0 +1,564 @@
+/* http.c: routing, request context, responses and the libmicrohttpd glue (see http.h). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "metrics.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* routing */
+
+/* Compares one path against a pattern; captures {x} segments. 1 on match. */
+static int match_pattern(const char *pattern, const char *path, char params[][HTTP_PARAM_MAX],
+                         int *nparams)
+{
+    const char *p = pattern, *s = path;
+    int np = 0;
+    if (*p != '/' || *s != '/')
+        return 0;
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return 0;
+        p++, s++;
+        const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
+        if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
+            if (sl == 0 || sl >= HTTP_PARAM_MAX || np >= HTTP_MAX_PARAMS)
+                return 0;
+            if (params) {
+                memcpy(params[np], s, sl);
+                params[np][sl] = 0;
+            }
+            np++;
+        } else if (pl != sl || strncmp(p, s, pl)) {
+            return 0;
+        }
+        p += pl, s += sl;
+    }
+    if (*p || *s)
+        return 0;
+    if (nparams)
+        *nparams = np;
+    return 1;
+}
+
+http_match_result http_match(const http_route *routes, int n, const char *method, const char *path,
+                             int *idx, char params[][HTTP_PARAM_MAX], int *nparams, char *allow,
+                             size_t allowlen)
+{
+    int path_found = 0, has_get = 0;
+    const char *want = strcmp(method, "HEAD") ? method : "GET";
+    if (allow && allowlen)
+        allow[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (!match_pattern(routes[i].pattern, path, NULL, NULL))
+            continue;
+        path_found = 1;
+        if (!strcmp(routes[i].method, want)) {
+            match_pattern(routes[i].pattern, path, params, nparams);
+            *idx = i;
+            return HTTP_MATCH_OK;
+        }
+    }
+    if (!path_found)
+        return HTTP_MATCH_NO_PATH;
+    if (allow && allowlen) {
+        size_t off = 0;
+        for (int i = 0; i < n; i++) {
+            if (!match_pattern(routes[i].pattern, path, NULL, NULL))
+                continue;
+            off += (size_t)snprintf(allow + off, off < allowlen ? allowlen - off : 0, "%s%s",
+                                    off ? ", " : "", routes[i].method);
+            if (!strcmp(routes[i].method, "GET"))
+                has_get = 1;
+        }
+        if (has_get)
+            off += (size_t)snprintf(allow + off, off < allowlen ? allowlen - off : 0, ", HEAD");
+        snprintf(allow + (off < allowlen ? off : allowlen - 1), off < allowlen ? allowlen - off : 1,
+                 "%sOPTIONS", off ? ", " : "");
+    }
+    return HTTP_MATCH_NO_METHOD;
+}
+
+int http_request_id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)id[i]) || strchr("._:-", id[i])))
+            return 0;
+    return 1;
+}
+
+json_t *http_error_body(const char *code, const char *message, const char *field)
+{
+    json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message);
+    if (field)
+        json_object_set_new(e, "field", json_string(field));
+    return json_pack("{s:o}", "error", e);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* answering */
+
+static void set_response(http_req *r, int status, struct MHD_Response *resp, const char *ctype)
+{
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    r->resp = resp;
+    r->status = status;
+    if (resp && ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+}
+
+void http_reply_data(http_req *r, int status, const char *content_type, const void *data, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data,
+                                                                MHD_RESPMEM_MUST_COPY);
+    set_response(r, status, resp, content_type);
+}
+
+void http_reply_json(http_req *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!s) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        http_reply_data(r, 500, "application/json", oom, sizeof oom - 1);
+        return;
+    }
+    size_t n = strlen(s);
+    s[n] = '\n'; /* a trailing newline is friendlier to curl users; replaces the NUL */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n + 1, s, MHD_RESPMEM_MUST_FREE);
+    set_response(r, status, resp, "application/json");
+}
+
+void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (status >= 500)
+        log_json(LOG_ERROR, r->id, msg, json_pack("{s:i,s:s}", "status", status, "code", code));
+    http_reply_json(r, status, http_error_body(code, msg, field));
+}
+
+void http_header(http_req *r, const char *name, const char *value)
+{
+    if (r->resp)
+        MHD_add_response_header(r->resp, name, value);
+}
+
+const char *http_get_header(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int http_param_id(http_req *r, int i, long long *out)
+{
+    if (i < 0 || i >= r->nparams)
+        return -1;
+    const char *s = r->params[i];
+    if (!*s || strlen(s) > 18)
+        return -1;
+    long long v = 0;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s))
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    if (v <= 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* request context */
+
+static void new_request_id(char out[65])
+{
+    unsigned char b[12];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        static atomic_ulong ctr;
+        unsigned long c = atomic_fetch_add(&ctr, 1) ^ (unsigned long)time(NULL);
+        memcpy(b, &c, sizeof c);
+        memset(b + sizeof c, 0, sizeof b - sizeof c);
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void req_free(http_req *r)
+{
+    if (r->user_free)
+        r->user_free(r);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    json_decref(r->json);
+    free(r->body);
+    free(r->path);
+    free(r);
+}
+
+static int content_type_is_json(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return !strncasecmp(ct, "application/json", n) && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void add_cors(http_req *r, struct MHD_Response *resp)
+{
+    const char *origin = r->app->cfg.cors_origin;
+    if (!*origin)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    if (strcmp(origin, "*"))
+        MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "X-Request-Id, Retry-After, Location, Allow");
+}
+
+/* Queues the pending response with the common headers. */
+static enum MHD_Result queue(http_req *r)
+{
+    if (!r->resp)
+        http_error(r, 500, "internal", NULL, "the handler gave no response");
+    if (!r->resp)
+        return MHD_NO;
+    MHD_add_response_header(r->resp, "X-Request-Id", r->id);
+    add_cors(r, r->resp);
+    if (atomic_load(&r->app->draining))
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    r->queued = 1;
+    return ok;
+}
+
+/* Answers OPTIONS: CORS preflight or a plain Allow listing. */
+static void answer_options(http_req *r)
+{
+    char allow[256];
+    int idx, np;
+    char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];
+    http_match_result m = http_match(http_routes, http_nroutes, "OPTIONS", r->path, &idx, params,
+                                     &np, allow, sizeof allow);
+    if (m == HTTP_MATCH_NO_PATH) {
+        http_error(r, 404, "not_found", NULL, "no route for %s", r->path);
+        return;
+    }
+    http_reply_data(r, 204, NULL, "", 0);
+    http_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (*r->app->cfg.cors_origin && http_get_header(r, "Origin")) {
+        http_header(r, "Access-Control-Allow-Methods", allow);
+        const char *req_headers = http_get_header(r, "Access-Control-Request-Headers");
+        http_header(r, "Access-Control-Allow-Headers",
+                    req_headers && strlen(req_headers) < 512 ? req_headers
+                                                             : "Content-Type, Authorization, X-Request-Id");
+        http_header(r, "Access-Control-Max-Age", "600");
+    }
+}
+
+/* First callback: everything decidable from the headers. May answer. */
+static void req_begin(http_req *r)
+{
+    app *a = r->app;
+    char allow[256];
+    const char *cl = http_get_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = http_get_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    unsigned long long len = 0;
+    if (cl) {
+        char *end;
+        errno = 0;
+        len = strtoull(cl, &end, 10);
+        if (errno || end == cl)
+            len = ~0ULL;
+    }
+    r->has_body = (cl && len > 0) || te;
+    if (!strcmp(r->method, "OPTIONS")) {
+        answer_options(r);
+        return;
+    }
+    http_match_result m = http_match(http_routes, http_nroutes, r->method, r->path, &r->route_idx,
+                                     r->params, &r->nparams, allow, sizeof allow);
+    if (m == HTTP_MATCH_NO_PATH) {
+        r->route_idx = -1;
+        http_error(r, 404, "not_found", NULL, "no route for %s", r->path);
+        return;
+    }
+    if (m == HTTP_MATCH_NO_METHOD) {
+        r->route_idx = -1;
+        http_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %s (allowed: %s)",
+                   r->method, r->path, allow);
+        http_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        return;
+    }
+    r->route = &http_routes[r->route_idx];
+    int json = (r->route->flags & HTTP_JSON) != 0;
+    r->body_limit = (size_t)(json ? a->cfg.max_json : a->cfg.max_body);
+
+    if (cl && len > r->body_limit) {
+        http_error(r, 413, "payload_too_large", NULL,
+                   "request body of %llu bytes exceeds the limit of %zu bytes", len, r->body_limit);
+        return;
+    }
+    int has_body = r->has_body;
+    if (json && has_body && !content_type_is_json(http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_error(r, 415, "unsupported_media_type", NULL, "%s %s expects Content-Type: application/json",
+                   r->method, r->route->pattern);
+        return;
+    }
+    if (a->cfg.auth && (r->route->flags & HTTP_MUTATING) && auth_check(r) < 0)
+        return; /* auth_check answered 401/503 */
+}
+
+static void body_append(http_req *r, const char *data, size_t len)
+{
+    if (r->too_large)
+        return;
+    if (r->route && r->route->on_body) {
+        r->body_len += len;
+        if (r->body_len > r->body_limit) {
+            r->too_large = 1;
+            return;
+        }
+        if (r->route->on_body(r, data, len) < 0 && !r->resp)
+            http_error(r, 500, "internal", NULL, "upload failed");
+        return;
+    }
+    if (r->body_len + len > r->body_limit) {
+        r->too_large = 1;
+        free(r->body);
+        r->body = NULL;
+        r->body_cap = 0;
+        r->body_len += len;
+        return;
+    }
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *nb = realloc(r->body, cap);
+        if (!nb) {
+            http_error(r, 500, "internal", NULL, "out of memory");
+            return;
+        }
+        r->body = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = 0;
+}
+
+/* Last callback: the body is complete. */
+static void req_finish(http_req *r)
+{
+    if (r->too_large) {
+        http_error(r, 413, "payload_too_large", NULL, "request body exceeds the limit of %zu bytes",
+                   r->body_limit);
+        return;
+    }
+    if ((r->route->flags & HTTP_JSON) && r->body_len > 0) {
+        json_error_t je;
+        r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+        if (!r->json) {
+            http_error(r, 400, "malformed_json", NULL, "malformed JSON at line %d, column %d: %s",
+                       je.line, je.column, je.text);
+            return;
+        }
+    }
+    r->route->fn(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* libmicrohttpd callbacks */
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    app *a = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->app = a;
+        r->conn = conn;
+        r->route_idx = -1;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        r->path = strdup(url);
+        if (!r->path) {
+            free(r);
+            return MHD_NO;
+        }
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && http_request_id_ok(rid))
+            snprintf(r->id, sizeof r->id, "%s", rid);
+        else
+            new_request_id(r->id);
+        *con_cls = r;
+        metrics_inflight_add(1);
+        req_begin(r);
+        /* answer at once only when a body is coming (so that it is not read); otherwise wait
+         * for the final callback, which keeps the connection alive */
+        if (r->resp && r->has_body)
+            return queue(r);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->resp && !r->queued)
+            body_append(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->queued)
+        return MHD_YES;
+    if (!r->resp && r->route)
+        req_finish(r);
+    return queue(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    double dt = since(&r->t0);
+    if (r->queued)
+        metrics_observe(r->route_idx, r->status, dt);
+    log_level lvl = r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
+    if (log_enabled(lvl)) {
+        json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", r->path, "route",
+                              r->route ? r->route->pattern : "", "status", r->status,
+                              "ms", dt * 1e3);
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            json_object_set_new(f, "terminated",
+                                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client went away"
+                                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                            : "error"));
+        log_json(lvl, r->id, "request", f);
+    }
+    metrics_inflight_add(-1);
+    req_free(r);
+    *con_cls = NULL;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    log_json(LOG_WARN, NULL, buf, json_pack("{s:s}", "component", "libmicrohttpd"));
+}
+
+int http_start(app *a, char *err, size_t errlen)
+{
+    const mkd_config *c = &a->cfg;
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(c->host, NULL, &hints, &ai);
+    if (gai || !ai) {
+        snprintf(err, errlen, "cannot resolve --host '%s': %s", c->host, gai_strerror(gai));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    int v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (v6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)c->port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->port);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (c->threads == 0)
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    else
+        flags |= MHD_USE_EPOLL;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->per_ip_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)c->connection_timeout, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {c->threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    a->mhd = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_access, a,
+                              MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!a->mhd) {
+        snprintf(err, errlen, "cannot listen on %s port %d (address in use, or not allowed?)",
+                 c->host, c->port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    a->port = info ? (int)info->port : c->port;
+    return 0;
+}
+
+void http_quiesce(app *a)
+{
+    if (!a->mhd)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(a->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_stop(app *a)
+{
+    if (a->mhd)
+        MHD_stop_daemon(a->mhd);
+    a->mhd = NULL;
+}
