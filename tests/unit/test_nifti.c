@@ -114,6 +114,7 @@ Test(nifti_roundtrip, nibabel_cases, .timeout = 60)
     snprintf(cmd, sizeof cmd, PY " tests/nibabel/vol_helper.py check '%s'", d);
     cr_assert_eq(system(cmd), 0, "nibabel found differences (see the lines above)");
     rmtree(d);
+    free(d);
 }
 
 /* Files written by other software (nibabel's own test data). */
