@@ -354,11 +354,11 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
         double bl = prep_rng_range(r, 0.85, 1.05);
         v[T_AIR] = 0, v[T_LUNG] = 0.05, v[T_LUNGVES] = 0.25;
         v[T_FAT] = prep_rng_range(r, 0.8, 1.0), v[T_PERIFAT] = v[T_FAT];
-        v[T_MUSCLE] = prep_rng_range(r, 0.18, 0.26), v[T_SOFT] = 0.3;
-        v[T_LIVER] = prep_rng_range(r, 0.25, 0.38);
-        v[T_BONE_CANC] = prep_rng_range(r, 0.45, 0.6), v[T_BONE_CORT] = 0.05, v[T_CSF] = 0.9;
+        v[T_MUSCLE] = prep_rng_range(r, 0.22, 0.32), v[T_SOFT] = 0.35;
+        v[T_LIVER] = prep_rng_range(r, 0.30, 0.45);
+        v[T_BONE_CANC] = prep_rng_range(r, 0.45, 0.6), v[T_BONE_CORT] = 0.05, v[T_CSF] = 1.0;
         v[T_ESO] = 0.3;
-        v[T_MYO] = prep_rng_range(r, 0.18, 0.28), v[T_WALL] = v[T_MYO];
+        v[T_MYO] = prep_rng_range(r, 0.25, 0.38), v[T_WALL] = v[T_MYO];
         v[T_LV] = bl + prep_rng_normal(r) * 0.05, v[T_LA] = bl + prep_rng_normal(r) * 0.05;
         v[T_AA] = bl + prep_rng_normal(r) * 0.05, v[T_DAO] = v[T_AA], v[T_PV] = v[T_LA];
         v[T_RV] = bl + prep_rng_normal(r) * 0.05, v[T_RA] = bl + prep_rng_normal(r) * 0.05;
