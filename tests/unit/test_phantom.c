@@ -144,10 +144,15 @@ Test(phantom_gen, nibabel_reads_output, .timeout = 60)
         snprintf(lab, sizeof lab, "%s/lab%d.nii.gz", d, m);
         cr_assert_eq(phantom_write(&p, (prep_modality)m, img, lab, err, sizeof err), 0, "%s", err);
         vol_t v;
-        cr_assert_eq(vol_read(lab, NULL, &v, err, sizeof err), 0, "%s", err);
-        uint8_t *cls = malloc((size_t)nvox(&p));
-        cr_assert_eq(vol_labels_to_classes(v.data, nvox(&p), VOL_LABELS_MMWHS, cls, err, sizeof err), 0);
+        cr_assert_eq(vol_read(img, NULL, &v, err, sizeof err), 0, "%s", err);
+        vol_geom lg;
+        uint8_t *cls;
+        cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &cls, err, sizeof err), 0, "%s", err);
         cr_assert_eq(memcmp(cls, p.label, (size_t)nvox(&p)), 0);
+        cr_assert_eq(vol_geom_same(&v.geom, &lg, 1e-9, err, sizeof err), 0, "%s", err);
+        lg.affine[1][3] += 0.5;
+        cr_assert_eq(vol_geom_same(&v.geom, &lg, 1e-3, err, sizeof err), -1);
+        cr_assert(strstr(err, "affines differ at [1][3]"), "%s", err);
         free(cls);
         vol_free(&v);
         phantom_free(&p);
