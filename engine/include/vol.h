@@ -139,6 +139,10 @@ typedef struct {
 
 void vol_geom_slice_frame(const vol_geom *g, vol_slice_frame *f);
 
+/* 0 when a and b have the same dims and affines in use within tol (mm per entry), else -1
+ * with the difference in err (e.g. an image and its label file). */
+int vol_geom_same(const vol_geom *a, const vol_geom *b, double tol, char *err, size_t errlen);
+
 /* Name of a NIfTI datatype code ("int16", ...), "unknown" otherwise. */
 const char *vol_datatype_name(int datatype);
 const char *vol_affine_src_name(vol_affine_src s);
@@ -161,6 +165,11 @@ typedef enum {
  * eight) and how many voxels have them. */
 int vol_labels_to_classes(const float *values, int64_t n, vol_label_mode mode, uint8_t *cls,
                           char *err, size_t errlen);
+
+/* Reads a label file and converts it to class indices (vol_labels_to_classes): *cls gets a
+ * malloc'ed [nz][ny][nx] array the caller frees, g its geometry. */
+int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode,
+                    vol_geom *g, uint8_t **cls, char *err, size_t errlen);
 
 /* Writes class indices [nz][ny][nx] as a label map with geometry g: uint8 class indices
  * (VOL_LABELS_INDEX) or int16 MM-WHS codes (VOL_LABELS_MMWHS). */

@@ -163,3 +163,22 @@ void vol_geom_slice_frame(const vol_geom *g, vol_slice_frame *f)
     f->dv = sp[f->v_axis];
     f->ds = sp[f->slice_axis];
 }
+
+int vol_geom_same(const vol_geom *a, const vol_geom *b, double tol, char *err, size_t errlen)
+{
+    if (a->nx != b->nx || a->ny != b->ny || a->nz != b->nz) {
+        if (err && errlen)
+            snprintf(err, errlen, "grids differ: %lldx%lldx%lld vs %lldx%lldx%lld", (long long)a->nx,
+                     (long long)a->ny, (long long)a->nz, (long long)b->nx, (long long)b->ny, (long long)b->nz);
+        return -1;
+    }
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            if (!(fabs(a->affine[r][c] - b->affine[r][c]) <= tol)) {
+                if (err && errlen)
+                    snprintf(err, errlen, "affines differ at [%d][%d]: %g vs %g", r, c, a->affine[r][c],
+                             b->affine[r][c]);
+                return -1;
+            }
+    return 0;
+}

@@ -99,3 +99,33 @@ int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
     free(buf);
     return rc;
 }
+
+int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode,
+                    vol_geom *g, uint8_t **cls, char *err, size_t errlen)
+{
+    vol_t v;
+    *cls = NULL;
+    if (vol_read(path, opts, &v, err, errlen) != 0)
+        return -1;
+    int64_t n = v.geom.nx * v.geom.ny * v.geom.nz;
+    uint8_t *c = malloc((size_t)n);
+    if (!c) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", path);
+        vol_free(&v);
+        return -1;
+    }
+    char e2[400];
+    if (vol_labels_to_classes(v.data, n, mode, c, e2, sizeof e2) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", path, e2);
+        free(c);
+        vol_free(&v);
+        return -1;
+    }
+    if (g)
+        *g = v.geom;
+    vol_free(&v);
+    *cls = c;
+    return 0;
+}

@@ -176,6 +176,29 @@ def check(d):
     return 1 if fails else 0
 
 
+def phantom(img_f, lab_f, orient):
+    """Checks a phantom pair as nibabel sees it; prints problems, returns an exit status."""
+    img, lab = nib.load(img_f), nib.load(lab_f)
+    fails = []
+    if img.shape != lab.shape:
+        fails.append(f"shape {img.shape} != {lab.shape}")
+    if not np.allclose(img.affine, lab.affine, atol=1e-6):
+        fails.append("image and label affines differ")
+    if "".join(nib.aff2axcodes(img.affine)) != orient:
+        fails.append(f"orientation {nib.aff2axcodes(img.affine)} != {orient}")
+    if lab.get_data_dtype() != np.int16:
+        fails.append(f"label dtype {lab.get_data_dtype()}")
+    vals = set(np.unique(np.asarray(lab.dataobj)).tolist())
+    if vals != {0, 205, 420, 500, 550, 600, 820, 850}:
+        fails.append(f"label values {sorted(vals)}")
+    zooms = img.header.get_zooms()
+    if not all(z > 0 for z in zooms):
+        fails.append(f"zooms {zooms}")
+    for f in fails:
+        print(f)
+    return 1 if fails else 0
+
+
 def info(f):
     img = nib.load(f)
     h = img.header
@@ -189,5 +212,7 @@ if __name__ == "__main__":
         gen(sys.argv[2])
     elif sys.argv[1] == "check":
         sys.exit(check(sys.argv[2]))
+    elif sys.argv[1] == "phantom":
+        sys.exit(phantom(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif sys.argv[1] == "info":
         info(sys.argv[2])

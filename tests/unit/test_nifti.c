@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vol.h"
@@ -114,6 +115,7 @@ Test(nifti_roundtrip, nibabel_cases, .timeout = 60)
     snprintf(cmd, sizeof cmd, PY " tests/nibabel/vol_helper.py check '%s'", d);
     cr_assert_eq(system(cmd), 0, "nibabel found differences (see the lines above)");
     rmtree(d);
+    free(d);
 }
 
 /* Files written by other software (nibabel's own test data). */
@@ -249,4 +251,52 @@ Test(nifti_geom, init_and_slice_frame)
     cr_assert_float_eq(f.dv, 3.0, 1e-12);
     double s[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 1}};
     cr_assert_eq(vol_geom_init(&g, 8, 9, 10, s, err, sizeof err), -1);
+}
+
+/* `mkdseg info` and `mkdseg phantom` through the binary (MKDSEG_TEST_BIN, else build/mkdseg). */
+static const char *bin(void)
+{
+    const char *b = getenv("MKDSEG_TEST_BIN");
+    return b && *b ? b : "build/mkdseg";
+}
+
+static int run_capture(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(nifti_cli, info_and_phantom, .timeout = 60)
+{
+    if (access(bin(), X_OK) != 0)
+        cr_skip_test("no mkdseg binary at %s", bin());
+    char *d = mktmp();
+    char cmd[2048], out[4096];
+    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 5 --shape 24,20,12 --image %s/i.nii.gz --label %s/l.nii.gz 2>&1",
+             bin(), d, d);
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s info --json %s/i.nii.gz", bin(), d);
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "\"dims\":[24,20,12]"), "%s", out);
+    cr_assert(strstr(out, "\"orientation\":\"LPS\""), "%s", out);
+    cr_assert(strstr(out, "\"affine_source\":\"sform\""), "%s", out);
+    cr_assert(strstr(out, "\"slicing_axis\":2"), "%s", out);
+    cr_assert(strstr(out, "\"datatype\":\"int16\""), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s info %s/l.nii.gz", bin(), d);
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "orientation:   LPS"), "%s", out);
+    cr_assert(strstr(out, "intensity:     0 .. 850"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s info tests/data/truncated.nii.gz 2>&1", bin());
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "data ends early"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s info 2>&1", bin());
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s phantom --modality xx --seed 1 --image %s/x.nii 2>&1", bin(), d);
+    cr_assert_eq(run_capture(cmd, out, sizeof out), 2);
+    rmtree(d);
+    free(d);
 }
