@@ -20,6 +20,9 @@ int cmd_migrate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* The static command table (server/main.c), NULL-terminated. */
 extern const cmd_entry mkdseg_commands[];

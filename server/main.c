@@ -11,6 +11,9 @@ const cmd_entry mkdseg_commands[] = {
     {"migrate", cmd_migrate, "apply the SQL migrations in sql/ and exit"},
     {"info",    cmd_info,    "print what a NIfTI file holds: dims, spacing, affine, orientation"},
     {"phantom", cmd_phantom, "generate a labelled synthetic cardiac CT or MR volume"},
+    {"train",   cmd_train,   "train a model (mkd, baselines, ablations) from labelled NIfTI files"},
+    {"segment", cmd_segment, "segment a NIfTI volume with a model file"},
+    {"eval",    cmd_eval,    "Dice, ASSD and HD95 of a model on labelled volumes"},
     {"bench",   cmd_bench,   "run the engine benchmarks (see `make bench`)"},
     {NULL, NULL, NULL},
 };

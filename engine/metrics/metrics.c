@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "seg_metrics.h"
 
 #define BIG 1e30
 

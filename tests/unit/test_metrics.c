@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "seg_metrics.h"
 
 #define NX 12
 #define NY 10

@@ -1,4 +1,4 @@
-/* metrics.h: segmentation metrics per structure on 3-D label volumes (engine/metrics).
+/* seg_metrics.h: segmentation metrics per structure on 3-D label volumes (engine/metrics).
  *
  * Inputs are class-index volumes (uint8, [nz][ny][nx], x fastest) of the same grid, and the voxel
  * spacing in mm along x, y, z (array axes i, j, k). Per structure c (1 .. nclasses-1):

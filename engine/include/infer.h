@@ -1,0 +1,58 @@
+/* infer.h: segmentation of a whole volume with a model file (engine/infer).
+ *
+ * A model file (safetensors, written by trainer_save_model) holds one segmentor ("seg") or
+ * the two of the paper ("s_syn", "s_real") and in its metadata everything inference needs:
+ * the architecture, the preprocessing (intensity normalisation, pixel spacing, tile size) and
+ * the label table. Inference goes slice by slice along the slicing axis, so memory is bounded
+ * by a few slices plus the input and output volumes:
+ *   normalise (per-volume statistics) -> slice in canonical orientation -> resample to the
+ *   model spacing -> Gaussian-weighted sliding-window tiles -> softmax of each member,
+ *   averaged (the paper's ensemble) -> optional flip test-time augmentation -> probabilities
+ *   resampled back to the slice's own grid -> argmax -> written into the output volume,
+ * so the label map lies exactly on the input's grid (same geometry). */
+#ifndef MKD_INFER_H
+#define MKD_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "models.h"
+#include "nn.h"
+#include "prep.h"
+#include "vol.h"
+
+#define INFER_MAX_MEMBERS 2
+
+typedef struct {
+    int members;                              /* 1 or 2 */
+    segmentor *seg[INFER_MAX_MEMBERS];        /* owned */
+    char member_name[INFER_MAX_MEMBERS][16];  /* "seg" | "s_syn", "s_real" */
+    prep_norm norm;
+    double spacing;                           /* mm; 0 = each volume's own */
+    int size;                                 /* tile side */
+    int classes;
+    char method[32];
+    const nn_backend *be;
+} infer_model;
+
+/* Loads and validates a model file: metadata present and consistent, every tensor of every
+ * member present with the architecture's shape. NULL with err otherwise. */
+infer_model *infer_model_load(const char *path, const nn_backend *be, char *err, size_t errlen);
+void         infer_model_free(infer_model *m);
+
+typedef struct {
+    int member;        /* -1: ensemble of all members; 0 or 1: that member only */
+    int tta;           /* 1: average with left-right and up-down flipped passes */
+    double overlap;    /* sliding-window overlap fraction (0.5) */
+} infer_opts;
+
+typedef struct {
+    double prep_s, net_s, post_s, total_s;
+} infer_timing;
+
+/* Segments image (as read by vol_read) into cls[nx*ny*nz] (class indices, the input's grid).
+ * timing may be NULL. 0, or -1 with err. */
+int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
+                 infer_timing *timing, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,251 @@
+/* infer.c: see infer.h. Shapes: a slice [h][w] on its own grid, resampled to [rh][rw] at the
+ * model spacing; tiles [T][T]; probabilities [K][rh][rw] accumulated with Gaussian weights. */
+#include "infer.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "safetensors.h"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void infer_model_free(infer_model *m)
+{
+    if (!m) return;
+    for (int i = 0; i < INFER_MAX_MEMBERS; i++) segmentor_free(m->seg[i]);
+    free(m);
+}
+
+infer_model *infer_model_load(const char *path, const nn_backend *be, char *err, size_t errlen)
+{
+    st_file *f = NULL;
+    json_t *arch = NULL;
+    infer_model *m = NULL;
+    char e2[300];
+    if (st_open(path, 0, &f, e2, sizeof e2)) { seterr(err, errlen, "model %s: %s", path, e2); return NULL; }
+    const char *kind = st_meta(f, "mkdseg.kind"), *members = st_meta(f, "mkdseg.members"),
+               *arch_s = st_meta(f, "mkdseg.arch"), *norm_s = st_meta(f, "mkdseg.prep.norm"),
+               *sp_s = st_meta(f, "mkdseg.prep.spacing"), *size_s = st_meta(f, "mkdseg.prep.size"),
+               *method = st_meta(f, "mkdseg.method");
+    if (!kind || strcmp(kind, "model")) { seterr(err, errlen, "model %s: not an mkdseg model file (mkdseg.kind is not 'model')", path); goto fail; }
+    if (!members || !arch_s || !norm_s || !sp_s || !size_s) {
+        seterr(err, errlen, "model %s: metadata lacks %s", path,
+               !members ? "mkdseg.members" : !arch_s ? "mkdseg.arch" : !norm_s ? "mkdseg.prep.norm"
+               : !sp_s ? "mkdseg.prep.spacing" : "mkdseg.prep.size");
+        goto fail;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m) { seterr(err, errlen, "out of memory"); goto fail; }
+    m->be = be;
+    snprintf(m->method, sizeof m->method, "%s", method ? method : "unknown");
+    if (!strcmp(members, "seg")) {
+        m->members = 1;
+        strcpy(m->member_name[0], "seg");
+    } else if (!strcmp(members, "s_syn,s_real")) {
+        m->members = 2;
+        strcpy(m->member_name[0], "s_syn");
+        strcpy(m->member_name[1], "s_real");
+    } else {
+        seterr(err, errlen, "model %s: unknown members '%s'", path, members);
+        goto fail;
+    }
+    arch = json_loads(arch_s, 0, NULL);
+    json_t *sg = json_object_get(arch, "segmentor");
+    json_int_t width = json_integer_value(json_object_get(sg, "width")),
+               classes = json_integer_value(json_object_get(sg, "classes")),
+               in_ch = json_integer_value(json_object_get(sg, "in_ch"));
+    if (!sg || width < 1 || width > 256 || classes < 2 || classes > 64 || in_ch != 1) {
+        seterr(err, errlen, "model %s: mkdseg.arch is malformed", path);
+        goto fail;
+    }
+    m->classes = (int)classes;
+    if (prep_norm_from_string(&m->norm, norm_s, e2, sizeof e2)) { seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+    char *end;
+    m->spacing = strtod(sp_s, &end);
+    if (*end || !(m->spacing >= 0 && m->spacing < 100)) { seterr(err, errlen, "model %s: bad mkdseg.prep.spacing", path); goto fail; }
+    long sz = strtol(size_s, &end, 10);
+    if (*end || sz < 16 || sz > 2048 || sz % 16) { seterr(err, errlen, "model %s: bad mkdseg.prep.size", path); goto fail; }
+    m->size = (int)sz;
+    for (int k = 0; k < m->members; k++) {
+        m->seg[k] = segmentor_new(be, (int)width, (int)classes, 1, e2, sizeof e2);
+        if (!m->seg[k]) { seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+        nn_params *p = m->seg[k]->params;
+        for (int i = 0; i < nn_params_count(p); i++) {
+            nn_param *q = nn_params_at(p, i);
+            char name[200];
+            snprintf(name, sizeof name, "%s.%s", m->member_name[k], q->name);
+            const st_tensor *t = st_get(f, name);
+            if (!t || t->dtype != ST_F32 || (size_t)t->numel != nn_numel(&q->t)) {
+                seterr(err, errlen, "model %s: tensor %s %s", path, name, t ? "has the wrong shape or type" : "is missing");
+                goto fail;
+            }
+            for (int64_t j = 0; j < t->numel; j++)
+                if (!isfinite(((const float *)t->data)[j])) {
+                    seterr(err, errlen, "model %s: tensor %s holds non-finite values", path, name);
+                    goto fail;
+                }
+            nn_tensor_write(&q->t, t->data);
+        }
+    }
+    json_decref(arch);
+    st_close(f);
+    return m;
+fail:
+    json_decref(arch);
+    st_close(f);
+    infer_model_free(m);
+    return NULL;
+}
+
+/* Probabilities of n tiles [n][T][T] -> out [n][K][T][T], the chosen members averaged.
+ * tmp has room for one more such output. */
+static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int n, int member, float *out,
+                     float *tmp, char *err, size_t errlen)
+{
+    const int T = m->size, K = m->classes;
+    size_t per = (size_t)n * K * T * T;
+    int used = 0;
+    for (int k = 0; k < m->members; k++) {
+        if (member >= 0 && member != k) continue;
+        nn_ctx_reset(ctx);
+        nn_tensor *x = nn_tensor_from(ctx, n, 1, T, T, tiles);
+        nn_tensor *p = nn_softmax(ctx, segmentor_forward(m->seg[k], ctx, x, 0));
+        if (!p) { seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
+        nn_tensor_read(p, used ? tmp : out);
+        if (used)
+            for (size_t i = 0; i < per; i++) out[i] += tmp[i];
+        used++;
+    }
+    if (used > 1)
+        for (size_t i = 0; i < per; i++) out[i] /= (float)used;
+    return 0;
+}
+
+static void flip(float *x, int C, int T, int lr, int ud)
+{
+    for (int c = 0; c < C; c++) {
+        float *p = x + (size_t)c * T * T;
+        if (lr)
+            for (int i = 0; i < T; i++)
+                for (int j = 0; j < T / 2; j++) {
+                    float t = p[i * T + j];
+                    p[i * T + j] = p[i * T + T - 1 - j];
+                    p[i * T + T - 1 - j] = t;
+                }
+        if (ud)
+            for (int i = 0; i < T / 2; i++)
+                for (int j = 0; j < T; j++) {
+                    float t = p[i * T + j];
+                    p[i * T + j] = p[(T - 1 - i) * T + j];
+                    p[(T - 1 - i) * T + j] = t;
+                }
+    }
+}
+
+#define MAX_TILES 64
+
+int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
+                 infer_timing *timing, char *err, size_t errlen)
+{
+    const vol_geom *g = &image->geom;
+    const int T = m->size, K = m->classes;
+    infer_opts dflt = {-1, 0, 0.5};
+    if (!o) o = &dflt;
+    if (o->member >= m->members) { seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members, o->member); return -1; }
+    double t0 = now_s(), t_net = 0, t_post = 0;
+    vol_slice_frame f;
+    vol_geom_slice_frame(g, &f);
+    prep_norm_stats st;
+    if (prep_norm_fit(&m->norm, image->data, g->nx * g->ny * g->nz, &st, err, errlen)) return -1;
+    double tsu = m->spacing > 0 ? m->spacing : f.du, tsv = m->spacing > 0 ? m->spacing : f.dv;
+    int64_t rw = prep_resampled_size(f.w, f.du, tsu), rh = prep_resampled_size(f.h, f.dv, tsv);
+    int64_t py[MAX_TILES], px[MAX_TILES];
+    int ny = prep_tile_positions(rh, T, o->overlap, py, MAX_TILES), nx = prep_tile_positions(rw, T, o->overlap, px, MAX_TILES);
+    if (ny > MAX_TILES || nx > MAX_TILES || (int64_t)ny * nx > 1024) {
+        seterr(err, errlen, "slice of %lldx%lld pixels at the model spacing needs too many tiles", (long long)rh, (long long)rw);
+        return -1;
+    }
+    int ntile = ny * nx, passes = o->tta ? 3 : 1;
+    size_t tt = (size_t)T * T;
+    float *sl = malloc(sizeof(float) * (size_t)(f.w * f.h)), *rs = malloc(sizeof(float) * (size_t)(rw * rh));
+    float *tiles = malloc(sizeof(float) * ntile * tt), *probs = malloc(sizeof(float) * ntile * K * tt);
+    float *ptmp = malloc(sizeof(float) * ntile * K * tt);
+    float *acc = malloc(sizeof(float) * K * (size_t)(rw * rh)), *wsum = malloc(sizeof(float) * (size_t)(rw * rh));
+    float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * K * (size_t)(f.w * f.h));
+    uint8_t *lab = malloc((size_t)(f.w * f.h));
+    nn_ctx *ctx = nn_ctx_new(m->be, 0, err, errlen);
+    int rc = -1;
+    if (!ctx) goto done;
+    if (!sl || !rs || !tiles || !probs || !ptmp || !acc || !wsum || !gw || !back || !lab) {
+        seterr(err, errlen, "out of memory");
+        goto done;
+    }
+    nn_ctx_set_grad_enabled(ctx, 0);
+    prep_gaussian_weights(T, gw);
+    for (int64_t s = 0; s < f.nslices; s++) {
+        prep_slice_get(g, &f, image->data, s, sl);
+        prep_norm_apply(&m->norm, &st, sl, f.h * f.w);
+        prep_resize_linear(sl, 1, f.h, f.w, rs, rh, rw);
+        memset(acc, 0, sizeof(float) * K * (size_t)(rw * rh));
+        memset(wsum, 0, sizeof(float) * (size_t)(rw * rh));
+        for (int pass = 0; pass < passes; pass++) {
+            int lr = pass == 1, ud = pass == 2;
+            for (int a = 0; a < ny; a++)
+                for (int b = 0; b < nx; b++) {
+                    float *tile = tiles + (size_t)(a * nx + b) * tt;
+                    prep_tile_get(rs, rh, rw, py[a], px[b], T, -1.0f, tile);
+                    flip(tile, 1, T, lr, ud);
+                }
+            double tn = now_s();
+            if (run_tiles(m, ctx, tiles, ntile, o->member, probs, ptmp, err, errlen)) goto done;
+            t_net += now_s() - tn;
+            for (int i = 0; i < ntile; i++) {
+                float *p = probs + (size_t)i * K * tt;
+                flip(p, K, T, lr, ud);
+                prep_tile_accumulate(acc, wsum, K, rh, rw, py[i / nx], px[i % nx], T, p, gw);
+            }
+        }
+        double tp = now_s();
+        for (int64_t c = 0; c < K; c++)
+            for (int64_t i = 0; i < rh * rw; i++) acc[c * rh * rw + i] /= wsum[i] > 0 ? wsum[i] : 1.0f;
+        prep_resize_linear(acc, K, rh, rw, back, f.h, f.w);
+        for (int64_t i = 0; i < f.h * f.w; i++) {
+            int best = 0;
+            float bv = back[i];
+            for (int c = 1; c < K; c++)
+                if (back[(size_t)c * f.h * f.w + i] > bv) { bv = back[(size_t)c * f.h * f.w + i]; best = c; }
+            lab[i] = (uint8_t)best;
+        }
+        prep_slice_put_u8(g, &f, cls, s, lab);
+        t_post += now_s() - tp;
+    }
+    rc = 0;
+done:
+    if (timing) {
+        timing->total_s = now_s() - t0;
+        timing->net_s = t_net;
+        timing->post_s = t_post;
+        timing->prep_s = timing->total_s - t_net - t_post;
+    }
+    nn_ctx_free(ctx);
+    free(sl); free(rs); free(tiles); free(probs); free(ptmp); free(acc); free(wsum); free(gw); free(back); free(lab);
+    return rc;
+}

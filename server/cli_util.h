@@ -1,0 +1,26 @@
+/* cli_util.h: helpers shared by the command-line tools (train, segment, eval). */
+#ifndef MKDSEG_CLI_UTIL_H
+#define MKDSEG_CLI_UTIL_H
+
+#include <stddef.h>
+
+/* A list of image/label path pairs. */
+typedef struct {
+    int n, cap;
+    char **image, **label;   /* owned */
+    char **name;             /* the case name (file name without _image.nii[.gz]) */
+} cli_pairs;
+
+/* Adds every <name>_image.nii[.gz] in dir whose <name>_label.nii[.gz] exists, sorted by name.
+ * A folder with no pair is an error. 0 or -1. */
+int  cli_pairs_from_dir(cli_pairs *p, const char *dir, char *err, size_t errlen);
+/* Adds the pairs of two comma-separated lists of equal length (labels may be NULL: images
+ * only). 0 or -1. */
+int  cli_pairs_from_lists(cli_pairs *p, const char *images, const char *labels, char *err, size_t errlen);
+void cli_pairs_free(cli_pairs *p);
+
+/* Value of option argv[*i] ("--name VALUE" or "--name=VALUE") when it is `name`; advances *i
+ * past the value. NULL when argv[*i] is another option. Sets *missing when the value is absent. */
+const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+
+#endif
