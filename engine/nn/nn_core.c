@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- op names ------------------------------------------------------------------------ */
@@ -211,6 +212,9 @@ void nn_arena_free(nn_arena *a)
 /* ---- context ------------------------------------------------------------------------- */
 
 struct nn_ctx {
+    int profile;             /* $MKDSEG_NN_PROFILE set: time every op, print at free */
+    double prof_s[NN_OP_COUNT][2];
+    long prof_n[NN_OP_COUNT][2];
     const nn_backend *be;
     nn_arena *arena;
     nn_node **tape;
@@ -230,6 +234,7 @@ nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t e
         goto fail;
     ctx->be = be;
     ctx->grad_enabled = 1;
+    ctx->profile = getenv("MKDSEG_NN_PROFILE") != NULL;
     ctx->arena = nn_arena_new_with(arena_bytes, be->mem_alloc, be->mem_free);
     if (!ctx->arena)
         goto fail;
@@ -249,10 +254,44 @@ void nn_ctx_reset(nn_ctx *ctx)
     ctx->err[0] = 0;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
+{
+    if (!ctx->profile)
+        return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
+    double t0 = now_s();
+    int rc = backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
+    ctx->prof_s[nd->op][backward] += now_s() - t0;
+    ctx->prof_n[nd->op][backward]++;
+    return rc;
+}
+
+static void profile_print(const nn_ctx *ctx)
+{
+    double tot = 0;
+    for (int o = 0; o < NN_OP_COUNT; o++)
+        tot += ctx->prof_s[o][0] + ctx->prof_s[o][1];
+    fprintf(stderr, "nn profile (%s backend), total %.1f ms\n", ctx->be->name, tot * 1e3);
+    fprintf(stderr, "  %-20s %8s %10s %8s %10s\n", "op", "fwd n", "fwd ms", "bwd n", "bwd ms");
+    for (int o = 0; o < NN_OP_COUNT; o++)
+        if (ctx->prof_n[o][0] || ctx->prof_n[o][1])
+            fprintf(stderr, "  %-20s %8ld %10.1f %8ld %10.1f\n", nn_op_name((nn_op)o),
+                    ctx->prof_n[o][0], ctx->prof_s[o][0] * 1e3, ctx->prof_n[o][1],
+                    ctx->prof_s[o][1] * 1e3);
+}
+
 void nn_ctx_free(nn_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->profile)
+        profile_print(ctx);
     if (ctx->be->ctx_free)
         ctx->be->ctx_free(ctx);
     nn_arena_free(ctx->arena);
@@ -475,7 +514,7 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
         nn_node *nd = ctx->tape[i];
         if (!nd->out->grad_valid)
             continue;        /* the output does not depend on it */
-        if (ctx->be->backward(ctx, nd))
+        if (nn_run_node(ctx, nd, 1))
             goto fail;
     }
     return 0;
