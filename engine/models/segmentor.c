@@ -1,5 +1,13 @@
 /* segmentor.c: the residual U-Net segmentor (S_syn and S_real), layer for layer the
- * Segmentor of tests/golden/torch_models.py. */
+ * Segmentor of tests/golden/torch_models.py.
+ *
+ * NEED from nn.h (worked around here): a way to release arena memory inside a no_grad
+ * forward, e.g. `size_t nn_ctx_mark(ctx)` and `nn_tensor *nn_ctx_release(ctx, mark, keep)`
+ * (drop everything allocated after mark, moving `keep` down to it). Without it a forward
+ * pass keeps every activation until nn_ctx_reset, which is right for training but makes
+ * inference memory the sum of all activations (363 MB at 1x1x256x256, w=32) where PyTorch
+ * frees as it goes. segmentor_infer works around it with a second, per-block scratch
+ * context whose block outputs are copied into the caller's context (nn_scale by 1). */
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -138,6 +146,50 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
         nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
         h = resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), training);
+    }
+    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
+}
+
+/* Move t (an output in scratch) into ctx, then reset scratch. NULL (error recorded in ctx)
+ * when the block failed. */
+static nn_tensor *keep_and_reset(nn_ctx *ctx, nn_ctx *scratch, nn_tensor *t)
+{
+    nn_tensor *out = NULL;
+    if (!t)
+        nn_ctx_fail(ctx, "segmentor: %s", nn_ctx_error(scratch) ? nn_ctx_error(scratch) : "failed");
+    else
+        out = nn_scale(ctx, t, 1.0f);
+    nn_ctx_reset(scratch);
+    return out;
+}
+
+nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_ctx *scratch, nn_tensor *x)
+{
+    nn_tensor *e[SEGMENTOR_LEVELS];
+    if (!scratch)
+        return segmentor_forward(s, ctx, x, 0);
+    if (nn_ctx_grad_enabled(ctx) || nn_ctx_grad_enabled(scratch))
+        return nn_ctx_fail(ctx, "segmentor_infer: gradients must be disabled in both contexts");
+    if (!x)
+        return nn_ctx_fail(ctx, "segmentor: no input");
+    if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
+        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
+                           "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
+    nn_ctx_reset(scratch);
+    /* in ctx: e[l] [N, w<<l, H>>l, W>>l]; in scratch: everything inside one block */
+    nn_tensor *h = x;
+    for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
+        nn_tensor *in = l ? nn_max_pool2d(scratch, h, 2, 2) : h;
+        h = e[l] = keep_and_reset(ctx, scratch, resblock_forward(scratch, &s->enc[l], in, 0));
+        if (!h)
+            return NULL;
+    }
+    for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
+        nn_tensor *u = nn_conv_transpose2d(scratch, h, s->up_w[l], s->up_b[l], 2, 0, 0);
+        h = nn_concat2(scratch, e[l], u);
+        h = keep_and_reset(ctx, scratch, resblock_forward(scratch, &s->dec[l], h, 0));
+        if (!h)
+            return NULL;
     }
     return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
 }

@@ -205,12 +205,29 @@ static void run_golden(net_any *n, const golden_file *g)
     nn_ctx_reset(ctx);
     nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *x = nn_tensor_from(ctx, d[0], d[1], d[2], d[3], golden_f32(g, "input"));
+    size_t used0 = nn_arena_used(nn_ctx_arena(ctx));
     nn_tensor *y = forward(n, ctx, x, 0);
+    size_t used1 = nn_arena_used(nn_ctx_arena(ctx));
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect_eq(nn_ctx_tape_len(ctx), 0, "no_grad forward recorded %zu nodes",
                  nn_ctx_tape_len(ctx));
     cr_log_info("eval output after 5 Adam steps: relative error %.3g",
                 check_tensor("final output", y, g, "final_output", 0, TOL_FWD));
+    if (n->kind == NET_SEG) {
+        /* the bounded-memory inference path computes the same eval-mode logits */
+        nn_ctx *scratch = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
+        cr_assert(scratch, "%s", err);
+        nn_ctx_set_grad_enabled(scratch, 0);
+        nn_tensor *yi = segmentor_infer(n->seg, ctx, scratch, x);
+        cr_assert(yi, "%s", nn_ctx_error(ctx));
+        check_tensor("segmentor_infer", yi, g, "final_output", 0, TOL_FWD);
+        cr_expect_eq(memcmp(nn_f32(yi), nn_f32(y), nn_numel(y) * sizeof(float)), 0,
+                     "segmentor_infer differs from segmentor_forward");
+        size_t used2 = nn_arena_used(nn_ctx_arena(ctx));
+        cr_expect_lt(2 * (used2 - used1), used1 - used0, "segmentor_infer kept %zu bytes in "
+                     "ctx, the plain forward %zu", used2 - used1, used1 - used0);
+        nn_ctx_free(scratch);
+    }
     int nbuf = 0;
     for (int i = 0; i < nn_params_count(n->params); i++) {
         nn_param *q = nn_params_at(n->params, i);
