@@ -193,6 +193,25 @@ void nn_arena_reset(nn_arena *a)
     a->used = 0;
 }
 
+nn_arena_mark nn_arena_pos(const nn_arena *a)
+{
+    nn_arena_mark m = {a->cur, a->cur->used, a->used};
+    return m;
+}
+
+void nn_arena_rollback(nn_arena *a, nn_arena_mark m)
+{
+    chunk *c;
+    for (c = a->cur; c && c != (chunk *)m.chunk; c = c->next)
+        ;
+    if (!c || m.chunk_used > c->used)
+        return;              /* not a mark of this arena's current state: ignore */
+    for (c = a->cur; c != (chunk *)m.chunk; c = c->next)
+        c->used = 0;         /* newer chunks: emptied (the head one is reused next) */
+    c->used = m.chunk_used;
+    a->used = m.used;
+}
+
 size_t nn_arena_used(const nn_arena *a) { return a->used; }
 size_t nn_arena_peak(const nn_arena *a) { return a->peak; }
 
@@ -335,6 +354,41 @@ void *nn_ctx_scratch(nn_ctx *ctx, size_t bytes)
     if (!p)
         nn_ctx_fail(ctx, "out of memory (arena, %zu bytes)", bytes);
     return p;
+}
+
+nn_scope nn_ctx_scope(nn_ctx *ctx)
+{
+    nn_scope s = {nn_arena_pos(ctx->arena), ctx->ntape};
+    return s;
+}
+
+nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep)
+{
+    if (nn_ctx_error(ctx))
+        return NULL;
+    if (ctx->ntape != s.tape)
+        return nn_ctx_fail(ctx, "scope_end: ops inside the scope were recorded on the tape "
+                                "(use no_grad mode)");
+    if (!keep) {
+        nn_arena_rollback(ctx->arena, s.mark);
+        return NULL;
+    }
+    nn_tensor k = *keep;
+    size_t bytes = nn_numel(&k) * 4;
+    nn_arena_rollback(ctx->arena, s.mark);
+    /* the new block may overlap the old data: move first, then allocate the struct */
+    void *data = nn_ctx_scratch(ctx, bytes);
+    if (!data)
+        return NULL;
+    ctx->be->mem_move(data, k.data, bytes);
+    nn_tensor *t = nn_ctx_scratch(ctx, sizeof *t);
+    if (!t)
+        return NULL;
+    *t = k;
+    t->data = data;
+    t->grad = NULL;
+    t->grad_valid = 0;
+    return t;
 }
 
 int nn_tape_push(nn_ctx *ctx, nn_node *node)

@@ -363,3 +363,37 @@ Test(nn_autograd, threads)
     cr_expect(nn_set_threads(0) >= 1);
     cr_expect_eq(nn_set_threads(2), 2);
 }
+
+/* Scopes free what a no_grad block made and keep (move) its result; recording fails. */
+Test(nn_autograd, scope_frees_inference_temporaries)
+{
+    tiny_net n = net_new(2, 12);
+    nn_ctx *ctx = ctx_new();
+    nn_ctx_set_grad_enabled(ctx, 0);
+    nn_tensor *x = rand_tensor(ctx, 1, 2, 16, 16, 1);
+    nn_tensor *ref = net_fwd(ctx, &n, x);
+    size_t nref = nn_numel(ref);
+    float *want = malloc(nref * 4);
+    memcpy(want, nn_f32(ref), nref * 4);
+    size_t used0 = nn_arena_used(nn_ctx_arena(ctx));
+    for (int i = 0; i < 3; i++) {
+        nn_scope s = nn_ctx_scope(ctx);
+        nn_tensor *y = nn_ctx_scope_end(ctx, s, net_fwd(ctx, &n, x));
+        cr_assert(y, "%s", nn_ctx_error(ctx));
+        cr_expect(memcmp(nn_f32(y), want, nref * 4) == 0, "kept tensor changed");
+        cr_expect(nn_f32(x)[0] == nn_f32(x)[0] && x->n == 1, "older tensor damaged");
+        /* only y (struct + data, 64-byte blocks) stays */
+        cr_expect(nn_arena_used(nn_ctx_arena(ctx)) <= used0 + nref * 4 + 128,
+                  "scope kept %zu bytes", nn_arena_used(nn_ctx_arena(ctx)) - used0);
+        nn_ctx_scope_end(ctx, s, NULL);
+        cr_expect_eq(nn_arena_used(nn_ctx_arena(ctx)), used0);
+    }
+    nn_ctx_set_grad_enabled(ctx, 1);
+    nn_scope s = nn_ctx_scope(ctx);
+    cr_assert(net_fwd(ctx, &n, x));
+    cr_expect(!nn_ctx_scope_end(ctx, s, NULL) && nn_ctx_error(ctx),
+              "a scope over recorded ops must fail");
+    free(want);
+    nn_ctx_free(ctx);
+    nn_params_free(n.p);
+}

@@ -315,6 +315,7 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
     dnnl_exec_arg_t args[A_COUNT + 1];
     int na = 0;
     const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst};
+    nn_arena_mark mark = nn_arena_pos(nn_ctx_arena(ctx));   /* temporaries die here */
     for (int a = 0; a < A_COUNT; a++) {
         const argdef *d = &argdefs[k][a];
         conv_arg *ca = &e->arg[k][a];
@@ -358,6 +359,7 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
         }
     }
     DN(dnnl_stream_wait(s->st));
+    nn_arena_rollback(nn_ctx_arena(ctx), mark);
     return 0;
 fail:
     return -1;
