@@ -6,8 +6,9 @@
  * (drop everything allocated after mark, moving `keep` down to it). Without it a forward
  * pass keeps every activation until nn_ctx_reset, which is right for training but makes
  * inference memory the sum of all activations (363 MB at 1x1x256x256, w=32) where PyTorch
- * frees as it goes. segmentor_infer works around it with a second, per-block scratch
- * context whose block outputs are copied into the caller's context (nn_scale by 1). */
+ * frees as it goes. segmentor_infer works around it with a workspace of two more contexts
+ * (one reset per residual block, one per sample), block outputs copied from the first to
+ * the second with nn_scale by 1, and the logits staged through host memory. */
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -150,48 +151,120 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
     return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
 }
 
-/* Move t (an output in scratch) into ctx, then reset scratch. NULL (error recorded in ctx)
- * when the block failed. */
-static nn_tensor *keep_and_reset(nn_ctx *ctx, nn_ctx *scratch, nn_tensor *t)
+struct segmentor_ws {
+    nn_ctx *sample;          /* one sample's block outputs (the U-Net skip tensors) */
+    nn_ctx *block;           /* the activations inside one residual block */
+    float *host;             /* [N, classes, H, W] staging for the batch's logits */
+    size_t host_cap;         /* floats */
+};
+
+segmentor_ws *segmentor_ws_new(const nn_backend *be, char *err, size_t errlen)
+{
+    segmentor_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        snprintf(err, errlen, "segmentor: out of memory");
+        return NULL;
+    }
+    if (!(ws->sample = nn_ctx_new(be, 0, err, errlen)) ||
+        !(ws->block = nn_ctx_new(be, 0, err, errlen))) {
+        segmentor_ws_free(ws);
+        return NULL;
+    }
+    nn_ctx_set_grad_enabled(ws->sample, 0);
+    nn_ctx_set_grad_enabled(ws->block, 0);
+    return ws;
+}
+
+void segmentor_ws_free(segmentor_ws *ws)
+{
+    if (!ws)
+        return;
+    nn_ctx_free(ws->sample);
+    nn_ctx_free(ws->block);
+    free(ws->host);
+    free(ws);
+}
+
+size_t segmentor_ws_peak(const segmentor_ws *ws)
+{
+    return nn_arena_peak(nn_ctx_arena(ws->sample)) + nn_arena_peak(nn_ctx_arena(ws->block)) +
+           ws->host_cap * sizeof(float);
+}
+
+/* Copy t (a block output in ws->block) into ws->sample, then reset ws->block. NULL (error
+ * recorded in ws->sample) when the block failed. */
+static nn_tensor *keep_block(segmentor_ws *ws, nn_tensor *t)
 {
     nn_tensor *out = NULL;
     if (!t)
-        nn_ctx_fail(ctx, "segmentor: %s", nn_ctx_error(scratch) ? nn_ctx_error(scratch) : "failed");
+        nn_ctx_fail(ws->sample, "%s", nn_ctx_error(ws->block) ? nn_ctx_error(ws->block) : "failed");
     else
-        out = nn_scale(ctx, t, 1.0f);
-    nn_ctx_reset(scratch);
+        out = nn_scale(ws->sample, t, 1.0f);
+    nn_ctx_reset(ws->block);
     return out;
 }
 
-nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_ctx *scratch, nn_tensor *x)
+/* Eval-mode logits [1, classes, H, W] of one sample x [1, in_ch, H, W], in ws->sample. */
+static nn_tensor *infer_one(segmentor *s, segmentor_ws *ws, nn_tensor *x)
 {
     nn_tensor *e[SEGMENTOR_LEVELS];
-    if (!scratch)
+    nn_tensor *h = x;
+    for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
+        nn_tensor *in = l ? nn_max_pool2d(ws->block, h, 2, 2) : h;
+        h = e[l] = keep_block(ws, resblock_forward(ws->block, &s->enc[l], in, 0));
+        if (!h)
+            return NULL;
+    }
+    for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
+        nn_tensor *u = nn_conv_transpose2d(ws->block, h, s->up_w[l], s->up_b[l], 2, 0, 0);
+        h = keep_block(ws, resblock_forward(ws->block, &s->dec[l], nn_concat2(ws->block, e[l], u), 0));
+        if (!h)
+            return NULL;
+    }
+    return nn_conv2d(ws->sample, h, s->head_w, s->head_b, 1, 0, 1);
+}
+
+nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, segmentor_ws *ws, nn_tensor *x)
+{
+    if (!ws)
         return segmentor_forward(s, ctx, x, 0);
-    if (nn_ctx_grad_enabled(ctx) || nn_ctx_grad_enabled(scratch))
-        return nn_ctx_fail(ctx, "segmentor_infer: gradients must be disabled in both contexts");
     if (!x)
         return nn_ctx_fail(ctx, "segmentor: no input");
     if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
         return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
                            "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
-    nn_ctx_reset(scratch);
-    /* in ctx: e[l] [N, w<<l, H>>l, W>>l]; in scratch: everything inside one block */
-    nn_tensor *h = x;
-    for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
-        nn_tensor *in = l ? nn_max_pool2d(scratch, h, 2, 2) : h;
-        h = e[l] = keep_and_reset(ctx, scratch, resblock_forward(scratch, &s->enc[l], in, 0));
-        if (!h)
-            return NULL;
+    size_t per_in = (size_t)x->c * x->h * x->w, per_out = (size_t)s->classes * x->h * x->w;
+    size_t need = per_out * (size_t)x->n;
+    if (need > ws->host_cap) {
+        float *p = realloc(ws->host, need * sizeof *p);
+        if (!p)
+            return nn_ctx_fail(ctx, "segmentor: out of memory");
+        ws->host = p;
+        ws->host_cap = need;
     }
-    for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
-        nn_tensor *u = nn_conv_transpose2d(scratch, h, s->up_w[l], s->up_b[l], 2, 0, 0);
-        h = nn_concat2(scratch, e[l], u);
-        h = keep_and_reset(ctx, scratch, resblock_forward(scratch, &s->dec[l], h, 0));
-        if (!h)
+    /* one sample at a time: eval-mode BN makes samples independent, and a sample's working
+     * set (and the backend's per-call scratch) stays that of batch 1 */
+    for (int i = 0; i < x->n; i++) {
+        nn_tensor v = *x;    /* a view of sample i: no history, no gradient */
+        v.n = 1;
+        v.data = (float *)x->data + (size_t)i * per_in;
+        v.grad = NULL;
+        v.grad_valid = 0;
+        v.requires_grad = 0;
+        v.node = NULL;
+        v.param = NULL;
+        nn_ctx_reset(ws->sample);
+        nn_ctx_reset(ws->block);
+        nn_tensor *y = infer_one(s, ws, &v);
+        if (!y || nn_tensor_read(y, ws->host + (size_t)i * per_out)) {
+            nn_ctx_fail(ctx, "%s", nn_ctx_error(ws->sample) ? nn_ctx_error(ws->sample)
+                                                            : "segmentor: inference failed");
+            nn_ctx_reset(ws->sample);
             return NULL;
+        }
     }
-    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
+    nn_ctx_reset(ws->sample);
+    return nn_tensor_from(ctx, x->n, s->classes, x->h, x->w, ws->host);
 }
 
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels)
