@@ -157,6 +157,7 @@ typedef struct nn_tensor {
     int requires_grad;       /* set by ops/params; change with nn_requires_grad only */
     nn_node *node;           /* the tape node that produced it, NULL for leaves */
     nn_param *param;         /* the parameter it belongs to, NULL otherwise */
+    const nn_backend *be;    /* whose memory data/grad live in */
 } nn_tensor;
 
 static inline size_t nn_numel(const nn_tensor *t)

@@ -422,6 +422,7 @@ nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt)
     t->h = h;
     t->w = w;
     t->dtype = dt;
+    t->be = ctx->be;
     t->data = nn_ctx_scratch(ctx, nn_numel(t) * 4);
     return t->data ? t : NULL;
 }
@@ -455,21 +456,19 @@ nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
     return t;
 }
 
-/* Tensors do not know their backend; every backend built so far copies host<->backend with
- * these two, and the CUDA backend will add a tag to tell. */
 int nn_tensor_write(nn_tensor *t, const void *host)
 {
-    if (!t || !t->data)
+    if (!t || !t->data || !t->be)
         return -1;
-    memcpy(t->data, host, nn_numel(t) * 4);
+    t->be->mem_upload(t->data, host, nn_numel(t) * 4);
     return 0;
 }
 
 int nn_tensor_read(const nn_tensor *t, void *host)
 {
-    if (!t || !t->data)
+    if (!t || !t->data || !t->be)
         return -1;
-    memcpy(host, t->data, nn_numel(t) * 4);
+    t->be->mem_download(host, t->data, nn_numel(t) * 4);
     return 0;
 }
 
@@ -502,6 +501,7 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
     d->w = t->w;
     d->dtype = t->dtype;
     d->data = t->data;
+    d->be = t->be;
     return d;
 }
 
