@@ -143,7 +143,6 @@ typedef struct {
     nn_params *params;
     nn_adam *opt;
     nn_ctx *ctx;
-    segmentor_ws *ws;        /* inference workspace (segmentor_infer) */
     float *x;                /* [n, 1, hw, hw] host input */
     float *target;           /* generator L1 target, same shape */
     int32_t *labels;         /* [n, hw, hw] */
@@ -163,7 +162,7 @@ static int bench_step(bench_state *b, char *err, size_t errlen)
     switch (wl->net) {
     case NET_SEG:
         if (wl->mode == MODE_INFER)
-            y = segmentor_infer(b->seg, ctx, b->ws, x);
+            y = segmentor_infer(b->seg, ctx, x);
         else
             y = segmentor_forward(b->seg, ctx, x, 1);
         if (wl->mode != MODE_INFER)
@@ -240,17 +239,12 @@ static int bench_setup(bench_state *b, uint64_t seed, double *flops, char *err, 
     if (!(b->ctx = nn_ctx_new(be, 0, err, errlen)))
         return -1;
     nn_ctx_set_grad_enabled(b->ctx, wl->mode != MODE_INFER);
-    if (wl->mode == MODE_INFER) {
-        if (!(b->ws = segmentor_ws_new(be, err, errlen)))
-            return -1;
-    }
     return 0;
 }
 
 static void bench_teardown(bench_state *b)
 {
     nn_ctx_free(b->ctx);
-    segmentor_ws_free(b->ws);
     nn_adam_free(b->opt);
     segmentor_free(b->seg);
     generator_free(b->gen);
@@ -349,8 +343,7 @@ int cmd_bench(int argc, char **argv)
             printf("%s%.3f", i ? ", " : "", times[i]);
         printf("], \"warmup\": %d, \"reps\": %d, \"peak_rss_mb\": %.1f, \"flops\": %.0f, "
                "\"arena_peak_mb\": %.1f}\n", warmup, reps, rss, flops,
-               (nn_arena_peak(nn_ctx_arena(b.ctx)) +
-                (b.ws ? segmentor_ws_peak(b.ws) : 0)) / 1048576.0);
+               nn_arena_peak(nn_ctx_arena(b.ctx)) / 1048576.0);
     } else {
         printf("%s (%s), %d thread%s: median %.1f ms over %d reps (after %d warm-up), "
                "%.1f GFLOP/s, peak RSS %.1f MB\n", wl->name, wl->what, threads,

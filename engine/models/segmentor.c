@@ -1,14 +1,8 @@
 /* segmentor.c: the residual U-Net segmentor (S_syn and S_real), layer for layer the
  * Segmentor of tests/golden/torch_models.py.
  *
- * NEED from nn.h (worked around here): a way to release arena memory inside a no_grad
- * forward, e.g. `size_t nn_ctx_mark(ctx)` and `nn_tensor *nn_ctx_release(ctx, mark, keep)`
- * (drop everything allocated after mark, moving `keep` down to it). Without it a forward
- * pass keeps every activation until nn_ctx_reset, which is right for training but makes
- * inference memory the sum of all activations (363 MB at 1x1x256x256, w=32) where PyTorch
- * frees as it goes. segmentor_infer works around it with a workspace of two more contexts
- * (one reset per residual block, one per sample), block outputs copied from the first to
- * the second with nn_scale by 1, and the logits staged through host memory. */
+ * segmentor_infer bounds inference memory with nn.h's scopes (nn_ctx_scope /
+ * nn_ctx_scope_end): one scope per residual block and per sample. */
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -151,100 +145,55 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
     return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
 }
 
-struct segmentor_ws {
-    nn_ctx *sample;          /* one sample's block outputs (the U-Net skip tensors) */
-    nn_ctx *block;           /* the activations inside one residual block */
-    float *host;             /* [N, classes, H, W] staging for the batch's logits */
-    size_t host_cap;         /* floats */
-};
-
-segmentor_ws *segmentor_ws_new(const nn_backend *be, char *err, size_t errlen)
-{
-    segmentor_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) {
-        snprintf(err, errlen, "segmentor: out of memory");
-        return NULL;
-    }
-    if (!(ws->sample = nn_ctx_new(be, 0, err, errlen)) ||
-        !(ws->block = nn_ctx_new(be, 0, err, errlen))) {
-        segmentor_ws_free(ws);
-        return NULL;
-    }
-    nn_ctx_set_grad_enabled(ws->sample, 0);
-    nn_ctx_set_grad_enabled(ws->block, 0);
-    return ws;
-}
-
-void segmentor_ws_free(segmentor_ws *ws)
-{
-    if (!ws)
-        return;
-    nn_ctx_free(ws->sample);
-    nn_ctx_free(ws->block);
-    free(ws->host);
-    free(ws);
-}
-
-size_t segmentor_ws_peak(const segmentor_ws *ws)
-{
-    return nn_arena_peak(nn_ctx_arena(ws->sample)) + nn_arena_peak(nn_ctx_arena(ws->block)) +
-           ws->host_cap * sizeof(float);
-}
-
-/* Copy t (a block output in ws->block) into ws->sample, then reset ws->block. NULL (error
- * recorded in ws->sample) when the block failed. */
-static nn_tensor *keep_block(segmentor_ws *ws, nn_tensor *t)
-{
-    nn_tensor *out = NULL;
-    if (!t)
-        nn_ctx_fail(ws->sample, "%s", nn_ctx_error(ws->block) ? nn_ctx_error(ws->block) : "failed");
-    else
-        out = nn_scale(ws->sample, t, 1.0f);
-    nn_ctx_reset(ws->block);
-    return out;
-}
-
-/* Eval-mode logits [1, classes, H, W] of one sample x [1, in_ch, H, W], in ws->sample. */
-static nn_tensor *infer_one(segmentor *s, segmentor_ws *ws, nn_tensor *x)
+/* Eval-mode logits [1, classes, H, W] of one sample x [1, in_ch, H, W]. Each residual block
+ * runs in an nn_ctx scope: its activations are freed as soon as it ends, and only its
+ * output (a U-Net skip tensor) stays. */
+static nn_tensor *infer_one(segmentor *s, nn_ctx *ctx, nn_tensor *x)
 {
     nn_tensor *e[SEGMENTOR_LEVELS];
     nn_tensor *h = x;
     for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
-        nn_tensor *in = l ? nn_max_pool2d(ws->block, h, 2, 2) : h;
-        h = e[l] = keep_block(ws, resblock_forward(ws->block, &s->enc[l], in, 0));
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *in = l ? nn_max_pool2d(ctx, h, 2, 2) : h;
+        h = e[l] = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, 0));
         if (!h)
             return NULL;
     }
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
-        nn_tensor *u = nn_conv_transpose2d(ws->block, h, s->up_w[l], s->up_b[l], 2, 0, 0);
-        h = keep_block(ws, resblock_forward(ws->block, &s->dec[l], nn_concat2(ws->block, e[l], u), 0));
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
+        h = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), 0));
         if (!h)
             return NULL;
     }
-    return nn_conv2d(ws->sample, h, s->head_w, s->head_b, 1, 0, 1);
+    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);
 }
 
-nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, segmentor_ws *ws, nn_tensor *x)
+nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
 {
-    if (!ws)
-        return segmentor_forward(s, ctx, x, 0);
     if (!x)
         return nn_ctx_fail(ctx, "segmentor: no input");
     if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
         return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
                            "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
-    size_t per_in = (size_t)x->c * x->h * x->w, per_out = (size_t)s->classes * x->h * x->w;
-    size_t need = per_out * (size_t)x->n;
-    if (need > ws->host_cap) {
-        float *p = realloc(ws->host, need * sizeof *p);
-        if (!p)
-            return nn_ctx_fail(ctx, "segmentor: out of memory");
-        ws->host = p;
-        ws->host_cap = need;
+    int was = nn_ctx_set_grad_enabled(ctx, 0);
+    nn_tensor *out = NULL;
+    if (x->n == 1) {
+        nn_scope sc = nn_ctx_scope(ctx);
+        out = nn_ctx_scope_end(ctx, sc, infer_one(s, ctx, x));
+        nn_ctx_set_grad_enabled(ctx, was);
+        return out;
     }
-    /* one sample at a time: eval-mode BN makes samples independent, and a sample's working
-     * set (and the backend's per-call scratch) stays that of batch 1 */
-    for (int i = 0; i < x->n; i++) {
+    /* one sample at a time (eval-mode BN makes samples independent), so the working set and
+     * the backend's per-call temporaries stay those of batch 1; logits staged on the host */
+    size_t per_in = (size_t)x->c * x->h * x->w, per_out = (size_t)s->classes * x->h * x->w;
+    float *host = malloc(per_out * (size_t)x->n * sizeof *host);
+    if (!host) {
+        nn_ctx_set_grad_enabled(ctx, was);
+        return nn_ctx_fail(ctx, "segmentor: out of memory");
+    }
+    int i;
+    for (i = 0; i < x->n; i++) {
         nn_tensor v = *x;    /* a view of sample i: no history, no gradient */
         v.n = 1;
         v.data = (float *)x->data + (size_t)i * per_in;
@@ -253,18 +202,20 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, segmentor_ws *ws, nn_tenso
         v.requires_grad = 0;
         v.node = NULL;
         v.param = NULL;
-        nn_ctx_reset(ws->sample);
-        nn_ctx_reset(ws->block);
-        nn_tensor *y = infer_one(s, ws, &v);
-        if (!y || nn_tensor_read(y, ws->host + (size_t)i * per_out)) {
-            nn_ctx_fail(ctx, "%s", nn_ctx_error(ws->sample) ? nn_ctx_error(ws->sample)
-                                                            : "segmentor: inference failed");
-            nn_ctx_reset(ws->sample);
-            return NULL;
-        }
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *y = infer_one(s, ctx, &v);
+        int bad = !y || nn_tensor_read(y, host + (size_t)i * per_out);
+        nn_ctx_scope_end(ctx, sc, NULL);
+        if (bad)
+            break;
     }
-    nn_ctx_reset(ws->sample);
-    return nn_tensor_from(ctx, x->n, s->classes, x->h, x->w, ws->host);
+    if (i == x->n)
+        out = nn_tensor_from(ctx, x->n, s->classes, x->h, x->w, host);
+    else if (!nn_ctx_error(ctx))
+        nn_ctx_fail(ctx, "segmentor: inference failed");
+    free(host);
+    nn_ctx_set_grad_enabled(ctx, was);
+    return out;
 }
 
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels)
