@@ -79,6 +79,12 @@ int        segmentor_init(segmentor *s, nn_rng *r);
 /* Logits [N, classes, H, W] of x [N, in_ch, H, W], H and W multiples of 16.
  * training = 1: BN uses batch statistics and updates the running ones; 0: running ones. */
 nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int training);
+/* Eval-mode logits [N, classes, H, W] of x [N, in_ch, H, W], equal to
+ * segmentor_forward(s, ctx, x, 0), with memory bounded by one sample: samples run one at a
+ * time and each residual block in an nn_ctx scope, so only the U-Net's skip tensors of the
+ * current sample and the result stay in ctx's arena. Runs in no_grad mode whatever ctx's
+ * setting (restored after); for gradients use segmentor_forward. NULL on error (in ctx). */
+nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);
 /* The segmentor loss of issue 3 / METHOD.md Eq. 6: cross-entropy + soft Dice (all classes,
  * smooth 1) of logits [N, K, H, W] against labels [N, 1, H, W]. */
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);

@@ -128,6 +128,14 @@ void      nn_arena_reset(nn_arena *a);                 /* frees every block at o
 size_t    nn_arena_used(const nn_arena *a);
 size_t    nn_arena_peak(const nn_arena *a);
 void      nn_arena_free(nn_arena *a);
+/* A position in an arena, and a rollback to it: every block allocated after the mark is
+ * freed at once (their memory is reused by the next allocations). */
+typedef struct {
+    void *chunk;
+    size_t chunk_used, used;
+} nn_arena_mark;
+nn_arena_mark nn_arena_pos(const nn_arena *a);
+void          nn_arena_rollback(nn_arena *a, nn_arena_mark m);
 
 /* ======================================================================================
  * Tensors
@@ -149,6 +157,7 @@ typedef struct nn_tensor {
     int requires_grad;       /* set by ops/params; change with nn_requires_grad only */
     nn_node *node;           /* the tape node that produced it, NULL for leaves */
     nn_param *param;         /* the parameter it belongs to, NULL otherwise */
+    const nn_backend *be;    /* whose memory data/grad live in */
 } nn_tensor;
 
 static inline size_t nn_numel(const nn_tensor *t)
@@ -179,6 +188,21 @@ const char *nn_ctx_error(const nn_ctx *ctx);
 void   *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Number of nodes on the tape (tests: no_grad records nothing). */
 size_t  nn_ctx_tape_len(const nn_ctx *ctx);
+
+/* Scopes for inference memory: the arena frees nothing until nn_ctx_reset, so a no_grad
+ * forward keeps every intermediate tensor alive. Wrap each block of a network:
+ *     nn_scope s = nn_ctx_scope(ctx);
+ *     y = block(ctx, x);                  (x and older tensors stay valid)
+ *     y = nn_ctx_scope_end(ctx, s, y);    (everything made inside is freed but y, which
+ *                                          moves; use the returned pointer)
+ * Only for code that recorded nothing inside the scope (no_grad mode, or nothing required
+ * a gradient): otherwise nn_ctx_scope_end fails (NULL, error recorded). keep may be NULL. */
+typedef struct {
+    nn_arena_mark mark;
+    size_t tape;
+} nn_scope;
+nn_scope   nn_ctx_scope(nn_ctx *ctx);
+nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep);
 
 /* A new uninitialised float tensor [n, c, h, w] in the context's arena. */
 nn_tensor *nn_tensor_new(nn_ctx *ctx, int n, int c, int h, int w);

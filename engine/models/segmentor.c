@@ -1,5 +1,8 @@
 /* segmentor.c: the residual U-Net segmentor (S_syn and S_real), layer for layer the
- * Segmentor of tests/golden/torch_models.py. */
+ * Segmentor of tests/golden/torch_models.py.
+ *
+ * segmentor_infer bounds inference memory with nn.h's scopes (nn_ctx_scope /
+ * nn_ctx_scope_end): one scope per residual block and per sample. */
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -140,6 +143,79 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
         h = resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), training);
     }
     return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
+}
+
+/* Eval-mode logits [1, classes, H, W] of one sample x [1, in_ch, H, W]. Each residual block
+ * runs in an nn_ctx scope: its activations are freed as soon as it ends, and only its
+ * output (a U-Net skip tensor) stays. */
+static nn_tensor *infer_one(segmentor *s, nn_ctx *ctx, nn_tensor *x)
+{
+    nn_tensor *e[SEGMENTOR_LEVELS];
+    nn_tensor *h = x;
+    for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *in = l ? nn_max_pool2d(ctx, h, 2, 2) : h;
+        h = e[l] = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, 0));
+        if (!h)
+            return NULL;
+    }
+    for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
+        h = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), 0));
+        if (!h)
+            return NULL;
+    }
+    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);
+}
+
+nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
+{
+    if (!x)
+        return nn_ctx_fail(ctx, "segmentor: no input");
+    if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
+        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
+                           "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
+    int was = nn_ctx_set_grad_enabled(ctx, 0);
+    nn_tensor *out = NULL;
+    if (x->n == 1) {
+        nn_scope sc = nn_ctx_scope(ctx);
+        out = nn_ctx_scope_end(ctx, sc, infer_one(s, ctx, x));
+        nn_ctx_set_grad_enabled(ctx, was);
+        return out;
+    }
+    /* one sample at a time (eval-mode BN makes samples independent), so the working set and
+     * the backend's per-call temporaries stay those of batch 1; logits staged on the host */
+    size_t per_in = (size_t)x->c * x->h * x->w, per_out = (size_t)s->classes * x->h * x->w;
+    float *host = malloc(per_out * (size_t)x->n * sizeof *host);
+    if (!host) {
+        nn_ctx_set_grad_enabled(ctx, was);
+        return nn_ctx_fail(ctx, "segmentor: out of memory");
+    }
+    int i;
+    for (i = 0; i < x->n; i++) {
+        nn_tensor v = *x;    /* a view of sample i: no history, no gradient */
+        v.n = 1;
+        v.data = (float *)x->data + (size_t)i * per_in;
+        v.grad = NULL;
+        v.grad_valid = 0;
+        v.requires_grad = 0;
+        v.node = NULL;
+        v.param = NULL;
+        nn_scope sc = nn_ctx_scope(ctx);
+        nn_tensor *y = infer_one(s, ctx, &v);
+        int bad = !y || nn_tensor_read(y, host + (size_t)i * per_out);
+        nn_ctx_scope_end(ctx, sc, NULL);
+        if (bad)
+            break;
+    }
+    if (i == x->n)
+        out = nn_tensor_from(ctx, x->n, s->classes, x->h, x->w, host);
+    else if (!nn_ctx_error(ctx))
+        nn_ctx_fail(ctx, "segmentor: inference failed");
+    free(host);
+    nn_ctx_set_grad_enabled(ctx, was);
+    return out;
 }
 
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels)

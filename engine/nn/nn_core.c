@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- op names ------------------------------------------------------------------------ */
@@ -192,6 +193,25 @@ void nn_arena_reset(nn_arena *a)
     a->used = 0;
 }
 
+nn_arena_mark nn_arena_pos(const nn_arena *a)
+{
+    nn_arena_mark m = {a->cur, a->cur->used, a->used};
+    return m;
+}
+
+void nn_arena_rollback(nn_arena *a, nn_arena_mark m)
+{
+    chunk *c;
+    for (c = a->cur; c && c != (chunk *)m.chunk; c = c->next)
+        ;
+    if (!c || m.chunk_used > c->used)
+        return;              /* not a mark of this arena's current state: ignore */
+    for (c = a->cur; c != (chunk *)m.chunk; c = c->next)
+        c->used = 0;         /* newer chunks: emptied (the head one is reused next) */
+    c->used = m.chunk_used;
+    a->used = m.used;
+}
+
 size_t nn_arena_used(const nn_arena *a) { return a->used; }
 size_t nn_arena_peak(const nn_arena *a) { return a->peak; }
 
@@ -211,6 +231,9 @@ void nn_arena_free(nn_arena *a)
 /* ---- context ------------------------------------------------------------------------- */
 
 struct nn_ctx {
+    int profile;             /* $MKDSEG_NN_PROFILE set: time every op, print at free */
+    double prof_s[NN_OP_COUNT][2];
+    long prof_n[NN_OP_COUNT][2];
     const nn_backend *be;
     nn_arena *arena;
     nn_node **tape;
@@ -230,6 +253,7 @@ nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t e
         goto fail;
     ctx->be = be;
     ctx->grad_enabled = 1;
+    ctx->profile = getenv("MKDSEG_NN_PROFILE") != NULL;
     ctx->arena = nn_arena_new_with(arena_bytes, be->mem_alloc, be->mem_free);
     if (!ctx->arena)
         goto fail;
@@ -249,10 +273,44 @@ void nn_ctx_reset(nn_ctx *ctx)
     ctx->err[0] = 0;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
+{
+    if (!ctx->profile)
+        return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
+    double t0 = now_s();
+    int rc = backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
+    ctx->prof_s[nd->op][backward] += now_s() - t0;
+    ctx->prof_n[nd->op][backward]++;
+    return rc;
+}
+
+static void profile_print(const nn_ctx *ctx)
+{
+    double tot = 0;
+    for (int o = 0; o < NN_OP_COUNT; o++)
+        tot += ctx->prof_s[o][0] + ctx->prof_s[o][1];
+    fprintf(stderr, "nn profile (%s backend), total %.1f ms\n", ctx->be->name, tot * 1e3);
+    fprintf(stderr, "  %-20s %8s %10s %8s %10s\n", "op", "fwd n", "fwd ms", "bwd n", "bwd ms");
+    for (int o = 0; o < NN_OP_COUNT; o++)
+        if (ctx->prof_n[o][0] || ctx->prof_n[o][1])
+            fprintf(stderr, "  %-20s %8ld %10.1f %8ld %10.1f\n", nn_op_name((nn_op)o),
+                    ctx->prof_n[o][0], ctx->prof_s[o][0] * 1e3, ctx->prof_n[o][1],
+                    ctx->prof_s[o][1] * 1e3);
+}
+
 void nn_ctx_free(nn_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->profile)
+        profile_print(ctx);
     if (ctx->be->ctx_free)
         ctx->be->ctx_free(ctx);
     nn_arena_free(ctx->arena);
@@ -298,6 +356,41 @@ void *nn_ctx_scratch(nn_ctx *ctx, size_t bytes)
     return p;
 }
 
+nn_scope nn_ctx_scope(nn_ctx *ctx)
+{
+    nn_scope s = {nn_arena_pos(ctx->arena), ctx->ntape};
+    return s;
+}
+
+nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep)
+{
+    if (nn_ctx_error(ctx))
+        return NULL;
+    if (ctx->ntape != s.tape)
+        return nn_ctx_fail(ctx, "scope_end: ops inside the scope were recorded on the tape "
+                                "(use no_grad mode)");
+    if (!keep) {
+        nn_arena_rollback(ctx->arena, s.mark);
+        return NULL;
+    }
+    nn_tensor k = *keep;
+    size_t bytes = nn_numel(&k) * 4;
+    nn_arena_rollback(ctx->arena, s.mark);
+    /* the new block may overlap the old data: move first, then allocate the struct */
+    void *data = nn_ctx_scratch(ctx, bytes);
+    if (!data)
+        return NULL;
+    ctx->be->mem_move(data, k.data, bytes);
+    nn_tensor *t = nn_ctx_scratch(ctx, sizeof *t);
+    if (!t)
+        return NULL;
+    *t = k;
+    t->data = data;
+    t->grad = NULL;
+    t->grad_valid = 0;
+    return t;
+}
+
 int nn_tape_push(nn_ctx *ctx, nn_node *node)
 {
     if (ctx->ntape == ctx->captape) {
@@ -329,6 +422,7 @@ nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt)
     t->h = h;
     t->w = w;
     t->dtype = dt;
+    t->be = ctx->be;
     t->data = nn_ctx_scratch(ctx, nn_numel(t) * 4);
     return t->data ? t : NULL;
 }
@@ -362,21 +456,19 @@ nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
     return t;
 }
 
-/* Tensors do not know their backend; every backend built so far copies host<->backend with
- * these two, and the CUDA backend will add a tag to tell. */
 int nn_tensor_write(nn_tensor *t, const void *host)
 {
-    if (!t || !t->data)
+    if (!t || !t->data || !t->be)
         return -1;
-    memcpy(t->data, host, nn_numel(t) * 4);
+    t->be->mem_upload(t->data, host, nn_numel(t) * 4);
     return 0;
 }
 
 int nn_tensor_read(const nn_tensor *t, void *host)
 {
-    if (!t || !t->data)
+    if (!t || !t->data || !t->be)
         return -1;
-    memcpy(host, t->data, nn_numel(t) * 4);
+    t->be->mem_download(host, t->data, nn_numel(t) * 4);
     return 0;
 }
 
@@ -409,6 +501,7 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
     d->w = t->w;
     d->dtype = t->dtype;
     d->data = t->data;
+    d->be = t->be;
     return d;
 }
 
@@ -475,7 +568,7 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
         nn_node *nd = ctx->tape[i];
         if (!nd->out->grad_valid)
             continue;        /* the output does not depend on it */
-        if (ctx->be->backward(ctx, nd))
+        if (nn_run_node(ctx, nd, 1))
             goto fail;
     }
     return 0;

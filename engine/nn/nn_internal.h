@@ -11,4 +11,8 @@ int nn_tape_push(nn_ctx *ctx, nn_node *node);
 /* A new arena tensor of the given dtype (contents undefined). NULL: error recorded. */
 nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt);
 
+/* Run a node's forward (backward = 0) or backward through the context's backend, timing it
+ * when $MKDSEG_NN_PROFILE is set (a per-op table goes to stderr at nn_ctx_free). */
+int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward);
+
 #endif

@@ -21,7 +21,7 @@ static nn_tensor *run(nn_ctx *ctx, const nn_node *tmpl, nn_tensor *out, unsigned
         for (int k = 0; k < nd->nin; k++)
             if ((diffmask >> k & 1u) && nd->in[k] && nd->in[k]->requires_grad)
                 nd->recorded = 1;
-    if (nn_ctx_backend(ctx)->forward(ctx, nd))
+    if (nn_run_node(ctx, nd, 0))
         return NULL;
     if (nd->recorded) {
         if (nn_tape_push(ctx, nd))

@@ -76,6 +76,7 @@ nn_tensor *nn_param_add(nn_params *p, const char *name, nn_param_kind kind,
     q->t.w = w;
     q->t.dtype = NN_F32;
     q->t.param = q;
+    q->t.be = p->be;
     size_t bytes = nn_numel(&q->t) * 4;
     q->t.data = p->be->mem_alloc(bytes);
     if (!q->t.data)
@@ -145,27 +146,44 @@ void nn_params_zero_grad(nn_params *p)
     }
 }
 
-/* ---- initialisers (CPU memory; the CUDA backend will stage through the host) ---------- */
+/* ---- initialisers: computed on the host, then written through the tensor's backend -- */
+
+static float *host_of(const nn_tensor *t)
+{
+    return malloc(nn_numel(t) * sizeof(float) + 1);
+}
 
 void nn_init_uniform(nn_tensor *t, float lo, float hi, nn_rng *r)
 {
-    float *d = nn_f32(t);
+    float *d = host_of(t);
+    if (!d)
+        return;
     for (size_t i = 0, n = nn_numel(t); i < n; i++)
         d[i] = lo + (hi - lo) * nn_rng_uniform(r);
+    nn_tensor_write(t, d);
+    free(d);
 }
 
 void nn_init_normal(nn_tensor *t, float mean, float std, nn_rng *r)
 {
-    float *d = nn_f32(t);
+    float *d = host_of(t);
+    if (!d)
+        return;
     for (size_t i = 0, n = nn_numel(t); i < n; i++)
         d[i] = mean + std * nn_rng_normal(r);
+    nn_tensor_write(t, d);
+    free(d);
 }
 
 void nn_init_const(nn_tensor *t, float v)
 {
-    float *d = nn_f32(t);
+    float *d = host_of(t);
+    if (!d)
+        return;
     for (size_t i = 0, n = nn_numel(t); i < n; i++)
         d[i] = v;
+    nn_tensor_write(t, d);
+    free(d);
 }
 
 void nn_init_torch_conv(nn_tensor *w, nn_tensor *b, nn_rng *r)

@@ -205,12 +205,39 @@ static void run_golden(net_any *n, const golden_file *g)
     nn_ctx_reset(ctx);
     nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *x = nn_tensor_from(ctx, d[0], d[1], d[2], d[3], golden_f32(g, "input"));
+    size_t used0 = nn_arena_used(nn_ctx_arena(ctx));
     nn_tensor *y = forward(n, ctx, x, 0);
+    size_t used1 = nn_arena_used(nn_ctx_arena(ctx));
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect_eq(nn_ctx_tape_len(ctx), 0, "no_grad forward recorded %zu nodes",
                  nn_ctx_tape_len(ctx));
     cr_log_info("eval output after 5 Adam steps: relative error %.3g",
                 check_tensor("final output", y, g, "final_output", 0, TOL_FWD));
+    if (n->kind == NET_SEG) {
+        /* the bounded-memory inference path computes the same eval-mode logits, sample by
+         * sample and block by block, keeping only the result in ctx, and its arena peak is
+         * below the plain forward's */
+        nn_ctx *ictx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
+        cr_assert(ictx, "%s", err);
+        for (int rep = 0; rep < 2; rep++) {
+            nn_tensor *xi = nn_tensor_from(ictx, d[0], d[1], d[2], d[3], golden_f32(g, "input"));
+            size_t before = nn_arena_used(nn_ctx_arena(ictx));
+            nn_tensor *yi = segmentor_infer(n->seg, ictx, xi);
+            cr_assert(yi, "%s", nn_ctx_error(ictx));
+            cr_expect_eq(nn_ctx_tape_len(ictx), 0);
+            cr_expect(nn_ctx_grad_enabled(ictx), "segmentor_infer left no_grad mode on");
+            check_tensor("segmentor_infer", yi, g, "final_output", 0, TOL_FWD);
+            double diff = golden_rel_err(nn_f32(yi), nn_f32(y), nn_numel(y), 0);
+            cr_expect(diff <= 1e-6, "segmentor_infer differs from segmentor_forward by %.3g", diff);
+            size_t kept = nn_arena_used(nn_ctx_arena(ictx)) - before;
+            cr_expect_leq(kept, nn_numel(y) * sizeof(float) + 256, "kept %zu bytes in ctx", kept);
+            cr_expect_lt(nn_arena_peak(nn_ctx_arena(ictx)), used1 - used0,
+                         "segmentor_infer arena peak %zu, plain forward %zu",
+                         nn_arena_peak(nn_ctx_arena(ictx)), used1 - used0);
+            nn_ctx_reset(ictx);
+        }
+        nn_ctx_free(ictx);
+    }
     int nbuf = 0;
     for (int i = 0; i < nn_params_count(n->params); i++) {
         nn_param *q = nn_params_at(n->params, i);

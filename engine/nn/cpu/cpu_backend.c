@@ -15,6 +15,7 @@ static void cpu_free(void *p) { free(p); }
 static void cpu_upload(void *dst, const void *host, size_t n) { memcpy(dst, host, n); }
 static void cpu_download(void *host, const void *src, size_t n) { memcpy(host, src, n); }
 static void cpu_zero(void *dst, size_t n) { memset(dst, 0, n); }
+static void cpu_move(void *dst, const void *src, size_t n) { memmove(dst, src, n); }
 
 void cpu_grad_store(float *dst, const float *src, size_t n, int acc)
 {
@@ -155,6 +156,7 @@ static const nn_backend cpu_backend = {
     .mem_upload = cpu_upload,
     .mem_download = cpu_download,
     .mem_zero = cpu_zero,
+    .mem_move = cpu_move,
     .forward = cpu_forward,
     .backward = cpu_backward,
     .adam_step = cpu_adam,

@@ -13,14 +13,24 @@
 #include <string.h>
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS, K_COUNT };
-enum { A_SRC, A_WEI, A_BIAS, A_DST, A_SP, A_COUNT };
+enum { A_SRC, A_WEI, A_BIAS, A_DST, A_COUNT };   /* diff_ variants in the backward kinds */
+
+/* One argument of one primitive: oneDNN's memory in the layout the primitive chose and,
+ * when that is not the plain API layout, a reorder between the two. */
+typedef struct {
+    dnnl_memory_t mem;       /* primitive layout, handle set per call */
+    dnnl_memory_t plain;     /* API layout (only with a reorder) */
+    dnnl_primitive_t reorder;/* plain -> mem for inputs, mem -> plain for outputs */
+    size_t bytes;            /* size of the primitive-layout buffer */
+} conv_arg;
 
 typedef struct {
     int key[14];
     dnnl_primitive_desc_t fwd_pd;        /* hint for the backward ones */
     dnnl_primitive_desc_t pd[K_COUNT];
     dnnl_primitive_t prim[K_COUNT];
-    dnnl_memory_t mem[K_COUNT][A_COUNT];
+    conv_arg arg[K_COUNT][A_COUNT];
+    dnnl_memory_t sp_mem[K_COUNT];
     size_t sp[K_COUNT];
 } conv_ent;
 
@@ -40,6 +50,36 @@ typedef struct {
         }                                                                        \
     } while (0)
 
+/* Per kind and argument: oneDNN's execution role, the md query, whether it is an output. */
+typedef struct {
+    int role, query, idx, out;
+} argdef;
+
+static const argdef argdefs[K_COUNT][A_COUNT] = {
+    [K_FWD] = {{DNNL_ARG_SRC, dnnl_query_src_md, 0, 0},
+               {DNNL_ARG_WEIGHTS, dnnl_query_weights_md, 0, 0},
+               {DNNL_ARG_BIAS, dnnl_query_weights_md, 1, 0},
+               {DNNL_ARG_DST, dnnl_query_dst_md, 0, 1}},
+    [K_BWD_DATA] = {{DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, 0, 1},
+                    {DNNL_ARG_WEIGHTS, dnnl_query_weights_md, 0, 0},
+                    {0, 0, 0, 0},
+                    {DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, 0, 0}},
+    [K_BWD_WEIGHTS] = {{DNNL_ARG_SRC, dnnl_query_src_md, 0, 0},
+                       {DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, 0, 1},
+                       {DNNL_ARG_DIFF_BIAS, dnnl_query_diff_weights_md, 1, 1},
+                       {DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, 0, 0}},
+};
+
+static void arg_free(conv_arg *a)
+{
+    if (a->mem)
+        dnnl_memory_destroy(a->mem);
+    if (a->plain)
+        dnnl_memory_destroy(a->plain);
+    if (a->reorder)
+        dnnl_primitive_destroy(a->reorder);
+}
+
 void cpu_conv_state_free(nn_ctx *ctx)
 {
     conv_state *s = *nn_ctx_backend_state(ctx);
@@ -49,8 +89,9 @@ void cpu_conv_state_free(nn_ctx *ctx)
         conv_ent *e = &s->ent[i];
         for (int k = 0; k < K_COUNT; k++) {
             for (int a = 0; a < A_COUNT; a++)
-                if (e->mem[k][a])
-                    dnnl_memory_destroy(e->mem[k][a]);
+                arg_free(&e->arg[k][a]);
+            if (e->sp_mem[k])
+                dnnl_memory_destroy(e->sp_mem[k]);
             if (e->prim[k])
                 dnnl_primitive_destroy(e->prim[k]);
             if (e->pd[k])
@@ -101,18 +142,22 @@ static geom geometry(const nn_node *nd)
 }
 
 typedef struct {
-    dnnl_memory_desc_t src, wei, bias, dst;
+    dnnl_memory_desc_t m[A_COUNT];
 } mds;
 
-static int make_mds(nn_ctx *ctx, const geom *g, mds *m)
+/* any = 1: let oneDNN choose the layouts of src, weights and dst (the primitive's view);
+ * any = 0: the plain API layouts. */
+static int make_mds(nn_ctx *ctx, const geom *g, mds *m, int any)
 {
     dnnl_dims_t sd = {g->N, g->IC, g->H, g->W}, dd = {g->N, g->OC, g->OH, g->OW};
     dnnl_dims_t wd = {g->OC, g->IC, g->KH, g->KW}, bd = {g->OC};
-    DN(dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nchw));
-    DN(dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nchw));
+    dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
     /* conv2d weights [OC, IC, KH, KW] = oihw; transposed [IC, OC, KH, KW] = iohw */
-    DN(dnnl_memory_desc_init_by_tag(&m->wei, 4, wd, dnnl_f32, g->transposed ? dnnl_iohw : dnnl_oihw));
-    DN(dnnl_memory_desc_init_by_tag(&m->bias, 1, bd, dnnl_f32, dnnl_x));
+    dnnl_format_tag_t wt = any ? dnnl_format_tag_any : g->transposed ? dnnl_iohw : dnnl_oihw;
+    DN(dnnl_memory_desc_init_by_tag(&m->m[A_SRC], 4, sd, dnnl_f32, act));
+    DN(dnnl_memory_desc_init_by_tag(&m->m[A_DST], 4, dd, dnnl_f32, act));
+    DN(dnnl_memory_desc_init_by_tag(&m->m[A_WEI], 4, wd, dnnl_f32, wt));
+    DN(dnnl_memory_desc_init_by_tag(&m->m[A_BIAS], 1, bd, dnnl_f32, dnnl_x));
     return 0;
 fail:
     return -1;
@@ -124,76 +169,100 @@ typedef union {
     dnnl_deconvolution_desc_t deconv;
 } any_desc;
 
-static int init_desc(nn_ctx *ctx, const geom *g, const mds *m, int k, any_desc *d)
+static int init_desc(nn_ctx *ctx, const geom *g, const mds *md, int k, any_desc *d)
 {
     dnnl_dims_t strides = {g->stride, g->stride};
     dnnl_dims_t pl = {g->pad, g->pad};
-    const dnnl_memory_desc_t *bias = g->bias ? &m->bias : NULL;
+    const dnnl_memory_desc_t *src = &md->m[A_SRC], *wei = &md->m[A_WEI], *dst = &md->m[A_DST];
+    const dnnl_memory_desc_t *bias = g->bias ? &md->m[A_BIAS] : NULL;
     if (!g->transposed) {
         dnnl_dims_t dil = {g->extra - 1, g->extra - 1};
         if (k == K_FWD)
             DN(dnnl_dilated_convolution_forward_desc_init(&d->conv, dnnl_forward_training,
-                   dnnl_convolution_direct, &m->src, &m->wei, bias, &m->dst, strides, dil,
-                   pl, NULL));
+                   dnnl_convolution_direct, src, wei, bias, dst, strides, dil, pl, NULL));
         else if (k == K_BWD_DATA)
             DN(dnnl_dilated_convolution_backward_data_desc_init(&d->conv,
-                   dnnl_convolution_direct, &m->src, &m->wei, &m->dst, strides, dil, pl,
-                   NULL));
+                   dnnl_convolution_direct, src, wei, dst, strides, dil, pl, NULL));
         else
             DN(dnnl_dilated_convolution_backward_weights_desc_init(&d->conv,
-                   dnnl_convolution_direct, &m->src, &m->wei, bias, &m->dst, strides, dil,
-                   pl, NULL));
+                   dnnl_convolution_direct, src, wei, bias, dst, strides, dil, pl, NULL));
     } else {
         /* out = (in-1)s - pl - pr + K  =>  pr = pad - out_pad */
         dnnl_dims_t pr = {g->pad - g->extra, g->pad - g->extra};
         if (k == K_FWD)
             DN(dnnl_deconvolution_forward_desc_init(&d->deconv, dnnl_forward_training,
-                   dnnl_deconvolution_direct, &m->src, &m->wei, bias, &m->dst, strides, pl,
-                   pr));
+                   dnnl_deconvolution_direct, src, wei, bias, dst, strides, pl, pr));
         else if (k == K_BWD_DATA)
             DN(dnnl_deconvolution_backward_data_desc_init(&d->deconv,
-                   dnnl_deconvolution_direct, &m->src, &m->wei, &m->dst, strides, pl, pr));
+                   dnnl_deconvolution_direct, src, wei, dst, strides, pl, pr));
         else
             DN(dnnl_deconvolution_backward_weights_desc_init(&d->deconv,
-                   dnnl_deconvolution_direct, &m->src, &m->wei, bias, &m->dst, strides, pl,
-                   pr));
+                   dnnl_deconvolution_direct, src, wei, bias, dst, strides, pl, pr));
     }
     return 0;
 fail:
     return -1;
 }
 
+/* The primitive's memory for argument a and, when its layout is not plain, the reorder. */
+static int make_arg(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, int a,
+                    const dnnl_memory_desc_t *plain)
+{
+    const argdef *d = &argdefs[k][a];
+    conv_arg *ca = &e->arg[k][a];
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(e->pd[k], d->query, d->idx);
+    dnnl_primitive_desc_t rpd = NULL;
+    if (!md || md->ndims == 0)
+        md = plain;
+    DN(dnnl_memory_create(&ca->mem, md, s->eng, DNNL_MEMORY_NONE));
+    if (!dnnl_memory_desc_equal(md, plain)) {
+        DN(dnnl_memory_create(&ca->plain, plain, s->eng, DNNL_MEMORY_NONE));
+        if (d->out)
+            DN(dnnl_reorder_primitive_desc_create(&rpd, md, s->eng, plain, s->eng, NULL));
+        else
+            DN(dnnl_reorder_primitive_desc_create(&rpd, plain, s->eng, md, s->eng, NULL));
+        DN(dnnl_primitive_create(&ca->reorder, rpd));
+        dnnl_primitive_desc_destroy(rpd);
+        ca->bytes = dnnl_memory_desc_get_size(md);
+    }
+    return 0;
+fail:
+    if (rpd)
+        dnnl_primitive_desc_destroy(rpd);
+    return -1;
+}
+
 static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, int k)
 {
-    mds m;
+    mds plain, any;
     any_desc d;
     dnnl_primitive_attr_t attr = NULL;
-    if (make_mds(ctx, g, &m))
+    if (make_mds(ctx, g, &plain, 0) || make_mds(ctx, g, &any, 1))
         return -1;
     DN(dnnl_primitive_attr_create(&attr));
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     if (!e->fwd_pd) {
         any_desc fd;
-        if (init_desc(ctx, g, &m, K_FWD, &fd))
+        if (init_desc(ctx, g, &any, K_FWD, &fd))
             goto fail;
         DN(dnnl_primitive_desc_create(&e->fwd_pd, &fd, attr, s->eng, NULL));
     }
     if (k == K_FWD) {
         DN(dnnl_primitive_desc_clone(&e->pd[k], e->fwd_pd));
     } else {
-        if (init_desc(ctx, g, &m, k, &d))
+        if (init_desc(ctx, g, &any, k, &d))
             goto fail;
         DN(dnnl_primitive_desc_create(&e->pd[k], &d, attr, s->eng, e->fwd_pd));
     }
     DN(dnnl_primitive_create(&e->prim[k], e->pd[k]));
     const dnnl_memory_desc_t *spmd = dnnl_primitive_desc_query_md(e->pd[k], dnnl_query_scratchpad_md, 0);
     e->sp[k] = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
-    DN(dnnl_memory_create(&e->mem[k][A_SRC], &m.src, s->eng, DNNL_MEMORY_NONE));
-    DN(dnnl_memory_create(&e->mem[k][A_WEI], &m.wei, s->eng, DNNL_MEMORY_NONE));
-    DN(dnnl_memory_create(&e->mem[k][A_BIAS], &m.bias, s->eng, DNNL_MEMORY_NONE));
-    DN(dnnl_memory_create(&e->mem[k][A_DST], &m.dst, s->eng, DNNL_MEMORY_NONE));
     if (e->sp[k])
-        DN(dnnl_memory_create(&e->mem[k][A_SP], spmd, s->eng, DNNL_MEMORY_NONE));
+        DN(dnnl_memory_create(&e->sp_mem[k], spmd, s->eng, DNNL_MEMORY_NONE));
+    for (int a = 0; a < A_COUNT; a++)
+        if (argdefs[k][a].role && (a != A_BIAS || g->bias) &&
+            make_arg(ctx, s, e, k, a, &plain.m[a]))
+            goto fail;
     dnnl_primitive_attr_destroy(attr);
     return 0;
 fail:
@@ -230,34 +299,67 @@ static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
     return e;
 }
 
-/* Run primitive k of e with the given buffers (NULL = argument unused). */
+static int exec(nn_ctx *ctx, conv_state *s, dnnl_primitive_t p, int na, dnnl_exec_arg_t *args)
+{
+    DN(dnnl_primitive_execute(p, s->st, na, args));
+    return 0;
+fail:
+    return -1;
+}
+
+/* Run primitive k of e on plain buffers (NULL = argument unused): inputs are reordered into
+ * the primitive's layout first, outputs back afterwards (temporaries from the arena). */
 static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, const float *src,
                const float *wei, const float *bias, const float *dst)
 {
-    dnnl_exec_arg_t args[5];
+    dnnl_exec_arg_t args[A_COUNT + 1];
     int na = 0;
-    dnnl_memory_t *m = e->mem[k];
-    static const int fwd_roles[A_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS,
-                                           DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
-    static const int bd_roles[A_COUNT] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, 0,
-                                          DNNL_ARG_DIFF_DST, DNNL_ARG_SCRATCHPAD};
-    static const int bw_roles[A_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS,
-                                          DNNL_ARG_DIFF_BIAS, DNNL_ARG_DIFF_DST,
-                                          DNNL_ARG_SCRATCHPAD};
-    const int *roles = k == K_FWD ? fwd_roles : k == K_BWD_DATA ? bd_roles : bw_roles;
-    const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst, NULL};
-    if (e->sp[k] && !(bufs[A_SP] = nn_ctx_scratch(ctx, e->sp[k])))
-        return -1;
+    const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst};
+    nn_arena_mark mark = nn_arena_pos(nn_ctx_arena(ctx));   /* temporaries die here */
     for (int a = 0; a < A_COUNT; a++) {
-        if (!bufs[a] || !roles[a])
+        const argdef *d = &argdefs[k][a];
+        conv_arg *ca = &e->arg[k][a];
+        if (!bufs[a] || !d->role)
             continue;
-        DN(dnnl_memory_set_data_handle(m[a], (void *)bufs[a]));
-        args[na].arg = roles[a];
-        args[na].memory = m[a];
+        if (ca->reorder) {
+            void *tmp = nn_ctx_scratch(ctx, ca->bytes);
+            if (!tmp)
+                return -1;
+            DN(dnnl_memory_set_data_handle(ca->plain, (void *)bufs[a]));
+            DN(dnnl_memory_set_data_handle(ca->mem, tmp));
+            if (!d->out) {
+                dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, ca->plain}, {DNNL_ARG_TO, ca->mem}};
+                if (exec(ctx, s, ca->reorder, 2, r))
+                    return -1;
+            }
+        } else {
+            DN(dnnl_memory_set_data_handle(ca->mem, (void *)bufs[a]));
+        }
+        args[na].arg = d->role;
+        args[na].memory = ca->mem;
         na++;
     }
-    DN(dnnl_primitive_execute(e->prim[k], s->st, na, args));
+    if (e->sp[k]) {
+        void *sp = nn_ctx_scratch(ctx, e->sp[k]);
+        if (!sp)
+            return -1;
+        DN(dnnl_memory_set_data_handle(e->sp_mem[k], sp));
+        args[na].arg = DNNL_ARG_SCRATCHPAD;
+        args[na].memory = e->sp_mem[k];
+        na++;
+    }
+    if (exec(ctx, s, e->prim[k], na, args))
+        return -1;
+    for (int a = 0; a < A_COUNT; a++) {
+        conv_arg *ca = &e->arg[k][a];
+        if (bufs[a] && argdefs[k][a].role && argdefs[k][a].out && ca->reorder) {
+            dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, ca->mem}, {DNNL_ARG_TO, ca->plain}};
+            if (exec(ctx, s, ca->reorder, 2, r))
+                return -1;
+        }
+    }
     DN(dnnl_stream_wait(s->st));
+    nn_arena_rollback(nn_ctx_arena(ctx), mark);
     return 0;
 fail:
     return -1;

@@ -22,7 +22,41 @@ static inline const float *plane(const nn_tensor *x, int bn, int gi, int n)
     return nn_f32(x) + (bn ? ((size_t)n * x->c + gi) : (size_t)gi) * hw;
 }
 
-/* mean/biased var of each group */
+/* Sums over a plane, accumulated in double in SIMD lanes (vectorises; float inputs). */
+static double sum_f(const float *p, size_t n)
+{
+    double a = 0;
+#pragma omp simd reduction(+ : a)
+    for (size_t j = 0; j < n; j++)
+        a += (double)p[j];
+    return a;
+}
+
+static double sumsq_dev(const float *p, size_t n, double m)
+{
+    double a = 0;
+#pragma omp simd reduction(+ : a)
+    for (size_t j = 0; j < n; j++) {
+        double d = (double)p[j] - m;
+        a += d * d;
+    }
+    return a;
+}
+
+/* sum g and sum g * (x - m) */
+static void sum_bwd(const float *g, const float *x, size_t n, double m, double *sg, double *sgx)
+{
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (size_t j = 0; j < n; j++) {
+        a += (double)g[j];
+        b += (double)g[j] * ((double)x[j] - m);
+    }
+    *sg += a;
+    *sgx += b;
+}
+
+/* mean/biased var of each group (two passes: mean, then squared deviations) */
 static void group_stats(const nn_tensor *x, int bn, double *mean, double *var)
 {
     int G = bn ? x->c : x->n * x->c, P = bn ? x->n : 1;
@@ -30,23 +64,11 @@ static void group_stats(const nn_tensor *x, int bn, double *mean, double *var)
 #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < G; gi++) {
         double s = 0, s2 = 0;
-        for (int n = 0; n < P; n++) {
-            const float *p = plane(x, bn, gi, n);
-            double a = 0;
-            for (size_t j = 0; j < hw; j++)
-                a += p[j];
-            s += a;
-        }
+        for (int n = 0; n < P; n++)
+            s += sum_f(plane(x, bn, gi, n), hw);
         double m = s / (double)(hw * P);
-        for (int n = 0; n < P; n++) {
-            const float *p = plane(x, bn, gi, n);
-            double a = 0;
-            for (size_t j = 0; j < hw; j++) {
-                double d = p[j] - m;
-                a += d * d;
-            }
-            s2 += a;
-        }
+        for (int n = 0; n < P; n++)
+            s2 += sumsq_dev(plane(x, bn, gi, n), hw, m);
         mean[gi] = m;
         var[gi] = s2 / (double)(hw * P);
     }
@@ -129,17 +151,10 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
         float m = sv->mean[gi], is = sv->invstd[gi];
         for (int n = 0; n < P; n++) {
             size_t off = (bn ? ((size_t)n * C + gi) : (size_t)gi) * hw;
-            const float *xp = nn_f32(x) + off, *gp = dy + off;
-            double a1 = 0, b1 = 0;
-            for (size_t j = 0; j < hw; j++) {
-                a1 += gp[j];
-                b1 += gp[j] * ((xp[j] - m) * is);
-            }
-            a += a1;
-            b += b1;
+            sum_bwd(dy + off, nn_f32(x) + off, hw, m, &a, &b);
         }
         sdy[gi] = a;
-        sdyx[gi] = b;
+        sdyx[gi] = b * is;
     }
     int acc;
     if (gamma && gamma->requires_grad) {
@@ -185,9 +200,15 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
             float mdyx = training ? (float)(sdyx[gi] / cnt) : 0.0f;
             const float *xp = nn_f32(x) + (size_t)pc * hw, *gp = dy + (size_t)pc * hw;
             float *op = gx + (size_t)pc * hw;
-            for (size_t j = 0; j < hw; j++) {
-                float v = k * (gp[j] - mdy - (xp[j] - m) * is * mdyx);
-                op[j] = acc ? op[j] + v : v;
+            float c1 = k * mdyx * is;
+            if (acc) {
+#pragma omp simd
+                for (size_t j = 0; j < hw; j++)
+                    op[j] += k * (gp[j] - mdy) - (xp[j] - m) * c1;
+            } else {
+#pragma omp simd
+                for (size_t j = 0; j < hw; j++)
+                    op[j] = k * (gp[j] - mdy) - (xp[j] - m) * c1;
             }
         }
     }
