@@ -167,7 +167,9 @@ Test(server_jobs, killed_workers_job_is_claimed_again_and_finishes)
     cr_assert(ok, "the job finished after its lease expired");
     char *w2 = job_field(id, "worker");
     cr_assert_str_neq(w1, w2, "a different worker finished it");
-    cr_assert_eq(atol(job_field(id, "attempts")), 2);
+    char *att = job_field(id, "attempts");
+    cr_assert_str_eq(att, "2");
+    free(att);
     free(w1);
     free(w2);
 }
