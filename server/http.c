@@ -154,8 +154,10 @@ void http_error(http_req *r, int status, const char *code, const char *field, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* 500 is a bug; 503 (database away, shutting down, queue full) is an expected state */
     if (status >= 500)
-        log_json(LOG_ERROR, r->id, msg, json_pack("{s:i,s:s}", "status", status, "code", code));
+        log_json(status == 503 ? LOG_WARN : LOG_ERROR, r->id, msg,
+                 json_pack("{s:i,s:s}", "status", status, "code", code));
     http_reply_json(r, status, http_error_body(code, msg, field));
 }
 
