@@ -434,13 +434,14 @@ static void auth_start(void)
 
 Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop_checked)
 {
-    char token[64], hex[65], sql[512], name[128];
+    char token[64], hex[65], name[128];
     snprintf(token, sizeof token, "tok-%d-%ld", (int)getpid(), (long)time(NULL));
     auth_hash_token(token, hex);
     PGconn *pg = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
-    snprintf(sql, sizeof sql, "INSERT INTO api_tokens (name, token_sha256) VALUES ('%s', '%s')", token, hex);
-    PGresult *res = PQexec(pg, sql);
+    const char *tv[2] = {token, hex};
+    PGresult *res = PQexecParams(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ($1, $2)", 2,
+                                 NULL, tv, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
     PQclear(res);
     PQfinish(pg);
@@ -574,7 +575,10 @@ Test(http_ready, starts_without_its_database_and_migrates_when_it_appears, .fini
     cr_assert_str_eq(err_code(&r), "database_unavailable");
     tresp_free(&r);
     PGconn *admin = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", scratch_name);
+    /* DDL takes no parameters: the (generated) name is quoted as an identifier */
+    char *ident = PQescapeIdentifier(admin, scratch_name, strlen(scratch_name));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", ident);
+    PQfreemem(ident);
     PGresult *res = PQexec(admin, sql);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(admin));
     PQclear(res);

@@ -33,6 +33,8 @@ static void teardown(void) { tdb_drop(pg, dbname); }
 
 TestSuite(server_jobs, .init = setup, .fini = teardown, .timeout = 60);
 
+#define STATE "SELECT state FROM jobs WHERE id = $1::bigint"
+
 static long num(const char *sql)
 {
     char *v = tdb_value(pg, sql);
@@ -54,16 +56,18 @@ static long long enqueue(const char *params)
 
 static char *job_field(long long id, const char *col)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = %lld", col, id);
-    return tdb_value(pg, sql);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    return tdb_valuep(pg, "SELECT to_jsonb(j) ->> $2 FROM jobs j WHERE id = $1::bigint", 2, ids, col);
 }
 
-/* Waits until `sql` returns `want` (as text), up to max_ms. */
-static int wait_for(const char *sql, const char *want, int max_ms)
+/* Waits until `sql` (with $1 = job id, or no parameter when id is 0) returns `want`. */
+static int wait_for_job(const char *sql, long long id, const char *want, int max_ms)
 {
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
     for (int t = 0; t <= max_ms; t += 50) {
-        char *v = tdb_value(pg, sql);
+        char *v = id ? tdb_valuep(pg, sql, 1, ids) : tdb_value(pg, sql);
         int ok = v && !strcmp(v, want);
         free(v);
         if (ok)
@@ -114,7 +118,7 @@ Test(server_jobs, two_worker_processes_never_run_the_same_job)
     for (int i = 0; i < njobs; i++)
         enqueue("{\"sleep_ms\": 40}");
     pid_t a = spawn_worker("2", "30", "1"), b = spawn_worker("2", "30", "1");
-    int done = wait_for("SELECT count(*) FROM jobs WHERE state = 'succeeded'", "24", 30000);
+    int done = wait_for_job("SELECT count(*) FROM jobs WHERE state = 'succeeded'", 0, "24", 30000);
     cr_assert_eq(stop_worker(a), 0, "worker a exits 0 on SIGTERM");
     cr_assert_eq(stop_worker(b), 0, "worker b exits 0 on SIGTERM");
     cr_assert(done, "all jobs succeeded (%ld did)", num("SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
@@ -140,9 +144,7 @@ Test(server_jobs, notify_wakes_an_idle_worker)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long long id = enqueue("{}");
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", id);
-    int ok = wait_for(sql, "succeeded", 5000);
+    int ok = wait_for_job(STATE, id, "succeeded", 5000);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     job_workers_stop(w);
     cr_assert(ok, "the job ran");
@@ -153,16 +155,14 @@ Test(server_jobs, notify_wakes_an_idle_worker)
 Test(server_jobs, killed_workers_job_is_claimed_again_and_finishes)
 {
     long long id = enqueue("{\"steps\": 20, \"sleep_ms\": 100}");
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", id);
     pid_t a = spawn_worker("1", "2", "1");
-    cr_assert(wait_for(sql, "running", 10000), "claimed by the first worker");
+    cr_assert(wait_for_job(STATE, id, "running", 10000), "claimed by the first worker");
     usleep(300000);
     kill(a, SIGKILL);
     waitpid(a, NULL, 0);
     char *w1 = job_field(id, "worker");
     pid_t b = spawn_worker("1", "2", "1");
-    int ok = wait_for(sql, "succeeded", 20000);
+    int ok = wait_for_job(STATE, id, "succeeded", 20000);
     cr_assert_eq(stop_worker(b), 0);
     cr_assert(ok, "the job finished after its lease expired");
     char *w2 = job_field(id, "worker");
@@ -177,28 +177,25 @@ Test(server_jobs, killed_workers_job_is_claimed_again_and_finishes)
 Test(server_jobs, cancel_failure_and_requeue_on_shutdown)
 {
     mkd_config c = test_cfg(30, 1);
-    char err[256], sql[200];
+    char err[256];
     job_workers *w = job_workers_start(&c, 1, "test", err, sizeof err);
     cr_assert(w, "%s", err);
     /* failure */
     long long f = enqueue("{\"fail\": true}");
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", f);
-    cr_assert(wait_for(sql, "failed", 5000));
+    cr_assert(wait_for_job(STATE, f, "failed", 5000));
     char *e = job_field(f, "error");
     cr_assert(e && strstr(e, "failing as asked"), "%s", e);
     free(e);
     /* cancel a running job: it stops at its next step */
     long long k = enqueue("{\"steps\": 200, \"sleep_ms\": 50}");
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", k);
-    cr_assert(wait_for(sql, "running", 5000));
-    snprintf(sql, sizeof sql, "UPDATE jobs SET cancel_requested = true WHERE id = %lld RETURNING 1", k);
-    free(tdb_value(pg, sql));
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", k);
-    cr_assert(wait_for(sql, "cancelled", 3000), "cancelled within a step or two");
+    cr_assert(wait_for_job(STATE, k, "running", 5000));
+    char ks[24];
+    snprintf(ks, sizeof ks, "%lld", k);
+    free(tdb_valuep(pg, "UPDATE jobs SET cancel_requested = true WHERE id = $1::bigint RETURNING 1", 1, ks));
+    cr_assert(wait_for_job(STATE, k, "cancelled", 3000), "cancelled within a step or two");
     /* shutdown in the middle of a job puts it back in the queue */
     long long q = enqueue("{\"steps\": 200, \"sleep_ms\": 50}");
-    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %lld", q);
-    cr_assert(wait_for(sql, "running", 5000));
+    cr_assert(wait_for_job(STATE, q, "running", 5000));
     job_workers_stop(w);
     char *st = job_field(q, "state");
     cr_assert_str_eq(st, "queued", "requeued for another worker");
@@ -206,8 +203,9 @@ Test(server_jobs, cancel_failure_and_requeue_on_shutdown)
     char *worker = job_field(q, "worker");
     cr_assert_null(worker);
     /* progress was recorded while it ran */
-    snprintf(sql, sizeof sql, "SELECT count(*) > 0 FROM job_events WHERE job_id = %lld AND type = 'progress'", q);
-    char *has = tdb_value(pg, sql);
+    char qs[24];
+    snprintf(qs, sizeof qs, "%lld", q);
+    char *has = tdb_valuep(pg, "SELECT count(*) > 0 FROM job_events WHERE job_id = $1::bigint AND type = 'progress'", 1, qs);
     cr_assert_str_eq(has, "t");
     free(has);
 }
