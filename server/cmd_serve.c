@@ -87,6 +87,7 @@ int cmd_serve(int argc, char **argv)
         log_error("%s", a.db ? "out of memory" : err);
         goto done;
     }
+    metrics_queue_set(0, a.cfg.queue_size);
     int migrated = 1;
     if (a.cfg.migrate) {
         migrated = try_migrate(&a.cfg);

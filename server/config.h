@@ -29,6 +29,7 @@ typedef struct {
     int log_level;           /* log_level (log.h) */
     char cors_origin[256];   /* Access-Control-Allow-Origin; "" = no CORS headers */
     int auth;                /* 1: mutating requests need a bearer token */
+    int rate_limit;          /* requests per second per client address (burst 2x); 0 = off */
     int shutdown_timeout;    /* seconds to let in-flight requests finish on SIGTERM */
     int migrate;             /* 1: apply migrations at start-up */
     int job_lease;           /* seconds a worker's claim on a job lasts without a heartbeat */

@@ -197,9 +197,9 @@ int db_migrate(PGconn *pg, const db_migration *list, int *applied, char *err, si
     PQclear(res);
     res = NULL;
 
+    /* compare_applied guarantees that every migration from `first` on is pending (a pending
+     * one below an applied one was refused) */
     for (int i = first; i < n; i++) {
-        /* skip ones applied already (first is the earliest pending, later ones may be applied
-         * only in the impossible out-of-order case, rejected above) */
         if (simple(pg, "BEGIN", "begin", err, errlen) < 0)
             goto fail;
         char what[256];

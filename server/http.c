@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "http_ratelimit.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -153,8 +154,10 @@ void http_error(http_req *r, int status, const char *code, const char *field, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* 500 is a bug; 503 (database away, shutting down, queue full) is an expected state */
     if (status >= 500)
-        log_json(LOG_ERROR, r->id, msg, json_pack("{s:i,s:s}", "status", status, "code", code));
+        log_json(status == 503 ? LOG_WARN : LOG_ERROR, r->id, msg,
+                 json_pack("{s:i,s:s}", "status", status, "code", code));
     http_reply_json(r, status, http_error_body(code, msg, field));
 }
 
@@ -314,6 +317,23 @@ static void req_begin(http_req *r)
     }
     http_match_result m = http_match(http_routes, http_nroutes, r->method, r->path, &r->route_idx,
                                      r->params, &r->nparams, allow, sizeof allow);
+    /* rate limit per client address; probes and metrics (HTTP_NO_LIMIT) are exempt */
+    int retry = 0;
+    if (a->cfg.rate_limit > 0 &&
+        !(m == HTTP_MATCH_OK && (http_routes[r->route_idx].flags & HTTP_NO_LIMIT))) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ratelimit_take(ci ? ci->client_addr : NULL, &retry)) {
+            r->route_idx = m == HTTP_MATCH_OK ? r->route_idx : -1;
+            http_error(r, 429, "too_many_requests", NULL,
+                       "more than %d requests per second from this address; retry in %d s",
+                       a->cfg.rate_limit, retry);
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", retry);
+            http_header(r, "Retry-After", ra);
+            return;
+        }
+    }
     if (m == HTTP_MATCH_NO_PATH) {
         r->route_idx = -1;
         http_error(r, 404, "not_found", NULL, "no route for %s", r->path);
@@ -328,7 +348,9 @@ static void req_begin(http_req *r)
     }
     r->route = &http_routes[r->route_idx];
     int json = (r->route->flags & HTTP_JSON) != 0;
-    r->body_limit = (size_t)(json ? a->cfg.max_json : a->cfg.max_body);
+    /* only streaming routes (uploads to disk) may take max-body; a buffered body is held in
+     * memory, so it gets the JSON limit */
+    r->body_limit = (size_t)(r->route->on_body ? a->cfg.max_body : a->cfg.max_json);
 
     if (cl && len > r->body_limit) {
         http_error(r, 413, "payload_too_large", NULL,
@@ -497,6 +519,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 int http_start(app *a, char *err, size_t errlen)
 {
     const mkd_config *c = &a->cfg;
+    ratelimit_configure(c->rate_limit, 2.0 * c->rate_limit);
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -35,13 +35,15 @@ typedef int (*http_body_fn)(http_req *r, const char *data, size_t len);
 /* route flags */
 #define HTTP_JSON     1u /* body is JSON (Content-Type checked, size <= max-json, parsed) */
 #define HTTP_MUTATING 2u /* needs a bearer token when auth is on */
+#define HTTP_NO_LIMIT 4u /* exempt from the per-address rate limit (probes, metrics) */
 
 typedef struct {
     const char *method;  /* "GET", "POST", "DELETE", ... */
     const char *pattern; /* "/datasets/{id}": literal segments and {name} captures */
     http_handler fn;
     unsigned flags;
-    http_body_fn on_body; /* NULL: the body is buffered (bounded by the limits) */
+    http_body_fn on_body; /* NULL: the body is buffered in memory, up to max-json bytes;
+                           * set: chunks are streamed to it, up to max-body bytes */
 } http_route;
 
 /* The static routing table (routes.c) and its size. */

@@ -162,7 +162,6 @@ static void finish(job_ctx *j, const char *state, const char *error)
         json_object_set_new(ev, "error", json_string(error));
     char *evs = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    const char *v[5] = {ids, j->w->id, state, res, error};
     const char *v2[3] = {ids, j->w->id, evs};
     PGresult *r;
     if (!strcmp(state, "queued"))
@@ -174,23 +173,17 @@ static void finish(job_ctx *j, const char *state, const char *error)
               "SELECT pg_notify('" CHANNEL_JOBS "', kind), pg_notify('mkdseg_job_events', id::text) FROM u",
               3, v2, err, sizeof err);
     else {
+        const char *v6[6] = {ids, j->w->id, state, res, error, evs};
         r = q(j->pg,
               "WITH u AS (UPDATE jobs SET state = $3, result = $4::jsonb, error = $5, "
               "finished_at = now(), updated_at = now() "
-              "WHERE id = $1::bigint AND worker = $2 AND state = 'running' RETURNING id) "
-              "SELECT id FROM u",
-              5, v, err, sizeof err);
-        if (r && PQntuples(r) == 1) {
-            PQclear(r);
-            r = q(j->pg,
-                  "WITH e AS (INSERT INTO job_events (job_id, type, data) VALUES ($1::bigint, "
-                  "'state', $3::jsonb) RETURNING job_id) "
-                  "SELECT pg_notify('mkdseg_job_events', job_id::text) FROM e WHERE $2 <> ''",
-                  3, v2, err, sizeof err);
-        } else if (r) {
+              "WHERE id = $1::bigint AND worker = $2 AND state = 'running' RETURNING id), "
+              "e AS (INSERT INTO job_events (job_id, type, data) SELECT id, 'state', $6::jsonb FROM u) "
+              "SELECT pg_notify('mkdseg_job_events', id::text) FROM u",
+              6, v6, err, sizeof err);
+        if (r && PQntuples(r) == 0)
             log_json(LOG_WARN, NULL, "job lease lost before finishing; result dropped",
                      json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "worker", j->w->id));
-        }
     }
     if (!r)
         log_json(LOG_ERROR, NULL, "cannot record job state",

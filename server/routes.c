@@ -6,9 +6,9 @@
 
 const http_route http_routes[] = {
     /* operations */
-    {"GET", "/healthz", h_healthz, 0, NULL},
-    {"GET", "/readyz", h_readyz, 0, NULL},
-    {"GET", "/metrics", h_metrics, 0, NULL},
+    {"GET", "/healthz", h_healthz, HTTP_NO_LIMIT, NULL},
+    {"GET", "/readyz", h_readyz, HTTP_NO_LIMIT, NULL},
+    {"GET", "/metrics", h_metrics, HTTP_NO_LIMIT, NULL},
     {"GET", "/version", h_version, 0, NULL},
     /* datasets (issue 6 extends these) */
     {"POST", "/datasets", h_datasets_create, HTTP_JSON | HTTP_MUTATING, NULL},

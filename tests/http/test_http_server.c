@@ -1,11 +1,13 @@
 /* test_http_server.c: the real `mkdseg serve` on port 0 against the real PostgreSQL, through
  * libcurl. Each test starts its own server (tests run with --jobs=1). */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -432,13 +434,14 @@ static void auth_start(void)
 
 Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop_checked)
 {
-    char token[64], hex[65], sql[512], name[128];
+    char token[64], hex[65], name[128];
     snprintf(token, sizeof token, "tok-%d-%ld", (int)getpid(), (long)time(NULL));
     auth_hash_token(token, hex);
     PGconn *pg = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
-    snprintf(sql, sizeof sql, "INSERT INTO api_tokens (name, token_sha256) VALUES ('%s', '%s')", token, hex);
-    PGresult *res = PQexec(pg, sql);
+    const char *tv[2] = {token, hex};
+    PGresult *res = PQexecParams(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ($1, $2)", 2,
+                                 NULL, tv, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
     PQclear(res);
     PQfinish(pg);
@@ -467,4 +470,137 @@ Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop
     cr_assert_eq(thttp(&srv, "GET", "/datasets", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     tresp_free(&r);
+}
+
+Test(http_limits, rate_limit_429_with_retry_after_probes_exempt, .fini = stop_checked)
+{
+    const char *args[] = {"--rate-limit", "2", NULL};
+    cr_assert_eq(tsrv_start(&srv, NULL, args), 0);
+    int limited = 0, ok = 0;
+    char ra[16];
+    for (int i = 0; i < 12; i++) {
+        tresp r;
+        cr_assert_eq(thttp(&srv, "GET", "/version", NULL, NULL, 0, &r), 0);
+        if (r.status == 429) {
+            limited++;
+            assert_error_shape(&r);
+            cr_assert_str_eq(err_code(&r), "too_many_requests");
+            cr_assert(tresp_header(&r, "Retry-After", ra, sizeof ra), "429 carries Retry-After");
+            cr_assert_geq(atoi(ra), 1);
+        } else {
+            cr_assert_eq(r.status, 200);
+            ok++;
+        }
+        tresp_free(&r);
+    }
+    cr_assert_geq(ok, 4, "the burst (2 x rate) goes through");
+    cr_assert_geq(limited, 1, "then requests are refused");
+    for (int i = 0; i < 12; i++) {
+        tresp r;
+        cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+        cr_assert_eq(r.status, 200, "probes are never rate limited");
+        tresp_free(&r);
+    }
+}
+
+Test(http_limits, buffered_body_limit_on_any_route_and_thread_pool_mode, .fini = stop_checked)
+{
+    const char *args[] = {"--threads", "2", "--max-json", "2K", NULL};
+    cr_assert_eq(tsrv_start(&srv, NULL, args), 0);
+    cr_assert(tsrv_log_contains(&srv, "\"threads\":\"pool\""));
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    tresp r;
+    const char *ct[] = {"Content-Type: text/plain", NULL};
+    cr_assert_eq(thttp(&srv, "GET", "/healthz", ct, big, sizeof big, &r), 0);
+    cr_assert_eq(r.status, 413, "a body held in memory is bounded by max-json on every route");
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    tresp_free(&r);
+}
+
+static void run_ok(const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %s failed", argv[0], argv[1]);
+}
+
+static PGconn *scratch;
+static char scratch_name[64];
+static void drop_scratch(void)
+{
+    tsrv_stop(&srv);
+    tdb_drop(scratch, scratch_name);
+    scratch = NULL;
+}
+
+Test(http_ready, readyz_503_until_migrations_are_applied, .fini = drop_scratch)
+{
+    char url[1024];
+    scratch = tdb_create(scratch_name);
+    tdb_url(scratch_name, url);
+    const char *args[] = {"--migrate", "off", "--workers", "0", NULL};
+    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 503, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "migrations_pending");
+    tresp_free(&r);
+    const char *mig[] = {tenv("MKDSEG_TEST_BIN"), "migrate", "--database-url", url, NULL};
+    run_ok(mig);
+    cr_assert(wait_status("/readyz", 200, 3000), "ready once migrated, without a restart");
+}
+
+Test(http_ready, starts_without_its_database_and_migrates_when_it_appears, .fini = drop_scratch,
+     .timeout = 60)
+{
+    /* the database does not exist yet: the server starts anyway and retries */
+    char url[1024], sql[200];
+    snprintf(scratch_name, sizeof scratch_name, "mkdseg_t_late_%d", (int)getpid());
+    tdb_url(scratch_name, url);
+    cr_assert_eq(tsrv_start(&srv, url, NULL), 0);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 503, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "database_unavailable");
+    tresp_free(&r);
+    PGconn *admin = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
+    /* DDL takes no parameters: the (generated) name is quoted as an identifier */
+    char *ident = PQescapeIdentifier(admin, scratch_name, strlen(scratch_name));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", ident);
+    PQfreemem(ident);
+    PGresult *res = PQexec(admin, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(admin));
+    PQclear(res);
+    PQfinish(admin);
+    cr_assert(wait_status("/readyz", 200, 10000), "migrated by the start-up retry loop");
+}
+
+Test(http_cli, serve_help_lists_every_setting)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' serve --help", tenv("MKDSEG_TEST_BIN"));
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = 0;
+    cr_assert_eq(pclose(p), 0, "--help exits 0");
+    const char *want[] = {"MKDSEG_HOST", "MKDSEG_PORT", "DATABASE_URL", "MKDSEG_DATA_DIR",
+                          "MKDSEG_MAX_BODY", "MKDSEG_MAX_CONNECTIONS", "MKDSEG_PER_IP_CONNECTIONS",
+                          "MKDSEG_CONNECTION_TIMEOUT", "MKDSEG_THREADS", "MKDSEG_WORKERS",
+                          "MKDSEG_QUEUE_SIZE", "MKDSEG_LOG_LEVEL", "MKDSEG_CORS_ORIGIN",
+                          "MKDSEG_AUTH", "default: 8080", "default: 127.0.0.1"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(buf, want[i]), "--help lacks %s", want[i]);
 }

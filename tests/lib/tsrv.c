@@ -2,6 +2,7 @@
 #include "tsrv.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -322,4 +323,22 @@ char *tdb_value(PGconn *pg, const char *sql)
         fprintf(stderr, "tdb_value %s: %s\n", sql, PQerrorMessage(pg));
     PQclear(r);
     return v;
+}
+
+char *tdb_valuep(PGconn *pg, const char *sql, int n, ...)
+{
+    const char *v[8] = {0};
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n && i < 8; i++)
+        v[i] = va_arg(ap, const char *);
+    va_end(ap);
+    PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
+    char *out = NULL;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        out = strdup(PQgetvalue(r, 0, 0));
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "tdb_valuep %s: %s\n", sql, PQerrorMessage(pg));
+    PQclear(r);
+    return out;
 }

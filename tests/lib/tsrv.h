@@ -57,5 +57,7 @@ void tdb_url(const char *name, char url[1024]);
 void tdb_drop(PGconn *pg, const char *name);
 /* Runs SQL and returns the first column of the first row as a new string (or NULL). */
 char *tdb_value(PGconn *pg, const char *sql);
+/* Same with n text parameters $1..$n (const char * arguments). */
+char *tdb_valuep(PGconn *pg, const char *sql, int n, ...);
 
 #endif

@@ -43,9 +43,7 @@ Test(db_migrate, embedded_schema_applies_once_with_comments)
     const char *tables[] = {"datasets", "volumes", "models", "jobs", "job_events", "dice_results",
                             "inferences", "api_tokens", "schema_migrations"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "SELECT obj_description(to_regclass('%s'), 'pg_class')", tables[i]);
-        char *c = tdb_value(pg, sql);
+        char *c = tdb_valuep(pg, "SELECT obj_description(to_regclass($1), 'pg_class')", 1, tables[i]);
         cr_assert(c && strlen(c) > 10, "table %s missing or without COMMENT", tables[i]);
         free(c);
     }
@@ -85,12 +83,8 @@ Test(db_migrate, schema_constraints_hold)
     r = PQexec(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ('t', 'plaintext')");
     cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "tokens are stored hashed");
     PQclear(r);
-    const char *sha = "'0000000000000000000000000000000000000000000000000000000000000000'";
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO models (method, weights_sha256, weights_path, is_default) VALUES "
-             "('mkd', %s, 'w1', true), ('mkd', %s, 'w2', true)", sha, sha);
-    r = PQexec(pg, sql);
+    r = PQexec(pg, "INSERT INTO models (method, weights_sha256, weights_path, is_default) VALUES "
+                   "('mkd', repeat('0', 64), 'w1', true), ('mkd', repeat('0', 64), 'w2', true)");
     cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "at most one default model");
     PQclear(r);
 }
