@@ -64,6 +64,7 @@ help:
 	@echo "make bench      benchmarks against PyTorch (build/bench.json)"
 	@echo "make fuzz       fuzz the upload parsers"
 	@echo "make cuda-test  CUDA parity tests (needs a GPU; says so and exits 0 without one)"
+	@echo "make experiment the paper's comparison on phantom data (docs/results.md; about an hour)"
 	@echo "SANITIZE=1      ASan/UBSan build under build/san/"
 
 $(BUILD)/obj/%.o: %.c
@@ -120,6 +121,11 @@ test: deps-test
 
 cuda-test:
 	@scripts/cuda-test.sh $(BUILD)
+
+# `make experiment`: the paper's comparison on the phantom benchmark -> docs/results.{json,md}.
+EXPERIMENT_CONFIG ?= experiments/cpu.json
+experiment: all
+	@$(PY) scripts/experiment.py $(EXPERIMENT_CONFIG) --bin $(MKDSEG)
 
 clean:
 	rm -rf build
