@@ -76,6 +76,7 @@ typedef enum {
     NN_OP_LOSS_KD,           /* in: target probs (detached), probs */
     NN_OP_LOSS_L1,           /* in: a, b                        */
     NN_OP_LOSS_LSGAN,        /* in: x                           */
+    NN_OP_CONV2D_FUSED,      /* in: x, w, b?, gamma?, beta?, rmean?, rvar?; forward only */
     NN_OP_COUNT
 } nn_op;
 
@@ -283,6 +284,18 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
  * [N, OC, (H-1)s - 2p + KH + out_pad, likewise W]; out_pad < stride. b may be NULL. */
 nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
                                int stride, int pad, int out_pad);
+/* Activations for fused ops. */
+typedef enum { NN_ACT_NONE = 0, NN_ACT_RELU, NN_ACT_LEAKY_RELU, NN_ACT_TANH, NN_ACT_SIGMOID } nn_act;
+/* act(bn_eval(conv2d(x, w, b))): a convolution, then optionally batch norm with its running
+ * statistics (eval mode; pass rmean == NULL for none: gamma/beta may then be NULL too), then
+ * an activation (slope: LeakyReLU's). Always equal to composing nn_conv2d, nn_batch_norm
+ * (training = 0, eps) and the activation op. When a gradient is needed it is exactly that
+ * composition on the tape; otherwise (inference) the CPU runs it as one oneDNN primitive,
+ * the batch norm folded into the weights and bias and the activation a post-op. */
+nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
+                            int stride, int pad, int dilation,
+                            nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                            nn_tensor *rvar, float eps, nn_act act, float slope);
 /* Padding (PyTorch F.pad order): left, right, top, bottom. Reflection needs pad < size. */
 nn_tensor *nn_pad_reflect(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);
 nn_tensor *nn_pad_zero(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);

@@ -19,7 +19,7 @@ static const char *const op_names[] = {
     "conv2d", "conv_transpose2d", "pad_reflect", "pad_zero", "instance_norm", "batch_norm",
     "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "max_pool2d", "concat", "add",
     "scale", "resize_bilinear", "resize_nearest", "loss_cross_entropy", "loss_dice",
-    "loss_kd", "loss_l1", "loss_lsgan",
+    "loss_kd", "loss_l1", "loss_lsgan", "conv2d_fused",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == NN_OP_COUNT,
                "op_names must name every nn_op");
