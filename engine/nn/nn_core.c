@@ -53,6 +53,15 @@ int nn_get_threads(void)
     return g_threads > 0 ? g_threads : nn_set_threads(0);
 }
 
+/* omp_set_num_threads sets the calling thread's value only: a pthread that runs ops (a
+ * server worker) would otherwise use OpenMP's default. Applied before every kernel. */
+void nn_threads_apply(void)
+{
+    int n = nn_get_threads();
+    if (omp_get_max_threads() != n)
+        omp_set_num_threads(n);
+}
+
 /* ---- rng (xoshiro256**) --------------------------------------------------------------- */
 
 static uint64_t splitmix(uint64_t *x)
@@ -282,6 +291,7 @@ static double now_s(void)
 
 int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
 {
+    nn_threads_apply();
     if (!ctx->profile)
         return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
     double t0 = now_s();

@@ -443,3 +443,28 @@ Test(nn_autograd, conv2d_bn_act_fused_equals_composed)
     cr_expect(w->grad_valid);
     nn_ctx_free(ctx);
 }
+
+#include <omp.h>
+#include <pthread.h>
+
+static void *thread_body(void *arg)
+{
+    int *seen = arg;
+    nn_ctx *ctx = ctx_new();
+    nn_tensor *x = rand_tensor(ctx, 1, 1, 4, 4, 1);
+    cr_assert(nn_relu(ctx, x));
+    *seen = omp_get_max_threads();
+    nn_ctx_free(ctx);
+    return NULL;
+}
+
+/* The engine's thread count also holds in another pthread (a server worker). */
+Test(nn_autograd, threads_in_worker_pthread)
+{
+    int seen = 0;
+    pthread_t t;
+    nn_set_threads(1);
+    cr_assert(pthread_create(&t, NULL, thread_body, &seen) == 0);
+    pthread_join(t, NULL);
+    cr_expect_eq(seen, 1, "worker thread ran with %d OpenMP threads", seen);
+}

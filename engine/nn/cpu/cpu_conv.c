@@ -428,6 +428,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     geom g = geometry(nd);
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     const float *gy = nd->out->grad;
+    nn_arena *ar = nn_ctx_arena(ctx);
     int acc;
     if (!s)
         return -1;
@@ -436,33 +437,32 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
         float *gx = e ? nn_grad_acquire(ctx, x, &acc) : NULL;
         if (!gx)
             return -1;
+        nn_arena_mark m = nn_arena_pos(ar);    /* after gx: only temporaries follow */
         float *dst = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
         if (!dst || run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy))
             return -1;
         if (acc)
             cpu_grad_store(gx, dst, nn_numel(x), 1);
+        nn_arena_rollback(ar, m);
     }
     int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
         conv_ent *e = lookup(ctx, s, &g, K_BWD_WEIGHTS);
-        if (!e)
+        float *gw = NULL, *gb = NULL;
+        int acc_w = 0, acc_b = 0;
+        if (!e || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+            (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
             return -1;
+        nn_arena_mark m = nn_arena_pos(ar);
         float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
         float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
         if (!dw || (b && !db) || run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy))
             return -1;
-        if (need_w) {
-            float *gw = nn_grad_acquire(ctx, w, &acc);
-            if (!gw)
-                return -1;
-            cpu_grad_store(gw, dw, nn_numel(w), acc);
-        }
-        if (need_b) {
-            float *gb = nn_grad_acquire(ctx, b, &acc);
-            if (!gb)
-                return -1;
-            cpu_grad_store(gb, db, nn_numel(b), acc);
-        }
+        if (need_w)
+            cpu_grad_store(gw, dw, nn_numel(w), acc_w);
+        if (need_b)
+            cpu_grad_store(gb, db, nn_numel(b), acc_b);
+        nn_arena_rollback(ar, m);
     }
     return 0;
 }
