@@ -28,7 +28,8 @@
  *   silently use the new values).
  * - Leaves: parameters (unless frozen) and tensors marked with nn_requires_grad() are leaves.
  *   Leaf gradients ACCUMULATE over backward calls (and over several uses of the same
- *   parameter in one graph) until nn_params_zero_grad()/nn_ctx_reset(). Gradients of
+ *   parameter in one graph): a parameter's until nn_params_zero_grad() (nn_ctx_reset keeps
+ *   them), an arena leaf's until nn_ctx_reset(). Gradients of
  *   intermediate tensors are scratch and are reset by each nn_backward call, so several
  *   nn_backward calls on overlapping graphs within one step are allowed (like
  *   retain_graph=True).
@@ -36,6 +37,13 @@
  *   still flow through the ops that use it into their other inputs (G_a2t through a frozen
  *   S_syn, METHOD.md Algorithm 1 step 2).
  * - Calling the same network several times in one graph is allowed; parameter gradients add.
+ * - Inference memory: wrap blocks in nn_ctx_scope/nn_ctx_scope_end (no_grad mode) so a
+ *   forward pass does not keep every activation; use nn_conv2d_bn_act for conv-BN-act.
+ * - CPU backend: convolutions run in oneDNN's preferred (blocked) layouts, with reorders
+ *   from and back to NCHW around each one (a few % of the conv time); other ops are OpenMP
+ *   loops on NCHW. MKDSEG_NN_PROFILE=1 prints a per-op time table at nn_ctx_free.
+ * - Threads: nn_set_threads() (default $MKDSEG_THREADS, else all cores) holds for every
+ *   calling thread, including server worker pthreads.
  */
 #ifndef MKDSEG_NN_H
 #define MKDSEG_NN_H
