@@ -30,9 +30,10 @@
  *   Leaf gradients ACCUMULATE over backward calls (and over several uses of the same
  *   parameter in one graph): a parameter's until nn_params_zero_grad() (nn_ctx_reset keeps
  *   them), an arena leaf's until nn_ctx_reset(). Gradients of
- *   intermediate tensors are scratch and are reset by each nn_backward call, so several
- *   nn_backward calls on overlapping graphs within one step are allowed (like
- *   retain_graph=True).
+ *   intermediate tensors (op outputs) are scratch: each is freed for reuse as soon as its
+ *   op's backward has run, so after nn_backward only leaves hold gradients, and the peak
+ *   memory of a backward pass is that of the gradients alive at once. Several nn_backward
+ *   calls on overlapping graphs within one step are allowed (like retain_graph=True).
  * - Freezing: a frozen parameter receives no gradient and is skipped by Adam, but gradients
  *   still flow through the ops that use it into their other inputs (G_a2t through a frozen
  *   S_syn, METHOD.md Algorithm 1 step 2).
