@@ -28,14 +28,23 @@
  *   silently use the new values).
  * - Leaves: parameters (unless frozen) and tensors marked with nn_requires_grad() are leaves.
  *   Leaf gradients ACCUMULATE over backward calls (and over several uses of the same
- *   parameter in one graph) until nn_params_zero_grad()/nn_ctx_reset(). Gradients of
- *   intermediate tensors are scratch and are reset by each nn_backward call, so several
- *   nn_backward calls on overlapping graphs within one step are allowed (like
- *   retain_graph=True).
+ *   parameter in one graph): a parameter's until nn_params_zero_grad() (nn_ctx_reset keeps
+ *   them), an arena leaf's until nn_ctx_reset(). Gradients of
+ *   intermediate tensors (op outputs) are scratch: each is freed for reuse as soon as its
+ *   op's backward has run, so after nn_backward only leaves hold gradients, and the peak
+ *   memory of a backward pass is that of the gradients alive at once. Several nn_backward
+ *   calls on overlapping graphs within one step are allowed (like retain_graph=True).
  * - Freezing: a frozen parameter receives no gradient and is skipped by Adam, but gradients
  *   still flow through the ops that use it into their other inputs (G_a2t through a frozen
  *   S_syn, METHOD.md Algorithm 1 step 2).
  * - Calling the same network several times in one graph is allowed; parameter gradients add.
+ * - Inference memory: wrap blocks in nn_ctx_scope/nn_ctx_scope_end (no_grad mode) so a
+ *   forward pass does not keep every activation; use nn_conv2d_bn_act for conv-BN-act.
+ * - CPU backend: convolutions run in oneDNN's preferred (blocked) layouts, with reorders
+ *   from and back to NCHW around each one (a few % of the conv time); other ops are OpenMP
+ *   loops on NCHW. MKDSEG_NN_PROFILE=1 prints a per-op time table at nn_ctx_free.
+ * - Threads: nn_set_threads() (default $MKDSEG_THREADS, else all cores) holds for every
+ *   calling thread, including server worker pthreads.
  */
 #ifndef MKDSEG_NN_H
 #define MKDSEG_NN_H
@@ -76,6 +85,7 @@ typedef enum {
     NN_OP_LOSS_KD,           /* in: target probs (detached), probs */
     NN_OP_LOSS_L1,           /* in: a, b                        */
     NN_OP_LOSS_LSGAN,        /* in: x                           */
+    NN_OP_CONV2D_FUSED,      /* in: x, w, b?, gamma?, beta?, rmean?, rvar?; forward only */
     NN_OP_COUNT
 } nn_op;
 
@@ -283,6 +293,18 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
  * [N, OC, (H-1)s - 2p + KH + out_pad, likewise W]; out_pad < stride. b may be NULL. */
 nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
                                int stride, int pad, int out_pad);
+/* Activations for fused ops. */
+typedef enum { NN_ACT_NONE = 0, NN_ACT_RELU, NN_ACT_LEAKY_RELU, NN_ACT_TANH, NN_ACT_SIGMOID } nn_act;
+/* act(bn_eval(conv2d(x, w, b))): a convolution, then optionally batch norm with its running
+ * statistics (eval mode; pass rmean == NULL for none: gamma/beta may then be NULL too), then
+ * an activation (slope: LeakyReLU's). Always equal to composing nn_conv2d, nn_batch_norm
+ * (training = 0, eps) and the activation op. When a gradient is needed it is exactly that
+ * composition on the tape; otherwise (inference) the CPU runs it as one oneDNN primitive,
+ * the batch norm folded into the weights and bias and the activation a post-op. */
+nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
+                            int stride, int pad, int dilation,
+                            nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                            nn_tensor *rvar, float eps, nn_act act, float slope);
 /* Padding (PyTorch F.pad order): left, right, top, bottom. Reflection needs pad < size. */
 nn_tensor *nn_pad_reflect(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);
 nn_tensor *nn_pad_zero(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);

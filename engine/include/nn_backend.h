@@ -27,6 +27,7 @@ extern "C" {
  *   SCALE:           f[0] alpha
  *   LOSS_DICE:       i[0] first_class, f[0] smooth
  *   LOSS_LSGAN:      f[0] target
+ *   CONV2D_FUSED:    i[0..2] as CONV2D, i[3] nn_act, f[0] bn eps, f[1] slope
  * saved: whatever the forward kept for the backward (arena memory, backend-defined). */
 struct nn_node {
     nn_op op;

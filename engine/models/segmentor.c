@@ -173,9 +173,10 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
 {
     if (!x)
         return nn_ctx_fail(ctx, "segmentor: no input");
-    if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
-        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
-                           "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
+    if (x->dtype != NN_F32 || x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 ||
+        x->w < 16)
+        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs float32, %d channels "
+                           "and H, W multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
     int was = nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *out = NULL;
     if (x->n == 1) {

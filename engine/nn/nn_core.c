@@ -19,7 +19,7 @@ static const char *const op_names[] = {
     "conv2d", "conv_transpose2d", "pad_reflect", "pad_zero", "instance_norm", "batch_norm",
     "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "max_pool2d", "concat", "add",
     "scale", "resize_bilinear", "resize_nearest", "loss_cross_entropy", "loss_dice",
-    "loss_kd", "loss_l1", "loss_lsgan",
+    "loss_kd", "loss_l1", "loss_lsgan", "conv2d_fused",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == NN_OP_COUNT,
                "op_names must name every nn_op");
@@ -51,6 +51,15 @@ int nn_set_threads(int n)
 int nn_get_threads(void)
 {
     return g_threads > 0 ? g_threads : nn_set_threads(0);
+}
+
+/* omp_set_num_threads sets the calling thread's value only: a pthread that runs ops (a
+ * server worker) would otherwise use OpenMP's default. Applied before every kernel. */
+void nn_threads_apply(void)
+{
+    int n = nn_get_threads();
+    if (omp_get_max_threads() != n)
+        omp_set_num_threads(n);
 }
 
 /* ---- rng (xoshiro256**) --------------------------------------------------------------- */
@@ -242,6 +251,13 @@ struct nn_ctx {
     int has_err;
     char err[512];
     void *bstate;
+    /* gradient buffers of intermediate tensors freed during backward, for reuse (arena
+     * blocks; forgotten at reset) */
+    struct gblk {
+        void *p;
+        size_t bytes;
+    } *pool;
+    size_t npool, cappool;
 };
 
 nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t errlen)
@@ -268,6 +284,7 @@ fail:
 void nn_ctx_reset(nn_ctx *ctx)
 {
     ctx->ntape = 0;
+    ctx->npool = 0;
     nn_arena_reset(ctx->arena);
     ctx->has_err = 0;
     ctx->err[0] = 0;
@@ -282,6 +299,7 @@ static double now_s(void)
 
 int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
 {
+    nn_threads_apply();
     if (!ctx->profile)
         return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
     double t0 = now_s();
@@ -315,6 +333,7 @@ void nn_ctx_free(nn_ctx *ctx)
         ctx->be->ctx_free(ctx);
     nn_arena_free(ctx->arena);
     free(ctx->tape);
+    free(ctx->pool);
     free(ctx);
 }
 
@@ -507,10 +526,40 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
 
 /* ---- autograd ------------------------------------------------------------------------ */
 
+/* A freed gradient block of exactly `bytes`, or NULL. */
+static void *pool_take(nn_ctx *ctx, size_t bytes)
+{
+    for (size_t i = ctx->npool; i-- > 0;)
+        if (ctx->pool[i].bytes == bytes) {
+            void *p = ctx->pool[i].p;
+            ctx->pool[i] = ctx->pool[--ctx->npool];
+            return p;
+        }
+    return NULL;
+}
+
+static void pool_put(nn_ctx *ctx, void *p, size_t bytes)
+{
+    if (ctx->npool == ctx->cappool) {
+        size_t cap = ctx->cappool ? 2 * ctx->cappool : 64;
+        struct gblk *n = realloc(ctx->pool, cap * sizeof *n);
+        if (!n)
+            return;          /* the block is simply not reused */
+        ctx->pool = n;
+        ctx->cappool = cap;
+    }
+    ctx->pool[ctx->npool].p = p;
+    ctx->pool[ctx->npool].bytes = bytes;
+    ctx->npool++;
+}
+
 float *nn_grad_acquire(nn_ctx *ctx, nn_tensor *t, int *accumulate)
 {
     if (!t->grad) {
-        t->grad = nn_ctx_scratch(ctx, nn_numel(t) * 4);
+        size_t bytes = nn_numel(t) * 4;
+        t->grad = t->node ? pool_take(ctx, bytes) : NULL;
+        if (!t->grad)
+            t->grad = nn_ctx_scratch(ctx, bytes);
         if (!t->grad)
             return NULL;
         t->grad_valid = 0;
@@ -570,6 +619,10 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
             continue;        /* the output does not depend on it */
         if (nn_run_node(ctx, nd, 1))
             goto fail;
+        /* every consumer of nd->out ran its backward before nd: its gradient is dead */
+        pool_put(ctx, nd->out->grad, nn_numel(nd->out) * 4);
+        nd->out->grad = NULL;
+        nd->out->grad_valid = 0;
     }
     return 0;
 fail:

@@ -15,4 +15,7 @@ nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt)
  * when $MKDSEG_NN_PROFILE is set (a per-op table goes to stderr at nn_ctx_free). */
 int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward);
 
+/* Make the calling thread use nn_get_threads() OpenMP threads. */
+void nn_threads_apply(void);
+
 #endif

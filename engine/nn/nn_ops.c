@@ -64,6 +64,8 @@ static nn_node node0(nn_op op, int nin)
     return nd;
 }
 
+static int check_affine(nn_ctx *ctx, const char *op, nn_tensor *x, nn_tensor *g, nn_tensor *b);
+
 /* ---- convolutions -------------------------------------------------------------------- */
 
 nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
@@ -124,6 +126,73 @@ nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tenso
     nd.i[1] = pad;
     nd.i[2] = out_pad;
     return run(ctx, &nd, nn_tensor_new(ctx, x->n, w->c, oh, ow), 7);
+}
+
+nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
+                            int stride, int pad, int dilation,
+                            nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                            nn_tensor *rvar, float eps, nn_act act, float slope)
+{
+    if ((unsigned)act > NN_ACT_SIGMOID)
+        return nn_ctx_fail(ctx, "conv2d_bn_act: bad activation %d", (int)act);
+    if (!rmean && (gamma || beta || rvar))
+        return nn_ctx_fail(ctx, "conv2d_bn_act: gamma/beta/rvar given without rmean");
+    nn_tensor *ins[5] = {x, w, b, gamma, beta};
+    int need = 0;
+    for (int k = 0; k < 5; k++)
+        need |= ins[k] && ins[k]->requires_grad;
+    if (need && nn_ctx_grad_enabled(ctx)) {  /* the composition, recorded */
+        nn_tensor *y = nn_conv2d(ctx, x, w, b, stride, pad, dilation);
+        if (rmean)
+            y = nn_batch_norm(ctx, y, gamma, beta, rmean, rvar, 0, 0.0f, eps);
+        switch (act) {
+        case NN_ACT_RELU:
+            return nn_relu(ctx, y);
+        case NN_ACT_LEAKY_RELU:
+            return nn_leaky_relu(ctx, y, slope);
+        case NN_ACT_TANH:
+            return nn_tanh(ctx, y);
+        case NN_ACT_SIGMOID:
+            return nn_sigmoid(ctx, y);
+        case NN_ACT_NONE:
+            break;
+        }
+        return y;
+    }
+    if (bad_in(ctx, "conv2d_bn_act", x) || bad_in(ctx, "conv2d_bn_act", w))
+        return NULL;
+    if (b && bad_in(ctx, "conv2d_bn_act", b))
+        return NULL;
+    if (stride < 1 || pad < 0 || dilation < 1)
+        return nn_ctx_fail(ctx, "conv2d_bn_act: bad stride/pad/dilation");
+    if (w->c != x->c)
+        return nn_ctx_fail(ctx, "conv2d_bn_act: x has %d channels, weight wants %d", x->c,
+                           w->c);
+    if (b && (int)nn_numel(b) != w->n)
+        return nn_ctx_fail(ctx, "conv2d_bn_act: bias needs %d elements", w->n);
+    if (rmean) {
+        if (bad_in(ctx, "conv2d_bn_act", rmean) || bad_in(ctx, "conv2d_bn_act", rvar) ||
+            (int)nn_numel(rmean) != w->n || (int)nn_numel(rvar) != w->n)
+            return nn_ctx_fail(ctx, "conv2d_bn_act: running stats need %d elements", w->n);
+        nn_tensor shape = {.n = 1, .c = w->n, .h = 1, .w = 1};
+        if (check_affine(ctx, "conv2d_bn_act", &shape, gamma, beta))
+            return NULL;
+    }
+    if (x->h + 2 * pad < dilation * (w->h - 1) + 1 || x->w + 2 * pad < dilation * (w->w - 1) + 1)
+        return nn_ctx_fail(ctx, "conv2d_bn_act: input smaller than the kernel");
+    int oh = (x->h + 2 * pad - dilation * (w->h - 1) - 1) / stride + 1;
+    int ow = (x->w + 2 * pad - dilation * (w->w - 1) - 1) / stride + 1;
+    nn_node nd = node0(NN_OP_CONV2D_FUSED, 7);
+    nn_tensor *in[7] = {x, w, b, gamma, beta, rmean, rvar};
+    for (int k = 0; k < 7; k++)
+        nd.in[k] = in[k];
+    nd.i[0] = stride;
+    nd.i[1] = pad;
+    nd.i[2] = dilation;
+    nd.i[3] = (int)act;
+    nd.f[0] = eps;
+    nd.f[1] = slope;
+    return run(ctx, &nd, nn_tensor_new(ctx, x->n, w->n, oh, ow), 0);
 }
 
 /* ---- padding ------------------------------------------------------------------------- */

@@ -255,6 +255,7 @@ int nn_adam_step(nn_adam *o, char *err, size_t errlen)
         q->adam_step++;
         o->work[nq++] = q;
     }
+    nn_threads_apply();
     if (nq && be->adam_step(o->work, nq, &o->cfg)) {
         snprintf(err, errlen, "nn_adam_step: backend failed");
         return -1;

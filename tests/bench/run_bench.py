@@ -38,6 +38,13 @@ def run_json(cmd, env=None):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def write_rows(path, rows):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(rows, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='1 warm-up and 3 repetitions')
@@ -64,6 +71,17 @@ def main():
         peak_src = 'measured (mkdseg bench --peak)'
     with open('/proc/loadavg') as f:
         load_before = f.read().split()[:3]
+    cpu, avx512 = '?', False
+    with open('/proc/cpuinfo') as f:
+        for line in f:
+            if line.startswith('model name') and cpu == '?':
+                cpu = line.split(':', 1)[1].strip()
+            if line.startswith('flags'):
+                avx512 = ' avx512f' in line
+    rev = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=TOP, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.strip()
+    print(f'machine: {cpu}, {os.cpu_count()} CPUs, AVX-512 {"yes" if avx512 else "no"}; '
+          f'source {rev or "?"}')
     print(f'mkdseg bench: {len(names)} workloads x threads {threads}, warm-up {warmup}, '
           f'median of {reps}; FP32 peak {peak:.1f} GFLOP/s per core ({peak_src}); '
           f'load average {" ".join(load_before)}', flush=True)
@@ -72,6 +90,7 @@ def main():
            f'{"GFLOP/s":>8} {"%peak":>6} {"torch GF/s":>10} {"RSS MB":>7} {"torch RSS":>9}')
     rows = []
     lines = []
+    write_rows(a.out, rows)
     t_start = time.time()
     for w in names:
         for t in threads:
@@ -102,13 +121,12 @@ def main():
                 print(hdr, flush=True)
             lines.append(line)
             print(line, flush=True)
+            write_rows(a.out, rows)          # after every row: a cut-short run keeps its rows
     with open('/proc/loadavg') as f:
         load_after = f.read().split()[:3]
     print(f'({time.time() - t_start:.0f} s; load average after {" ".join(load_after)}; '
           f'ratio = mkdseg / PyTorch, GFLOP/s and %peak are mkdseg\'s, RSS = peak per process)')
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, 'w') as f:
-        json.dump(rows, f, indent=1)
+    write_rows(a.out, rows)
     print(f'wrote {a.out}')
 
 

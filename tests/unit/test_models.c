@@ -393,6 +393,22 @@ Test(models_shapes, bad_inputs)
     nn_tensor *y = segmentor_forward(s, ctx, nn_tensor_zeros(ctx, 2, 1, 32, 48), 0);
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect(y->n == 2 && y->c == 3 && y->h == 32 && y->w == 48);
+    /* batch 1 through segmentor_infer (the golden test covers batch 2) */
+    {
+        nn_rng r;
+        float xs[32 * 48];
+        nn_rng_seed(&r, 11);
+        segmentor_init(s, &r);
+        for (int i = 0; i < 32 * 48; i++)
+            xs[i] = nn_rng_normal(&r);
+        nn_tensor *x1 = nn_tensor_from(ctx, 1, 1, 32, 48, xs);
+        nn_tensor *ya = segmentor_forward(s, ctx, x1, 0);
+        nn_tensor *yb = segmentor_infer(s, ctx, x1);
+        cr_assert(ya && yb, "%s", nn_ctx_error(ctx));
+        cr_expect(yb->n == 1 && yb->c == 3 && yb->h == 32 && yb->w == 48);
+        double e = golden_rel_err(nn_f32(yb), nn_f32(ya), nn_numel(ya), 0);
+        cr_expect(e <= 1e-6, "segmentor_infer (batch 1) differs by %.3g", e);
+    }
     y = generator_forward(g, ctx, nn_tensor_zeros(ctx, 1, 1, 16, 24));
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect(y->n == 1 && y->c == 1 && y->h == 16 && y->w == 24);

@@ -397,3 +397,100 @@ Test(nn_autograd, scope_frees_inference_temporaries)
     nn_ctx_free(ctx);
     nn_params_free(n.p);
 }
+
+/* The fused inference conv (BN folded, activation as a oneDNN post-op) equals the composed
+ * ops within 1e-5 of the output scale; with gradients it records the composition. */
+Test(nn_autograd, conv2d_bn_act_fused_equals_composed)
+{
+    char err[256];
+    nn_ctx *ctx = ctx_new();
+    nn_rng r;
+    nn_rng_seed(&r, 5);
+    nn_tensor *x = rand_tensor(ctx, 2, 3, 9, 8, 1), *w = rand_tensor(ctx, 5, 3, 3, 3, 2);
+    nn_tensor *b = rand_tensor(ctx, 5, 1, 1, 1, 3), *ga = rand_tensor(ctx, 5, 1, 1, 1, 4);
+    nn_tensor *be = rand_tensor(ctx, 5, 1, 1, 1, 5), *rm = rand_tensor(ctx, 5, 1, 1, 1, 6);
+    nn_tensor *rv = nn_tensor_new(ctx, 5, 1, 1, 1);
+    nn_init_uniform(rv, 0.5f, 2.0f, &r);
+    nn_ctx_set_grad_enabled(ctx, 0);
+    for (int act = NN_ACT_NONE; act <= NN_ACT_SIGMOID; act++)
+        for (int bn = 0; bn < 2; bn++)
+            for (int bias = 0; bias < 2; bias++) {
+                nn_tensor *bb = bias ? b : NULL;
+                nn_tensor *f = nn_conv2d_bn_act(ctx, x, w, bb, 2, 1, 1, bn ? ga : NULL,
+                                                bn ? be : NULL, bn ? rm : NULL,
+                                                bn ? rv : NULL, 1e-5f, (nn_act)act, 0.2f);
+                nn_tensor *c = nn_conv2d(ctx, x, w, bb, 2, 1, 1);
+                if (bn)
+                    c = nn_batch_norm(ctx, c, ga, be, rm, rv, 0, 0.1f, 1e-5f);
+                c = act == NN_ACT_RELU         ? nn_relu(ctx, c)
+                    : act == NN_ACT_LEAKY_RELU ? nn_leaky_relu(ctx, c, 0.2f)
+                    : act == NN_ACT_TANH       ? nn_tanh(ctx, c)
+                    : act == NN_ACT_SIGMOID    ? nn_sigmoid(ctx, c)
+                                               : c;
+                cr_assert(f && c, "%s", nn_ctx_error(ctx));
+                cr_assert_eq(nn_numel(f), nn_numel(c));
+                cr_expect(rel(nn_f32(f), nn_f32(c), nn_numel(c)) <= 1e-5,
+                          "act %d bn %d bias %d: fused differs by %.3g", act, bn, bias,
+                          rel(nn_f32(f), nn_f32(c), nn_numel(c)));
+            }
+    cr_expect_eq(nn_ctx_tape_len(ctx), 0u);
+    nn_ctx_set_grad_enabled(ctx, 1);
+    nn_requires_grad(w);
+    nn_tensor *y = nn_conv2d_bn_act(ctx, x, w, b, 1, 1, 1, ga, be, rm, rv, 1e-5f,
+                                    NN_ACT_LEAKY_RELU, 0.2f);
+    cr_expect_eq(nn_ctx_tape_len(ctx), 3u, "conv, batch_norm, leaky_relu recorded");
+    cr_assert(nn_backward(ctx, nn_loss_lsgan(ctx, y, 0.5f), err, sizeof err) == 0, "%s", err);
+    cr_expect(w->grad_valid);
+    nn_ctx_free(ctx);
+}
+
+#include <omp.h>
+#include <pthread.h>
+
+static void *thread_body(void *arg)
+{
+    int *seen = arg;
+    nn_ctx *ctx = ctx_new();
+    nn_tensor *x = rand_tensor(ctx, 1, 1, 4, 4, 1);
+    cr_assert(nn_relu(ctx, x));
+    *seen = omp_get_max_threads();
+    nn_ctx_free(ctx);
+    return NULL;
+}
+
+/* The engine's thread count also holds in another pthread (a server worker). */
+Test(nn_autograd, threads_in_worker_pthread)
+{
+    int seen = 0;
+    pthread_t t;
+    nn_set_threads(1);
+    cr_assert(pthread_create(&t, NULL, thread_body, &seen) == 0);
+    pthread_join(t, NULL);
+    cr_expect_eq(seen, 1, "worker thread ran with %d OpenMP threads", seen);
+}
+
+/* Backward reuses the gradient buffers of intermediate tensors: along a chain of 20 ops the
+ * backward pass needs a few gradient buffers, not 20. */
+Test(nn_autograd, backward_reuses_intermediate_gradients)
+{
+    char err[256];
+    nn_ctx *ctx = ctx_new();
+    nn_tensor *x = nn_requires_grad(rand_tensor(ctx, 1, 4, 64, 64, 3));
+    size_t S = nn_numel(x) * 4;
+    nn_tensor *h = x;
+    for (int i = 0; i < 20; i++)
+        h = i % 2 ? nn_tanh(ctx, h) : nn_scale(ctx, h, 0.9f);
+    nn_tensor *loss = nn_loss_lsgan(ctx, h, 0.1f);
+    size_t fwd = nn_arena_used(nn_ctx_arena(ctx));
+    cr_assert(nn_backward(ctx, loss, err, sizeof err) == 0, "%s", err);
+    size_t extra = nn_arena_peak(nn_ctx_arena(ctx)) - fwd;
+    cr_expect(extra <= 4 * S, "backward used %zu bytes for gradients (%zu per tensor)", extra, S);
+    cr_expect(x->grad_valid && !h->grad, "leaf keeps its gradient, intermediates do not");
+    /* and the result is right: d/dx of mean((f(x) - 0.1)^2) by the same chain twice */
+    float *g1 = copy_grad(x);
+    x->grad_valid = 0;
+    cr_assert(nn_backward(ctx, loss, err, sizeof err) == 0, "%s", err);
+    cr_expect(rel(x->grad, g1, nn_numel(x)) == 0.0, "second backward differs");
+    free(g1);
+    nn_ctx_free(ctx);
+}

@@ -33,6 +33,7 @@ static int cpu_forward(nn_ctx *ctx, nn_node *nd)
     switch (nd->op) {
     case NN_OP_CONV2D:
     case NN_OP_CONV_T2D:
+    case NN_OP_CONV2D_FUSED:
         return cpu_conv_fwd(ctx, nd);
     case NN_OP_INSTANCE_NORM:
         return cpu_instance_norm_fwd(ctx, nd);
@@ -97,6 +98,7 @@ static int cpu_backward(nn_ctx *ctx, nn_node *nd)
     case NN_OP_LOSS_L1:
     case NN_OP_LOSS_LSGAN:
         return cpu_loss_bwd(ctx, nd);
+    case NN_OP_CONV2D_FUSED:     /* never recorded: the front-end composes when recording */
     case NN_OP_COUNT:
         break;
     }

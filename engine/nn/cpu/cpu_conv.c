@@ -9,6 +9,7 @@
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ typedef struct {
 } conv_arg;
 
 typedef struct {
-    int key[14];
+    int key[16];
     dnnl_primitive_desc_t fwd_pd;        /* hint for the backward ones */
     dnnl_primitive_desc_t pd[K_COUNT];
     dnnl_primitive_t prim[K_COUNT];
@@ -131,13 +132,18 @@ fail:
 /* Geometry of a node, shared by the three primitives. */
 typedef struct {
     int transposed, N, IC, H, W, OC, OH, OW, KH, KW, stride, pad, extra, bias;
+    int act;                 /* nn_act post-op (fused forward only) */
+    float slope;
 } geom;
 
 static geom geometry(const nn_node *nd)
 {
     const nn_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    int fused = nd->op == NN_OP_CONV2D_FUSED;
     geom g = {nd->op == NN_OP_CONV_T2D, x->n, x->c, x->h, x->w, y->c, y->h, y->w,
-              w->h, w->w, nd->i[0], nd->i[1], nd->i[2], nd->in[2] != NULL};
+              w->h, w->w, nd->i[0], nd->i[1], nd->i[2],
+              nd->in[2] != NULL || (fused && nd->in[5] != NULL),
+              fused ? nd->i[3] : NN_ACT_NONE, fused ? nd->f[1] : 0.0f};
     return g;
 }
 
@@ -241,6 +247,19 @@ static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, i
         return -1;
     DN(dnnl_primitive_attr_create(&attr));
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (g->act != NN_ACT_NONE) {             /* fused activation (forward-only entries) */
+        dnnl_post_ops_t po = NULL;
+        dnnl_alg_kind_t alg = g->act == NN_ACT_TANH      ? dnnl_eltwise_tanh
+                              : g->act == NN_ACT_SIGMOID ? dnnl_eltwise_logistic
+                                                         : dnnl_eltwise_relu;
+        float alpha = g->act == NN_ACT_LEAKY_RELU ? g->slope : 0.0f;
+        DN(dnnl_post_ops_create(&po));
+        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, 0.0f);
+        if (st == dnnl_success)
+            st = dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+        DN(st);
+    }
     if (!e->fwd_pd) {
         any_desc fd;
         if (init_desc(ctx, g, &any, K_FWD, &fd))
@@ -273,8 +292,10 @@ fail:
 
 static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
 {
-    int key[14] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
-                   g->stride, g->pad, g->extra, g->bias};
+    int slope_bits;
+    memcpy(&slope_bits, &g->slope, sizeof slope_bits);
+    int key[16] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
+                   g->stride, g->pad, g->extra, g->bias, g->act, slope_bits};
     conv_ent *e = NULL;
     for (int i = 0; i < s->nent; i++)
         if (!memcmp(s->ent[i].key, key, sizeof key)) {
@@ -378,8 +399,27 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
     conv_ent *e = lookup(ctx, s, &g, K_FWD);
     if (!e)
         return -1;
-    return run(ctx, s, e, K_FWD, &g, nn_f32(nd->in[0]), nn_f32(nd->in[1]),
-               nd->in[2] ? nn_f32(nd->in[2]) : NULL, nn_f32(nd->out));
+    const float *w = nn_f32(nd->in[1]), *b = nd->in[2] ? nn_f32(nd->in[2]) : NULL;
+    if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5]) {
+        /* fold eval batch norm: s = gamma / sqrt(rvar + eps), w' = w s, b' = (b - rmean) s + beta */
+        const float *ga = nd->in[3] ? nn_f32(nd->in[3]) : NULL;
+        const float *be = nd->in[4] ? nn_f32(nd->in[4]) : NULL;
+        const float *rm = nn_f32(nd->in[5]), *rv = nn_f32(nd->in[6]);
+        size_t per = nn_numel(nd->in[1]) / (size_t)g.OC;
+        float *fw = nn_ctx_scratch(ctx, nn_numel(nd->in[1]) * 4);
+        float *fb = nn_ctx_scratch(ctx, (size_t)g.OC * 4);
+        if (!fw || !fb)
+            return -1;
+        for (int oc = 0; oc < g.OC; oc++) {
+            double sc = (ga ? ga[oc] : 1.0) / sqrt((double)rv[oc] + nd->f[0]);
+            for (size_t j = 0; j < per; j++)
+                fw[oc * per + j] = (float)(w[oc * per + j] * sc);
+            fb[oc] = (float)(((b ? b[oc] : 0.0) - rm[oc]) * sc + (be ? be[oc] : 0.0));
+        }
+        w = fw;
+        b = fb;
+    }
+    return run(ctx, s, e, K_FWD, &g, nn_f32(nd->in[0]), w, b, nn_f32(nd->out));
 }
 
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
@@ -388,6 +428,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     geom g = geometry(nd);
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     const float *gy = nd->out->grad;
+    nn_arena *ar = nn_ctx_arena(ctx);
     int acc;
     if (!s)
         return -1;
@@ -396,33 +437,32 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
         float *gx = e ? nn_grad_acquire(ctx, x, &acc) : NULL;
         if (!gx)
             return -1;
+        nn_arena_mark m = nn_arena_pos(ar);    /* after gx: only temporaries follow */
         float *dst = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
         if (!dst || run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy))
             return -1;
         if (acc)
             cpu_grad_store(gx, dst, nn_numel(x), 1);
+        nn_arena_rollback(ar, m);
     }
     int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
         conv_ent *e = lookup(ctx, s, &g, K_BWD_WEIGHTS);
-        if (!e)
+        float *gw = NULL, *gb = NULL;
+        int acc_w = 0, acc_b = 0;
+        if (!e || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+            (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
             return -1;
+        nn_arena_mark m = nn_arena_pos(ar);
         float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
         float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
         if (!dw || (b && !db) || run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy))
             return -1;
-        if (need_w) {
-            float *gw = nn_grad_acquire(ctx, w, &acc);
-            if (!gw)
-                return -1;
-            cpu_grad_store(gw, dw, nn_numel(w), acc);
-        }
-        if (need_b) {
-            float *gb = nn_grad_acquire(ctx, b, &acc);
-            if (!gb)
-                return -1;
-            cpu_grad_store(gb, db, nn_numel(b), acc);
-        }
+        if (need_w)
+            cpu_grad_store(gw, dw, nn_numel(w), acc_w);
+        if (need_b)
+            cpu_grad_store(gb, db, nn_numel(b), acc_b);
+        nn_arena_rollback(ar, m);
     }
     return 0;
 }

@@ -3,6 +3,23 @@
 
 #include <math.h>
 
+/* Parallel only when it pays: tiny tensors run on the calling thread. */
+#define PAR_MIN 32768
+
+/* g[i] (=|+=) EXPR over i < n, the accumulate test hoisted out of the loop. */
+#define GRAD_LOOP(g, n, acc, EXPR)                                              \
+    do {                                                                        \
+        if (acc) {                                                              \
+            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") \
+            for (size_t i = 0; i < (n); i++)                                    \
+                (g)[i] += (EXPR);                                               \
+        } else {                                                                \
+            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") \
+            for (size_t i = 0; i < (n); i++)                                    \
+                (g)[i] = (EXPR);                                                \
+        }                                                                       \
+    } while (0)
+
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
 {
     (void)ctx;
@@ -13,33 +30,33 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
     float f = nd->f[0];
     switch (nd->op) {
     case NN_OP_RELU:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] > 0 ? a[i] : 0;
         return 0;
     case NN_OP_LEAKY_RELU:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] > 0 ? a[i] : a[i] * f;
         return 0;
     case NN_OP_TANH:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = tanhf(a[i]);
         return 0;
     case NN_OP_SIGMOID:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = 1.0f / (1.0f + expf(-a[i]));
         return 0;
     case NN_OP_SCALE:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] * f;
         return 0;
     case NN_OP_ADD: {
         const float *b = nn_f32(nd->in[1]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] + b[i];
         return 0;
@@ -100,29 +117,19 @@ int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
         return -1;
     switch (nd->op) {
     case NN_OP_RELU:
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++)
-            g[i] = (acc ? g[i] : 0) + (a[i] > 0 ? gy[i] : 0);
+        GRAD_LOOP(g, n, acc, a[i] > 0 ? gy[i] : 0.0f);
         return 0;
     case NN_OP_LEAKY_RELU:
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++)
-            g[i] = (acc ? g[i] : 0) + (a[i] > 0 ? gy[i] : gy[i] * f);
+        GRAD_LOOP(g, n, acc, a[i] > 0 ? gy[i] : gy[i] * f);
         return 0;
     case NN_OP_TANH:
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++)
-            g[i] = (acc ? g[i] : 0) + gy[i] * (1 - y[i] * y[i]);
+        GRAD_LOOP(g, n, acc, gy[i] * (1 - y[i] * y[i]));
         return 0;
     case NN_OP_SIGMOID:
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++)
-            g[i] = (acc ? g[i] : 0) + gy[i] * y[i] * (1 - y[i]);
+        GRAD_LOOP(g, n, acc, gy[i] * y[i] * (1 - y[i]));
         return 0;
     case NN_OP_SCALE:
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++)
-            g[i] = (acc ? g[i] : 0) + gy[i] * f;
+        GRAD_LOOP(g, n, acc, gy[i] * f);
         return 0;
     case NN_OP_SOFTMAX: {
         int C = x->c;

@@ -73,13 +73,11 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
                 if (refl)
                     ih = reflect(ih, H);
                 const float *xr = xp + (size_t)ih * W;
-                for (int ow = 0; ow < OW; ow++) {
-                    int iw = ow - l;
-                    if (refl)
-                        row[ow] = xr[reflect(iw, W)];
-                    else
-                        row[ow] = iw >= 0 && iw < W ? xr[iw] : 0.0f;
-                }
+                memcpy(row + l, xr, (size_t)W * 4);       /* interior, then the borders */
+                for (int ow = 0; ow < l; ow++)
+                    row[ow] = refl ? xr[reflect(ow - l, W)] : 0.0f;
+                for (int ow = l + W; ow < OW; ow++)
+                    row[ow] = refl ? xr[reflect(ow - l, W)] : 0.0f;
             }
         }
         return 0;
@@ -220,13 +218,16 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
                     continue;
                 if (refl)
                     ih = reflect(ih, H);
-                for (int ow = 0; ow < OW; ow++) {
-                    int iw = ow - l;
-                    if (refl)
-                        iw = reflect(iw, W);
-                    else if (iw < 0 || iw >= W)
-                        continue;
-                    gp[(size_t)ih * W + iw] += yp[(size_t)oh * OW + ow];
+                float *gr = gp + (size_t)ih * W;
+                const float *yr = yp + (size_t)oh * OW;
+#pragma omp simd
+                for (int iw = 0; iw < W; iw++)
+                    gr[iw] += yr[l + iw];
+                if (refl) {
+                    for (int ow = 0; ow < l; ow++)
+                        gr[reflect(ow - l, W)] += yr[ow];
+                    for (int ow = l + W; ow < OW; ow++)
+                        gr[reflect(ow - l, W)] += yr[ow];
                 }
             }
         }
