@@ -36,17 +36,23 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Tries to apply migrations. 1 done, 0 database unreachable (retry later), -1 refused. */
+/* Tries to apply migrations. 1 done, 0 database unreachable (retry later), -1 refused.
+ * While the database stays away, a warning is logged at the first attempt and then once a
+ * minute (every 30th attempt at the 2 s retry period). */
 static int try_migrate(const mkd_config *cfg)
 {
+    static int failures;
     char err[1024];
     int applied = 0;
     PGconn *pg = db_connect(cfg->database_url, 3, err, sizeof err);
     if (!pg) {
-        log_json(LOG_WARN, NULL, "database unreachable; migrations will be retried",
-                 json_pack("{s:s}", "error", err));
+        failures++;
+        log_json(failures % 30 == 1 ? LOG_WARN : LOG_DEBUG, NULL,
+                 "database unreachable; migrations will be retried",
+                 json_pack("{s:s,s:i}", "error", err, "attempts", failures));
         return 0;
     }
+    failures = 0;
     int rc = db_migrate(pg, db_migrations_embedded, &applied, err, sizeof err);
     int lost = PQstatus(pg) != CONNECTION_OK;
     PQfinish(pg);

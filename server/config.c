@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "log.h"
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL } cfg_type;
@@ -78,6 +80,7 @@ static const cfg_opt cfg_table[] = {
      "seconds between queue polls when no notification arrives"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
+#define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */
 _Static_assert(NOPTS <= sizeof(((mkd_config *)0)->source), "mkd_config.source too small");
 
 static int parse_ll(const char *s, long long *out)
@@ -270,6 +273,23 @@ int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char
         }
         if (set_opt(c, o, val, CFG_SRC_FLAG, NULL, err, errlen) < 0)
             return -1;
+    }
+    /* a database URL that libpq cannot parse is a configuration error, not an outage */
+    if (c->database_url[0]) {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(c->database_url, &perr);
+        if (!opts) {
+            snprintf(err, errlen, "invalid database URL (%s): %s",
+                     src_name(&cfg_table[DATABASE_URL_OPT], (cfg_source)c->source[DATABASE_URL_OPT],
+                              getenv("MKDSEG_DATABASE_URL") ? "MKDSEG_DATABASE_URL" : "DATABASE_URL"),
+                     perr ? perr : "cannot parse");
+            size_t n = strlen(err);
+            while (n && err[n - 1] == '\n')
+                err[--n] = 0;
+            PQfreemem(perr);
+            return -1;
+        }
+        PQconninfoFree(opts);
     }
     /* cross-setting checks */
     if ((cmd & CFG_SERVE) && c->max_json > c->max_body) {

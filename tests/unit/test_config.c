@@ -183,3 +183,17 @@ Test(config, json_masks_database_password)
     cr_assert(u && !strstr(u, "secret") && strstr(u, "***@db"), "%s", u);
     json_decref(j);
 }
+
+Test(config, unparsable_database_url_is_a_config_error)
+{
+    clean_env();
+    mkd_config c;
+    char err[512];
+    char *argv[] = {"serve", "--database-url", "host=x port"};
+    cr_assert_eq(load(&c, argv, 3, err), -1);
+    cr_assert(strstr(err, "--database-url"), "%s", err);
+    setenv("DATABASE_URL", "postgresql://[broken", 1);
+    char *a2[] = {"serve"};
+    cr_assert_eq(load(&c, a2, 1, err), -1);
+    cr_assert(strstr(err, "DATABASE_URL"), "%s", err);
+}

@@ -29,7 +29,7 @@ static long count(const char *sql)
 #define SQL_A "CREATE TABLE a (id int PRIMARY KEY);"
 #define SQL_B "CREATE TABLE b (a_id int REFERENCES a (id));"
 
-TestSuite(db_migrate, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(db_migrate, .init = setup, .fini = teardown);
 
 Test(db_migrate, embedded_schema_applies_once_with_comments)
 {

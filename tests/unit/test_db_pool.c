@@ -22,7 +22,7 @@ static void setup(void)
 }
 static void teardown(void) { tdb_drop(pg, dbname); }
 
-TestSuite(db_pool, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(db_pool, .init = setup, .fini = teardown);
 
 static const db_stmt st_pid = {"test_pid", "SELECT pg_backend_pid()::text", 0};
 static const db_stmt st_ins = {"test_ins", "INSERT INTO t (k) VALUES ($1) RETURNING k", 1};

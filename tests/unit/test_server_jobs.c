@@ -31,7 +31,7 @@ static void setup(void)
 }
 static void teardown(void) { tdb_drop(pg, dbname); }
 
-TestSuite(server_jobs, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(server_jobs, .init = setup, .fini = teardown);
 
 #define STATE "SELECT state FROM jobs WHERE id = $1::bigint"
 
