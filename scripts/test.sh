@@ -9,7 +9,7 @@ export MKDSEG_TEST_DATABASE_URL=$(scripts/pg.sh fresh mkdseg_test) || exit 1
 export MKDSEG_TEST_PG="$top/scripts/pg.sh"
 export MKDSEG_TEST_BIN="$top/$BUILD/mkdseg"
 export MKDSEG_TEST_TMP=$(mktemp -d /tmp/mkdseg-test.XXXXXX)
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lib/lsan.supp:print_suppressions=0}
 trap 'rm -rf "$MKDSEG_TEST_TMP"' EXIT
 rc=0
 echo "== unit tests"

@@ -127,7 +127,7 @@ static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int 
         if (member >= 0 && member != k) continue;
         nn_ctx_reset(ctx);
         nn_tensor *x = nn_tensor_from(ctx, n, 1, T, T, tiles);
-        nn_tensor *p = nn_softmax(ctx, segmentor_forward(m->seg[k], ctx, x, 0));
+        nn_tensor *p = nn_softmax(ctx, segmentor_infer(m->seg[k], ctx, x));
         if (!p) { seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
         nn_tensor_read(p, used ? tmp : out);
         if (used)

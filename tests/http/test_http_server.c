@@ -505,7 +505,7 @@ Test(http_limits, rate_limit_429_with_retry_after_probes_exempt, .fini = stop_ch
 
 Test(http_limits, buffered_body_limit_on_any_route_and_thread_pool_mode, .fini = stop_checked)
 {
-    const char *args[] = {"--threads", "2", "--max-json", "2K", NULL};
+    const char *args[] = {"--http-threads", "2", "--max-json", "2K", NULL};
     cr_assert_eq(tsrv_start(&srv, NULL, args), 0);
     cr_assert(tsrv_log_contains(&srv, "\"threads\":\"pool\""));
     char big[4096];
@@ -598,7 +598,7 @@ Test(http_cli, serve_help_lists_every_setting)
     cr_assert_eq(pclose(p), 0, "--help exits 0");
     const char *want[] = {"MKDSEG_HOST", "MKDSEG_PORT", "DATABASE_URL", "MKDSEG_DATA_DIR",
                           "MKDSEG_MAX_BODY", "MKDSEG_MAX_CONNECTIONS", "MKDSEG_PER_IP_CONNECTIONS",
-                          "MKDSEG_CONNECTION_TIMEOUT", "MKDSEG_THREADS", "MKDSEG_WORKERS",
+                          "MKDSEG_CONNECTION_TIMEOUT", "MKDSEG_HTTP_THREADS", "MKDSEG_WORKERS",
                           "MKDSEG_QUEUE_SIZE", "MKDSEG_LOG_LEVEL", "MKDSEG_CORS_ORIGIN",
                           "MKDSEG_AUTH", "default: 8080", "default: 127.0.0.1"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

@@ -12,7 +12,7 @@
 static void clean_env(void)
 {
     const char *vars[] = {"MKDSEG_HOST", "MKDSEG_PORT", "MKDSEG_DATABASE_URL", "DATABASE_URL",
-                          "MKDSEG_MAX_BODY", "MKDSEG_AUTH", "MKDSEG_LOG_LEVEL", "MKDSEG_THREADS",
+                          "MKDSEG_MAX_BODY", "MKDSEG_AUTH", "MKDSEG_LOG_LEVEL", "MKDSEG_HTTP_THREADS",
                           "MKDSEG_MAX_JSON", "MKDSEG_CORS_ORIGIN", NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
