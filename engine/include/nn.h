@@ -52,6 +52,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -116,7 +118,7 @@ int nn_get_threads(void);
  * Random numbers (deterministic, for initialisation and tests)
  * ====================================================================================== */
 
-typedef struct { uint64_t s[4]; } nn_rng;
+typedef mkd_rng nn_rng;     /* rng.h: one generator for the whole engine */
 void   nn_rng_seed(nn_rng *r, uint64_t seed);
 uint64_t nn_rng_u64(nn_rng *r);
 float  nn_rng_uniform(nn_rng *r);             /* in [0, 1) */

@@ -13,10 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
 #include "vol.h"
 
 /* ---- PRNG ------------------------------------------------------------------------------ */
-typedef struct { uint64_t s[4]; } prep_rng;
+typedef mkd_rng prep_rng;   /* rng.h: one generator for the whole engine */
 void prep_rng_seed(prep_rng *r, uint64_t seed);
 uint64_t prep_rng_u64(prep_rng *r);
 double prep_rng_uniform(prep_rng *r);                  /* [0, 1) */

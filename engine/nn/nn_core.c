@@ -62,35 +62,11 @@ void nn_threads_apply(void)
         omp_set_num_threads(n);
 }
 
-/* ---- rng (xoshiro256**) --------------------------------------------------------------- */
+/* ---- rng: the engine's generator (rng.h) ------------------------------------------------ */
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+void nn_rng_seed(nn_rng *r, uint64_t seed) { mkd_rng_seed(r, seed); }
 
-void nn_rng_seed(nn_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t nn_rng_u64(nn_rng *r)
-{
-    uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
-}
+uint64_t nn_rng_u64(nn_rng *r) { return mkd_rng_u64(r); }
 
 float nn_rng_uniform(nn_rng *r)
 {

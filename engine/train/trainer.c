@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "image_pool.h"
+#include "prep.h"
 #include "safetensors.h"
 #include "trainer_internal.h"
 
@@ -38,6 +39,7 @@ struct trainer {
     train_progress prog;
     float *xt, *xa, *tmp;          /* host batches [2B, S, S] (joint uses 2B) */
     int32_t *yt, *ya;
+    uint8_t *u8;                   /* one slice of labels, for prep_augment */
     float *bn_save;                /* S_syn's BN buffers during step 2 */
     size_t bn_save_n;
     int stop_after;                /* tests: end an mkd iteration after this step (2..6; 0 = all) */
@@ -55,48 +57,31 @@ static int uses_gan(train_method m) { return train_method_is_mkd(m) && m != TM_M
 
 /* ---- sampling and augmentation ----------------------------------------------------------- */
 
-/* One augmented copy of slice idx of set s into img[S*S], lab[S*S]: random flips, then a
- * rotation by up to aug_rot_deg and a scaling by up to aug_scale about the centre (bilinear
- * for the image, nearest for labels, edges replicated). Deterministic in the rng. */
-static void sample_slice(const train_config *c, const train_slices *s, int idx, nn_rng *r,
-                         float *img, int32_t *lab)
+/* One augmented copy of slice idx of set s into img[S*S], lab[S*S]: prep_augment (random
+ * flips with probability aug_flip per axis, a rotation within aug_rot_deg and a scaling within
+ * aug_scale about the centre; outside the slice -1, the normalised minimum, and background),
+ * drawn from the trainer's stream. u8 is scratch for S*S labels. */
+static int sample_slice(const train_config *c, const train_slices *s, int idx, nn_rng *r,
+                        float *img, int32_t *lab, uint8_t *u8)
 {
-    const int S = s->size;
-    const float *si = s->img + (size_t)idx * S * S;
-    const int32_t *sl = s->lab + (size_t)idx * S * S;
-    int fx = nn_rng_uniform(r) < c->aug_flip, fy = nn_rng_uniform(r) < c->aug_flip;
-    float ang = (2.0f * nn_rng_uniform(r) - 1.0f) * c->aug_rot_deg * (float)M_PI / 180.0f;
-    float sc = 1.0f + (2.0f * nn_rng_uniform(r) - 1.0f) * c->aug_scale;
-    float ca = cosf(ang) / sc, sa = sinf(ang) / sc, ctr = 0.5f * (float)(S - 1);
-    for (int i = 0; i < S; i++) {
-        for (int j = 0; j < S; j++) {
-            /* output pixel -> source pixel (inverse transform), then the flips */
-            float y = (float)i - ctr, x = (float)j - ctr;
-            float sy = ca * y - sa * x + ctr, sx = sa * y + ca * x + ctr;
-            if (fy) sy = (float)(S - 1) - sy;
-            if (fx) sx = (float)(S - 1) - sx;
-            if (sy < 0) sy = 0;
-            if (sx < 0) sx = 0;
-            if (sy > S - 1) sy = (float)(S - 1);
-            if (sx > S - 1) sx = (float)(S - 1);
-            int y0 = (int)sy, x0 = (int)sx;
-            int y1 = y0 + 1 < S ? y0 + 1 : y0, x1 = x0 + 1 < S ? x0 + 1 : x0;
-            float wy = sy - (float)y0, wx = sx - (float)x0;
-            img[i * S + j] = (1 - wy) * ((1 - wx) * si[y0 * S + x0] + wx * si[y0 * S + x1]) +
-                             wy * ((1 - wx) * si[y1 * S + x0] + wx * si[y1 * S + x1]);
-            int ny = (int)lrintf(sy), nx = (int)lrintf(sx);
-            lab[i * S + j] = sl[ny * S + nx];
-        }
-    }
+    const size_t ss = (size_t)s->size * s->size;
+    memcpy(img, s->img + (size_t)idx * ss, ss * sizeof(float));
+    const int32_t *sl = s->lab + (size_t)idx * ss;
+    for (size_t i = 0; i < ss; i++) u8[i] = (uint8_t)sl[i];
+    prep_aug a = {c->aug_flip, c->aug_flip, c->aug_rot_deg, 1.0 - c->aug_scale, 1.0 + c->aug_scale};
+    if (prep_augment(&a, r, img, u8, s->size, s->size, -1.0f)) return -1;
+    for (size_t i = 0; i < ss; i++) lab[i] = u8[i];
+    return 0;
 }
 
-static void sample_batch(trainer *t, const train_slices *s, int n, float *img, int32_t *lab)
+static int sample_batch(trainer *t, const train_slices *s, int n, float *img, int32_t *lab)
 {
     const size_t ss = (size_t)s->size * s->size;
     for (int b = 0; b < n; b++) {
         int idx = (int)(nn_rng_u64(&t->rng) % (uint64_t)s->n);
-        sample_slice(&t->c, s, idx, &t->rng, img + b * ss, lab + b * ss);
+        if (sample_slice(&t->c, s, idx, &t->rng, img + b * ss, lab + b * ss, t->u8)) return -1;
     }
+    return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -168,8 +153,10 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
     const int iam = uses_gan(c->method);
 
     /* 1. a batch of each modality */
-    sample_batch(t, t->tgt, B, t->xt, t->yt);
-    sample_batch(t, t->ast, B, t->xa, t->ya);
+    if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_batch(t, t->ast, B, t->xa, t->ya)) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
     nn_tensor *xt = nn_tensor_from(ctx, B, 1, S, S, t->xt), *xa = nn_tensor_from(ctx, B, 1, S, S, t->xa);
     nn_tensor *yt = nn_labels_from(ctx, B, S, S, t->yt), *ya = nn_labels_from(ctx, B, S, S, t->ya);
     CHECK(xt && xa && yt && ya);
@@ -272,25 +259,26 @@ static int step_single(trainer *t, char *err, size_t errlen)
     const size_t ss = (size_t)S * S;
     nn_ctx *ctx = t->ctx;
     int n = B;
+    int bad = 0;
     if (c->method == TM_BASELINE) {
-        sample_batch(t, t->tgt, B, t->xt, t->yt);
+        bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
     } else if (c->method == TM_JOINT) {
         /* one batch of B target and B assistant slices */
-        sample_batch(t, t->tgt, B, t->xt, t->yt);
-        sample_batch(t, t->ast, B, t->xt + B * ss, t->yt + B * ss);
+        bad = sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_batch(t, t->ast, B, t->xt + B * ss, t->yt + B * ss);
         n = 2 * B;
     } else { /* finetune: assistant first, then target with a fresh optimiser */
         int pre = (int)lrintf(c->finetune_pretrain * (float)t->total);
         if (t->iter < pre) {
-            sample_batch(t, t->ast, B, t->xt, t->yt);
+            bad = sample_batch(t, t->ast, B, t->xt, t->yt);
         } else {
             if (!t->finetune_switched) {
                 trainer_params_reset_adam(t->be, t->seg[0]->params);
                 t->finetune_switched = 1;
             }
-            sample_batch(t, t->tgt, B, t->xt, t->yt);
+            bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
         }
     }
+    if (bad) { seterr(err, errlen, "out of memory"); return -1; }
     train_only(t, t->seg[0]->params, NULL);
     nn_tensor *x = nn_tensor_from(ctx, n, 1, S, S, t->xt);
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
@@ -387,7 +375,8 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
     t->tmp = malloc((size_t)c->batch * ss * sizeof(float));
     t->yt = malloc(2 * (size_t)c->batch * ss * sizeof(int32_t));
     t->ya = malloc((size_t)c->batch * ss * sizeof(int32_t));
-    if (!t->xt || !t->xa || !t->tmp || !t->yt || !t->ya) { seterr(err, errlen, "out of memory"); goto fail; }
+    t->u8 = malloc(ss);
+    if (!t->xt || !t->xa || !t->tmp || !t->yt || !t->ya || !t->u8) { seterr(err, errlen, "out of memory"); goto fail; }
     for (int i = 0; i < TL_COUNT; i++) t->prog.loss[i] = NAN;
     return t;
 initfail:
@@ -415,7 +404,7 @@ void trainer_free(trainer *t)
     image_pool_free(&t->pool_t);
     image_pool_free(&t->pool_a);
     nn_ctx_free(t->ctx);
-    free(t->xt); free(t->xa); free(t->tmp); free(t->yt); free(t->ya); free(t->bn_save);
+    free(t->xt); free(t->xa); free(t->tmp); free(t->yt); free(t->ya); free(t->u8); free(t->bn_save);
     free(t);
 }
 

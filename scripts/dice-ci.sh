@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The CI Dice regression run (issue 8): train a tiny `mkd` model on a handful of phantom
+# volumes with a fixed seed, evaluate it on held-out phantom CT, print the evaluation JSON.
+# tests/unit/test_dice_regression.c compares its ensemble mean Dice with tests/dice_floor.txt.
+#   scripts/dice-ci.sh [BIN] [WORKDIR]
+set -euo pipefail
+BIN=${1:-build/mkdseg}
+W=${2:-$(mktemp -d /tmp/mkdseg-dice-ci.XXXXXX)}
+ITERS=${DICE_CI_ITERS:-600}
+mkdir -p "$W/ct" "$W/mr" "$W/test"
+for i in 1 2 3; do
+  "$BIN" phantom --modality ct --seed $((2000 + i)) --image "$W/ct/ct_$i""_image.nii.gz" --label "$W/ct/ct_$i""_label.nii.gz" 2>/dev/null
+  "$BIN" phantom --modality mr --seed $((1000 + i)) --image "$W/mr/mr_$i""_image.nii.gz" --label "$W/mr/mr_$i""_label.nii.gz" 2>/dev/null
+done
+for i in 1 2; do
+  "$BIN" phantom --modality ct --seed $((3000 + i)) --image "$W/test/t_$i""_image.nii.gz" --label "$W/test/t_$i""_label.nii.gz" 2>/dev/null
+done
+"$BIN" train --method mkd --target-dir "$W/ct" --assistant-dir "$W/mr" --out "$W/model.safetensors" --json \
+  --iters "$ITERS" --iters-per-epoch 200 --size 64 --spacing 3 --batch 4 --seg-width 8 --ngf 8 --ngen-blocks 2 \
+  --ndf 8 --lr-seg 3e-3 --aug-flip 0 --seed 7 --threads "${DICE_CI_THREADS:-2}" > "$W/train.out" 2> "$W/train.log"
+"$BIN" eval --model "$W/model.safetensors" --dir "$W/test" --json --threads "${DICE_CI_THREADS:-2}"
