@@ -15,6 +15,8 @@
 #include "app.h"
 #include "commands.h"
 #include "db_migrate.h"
+#include "engine_pool.h"
+#include "svc.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -88,11 +90,18 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     metrics_queue_set(0, a.cfg.queue_size);
+    svc_set_config(&a.cfg);
     int migrated = 1;
     if (a.cfg.migrate) {
         migrated = try_migrate(&a.cfg);
         if (migrated < 0)
             goto done;
+    }
+    if (migrated == 1)
+        svc_register_default_model(&a.cfg);
+    if (epool_start(a.cfg.segment_workers, a.cfg.queue_size, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto done;
     }
 
     /* signals: handled synchronously in this thread; every thread started below inherits
@@ -128,6 +137,8 @@ int cmd_serve(int argc, char **argv)
             migrated = try_migrate(&a.cfg);
             if (migrated < 0)
                 log_error("migrations refused: fix the database or the binary; /readyz stays 503");
+            if (migrated == 1)
+                svc_register_default_model(&a.cfg);
         }
     }
     log_json(LOG_INFO, NULL, "shutting down",
@@ -153,6 +164,7 @@ int cmd_serve(int argc, char **argv)
     job_workers_stop(workers);
     workers = NULL;
     http_stop(&a);
+    epool_stop();
     rc = 0;
     log_info("stopped");
 done:

@@ -2,6 +2,8 @@
  * operation there not marked `x-mkdseg-status: planned` must be here): tests/unit/
  * test_http_openapi.c checks both directions. Order matters only for readability. */
 #include "handlers.h"
+#include "handlers_svc.h"
+#include "upload.h"
 #include "http.h"
 
 const http_route http_routes[] = {
@@ -14,5 +16,8 @@ const http_route http_routes[] = {
     {"POST", "/datasets", h_datasets_create, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/datasets", h_datasets_list, 0, NULL},
     {"GET", "/datasets/{id}", h_datasets_get, 0, NULL},
+    /* issue 6: segmentation, models, jobs, volumes, Dice (handlers_svc.h) */
+    {"POST", "/segment", h_segment, HTTP_MUTATING, upload_on_body},
+    {"GET", "/inferences/{id}/mask", h_inference_mask, 0, NULL},
 };
 const int http_nroutes = (int)(sizeof http_routes / sizeof http_routes[0]);
