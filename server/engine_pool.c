@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "svc.h"
 
 #define MCACHE_CAP 3
 
@@ -250,6 +251,7 @@ done:
 static void *pool_main(void *arg)
 {
     (void)arg;
+    svc_engine_threads();
     pthread_mutex_lock(&mu);
     for (;;) {
         while (!head && !stopping)

@@ -244,6 +244,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     }
     if (!(pg = db_connect(cfg->database_url, 5, err, errlen)))
         goto done;
+    svc_engine_threads();
     char tds[24];
     snprintf(tds, sizeof tds, "%lld", (long long)json_integer_value(json_object_get(p, "target_dataset")));
     /* a model registered by an earlier attempt that died before finishing */
@@ -404,6 +405,7 @@ job_status job_evaluate(job_ctx *j, char *err, size_t errlen)
     snprintf(dsid, sizeof dsid, "%lld", (long long)json_integer_value(json_object_get(p, "dataset_id")));
     if (!L || !(pg = db_connect(cfg->database_url, 5, err, errlen)))
         goto done;
+    svc_engine_threads();
     const char *v[1] = {mid};
     PGresult *r = svc_q(pg, "SELECT weights_path FROM models WHERE id = $1::bigint", 1, v, err, errlen);
     if (!r)

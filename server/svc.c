@@ -23,6 +23,14 @@ static mkd_config g_cfg;
 void svc_set_config(const mkd_config *c) { g_cfg = *c; }
 const mkd_config *svc_config(void) { return &g_cfg; }
 
+void svc_engine_threads(void)
+{
+    int n = g_cfg.engine_threads;
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    nn_set_threads(n > 0 ? n : 1);
+}
+
 void svc_abs(const char *data_dir, const char *relpath, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s/%s", data_dir, relpath);

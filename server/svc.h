@@ -18,6 +18,10 @@ void svc_set_config(const mkd_config *c);
 /* The settings given to svc_set_config (zeroed defaults before). */
 const mkd_config *svc_config(void);
 
+/* Sets the engine's CPU threads for the calling thread from engine-threads (0: all cores;
+ * MKDSEG_THREADS is the HTTP thread setting of `serve`, so it is not consulted here). */
+void svc_engine_threads(void);
+
 /* Whether the file at path starts like a NIfTI-1/-2 (or ANALYZE) header, looking through gzip.
  * 1 yes (and *gz set when gzip-compressed), 0 no (reason in why), -1 unreadable. */
 int svc_nifti_sniff(const char *path, int *gz, char *why, size_t whylen);
