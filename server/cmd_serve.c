@@ -99,10 +99,6 @@ int cmd_serve(int argc, char **argv)
     }
     if (migrated == 1)
         svc_register_default_model(&a.cfg);
-    if (epool_start(a.cfg.segment_workers, a.cfg.queue_size, err, sizeof err) < 0) {
-        log_error("%s", err);
-        goto done;
-    }
 
     /* signals: handled synchronously in this thread; every thread started below inherits
      * the blocked mask */
@@ -113,6 +109,11 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* engine threads start after the mask: they must not take SIGTERM */
+    if (epool_start(a.cfg.segment_workers, a.cfg.queue_size, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto done;
+    }
     if (http_start(&a, err, sizeof err) < 0) {
         log_error("%s", err);
         goto done;
@@ -170,6 +171,7 @@ int cmd_serve(int argc, char **argv)
 done:
     job_workers_stop(workers);
     http_stop(&a);
+    epool_stop();
     db_pool_destroy(a.db);
     a.db = NULL;
     metrics_free();
