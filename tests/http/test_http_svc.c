@@ -775,3 +775,59 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     cr_assert_eq(WEXITSTATUS(rc), 1, "dice-check under the floor exits 1");
     stop();
 }
+
+/* ---- a killed server's training job resumes from its checkpoint elsewhere ------------------ */
+
+Test(svc, killed_worker_training_resumes_from_checkpoint, .timeout = 200)
+{
+    char data[600];
+    const char *tmp = getenv("MKDSEG_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/data", dir); /* shared by both servers (one blob store) */
+    pg = tdb_create(dbname);
+    char url[1024];
+    tdb_url(dbname, url);
+    setenv("MKDSEG_ENGINE_THREADS", "1", 1);
+    const char *args[] = {"--data-dir", data, "--job-lease", "3", "--job-poll", "1", "--default-model", "", NULL};
+    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    phantom("c1", "ct", 61);
+    long long d = create_dataset("ct", "ct");
+    add_volume(d, "c1");
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":150,\"checkpoint_every\":10,%s}}", d,
+             tiny_cfg);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", jid);
+    int it = 0;
+    for (int i = 0; i < 900 && it < 25; i++) {
+        json_t *j = get_json(path);
+        it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
+        json_decref(j);
+        usleep(100000);
+    }
+    cr_assert_geq(it, 25, "training did not progress");
+    kill(srv.pid, SIGKILL);
+    cr_assert_eq(tsrv_stop(&srv), 137);
+    /* another server on the same database and blob store takes the job over after its lease */
+    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    json_t *j = wait_job(jid, NULL, 150);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    cr_assert_gt(json_integer_value(json_object_get(j, "model_id")), 0);
+    json_decref(j);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", jid);
+    char *resumed = tdb_valuep(pg, "SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
+                                   "data->>'stage' = 'resume'", 1, ids);
+    cr_assert(resumed, "no resume event");
+    cr_assert_geq(atoi(resumed), 10, "resumed from the checkpoint, not from scratch (%s)", resumed);
+    free(resumed);
+    stop();
+}
