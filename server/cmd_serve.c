@@ -15,6 +15,8 @@
 #include "app.h"
 #include "commands.h"
 #include "db_migrate.h"
+#include "engine_pool.h"
+#include "svc.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -94,12 +96,15 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     metrics_queue_set(0, a.cfg.queue_size);
+    svc_set_config(&a.cfg);
     int migrated = 1;
     if (a.cfg.migrate) {
         migrated = try_migrate(&a.cfg);
         if (migrated < 0)
             goto done;
     }
+    if (migrated == 1)
+        svc_register_default_model(&a.cfg);
 
     /* signals: handled synchronously in this thread; every thread started below inherits
      * the blocked mask */
@@ -110,6 +115,11 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* engine threads start after the mask: they must not take SIGTERM */
+    if (epool_start(a.cfg.segment_workers, a.cfg.queue_size, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto done;
+    }
     if (http_start(&a, err, sizeof err) < 0) {
         log_error("%s", err);
         goto done;
@@ -134,6 +144,8 @@ int cmd_serve(int argc, char **argv)
             migrated = try_migrate(&a.cfg);
             if (migrated < 0)
                 log_error("migrations refused: fix the database or the binary; /readyz stays 503");
+            if (migrated == 1)
+                svc_register_default_model(&a.cfg);
         }
     }
     log_json(LOG_INFO, NULL, "shutting down",
@@ -159,11 +171,13 @@ int cmd_serve(int argc, char **argv)
     job_workers_stop(workers);
     workers = NULL;
     http_stop(&a);
+    epool_stop();
     rc = 0;
     log_info("stopped");
 done:
     job_workers_stop(workers);
     http_stop(&a);
+    epool_stop();
     db_pool_destroy(a.db);
     a.db = NULL;
     metrics_free();

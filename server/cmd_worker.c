@@ -10,6 +10,7 @@
 #include "db_migrate.h"
 #include "job.h"
 #include "log.h"
+#include "svc.h"
 
 int cmd_worker(int argc, char **argv)
 {
@@ -29,6 +30,7 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.workers < 1)
         cfg.workers = 1;
+    svc_set_config(&cfg);
     log_set_level((log_level)cfg.log_level);
     if (cfg.migrate) {
         PGconn *pg = db_connect(cfg.database_url, 10, err, sizeof err);

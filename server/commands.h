@@ -23,6 +23,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_segment(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_dice_check(int argc, char **argv);
 
 /* The static command table (server/main.c), NULL-terminated. */
 extern const cmd_entry mkdseg_commands[];

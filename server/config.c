@@ -78,6 +78,13 @@ static const cfg_opt cfg_table[] = {
      "seconds a claimed job stays leased without a heartbeat"},
     {"job-poll", "MKDSEG_JOB_POLL", NULL, T_INT, "5", OFF(job_poll), 0, 1, 3600, SW,
      "seconds between queue polls when no notification arrives"},
+    {"segment-workers", "MKDSEG_SEGMENT_WORKERS", NULL, T_INT, "1", OFF(segment_workers), 0, 1,
+     256, CFG_SERVE, "engine threads that run /segment requests (queue-size more may wait)"},
+    {"default-model", "MKDSEG_DEFAULT_MODEL", NULL, T_STR, "models/default.safetensors",
+     OFF(default_model), SZ(default_model), 0, 0, CFG_SERVE,
+     "model file registered and promoted at start-up when no model exists; empty: none"},
+    {"engine-threads", "MKDSEG_ENGINE_THREADS", NULL, T_INT, "0", OFF(engine_threads), 0, 0, 1024, SW,
+     "CPU threads of each segmentation or training task; 0 = all cores"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "job_train.h"
 
 /* "noop": a diagnostic job. params: {"steps": N (default 1), "sleep_ms": M (per step, default
  * 0), "fail": true (fails at the end)}. Reports progress after each step and stops at a safe
@@ -36,5 +37,7 @@ static job_status job_noop(job_ctx *j, char *err, size_t errlen)
 
 const job_kind job_kinds[] = {
     {"noop", job_noop, "diagnostic job: sleeps, reports progress, succeeds or fails on request"},
+    {"train", job_train, "train a model (POST /train; issue 6, job_train.c)"},
+    {"evaluate", job_evaluate, "Dice, ASSD, HD95 of a model on a dataset (issue 6, job_train.c)"},
     {NULL, NULL, NULL},
 };

@@ -15,6 +15,8 @@ const cmd_entry mkdseg_commands[] = {
     {"segment", cmd_segment, "segment a NIfTI volume with a model file"},
     {"eval",    cmd_eval,    "Dice, ASSD and HD95 of a model on labelled volumes"},
     {"bench",   cmd_bench,   "run the engine benchmarks (see `make bench`)"},
+    {"token",   cmd_token,   "create, list or revoke API bearer tokens (MKDSEG_AUTH=on)"},
+    {"dice-check", cmd_dice_check, "evaluate a model on a server and fail under a Dice floor (CI)"},
     {NULL, NULL, NULL},
 };
 

@@ -13,8 +13,8 @@
  *   both empty   : Dice 1, ASSD 0, HD95 0 (a correct "absent" answer)
  *   one empty    : Dice 0, ASSD = HD95 = the grid's diagonal in mm (the worst possible distance);
  *                  `empty` says which, so callers can also report or skip them separately. */
-#ifndef MKDSEG_METRICS_H
-#define MKDSEG_METRICS_H
+#ifndef MKDSEG_SEG_METRICS_H
+#define MKDSEG_SEG_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>

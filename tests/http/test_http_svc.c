@@ -1,0 +1,833 @@
+/* test_http_svc.c: the service of issue 6 through libcurl against the real `mkdseg serve` and
+ * a real PostgreSQL: /segment (NIfTI and JSON answers, errors, queue full), models, datasets
+ * and volumes, training and evaluation jobs (SSE, cancel), /dice, bearer tokens, dice-check,
+ * and one complete round at a tiny size. Each test gets a fresh database (tdb_create) and its
+ * own server; volumes are tiny phantoms (40x40x16) written by `mkdseg phantom`. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+
+#include "../lib/tsrv.h"
+#include "vol.h"
+
+static tsrv srv;
+static PGconn *pg;
+static char dbname[64], dir[512];
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
+}
+
+/* A phantom pair <dir>/<name>.nii.gz and <dir>/<name>_label.nii.gz (40x40x16). */
+static void phantom(const char *name, const char *modality, int seed)
+{
+    sh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label '%s/%s_label.nii.gz' 2>/dev/null",
+       tenv("MKDSEG_TEST_BIN"), modality, seed, dir, name, dir, name);
+}
+
+static void start(const char *const *extra)
+{
+    const char *tmp = getenv("MKDSEG_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(mkdtemp(dir));
+    pg = tdb_create(dbname);
+    char url[1024];
+    tdb_url(dbname, url);
+    setenv("MKDSEG_ENGINE_THREADS", "1", 1); /* the machine is shared: one engine thread per task */
+    const char *args[32];
+    int n = 0;
+    args[n++] = "--default-model";
+    args[n++] = "models/default.safetensors";
+    args[n++] = "--job-poll";
+    args[n++] = "1";
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    cr_assert_eq(tsrv_start(&srv, url, args), 0, "server did not start");
+}
+
+static void stop(void)
+{
+    int rc = tsrv_stop(&srv);
+    cr_expect_eq(rc, 0, "the server must exit 0 on SIGTERM (got %d)", rc);
+    tdb_drop(pg, dbname);
+    pg = NULL;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+typedef struct {
+    char *p;
+    size_t n;
+} gbuf;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    gbuf *b = ud;
+    size_t k = size * nmemb;
+    char *np = realloc(b->p, b->n + k + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->n, ptr, k);
+    b->p = np;
+    b->n += k;
+    b->p[b->n] = 0;
+    return k;
+}
+
+/* One multipart request. parts: name=value pairs ("vol=@path" uploads a file). */
+static int tform(const char *path, const char *const *parts, const char *const *headers, tresp *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", srv.base, path);
+    curl_mime *m = curl_mime_init(c);
+    for (int i = 0; parts && parts[i]; i++) {
+        char name[64];
+        const char *eq = strchr(parts[i], '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq - parts[i]), parts[i]);
+        curl_mimepart *p = curl_mime_addpart(m);
+        curl_mime_name(p, name);
+        if (eq[1] == '@')
+            curl_mime_filedata(p, eq + 2);
+        else
+            curl_mime_data(p, eq + 1, CURL_ZERO_TERMINATED);
+    }
+    struct curl_slist *hl = NULL;
+    for (int i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    gbuf b = {0}, h = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, m);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_mime_free(m);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    out->body = b.p ? b.p : calloc(1, 1);
+    out->len = b.n;
+    out->headers = h.p ? h.p : calloc(1, 1);
+    out->json = out->len ? json_loadb(out->body, out->len, 0, NULL) : NULL;
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+
+static const char *err_code(const tresp *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+static const char *err_msg(const tresp *r)
+{
+    const char *m = json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
+    return m ? m : "";
+}
+
+static long long create_dataset(const char *name, const char *modality)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"modality\":\"%s\"}", name, modality);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/datasets", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    long long id = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    return id;
+}
+
+static long long add_volume(long long ds, const char *name)
+{
+    char path[64], img[700], lab[700];
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", ds);
+    snprintf(img, sizeof img, "image=@%s/%s.nii.gz", dir, name);
+    snprintf(lab, sizeof lab, "label=@%s/%s_label.nii.gz", dir, name);
+    const char *parts[] = {img, lab, NULL};
+    tresp r;
+    cr_assert_eq(tform(path, parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    long long id = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    return id;
+}
+
+/* GET a JSON resource; returns the parsed body (new ref). */
+static json_t *get_json(const char *path)
+{
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
+    json_t *j = json_incref(r.json);
+    tresp_free(&r);
+    return j;
+}
+
+/* Waits until job id reaches a final state (or `want` when not NULL). Returns the job. */
+static json_t *wait_job(long long id, const char *want, int timeout_s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", id);
+    for (int i = 0; i < timeout_s * 10; i++) {
+        json_t *j = get_json(path);
+        const char *st = json_string_value(json_object_get(j, "state"));
+        if (want ? !strcmp(st, want)
+                 : (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled")))
+            return j;
+        json_decref(j);
+        usleep(100000);
+    }
+    cr_assert_fail("job %lld did not reach %s in %d s", id, want ? want : "a final state", timeout_s);
+    return NULL;
+}
+
+/* ---- /segment ----------------------------------------------------------------------------- */
+
+Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
+{
+    start(NULL);
+    phantom("ct", "ct", 5);
+    /* the default model was registered and promoted at start-up */
+    json_t *ms = get_json("/models");
+    cr_assert_eq(json_array_size(json_object_get(ms, "models")), 1, "%s", json_dumps(ms, 0));
+    json_t *m0 = json_array_get(json_object_get(ms, "models"), 0);
+    cr_assert(json_is_true(json_object_get(m0, "is_default")));
+    long long mid = (long long)json_integer_value(json_object_get(m0, "id"));
+    json_decref(ms);
+
+    char vol[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    const char *parts[] = {vol, NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char h[128];
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/gzip");
+    cr_assert_eq(atoll(tresp_header(&r, "X-Mkdseg-Model", h, sizeof h)), mid);
+    cr_assert(tresp_header(&r, "X-Mkdseg-Time-Ms", h, sizeof h) && atof(h) > 0);
+    cr_assert(r.len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b, "gzip answer");
+    /* the label map lies on the input's grid */
+    char out[600], err[256];
+    snprintf(out, sizeof out, "%s/seg.nii.gz", dir);
+    FILE *f = fopen(out, "wb");
+    cr_assert(f);
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    tresp_free(&r);
+    vol_geom gi, go;
+    vol_header ho;
+    char in[600];
+    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
+    cr_assert_eq(vol_read_header(in, NULL, &gi, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_header(out, NULL, &go, &ho, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_geom_same(&gi, &go, 1e-4, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ho.datatype, VOL_DT_INT16, "MM-WHS codes by default");
+
+    /* JSON answer with a label: Dice per structure, stored mask */
+    char lab[600];
+    snprintf(lab, sizeof lab, "label=@%s/ct_label.nii.gz", dir);
+    const char *parts2[] = {vol, lab, "labels=index", NULL};
+    const char *acc[] = {"Accept: application/json", NULL};
+    cr_assert_eq(tform("/segment", parts2, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "model")), mid);
+    json_t *dice = json_object_get(r.json, "dice");
+    cr_assert(json_is_object(dice), "%s", r.body);
+    double md = json_number_value(json_object_get(dice, "mean"));
+    cr_assert(md >= 0 && md <= 1);
+    json_t *lv = json_object_get(json_object_get(r.json, "structures"), "LV");
+    cr_assert(json_is_integer(json_object_get(lv, "voxels")), "%s", r.body);
+    cr_assert(json_number_value(json_object_get(json_object_get(r.json, "timings_ms"), "total")) > 0);
+    char url[128];
+    snprintf(url, sizeof url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    long long iid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.len > 100 && (unsigned char)r.body[0] == 0x1f);
+    tresp_free(&r);
+    /* every inference is recorded */
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", iid);
+    char *n = tdb_value(pg, "SELECT count(*) FROM inferences WHERE mask_path IS NOT NULL");
+    cr_assert_str_eq(n, "2");
+    free(n);
+    n = tdb_valuep(pg, "SELECT dice->>'mean' IS NOT NULL AND input_sha256 ~ '^[0-9a-f]{64}$' FROM inferences WHERE id = $1::bigint", 1, ids);
+    cr_assert_str_eq(n, "t");
+    free(n);
+
+    /* an uncompressed upload gets an uncompressed answer */
+    char raw[600];
+    snprintf(raw, sizeof raw, "%s/ct.nii", dir);
+    sh("gzip -dc '%s' > '%s'", in, raw);
+    snprintf(vol, sizeof vol, "vol=@%s", raw);
+    const char *parts3[] = {vol, "tta=1", NULL};
+    cr_assert_eq(tform("/segment", parts3, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/octet-stream");
+    cr_assert(r.len >= 352 && !memcmp(r.body + 344, "n+1", 4), "plain NIfTI-1");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, segment_errors, .timeout = 120)
+{
+    const char *extra[] = {"--max-body", "40K", "--max-json", "8K", NULL};
+    start(extra);
+    phantom("ct", "ct", 6);
+    tresp r;
+    /* missing field */
+    const char *p1[] = {"labels=mmwhs", NULL};
+    cr_assert_eq(tform("/segment", p1, NULL, &r), 0);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "missing_field");
+    tresp_free(&r);
+    /* not NIfTI: 415 with the reason */
+    const char *p2[] = {"vol=@Makefile", NULL};
+    cr_assert_eq(tform("/segment", p2, NULL, &r), 0);
+    cr_assert_eq(r.status, 415, "%s", r.body);
+    cr_assert(strstr(err_msg(&r), "not a NIfTI file"), "%s", r.body);
+    tresp_free(&r);
+    /* NIfTI header but bad data: 422 with vol_read's reason */
+    const char *p3[] = {"vol=@tests/data/truncated.nii", NULL};
+    cr_assert_eq(tform("/segment", p3, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert(strstr(err_msg(&r), "truncated"), "%s", r.body);
+    tresp_free(&r);
+    /* not multipart */
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, "{}", 2, &r), 0);
+    cr_assert_eq(r.status, 415, "%s", r.body);
+    tresp_free(&r);
+    /* too large (max-body 40K; the uncompressed volume is about 51 KB, the gzip one 33 KB) */
+    char in[600], raw[600], vol[700];
+    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
+    snprintf(raw, sizeof raw, "%s/ct.nii", dir);
+    sh("gzip -dc '%s' > '%s'", in, raw);
+    snprintf(vol, sizeof vol, "vol=@%s", raw);
+    const char *p4[] = {vol, NULL};
+    cr_assert_eq(tform("/segment", p4, NULL, &r), 0);
+    cr_assert_eq(r.status, 413, "%s", r.body);
+    tresp_free(&r);
+    /* unknown model, bad labels value */
+    snprintf(vol, sizeof vol, "vol=@%s", in);
+    const char *p5[] = {vol, "model=nosuchmodel", NULL};
+    cr_assert_eq(tform("/segment", p5, NULL, &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    tresp_free(&r);
+    const char *p6[] = {vol, "labels=codes", NULL};
+    cr_assert_eq(tform("/segment", p6, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    tresp_free(&r);
+    /* no partial or temporary upload is left behind */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls '%s/data/tmp' 2>/dev/null)\"", srv.dir);
+    cr_assert_eq(system(cmd), 0, "temporary files left in %s/data/tmp", srv.dir);
+    /* unknown resources */
+    const char *paths[] = {"/models/999", "/models/999/weights", "/inferences/999/mask", "/jobs/999", "/jobs/999/events",
+                           "/datasets/999", "/models/abc", NULL};
+    for (int i = 0; paths[i]; i++) {
+        cr_assert_eq(thttp(&srv, "GET", paths[i], NULL, NULL, 0, &r), 0);
+        cr_assert_eq(r.status, 404, "%s: %ld %s", paths[i], r.status, r.body);
+        tresp_free(&r);
+    }
+    cr_assert_eq(thttp(&srv, "POST", "/models/999/promote", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    tresp_free(&r);
+    const char *p7[] = {vol, NULL};
+    char lab[700];
+    snprintf(lab, sizeof lab, "image=@%s", in);
+    const char *p8[] = {lab, NULL};
+    (void)p7;
+    cr_assert_eq(tform("/datasets/999/volumes", p8, NULL, &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    tresp_free(&r);
+    const char *tr = "{\"target_dataset\": 999, \"method\": \"baseline\"}";
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, tr, strlen(tr), &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    tresp_free(&r);
+    stop();
+}
+
+typedef struct {
+    long status;
+    char retry[16];
+} seg_result;
+
+static char *g_vol;
+
+static void *seg_thread(void *arg)
+{
+    seg_result *res = arg;
+    const char *parts[] = {g_vol, NULL};
+    tresp r;
+    if (tform("/segment", parts, NULL, &r) == 0) {
+        res->status = r.status;
+        if (!tresp_header(&r, "Retry-After", res->retry, sizeof res->retry))
+            res->retry[0] = 0;
+    }
+    tresp_free(&r);
+    return NULL;
+}
+
+Test(svc, queue_full_503_and_health_stays_fast, .timeout = 120)
+{
+    setenv("MKDSEG_SEGMENT_DELAY_MS", "1500", 1); /* each segmentation holds the engine 1.5 s */
+    const char *extra[] = {"--queue-size", "1", "--segment-workers", "1", NULL};
+    start(extra);
+    unsetenv("MKDSEG_SEGMENT_DELAY_MS");
+    phantom("ct", "ct", 7);
+    char vol[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    g_vol = vol;
+    pthread_t th[4];
+    seg_result res[4];
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, seg_thread, &res[i]);
+    usleep(400000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(r.status, 200);
+    tresp_free(&r);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(dt, 1.0, "/healthz took %.2f s while segmentations ran", dt);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    int ok = 0, full = 0;
+    for (int i = 0; i < 4; i++) {
+        ok += res[i].status == 200;
+        if (res[i].status == 503) {
+            full++;
+            cr_assert(atoi(res[i].retry) > 0, "503 without Retry-After");
+        }
+    }
+    cr_assert_eq(ok + full, 4, "statuses %ld %ld %ld %ld", res[0].status, res[1].status, res[2].status, res[3].status);
+    cr_assert_geq(ok, 1);
+    cr_assert_geq(full, 1, "one worker and a queue of one cannot take four requests at once");
+    stop();
+}
+
+/* ---- volumes and datasets ----------------------------------------------------------------- */
+
+Test(svc, volumes_validated_and_stored_once, .timeout = 120)
+{
+    start(NULL);
+    phantom("a", "ct", 11);
+    phantom("b", "ct", 12);
+    long long d1 = create_dataset("d1", "ct"), d2 = create_dataset("d2", "ct");
+    long long v1 = add_volume(d1, "a");
+    cr_assert_gt(v1, 0);
+    tresp r;
+    char path[64], img[700], lab[700];
+    /* the same image twice in one dataset: 409 */
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", d1);
+    snprintf(img, sizeof img, "image=@%s/a.nii.gz", dir);
+    snprintf(lab, sizeof lab, "label=@%s/a_label.nii.gz", dir);
+    const char *same[] = {img, lab, NULL};
+    cr_assert_eq(tform(path, same, NULL, &r), 0);
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    tresp_free(&r);
+    /* a label on another grid: 422 */
+    snprintf(lab, sizeof lab, "label=@%s/b_label.nii.gz", dir);
+    const char *grid[] = {img, lab, NULL};
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", d2);
+    cr_assert_eq(tform(path, grid, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert(strstr(err_msg(&r), "grid"), "%s", r.body);
+    tresp_free(&r);
+    /* unknown label values (the CT image itself as a label map): 422 naming them */
+    snprintf(lab, sizeof lab, "label=@%s/a.nii.gz", dir);
+    const char *vals[] = {img, lab, NULL};
+    cr_assert_eq(tform(path, vals, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "field")), "label");
+    tresp_free(&r);
+    /* the same files in another dataset: stored once */
+    char cmd[700], count[600];
+    snprintf(count, sizeof count, "%s/blobs.count", dir);
+    snprintf(cmd, sizeof cmd, "find '%s/data/blobs' -type f | wc -l > '%s'", srv.dir, count);
+    sh("%s", cmd);
+    long long v2 = add_volume(d2, "a");
+    cr_assert_neq(v1, v2);
+    snprintf(cmd, sizeof cmd, "test $(find '%s/data/blobs' -type f | wc -l) -eq $(cat '%s')", srv.dir, count);
+    cr_assert_eq(system(cmd), 0, "image and label stored once each");
+    /* GET /datasets/{id}: dims, spacing, label statistics */
+    snprintf(path, sizeof path, "/datasets/%lld", d2);
+    json_t *d = get_json(path);
+    json_t *v = json_array_get(json_object_get(d, "volumes"), 0);
+    cr_assert_eq(json_integer_value(json_array_get(json_object_get(v, "dims"), 0)), 40);
+    cr_assert_eq(json_integer_value(json_array_get(json_object_get(v, "dims"), 2)), 16);
+    cr_assert(json_is_true(json_object_get(v, "has_label")));
+    cr_assert_gt(json_integer_value(json_object_get(json_object_get(json_object_get(v, "label_stats"), "LV"), "voxels")), 0);
+    json_decref(d);
+    /* delete: 204, then 404 */
+    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 204, "%s", r.body);
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    tresp_free(&r);
+    stop();
+}
+
+/* ---- auth ----------------------------------------------------------------------------------- */
+
+Test(svc, bearer_tokens, .timeout = 120)
+{
+    const char *extra[] = {"--auth", "on", NULL};
+    start(extra);
+    phantom("ct", "ct", 8);
+    char url[1024], tokfile[600];
+    tdb_url(dbname, url);
+    snprintf(tokfile, sizeof tokfile, "%s/token", dir);
+    sh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"), url, tokfile);
+    char tok[128] = "";
+    FILE *f = fopen(tokfile, "r");
+    cr_assert(f && fgets(tok, sizeof tok, f));
+    fclose(f);
+    tok[strcspn(tok, "\n")] = 0;
+    cr_assert_eq(strncmp(tok, "mkd_", 4), 0, "%s", tok);
+    char *stored = tdb_value(pg, "SELECT token_sha256 FROM api_tokens WHERE name = 'ci'");
+    cr_assert(stored && !strstr(stored, tok + 4), "only the hash is stored");
+    free(stored);
+    char vol[600], good[200];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(good, sizeof good, "Authorization: Bearer %s", tok);
+    const char *parts[] = {vol, NULL};
+    const char *bad[] = {"Authorization: Bearer mkd_wrong", NULL}, *ok[] = {good, NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    tresp_free(&r);
+    cr_assert_eq(tform("/segment", parts, bad, &r), 0);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    cr_assert(strstr(err_msg(&r), "unknown or revoked"), "%s", r.body);
+    tresp_free(&r);
+    cr_assert_eq(tform("/segment", parts, ok, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    tresp_free(&r);
+    /* reading stays open */
+    cr_assert_eq(thttp(&srv, "GET", "/models", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tresp_free(&r);
+    /* a revoked token is refused */
+    sh("'%s' token revoke --name ci --database-url '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"), url);
+    cr_assert_eq(tform("/segment", parts, ok, &r), 0);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    tresp_free(&r);
+    stop();
+}
+
+/* ---- jobs: cancel ------------------------------------------------------------------------- */
+
+static const char *tiny_cfg = "\"size\":32,\"seg_width\":2,\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2";
+
+Test(svc, train_cancel_and_queued_cancel, .timeout = 120)
+{
+    start(NULL);
+    phantom("c1", "ct", 31);
+    long long d = create_dataset("ct", "ct");
+    add_volume(d, "c1");
+    char body[512];
+    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":100000,%s}}", d, tiny_cfg);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char loc[64];
+    cr_assert(tresp_header(&r, "Location", loc, sizeof loc));
+    long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    /* running with progress */
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", jid);
+    cr_assert_str_eq(loc, path);
+    for (int i = 0; i < 600; i++) {
+        json_t *j = get_json(path);
+        int it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
+        json_decref(j);
+        if (it >= 2)
+            break;
+        usleep(100000);
+    }
+    /* the dataset is in use */
+    char dp[64];
+    snprintf(dp, sizeof dp, "/datasets/%lld", d);
+    cr_assert_eq(thttp(&srv, "DELETE", dp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    tresp_free(&r);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    tresp_free(&r);
+    json_t *j = wait_job(jid, NULL, 30);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "cancelled");
+    int it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
+    cr_assert_lt(it, 100000);
+    json_decref(j);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(dt, 10.0, "cancel took %.1f s", dt);
+    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    tresp_free(&r);
+    /* bad requests */
+    const char *bad[] = {"{\"target_dataset\":1,\"method\":\"magic\"}", "{\"target_dataset\":1,\"config\":{\"nope\":1}}",
+                         "{\"target_dataset\":1,\"config\":{\"size\":30}}", "{\"method\":\"baseline\"}",
+                         "{\"target_dataset\":1,\"method\":\"mkd\"}", NULL};
+    const long want[] = {422, 422, 422, 400, 422};
+    for (int i = 0; bad[i]; i++) {
+        char b[256];
+        snprintf(b, sizeof b, "%s", bad[i]);
+        if (strstr(b, "\"target_dataset\":1"))
+            snprintf(b, sizeof b, "%.*s%lld%s", (int)(strstr(bad[i], ":1") + 1 - bad[i]), bad[i], d, strstr(bad[i], ":1") + 2);
+        cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, b, strlen(b), &r), 0);
+        cr_assert_eq(r.status, want[i], "%s -> %ld %s", b, r.status, r.body);
+        tresp_free(&r);
+    }
+    /* GET /jobs filters by state */
+    json_t *l = get_json("/jobs?state=cancelled");
+    cr_assert_eq(json_array_size(json_object_get(l, "jobs")), 1);
+    json_decref(l);
+    cr_assert_eq(thttp(&srv, "GET", "/jobs?state=nope", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 422);
+    tresp_free(&r);
+    stop();
+}
+
+/* ---- the complete round ------------------------------------------------------------------- */
+
+static size_t sse_data(char *ptr, size_t size, size_t nmemb, void *ud) { return on_data(ptr, size, nmemb, ud); }
+
+Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240)
+{
+    start(NULL);
+    phantom("c1", "ct", 41);
+    phantom("c2", "ct", 42);
+    phantom("c3", "ct", 43);
+    phantom("m1", "mr", 51);
+    phantom("m2", "mr", 52);
+    long long ct = create_dataset("ct", "ct"), mr = create_dataset("mr", "mr");
+    add_volume(ct, "c1");
+    add_volume(ct, "c2");
+    long long v3 = add_volume(ct, "c3");
+    add_volume(mr, "m1");
+    add_volume(mr, "m2");
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"assistant_dataset\":%lld,\"method\":\"mkd\",\"config\":{\"iters\":40,"
+             "\"iters_per_epoch\":20,\"checkpoint_every\":10,\"lr_seg\":0.001,%s},\"validation\":[%lld]}",
+             ct, mr, tiny_cfg, v3);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r.json, "params"), "validation_volumes")), 1);
+    tresp_free(&r);
+    /* watch it through Server-Sent Events until the final state */
+    char url[256];
+    snprintf(url, sizeof url, "%s/jobs/%lld/events", srv.base, jid);
+    CURL *c = curl_easy_init();
+    gbuf ev = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ev);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 180L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    long st = 0;
+    char *ct_h = NULL;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct_h);
+    cr_assert_eq(cc, CURLE_OK, "%s", curl_easy_strerror(cc));
+    cr_assert_eq(st, 200);
+    cr_assert(ct_h && strstr(ct_h, "text/event-stream"));
+    curl_easy_cleanup(c);
+    cr_assert(ev.p && strstr(ev.p, "event: progress"), "%s", ev.p ? ev.p : "");
+    cr_assert(strstr(ev.p, "\"iteration\""), "progress carries the iteration");
+    cr_assert(strstr(ev.p, "\"eta_s\""), "progress carries an ETA");
+    const char *last = strstr(ev.p, "\"state\": \"succeeded\"");
+    cr_assert(last, "the stream ends with the final state: %s", ev.p + (ev.n > 600 ? ev.n - 600 : 0));
+    free(ev.p);
+    char jp[64];
+    snprintf(jp, sizeof jp, "/jobs/%lld", jid);
+    json_t *j = get_json(jp);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    long long mid = (long long)json_integer_value(json_object_get(j, "model_id"));
+    cr_assert_gt(mid, 0);
+    json_decref(j);
+    /* the model: method, datasets, Dice of the validation evaluation */
+    char mp[64];
+    snprintf(mp, sizeof mp, "/models/%lld", mid);
+    json_t *m = get_json(mp);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "mkd");
+    cr_assert_eq(json_array_size(json_object_get(m, "datasets")), 3, "target, assistant, validation");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "config"), "seg_width")), 2);
+    cr_assert(json_is_object(json_object_get(json_object_get(m, "dice"), "1")) ||
+              json_object_size(json_object_get(m, "dice")) == 1, "%s", json_dumps(m, 0));
+    json_decref(m);
+    /* promote, then segment with the default: it is the new model */
+    char pp[64];
+    snprintf(pp, sizeof pp, "/models/%lld/promote", mid);
+    cr_assert_eq(thttp(&srv, "POST", pp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert(json_is_true(json_object_get(r.json, "is_default")));
+    tresp_free(&r);
+    char *nd = tdb_value(pg, "SELECT count(*) FROM models WHERE is_default");
+    cr_assert_str_eq(nd, "1");
+    free(nd);
+    char vol[600], h[64];
+    snprintf(vol, sizeof vol, "vol=@%s/c3.nii.gz", dir);
+    const char *parts[] = {vol, NULL};
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(atoll(tresp_header(&r, "X-Mkdseg-Model", h, sizeof h)), mid);
+    tresp_free(&r);
+    /* evaluate on the CT dataset (a job), then read the Dice back */
+    char ep[64], eb[64];
+    snprintf(ep, sizeof ep, "/models/%lld/evaluate", mid);
+    snprintf(eb, sizeof eb, "{\"dataset\":%lld}", ct);
+    cr_assert_eq(thttp(&srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long ej = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    j = wait_job(ej, NULL, 60);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    json_decref(j);
+    char dp[96];
+    snprintf(dp, sizeof dp, "/dice?model=%lld&dataset=%lld", mid, ct);
+    json_t *dice = get_json(dp);
+    json_t *runs = json_object_get(dice, "runs");
+    cr_assert_eq(json_array_size(runs), 2, "the validation run and the evaluation: %s", json_dumps(dice, 0));
+    json_t *run = json_array_get(runs, 1);
+    cr_assert_eq(json_integer_value(json_object_get(run, "job_id")), ej);
+    double md = json_number_value(json_object_get(run, "mean_dice"));
+    cr_assert(md >= 0 && md <= 1);
+    cr_assert(json_is_number(json_object_get(json_object_get(json_object_get(run, "structures"), "LV"), "hd95")));
+    /* per volume and structure: 3 volumes x 7 structures + 7 means, plus the validation run's 7 + 7 */
+    cr_assert_eq(json_array_size(json_object_get(dice, "results")), 3 * 7 + 7 + 7 + 7);
+    json_decref(dice);
+    /* weights round trip: download, upload as a new model */
+    char wp[64], wf[600], wpart[700];
+    snprintf(wp, sizeof wp, "/models/%lld/weights", mid);
+    cr_assert_eq(thttp(&srv, "GET", wp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    snprintf(wf, sizeof wf, "%s/w.safetensors", dir);
+    FILE *f = fopen(wf, "wb");
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    tresp_free(&r);
+    snprintf(wpart, sizeof wpart, "weights=@%s", wf);
+    const char *up[] = {wpart, "name=copy", NULL};
+    cr_assert_eq(tform("/models", up, NULL, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "method")), "mkd");
+    tresp_free(&r);
+    const char *upbad[] = {"weights=@Makefile", NULL};
+    cr_assert_eq(tform("/models", upbad, NULL, &r), 0);
+    cr_assert_eq(r.status, 415, "%s", r.body);
+    tresp_free(&r);
+    /* the CT dataset is used by the model */
+    char dsp[64];
+    snprintf(dsp, sizeof dsp, "/datasets/%lld", ct);
+    cr_assert_eq(thttp(&srv, "DELETE", dsp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    tresp_free(&r);
+    /* dice-check: passes a zero floor, fails an impossible one */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 0 --max-drop 1 > /dev/null 2>&1",
+             tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
+    int rc = system(cmd);
+    cr_assert_eq(WEXITSTATUS(rc), 0, "dice-check with a zero floor");
+    snprintf(cmd, sizeof cmd, "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 1.01 > /dev/null 2>&1",
+             tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
+    rc = system(cmd);
+    cr_assert_eq(WEXITSTATUS(rc), 1, "dice-check under the floor exits 1");
+    stop();
+}
+
+/* ---- a killed server's training job resumes from its checkpoint elsewhere ------------------ */
+
+Test(svc, killed_worker_training_resumes_from_checkpoint, .timeout = 200)
+{
+    char data[600];
+    const char *tmp = getenv("MKDSEG_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/data", dir); /* shared by both servers (one blob store) */
+    pg = tdb_create(dbname);
+    char url[1024];
+    tdb_url(dbname, url);
+    setenv("MKDSEG_ENGINE_THREADS", "1", 1);
+    const char *args[] = {"--data-dir", data, "--job-lease", "3", "--job-poll", "1", "--default-model", "", NULL};
+    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    phantom("c1", "ct", 61);
+    long long d = create_dataset("ct", "ct");
+    add_volume(d, "c1");
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":150,\"checkpoint_every\":10,%s}}", d,
+             tiny_cfg);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", jid);
+    int it = 0;
+    for (int i = 0; i < 900 && it < 25; i++) {
+        json_t *j = get_json(path);
+        it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
+        json_decref(j);
+        usleep(100000);
+    }
+    cr_assert_geq(it, 25, "training did not progress");
+    kill(srv.pid, SIGKILL);
+    cr_assert_eq(tsrv_stop(&srv), 137);
+    /* another server on the same database and blob store takes the job over after its lease */
+    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    json_t *j = wait_job(jid, NULL, 150);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    cr_assert_gt(json_integer_value(json_object_get(j, "model_id")), 0);
+    json_decref(j);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", jid);
+    char *resumed = tdb_valuep(pg, "SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
+                                   "data->>'stage' = 'resume'", 1, ids);
+    cr_assert(resumed, "no resume event");
+    cr_assert_geq(atoi(resumed), 10, "resumed from the checkpoint, not from scratch (%s)", resumed);
+    free(resumed);
+    stop();
+}
