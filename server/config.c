@@ -83,7 +83,7 @@ static const cfg_opt cfg_table[] = {
     {"default-model", "MKDSEG_DEFAULT_MODEL", NULL, T_STR, "models/default.safetensors",
      OFF(default_model), SZ(default_model), 0, 0, CFG_SERVE,
      "model file registered and promoted at start-up when no model exists; empty: none"},
-    {"engine-threads", "MKDSEG_ENGINE_THREADS", NULL, T_INT, "0", OFF(engine_threads), 0, 0, 1024, SW,
+    {"threads", "MKDSEG_THREADS", NULL, T_INT, "0", OFF(engine_threads), 0, 0, 1024, SW,
      "CPU threads of each segmentation or training task; 0 = all cores"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])

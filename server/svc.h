@@ -18,7 +18,7 @@ void svc_set_config(const mkd_config *c);
 /* The settings given to svc_set_config (zeroed defaults before). */
 const mkd_config *svc_config(void);
 
-/* Sets the engine's CPU threads for the calling thread from engine-threads (0: all cores;
+/* Sets the engine's CPU threads for the calling thread from the threads setting (0: all cores;
  * MKDSEG_THREADS is the HTTP thread setting of `serve`, so it is not consulted here). */
 void svc_engine_threads(void);
 

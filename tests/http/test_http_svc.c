@@ -52,7 +52,7 @@ static void start(const char *const *extra)
     pg = tdb_create(dbname);
     char url[1024];
     tdb_url(dbname, url);
-    setenv("MKDSEG_ENGINE_THREADS", "1", 1); /* the machine is shared: one engine thread per task */
+    setenv("MKDSEG_THREADS", "1", 1); /* the machine is shared: one engine thread per task */
     const char *args[32];
     int n = 0;
     args[n++] = "--default-model";
@@ -788,7 +788,7 @@ Test(svc, killed_worker_training_resumes_from_checkpoint, .timeout = 200)
     pg = tdb_create(dbname);
     char url[1024];
     tdb_url(dbname, url);
-    setenv("MKDSEG_ENGINE_THREADS", "1", 1);
+    setenv("MKDSEG_THREADS", "1", 1);
     const char *args[] = {"--data-dir", data, "--job-lease", "3", "--job-poll", "1", "--default-model", "", NULL};
     cr_assert_eq(tsrv_start(&srv, url, args), 0);
     phantom("c1", "ct", 61);
