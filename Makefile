@@ -130,5 +130,10 @@ experiment: all
 clean:
 	rm -rf build
 
+# fuzzing (mk/vol.mk, mk/store.mk): libFuzzer with clang 14
+FUZZ_CC   ?= clang-14
+FUZZ_RUNS ?= 200000
+FUZZ_DIR  := build/fuzz
+
 -include mk/*.mk
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
