@@ -168,11 +168,26 @@ static const nn_backend cpu_backend = {
 
 const nn_backend *nn_backend_cpu(void) { return &cpu_backend; }
 
+#ifdef MKD_HAVE_CUDA
+/* kernels/cuda_backend.cu (declared in kernels/cuda.h) */
+const nn_backend *nn_backend_cuda(void);
+int nn_cuda_device_count(void);
+#endif
+
 const nn_backend *nn_backend_by_name(const char *name)
 {
-    if (!name || !strcmp(name, "cpu") || !strcmp(name, "auto"))
+    if (!name || !strcmp(name, "cpu"))
         return &cpu_backend;
-    return NULL;             /* "cuda": not built yet */
+#ifdef MKD_HAVE_CUDA
+    if (!strcmp(name, "cuda"))
+        return nn_cuda_device_count() > 0 ? nn_backend_cuda() : NULL;
+    if (!strcmp(name, "auto"))
+        return nn_cuda_device_count() > 0 ? nn_backend_cuda() : &cpu_backend;
+#else
+    if (!strcmp(name, "auto"))
+        return &cpu_backend;
+#endif
+    return NULL;             /* "cuda" without a CUDA build, or an unknown name */
 }
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }
