@@ -6,7 +6,9 @@
 #                              lent GPU machine with a few carried runtime libraries)
 #   make build/tests/cuda-bench  the GPU benchmark driver (engine-only)
 #   make cuda-test             runs build/tests/cuda when a GPU is present (scripts/cuda-test.sh)
-#   make bench-cuda            GPU benchmark against PyTorch on the same GPU (tests/gpu/bench.py)
+#   make bench-cuda            GPU benchmark against PyTorch on the same GPU (tests/gpu/bench.py,
+#                              build/gpu/bench.{json,md}); `make bench` runs it first
+#                              when a GPU is present
 #   make gpu-prepare           fills debs/ for the lent machine (tests/gpu/prepare.sh)
 # Without nvcc/cuDNN these targets say so and do nothing.
 
@@ -34,7 +36,15 @@ $(BUILD)/tests/cuda-bench: $(CUDA_BENCH_OBJ) $(ENGINE_A)
 	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS) -ljansson $(CUDA_LIBS) $(LDSAN)
 
 bench-cuda: $(BUILD)/tests/cuda-bench
-	@tests/gpu/bench.sh $(BUILD)
+	python3 tests/gpu/bench.py --bin $(BUILD)/tests/cuda-bench --out $(BUILD)/gpu $(if $(filter 1,$(BENCH_QUICK)),--quick)
+
+# `make bench` runs the GPU part too when a GPU is present (before the CPU table).
+bench: bench-gpu-auto
+.PHONY: bench-gpu-auto
+bench-gpu-auto:
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory bench-cuda; \
+	else echo "bench: no NVIDIA GPU here; GPU benchmark skipped (see docs/cuda.md)"; fi
 else
 $(BUILD)/tests/cuda $(BUILD)/tests/cuda-bench:
 	@echo "CUDA backend not built (needs $(NVCC) and $(CUDA_HOME)/include/cudnn.h): $@ skipped"
