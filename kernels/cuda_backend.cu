@@ -44,15 +44,33 @@ static void cu_zero(void *dst, size_t n)
         cudaMemsetAsync(dst, 0, n, 0);
 }
 
-/* memmove: cudaMemcpy's ranges must not overlap, so overlapping moves go through a
- * temporary (rare: nn_ctx_scope_end). */
+/* memmove: cudaMemcpy's ranges must not overlap. Overlapping moves (nn_ctx_scope_end moves
+ * a kept tensor down to the scope's start) copy in pieces of the distance between the two
+ * ranges, in the order that never reads a byte already overwritten (stream-ordered), or
+ * through a temporary when that would take more than 32 pieces. */
 static void cu_move(void *dst, const void *src, size_t n)
 {
     if (!n || dst == src)
         return;
-    const char *d = (const char *)dst, *s = (const char *)src;
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
     if (d + n <= s || s + n <= d) {
         cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, 0);
+        return;
+    }
+    size_t gap = d < s ? (size_t)(s - d) : (size_t)(d - s);
+    if (n / gap <= 32) {
+        if (d < s) {         /* front to back */
+            for (size_t o = 0; o < n; o += gap)
+                cudaMemcpyAsync(d + o, s + o, n - o < gap ? n - o : gap,
+                                cudaMemcpyDeviceToDevice, 0);
+        } else {             /* back to front */
+            for (size_t end = n; end > 0;) {
+                size_t len = end < gap ? end : gap;
+                end -= len;
+                cudaMemcpyAsync(d + end, s + end, len, cudaMemcpyDeviceToDevice, 0);
+            }
+        }
         return;
     }
     void *tmp = cu_alloc(n);

@@ -421,24 +421,29 @@ Test(cuda_ops, argmax_matches_cpu)
     cr_expect(memcmp(a[0], a[1], sizeof a[0]) == 0, "argmax differs between GPU and CPU");
 }
 
-/* a scope moves its kept tensor (backend mem_move, possibly overlapping) */
+/* a scope moves its kept tensor down to the scope's start: here the kept tensor (4 KiB) is
+ * larger than the distance it moves (2 KiB), the overlapping case of the backend's mem_move */
 Test(cuda_ops, scope_keeps_its_tensor)
 {
     NEED_GPU();
     char err[256];
-    float x[4 * 64], y[4 * 64];
+    float x[256], y[4 * 256];
     fill(x, 256, 11);
     nn_ctx *ctx = nn_ctx_new(nn_backend_cuda(), 0, err, sizeof err);
     cr_assert(ctx, "%s", err);
     nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *t = nn_tensor_from(ctx, 1, 4, 8, 8, x);
     nn_scope s = nn_ctx_scope(ctx);
-    nn_tensor *u = nn_scale(ctx, nn_relu(ctx, nn_scale(ctx, t, 2.0f)), 0.5f);
-    u = nn_ctx_scope_end(ctx, s, u);
+    nn_tensor *r = nn_relu(ctx, nn_scale(ctx, t, 2.0f));
+    nn_tensor *xs[4] = {r, r, r, r};
+    nn_tensor *u = nn_ctx_scope_end(ctx, s, nn_concat(ctx, xs, 4));
     cr_assert(u, "%s", nn_ctx_error(ctx));
+    cr_assert(u->c == 16);
     cr_assert(nn_tensor_read(u, y) == 0);
-    for (int i = 0; i < 256; i++)
-        cr_expect_float_eq(y[i], x[i] > 0 ? x[i] : 0.0f, 1e-6f, "element %d", i);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 256; i++)
+            cr_expect_float_eq(y[k * 256 + i], x[i] > 0 ? 2 * x[i] : 0.0f, 1e-6f,
+                               "copy %d element %d", k, i);
     nn_ctx_free(ctx);
 }
 

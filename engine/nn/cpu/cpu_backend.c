@@ -2,6 +2,7 @@
 #include "cpu.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,7 @@ const nn_backend *nn_backend_cpu(void) { return &cpu_backend; }
 /* kernels/cuda_backend.cu (declared in kernels/cuda.h) */
 const nn_backend *nn_backend_cuda(void);
 int nn_cuda_device_count(void);
+const char *nn_cuda_device_describe(void);
 #endif
 
 const nn_backend *nn_backend_by_name(const char *name)
@@ -191,3 +193,22 @@ const nn_backend *nn_backend_by_name(const char *name)
 }
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }
+
+const char *nn_device_describe(const char *name)
+{
+    static char buf[512];
+    if (!name)
+        name = getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto";
+    const nn_backend *be = nn_backend_by_name(name);
+    if (be == &cpu_backend)
+        snprintf(buf, sizeof buf, "cpu (%d threads)", nn_get_threads());
+#ifdef MKD_HAVE_CUDA
+    else if (be)
+        snprintf(buf, sizeof buf, "cuda (%s)", nn_cuda_device_describe());
+    else if (!strcmp(name, "cuda"))
+        snprintf(buf, sizeof buf, "none (MKDSEG_DEVICE=cuda: %s)", nn_cuda_device_describe());
+#endif
+    else
+        snprintf(buf, sizeof buf, "none (unknown or unavailable device '%s')", name);
+    return buf;
+}
