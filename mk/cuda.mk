@@ -35,6 +35,10 @@ $(BUILD)/tests/cuda-bench: $(CUDA_BENCH_OBJ) $(ENGINE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS) -ljansson $(CUDA_LIBS) $(LDSAN)
 
+# `make test` and `make cuda-test` build the parity tests, so that scripts/cuda-test.sh finds
+# them on a machine with a GPU (without one it only says so).
+test cuda-test: $(BUILD)/tests/cuda
+
 bench-cuda: $(BUILD)/tests/cuda-bench
 	python3 tests/gpu/bench.py --bin $(BUILD)/tests/cuda-bench --out $(BUILD)/gpu $(if $(filter 1,$(BENCH_QUICK)),--quick)
 

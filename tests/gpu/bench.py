@@ -41,6 +41,8 @@ def median(v):
 
 def run_mkdseg(binary, wl, warmup, reps, tf32, timeout):
     env = dict(os.environ)
+    if os.environ.get('MKDSEG_BIN_LD_LIBRARY_PATH'):   # tests/gpu/check.sh: carried libraries
+        env['LD_LIBRARY_PATH'] = os.environ['MKDSEG_BIN_LD_LIBRARY_PATH']
     env['NVIDIA_TF32_OVERRIDE'] = '1' if tf32 else '0'
     if tf32:
         env['MKDSEG_CUDA_TF32'] = '1'
