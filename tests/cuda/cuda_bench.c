@@ -5,7 +5,8 @@
  *
  * The workloads of `mkdseg bench` (server/cmd_bench.c, tests/bench/torch_bench.py: same
  * networks, sizes and steps) plus mkd_iter_b8: one full `mkd` training iteration (six
- * networks, paper size, batch 8 at 256x256) through the trainer. Each repetition ends by
+ * networks, paper size, batch 8 at 256x256) through the trainer, and seg_infer_512_b8 (8 CT
+ * slices at 512x512: a 512x512x300 volume is 38 such batches per ensemble member). Each repetition ends by
  * reading a value back to the host, which waits for the GPU, so wall time is GPU time plus
  * launch overhead. Prints one JSON line: impl, workload, device, ms (median), times_ms,
  * flops (convolution FLOPs of one repetition, models.h; 0 for mkd_iter_b8). Engine-only: no
@@ -38,6 +39,7 @@ static const wl_t wls[] = {
     {"disc_fwd_bwd", NET_DISC, 64, 1, 256, M_FWDBWD},
     {"seg16_train_128", NET_SEG, 16, 1, 128, M_TRAIN},
     {"mkd_iter_b8", NET_MKD, 32, 8, 256, M_TRAIN},
+    {"seg_infer_512_b8", NET_SEG, 32, 8, 512, M_INFER},
 };
 #define NWL (int)(sizeof wls / sizeof wls[0])
 
