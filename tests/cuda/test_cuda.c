@@ -627,3 +627,60 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
     free(as.img);
     free(as.lab);
 }
+
+/* ---- the core's host-record path, checkable without a GPU ------------------------------- */
+
+/* A copy of the CPU backend table is "another backend" to the core: tensor structs and tape
+ * nodes then come from the host arena beside the data arena (nn_ctx_meta), the path every
+ * CUDA context takes. Same results as the CPU backend itself, scopes included. Runs here. */
+Test(cuda_core, host_records_beside_the_data_arena)
+{
+    setup();
+    static nn_backend copy;
+    copy = *nn_backend_cpu();
+    copy.name = "cpu-copy";
+    char err[256];
+    float x[2 * 3 * 8 * 8], w[4 * 3 * 9], out[2][2 * 4 * 8 * 8], gw[2][4 * 3 * 9];
+    fill(x, sizeof x / 4, 31);
+    fill(w, sizeof w / 4, 32);
+    float loss[2];
+    for (int k = 0; k < 2; k++) {
+        const nn_backend *be = k ? nn_backend_cpu() : &copy;
+        nn_params *p = nn_params_new(be, err, sizeof err);
+        nn_tensor *tw = nn_param_add(p, "w", NN_PARAM, 4, 3, 3, 3, err, sizeof err);
+        cr_assert(tw, "%s", err);
+        nn_tensor_write(tw, w);
+        nn_ctx *ctx = nn_ctx_new(be, 1 << 16, err, sizeof err);   /* small: forces growth */
+        cr_assert(ctx, "%s", err);
+        for (int rep = 0; rep < 2; rep++) {                       /* reset, then again */
+            nn_ctx_reset(ctx);
+            nn_params_zero_grad(p);
+            nn_tensor *tx = nn_tensor_from(ctx, 2, 3, 8, 8, x);
+            nn_tensor *y = nn_relu(ctx, nn_conv2d(ctx, tx, tw, NULL, 1, 1, 1));
+            nn_tensor *l = nn_loss_lsgan(ctx, y, 0.5f);
+            cr_assert(l, "%s", nn_ctx_error(ctx));
+            cr_assert(nn_backward(ctx, l, err, sizeof err) == 0, "%s", err);
+            loss[k] = nn_scalar(l);
+            cr_assert(nn_tensor_read(y, out[k]) == 0);
+        }
+        nn_tensor tg = *tw;
+        tg.data = tw->grad;
+        cr_assert(nn_tensor_read(&tg, gw[k]) == 0);
+        /* a no_grad scope keeps its tensor */
+        nn_ctx_set_grad_enabled(ctx, 0);
+        nn_tensor *tx = nn_tensor_from(ctx, 2, 3, 8, 8, x);
+        nn_scope s = nn_ctx_scope(ctx);
+        nn_tensor *k2 = nn_ctx_scope_end(ctx, s, nn_scale(ctx, nn_relu(ctx, tx), 3.0f));
+        cr_assert(k2, "%s", nn_ctx_error(ctx));
+        float h[2 * 3 * 8 * 8];
+        cr_assert(nn_tensor_read(k2, h) == 0);
+        for (int i = 0; i < 2 * 3 * 8 * 8; i++)
+            cr_expect_float_eq(h[i], x[i] > 0 ? 3 * x[i] : 0.0f, 1e-6f, "scope element %d", i);
+        cr_expect_eq(nn_ctx_tape_len(ctx), 3u, "tape holds the 3 recorded ops of the step");
+        nn_ctx_free(ctx);
+        nn_params_free(p);
+    }
+    cr_expect(memcmp(out[0], out[1], sizeof out[0]) == 0, "outputs differ");
+    cr_expect(memcmp(gw[0], gw[1], sizeof gw[0]) == 0, "weight gradients differ");
+    cr_expect_eq(loss[0], loss[1]);
+}
