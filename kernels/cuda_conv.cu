@@ -163,7 +163,8 @@ static cudnnStatus_t set_math(conv_ent *e, int d, cudnnMathType_t m)
     return tf32_allowed() ? cudnnSetConvolutionMathType(e->cd[d], m) : CUDNN_STATUS_SUCCESS;
 }
 
-/* Choose the algorithm of direction d (heuristics, ranked; first within the bound). With
+/* Choose the algorithm of direction d (heuristics, ranked; first within the bound; else
+ * the general algorithm of that direction). With
  * TF32 allowed the descriptor takes the chosen algorithm's math type; without, it stays
  * FMA-only and tensor-op algorithms are skipped. */
 static int choose(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d)
@@ -215,9 +216,27 @@ static int choose(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d)
             }
     }
     if (!found) {
-        nn_ctx_fail(ctx, "cuda_conv: no cuDNN algorithm (direction %d) within %zu MiB", d,
-                    lim >> 20);
-        return -1;
+        /* the general algorithms (no or little workspace, every geometry): implicit GEMM
+         * forward, ALGO_0 backward data / filter */
+        cudnnStatus_t st;
+        if (d == D_FWD) {
+            e->fa = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+            st = cudnnGetConvolutionForwardWorkspaceSize(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
+                                                         e->fa, &e->ws[d]);
+        } else if (d == D_BWD_DATA) {
+            e->da = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+            st = cudnnGetConvolutionBackwardDataWorkspaceSize(s->dnn, e->wd, e->yd, e->cd[d],
+                                                              e->xd, e->da, &e->ws[d]);
+        } else {
+            e->wa = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+            st = cudnnGetConvolutionBackwardFilterWorkspaceSize(s->dnn, e->xd, e->yd, e->cd[d],
+                                                                e->wd, e->wa, &e->ws[d]);
+        }
+        if (st != CUDNN_STATUS_SUCCESS) {
+            nn_ctx_fail(ctx, "cuda_conv: no cuDNN algorithm (direction %d, %d ranked) within "
+                        "%zu MiB: %s", d, cnt, lim >> 20, cudnnGetErrorString(st));
+            return -1;
+        }
     }
     e->have[d] = 1;
     return 0;
