@@ -225,12 +225,18 @@ static __global__ void k_lsgan_bwd(const float *a, float tgt, size_t n, const fl
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
+/* 1 when every label was in 0..K-1; 0 with the error recorded otherwise */
 static int labels_ok(nn_ctx *ctx, const double *acc, int K)
 {
     double bad = 0;
-    if (cuda_check(ctx, "loss") ||
-        cudaMemcpy(&bad, acc + 2, sizeof bad, cudaMemcpyDeviceToHost) != cudaSuccess)
-        return cuda_check(ctx, "loss label check") ? 0 : 0;
+    if (cuda_check(ctx, "loss"))
+        return 0;
+    cudaError_t e = cudaMemcpy(&bad, acc + 2, sizeof bad, cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        nn_ctx_fail(ctx, "cuda: loss label check: %s", cudaGetErrorString(e));
+        return 0;
+    }
     if (bad > 0) {
         nn_ctx_fail(ctx, "loss: %.0f labels are outside 0..%d", bad, K - 1);
         return 0;
