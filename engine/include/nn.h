@@ -102,6 +102,11 @@ const nn_backend *nn_backend_cpu(void);
  * device is present, else cpu). */
 const nn_backend *nn_backend_by_name(const char *name);
 const char *nn_backend_name(const nn_backend *be);
+/* What a device choice resolves to, for `mkdseg --version` and /version: name as for
+ * nn_backend_by_name (NULL: $MKDSEG_DEVICE, else "auto"). "cpu (N threads)",
+ * "cuda (<GPU>, cc X.Y, N GiB, cuDNN V)" or "none (<reason>)". Static storage (overwritten
+ * by the next call). */
+const char *nn_device_describe(const char *name);
 
 /* ======================================================================================
  * Threads

@@ -223,6 +223,9 @@ struct nn_ctx {
     nn_arena *arena;
     nn_node **tape;
     size_t ntape, captape;
+    nn_arena *meta;          /* host arena for tensor structs and tape nodes when the
+                                backend's memory is not host memory (CUDA); else NULL and
+                                they share `arena` */
     int grad_enabled;
     int has_err;
     char err[512];
@@ -249,10 +252,14 @@ nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t e
     ctx->arena = nn_arena_new_with(arena_bytes, be->mem_alloc, be->mem_free);
     if (!ctx->arena)
         goto fail;
+    if (be != nn_backend_cpu() && !(ctx->meta = nn_arena_new(1u << 20)))
+        goto fail;
     nn_get_threads();
     return ctx;
 fail:
     snprintf(err, errlen, "nn_ctx_new: out of memory");
+    if (ctx)
+        nn_arena_free(ctx->arena);
     free(ctx);
     return NULL;
 }
@@ -262,6 +269,8 @@ void nn_ctx_reset(nn_ctx *ctx)
     ctx->ntape = 0;
     ctx->npool = 0;
     nn_arena_reset(ctx->arena);
+    if (ctx->meta)
+        nn_arena_reset(ctx->meta);
     ctx->has_err = 0;
     ctx->err[0] = 0;
 }
@@ -308,6 +317,7 @@ void nn_ctx_free(nn_ctx *ctx)
     if (ctx->be->ctx_free)
         ctx->be->ctx_free(ctx);
     nn_arena_free(ctx->arena);
+    nn_arena_free(ctx->meta);
     free(ctx->tape);
     free(ctx->pool);
     free(ctx);
@@ -351,6 +361,16 @@ void *nn_ctx_scratch(nn_ctx *ctx, size_t bytes)
     return p;
 }
 
+void *nn_ctx_meta(nn_ctx *ctx, size_t bytes)
+{
+    if (!ctx->meta)
+        return nn_ctx_scratch(ctx, bytes);
+    void *p = nn_arena_alloc(ctx->meta, bytes);
+    if (!p)
+        nn_ctx_fail(ctx, "out of memory (host arena, %zu bytes)", bytes);
+    return p;
+}
+
 nn_scope nn_ctx_scope(nn_ctx *ctx)
 {
     nn_scope s = {nn_arena_pos(ctx->arena), ctx->ntape};
@@ -376,7 +396,7 @@ nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep)
     if (!data)
         return NULL;
     ctx->be->mem_move(data, k.data, bytes);
-    nn_tensor *t = nn_ctx_scratch(ctx, sizeof *t);
+    nn_tensor *t = nn_ctx_meta(ctx, sizeof *t);
     if (!t)
         return NULL;
     *t = k;
@@ -408,7 +428,7 @@ nn_tensor *nn_tensor_alloc(nn_ctx *ctx, int n, int c, int h, int w, nn_dtype dt)
 {
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
         return nn_ctx_fail(ctx, "tensor: bad shape [%d,%d,%d,%d]", n, c, h, w);
-    nn_tensor *t = nn_ctx_scratch(ctx, sizeof *t);
+    nn_tensor *t = nn_ctx_meta(ctx, sizeof *t);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
@@ -486,7 +506,7 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
 {
     if (!t)
         return NULL;
-    nn_tensor *d = nn_ctx_scratch(ctx, sizeof *d);
+    nn_tensor *d = nn_ctx_meta(ctx, sizeof *d);
     if (!d)
         return NULL;
     memset(d, 0, sizeof *d);

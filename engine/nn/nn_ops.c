@@ -11,7 +11,7 @@ static nn_tensor *run(nn_ctx *ctx, const nn_node *tmpl, nn_tensor *out, unsigned
 {
     if (!out)
         return NULL;
-    nn_node *nd = nn_ctx_scratch(ctx, sizeof *nd);
+    nn_node *nd = nn_ctx_meta(ctx, sizeof *nd);
     if (!nd)
         return NULL;
     *nd = *tmpl;

@@ -2,6 +2,7 @@
 #include "cpu.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,11 +169,46 @@ static const nn_backend cpu_backend = {
 
 const nn_backend *nn_backend_cpu(void) { return &cpu_backend; }
 
+#ifdef MKD_HAVE_CUDA
+/* kernels/cuda_backend.cu (declared in kernels/cuda.h) */
+const nn_backend *nn_backend_cuda(void);
+int nn_cuda_device_count(void);
+const char *nn_cuda_device_describe(void);
+#endif
+
 const nn_backend *nn_backend_by_name(const char *name)
 {
-    if (!name || !strcmp(name, "cpu") || !strcmp(name, "auto"))
+    if (!name || !strcmp(name, "cpu"))
         return &cpu_backend;
-    return NULL;             /* "cuda": not built yet */
+#ifdef MKD_HAVE_CUDA
+    if (!strcmp(name, "cuda"))
+        return nn_cuda_device_count() > 0 ? nn_backend_cuda() : NULL;
+    if (!strcmp(name, "auto"))
+        return nn_cuda_device_count() > 0 ? nn_backend_cuda() : &cpu_backend;
+#else
+    if (!strcmp(name, "auto"))
+        return &cpu_backend;
+#endif
+    return NULL;             /* "cuda" without a CUDA build, or an unknown name */
 }
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }
+
+const char *nn_device_describe(const char *name)
+{
+    static char buf[512];
+    if (!name)
+        name = getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto";
+    const nn_backend *be = nn_backend_by_name(name);
+    if (be == &cpu_backend)
+        snprintf(buf, sizeof buf, "cpu (%d threads)", nn_get_threads());
+#ifdef MKD_HAVE_CUDA
+    else if (be)
+        snprintf(buf, sizeof buf, "cuda (%s)", nn_cuda_device_describe());
+    else if (!strcmp(name, "cuda"))
+        snprintf(buf, sizeof buf, "none (MKDSEG_DEVICE=cuda: %s)", nn_cuda_device_describe());
+#endif
+    else
+        snprintf(buf, sizeof buf, "none (unknown or unavailable device '%s')", name);
+    return buf;
+}

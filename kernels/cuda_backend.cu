@@ -1,0 +1,277 @@
+/* cuda_backend.cu: the CUDA backend table (twin of engine/nn/cpu/cpu_backend.c): device
+ * memory, the op switches, per-context state, device queries. */
+#include "cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- memory (legacy default stream: ordered with every kernel) ------------------------- */
+
+static void *cu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 64) != cudaSuccess) {
+        cudaGetLastError();  /* clear the sticky-free error so later calls are not blamed */
+        return NULL;
+    }
+    return p;                /* cudaMalloc aligns to at least 256 bytes */
+}
+
+static void cu_free(void *p)
+{
+    if (p)
+        cudaFree(p);
+}
+
+static void cu_upload(void *dst, const void *host, size_t n)
+{
+    if (n && cudaMemcpy(dst, host, n, cudaMemcpyHostToDevice) != cudaSuccess)
+        fprintf(stderr, "cuda: upload of %zu bytes failed: %s\n", n,
+                cudaGetErrorString(cudaGetLastError()));
+}
+
+static void cu_download(void *host, const void *src, size_t n)
+{
+    if (n && cudaMemcpy(host, src, n, cudaMemcpyDeviceToHost) != cudaSuccess)
+        fprintf(stderr, "cuda: download of %zu bytes failed: %s\n", n,
+                cudaGetErrorString(cudaGetLastError()));
+}
+
+static void cu_zero(void *dst, size_t n)
+{
+    if (n)
+        cudaMemsetAsync(dst, 0, n, 0);
+}
+
+/* memmove: cudaMemcpy's ranges must not overlap. Overlapping moves (nn_ctx_scope_end moves
+ * a kept tensor down to the scope's start) copy in pieces of the distance between the two
+ * ranges, in the order that never reads a byte already overwritten (stream-ordered), or
+ * through a temporary when that would take more than 32 pieces. */
+static void cu_move(void *dst, const void *src, size_t n)
+{
+    if (!n || dst == src)
+        return;
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    if (d + n <= s || s + n <= d) {
+        cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, 0);
+        return;
+    }
+    size_t gap = d < s ? (size_t)(s - d) : (size_t)(d - s);
+    if (n / gap <= 32) {
+        if (d < s) {         /* front to back */
+            for (size_t o = 0; o < n; o += gap)
+                cudaMemcpyAsync(d + o, s + o, n - o < gap ? n - o : gap,
+                                cudaMemcpyDeviceToDevice, 0);
+        } else {             /* back to front */
+            for (size_t end = n; end > 0;) {
+                size_t len = end < gap ? end : gap;
+                end -= len;
+                cudaMemcpyAsync(d + end, s + end, len, cudaMemcpyDeviceToDevice, 0);
+            }
+        }
+        return;
+    }
+    void *tmp = cu_alloc(n);
+    if (!tmp) {
+        fprintf(stderr, "cuda: mem_move: out of device memory\n");
+        return;
+    }
+    cudaMemcpyAsync(tmp, src, n, cudaMemcpyDeviceToDevice, 0);
+    cudaMemcpyAsync(dst, tmp, n, cudaMemcpyDeviceToDevice, 0);
+    cudaFree(tmp);           /* cudaFree waits for the device */
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+int cuda_check(nn_ctx *ctx, const char *what)
+{
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess)
+        return 0;
+    nn_ctx_fail(ctx, "cuda: %s: %s", what, cudaGetErrorString(e));
+    return -1;
+}
+
+static __global__ void k_add(float *dst, const float *src, size_t n)
+{
+    CUDA_FOR(i, n) dst[i] += src[i];
+}
+
+int cuda_grad_store(nn_ctx *ctx, float *dst, const float *src, size_t n, int acc)
+{
+    if (acc)
+        k_add<<<cuda_blocks(n), CUDA_THREADS>>>(dst, src, n);
+    else
+        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, 0);
+    return cuda_check(ctx, "grad_store");
+}
+
+cuda_state *cuda_state_get(nn_ctx *ctx)
+{
+    void **slot = nn_ctx_backend_state(ctx);
+    if (*slot)
+        return (cuda_state *)*slot;
+    cuda_state *s = (cuda_state *)calloc(1, sizeof *s);
+    if (!s) {
+        nn_ctx_fail(ctx, "cuda: out of memory (state)");
+        return NULL;
+    }
+    cudnnStatus_t st = cudnnCreate(&s->dnn);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        nn_ctx_fail(ctx, "cuda: cudnnCreate: %s", cudnnGetErrorString(st));
+        free(s);
+        return NULL;
+    }
+    cudnnSetStream(s->dnn, 0);
+    *slot = s;
+    return s;
+}
+
+static void cu_ctx_free(nn_ctx *ctx)
+{
+    void **slot = nn_ctx_backend_state(ctx);
+    cuda_state *s = (cuda_state *)*slot;
+    if (!s)
+        return;
+    cuda_conv_cache_free(s->conv);
+    if (s->ws)
+        cudaFree(s->ws);
+    cudnnDestroy(s->dnn);
+    free(s);
+    *slot = NULL;
+}
+
+/* ---- the switches (same grouping as the CPU's) ---------------------------------------- */
+
+static int cu_forward(nn_ctx *ctx, nn_node *nd)
+{
+    switch (nd->op) {
+    case NN_OP_CONV2D:
+    case NN_OP_CONV_T2D:
+    case NN_OP_CONV2D_FUSED:
+        return cuda_conv_fwd(ctx, nd);
+    case NN_OP_INSTANCE_NORM:
+        return cuda_instance_norm_fwd(ctx, nd);
+    case NN_OP_BATCH_NORM:
+        return cuda_batch_norm_fwd(ctx, nd);
+    case NN_OP_RELU:
+    case NN_OP_LEAKY_RELU:
+    case NN_OP_TANH:
+    case NN_OP_SIGMOID:
+    case NN_OP_SOFTMAX:
+    case NN_OP_ADD:
+    case NN_OP_SCALE:
+        return cuda_eltwise_fwd(ctx, nd);
+    case NN_OP_PAD_REFLECT:
+    case NN_OP_PAD_ZERO:
+    case NN_OP_MAX_POOL:
+    case NN_OP_CONCAT:
+    case NN_OP_RESIZE_BILINEAR:
+    case NN_OP_RESIZE_NEAREST:
+        return cuda_shape_fwd(ctx, nd);
+    case NN_OP_LOSS_CE:
+    case NN_OP_LOSS_DICE:
+    case NN_OP_LOSS_KD:
+    case NN_OP_LOSS_L1:
+    case NN_OP_LOSS_LSGAN:
+        return cuda_loss_fwd(ctx, nd);
+    case NN_OP_COUNT:
+        break;
+    }
+    nn_ctx_fail(ctx, "cuda: no forward for op %d", (int)nd->op);
+    return -1;
+}
+
+static int cu_backward(nn_ctx *ctx, nn_node *nd)
+{
+    switch (nd->op) {
+    case NN_OP_CONV2D:
+    case NN_OP_CONV_T2D:
+        return cuda_conv_bwd(ctx, nd);
+    case NN_OP_INSTANCE_NORM:
+        return cuda_instance_norm_bwd(ctx, nd);
+    case NN_OP_BATCH_NORM:
+        return cuda_batch_norm_bwd(ctx, nd);
+    case NN_OP_RELU:
+    case NN_OP_LEAKY_RELU:
+    case NN_OP_TANH:
+    case NN_OP_SIGMOID:
+    case NN_OP_SOFTMAX:
+    case NN_OP_ADD:
+    case NN_OP_SCALE:
+        return cuda_eltwise_bwd(ctx, nd);
+    case NN_OP_PAD_REFLECT:
+    case NN_OP_PAD_ZERO:
+    case NN_OP_MAX_POOL:
+    case NN_OP_CONCAT:
+    case NN_OP_RESIZE_BILINEAR:
+    case NN_OP_RESIZE_NEAREST:
+        return cuda_shape_bwd(ctx, nd);
+    case NN_OP_LOSS_CE:
+    case NN_OP_LOSS_DICE:
+    case NN_OP_LOSS_KD:
+    case NN_OP_LOSS_L1:
+    case NN_OP_LOSS_LSGAN:
+        return cuda_loss_bwd(ctx, nd);
+    case NN_OP_CONV2D_FUSED:     /* never recorded */
+    case NN_OP_COUNT:
+        break;
+    }
+    nn_ctx_fail(ctx, "cuda: no backward for op %d", (int)nd->op);
+    return -1;
+}
+
+static const nn_backend cuda_backend = {
+    "cuda",
+    cu_alloc,
+    cu_free,
+    cu_upload,
+    cu_download,
+    cu_zero,
+    cu_move,
+    cu_forward,
+    cu_backward,
+    cuda_adam,
+    cuda_argmax,
+    cu_ctx_free,
+};
+
+extern "C" const nn_backend *nn_backend_cuda(void) { return &cuda_backend; }
+
+/* file-scope caches: function-local statics would need libstdc++'s guards, and the C
+ * link line has no libstdc++ (a benign race: every thread computes the same value) */
+static int g_count = -1;
+static char g_desc[768];
+
+extern "C" int nn_cuda_device_count(void)
+{
+    int cached = g_count;
+    if (cached < 0) {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess) {
+            cudaGetLastError();
+            n = 0;
+        }
+        g_count = cached = n;
+    }
+    return cached;
+}
+
+extern "C" const char *nn_cuda_device_describe(void)
+{
+    char *buf = g_desc;
+    if (nn_cuda_device_count() <= 0)
+        return "no CUDA device";
+    int dev = 0;
+    cudaDeviceProp p;
+    cudaGetDevice(&dev);
+    if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return "CUDA device (properties unavailable)";
+    }
+    snprintf(buf, sizeof g_desc, "%s, cc %d.%d, %.0f GiB, cuDNN %zu", p.name, p.major, p.minor,
+             (double)p.totalGlobalMem / (1024.0 * 1024 * 1024), cudnnGetVersion());
+    return buf;
+}
