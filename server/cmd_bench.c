@@ -196,7 +196,9 @@ static int bench_setup(bench_state *b, uint64_t seed, double *flops, char *err, 
     size_t npix = (size_t)wl->n * wl->hw * wl->hw;
     nn_rng r;
     nn_rng_seed(&r, seed);
-    const nn_backend *be = nn_backend_cpu();
+    const nn_backend *be = nn_backend_from_env(err, errlen);
+    if (!be)
+        return -1;
     int train = wl->mode != MODE_INFER;
     switch (wl->net) {
     case NET_SEG:

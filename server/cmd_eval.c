@@ -61,8 +61,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "mkdseg eval: %s\n", err);
         return 2;
     }
-    infer_model *m = infer_model_load(model, nn_backend_by_name(getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto"),
-                                      err, sizeof err);
+    const nn_backend *be = nn_backend_from_env(err, sizeof err);
+    infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg eval: %s\n", err); cli_pairs_free(&p); return 1; }
     const int K = VOL_NCLASSES;
     double sum[VOL_NCLASSES][3] = {{0}}, mean_dice = 0, mean_assd = 0, mean_hd = 0;

@@ -68,8 +68,8 @@ int cmd_segment(int argc, char **argv)
     int rc = 1;
     vol_t v = {0};
     uint8_t *cls = NULL;
-    infer_model *m = infer_model_load(model, nn_backend_by_name(getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto"),
-                                      err, sizeof err);
+    const nn_backend *be = nn_backend_from_env(err, sizeof err);
+    infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg segment: %s\n", err); return 1; }
     vol_read_opts ro = {maxvox};
     if (vol_read(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }

@@ -83,8 +83,12 @@ int cmd_serve(int argc, char **argv)
         return 0;
     }
     log_set_level((log_level)a.cfg.log_level);
-    log_json(LOG_INFO, NULL, "starting", json_pack("{s:s,s:o}", "version", MKDSEG_VERSION,
-                                                   "config", cfg_to_json(&a.cfg, CFG_SERVE)));
+    if (!nn_backend_from_env(err, sizeof err)) {
+        fprintf(stderr, "mkdseg serve: %s\n", err);
+        return 2;
+    }
+    log_json(LOG_INFO, NULL, "starting", json_pack("{s:s,s:s,s:o}", "version", MKDSEG_VERSION, "device",
+                                                   nn_device_describe(NULL), "config", cfg_to_json(&a.cfg, CFG_SERVE)));
     a.started = time(NULL);
     if (mkdir_p(a.cfg.data_dir) < 0) {
         log_error("cannot create --data-dir %s: %s", a.cfg.data_dir, strerror(errno));

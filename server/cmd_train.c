@@ -152,8 +152,8 @@ int cmd_train(int argc, char **argv)
     }
     fprintf(stderr, "mkdseg train: %s, %d target volumes (%d slices), %d assistant volumes (%d slices), %d iterations, %d threads\n",
             train_method_name(c.method), tp.n, ts.n, ap.n, as.n, train_config_total_iters(&c), nn_get_threads());
-    t = trainer_new(&c, nn_backend_by_name(getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto"), &ts,
-                    ap.n ? &as : NULL, err, sizeof err);
+    const nn_backend *be = nn_backend_from_env(err, sizeof err);
+    t = be ? trainer_new(&c, be, &ts, ap.n ? &as : NULL, err, sizeof err) : NULL;
     if (!t) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
     if (!ckpt) { snprintf(ckbuf, sizeof ckbuf, "%s.ckpt", out); ckpt = ckbuf; }
     if (resume) {

@@ -30,6 +30,10 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.workers < 1)
         cfg.workers = 1;
+    if (!nn_backend_from_env(err, sizeof err)) {
+        fprintf(stderr, "mkdseg worker: %s\n", err);
+        return 2;
+    }
     svc_set_config(&cfg);
     log_set_level((log_level)cfg.log_level);
     if (cfg.migrate) {

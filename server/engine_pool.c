@@ -109,7 +109,7 @@ mcache_ref *mcache_acquire(long long id, const char *path, char *err, size_t err
     mc[slot] = r;
     pthread_mutex_unlock(&mc_mu);
     /* load outside the lock: other models stay usable meanwhile */
-    infer_model *m = infer_model_load(path, nn_backend_cpu(), err, errlen);
+    infer_model *m = infer_model_load(path, svc_backend(), err, errlen);
     pthread_mutex_lock(&mc_mu);
     r->loading = 0;
     if (!m) {

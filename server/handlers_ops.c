@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nn.h"
 #include "db_migrate.h"
 #include "handlers.h"
 #include "log.h"
@@ -160,6 +161,7 @@ void h_version(http_req *r)
     while (db_migrations_embedded[n].name)
         n++;
     const char *last = n ? db_migrations_embedded[n - 1].name : "";
-    http_reply_json(r, 200, json_pack("{s:s,s:o,s:s,s:s}", "version", MKDSEG_VERSION, "backends", b,
-                                      "schema", last, "api", "openapi 3.1: api/openapi.yaml"));
+    http_reply_json(r, 200, json_pack("{s:s,s:o,s:s,s:s,s:s}", "version", MKDSEG_VERSION, "backends", b,
+                                      "device", nn_device_describe(NULL), "schema", last, "api",
+                                      "openapi 3.1: api/openapi.yaml"));
 }

@@ -291,7 +291,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
         snprintf(err, errlen, "method %s needs labelled assistant volumes", train_method_name(c.method));
         goto done;
     }
-    t = trainer_new(&c, nn_backend_cpu(), &ts, as.n ? &as : NULL, err, errlen);
+    t = trainer_new(&c, svc_backend(), &ts, as.n ? &as : NULL, err, errlen);
     if (!t)
         goto done;
     struct stat sb;
@@ -325,7 +325,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
                         "mkdseg.datasets", ids};
     if (trainer_save_model(t, model_path, kv, 6, err, errlen) < 0)
         goto done;
-    if (!(m = infer_model_load(model_path, nn_backend_cpu(), err, errlen)))
+    if (!(m = infer_model_load(model_path, svc_backend(), err, errlen)))
         goto done;
     json_t *meta = svc_model_metadata(model_path, err, errlen);
     if (!meta)
@@ -418,7 +418,7 @@ job_status job_evaluate(job_ctx *j, char *err, size_t errlen)
     char path[1400];
     svc_abs(cfg->data_dir, PQgetvalue(r, 0, 0), path, sizeof path);
     PQclear(r);
-    if (!(m = infer_model_load(path, nn_backend_cpu(), err, errlen)))
+    if (!(m = infer_model_load(path, svc_backend(), err, errlen)))
         goto done;
     if (load_vols(pg, NULL, dsid, L, err, errlen) < 0)
         goto done;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nn.h"
 
 const cmd_entry mkdseg_commands[] = {
     {"serve",   cmd_serve,   "run the HTTP service (and in-process workers)"},
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 #else
         printf("mkdseg %s (backends: cpu)\n", MKDSEG_VERSION);
 #endif
+        printf("device: %s\n", nn_device_describe(NULL));
         return 0;
     }
     for (const cmd_entry *c = mkdseg_commands; c->name; c++)

@@ -304,3 +304,14 @@ done:
     PQfinish(pg);
     return rc;
 }
+
+const nn_backend *svc_backend(void)
+{
+    static const nn_backend *be;
+    if (!be) {
+        be = nn_backend_from_env(NULL, 0);
+        if (!be)
+            be = nn_backend_cpu(); /* serve and worker refuse to start in this case */
+    }
+    return be;
+}

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "nn.h"
 
 /* Copies the settings (call once at start-up, before any worker or handler runs). */
 void svc_set_config(const mkd_config *c);
@@ -57,5 +58,9 @@ PGresult *svc_q(PGconn *pg, const char *sql, int n, const char *const *v, char *
 /* The model file's metadata as a JSON object ("mkdseg.config" parsed as JSON). New reference,
  * NULL + err when the file is not valid safetensors. */
 json_t *svc_model_metadata(const char *path, char *err, size_t errlen);
+
+/* The engine backend of the service's compute (MKDSEG_DEVICE, checked at start-up by serve and
+ * worker; the CPU when unset or auto without a GPU). */
+const nn_backend *svc_backend(void);
 
 #endif

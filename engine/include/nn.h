@@ -107,6 +107,9 @@ const char *nn_backend_name(const nn_backend *be);
  * "cuda (<GPU>, cc X.Y, N GiB, cuDNN V)" or "none (<reason>)". Static storage (overwritten
  * by the next call). */
 const char *nn_device_describe(const char *name);
+/* The backend MKDSEG_DEVICE names (auto when unset): NULL, with the reason in err, when that
+ * device is unknown or absent (MKDSEG_DEVICE=cuda without a GPU is an error, not a fallback). */
+const nn_backend *nn_backend_from_env(char *err, size_t errlen);
 
 /* ======================================================================================
  * Threads

@@ -194,6 +194,19 @@ const nn_backend *nn_backend_by_name(const char *name)
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }
 
+const nn_backend *nn_backend_from_env(char *err, size_t errlen)
+{
+    const char *name = getenv("MKDSEG_DEVICE");
+    if (!name || !*name)
+        name = "auto";
+    const nn_backend *be = nn_backend_by_name(name);
+    if (!be && err)
+        snprintf(err, errlen, "MKDSEG_DEVICE=%s: %s", name,
+                 strcmp(name, "cuda") ? "unknown device (auto, cpu or cuda)"
+                                      : "no CUDA device (or this build has no CUDA backend)");
+    return be;
+}
+
 const char *nn_device_describe(const char *name)
 {
     static char buf[512];
