@@ -36,10 +36,25 @@ static void resblock_init(models_resblock *rb, nn_rng *r)
     models_init_bn(&rb->skip_bn, r);
 }
 
+/* conv (no bias) then eval-mode BN then act, as one fused op (nn_conv2d_bn_act: BN folded
+ * into the weights when nothing is recorded, the exact composition otherwise) */
+static nn_tensor *conv_bn_eval(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, int pad,
+                               const models_bn *bn, nn_act act)
+{
+    return nn_conv2d_bn_act(ctx, x, w, NULL, 1, pad, 1, bn->gamma, bn->beta, bn->rmean,
+                            bn->rvar, MODELS_NORM_EPS, act, 0.0f);
+}
+
 /* x [N, cin, H, W] -> [N, cout, H, W] */
 static nn_tensor *resblock_forward(nn_ctx *ctx, const models_resblock *rb, nn_tensor *x,
                                    int training)
 {
+    if (!training) {
+        nn_tensor *h = conv_bn_eval(ctx, x, rb->conv1, 1, &rb->bn1, NN_ACT_RELU);
+        h = conv_bn_eval(ctx, h, rb->conv2, 1, &rb->bn2, NN_ACT_NONE);
+        nn_tensor *s = conv_bn_eval(ctx, x, rb->skip, 0, &rb->skip_bn, NN_ACT_NONE);
+        return nn_relu(ctx, nn_add(ctx, h, s));
+    }
     nn_tensor *h = nn_conv2d(ctx, x, rb->conv1, NULL, 1, 1, 1);
     h = nn_relu(ctx, models_bn_forward(ctx, h, &rb->bn1, training));
     h = models_bn_forward(ctx, nn_conv2d(ctx, h, rb->conv2, NULL, 1, 1, 1), &rb->bn2, training);

@@ -7,11 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static const char *bin(void)
 {
     const char *b = getenv("MKDSEG_TEST_BIN");
     return b && *b ? b : "build/mkdseg";
+}
+
+/* `make test` always builds the binary; a bare `make build/tests/unit` may not have. */
+static void need_bin(void)
+{
+    if (access(bin(), X_OK) != 0)
+        cr_skip_test("%s not built (run `make` or `make test`)", bin());
 }
 
 /* Run `mkdseg ARGS`, capture stdout into out[len]; returns the exit status (-1 on error). */
@@ -30,7 +38,8 @@ static int run(const char *args, char *out, size_t len)
 
 Test(models_bench, list_matches_torch_peer)
 {
-    char out[4096], py[4096];
+    char out[4096], py[16384];
+    need_bin();
     cr_assert_eq(run("bench --list", out, sizeof out), 0, "%s bench --list failed", bin());
     /* the PyTorch peer's names, read from its WORKLOADS table */
     FILE *f = fopen("tests/bench/torch_bench.py", "r");
@@ -63,6 +72,7 @@ Test(models_bench, list_matches_torch_peer)
 Test(models_bench, usage_errors)
 {
     char out[4096];
+    need_bin();
     cr_expect_eq(run("bench", out, sizeof out), 2);
     cr_expect_eq(run("bench --workload no_such_workload", out, sizeof out), 2);
     cr_expect_eq(run("bench --workload seg_infer_b1 --reps 0", out, sizeof out), 2);
@@ -73,6 +83,7 @@ Test(models_bench, usage_errors)
 Test(models_bench, peak_json)
 {
     char out[256];
+    need_bin();
     cr_assert_eq(run("bench --peak --json", out, sizeof out), 0);
     double gf = 0;
     const char *p = strstr(out, "\"peak_gflops_per_core\":");
