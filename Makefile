@@ -21,7 +21,7 @@ ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -lm -lpthread -fopenmp
 ifeq ($(SANITIZE),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDSAN        = -fsanitize=address,undefined
-  BUILD       := $(BUILD)/san
+  override BUILD := $(BUILD)/san
 endif
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 
