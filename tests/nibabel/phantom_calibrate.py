@@ -104,6 +104,8 @@ def run(ntrain, iters, test, seed, crop):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if (it + 1) % 200 == 0:
+            print(f"  ntrain {ntrain} iter {it + 1} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
     net.eval()
     ds = []
     with torch.no_grad():
