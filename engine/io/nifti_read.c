@@ -19,6 +19,7 @@
 #include "vol.h"
 
 #define CHUNK_VOXELS (1 << 18)
+#define VOX_OFFSET_MAX (64 << 20) /* bytes of header extensions we accept */
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -77,6 +78,14 @@ static uint64_t rd(const unsigned char *b, int n, int swap)
     return v;
 }
 
+static float rd_f32(const unsigned char *b, int swap)
+{
+    uint32_t u = (uint32_t)rd(b, 4, swap);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* Reads the raw header bytes and checks, before nifticlib sees the file, what nifticlib would
  * otherwise silently repair or refuse without a reason: sizeof_hdr (348 NIfTI-1/ANALYZE, 540
  * NIfTI-2, either byte order), dim[0..7] and the datatype. */
@@ -125,6 +134,17 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
                    (long long)dim[d]);
             return -1;
         }
+    /* nifticlib reads the extensions between the header and vox_offset before anything else:
+     * bound that area so a lying header cannot make it allocate and read gigabytes. */
+    const unsigned char *magic = sh == 348 ? b + 344 : b + 4;
+    if (magic[0] == 'n' && magic[1] == '+') {
+        double off = sh == 348 ? (double)rd_f32(b + 108, swap) : (double)(int64_t)rd(b + 168, 8, swap);
+        if (!(off >= 0 && off <= VOX_OFFSET_MAX)) {
+            seterr(err, errlen, "%s: data offset vox_offset=%g is negative or beyond %d MiB of header extensions",
+                   path, off, VOX_OFFSET_MAX >> 20);
+            return -1;
+        }
+    }
     if (!dt_supported(dt)) {
         const char *name = nifti_datatype_string(dt);
         seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",

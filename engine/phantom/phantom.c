@@ -231,16 +231,16 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
     S->tf = prep_rng_range(r, 8, 25);
     S->tw = prep_rng_range(r, 10, 15);
     S->yS = -S->B * 0.62;
-    H[0] = -12 + prep_rng_range(r, -8, 8);
-    H[1] = 22 + prep_rng_range(r, -8, 8);
-    H[2] = prep_rng_range(r, -8, 8);
+    H[0] = -12 + prep_rng_range(r, -12, 12);
+    H[1] = 22 + prep_rng_range(r, -10, 10);
+    H[2] = prep_rng_range(r, -12, 12);
     S->zr = H[2] - 45 + prep_rng_range(r, -12, 12);
     S->zl = S->zr - prep_rng_range(r, 5, 15);
 
     double Rh[3][3];
-    rot_xyz(prep_rng_range(r, -10, 10) * M_PI / 180, prep_rng_range(r, -10, 10) * M_PI / 180,
-            prep_rng_range(r, -15, 15) * M_PI / 180, Rh);
-    double s = prep_rng_range(r, 0.88, 1.12);
+    rot_xyz(prep_rng_range(r, -15, 15) * M_PI / 180, prep_rng_range(r, -15, 15) * M_PI / 180,
+            prep_rng_range(r, -25, 25) * M_PI / 180, Rh);
+    double s = prep_rng_range(r, 0.82, 1.18);
 
     /* left-ventricle frame: e1 toward the apex (left, anterior, inferior) */
     double e[3][3] = {{-0.55, 0.55, -0.62}, {0, 0, 0}, {0, 0, 0}};
@@ -254,7 +254,7 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
     double th = prep_rng_range(r, 8, 12);
     hpt(H, Rh, s, -15, 5, -10, r, c);
     a[0] = s * aL, a[1] = s * aT, a[2] = s * aT * prep_rng_range(r, 0.9, 1.1);
-    ellip_make(&S->lv_cav, r, c, e, Rh, a, 0.05);
+    ellip_make(&S->lv_cav, r, c, e, Rh, a, 0.08);
     double ao[3] = {a[0] + th * 0.9, a[1] + th, a[2] + th};
     ellip_make(&S->lv_out, r, c, e, Rh, ao, 0.03);
     S->lv_base = -0.72 * a[0];
@@ -265,19 +265,19 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
     a[0] = s * 40 * prep_rng_range(r, 0.9, 1.1);
     a[1] = s * 28 * prep_rng_range(r, 0.85, 1.15);
     a[2] = s * 34 * prep_rng_range(r, 0.85, 1.15);
-    ellip_make(&S->rv, r, c, e, Rh, a, 0.07);
+    ellip_make(&S->rv, r, c, e, Rh, a, 0.12);
     hpt(H, Rh, s, -8, -30, 20, r, c);
     a[0] = s * 30 * prep_rng_range(r, 0.85, 1.15);
     a[1] = s * 20 * prep_rng_range(r, 0.85, 1.15);
     a[2] = s * 22 * prep_rng_range(r, 0.85, 1.15);
-    ellip_make(&S->la, r, c, I3, Rh, a, 0.08);
+    ellip_make(&S->la, r, c, I3, Rh, a, 0.12);
     double la_c[3];
     memcpy(la_c, c, sizeof la_c);
     hpt(H, Rh, s, 30, -5, 10, r, c);
     a[0] = s * 24 * prep_rng_range(r, 0.85, 1.15);
     a[1] = s * 24 * prep_rng_range(r, 0.85, 1.15);
     a[2] = s * 28 * prep_rng_range(r, 0.85, 1.15);
-    ellip_make(&S->ra, r, c, I3, Rh, a, 0.08);
+    ellip_make(&S->ra, r, c, I3, Rh, a, 0.12);
     double ra_top[3], ra_bot[3];
     hpt(H, Rh, s, 30, -5, 34, r, ra_top);
     hpt(H, Rh, s, 28, -8, -12, r, ra_bot);
@@ -347,7 +347,7 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
         v[T_SVC] = prep_rng_range(r, 300, 900), v[T_IVC] = prep_rng_range(r, 80, 180);
         t[T_RA] = 35, t[T_RV] = 15, t[T_SVC] = 80, t[T_LV] = 8, t[T_LA] = 8, t[T_MYO] = 10;
         t[T_LIVER] = 8, t[T_FAT] = 10, t[T_MUSCLE] = 6;
-        S->noise_sigma = prep_rng_range(r, 15, 30);
+        S->noise_sigma = prep_rng_range(r, 20, 45);
         S->blur[0] = S->blur[1] = S->blur[2] = 0.55;
     } else {
         double gain = prep_rng_range(r, 250, 900);
@@ -542,11 +542,11 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
     draw_subject(S, o->modality, &r, H);
     double fov[3], sp[3];
     for (int i = 0; i < 3; i++) {
-        fov[i] = o->fov[i] * (o->fixed_fov ? 1.0 : prep_rng_range(&r, 0.94, 1.06));
+        fov[i] = o->fov[i] * (o->fixed_fov ? 1.0 : prep_rng_range(&r, 0.88, 1.12));
         sp[i] = fov[i] / (double)n[i];
     }
-    double ctr[3] = {H[0] + 10 + prep_rng_range(&r, -8, 8), H[1] - 5 + prep_rng_range(&r, -8, 8),
-                     H[2] + prep_rng_range(&r, -8, 8)};
+    double ctr[3] = {H[0] + 10 + prep_rng_range(&r, -15, 15), H[1] - 5 + prep_rng_range(&r, -15, 15),
+                     H[2] + prep_rng_range(&r, -10, 10)};
     double Rg[3][3], A[4][4] = {{0}};
     if (o->modality == PREP_CT) {
         double d[3] = {-1, -1, 1}; /* LPS, as CT converted from DICOM usually is */

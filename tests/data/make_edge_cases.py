@@ -108,4 +108,9 @@ img.header["vox_offset"] = 352
 hh = bytearray(img.header.binaryblock)
 struct.pack_into("<f", hh, 280, float("nan"))  # srow_x[0]
 put("nan_affine.nii", hh + b"\0\0\0\0" + raw(small))
+# 15. a lying data offset with an extension claiming a gigabyte (nifticlib would read it)
+h, _ = nii_bytes(small)
+struct.pack_into("<f", h, 108, 1e12)
+h[348] = 1
+put("huge_offset.nii", h + struct.pack("<ii", 1 << 30, 4) + raw(small))
 print("wrote", sorted(f for f in os.listdir(D) if not f.endswith(".py")))

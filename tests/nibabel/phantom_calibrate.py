@@ -75,7 +75,7 @@ def dice3d(p, t):
     return np.array(d)
 
 
-def run(ntrain, iters, test, seed):
+def run(ntrain, iters, test, seed, crop):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     files = sorted(glob.glob("var/phantom/ct/ct_train_*_image.nii.gz"))[:ntrain]
@@ -91,7 +91,9 @@ def run(ntrain, iters, test, seed):
     t0 = time.time()
     for it in range(iters):
         idx = torch.from_numpy(rng.integers(0, len(X), 8))
-        xb, yb = X[idx].clone(), Y[idx].clone()
+        c = crop
+        oy, ox = rng.integers(0, X.shape[2] - c + 1), rng.integers(0, X.shape[3] - c + 1)
+        xb, yb = X[idx, :, oy:oy + c, ox:ox + c].clone(), Y[idx, oy:oy + c, ox:ox + c].clone()
         if rng.random() < 0.5:
             xb, yb = xb.flip(-1), yb.flip(-1)
         logits = net(xb)
@@ -102,6 +104,8 @@ def run(ntrain, iters, test, seed):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if (it + 1) % 200 == 0:
+            print(f"  ntrain {ntrain} iter {it + 1} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
     net.eval()
     ds = []
     with torch.no_grad():
@@ -119,12 +123,13 @@ def main():
     ap.add_argument("--ntest", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--crop", type=int, default=64, help="training crop (test on whole slices)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tf = sorted(glob.glob("var/phantom/ct_test/ct_test_*_image.nii.gz"))[: a.ntest]
     test = [load(f, f.replace("_image", "_label")) for f in tf]
     for n in a.ntrain:
-        m, per, t = run(n, a.iters, test, a.seed)
+        m, per, t = run(n, a.iters, test, a.seed, a.crop)
         print(f"ntrain {n}: mean Dice {m:.3f}  per structure " +
               " ".join(f"{v:.2f}" for v in per) + f"  ({t:.0f} s)", flush=True)
 

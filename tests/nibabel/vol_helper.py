@@ -64,6 +64,8 @@ for n, o in enumerate(ORIENTS):
                       v2=(n == 5), gz=True, slope=None))
 CASES.append(dict(name="scaled_int16", dtype=np.int16, code=4, orient="oblique", big=False, v2=False,
                   gz=True, slope=(0.5, -100.0)))
+CASES.append(dict(name="pair_int16", dtype=np.int16, code=4, orient="lps", big=True, v2=False,
+                  gz=False, slope=None, pair=True))
 CASES.append(dict(name="scaled_uint8_v2", dtype=np.uint8, code=2, orient="lps", big=True, v2=True,
                   gz=False, slope=(2.0, 10.0)))
 
@@ -86,6 +88,8 @@ def gen(d):
         a = affine_for(c["orient"])
         data = pattern(shape, c["dtype"])
         cls = nib.Nifti2Image if c["v2"] else nib.Nifti1Image
+        if c.get("pair"):
+            cls = nib.Nifti1Pair
         img = cls(data, None, dtype=data.dtype)
         h = img.header
         h.set_data_dtype(c["dtype"])
@@ -106,7 +110,7 @@ def gen(d):
             img.set_sform(a, 4 if c["orient"] == "oblique" else 2)
         if c["slope"]:
             h.set_slope_inter(*c["slope"])
-        fn = f"in_{c['name']}.nii" + (".gz" if c["gz"] else "")
+        fn = f"in_{c['name']}" + (".hdr" if c.get("pair") else ".nii") + (".gz" if c["gz"] else "")
         if c["big"]:
             img = cls(img.dataobj, img.affine, h.as_byteswapped(">"))
             if c["slope"]:

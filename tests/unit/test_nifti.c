@@ -176,6 +176,7 @@ Test(nifti_malformed, zero_dim) { expect_error("zero_dim.nii", "invalid dimensio
 Test(nifti_malformed, negative_dim) { expect_error("negative_dim.nii", "invalid dimension dim[2]=-4"); }
 Test(nifti_malformed, empty) { expect_error("empty.nii", "not a NIfTI file"); }
 Test(nifti_malformed, nan_affine) { expect_error("nan_affine.nii", "affine is not finite"); }
+Test(nifti_malformed, huge_offset) { expect_error("huge_offset.nii", "vox_offset=1e+12"); }
 Test(nifti_malformed, missing) { expect_error("does_not_exist.nii.gz", "cannot open"); }
 Test(nifti_malformed, bad_name) { expect_error("make_edge_cases.py", "file name must end in"); }
 
