@@ -110,13 +110,14 @@ db-status:
 	@scripts/pg.sh status
 
 # `make run`: everything a fresh Debian 12 machine needs, then the service in the foreground.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@scripts/run.sh
 
 # `make test`: the same set-up, then every test. Exit status is non-zero on any failure.
 test: deps-test
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/unit $(BUILD)/tests/http
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(BUILD)/tests/unit $(BUILD)/tests/http $(TEST_BINS)
 	@scripts/test.sh $(BUILD)
 
 cuda-test:

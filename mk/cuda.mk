@@ -35,9 +35,10 @@ $(BUILD)/tests/cuda-bench: $(CUDA_BENCH_OBJ) $(ENGINE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS) -ljansson $(CUDA_LIBS) $(LDSAN)
 
-# `make test` and `make cuda-test` build the parity tests, so that scripts/cuda-test.sh finds
-# them on a machine with a GPU (without one it only says so).
-test cuda-test: $(BUILD)/tests/cuda
+# `make cuda-test` builds the parity tests (`make test` builds them in its parallel inner make,
+# through TEST_BINS), so that scripts/cuda-test.sh finds them.
+cuda-test: $(BUILD)/tests/cuda
+TEST_BINS += $(BUILD)/tests/cuda
 
 bench-cuda: $(BUILD)/tests/cuda-bench
 	python3 tests/gpu/bench.py --bin $(BUILD)/tests/cuda-bench --out $(BUILD)/gpu $(if $(filter 1,$(BENCH_QUICK)),--quick)
