@@ -28,14 +28,6 @@ int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *
     return 0;
 }
 
-void models_init_bn(models_bn *bn, nn_rng *r)
-{
-    nn_init_normal(bn->gamma, 1.0f, MODELS_INIT_STD, r);
-    nn_init_const(bn->beta, 0.0f);
-    nn_init_const(bn->rmean, 0.0f);
-    nn_init_const(bn->rvar, 1.0f);
-}
-
 void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r)
 {
     nn_init_normal(w, 0.0f, MODELS_INIT_STD, r);

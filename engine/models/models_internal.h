@@ -11,9 +11,8 @@ nn_tensor *models_add(nn_params *p, const char *prefix, const char *suffix, nn_p
  * (buffers; running_var set to 1), in state_dict order. 0 or -1. */
 int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *err,
                   size_t errlen);
-/* CycleGAN init of one BN (gamma N(1, 0.02), beta 0, running stats 0 / 1) and one conv
- * (weight N(0, 0.02), bias 0 when b != NULL). */
-void models_init_bn(models_bn *bn, nn_rng *r);
+/* CycleGAN init of one conv of the generator or discriminator (weight N(0, 0.02), bias 0
+ * when b != NULL). */
 void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r);
 /* BatchNorm2d forward with the models' momentum and eps. */
 nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, int training);

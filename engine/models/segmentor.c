@@ -26,14 +26,23 @@ static int resblock_add(nn_params *p, const char *prefix, int cin, int cout,
     return 0;
 }
 
+/* PyTorch's default BatchNorm2d state: gamma 1, beta 0, running mean 0, running var 1. */
+static void bn_init_default(models_bn *bn)
+{
+    nn_init_const(bn->gamma, 1.0f);
+    nn_init_const(bn->beta, 0.0f);
+    nn_init_const(bn->rmean, 0.0f);
+    nn_init_const(bn->rvar, 1.0f);
+}
+
 static void resblock_init(models_resblock *rb, nn_rng *r)
 {
-    models_init_conv(rb->conv1, NULL, r);
-    models_init_bn(&rb->bn1, r);
-    models_init_conv(rb->conv2, NULL, r);
-    models_init_bn(&rb->bn2, r);
-    models_init_conv(rb->skip, NULL, r);
-    models_init_bn(&rb->skip_bn, r);
+    nn_init_torch_conv(rb->conv1, NULL, r);
+    bn_init_default(&rb->bn1);
+    nn_init_torch_conv(rb->conv2, NULL, r);
+    bn_init_default(&rb->bn2);
+    nn_init_torch_conv(rb->skip, NULL, r);
+    bn_init_default(&rb->skip_bn);
 }
 
 /* conv (no bias) then eval-mode BN then act, as one fused op (nn_conv2d_bn_act: BN folded
@@ -130,10 +139,10 @@ int segmentor_init(segmentor *s, nn_rng *r)
     for (int l = 0; l < SEGMENTOR_LEVELS; l++)
         resblock_init(&s->enc[l], r);
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
-        models_init_conv(s->up_w[l], s->up_b[l], r);
+        nn_init_torch_conv(s->up_w[l], s->up_b[l], r);
         resblock_init(&s->dec[l], r);
     }
-    models_init_conv(s->head_w, s->head_b, r);
+    nn_init_torch_conv(s->head_w, s->head_b, r);
     return 0;
 }
 

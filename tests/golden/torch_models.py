@@ -57,10 +57,16 @@ Parameter names (state_dict order = the order of named_parameters below):
   generator: stem, down0, down1, blocks.{i}.conv1, blocks.{i}.conv2, up0, up1, head (.weight, .bias)
   discriminator: conv0 .. conv4 (.weight, .bias)
 
-Initialisation (CycleGAN's init_weights, init_type 'normal', gain 0.02):
-  every Conv2d / ConvTranspose2d weight ~ N(0, 0.02), every conv bias = 0,
-  every BatchNorm2d weight (gamma) ~ N(1, 0.02), bias (beta) = 0; running_mean 0, running_var 1.
+Initialisation:
+  Generator and Discriminator: CycleGAN's init_weights (init_type 'normal', gain 0.02), every
+  Conv2d / ConvTranspose2d weight ~ N(0, 0.02), every conv bias = 0 (init_cyclegan).
   InstanceNorm2d here has no affine parameters (CycleGAN's default).
+  Segmentor: PyTorch's defaults, i.e. what a freshly built Segmentor holds (init_segmentor is a
+  no-op kept for symmetry): conv / transposed-conv weights and biases U(-1/sqrt(fan_in),
+  1/sqrt(fan_in)), BatchNorm gamma 1, beta 0, running_mean 0, running_var 1. CycleGAN's
+  N(0, 0.02) starves the U-Net's decoder of its deep path (see engine/include/models.h).
+  (init_cyclegan still applies to any module; the reference data for the tests use it for all
+  three networks, since the tests load every parameter from the files anyway.)
 BatchNorm2d: eps 1e-5, momentum 0.1; running_var is updated with the unbiased batch variance.
 """
 
@@ -174,6 +180,11 @@ class Discriminator(nn.Module):
         h = F.leaky_relu(_inorm(self.conv2(h)), 0.2)
         h = F.leaky_relu(_inorm(self.conv3(h)), 0.2)
         return self.conv4(h)
+
+
+def init_segmentor(net, gen=None):
+    """The segmentor's initialisation: PyTorch's defaults, which a new Segmentor already has."""
+    return net
 
 
 def init_cyclegan(net, gen=None):

@@ -349,35 +349,36 @@ Test(models_paper, sizes_and_init)
     cr_expect_eq(nn_params_count(g->params), 48);
     cr_expect_eq(nn_params_count(d->params), 10);
     cr_assert_eq(segmentor_init(s, &r), 0);
-    /* conv weights: mean 0, std 0.02; BN gamma: mean 1, std 0.02; biases, beta, running mean
-     * 0; running var 1 */
-    double sw = 0, sw2 = 0, sg = 0, sg2 = 0;
-    size_t nw = 0, ng = 0;
+    /* PyTorch's defaults: conv and transposed-conv weights and biases U(-b, b) with
+     * b = 1/sqrt(size(1)*kh*kw) of the weight, so w/b is U(-1, 1) (mean 0, variance 1/3);
+     * BN gamma 1, beta 0, running mean 0, running var 1 */
+    double su = 0, su2 = 0;
+    size_t nu = 0;
+    float bound = 0;
     for (int i = 0; i < nn_params_count(s->params); i++) {
         nn_param *q = nn_params_at(s->params, i);
         const float *v = nn_f32(&q->t);
         size_t n = nn_numel(&q->t);
         const char *suf = strrchr(q->name, '.') + 1;
         int is_bn = strstr(q->name, "bn") != NULL;
+        if (!is_bn && !strcmp(suf, "weight"))
+            bound = 1.0f / sqrtf((float)(q->t.c * q->t.h * q->t.w)); /* the bias that follows shares it */
         for (size_t j = 0; j < n; j++) {
-            if (!strcmp(suf, "weight") && !is_bn) {
-                sw += v[j]; sw2 += (double)v[j] * v[j]; nw++;
-            } else if (!strcmp(suf, "weight")) {
-                sg += v[j]; sg2 += (double)v[j] * v[j]; ng++;
-            } else if (!strcmp(suf, "running_var")) {
-                cr_expect_eq(v[j], 1.0f, "%s", q->name);
+            if (is_bn) {
+                float want = !strcmp(suf, "weight") || !strcmp(suf, "running_var") ? 1.0f : 0.0f;
+                cr_expect_eq(v[j], want, "%s", q->name);
             } else {
-                cr_expect_eq(v[j], 0.0f, "%s", q->name);
+                cr_expect(fabsf(v[j]) <= bound, "%s: %g outside +-%g", q->name, v[j], bound);
+                su += v[j] / bound;
+                su2 += (double)(v[j] / bound) * (v[j] / bound);
+                nu++;
             }
         }
     }
-    double mw = sw / nw, mg = sg / ng;
-    cr_expect(fabs(mw) < 1e-4, "conv weight mean %g", mw);
-    cr_expect(fabs(sqrt(sw2 / nw - mw * mw) - 0.02) < 2e-4, "conv weight std %g",
-              sqrt(sw2 / nw - mw * mw));
-    cr_expect(fabs(mg - 1) < 5e-3, "BN gamma mean %g", mg);
-    cr_expect(fabs(sqrt(sg2 / ng - mg * mg) - 0.02) < 3e-3, "BN gamma std %g",
-              sqrt(sg2 / ng - mg * mg));
+    double mu = su / nu;
+    cr_expect(fabs(mu) < 2e-3, "scaled conv weight mean %g", mu);
+    cr_expect(fabs(su2 / nu - mu * mu - 1.0 / 3.0) < 3e-3, "scaled conv weight variance %g (1/3)",
+              su2 / nu - mu * mu);
     segmentor_free(s);
     generator_free(g);
     discriminator_free(d);
