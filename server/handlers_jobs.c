@@ -265,13 +265,15 @@ void h_train(http_req *r)
         http_error(r, 422, "invalid_field", "validation", "no target volume is left for training");
         goto fail;
     }
+    if (!avols)
+        avols = json_array();
     char *cs = train_config_to_json(&c);
     json_t *cj = json_loads(cs, 0, NULL);
     free(cs);
     json_t *params = json_pack("{s:I,s:o,s:s,s:o,s:O,s:O,s:O,s:s,s:s}", "target_dataset", (json_int_t)tid,
                                "assistant_dataset", aid ? json_integer(aid) : json_null(), "method",
                                train_method_name(c.method), "config", cj ? cj : json_object(), "target_volumes",
-                               train, "assistant_volumes", avols ? avols : json_array(), "validation_volumes", vvols,
+                               train, "assistant_volumes", avols, "validation_volumes", vvols,
                                "target_modality", tmod, "assistant_modality", *amod ? amod : "mr");
     db_conn *conn = h_db_acquire(r);
     if (!conn) {
