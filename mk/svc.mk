@@ -12,9 +12,10 @@ $(patsubst %.c,$(BUILD)/obj/%.o,$(SVC_SRC)): CFLAGS += -Wno-format-truncation
 # 1001-1004, the default 96x96x80 / 80x80x40 shapes), then evaluates it on 3 held-out phantom CT
 # volumes (seeds 3001-3003). docs/service.md gives the numbers measured.
 DM_DIR   ?= var/default-model
-DM_ITERS ?= 1500
-DM_ARGS  ?= --method mkd --iters $(DM_ITERS) --iters-per-epoch 300 --size 64 --spacing 3.5 \
-            --seg-width 4 --ngf 8 --ngen-blocks 2 --ndf 8 --batch 4 --lr-seg 4e-3 --seed 1 --threads 1
+DM_ITERS ?= 600
+DM_ARGS  ?= --method mkd --iters $(DM_ITERS) --iters-per-epoch 200 --size 64 --spacing 3 \
+            --seg-width 8 --ngf 8 --ngen-blocks 2 --ndf 8 --batch 4 --lr-seg 3e-3 --aug-flip 0 \
+            --seed 1 --threads 1
 .PHONY: default-model
 default-model: $(MKDSEG)
 	@mkdir -p $(DM_DIR)/ct $(DM_DIR)/mr $(DM_DIR)/test models

@@ -17,5 +17,5 @@ for i in 1 2; do
 done
 "$BIN" train --method mkd --target-dir "$W/ct" --assistant-dir "$W/mr" --out "$W/model.safetensors" --json \
   --iters "$ITERS" --iters-per-epoch 200 --size 64 --spacing 3 --batch 4 --seg-width 8 --ngf 8 --ngen-blocks 2 \
-  --ndf 8 --lr-seg 3e-3 --aug-flip 0 --seed 7 --threads "${DICE_CI_THREADS:-2}" > "$W/train.out" 2> "$W/train.log"
-"$BIN" eval --model "$W/model.safetensors" --dir "$W/test" --json --threads "${DICE_CI_THREADS:-2}"
+  --ndf 8 --lr-seg 3e-3 --aug-flip 0 --seed 7 --threads "${DICE_CI_THREADS:-1}" > "$W/train.out" 2> "$W/train.log"
+"$BIN" eval --model "$W/model.safetensors" --dir "$W/test" --json --threads "${DICE_CI_THREADS:-1}"
