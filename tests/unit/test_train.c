@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../../engine/train/trainer_internal.h"
+#include "dataset.h"
 #include "train.h"
 
 #define S 32
@@ -37,6 +38,31 @@ static train_slices make_slices(int n, int seed, float contrast)
 }
 
 static void free_slices(train_slices *s) { free(s->img); free(s->lab); }
+
+/* Slices of a small phantom volume (`mkdseg phantom`), through the dataset pipeline, with
+ * labels folded to 3 classes (background, myocardium, any blood pool or vessel) so the tiny
+ * networks of these tests have something learnable in a few iterations. */
+static train_slices phantom_slices(const char *mod, int seed)
+{
+    char dir[256], img[320], lab[320], cmd[1024], err[256];
+    const char *base = getenv("MKDSEG_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/trainph.XXXXXX", base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(img, sizeof img, "%s/i.nii.gz", dir);
+    snprintf(lab, sizeof lab, "%s/l.nii.gz", dir);
+    snprintf(cmd, sizeof cmd, "%s phantom --modality %s --seed %d --shape 40,40,12 --image %s --label %s 2>/dev/null",
+             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", mod, seed, img, lab);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    train_slices s = {0};
+    dataset_opts o = {.spacing = 0, .size = S, .empty_every = 0, .seed = 1};
+    prep_norm_default(&o.norm, !strcmp(mod, "ct") ? PREP_CT : PREP_MR);
+    cr_assert_eq(dataset_add_files(&s, &o, img, lab, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_geq(s.n, 2);
+    for (size_t i = 0; i < (size_t)s.n * S * S; i++) s.lab[i] = s.lab[i] == 1 ? 1 : s.lab[i] ? 2 : 0;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+    return s;
+}
 
 static train_config tiny(train_method m)
 {
@@ -89,7 +115,7 @@ static int changed(nn_params *p, const float *before, size_t n) { return changed
 Test(train, each_step_of_algorithm_1_moves_only_its_network)
 {
     nn_set_threads(1);
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = phantom_slices("ct", 11), as = phantom_slices("mr", 12);
     train_config c = tiny(TM_MKD);
     char err[256];
     for (int stop = 2; stop <= 7; stop++) {
@@ -142,7 +168,7 @@ static void run_losses(train_config *c, const train_slices *tg, const train_slic
 Test(train, every_method_lowers_its_loss, .timeout = 240)
 {
     nn_set_threads(1);
-    train_slices tg = make_slices(8, 3, 1.0f), as = make_slices(8, 4, -1.0f);
+    train_slices tg = phantom_slices("ct", 13), as = phantom_slices("mr", 14);
     enum { N = 30 };
     for (int m = 0; m < TM_COUNT; m++) {
         train_config c = tiny((train_method)m);
