@@ -93,24 +93,6 @@ static void cleanup(void)
 }
 TestSuite(svc, .fini = cleanup);
 
-typedef struct {
-    char *p;
-    size_t n;
-} gbuf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    gbuf *b = ud;
-    size_t k = size * nmemb;
-    char *np = realloc(b->p, b->n + k + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, ptr, k);
-    b->p = np;
-    b->n += k;
-    b->p[b->n] = 0;
-    return k;
-}
 
 /* One multipart request. parts: name=value pairs ("vol=@path" uploads a file). */
 static int tform(const char *path, const char *const *parts, const char *const *headers, tresp *out)
@@ -134,13 +116,13 @@ static int tform(const char *path, const char *const *parts, const char *const *
     struct curl_slist *hl = NULL;
     for (int i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
-    gbuf b = {0}, h = {0};
+    tbuf b = {0}, h = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_MIMEPOST, m);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tbuf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, tbuf_write);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -643,7 +625,7 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 120)
 
 /* ---- the complete round ------------------------------------------------------------------- */
 
-static size_t sse_data(char *ptr, size_t size, size_t nmemb, void *ud) { return on_data(ptr, size, nmemb, ud); }
+static size_t sse_data(char *ptr, size_t size, size_t nmemb, void *ud) { return tbuf_write(ptr, size, nmemb, ud); }
 
 Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240)
 {
@@ -674,7 +656,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     char url[256];
     snprintf(url, sizeof url, "%s/jobs/%lld/events", srv.base, jid);
     CURL *c = curl_easy_init();
-    gbuf ev = {0};
+    tbuf ev = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &ev);

@@ -165,14 +165,9 @@ int tsrv_stop(tsrv *s)
     return rc;
 }
 
-typedef struct {
-    char *p;
-    size_t n;
-} growbuf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t tbuf_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    growbuf *b = ud;
+    tbuf *b = ud;
     size_t k = size * nmemb;
     char *np = realloc(b->p, b->n + k + 1);
     if (!np)
@@ -193,7 +188,7 @@ int thttp(const tsrv *s, const char *method, const char *path, const char *const
         return -1;
     char url[512];
     snprintf(url, sizeof url, "%s%s", s->base, path);
-    growbuf b = {0}, h = {0};
+    tbuf b = {0}, h = {0};
     struct curl_slist *hl = NULL;
     for (int i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
@@ -206,9 +201,9 @@ int thttp(const tsrv *s, const char *method, const char *path, const char *const
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tbuf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, tbuf_write);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -42,6 +42,14 @@ typedef struct {
 
 /* Sends one request. `headers`: NULL-terminated "Name: value" strings (may be NULL); body may
  * be NULL. 0 on a completed exchange (any status), -1 on a transport error. */
+/* A growing, NUL-terminated buffer for libcurl answers; tbuf_write is its
+ * CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION (the caller frees p). */
+typedef struct {
+    char *p;
+    size_t n;
+} tbuf;
+size_t tbuf_write(char *ptr, size_t size, size_t nmemb, void *ud);
+
 int thttp(const tsrv *s, const char *method, const char *path, const char *const *headers,
           const char *body, size_t len, tresp *out);
 /* Value of response header `name` (case-insensitive) copied into buf; NULL when absent. */
