@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 
 /* ---- memory (legacy default stream: ordered with every kernel) ------------------------- */
 
@@ -143,9 +145,127 @@ static void cu_ctx_free(nn_ctx *ctx)
     *slot = NULL;
 }
 
-/* ---- the switches (same grouping as the CPU's) ---------------------------------------- */
+/* ---- profile (MKDSEG_CUDA_PROFILE=1): per op, direction and shape, the device time of
+ * each call, measured by synchronising before and after it (so the profile slows the run;
+ * use it to find where time goes, not for the benchmark). Printed to stderr at exit, the
+ * largest first. ---------------------------------------------------------------------- */
+
+typedef struct {
+    char key[96];
+    double ms;
+    long calls;
+} prof_ent;
+static prof_ent g_prof[1024];
+static int g_nprof = -1;     /* -1: not decided; 0: off; else entries + 1 */
+static pthread_mutex_t g_prof_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int prof_cmp(const void *a, const void *b)
+{
+    double x = ((const prof_ent *)a)->ms, y = ((const prof_ent *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void prof_dump(void)
+{
+    int n = g_nprof - 1;
+    if (n <= 0)
+        return;
+    qsort(g_prof, (size_t)n, sizeof *g_prof, prof_cmp);
+    double tot = 0;
+    for (int i = 0; i < n; i++)
+        tot += g_prof[i].ms;
+    fprintf(stderr, "cuda profile: %.1f ms in %d op kinds (synchronised per call)\n", tot, n);
+    for (int i = 0; i < n && i < 60; i++)
+        fprintf(stderr, "  %9.2f ms %5.1f%% %7ld calls  %s\n", g_prof[i].ms,
+                100.0 * g_prof[i].ms / (tot > 0 ? tot : 1), g_prof[i].calls, g_prof[i].key);
+}
+
+static int prof_on(void)
+{
+    if (g_nprof < 0) {
+        const char *s = getenv("MKDSEG_CUDA_PROFILE");
+        g_nprof = s && atoi(s) > 0 ? 1 : 0;
+        if (g_nprof)
+            atexit(prof_dump);
+    }
+    return g_nprof > 0;
+}
+
+static void prof_add(const char *key, double ms)
+{
+    pthread_mutex_lock(&g_prof_lock);
+    int n = g_nprof - 1, i;
+    for (i = 0; i < n; i++)
+        if (!strcmp(g_prof[i].key, key))
+            break;
+    if (i == n && n < (int)(sizeof g_prof / sizeof g_prof[0])) {
+        snprintf(g_prof[i].key, sizeof g_prof[i].key, "%s", key);
+        g_nprof++;
+    }
+    if (i < (int)(sizeof g_prof / sizeof g_prof[0])) {
+        g_prof[i].ms += ms;
+        g_prof[i].calls++;
+    }
+    pthread_mutex_unlock(&g_prof_lock);
+}
+
+static void prof_key(char *k, size_t len, const nn_node *nd, const char *dir)
+{
+    const nn_tensor *x = nd->nin > 0 ? nd->in[0] : NULL, *y = nd->out;
+    int p = snprintf(k, len, "%s %s", nn_op_name(nd->op), dir);
+    if (x && p > 0 && (size_t)p < len)
+        p += snprintf(k + p, len - (size_t)p, " %dx%dx%dx%d", x->n, x->c, x->h, x->w);
+    if (y && p > 0 && (size_t)p < len)
+        snprintf(k + p, len - (size_t)p, " -> %dx%dx%dx%d", y->n, y->c, y->h, y->w);
+}
+
+static int profiled(nn_ctx *ctx, nn_node *nd, int bwd, int (*f)(nn_ctx *, nn_node *))
+{
+    char key[96];
+    cudaDeviceSynchronize();
+    double t0 = prof_now();
+    int rc = f(ctx, nd);
+    cudaDeviceSynchronize();
+    prof_key(key, sizeof key, nd, bwd ? "bwd" : "fwd");
+    prof_add(key, prof_now() - t0);
+    return rc;
+}
+
+static int cu_forward_op(nn_ctx *ctx, nn_node *nd);
+static int cu_backward_op(nn_ctx *ctx, nn_node *nd);
 
 static int cu_forward(nn_ctx *ctx, nn_node *nd)
+{
+    return prof_on() ? profiled(ctx, nd, 0, cu_forward_op) : cu_forward_op(ctx, nd);
+}
+
+static int cu_backward(nn_ctx *ctx, nn_node *nd)
+{
+    return prof_on() ? profiled(ctx, nd, 1, cu_backward_op) : cu_backward_op(ctx, nd);
+}
+
+static int cu_adam(nn_param **qs, int nq, const nn_adam_cfg *cfg)
+{
+    if (!prof_on())
+        return cuda_adam(qs, nq, cfg);
+    cudaDeviceSynchronize();
+    double t0 = prof_now();
+    int rc = cuda_adam(qs, nq, cfg);
+    cudaDeviceSynchronize();
+    prof_add("adam (fused)", prof_now() - t0);
+    return rc;
+}
+
+/* ---- the switches (same grouping as the CPU's) ---------------------------------------- */
+
+static int cu_forward_op(nn_ctx *ctx, nn_node *nd)
 {
     switch (nd->op) {
     case NN_OP_CONV2D:
@@ -184,7 +304,7 @@ static int cu_forward(nn_ctx *ctx, nn_node *nd)
     return -1;
 }
 
-static int cu_backward(nn_ctx *ctx, nn_node *nd)
+static int cu_backward_op(nn_ctx *ctx, nn_node *nd)
 {
     switch (nd->op) {
     case NN_OP_CONV2D:
@@ -233,7 +353,7 @@ static const nn_backend cuda_backend = {
     cu_move,
     cu_forward,
     cu_backward,
-    cuda_adam,
+    cu_adam,
     cuda_argmax,
     cu_ctx_free,
 };

@@ -13,8 +13,9 @@
  * Accumulating gradients use cuDNN's beta = 1 blending, so no temporary is needed.
  *
  * Per shape, a cache entry holds the descriptors and, per direction, the algorithm chosen
- * by cuDNN's heuristics (the first that succeeds within the workspace bound, with FMA math
- * unless MKDSEG_CUDA_TF32=1). The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 256);
+ * on first use: by default the fastest that cuDNN measured (cudnnFind*, as PyTorch's
+ * cudnn.benchmark), with MKDSEG_CUDA_ALGO=heuristic the first in cuDNN's heuristic order;
+ * in both cases within the workspace bound and with FMA math unless MKDSEG_CUDA_TF32=1. The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 256);
  * the workspace is one buffer per context grown to the largest chosen algorithm's need. */
 #include "cuda.h"
 
@@ -163,57 +164,106 @@ static cudnnStatus_t set_math(conv_ent *e, int d, cudnnMathType_t m)
     return tf32_allowed() ? cudnnSetConvolutionMathType(e->cd[d], m) : CUDNN_STATUS_SUCCESS;
 }
 
-/* Choose the algorithm of direction d (heuristics, ranked; first within the bound; else
- * the general algorithm of that direction). With
- * TF32 allowed the descriptor takes the chosen algorithm's math type; without, it stays
- * FMA-only and tensor-op algorithms are skipped. */
+/* How algorithms are ranked: MKDSEG_CUDA_ALGO=find (default) times every algorithm of the
+ * shape once (cudnnFind*, on cuDNN's own scratch buffers: the first call of a shape costs a
+ * few milliseconds), =heuristic takes cuDNN's heuristic order without running anything. */
+static int algo_find(void)
+{
+    const char *s = getenv("MKDSEG_CUDA_ALGO");
+    return !(s && !strcmp(s, "heuristic"));
+}
+
+/* The ranked candidates of direction d, as (algo, memory, math type, status). */
+typedef struct {
+    int algo;
+    size_t memory;
+    cudnnMathType_t math;
+    cudnnStatus_t status;
+} cand_t;
+
+#define RANK(PerfT, COUNT, FINDCALL, HEURCALL)                                            \
+    do {                                                                               \
+        PerfT p_[COUNT];                                                               \
+        int n_ = 0;                                                                    \
+        if (find) {                                                                    \
+            cudnnStatus_t st_ = (FINDCALL);                                            \
+            if (st_ != CUDNN_STATUS_SUCCESS) { /* out of memory for a trial: rank by   \
+                                                  heuristics instead */                \
+                cudaGetLastError();                                                    \
+                n_ = 0;                                                                \
+                DNN(HEURCALL);                                                         \
+            }                                                                          \
+        } else {                                                                       \
+            DNN(HEURCALL);                                                             \
+        }                                                                              \
+        for (int i_ = 0; i_ < n_ && i_ < COUNT; i_++) {                                \
+            c[i_].algo = (int)p_[i_].algo;                                             \
+            c[i_].memory = p_[i_].memory;                                              \
+            c[i_].math = p_[i_].mathType;                                              \
+            c[i_].status = p_[i_].status;                                              \
+        }                                                                              \
+        *cnt = n_;                                                                     \
+    } while (0)
+
+static int rank_algos(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d, cand_t *c, int *cnt)
+{
+    int find = algo_find();
+    if (d == D_FWD)
+        RANK(cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+             cudnnFindConvolutionForwardAlgorithm(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
+                                                  CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_, p_),
+             cudnnGetConvolutionForwardAlgorithm_v7(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
+                                                    CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_, p_));
+    else if (d == D_BWD_DATA)
+        RANK(cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+             cudnnFindConvolutionBackwardDataAlgorithm(s->dnn, e->wd, e->yd, e->cd[d], e->xd,
+                                                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                       &n_, p_),
+             cudnnGetConvolutionBackwardDataAlgorithm_v7(s->dnn, e->wd, e->yd, e->cd[d], e->xd,
+                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                         &n_, p_));
+    else
+        RANK(cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+             cudnnFindConvolutionBackwardFilterAlgorithm(
+                 s->dnn, e->xd, e->yd, e->cd[d], e->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                 &n_, p_),
+             cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                 s->dnn, e->xd, e->yd, e->cd[d], e->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                 &n_, p_));
+    return 0;
+fail:
+    return -1;
+}
+
+/* Choose the algorithm of direction d: the first ranked candidate (fastest measured, or
+ * heuristic order) that succeeded within the workspace bound and the allowed math; else the
+ * general algorithm of that direction. With TF32 allowed the descriptor takes the chosen
+ * algorithm's math type; without, it stays FMA-only and tensor-op algorithms are skipped. */
 static int choose(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d)
 {
     size_t lim = ws_limit();
     int found = 0, cnt = 0;
-    if (d == D_FWD) {
-        cudnnConvolutionFwdAlgoPerf_t p[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        DNN(cudnnGetConvolutionForwardAlgorithm_v7(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
-                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &cnt, p));
-        for (int i = 0; i < cnt && !found; i++)
-            if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= lim &&
-                math_ok(p[i].mathType)) {
-                e->fa = p[i].algo;
-                DNN(set_math(e, d, p[i].mathType));
-                DNN(cudnnGetConvolutionForwardWorkspaceSize(s->dnn, e->xd, e->wd, e->cd[d],
-                                                            e->yd, e->fa, &e->ws[d]));
-                found = 1;
-            }
-    } else if (d == D_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-            s->dnn, e->wd, e->yd, e->cd[d], e->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &cnt,
-            p));
-        for (int i = 0; i < cnt && !found; i++)
-            if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= lim &&
-                math_ok(p[i].mathType)) {
-                e->da = p[i].algo;
-                DNN(set_math(e, d, p[i].mathType));
-                DNN(cudnnGetConvolutionBackwardDataWorkspaceSize(s->dnn, e->wd, e->yd,
-                                                                 e->cd[d], e->xd, e->da,
-                                                                 &e->ws[d]));
-                found = 1;
-            }
-    } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-            s->dnn, e->xd, e->yd, e->cd[d], e->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-            &cnt, p));
-        for (int i = 0; i < cnt && !found; i++)
-            if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= lim &&
-                math_ok(p[i].mathType)) {
-                e->wa = p[i].algo;
-                DNN(set_math(e, d, p[i].mathType));
-                DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(s->dnn, e->xd, e->yd,
-                                                                   e->cd[d], e->wd, e->wa,
-                                                                   &e->ws[d]));
-                found = 1;
-            }
+    cand_t c[16];
+    if (rank_algos(ctx, s, e, d, c, &cnt))
+        return -1;
+    for (int i = 0; i < cnt && !found; i++) {
+        if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > lim || !math_ok(c[i].math))
+            continue;
+        DNN(set_math(e, d, c[i].math));
+        if (d == D_FWD) {
+            e->fa = (cudnnConvolutionFwdAlgo_t)c[i].algo;
+            DNN(cudnnGetConvolutionForwardWorkspaceSize(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
+                                                        e->fa, &e->ws[d]));
+        } else if (d == D_BWD_DATA) {
+            e->da = (cudnnConvolutionBwdDataAlgo_t)c[i].algo;
+            DNN(cudnnGetConvolutionBackwardDataWorkspaceSize(s->dnn, e->wd, e->yd, e->cd[d],
+                                                             e->xd, e->da, &e->ws[d]));
+        } else {
+            e->wa = (cudnnConvolutionBwdFilterAlgo_t)c[i].algo;
+            DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(s->dnn, e->xd, e->yd, e->cd[d],
+                                                               e->wd, e->wa, &e->ws[d]));
+        }
+        found = 1;
     }
     if (!found) {
         /* the general algorithms (no or little workspace, every geometry): implicit GEMM

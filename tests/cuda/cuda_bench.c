@@ -6,7 +6,8 @@
  * The workloads of `mkdseg bench` (server/cmd_bench.c, tests/bench/torch_bench.py: same
  * networks, sizes and steps) plus mkd_iter_b8: one full `mkd` training iteration (six
  * networks, paper size, batch 8 at 256x256) through the trainer, and seg_infer_512_b8 (8 CT
- * slices at 512x512: a 512x512x300 volume is 38 such batches per ensemble member). Each repetition ends by
+ * slices at 512x512: a 512x512x300 volume is 38 such batches per ensemble member), and
+ * mkd_iter_small (the mkd iteration at 64x64, batch 2, widths 8: for compute-sanitizer). Each repetition ends by
  * reading a value back to the host, which waits for the GPU, so wall time is GPU time plus
  * launch overhead. Prints one JSON line: impl, workload, device, ms (median), times_ms,
  * flops (convolution FLOPs of one repetition, models.h; 0 for mkd_iter_b8). Engine-only: no
@@ -40,6 +41,8 @@ static const wl_t wls[] = {
     {"seg16_train_128", NET_SEG, 16, 1, 128, M_TRAIN},
     {"mkd_iter_b8", NET_MKD, 32, 8, 256, M_TRAIN},
     {"seg_infer_512_b8", NET_SEG, 32, 8, 512, M_INFER},
+    /* small mkd iteration (64x64, batch 2, narrow networks): for compute-sanitizer runs */
+    {"mkd_iter_small", NET_MKD, 8, 2, 64, M_TRAIN},
 };
 #define NWL (int)(sizeof wls / sizeof wls[0])
 
@@ -126,6 +129,13 @@ static int setup(st_t *b, double *flops, char *err, size_t errlen)
         train_config_default(&c);
         c.method = TM_MKD;
         c.iters = 1000;
+        if (wl->hw != c.size) {  /* the small variant: every width from wl->size */
+            c.size = wl->hw;
+            c.batch = wl->n;
+            c.seg_width = c.ngf = c.ndf = wl->size;
+            c.ngen_blocks = 2;
+            c.spacing = 0;
+        }
         for (int k = 0; k < 2; k++) {
             int ns = 16;
             size_t m = (size_t)ns * c.size * c.size;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/prepare.sh [BUILD]: run HERE (the build machine, no GPU needed) before a session
-# with a lent GPU machine. It builds the two engine-only CUDA binaries and packs them, with
+# with a lent GPU machine. It builds the two engine-only CUDA binaries and the mkdseg binary
+# (for the end-to-end `mkdseg segment` timing) and packs them, with
 # every runtime library they need that the GPU machine lacks (oneDNN, jansson, Criterion and
 # its dependencies, libgomp...), into debs/gpu.tar.xz (debs/ is git-ignored; carry it).
 #
@@ -14,12 +15,12 @@
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."
-make -j2 --no-print-directory "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench"
+make -j2 --no-print-directory "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench" "$BUILD/mkdseg"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/gpu/bin" "$stage/gpu/lib" debs
-cp "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench" "$stage/gpu/bin/"
-for b in "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench"; do
+cp "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench" "$BUILD/mkdseg" "$stage/gpu/bin/"
+for b in "$BUILD/tests/cuda" "$BUILD/tests/cuda-bench" "$BUILD/mkdseg"; do
   ldd "$b" | awk '/=> \//{print $3}'
 done | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
