@@ -28,7 +28,7 @@ as nn_params_set_frozen; gradients still flow through frozen networks into their
 
   trainer_step       nn_adam_set_lr on both segmentor optimisers   -> param_group['lr'] = ...
   1  sample_batch x2 (prep_augment per slice, nn_tensor_from/nn_labels_from uploads)
-                                                                    -> _sample(): the same
+                                                                    -> sample(): the same
   2  train_only(G_a2t)
      fake_t = G_a2t(xa)                       grad                  -> g_a2t(xa)
      adv = lsgan(D_t(fake_t), 1)              through frozen D_t    -> tm.lsgan_loss
