@@ -10,10 +10,14 @@ of each (tests/golden/torch_models.py on the GPU, cudnn.benchmark on, the same w
 repetitions, torch.cuda.synchronize() closing each repetition). TF32 is off for both unless
 --tf32 (mkdseg: MKDSEG_CUDA_TF32=1; PyTorch: allow_tf32 for cuDNN and matmul). Writes
 DIR/bench.json (a list of {workload, mkdseg_ms, torch_ms, ratio, tflops, tf32, device}) and
-DIR/bench.md (the table). The mkd iteration has no PyTorch peer here (torch_ms null).
+DIR/bench.md (the table). The mkd iteration's peer is tests/gpu/torch_mkd.py (make_mkd_step:
+the same six networks, passes, losses, freezing, Adam steps, image pools and host reads as
+engine/train/trainer.c step_mkd, with the per-slice host augmentation; its docstring lists the
+correspondence and what differs).
 Uses the python3 that has torch (the lent machine's); any python3 >= 3.8 for the mkdseg part.
 """
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -30,6 +34,7 @@ TORCH = {
     'gen_fwd_bwd': ('gen', 64, 1, 256, 'fwdbwd'),
     'disc_fwd_bwd': ('disc', 64, 1, 256, 'fwdbwd'),
     'seg16_train_128': ('seg', 16, 1, 128, 'train'),
+    'mkd_iter_b8': ('mkd', 32, 8, 256, 'train'),     # size: segmentor width (torch_mkd.py)
     'seg_infer_512_b8': ('seg', 32, 8, 512, 'infer'),
 }
 
@@ -70,12 +75,19 @@ def run_torch(wl, warmup, reps, tf32):
     dev = torch.device('cuda')
     net_kind, size, n, hw, mode = TORCH[wl]
     torch.manual_seed(0)
-    net = {'seg': lambda: tm.Segmentor(size, 8), 'gen': lambda: tm.Generator(size, 9),
-           'disc': lambda: tm.Discriminator(size)}[net_kind]()
-    tm.init_cyclegan(net)
-    net = net.to(dev)
-    x = torch.randn(n, 1, hw, hw, device=dev)
-    if mode == 'infer':
+    net = x = None
+    if net_kind != 'mkd':
+        net = {'seg': lambda: tm.Segmentor(size, 8), 'gen': lambda: tm.Generator(size, 9),
+               'disc': lambda: tm.Discriminator(size)}[net_kind]()
+        tm.init_cyclegan(net)
+        net = net.to(dev)
+        x = torch.randn(n, 1, hw, hw, device=dev)
+    if net_kind == 'mkd':
+        # one full mkd iteration (six networks; the trainer's host reads and writes included)
+        sys.path.insert(0, here)
+        import torch_mkd
+        step = torch_mkd.make_mkd_step(dev, batch=n, size=hw, seg_width=size)
+    elif mode == 'infer':
         net.eval()
 
         def step():
@@ -112,7 +124,8 @@ def run_torch(wl, warmup, reps, tf32):
         step()
         torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) * 1e3)
-    del net, x
+    del net, x, step
+    gc.collect()
     torch.cuda.empty_cache()
     return median(times), torch.__version__, torch.cuda.get_device_name(0)
 
