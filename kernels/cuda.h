@@ -27,6 +27,8 @@ int nn_cuda_device_count(void);
 /* "NVIDIA H100 80GB HBM3, cc 9.0, cuDNN 91900" or a reason there is none; a static
  * string. */
 const char *nn_cuda_device_describe(void);
+/* MKDSEG_CUDA_PROFILE=1: forget what the profile holds (e.g. after a warm-up). */
+void nn_cuda_profile_reset(void);
 /* Host memory for records (engine/nn/nn_core.c; see nn_internal.h). */
 void *nn_ctx_meta(nn_ctx *ctx, size_t bytes);
 
@@ -83,6 +85,9 @@ int cuda_batch_norm_bwd(nn_ctx *ctx, nn_node *nd);
 int cuda_eltwise_fwd(nn_ctx *ctx, nn_node *nd);
 int cuda_eltwise_bwd(nn_ctx *ctx, nn_node *nd);
 int cuda_act_inplace(nn_ctx *ctx, float *y, size_t n, int act, float slope);
+/* y = act(y + b[c]) over [.., C, hw] planes in one pass (b may be NULL: act alone). */
+int cuda_bias_act_inplace(nn_ctx *ctx, float *y, size_t n, size_t hw, int C, const float *b,
+                          int act, float slope);
 
 /* cuda_shape.cu: padding, pooling, concat, resize */
 int cuda_shape_fwd(nn_ctx *ctx, nn_node *nd);

@@ -26,9 +26,62 @@ static void cu_free(void *p)
         cudaFree(p);
 }
 
+/* Small uploads (a backward pass's seed gradient, a few parameters) go through a ring of
+ * pinned staging slots and cudaMemcpyAsync, so they do not wait for the device: a copy from
+ * pageable memory first synchronises the stream. A slot is reused once the event recorded
+ * after its copy has passed. Larger uploads (batches of images) copy synchronously. */
+#define UP_SLOTS 32
+#define UP_SLOT_BYTES 65536
+static pthread_mutex_t g_up_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *g_up_host;              /* UP_SLOTS x UP_SLOT_BYTES, pinned */
+static cudaEvent_t g_up_ev[UP_SLOTS];
+static int g_up_used[UP_SLOTS], g_up_next, g_up_state;   /* state: 0 untried, 1 ok, -1 off */
+
+static int up_ring_init(void)
+{
+    if (g_up_state)
+        return g_up_state > 0;
+    g_up_state = -1;
+    if (cudaMallocHost((void **)&g_up_host, (size_t)UP_SLOTS * UP_SLOT_BYTES) != cudaSuccess) {
+        cudaGetLastError();
+        g_up_host = NULL;
+        return 0;
+    }
+    for (int k = 0; k < UP_SLOTS; k++)
+        if (cudaEventCreateWithFlags(&g_up_ev[k], cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError();
+            return 0;
+        }
+    g_up_state = 1;
+    return 1;
+}
+
 static void cu_upload(void *dst, const void *host, size_t n)
 {
-    if (n && cudaMemcpy(dst, host, n, cudaMemcpyHostToDevice) != cudaSuccess)
+    if (!n)
+        return;
+    if (n <= UP_SLOT_BYTES) {
+        pthread_mutex_lock(&g_up_lock);
+        if (up_ring_init()) {
+            int k = g_up_next;
+            g_up_next = (g_up_next + 1) % UP_SLOTS;
+            if (g_up_used[k])
+                cudaEventSynchronize(g_up_ev[k]);
+            char *slot = g_up_host + (size_t)k * UP_SLOT_BYTES;
+            memcpy(slot, host, n);
+            cudaError_t e = cudaMemcpyAsync(dst, slot, n, cudaMemcpyHostToDevice, 0);
+            if (e == cudaSuccess)
+                e = cudaEventRecord(g_up_ev[k], 0);
+            g_up_used[k] = 1;
+            pthread_mutex_unlock(&g_up_lock);
+            if (e != cudaSuccess)
+                fprintf(stderr, "cuda: upload of %zu bytes failed: %s\n", n,
+                        cudaGetErrorString(cudaGetLastError()));
+            return;
+        }
+        pthread_mutex_unlock(&g_up_lock);
+    }
+    if (cudaMemcpy(dst, host, n, cudaMemcpyHostToDevice) != cudaSuccess)
         fprintf(stderr, "cuda: upload of %zu bytes failed: %s\n", n,
                 cudaGetErrorString(cudaGetLastError()));
 }
@@ -207,12 +260,22 @@ static void prof_add(const char *key, double ms)
             break;
     if (i == n && n < (int)(sizeof g_prof / sizeof g_prof[0])) {
         snprintf(g_prof[i].key, sizeof g_prof[i].key, "%s", key);
+        g_prof[i].ms = 0;
+        g_prof[i].calls = 0;
         g_nprof++;
     }
     if (i < (int)(sizeof g_prof / sizeof g_prof[0])) {
         g_prof[i].ms += ms;
         g_prof[i].calls++;
     }
+    pthread_mutex_unlock(&g_prof_lock);
+}
+
+extern "C" void nn_cuda_profile_reset(void)
+{
+    pthread_mutex_lock(&g_prof_lock);
+    if (g_nprof > 0)
+        g_nprof = 1;
     pthread_mutex_unlock(&g_prof_lock);
 }
 

@@ -15,7 +15,8 @@
  * Per shape, a cache entry holds the descriptors and, per direction, the algorithm chosen
  * on first use: by default the fastest that cuDNN measured (cudnnFind*, as PyTorch's
  * cudnn.benchmark), with MKDSEG_CUDA_ALGO=heuristic the first in cuDNN's heuristic order;
- * in both cases within the workspace bound and with FMA math unless MKDSEG_CUDA_TF32=1. The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 256);
+ * in both cases within the workspace bound and with FMA math unless MKDSEG_CUDA_TF32=1.
+ * The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 1024);
  * the workspace is one buffer per context grown to the largest chosen algorithm's need. */
 #include "cuda.h"
 
@@ -78,8 +79,8 @@ static geom geometry(const nn_node *nd)
 static size_t ws_limit(void)
 {
     const char *s = getenv("MKDSEG_CUDA_WORKSPACE_MB");
-    long mb = s ? atol(s) : 256;
-    return (size_t)(mb > 0 ? mb : 256) << 20;
+    long mb = s ? atol(s) : 1024;
+    return (size_t)(mb > 0 ? mb : 1024) << 20;
 }
 
 static int tf32_allowed(void)
@@ -423,13 +424,15 @@ int cuda_conv_fwd(nn_ctx *ctx, nn_node *nd)
         return -1;
     if (g.transposed ? conv_bwd_data(ctx, s, e, w, x, y, 0.0f) : conv_fwd(ctx, s, e, x, w, y, 0.0f))
         return -1;
-    if (b) {
+    if (nd->op == NN_OP_CONV2D_FUSED) {
+        /* bias and activation in one pass over the output */
+        if (cuda_bias_act_inplace(ctx, y, nn_numel(nd->out), (size_t)g.OH * g.OW, g.OC, b,
+                                  nd->i[3], nd->f[1]))
+            return -1;
+    } else if (b) {
         /* conv2d: bias over the conv output (yd); transposed: over the node output (xd) */
         DNN(cudnnAddTensor(s->dnn, &one, e->bd, b, &one, g.transposed ? e->xd : e->yd, y));
     }
-    if (nd->op == NN_OP_CONV2D_FUSED &&
-        cuda_act_inplace(ctx, y, nn_numel(nd->out), nd->i[3], nd->f[1]))
-        return -1;
     return cuda_check(ctx, nn_op_name(nd->op));
 fail:
     return -1;

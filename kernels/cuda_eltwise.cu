@@ -101,11 +101,31 @@ static __global__ void k_softmax_bwd(const float *y, const float *gy, float *g, 
     }
 }
 
+/* y = act(y + b[channel]) in one pass (the fused convolution's epilogue); 32-bit indices */
+static __global__ void k_bias_act(int e, float *y, const float *b, unsigned hw, unsigned C,
+                                  unsigned n, float f)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        float v = y[i] + b[(i / hw) % C];
+        y[i] = e < 0 ? v : act_f(e, v, f);
+    }
+}
+
 int cuda_act_inplace(nn_ctx *ctx, float *y, size_t n, int act, float slope)
+{
+    return cuda_bias_act_inplace(ctx, y, n, 0, 0, NULL, act, slope);
+}
+
+int cuda_bias_act_inplace(nn_ctx *ctx, float *y, size_t n, size_t hw, int C, const float *b,
+                          int act, float slope)
 {
     int e;
     switch (act) {
-    case NN_ACT_NONE: return 0;
+    case NN_ACT_NONE:
+        e = -1;
+        if (!b)
+            return 0;
+        break;
     case NN_ACT_RELU: e = E_RELU; break;
     case NN_ACT_LEAKY_RELU: e = E_LEAKY; break;
     case NN_ACT_TANH: e = E_TANH; break;
@@ -114,7 +134,16 @@ int cuda_act_inplace(nn_ctx *ctx, float *y, size_t n, int act, float slope)
         nn_ctx_fail(ctx, "cuda_eltwise: bad activation %d", act);
         return -1;
     }
-    k_act_fwd<<<cuda_blocks(n), CUDA_THREADS>>>(e, y, y, n, slope);
+    if (b && n < (size_t)1 << 31)
+        k_bias_act<<<cuda_blocks(n), CUDA_THREADS>>>(e, y, b, (unsigned)hw, (unsigned)C,
+                                                     (unsigned)n, slope);
+    else {
+        if (b) {
+            nn_ctx_fail(ctx, "cuda_eltwise: bias epilogue over %zu elements", n);
+            return -1;
+        }
+        k_act_fwd<<<cuda_blocks(n), CUDA_THREADS>>>(e, y, y, n, slope);
+    }
     return cuda_check(ctx, "activation");
 }
 

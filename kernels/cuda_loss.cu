@@ -6,8 +6,9 @@
  *   acc[0] numerator sum, acc[1] denominator (CE: sum of weights; others: the count),
  *   acc[2] number of out-of-range labels (CE, Dice), acc[3..3+3K) Dice I, P, G per class.
  * The backward reads the upstream gradient and acc on the device: no host round trip.
- * The label check is the one host synchronisation: CE and Dice download the bad-label count
- * so that a bad label fails the op as on the CPU. */
+ * The label check fails CE and Dice on a bad label as on the CPU, without a host
+ * synchronisation for labels uploaded from the host (their range is known there); other
+ * label tensors download the kernel's bad-label count. */
 #include "cuda.h"
 
 #include <math.h>
@@ -225,12 +226,21 @@ static __global__ void k_lsgan_bwd(const float *a, float tgt, size_t n, const fl
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
-/* 1 when every label was in 0..K-1; 0 with the error recorded otherwise */
-static int labels_ok(nn_ctx *ctx, const double *acc, int K)
+/* 1 when every label was in 0..K-1; 0 with the error recorded otherwise. Labels uploaded
+ * from the host carry their range (nn_labels_from): checked here without touching the
+ * device. Otherwise the kernel's bad-label count is downloaded (a wait for the device). */
+static int labels_ok(nn_ctx *ctx, const nn_tensor *lab, const double *acc, int K)
 {
     double bad = 0;
     if (cuda_check(ctx, "loss"))
         return 0;
+    if (lab->lab_known) {
+        if (lab->lab_lo >= 0 && lab->lab_hi < K)
+            return 1;
+        nn_ctx_fail(ctx, "loss: labels %d..%d are outside 0..%d", (int)lab->lab_lo,
+                    (int)lab->lab_hi, K - 1);
+        return 0;
+    }
     cudaError_t e = cudaMemcpy(&bad, acc + 2, sizeof bad, cudaMemcpyDeviceToHost);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -261,14 +271,14 @@ int cuda_loss_fwd(nn_ctx *ctx, nn_node *nd)
         k_ce_fwd<<<red_blocks((size_t)x->n * hw), NB>>>(
             nn_f32(x), (const int32_t *)nd->in[1]->data, nd->in[2] ? nn_f32(nd->in[2]) : NULL,
             x->n, K, hw, acc);
-        if (!labels_ok(ctx, acc, K))
+        if (!labels_ok(ctx, nd->in[1], acc, K))
             return -1;
         k_finish<<<1, 1>>>(F_CE, acc, 0, K, 0, 0, out);
         break;
     case NN_OP_LOSS_DICE: {
         dim3 grid(red_blocks((size_t)x->n * hw), (unsigned)K);
         k_dice_fwd<<<grid, NB>>>(nn_f32(x), (const int32_t *)nd->in[1]->data, x->n, K, hw, acc);
-        if (!labels_ok(ctx, acc, K))
+        if (!labels_ok(ctx, nd->in[1], acc, K))
             return -1;
         k_finish<<<1, 1>>>(F_DICE, acc, 0, K, nd->i[0], nd->f[0], out);
         break;

@@ -2,10 +2,12 @@
  * engine/nn/cpu/cpu_norm.c; same formulas, statistics in double).
  *
  * Groups of HW-planes: instance norm one plane (n, c) per group, batch norm the N planes
- * of channel c. One thread block per group reduces in double (two passes for the variance,
- * as the CPU). saved (device memory): float mean[G], invstd[G]. Backward: one block per
- * group for sum dy and sum dy * xhat (double, in arena scratch), then one thread per
- * channel for dgamma/dbeta and one per element for dx. */
+ * of channel c. Statistics: each group is split into S parts (enough blocks for every SM),
+ * each block sums x and x^2 of its part in double, and one thread per group adds the parts
+ * (variance E[x^2] - mean^2 in double: the float inputs' cancellation stays far below float
+ * resolution). saved (device memory): float mean[G], invstd[G]. Backward: the same split for
+ * sum dy and sum dy (x - mean), then one thread per channel for dgamma/dbeta and one per
+ * element for dx. A momentum of 0 leaves the running statistics untouched. */
 #include "cuda.h"
 
 #define NB 256               /* threads per reduction block (power of two) */
@@ -24,39 +26,117 @@ static __device__ double block_sum(double v, double *sh)
     return r;
 }
 
-/* element j of group g: planes of group g are (bn ? n*C + g : g) for n < P */
-static __device__ __forceinline__ size_t gidx(int bn, int C, int g, size_t hw, size_t j)
+/* Element j (< P hw) of group g: the planes of group g are (bn ? n*C + g : g) for n < P.
+ * 32-bit index arithmetic when the group fits (every realistic shape), 64-bit otherwise. */
+template <typename I>
+static __device__ __forceinline__ size_t gidx(int bn, int C, int g, I hw, I j)
 {
-    size_t n = j / hw, k = j % hw;
-    return (bn ? (n * C + g) : (size_t)g) * hw + k;
+    I n = j / hw, k = j - n * hw;
+    return (bn ? ((size_t)n * C + g) : (size_t)g) * (size_t)hw + k;
 }
 
-/* training statistics: mean, invstd per group; batch norm also updates rm/rv */
-static __global__ void k_stats(const float *x, int bn, int C, int P, size_t hw, float eps,
-                               float *mean, float *invstd, float *rm, float *rv, float mom)
+/* Partial sums over part b (blockIdx.y of S) of group g (blockIdx.x): sum x and sum x^2
+ * (forward, dy == NULL), or sum dy and sum dy (x - mean) (backward); double accumulation.
+ * part[(g S + b) 2 + {0, 1}]. Splitting a group over S blocks keeps every SM busy when the
+ * groups are few and large (batch norm: C groups of N H W elements). */
+template <typename I>
+static __global__ void k_partial(const float *x, const float *dy, const float *mean, int bn,
+                                 int C, int P, I hw, double *part)
 {
     __shared__ double sh[NB];
-    int g = blockIdx.x;
-    size_t cnt = hw * P;
-    double s = 0;
-    for (size_t j = threadIdx.x; j < cnt; j += NB)
-        s += (double)x[gidx(bn, C, g, hw, j)];
-    double m = block_sum(s, sh) / (double)cnt;
-    double s2 = 0;
-    for (size_t j = threadIdx.x; j < cnt; j += NB) {
-        double d = (double)x[gidx(bn, C, g, hw, j)] - m;
-        s2 += d * d;
-    }
-    double var = block_sum(s2, sh) / (double)cnt;
-    if (threadIdx.x == 0) {
-        mean[g] = (float)m;
-        invstd[g] = (float)(1.0 / sqrt(var + eps));
-        if (rm) {            /* running statistics, PyTorch style (unbiased variance) */
-            double c = (double)cnt;
-            rm[g] = (float)((1 - mom) * rm[g] + mom * m);
-            rv[g] = (float)((1 - mom) * rv[g] + mom * var * c / (c - 1));
+    int g = blockIdx.x, S = gridDim.y, b = blockIdx.y;
+    I cnt = hw * (I)P;
+    I per = (cnt + (I)S - 1) / (I)S, j0 = per * (I)b, j1 = j0 + per < cnt ? j0 + per : cnt;
+    double s1 = 0, s2 = 0;
+    if (!dy) {
+        for (I j = j0 + threadIdx.x; j < j1; j += NB) {
+            double v = (double)x[gidx<I>(bn, C, g, hw, j)];
+            s1 += v;
+            s2 += v * v;
+        }
+    } else {
+        double m = mean[g];
+        for (I j = j0 + threadIdx.x; j < j1; j += NB) {
+            size_t q = gidx<I>(bn, C, g, hw, j);
+            double d = (double)dy[q];
+            s1 += d;
+            s2 += d * ((double)x[q] - m);
         }
     }
+    s1 = block_sum(s1, sh);
+    s2 = block_sum(s2, sh);
+    if (threadIdx.x == 0) {
+        part[((size_t)g * S + b) * 2] = s1;
+        part[((size_t)g * S + b) * 2 + 1] = s2;
+    }
+}
+
+/* training statistics from the partial sums: mean, invstd per group; batch norm also updates
+ * rm/rv (skipped when the momentum is 0: the running statistics stay bit for bit) */
+static __global__ void k_stats_final(const double *part, int G, int S, double cnt, float eps,
+                                     float *mean, float *invstd, float *rm, float *rv, float mom)
+{
+    CUDA_FOR(g, G)
+    {
+        double s1 = 0, s2 = 0;
+        for (int b = 0; b < S; b++) {
+            s1 += part[((size_t)g * S + b) * 2];
+            s2 += part[((size_t)g * S + b) * 2 + 1];
+        }
+        double m = s1 / cnt, var = s2 / cnt - m * m;
+        if (var < 0)
+            var = 0;
+        mean[g] = (float)m;
+        invstd[g] = (float)(1.0 / sqrt(var + eps));
+        if (rm && mom != 0.0f) {  /* running statistics, PyTorch style (unbiased variance) */
+            rm[g] = (float)((1 - mom) * rm[g] + mom * m);
+            rv[g] = (float)((1 - mom) * rv[g] + mom * var * cnt / (cnt - 1));
+        }
+    }
+}
+
+/* backward sums from the partials: sdy = sum dy, sdyx = invstd * sum dy (x - mean) */
+static __global__ void k_bwd_final(const double *part, int G, int S, const float *invstd,
+                                   double *sdy, double *sdyx)
+{
+    CUDA_FOR(g, G)
+    {
+        double a = 0, b = 0;
+        for (int k = 0; k < S; k++) {
+            a += part[((size_t)g * S + k) * 2];
+            b += part[((size_t)g * S + k) * 2 + 1];
+        }
+        sdy[g] = a;
+        sdyx[g] = b * invstd[g];
+    }
+}
+
+/* parts per group: about 4 blocks per SM over all groups, at least 4096 elements a part */
+static int parts(int G, size_t cnt)
+{
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0, v = 0;
+        cudaGetDevice(&dev);
+        if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            cudaGetLastError();
+        sms = v > 0 ? v : 80;
+    }
+    size_t want = ((size_t)sms * 4 + G - 1) / G;
+    size_t most = (cnt + 4095) / 4096;
+    size_t S = want < most ? want : most;
+    return S < 1 ? 1 : S > 1024 ? 1024 : (int)S;
+}
+
+/* part sums of every group into part (double[G S 2] scratch) */
+static void launch_partial(const float *x, const float *dy, const float *mean, int bn, int C,
+                           int P, size_t hw, int G, int S, double *part)
+{
+    dim3 grid((unsigned)G, (unsigned)S);
+    if (hw * (size_t)P < (size_t)1 << 31)
+        k_partial<unsigned><<<grid, NB>>>(x, dy, mean, bn, C, P, (unsigned)hw, part);
+    else
+        k_partial<size_t><<<grid, NB>>>(x, dy, mean, bn, C, P, hw, part);
 }
 
 /* eval statistics from the running buffers */
@@ -70,39 +150,18 @@ static __global__ void k_eval_stats(const float *rm, const float *rv, int C, flo
     }
 }
 
-static __global__ void k_apply(const float *x, float *y, int bn, int C, size_t hw, size_t n,
+template <typename I>
+static __global__ void k_apply(const float *x, float *y, int bn, int C, I hw, I n,
                                const float *mean, const float *invstd, const float *ga,
                                const float *be)
 {
-    CUDA_FOR(j, n)
+    for (I j = (I)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (I)blockDim.x * gridDim.x)
     {
-        size_t pc = j / hw;
+        I pc = j / hw;
         int c = (int)(pc % C), g = bn ? c : (int)pc;
         float sc = invstd[g] * (ga ? ga[c] : 1.0f);
         float sf = (be ? be[c] : 0.0f) - mean[g] * sc;
         y[j] = x[j] * sc + sf;
-    }
-}
-
-/* per group: sdy = sum dy, sdyx = invstd * sum dy (x - mean) */
-static __global__ void k_bwd_sums(const float *x, const float *dy, int bn, int C, int P,
-                                  size_t hw, const float *mean, const float *invstd, double *sdy,
-                                  double *sdyx)
-{
-    __shared__ double sh[NB];
-    int g = blockIdx.x;
-    size_t cnt = hw * P;
-    double m = mean[g], a = 0, b = 0;
-    for (size_t j = threadIdx.x; j < cnt; j += NB) {
-        size_t q = gidx(bn, C, g, hw, j);
-        a += (double)dy[q];
-        b += (double)dy[q] * ((double)x[q] - m);
-    }
-    a = block_sum(a, sh);
-    b = block_sum(b, sh);
-    if (threadIdx.x == 0) {
-        sdy[g] = a;
-        sdyx[g] = b * invstd[g];
     }
 }
 
@@ -121,14 +180,15 @@ static __global__ void k_affine_grad(const double *s, int bn, int N, int C, floa
     }
 }
 
-static __global__ void k_dx(const float *x, const float *dy, float *gx, int bn, int C, size_t hw,
-                            size_t n, double cnt, int training, const float *mean,
+template <typename I>
+static __global__ void k_dx(const float *x, const float *dy, float *gx, int bn, int C, I hw,
+                            I n, double cnt, int training, const float *mean,
                             const float *invstd, const float *ga, const double *sdy,
                             const double *sdyx, int acc)
 {
-    CUDA_FOR(j, n)
+    for (I j = (I)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (I)blockDim.x * gridDim.x)
     {
-        size_t pc = j / hw;
+        I pc = j / hw;
         int c = (int)(pc % C), g = bn ? c : (int)pc;
         float gam = ga ? ga[c] : 1.0f, m = mean[g], is = invstd[g];
         float k = gam * is;
@@ -151,16 +211,26 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
     if (!sv)
         return -1;
     float *mean = sv, *invstd = sv + G;
-    if (training)
-        k_stats<<<G, NB>>>(nn_f32(x), bn, C, P, hw, eps, mean, invstd,
-                           bn ? nn_f32(nd->in[3]) : NULL, bn ? nn_f32(nd->in[4]) : NULL,
-                           bn ? nd->f[0] : 0.0f);
-    else
+    if (training) {
+        int S = parts(G, hw * P);
+        double *part = (double *)nn_ctx_scratch(ctx, (size_t)G * S * 2 * sizeof(double));
+        if (!part)
+            return -1;
+        launch_partial(nn_f32(x), NULL, NULL, bn, C, P, hw, G, S, part);
+        k_stats_final<<<cuda_blocks((size_t)G), CUDA_THREADS>>>(
+            part, G, S, (double)hw * P, eps, mean, invstd, bn ? nn_f32(nd->in[3]) : NULL,
+            bn ? nn_f32(nd->in[4]) : NULL, bn ? nd->f[0] : 0.0f);
+    } else
         k_eval_stats<<<cuda_blocks((size_t)C), CUDA_THREADS>>>(
             nn_f32(nd->in[3]), nn_f32(nd->in[4]), C, eps, mean, invstd);
-    k_apply<<<cuda_blocks(n), CUDA_THREADS>>>(nn_f32(x), nn_f32(nd->out), bn, C, hw, n, mean,
-                                              invstd, gamma ? nn_f32(gamma) : NULL,
-                                              beta ? nn_f32(beta) : NULL);
+    if (n < (size_t)1 << 31)
+        k_apply<unsigned><<<cuda_blocks(n), CUDA_THREADS>>>(
+            nn_f32(x), nn_f32(nd->out), bn, C, (unsigned)hw, (unsigned)n, mean, invstd,
+            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL);
+    else
+        k_apply<size_t><<<cuda_blocks(n), CUDA_THREADS>>>(
+            nn_f32(x), nn_f32(nd->out), bn, C, hw, n, mean, invstd,
+            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL);
     nd->saved = sv;
     return cuda_check(ctx, bn ? "batch_norm" : "instance_norm");
 }
@@ -177,7 +247,12 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
     if (!sdy)
         return -1;
     double *sdyx = sdy + G;
-    k_bwd_sums<<<G, NB>>>(nn_f32(x), dy, bn, C, P, hw, mean, invstd, sdy, sdyx);
+    int S = parts(G, hw * P);
+    double *part = (double *)nn_ctx_scratch(ctx, (size_t)G * S * 2 * sizeof(double));
+    if (!part)
+        return -1;
+    launch_partial(nn_f32(x), dy, mean, bn, C, P, hw, G, S, part);
+    k_bwd_final<<<cuda_blocks((size_t)G), CUDA_THREADS>>>(part, G, S, invstd, sdy, sdyx);
     if (gamma && gamma->requires_grad) {
         float *gg = nn_grad_acquire(ctx, gamma, &acc);
         if (!gg)
@@ -194,9 +269,14 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
         float *gx = nn_grad_acquire(ctx, x, &acc);
         if (!gx)
             return -1;
-        k_dx<<<cuda_blocks(n), CUDA_THREADS>>>(nn_f32(x), dy, gx, bn, C, hw, n,
-                                               (double)hw * P, training, mean, invstd,
-                                               gamma ? nn_f32(gamma) : NULL, sdy, sdyx, acc);
+        if (n < (size_t)1 << 31)
+            k_dx<unsigned><<<cuda_blocks(n), CUDA_THREADS>>>(
+                nn_f32(x), dy, gx, bn, C, (unsigned)hw, (unsigned)n, (double)hw * P, training,
+                mean, invstd, gamma ? nn_f32(gamma) : NULL, sdy, sdyx, acc);
+        else
+            k_dx<size_t><<<cuda_blocks(n), CUDA_THREADS>>>(
+                nn_f32(x), dy, gx, bn, C, hw, n, (double)hw * P, training, mean, invstd,
+                gamma ? nn_f32(gamma) : NULL, sdy, sdyx, acc);
     }
     return cuda_check(ctx, bn ? "batch_norm backward" : "instance_norm backward");
 }

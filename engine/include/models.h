@@ -82,11 +82,15 @@ void       segmentor_free(segmentor *s);
  * 0.95 (tests/golden/torch_models.py, same data, PyTorch). Returns 0 or -1. */
 int        segmentor_init(segmentor *s, nn_rng *r);
 /* Logits [N, classes, H, W] of x [N, in_ch, H, W], H and W multiples of 16.
- * training = 1: BN uses batch statistics and updates the running ones; 0: running ones. */
+ * training = 1: BN uses batch statistics and updates the running ones; 0: running ones;
+ * SEGMENTOR_BATCH_STATS: batch statistics, running ones left untouched (a segmentor held
+ * fixed while gradients pass through it: the trainer's step 2). */
+#define SEGMENTOR_BATCH_STATS 2
 nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int training);
 /* Eval-mode logits [N, classes, H, W] of x [N, in_ch, H, W], equal to
- * segmentor_forward(s, ctx, x, 0), with memory bounded by one sample: samples run one at a
- * time and each residual block in an nn_ctx scope, so only the U-Net's skip tensors of the
+ * segmentor_forward(s, ctx, x, 0), with memory bounded by one sample: on the CPU samples run
+ * one at a time (on a device backend the batch runs at once) and each residual block in an
+ * nn_ctx scope, so only the U-Net's skip tensors of the
  * current sample and the result stay in ctx's arena. Runs in no_grad mode whatever ctx's
  * setting (restored after); for gradients use segmentor_forward. NULL on error (in ctx). */
 nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);

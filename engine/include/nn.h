@@ -178,6 +178,8 @@ typedef struct nn_tensor {
     nn_node *node;           /* the tape node that produced it, NULL for leaves */
     nn_param *param;         /* the parameter it belongs to, NULL otherwise */
     const nn_backend *be;    /* whose memory data/grad live in */
+    int lab_known;           /* NN_I32 from the host: lab_lo..lab_hi is the range of its values */
+    int32_t lab_lo, lab_hi;  /* (device backends check label ranges without a download) */
 } nn_tensor;
 
 static inline size_t nn_numel(const nn_tensor *t)
@@ -326,7 +328,8 @@ nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tens
  * NULL. rmean/rvar: C-element buffers (running statistics).
  * training = 1: normalise with the batch mean and biased variance and update, in the
  *   forward pass, rmean = (1-m) rmean + m mean, rvar = (1-m) rvar + m var_unbiased
- *   (PyTorch: momentum m = 0.1, unbiased var uses N*H*W-1).
+ *   (PyTorch: momentum m = 0.1, unbiased var uses N*H*W-1); momentum 0 leaves rmean/rvar
+ *   untouched (batch statistics without tracking).
  * training = 0: normalise with rmean/rvar (eval); gradients still flow to x, gamma, beta. */
 nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                          nn_tensor *rmean, nn_tensor *rvar, int training,

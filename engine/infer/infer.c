@@ -184,13 +184,24 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
         return -1;
     }
     int ntile = ny * nx, passes = o->tta ? 3 : 1;
-    size_t tt = (size_t)T * T;
-    float *sl = malloc(sizeof(float) * (size_t)(f.w * f.h)), *rs = malloc(sizeof(float) * (size_t)(rw * rh));
-    float *tiles = malloc(sizeof(float) * ntile * tt), *probs = malloc(sizeof(float) * ntile * K * tt);
-    float *ptmp = malloc(sizeof(float) * ntile * K * tt);
-    float *acc = malloc(sizeof(float) * K * (size_t)(rw * rh)), *wsum = malloc(sizeof(float) * (size_t)(rw * rh));
-    float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * K * (size_t)(f.w * f.h));
-    uint8_t *lab = malloc((size_t)(f.w * f.h));
+    /* Slices per network call: the CPU takes one slice at a time (memory of one slice);
+     * a GPU backend takes several, so each call fills the device (a 256x256 tile alone
+     * leaves most of an H100 idle), and the slices' preparation and post-processing run
+     * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
+    int SB = 1;
+    if (strcmp(nn_backend_name(m->be), "cpu") != 0) {
+        const char *e = getenv("MKDSEG_INFER_TILES");
+        int cap = e && atoi(e) > 0 ? atoi(e) : 16;
+        SB = cap / ntile > 1 ? cap / ntile : 1;
+        if (SB > f.nslices) SB = f.nslices > 0 ? (int)f.nslices : 1;
+    }
+    size_t tt = (size_t)T * T, nsl = (size_t)(f.w * f.h), nrs = (size_t)(rw * rh);
+    float *sl = malloc(sizeof(float) * nsl * SB), *rs = malloc(sizeof(float) * nrs * SB);
+    float *tiles = malloc(sizeof(float) * ntile * tt * SB), *probs = malloc(sizeof(float) * ntile * K * tt * SB);
+    float *ptmp = malloc(sizeof(float) * ntile * K * tt * SB);
+    float *acc = malloc(sizeof(float) * K * nrs * SB), *wsum = malloc(sizeof(float) * nrs * SB);
+    float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * K * nsl * SB);
+    uint8_t *lab = malloc(nsl * SB);
     nn_ctx *ctx = nn_ctx_new(m->be, 0, err, errlen);
     int rc = -1;
     if (!ctx) goto done;
@@ -200,41 +211,56 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     }
     nn_ctx_set_grad_enabled(ctx, 0);
     prep_gaussian_weights(T, gw);
-    for (int64_t s = 0; s < f.nslices; s++) {
-        prep_slice_get(g, &f, image->data, s, sl);
-        prep_norm_apply(&m->norm, &st, sl, f.h * f.w);
-        prep_resize_linear(sl, 1, f.h, f.w, rs, rh, rw);
-        memset(acc, 0, sizeof(float) * K * (size_t)(rw * rh));
-        memset(wsum, 0, sizeof(float) * (size_t)(rw * rh));
+    for (int64_t s0 = 0; s0 < f.nslices; s0 += SB) {
+        const int nb = f.nslices - s0 < SB ? (int)(f.nslices - s0) : SB;
+#pragma omp parallel for if (nb > 1) schedule(static, 1)
+        for (int j = 0; j < nb; j++) {
+            float *slj = sl + nsl * j, *rsj = rs + nrs * j;
+            prep_slice_get(g, &f, image->data, s0 + j, slj);
+            prep_norm_apply(&m->norm, &st, slj, f.h * f.w);
+            prep_resize_linear(slj, 1, f.h, f.w, rsj, rh, rw);
+            memset(acc + K * nrs * j, 0, sizeof(float) * K * nrs);
+            memset(wsum + nrs * j, 0, sizeof(float) * nrs);
+        }
         for (int pass = 0; pass < passes; pass++) {
             int lr = pass == 1, ud = pass == 2;
-            for (int a = 0; a < ny; a++)
-                for (int b = 0; b < nx; b++) {
-                    float *tile = tiles + (size_t)(a * nx + b) * tt;
-                    prep_tile_get(rs, rh, rw, py[a], px[b], T, -1.0f, tile);
-                    flip(tile, 1, T, lr, ud);
-                }
+            for (int j = 0; j < nb; j++)
+                for (int a = 0; a < ny; a++)
+                    for (int b = 0; b < nx; b++) {
+                        float *tile = tiles + ((size_t)j * ntile + a * nx + b) * tt;
+                        prep_tile_get(rs + nrs * j, rh, rw, py[a], px[b], T, -1.0f, tile);
+                        flip(tile, 1, T, lr, ud);
+                    }
+            /* a short last group runs at the full group size (the spare tiles hold -1, the
+             * background value): the device keeps the shapes it has tuned algorithms for */
+            for (size_t i = (size_t)nb * ntile * tt; i < (size_t)SB * ntile * tt; i++) tiles[i] = -1.0f;
             double tn = now_s();
-            if (run_tiles(m, ctx, tiles, ntile, o->member, probs, ptmp, err, errlen)) goto done;
+            if (run_tiles(m, ctx, tiles, SB * ntile, o->member, probs, ptmp, err, errlen)) goto done;
             t_net += now_s() - tn;
-            for (int i = 0; i < ntile; i++) {
-                float *p = probs + (size_t)i * K * tt;
-                flip(p, K, T, lr, ud);
-                prep_tile_accumulate(acc, wsum, K, rh, rw, py[i / nx], px[i % nx], T, p, gw);
-            }
+            for (int j = 0; j < nb; j++)
+                for (int i = 0; i < ntile; i++) {
+                    float *p = probs + ((size_t)j * ntile + i) * K * tt;
+                    flip(p, K, T, lr, ud);
+                    prep_tile_accumulate(acc + K * nrs * j, wsum + nrs * j, K, rh, rw, py[i / nx], px[i % nx], T, p, gw);
+                }
         }
         double tp = now_s();
-        for (int64_t c = 0; c < K; c++)
-            for (int64_t i = 0; i < rh * rw; i++) acc[c * rh * rw + i] /= wsum[i] > 0 ? wsum[i] : 1.0f;
-        prep_resize_linear(acc, K, rh, rw, back, f.h, f.w);
-        for (int64_t i = 0; i < f.h * f.w; i++) {
-            int best = 0;
-            float bv = back[i];
-            for (int c = 1; c < K; c++)
-                if (back[(size_t)c * f.h * f.w + i] > bv) { bv = back[(size_t)c * f.h * f.w + i]; best = c; }
-            lab[i] = (uint8_t)best;
+#pragma omp parallel for if (nb > 1) schedule(static, 1)
+        for (int j = 0; j < nb; j++) {
+            float *accj = acc + K * nrs * j, *wsj = wsum + nrs * j, *bk = back + K * nsl * j;
+            uint8_t *lb = lab + nsl * j;
+            for (int64_t c = 0; c < K; c++)
+                for (int64_t i = 0; i < rh * rw; i++) accj[c * rh * rw + i] /= wsj[i] > 0 ? wsj[i] : 1.0f;
+            prep_resize_linear(accj, K, rh, rw, bk, f.h, f.w);
+            for (int64_t i = 0; i < f.h * f.w; i++) {
+                int best = 0;
+                float bv = bk[i];
+                for (int c = 1; c < K; c++)
+                    if (bk[(size_t)c * f.h * f.w + i] > bv) { bv = bk[(size_t)c * f.h * f.w + i]; best = c; }
+                lb[i] = (uint8_t)best;
+            }
+            prep_slice_put_u8(g, &f, cls, s0 + j, lb);
         }
-        prep_slice_put_u8(g, &f, cls, s, lab);
         t_post += now_s() - tp;
     }
     rc = 0;

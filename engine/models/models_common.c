@@ -37,8 +37,9 @@ void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r)
 
 nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, int training)
 {
-    return nn_batch_norm(ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar, training,
-                         MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
+    /* training 2 (SEGMENTOR_BATCH_STATS): batch statistics, running ones untouched */
+    return nn_batch_norm(ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar, training != 0,
+                         training == 2 ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
 }
 
 int models_param_set(nn_params *p, const char *name, const float *data, size_t numel,

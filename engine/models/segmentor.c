@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int resblock_add(nn_params *p, const char *prefix, int cin, int cout,
                         models_resblock *rb, char *err, size_t errlen)
@@ -203,7 +204,9 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
                            "and H, W multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
     int was = nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *out = NULL;
-    if (x->n == 1) {
+    /* batch 1, or a device backend (memory is not the constraint there; batch 1 would leave
+     * most of a GPU idle): the whole batch in one pass */
+    if (x->n == 1 || strcmp(nn_backend_name(nn_ctx_backend(ctx)), "cpu") != 0) {
         nn_scope sc = nn_ctx_scope(ctx);
         out = nn_ctx_scope_end(ctx, sc, infer_one(s, ctx, x));
         nn_ctx_set_grad_enabled(ctx, was);

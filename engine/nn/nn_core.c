@@ -463,11 +463,27 @@ nn_tensor *nn_tensor_from(nn_ctx *ctx, int n, int c, int h, int w, const float *
     return t;
 }
 
+/* the range of labels uploaded from the host (a device backend's losses check it there) */
+static void label_range(nn_tensor *t, const int32_t *v)
+{
+    size_t n = nn_numel(t);
+    int32_t lo = n ? v[0] : 0, hi = n ? v[0] : 0;
+    for (size_t i = 1; i < n; i++) {
+        lo = v[i] < lo ? v[i] : lo;
+        hi = v[i] > hi ? v[i] : hi;
+    }
+    t->lab_lo = lo;
+    t->lab_hi = hi;
+    t->lab_known = 1;
+}
+
 nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
 {
     nn_tensor *t = nn_tensor_alloc(ctx, n, 1, h, w, NN_I32);
-    if (t)
+    if (t) {
         ctx->be->mem_upload(t->data, host, nn_numel(t) * 4);
+        label_range(t, host);
+    }
     return t;
 }
 
@@ -476,6 +492,8 @@ int nn_tensor_write(nn_tensor *t, const void *host)
     if (!t || !t->data || !t->be)
         return -1;
     t->be->mem_upload(t->data, host, nn_numel(t) * 4);
+    if (t->dtype == NN_I32)
+        label_range(t, host);
     return 0;
 }
 

@@ -34,6 +34,9 @@ int prep_augment(const prep_aug *a, prep_rng *rng, float *img, uint8_t *lab, int
     if (lab)
         memcpy(lsrc, lab, (size_t)n);
     double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0, c = cos(th), s = sin(th);
+    /* rows in parallel for large slices (every pixel is independent: same result with any
+     * thread count) */
+#pragma omp parallel for if (n >= 65536) schedule(static)
     for (int64_t y = 0; y < h; y++)
         for (int64_t x = 0; x < w; x++) {
             double dx = x - cx, dy = y - cy;

@@ -40,8 +40,6 @@ struct trainer {
     float *xt, *xa, *tmp;          /* host batches [2B, S, S] (joint uses 2B) */
     int32_t *yt, *ya;
     uint8_t *u8;                   /* one slice of labels, for prep_augment */
-    float *bn_save;                /* S_syn's BN buffers during step 2 */
-    size_t bn_save_n;
     int stop_after;                /* tests: end an mkd iteration after this step (2..6; 0 = all) */
 };
 
@@ -108,27 +106,6 @@ static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, cha
     return nn_adam_step(opt, err, errlen);
 }
 
-/* Snapshot or restore the BatchNorm running statistics of a segmentor (host copy). */
-static int bn_buffers(trainer *t, segmentor *s, int restore)
-{
-    size_t need = nn_params_numel(s->params, NN_BUFFER);
-    if (!t->bn_save || t->bn_save_n < need) {
-        free(t->bn_save);
-        t->bn_save = malloc((need ? need : 1) * sizeof(float));
-        if (!t->bn_save) return -1;
-        t->bn_save_n = need;
-    }
-    size_t off = 0;
-    for (int i = 0; i < nn_params_count(s->params); i++) {
-        nn_param *q = nn_params_at(s->params, i);
-        if (q->kind != NN_BUFFER) continue;
-        if (restore) nn_tensor_write(&q->t, t->bn_save + off);
-        else nn_tensor_read(&q->t, t->bn_save + off);
-        off += nn_numel(&q->t);
-    }
-    return 0;
-}
-
 #define CHECK(x)                                                                          \
     do {                                                                                  \
         if (!(x)) {                                                                       \
@@ -144,12 +121,23 @@ static nn_tensor *wsum(nn_ctx *ctx, nn_tensor *a, float w, nn_tensor *b)
 }
 
 /* ---- one iteration of mkd (Algorithm 1) -------------------------------------------------- */
+/* The losses of a step are read back once, at its end (or at a test hook's early return):
+ * reading one waits for the device, so reading each as it is made would drain the GPU's
+ * queue up to nine times an iteration. Their values stay in the step's arena. */
+static int read_losses(trainer *t, nn_tensor **lt)
+{
+    for (int k = 0; k < TL_COUNT; k++)
+        if (lt[k])
+            t->prog.loss[k] = nn_scalar(lt[k]);
+    return 0;
+}
+
 static int step_mkd(trainer *t, char *err, size_t errlen)
 {
     const train_config *c = &t->c;
     const int B = c->batch, S = c->size;
     nn_ctx *ctx = t->ctx;
-    float *L = t->prog.loss;
+    nn_tensor *L[TL_COUNT] = {0};
     const int iam = uses_gan(c->method);
 
     /* 1. a batch of each modality */
@@ -172,16 +160,16 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         nn_tensor *fake_a0 = generator_forward(t->g_t2a, ctx, xt);
         nn_ctx_set_grad_enabled(ctx, prev);
         nn_tensor *cyc_t = nn_loss_l1(ctx, generator_forward(t->g_a2t, ctx, fake_a0), xt);
-        CHECK(bn_buffers(t, t->seg[0], 0) == 0);
-        nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t, 1), ya);
-        CHECK(bn_buffers(t, t->seg[0], 1) == 0);   /* S_syn is fixed: its statistics too */
+        /* S_syn is fixed: batch statistics, its running statistics untouched */
+        nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t,
+                                                               SEGMENTOR_BATCH_STATS), ya);
         nn_tensor *cyc = sum2(ctx, cyc_a, cyc_t);
         nn_tensor *loss = sum2(ctx, wsum(ctx, adv, c->lambda_cyc, cyc), sup);
         CHECK(loss);
-        L[TL_G_A2T] = nn_scalar(loss);
-        L[TL_CYC] = nn_scalar(cyc);
+        L[TL_G_A2T] = loss;
+        L[TL_CYC] = cyc;
         if (update(t, t->g_a2t->params, t->opt_g_a2t, loss, err, errlen)) return -1;
-        if (t->stop_after == 2) return 0;
+        if (t->stop_after == 2) return read_losses(t, L);
         CHECK(nn_tensor_read(fake_t, t->tmp) == 0);
 
         /* 3. D_t on real target images and (pooled) synthetic ones */
@@ -191,9 +179,9 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         nn_tensor *ld = nn_scale(ctx, sum2(ctx, nn_loss_lsgan(ctx, discriminator_forward(t->d_t, ctx, xt), 1.0f),
                                            nn_loss_lsgan(ctx, discriminator_forward(t->d_t, ctx, fk), 0.0f)), 0.5f);
         CHECK(ld);
-        L[TL_D_T] = nn_scalar(ld);
+        L[TL_D_T] = ld;
         if (update(t, t->d_t->params, t->opt_d_t, ld, err, errlen)) return -1;
-        if (t->stop_after == 3) return 0;
+        if (t->stop_after == 3) return read_losses(t, L);
 
         /* 4. G_t2a by L_gan^{t->a} (with the updated G_a2t) */
         train_only(t, t->g_t2a->params, NULL);
@@ -206,9 +194,9 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         nn_tensor *cyc_a2 = nn_loss_l1(ctx, generator_forward(t->g_t2a, ctx, x_syn), xa);
         nn_tensor *lg = wsum(ctx, adv_a, c->lambda_cyc, sum2(ctx, cyc_a2, cyc_t2));
         CHECK(lg && x_syn);
-        L[TL_G_T2A] = nn_scalar(lg);
+        L[TL_G_T2A] = lg;
         if (update(t, t->g_t2a->params, t->opt_g_t2a, lg, err, errlen)) return -1;
-        if (t->stop_after == 4) return 0;
+        if (t->stop_after == 4) return read_losses(t, L);
         CHECK(nn_tensor_read(fake_a, t->tmp) == 0);
 
         /* 5. D_a on real assistant images and (pooled) synthetic ones */
@@ -218,9 +206,9 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         nn_tensor *lda = nn_scale(ctx, sum2(ctx, nn_loss_lsgan(ctx, discriminator_forward(t->d_a, ctx, xa), 1.0f),
                                             nn_loss_lsgan(ctx, discriminator_forward(t->d_a, ctx, fa), 0.0f)), 0.5f);
         CHECK(lda);
-        L[TL_D_A] = nn_scalar(lda);
+        L[TL_D_A] = lda;
         if (update(t, t->d_a->params, t->opt_d_a, lda, err, errlen)) return -1;
-        if (t->stop_after == 5) return 0;
+        if (t->stop_after == 5) return read_losses(t, L);
     }
 
     /* 6. the segmentors: S_syn by L_sup^syn + lambda_kd2 L_kd^{r->s}, then S_real by
@@ -241,14 +229,14 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
     nn_tensor *seg_syn = l2 > 0 ? wsum(ctx, sup_syn, l2, kd_r2s) : sup_syn;
     nn_tensor *seg_real = l1 > 0 ? wsum(ctx, sup_real, l1, kd_s2r) : sup_real;
     CHECK(seg_syn && seg_real);
-    L[TL_SUP_SYN] = nn_scalar(sup_syn);
-    L[TL_SUP_REAL] = nn_scalar(sup_real);
-    L[TL_KD_S2R] = nn_scalar(kd_s2r);
-    L[TL_KD_R2S] = nn_scalar(kd_r2s);
+    L[TL_SUP_SYN] = sup_syn;
+    L[TL_SUP_REAL] = sup_real;
+    L[TL_KD_S2R] = kd_s2r;
+    L[TL_KD_R2S] = kd_r2s;
     if (update(t, ss->params, t->opt_seg[0], seg_syn, err, errlen)) return -1;
-    if (t->stop_after == 6) return 0;
+    if (t->stop_after == 6) return read_losses(t, L);
     if (update(t, sr->params, t->opt_seg[1], seg_real, err, errlen)) return -1;
-    return 0;
+    return read_losses(t, L);
 }
 
 /* ---- one iteration of the single-segmentor methods --------------------------------------- */
@@ -284,8 +272,9 @@ static int step_single(trainer *t, char *err, size_t errlen)
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
     nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, 1), y);
     CHECK(loss);
-    t->prog.loss[TL_SEG] = nn_scalar(loss);
-    return update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen);
+    if (update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen)) return -1;
+    t->prog.loss[TL_SEG] = nn_scalar(loss);     /* after the update: one wait a step */
+    return 0;
 }
 
 int trainer_step(trainer *t, char *err, size_t errlen)
@@ -404,7 +393,7 @@ void trainer_free(trainer *t)
     image_pool_free(&t->pool_t);
     image_pool_free(&t->pool_a);
     nn_ctx_free(t->ctx);
-    free(t->xt); free(t->xa); free(t->tmp); free(t->yt); free(t->ya); free(t->u8); free(t->bn_save);
+    free(t->xt); free(t->xa); free(t->tmp); free(t->yt); free(t->ya); free(t->u8);
     free(t);
 }
 

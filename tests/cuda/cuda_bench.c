@@ -5,11 +5,13 @@
  *
  * The workloads of `mkdseg bench` (server/cmd_bench.c, tests/bench/torch_bench.py: same
  * networks, sizes and steps) plus mkd_iter_b8: one full `mkd` training iteration (six
- * networks, paper size, batch 8 at 256x256) through the trainer, and seg_infer_512_b8 (8 CT
+ * networks, paper size, batch 8 at 256x256) through the trainer (its host work included:
+ * sampling, augmentation, uploads, image pools), and seg_infer_512_b8 (8 CT
  * slices at 512x512: a 512x512x300 volume is 38 such batches per ensemble member), and
- * mkd_iter_small (the mkd iteration at 64x64, batch 2, widths 8: for compute-sanitizer). Each repetition ends by
- * reading a value back to the host, which waits for the GPU, so wall time is GPU time plus
- * launch overhead. Prints one JSON line: impl, workload, device, ms (median), times_ms,
+ * mkd_iter_small (the mkd iteration at 64x64, batch 2, widths 8: for compute-sanitizer). The inputs are uploaded
+ * once (as the PyTorch peer's live on the GPU); each repetition ends by waiting for the GPU
+ * (inference: cudaDeviceSynchronize, as torch.cuda.synchronize(); training: reading the loss
+ * back), so wall time is GPU time plus launch overhead. Prints one JSON line: impl, workload, device, ms (median), times_ms,
  * flops (convolution FLOPs of one repetition, models.h; 0 for mkd_iter_b8). Engine-only: no
  * server libraries, so it runs on the lent GPU machine (tests/gpu/check.sh). */
 #include <getopt.h>
@@ -21,6 +23,10 @@
 #include "models.h"
 #include "nn.h"
 #include "train.h"
+
+#include <cuda_runtime_api.h>
+
+void nn_cuda_profile_reset(void);   /* kernels/cuda.h */
 
 typedef enum { NET_SEG, NET_GEN, NET_DISC, NET_MKD } bnet;
 typedef enum { M_INFER, M_TRAIN, M_FWDBWD } bmode;
@@ -68,6 +74,8 @@ typedef struct {
     nn_params *params;
     nn_adam *opt;
     nn_ctx *ctx;
+    nn_ctx *dctx;            /* the inputs, uploaded once (as the PyTorch peer's) */
+    nn_tensor *xin, *tin, *lin;
     trainer *tr;
     train_slices ts[2];
     float *x, *target;
@@ -78,20 +86,19 @@ static int step(st_t *b, char *err, size_t errlen)
 {
     const wl_t *wl = b->wl;
     if (wl->net == NET_MKD)
-        return trainer_step(b->tr, err, errlen);
+        return trainer_step(b->tr, err, errlen);   /* ends by reading its losses: a wait */
     nn_ctx *ctx = b->ctx;
-    int n = wl->n, hw = wl->hw;
     nn_ctx_reset(ctx);
     if (wl->mode != M_INFER)
         nn_params_zero_grad(b->params);
-    nn_tensor *x = nn_tensor_from(ctx, n, 1, hw, hw, b->x), *y, *loss = NULL;
+    nn_tensor *x = b->xin, *y, *loss = NULL;
     if (wl->net == NET_SEG) {
         y = wl->mode == M_INFER ? segmentor_infer(b->seg, ctx, x) : segmentor_forward(b->seg, ctx, x, 1);
         if (wl->mode != M_INFER)
-            loss = segmentor_loss(ctx, y, nn_labels_from(ctx, n, hw, hw, b->labels));
+            loss = segmentor_loss(ctx, y, b->lin);
     } else if (wl->net == NET_GEN) {
         y = generator_forward(b->gen, ctx, x);
-        loss = nn_loss_l1(ctx, y, nn_tensor_from(ctx, n, 1, hw, hw, b->target));
+        loss = nn_loss_l1(ctx, y, b->tin);
     } else {
         y = discriminator_forward(b->disc, ctx, x);
         loss = nn_loss_lsgan(ctx, y, 1.0f);
@@ -101,10 +108,12 @@ static int step(st_t *b, char *err, size_t errlen)
         return -1;
     }
     if (wl->mode == M_INFER) {
-        float v;
-        nn_tensor_read(y, b->target);            /* waits for the device */
-        v = b->target[0];
-        (void)v;
+        /* wait for the device, as torch.cuda.synchronize() (the CPU backend is synchronous;
+         * reading the logits back would add a copy the peer does not make) */
+        if (!strcmp(nn_backend_name(b->be), "cuda") && cudaDeviceSynchronize() != cudaSuccess) {
+            snprintf(err, errlen, "cudaDeviceSynchronize failed");
+            return -1;
+        }
         return 0;
     }
     if (nn_backward(ctx, loss, err, errlen))
@@ -191,8 +200,17 @@ static int setup(st_t *b, double *flops, char *err, size_t errlen)
         if (!(b->opt = nn_adam_new(b->params, cfg, err, errlen)))
             return -1;
     }
-    if (!(b->ctx = nn_ctx_new(b->be, 0, err, errlen)))
+    if (!(b->ctx = nn_ctx_new(b->be, 0, err, errlen)) ||
+        !(b->dctx = nn_ctx_new(b->be, 0, err, errlen)))
         return -1;
+    int n = wl->n, hw = wl->hw;
+    b->xin = nn_tensor_from(b->dctx, n, 1, hw, hw, b->x);
+    b->tin = nn_tensor_from(b->dctx, n, 1, hw, hw, b->target);
+    b->lin = nn_labels_from(b->dctx, n, hw, hw, b->labels);
+    if (!b->xin || !b->tin || !b->lin) {
+        snprintf(err, errlen, "%s", nn_ctx_error(b->dctx) ? nn_ctx_error(b->dctx) : "inputs");
+        return -1;
+    }
     nn_ctx_set_grad_enabled(b->ctx, train);
     return 0;
 }
@@ -201,6 +219,7 @@ static void teardown(st_t *b)
 {
     trainer_free(b->tr);
     nn_ctx_free(b->ctx);
+    nn_ctx_free(b->dctx);
     nn_adam_free(b->opt);
     segmentor_free(b->seg);
     generator_free(b->gen);
@@ -264,6 +283,8 @@ int main(int argc, char **argv)
     double *t = calloc((size_t)reps, sizeof *t), *sorted = calloc((size_t)reps, sizeof *t);
     int rc = 0;
     for (int i = 0; i < warmup + reps && !rc; i++) {
+        if (i == warmup)
+            nn_cuda_profile_reset();         /* MKDSEG_CUDA_PROFILE: the measured reps only */
         double t0 = now_ms();
         if (step(&b, err, sizeof err)) {
             fprintf(stderr, "cuda-bench: %s: %s\n", b.wl->name, err);

@@ -112,7 +112,8 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
             sv->mean[g] = (float)dm[g];
             sv->invstd[g] = (float)(1.0 / sqrt(dm[G + g] + eps));
         }
-        if (bn) {            /* running statistics, PyTorch style */
+        if (bn && nd->f[0] != 0.0f) {  /* running statistics, PyTorch style; momentum 0:
+                                          left untouched */
             float m = nd->f[0], *rm = nn_f32(nd->in[3]), *rv = nn_f32(nd->in[4]);
             double cnt = (double)x->n * x->h * x->w;
             for (int c = 0; c < G; c++) {
