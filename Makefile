@@ -71,9 +71,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# -MMD -MP as for C: a .cu object is rebuilt when a header it includes changes (nn.h's
+# structs are shared with the kernels)
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
 $(ENGINE_A): $(ENGINE_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)

@@ -13,8 +13,8 @@
  * Accumulating gradients use cuDNN's beta = 1 blending, so no temporary is needed.
  *
  * Per shape, a cache entry holds the descriptors and, per direction, the algorithm chosen
- * on first use: by default the fastest that cuDNN measured (cudnnFind*, as PyTorch's
- * cudnn.benchmark), with MKDSEG_CUDA_ALGO=heuristic the first in cuDNN's heuristic order;
+ * on first use: by default the fastest that cuDNN measured (cudnnFind*, best of three
+ * trials; as PyTorch's cudnn.benchmark), with MKDSEG_CUDA_ALGO=heuristic the first in cuDNN's heuristic order;
  * in both cases within the workspace bound and with FMA math unless MKDSEG_CUDA_TF32=1.
  * The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 1024);
  * the workspace is one buffer per context grown to the largest chosen algorithm's need. */
@@ -166,49 +166,92 @@ static cudnnStatus_t set_math(conv_ent *e, int d, cudnnMathType_t m)
 }
 
 /* How algorithms are ranked: MKDSEG_CUDA_ALGO=find (default) times every algorithm of the
- * shape once (cudnnFind*, on cuDNN's own scratch buffers: the first call of a shape costs a
- * few milliseconds), =heuristic takes cuDNN's heuristic order without running anything. */
+ * shape (cudnnFind*, on cuDNN's own scratch buffers) FIND_TRIALS times and ranks by each
+ * algorithm's best time: one trial alone proved noisy (on an H100 the same generator
+ * convolution got an algorithm twice as slow in one run of three); the first call of a
+ * shape costs some tens of milliseconds. =heuristic takes cuDNN's heuristic order without
+ * running anything. */
+#define FIND_TRIALS 3
 static int algo_find(void)
 {
     const char *s = getenv("MKDSEG_CUDA_ALGO");
     return !(s && !strcmp(s, "heuristic"));
 }
 
-/* The ranked candidates of direction d, as (algo, memory, math type, status). */
+/* The ranked candidates of direction d, as (algo, memory, math type, status, time). */
 typedef struct {
     int algo;
     size_t memory;
     cudnnMathType_t math;
     cudnnStatus_t status;
+    float time;              /* best measured ms (find), or the heuristic rank */
 } cand_t;
+
+/* merge one result into the candidates: per (algo, math) the best successful time */
+static void merge(cand_t *c, int *cnt, int algo, size_t mem, cudnnMathType_t math,
+                  cudnnStatus_t st, float time)
+{
+    for (int i = 0; i < *cnt; i++)
+        if (c[i].algo == algo && c[i].math == math) {
+            if (st == CUDNN_STATUS_SUCCESS &&
+                (c[i].status != CUDNN_STATUS_SUCCESS || time < c[i].time)) {
+                c[i].status = st;
+                c[i].time = time;
+                c[i].memory = mem > c[i].memory ? mem : c[i].memory;
+            }
+            return;
+        }
+    if (*cnt < 32) {
+        c[*cnt].algo = algo;
+        c[*cnt].memory = mem;
+        c[*cnt].math = math;
+        c[*cnt].status = st;
+        c[*cnt].time = time;
+        (*cnt)++;
+    }
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand_t *x = (const cand_t *)a, *y = (const cand_t *)b;
+    int xs = x->status == CUDNN_STATUS_SUCCESS, ys = y->status == CUDNN_STATUS_SUCCESS;
+    if (xs != ys)
+        return ys - xs;
+    return x->time < y->time ? -1 : x->time > y->time ? 1 : 0;
+}
 
 #define RANK(PerfT, COUNT, FINDCALL, HEURCALL)                                            \
     do {                                                                               \
         PerfT p_[COUNT];                                                               \
-        int n_ = 0;                                                                    \
-        if (find) {                                                                    \
+        int n_ = 0, heur_ = !find;                                                     \
+        for (int t_ = 0; find && t_ < FIND_TRIALS; t_++) {                             \
+            n_ = 0;                                                                    \
             cudnnStatus_t st_ = (FINDCALL);                                            \
             if (st_ != CUDNN_STATUS_SUCCESS) { /* out of memory for a trial: rank by   \
                                                   heuristics instead */                \
                 cudaGetLastError();                                                    \
-                n_ = 0;                                                                \
-                DNN(HEURCALL);                                                         \
+                heur_ = 1;                                                             \
+                *cnt = 0;                                                              \
+                break;                                                                 \
             }                                                                          \
-        } else {                                                                       \
+            for (int i_ = 0; i_ < n_ && i_ < COUNT; i_++)                              \
+                merge(c, cnt, (int)p_[i_].algo, p_[i_].memory, p_[i_].mathType,        \
+                      p_[i_].status, p_[i_].time);                                     \
+        }                                                                              \
+        if (heur_) {                                                                   \
+            n_ = 0;                                                                    \
             DNN(HEURCALL);                                                             \
+            for (int i_ = 0; i_ < n_ && i_ < COUNT; i_++)                              \
+                merge(c, cnt, (int)p_[i_].algo, p_[i_].memory, p_[i_].mathType,        \
+                      p_[i_].status, (float)i_);                                       \
         }                                                                              \
-        for (int i_ = 0; i_ < n_ && i_ < COUNT; i_++) {                                \
-            c[i_].algo = (int)p_[i_].algo;                                             \
-            c[i_].memory = p_[i_].memory;                                              \
-            c[i_].math = p_[i_].mathType;                                              \
-            c[i_].status = p_[i_].status;                                              \
-        }                                                                              \
-        *cnt = n_;                                                                     \
+        qsort(c, (size_t)*cnt, sizeof *c, cand_cmp);                                   \
     } while (0)
 
 static int rank_algos(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d, cand_t *c, int *cnt)
 {
     int find = algo_find();
+    *cnt = 0;
     if (d == D_FWD)
         RANK(cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
              cudnnFindConvolutionForwardAlgorithm(s->dnn, e->xd, e->wd, e->cd[d], e->yd,
@@ -244,7 +287,7 @@ static int choose(nn_ctx *ctx, cuda_state *s, conv_ent *e, int d)
 {
     size_t lim = ws_limit();
     int found = 0, cnt = 0;
-    cand_t c[16];
+    cand_t c[32];
     if (rank_algos(ctx, s, e, d, c, &cnt))
         return -1;
     for (int i = 0; i < cnt && !found; i++) {

@@ -155,6 +155,10 @@ if [ "${CHECK_PROFILE:-0}" = 1 ]; then
     for w in seg_infer_b8 seg_train_b8 gen_fwd_bwd; do
       MKDSEG_CUDA_ALGO=heuristic "$BIN/cuda-bench" --workload $w --warmup 3 --reps 10
     done
+    echo "=== MKDSEG_CUDA_WORKSPACE_MB=256 (the default is 1024)"
+    for w in gen_fwd_bwd mkd_iter_b8; do
+      MKDSEG_CUDA_WORKSPACE_MB=256 "$BIN/cuda-bench" --workload $w --warmup 3 --reps 5
+    done
   }
   stage profile 150 "$OUT/profile.log" bash -c "$(declare -f profile_all); BIN='$BIN'; profile_all"
 fi
