@@ -126,7 +126,10 @@ def report(results, cfg, cfg_path, elapsed):
          "test volumes. Paper: METHOD.md (MM-WHS, 10 CT per fold, a paper-size network)."
          % (cfg["folds"], cfg["target_per_fold"], cfg["test_per_fold"], cfg["seeds"], cfg["train"]["iters"],
             json.dumps(cfg["train"])), "",
-         "Machine: %s, %d CPUs; wall time %.0f min." % (doc["machine"], doc["cpus"], elapsed / 60), ""]
+         "Machine: %s, %d CPUs, %d runs at a time; training time summed over the %d runs: %.0f min (each run's "
+         "`train_s`; runs that shared the machine with other work took longer)."
+         % (doc["machine"], doc["cpus"], cfg.get("parallel", 1), len(results),
+            sum(r.get("train_s", 0) for r in results) / 60), ""]
 
     def section(title, d, study, n, keys, paper):
         L.extend(["## " + title, "", "| method | mean Dice | paper | " + " | ".join(STRUCT) + " | ASSD (mm) |",
@@ -160,7 +163,16 @@ def report(results, cfg, cfg_path, elapsed):
     claims = [("ensemble > S_real", m("mkd/ensemble"), m("mkd/real")), ("S_real > baseline", m("mkd/real"), m("baseline")),
               ("MKD ensemble > joint training", m("mkd/ensemble"), m("joint")),
               ("MKD ensemble > fine-tuning", m("mkd/ensemble"), m("finetune")),
-              ("(MR target) ensemble > baseline", m("mkd/ensemble", "mr", n_mr), m("baseline", "mr", n_mr))]
+              ("(MR target) ensemble > baseline", m("mkd/ensemble", "mr", n_mr), m("baseline", "mr", n_mr)),
+              ("IAM helps: mkd ensemble > mkd-no-iam ensemble", m("mkd/ensemble"), m("mkd-no-iam/ensemble")),
+              ("KD s->r helps: mkd ensemble > mkd-no-kd-s2r ensemble", m("mkd/ensemble"), m("mkd-no-kd-s2r/ensemble")),
+              ("KD r->s helps: mkd ensemble > mkd-no-kd-r2s ensemble", m("mkd/ensemble"), m("mkd-no-kd-r2s/ensemble"))]
+    amt = {n: (table.get("amount|ct|%d|mkd/ensemble" % n) or table.get("main|ct|%d|mkd/ensemble" % n))
+           for n in sorted(set(cfg.get("assistant_amounts", [])))}
+    ns = sorted(amt)
+    for a_, b_ in zip(ns[1:], ns[:-1]):
+        claims.append(("more assistant data: %d MR > %d MR" % (a_, b_),
+                       amt[a_]["dice"]["mean"] if amt[a_] else None, amt[b_]["dice"]["mean"] if amt[b_] else None))
     L.extend(["## The paper's claims on this data", "", "| claim | ours | holds |", "|---|---|---|"])
     for c, a, b in claims:
         if a is None or b is None:
@@ -168,6 +180,9 @@ def report(results, cfg, cfg_path, elapsed):
         else:
             L.append("| %s | %.4f vs %.4f | %s |" % (c, a, b, "yes" if a > b else "no"))
     L.append("")
+    if cfg.get("notes") and os.path.exists(cfg["notes"]):   # the hand-written reading of the numbers
+        L.extend(["## Discussion", "", "(from `%s`, written by hand after the run)" % cfg["notes"], "",
+                  open(cfg["notes"]).read().strip(), ""])
     open("docs/results.md", "w").write("\n".join(L))
 
 
