@@ -134,7 +134,10 @@ void http_reply_data(http_req *r, int status, const char *content_type, const vo
 
 void http_reply_json(http_req *r, int status, json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* 15 significant digits: a setting stored from a float (lr 0.003) reads 0.003, not
+     * jansson's default 17-digit 0.0030000000000000001; Dice and timings lose nothing */
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+                   : NULL;
     json_decref(body);
     if (!s) {
         static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nifti/nifti2_io.h>
@@ -40,6 +41,22 @@ static int is_gz(const char *path)
 {
     size_t n = strlen(path);
     return n >= 3 && strcasecmp(path + n - 3, ".gz") == 0;
+}
+
+/* The process's umask without changing it (umask(2) would race with other threads):
+ * /proc/self/status's "Umask:" line (Linux 4.7+), else the common 022. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    unsigned m = 022;
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "Umask: %o", &m) == 1)
+                break;
+        fclose(f);
+    }
+    return (mode_t)(m & 0777);
 }
 
 int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
@@ -136,6 +153,11 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
         tmp = NULL;
         goto fail;
     }
+    /* mkstemp creates 0600; the result gets what open(O_CREAT, 0666) would give */
+    if (fchmod(fd, 0666 & ~current_umask()) != 0) {
+        seterr(err, errlen, "%s: cannot set the file mode: %s", path, strerror(errno));
+        goto fail;
+    }
     close(fd);
     fd = -1;
     fp = znzopen(tmp, is_gz(path) ? "wb6" : "wb", is_gz(path));
@@ -171,6 +193,8 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     nifti_image_free(nim);
     return 0;
 fail:
+    if (fd >= 0)
+        close(fd);
     if (fp)
         znzclose(fp);
     if (tmp) {

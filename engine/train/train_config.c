@@ -267,7 +267,12 @@ char *train_config_to_json(const train_config *c)
         case T_FLOAT: {
             /* shortest text that reads back as the same float */
             char buf[32];
-            snprintf(buf, sizeof buf, "%.9g", (double)*(const float *)p);
+            float f = *(const float *)p;
+            for (int prec = 6; prec <= 9; prec++) {   /* 9 digits always round-trip a float */
+                snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+                if (strtof(buf, NULL) == f)
+                    break;
+            }
             v = json_real(strtod(buf, NULL));
             break;
         }

@@ -691,6 +691,12 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "mkd");
     cr_assert_eq(json_array_size(json_object_get(m, "datasets")), 3, "target, assistant, validation");
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "config"), "seg_width")), 2);
+    {   /* a float setting reads as it was given (15 digits, not 0.0010000000000000000208) */
+        tresp rr;
+        cr_assert_eq(thttp(&srv, "GET", mp, NULL, NULL, 0, &rr), 0);
+        cr_expect(strstr(rr.body, "\"lr_seg\":0.001,"), "%.400s", strstr(rr.body, "lr_seg") ? strstr(rr.body, "lr_seg") : rr.body);
+        tresp_free(&rr);
+    }
     cr_assert(json_is_object(json_object_get(json_object_get(m, "dice"), "1")) ||
               json_object_size(json_object_get(m, "dice")) == 1, "%s", json_dumps(m, 0));
     json_decref(m);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vol.h"
@@ -280,6 +281,15 @@ Test(nifti_cli, info_and_phantom, .timeout = 60)
     snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 5 --shape 24,20,12 --image %s/i.nii.gz --label %s/l.nii.gz 2>&1",
              bin(), d, d);
     cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
+    {   /* written files get the mode open(O_CREAT, 0666) would give, not mkstemp's 0600 */
+        mode_t um = umask(022);
+        umask(um);
+        char f[1100];
+        struct stat st;
+        snprintf(f, sizeof f, "%s/i.nii.gz", d);
+        cr_assert_eq(stat(f, &st), 0);
+        cr_expect_eq(st.st_mode & 0777, 0666 & ~um, "mode %o, umask %o", st.st_mode & 0777, um);
+    }
     snprintf(cmd, sizeof cmd, "%s info --json %s/i.nii.gz", bin(), d);
     cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "\"dims\":[24,20,12]"), "%s", out);
