@@ -124,7 +124,8 @@ def report(results, cfg, cfg_path, elapsed):
          "assistant volumes, and is tested on %d volumes of the other half; seeds %s; every method has the same segmentor, "
          "the same %d iterations and the same settings (`%s`). Values: mean ± sd over folds x seeds of the per-run mean over "
          "test volumes. Paper: METHOD.md (MM-WHS, 10 CT per fold, a paper-size network)."
-         % (cfg["folds"], cfg["target_per_fold"], cfg["test_per_fold"], cfg["seeds"], cfg["train"]["iters"],
+         % (cfg["folds"], cfg["target_per_fold"], cfg["test_per_fold"], cfg["seeds"],
+            cfg["train"].get("iters") or cfg["train"].get("epochs", 20) * cfg["train"].get("iters_per_epoch", 500),
             json.dumps(cfg["train"])), "",
          "Machine: %s, %d CPUs, %d runs at a time; training time summed over the %d runs: %.0f min (each run's "
          "`train_s`; runs that shared the machine with other work took longer)."
