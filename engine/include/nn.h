@@ -102,6 +102,9 @@ const nn_backend *nn_backend_cpu(void);
  * device is present, else cpu). */
 const nn_backend *nn_backend_by_name(const char *name);
 const char *nn_backend_name(const nn_backend *be);
+/* 1 for a device backend (any backend but the CPU's): memory is plentiful and batch 1 leaves
+ * it idle, so inference batches (segmentor_infer, infer_volume); 0 for the CPU. */
+int nn_backend_is_device(const nn_backend *be);
 /* What a device choice resolves to, for `mkdseg --version` and /version: name as for
  * nn_backend_by_name (NULL: $MKDSEG_DEVICE, else "auto"). "cpu (N threads)",
  * "cuda (<GPU>, cc X.Y, N GiB, cuDNN V)" or "none (<reason>)". Static storage (overwritten

@@ -189,7 +189,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
      * leaves most of an H100 idle), and the slices' preparation and post-processing run
      * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
     int SB = 1;
-    if (strcmp(nn_backend_name(m->be), "cpu") != 0) {
+    if (nn_backend_is_device(m->be)) {
         const char *e = getenv("MKDSEG_INFER_TILES");
         int cap = e && atoi(e) > 0 ? atoi(e) : 16;
         SB = cap / ntile > 1 ? cap / ntile : 1;

@@ -7,7 +7,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static int resblock_add(nn_params *p, const char *prefix, int cin, int cout,
                         models_resblock *rb, char *err, size_t errlen)
@@ -206,7 +205,7 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
     nn_tensor *out = NULL;
     /* batch 1, or a device backend (memory is not the constraint there; batch 1 would leave
      * most of a GPU idle): the whole batch in one pass */
-    if (x->n == 1 || strcmp(nn_backend_name(nn_ctx_backend(ctx)), "cpu") != 0) {
+    if (x->n == 1 || nn_backend_is_device(nn_ctx_backend(ctx))) {
         nn_scope sc = nn_ctx_scope(ctx);
         out = nn_ctx_scope_end(ctx, sc, infer_one(s, ctx, x));
         nn_ctx_set_grad_enabled(ctx, was);

@@ -570,10 +570,9 @@ static float *snap(nn_params *p, size_t *n)
     return h;
 }
 
-Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
+/* method mkd at tiny sizes: S-pixel tiles, batch 2, every width 4, one generator block */
+static train_config tiny_mkd(int iters, uint64_t seed)
 {
-    NEED_GPU();
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
     train_config c;
     train_config_default(&c);
     c.method = TM_MKD;
@@ -583,12 +582,20 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
     c.ngf = 4;
     c.ngen_blocks = 1;
     c.ndf = 4;
-    c.classes = 3;
-    c.iters_per_epoch = 4;
-    c.iters = 4;
+    c.iters_per_epoch = iters;
+    c.iters = iters;
     c.pool_size = 3;
-    c.seed = 7;
+    c.seed = seed;
     c.threads = 1;
+    return c;
+}
+
+Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
+{
+    NEED_GPU();
+    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_config c = tiny_mkd(4, 7);
+    c.classes = 3;
     char err[256];
     trainer *t[2];
     for (int k = 0; k < 2; k++) {
@@ -659,20 +666,7 @@ static void infer_compare(const nn_backend *be)
 {
     setenv("MKDSEG_INFER_TILES", "20", 1);
     train_slices tg = make_slices(6, 3, 1.0f), as = make_slices(6, 4, -1.0f);
-    train_config c;
-    train_config_default(&c);
-    c.method = TM_MKD;
-    c.size = S;
-    c.batch = 2;
-    c.seg_width = 4;
-    c.ngf = 4;
-    c.ngen_blocks = 1;
-    c.ndf = 4;
-    c.iters_per_epoch = 3;
-    c.iters = 3;
-    c.pool_size = 3;
-    c.seed = 9;
-    c.threads = 1;
+    train_config c = tiny_mkd(3, 9);
     char err[256], path[300];
     trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
     cr_assert_not_null(t, "%s", err);

@@ -35,26 +35,25 @@ as nn_params_set_frozen; gradients still flow through frozen networks into their
      cyc_a = l1(G_t2a(fake_t), xa)            through frozen G_t2a  -> tm.l1_loss
      fake_a0 = G_t2a(xt)                      no_grad               -> torch.no_grad()
      cyc_t = l1(G_a2t(fake_a0), xt)           grad (G_a2t weights)
-     bn_buffers save (device->host, one copy per BN buffer of S_syn)
-     sup = seg_loss(S_syn(fake_t, train BN), ya)  through frozen S_syn
-     bn_buffers restore (host->device): S_syn's running statistics unchanged
-     loss = adv + 10 (cyc_a + cyc_t) + sup; read loss, cyc (2 scalars)
+     sup = seg_loss(S_syn(fake_t, SEGMENTOR_BATCH_STATS), ya)  through frozen S_syn: batch
+       statistics, momentum 0 (running statistics unchanged)    -> m.momentum = 0.0
+     loss = adv + 10 (cyc_a + cyc_t) + sup
      update: zero G_a2t grads, backward(loss), Adam(G_a2t)          -> opt_g_a2t
      nn_tensor_read(fake_t) -> host
   3  image_pool_query(pool_t) on the host; upload the result fk
      train_only(D_t); ld = 0.5 (lsgan(D_t(xt), 1) + lsgan(D_t(fk), 0))   two D_t passes
-     read ld; zero, backward(ld), Adam(D_t)                         -> opt_d_t
+     zero, backward(ld), Adam(D_t)                         -> opt_d_t
   4  train_only(G_t2a)
      fake_a = G_t2a(xt)                       grad
      adv_a = lsgan(D_a(fake_a), 1)            through frozen D_a
      cyc_t2 = l1(G_a2t(fake_a), xt)           through frozen (updated) G_a2t
      x_syn = G_a2t(xa)                        no_grad; kept for step 6
      cyc_a2 = l1(G_t2a(x_syn), xa)            grad (G_t2a weights)
-     lg = adv_a + 10 (cyc_a2 + cyc_t2); read lg; zero, backward(lg), Adam(G_t2a)
+     lg = adv_a + 10 (cyc_a2 + cyc_t2); zero, backward(lg), Adam(G_t2a)
      nn_tensor_read(fake_a) -> host
   5  image_pool_query(pool_a) on the host; upload fa
      train_only(D_a); lda = 0.5 (lsgan(D_a(xa), 1) + lsgan(D_a(fa), 0))
-     read lda; zero, backward(lda), Adam(D_a)                       -> opt_d_a
+     zero, backward(lda), Adam(D_a)                       -> opt_d_a
   6  train_only(S_syn, S_real)   (both trainable, BN in training mode, 4 segmentor passes)
      z_syn_as = S_syn(x_syn); z_syn_t = S_syn(xt); z_real_t = S_real(xt); z_real_as = S_real(x_syn)
      sup_syn = seg_loss(z_syn_as, ya); sup_real = seg_loss(z_real_t, yt)
@@ -63,21 +62,20 @@ as nn_params_set_frozen; gradients still flow through frozen networks into their
        kd(t, p) = -1/(N H W) sum_{n,h,w,c} t log(max(p, 1e-7)), t detached (nn_loss_kd,
        NN_KD_EPS; the target's softmax is computed, its graph never walked)
      seg_syn = sup_syn + 1.0 kd_r2s; seg_real = sup_real + 0.5 kd_s2r
-     read sup_syn, sup_real, kd_s2r, kd_r2s (4 scalars)
      zero, backward(seg_syn), Adam(S_syn)    (reaches S_syn only: both kd targets detached)
      zero, backward(seg_real), Adam(S_real)
+     read_losses: the 9 loss scalars read back once, at the end    -> .item() after the updates
   Totals per iteration: 8 generator passes (2 of them no_grad), 6 discriminator passes,
   5 segmentor passes (all training-mode BN), 6 backward passes, 6 Adam steps, 9 loss scalars
-  read back, 2 fake batches read back, 6 batch uploads, 2 x 54 BN-buffer copies.
+  read back at the end, 2 fake batches read back, 6 batch uploads.
 
 Host traffic (sync='engine', the default, what bench.py times): every host read and write the
-trainer does is done here at the same point: loss.item() where step_mkd calls nn_scalar (before
-the backward, as there), fake.cpu() where it calls nn_tensor_read, the image pools on the host
+trainer does is done here at the same point: the losses' .item() once at the end of the step
+(step_mkd's read_losses), fake.cpu() where it calls nn_tensor_read, the image pools on the host
 (a tensor of 50 slices each, the same fill-then-swap-with-probability-0.5 rule as
-engine/train/image_pool.c), the pool output uploaded again, S_syn's BN buffers copied to the
-host and back one tensor at a time. sync='lazy' is the idiomatic PyTorch alternative for
-comparison: pools on the device, BN buffers saved on the device, no .item(); step() then
-returns device tensors and never waits for the GPU.
+engine/train/image_pool.c), the pool output uploaded again. sync='lazy' is the idiomatic
+PyTorch alternative for comparison: pools on the device, no .item(); step() then returns
+device tensors and never waits for the GPU.
 
 What is not mirrored exactly:
 - Augmentation: the engine's prep_augment is a single-threaded scalar C loop (bilinear image,
@@ -88,16 +86,16 @@ What is not mirrored exactly:
   cores), which shortens it. augment=False drops it (then the peer skips ~20-40 ms of host
   work the engine does). The borders differ slightly (zero padding shifted to the fill -1).
 - Labels are uploaded as int64 (F.cross_entropy's target type); the engine uploads int32.
-- Internal host round trips of the engine's CUDA backend are not imitated: they are part of
-  what is measured (nn_backward uploads its seed gradient 1.0 from the host, a synchronous
-  cudaMemcpy; the fused Adam uploads a parameter table per step). PyTorch seeds on the device.
+- Internal host-to-device copies of the engine's CUDA backend are not imitated: they are part
+  of what is measured (nn_backward uploads its seed gradient 1.0, the fused Adam a parameter
+  table per step, both through pinned staging without a wait). PyTorch seeds on the device.
 - Adam: torch.optim.Adam with its default implementation (as bench.py's seg_train_b8); the
   engine runs one fused kernel over all parameters of a network.
 - The losses are torch_models.py's (seg_loss builds a one-hot map; the engine's Dice and
   cross-entropy kernels are fused), and kd is written with torch elementwise ops: the same
   math in PyTorch's natural form, not the engine's kernels.
-- BatchNorm's num_batches_tracked (PyTorch only) is neither saved nor restored in step 2; the
-  momentum is fixed (0.1), so it changes nothing.
+- BatchNorm's num_batches_tracked (PyTorch only) still counts S_syn's step-2 pass; with a fixed
+  momentum it changes nothing.
 - Zeroing gradients uses set_to_none=True, the counterpart of the engine's lazy
   nn_params_zero_grad (no memset; the next backward overwrites).
 """
@@ -229,9 +227,9 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
     pool_dev = torch.device('cpu') if host_sync else dev
     pool_t = ImagePool(c['pool_size'], S, pool_dev, rng)
     pool_a = ImagePool(c['pool_size'], S, pool_dev, rng)
-    # S_syn's BN running statistics, saved around its step-2 forward pass
-    bn_bufs = [b for m in s_syn.modules() if isinstance(m, torch.nn.BatchNorm2d)
-               for b in (m.running_mean, m.running_var)]
+    # S_syn's BN layers: momentum 0 in its step-2 pass (batch statistics, running ones
+    # untouched), as the engine's SEGMENTOR_BATCH_STATS
+    bn_mods = [m for m in s_syn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
 
     # the data: per modality `slices` random slices on the host (cuda_bench setup)
     data = []
@@ -252,8 +250,8 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
                 xi[b, 0], yi[b] = img[i], lab[i]
         return xi.to(dev), yi.to(dev)
 
-    def scalar(t):
-        return t.item() if host_sync else t.detach()
+    def scalar(t):               # read at the end of the step (read_losses in trainer.c)
+        return t.detach()
 
     def update(opt, loss):
         opt.zero_grad(set_to_none=True)
@@ -282,13 +280,12 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
         with torch.no_grad():
             fake_a0 = g_t2a(xt)
         cyc_t = tm.l1_loss(g_a2t(fake_a0), xt)
-        if host_sync:
-            saved = [b.to('cpu', copy=True) for b in bn_bufs]
-        else:
-            saved = [b.clone() for b in bn_bufs]
+        moms = [m.momentum for m in bn_mods]
+        for m in bn_mods:
+            m.momentum = 0.0
         sup = tm.seg_loss(s_syn(fake_t), ya)
-        for b, v in zip(bn_bufs, saved):   # .data: the BN node saved these buffers
-            b.data.copy_(v)
+        for m, mo in zip(bn_mods, moms):
+            m.momentum = mo
         cyc = cyc_a + cyc_t
         loss = (adv + lam_cyc * cyc) + sup
         L['g_a2t'] = scalar(loss)
@@ -344,6 +341,8 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
         L['kd_r2s'] = scalar(kd_r2s)
         update(opt_syn, seg_syn)
         update(opt_real, seg_real)
+        if host_sync:            # the trainer's one read of its losses, after the updates
+            L = {k: v.item() for k, v in L.items()}
         state['iter'] += 1
         return L
 

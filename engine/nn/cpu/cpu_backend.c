@@ -193,6 +193,7 @@ const nn_backend *nn_backend_by_name(const char *name)
 }
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }
+int nn_backend_is_device(const nn_backend *be) { return be && strcmp(be->name, "cpu") != 0; }
 
 const nn_backend *nn_backend_from_env(char *err, size_t errlen)
 {
