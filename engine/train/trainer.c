@@ -215,10 +215,11 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
      *    L_sup^real + lambda_kd1 L_kd^{s->r}. Distillation targets are detached. */
     segmentor *ss = t->seg[0], *sr = t->seg[1];
     train_only(t, ss->params, sr->params);
-    nn_tensor *z_syn_as = segmentor_forward(ss, ctx, x_syn, 1);
+    const int as_mode = c->bn_target_stats ? SEGMENTOR_BATCH_STATS : 1;
+    nn_tensor *z_syn_as = segmentor_forward(ss, ctx, x_syn, as_mode);
     nn_tensor *z_syn_t = segmentor_forward(ss, ctx, xt, 1);
     nn_tensor *z_real_t = segmentor_forward(sr, ctx, xt, 1);
-    nn_tensor *z_real_as = segmentor_forward(sr, ctx, x_syn, 1);
+    nn_tensor *z_real_as = segmentor_forward(sr, ctx, x_syn, as_mode);
     nn_tensor *sup_syn = segmentor_loss(ctx, z_syn_as, ya);
     nn_tensor *sup_real = segmentor_loss(ctx, z_real_t, yt);
     nn_tensor *kd_s2r = nn_loss_kd(ctx, nn_softmax(ctx, z_syn_as), nn_softmax(ctx, z_real_as));

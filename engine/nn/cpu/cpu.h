@@ -10,6 +10,16 @@ int  cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
 int  cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
 void cpu_conv_state_free(nn_ctx *ctx);
 
+/* cpu_conv_direct.c: row kernels for one-input- or one-output-channel convolutions (stride 1)
+ * that oneDNN's channel-blocked kernels run slowly; see the file for the shapes. */
+int  cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad);
+void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
+                         int KH, int KW, const float *b, float *y);
+void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, const float *gy,
+                                 int O, int KH, int KW, float *gw, float *gb);
+void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, float *xp);
+void cpu_direct_flip_weights(const float *w, int O, int C, int KH, int KW, float *wf);
+
 /* cpu_norm.c */
 int cpu_instance_norm_fwd(nn_ctx *ctx, nn_node *nd);
 int cpu_instance_norm_bwd(nn_ctx *ctx, nn_node *nd);

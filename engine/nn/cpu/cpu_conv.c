@@ -5,7 +5,8 @@
  * backward-data, backward-weights) are created once per shape and kept in a per-context
  * cache; scratchpads come from the context's arena (user scratchpad mode), so a step does
  * no allocation inside oneDNN. Gradients that must be added to an existing one go to an
- * arena buffer first. */
+ * arena buffer first. Convolutions with one input or one output channel and stride 1 run on
+ * the row kernels of cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0: oneDNN for all). */
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -386,6 +387,92 @@ fail:
     return -1;
 }
 
+/* ---- the direct path ----------------------------------------------------------------- */
+
+static int use_direct(const geom *g)
+{
+    const char *e = getenv("MKDSEG_CONV_DIRECT");
+    if (e && !strcmp(e, "0"))
+        return 0;
+    return cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra, g->pad);
+}
+
+/* x [N, C, H, W] zero-padded by ph, pw into the arena (x itself when both are 0). */
+static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int W, int ph, int pw)
+{
+    if (!ph && !pw)
+        return x;
+    float *xp = nn_ctx_scratch(ctx, (size_t)N * C * (H + 2 * ph) * (W + 2 * pw) * sizeof(float));
+    if (xp)
+        cpu_direct_pad(x, N, C, H, W, ph, pw, xp);
+    return xp;
+}
+
+static void apply_act(float *y, size_t n, int act, float slope)
+{
+    switch (act) {
+    case NN_ACT_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
+        break;
+    case NN_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : y[i] * slope;
+        break;
+    case NN_ACT_TANH:
+        for (size_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
+        break;
+    case NN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+        break;
+    default:
+        break;
+    }
+}
+
+static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b, float *y)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad);
+    if (!xp)
+        return -1;
+    cpu_direct_conv_fwd(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, w, g->OC, g->KH,
+                        g->KW, b, y);
+    apply_act(y, (size_t)g->N * g->OC * g->OH * g->OW, g->act, g->slope);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+/* gx = the forward convolution of gy, padded by kernel - 1 - pad, with the flipped kernel
+ * whose input and output channels are swapped. */
+static int direct_bwd_data(nn_ctx *ctx, const geom *g, const float *gy, const float *w, float *gx)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const int qh = g->KH - 1 - g->pad, qw = g->KW - 1 - g->pad;
+    const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw);
+    float *wf = nn_ctx_scratch(ctx, (size_t)g->OC * g->IC * g->KH * g->KW * sizeof(float));
+    if (!gp || !wf)
+        return -1;
+    cpu_direct_flip_weights(w, g->OC, g->IC, g->KH, g->KW, wf);
+    cpu_direct_conv_fwd(gp, g->N, g->OC, g->OH + 2 * qh, g->OW + 2 * qw, wf, g->IC, g->KH, g->KW,
+                        NULL, gx);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const float *gy,
+                              float *gw, float *gb)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad);
+    if (!xp)
+        return -1;
+    cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, gy, g->OC,
+                                g->KH, g->KW, gw, gb);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+/* ---- entry points -------------------------------------------------------------------- */
+
 int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
 {
     conv_state *s = state(ctx);
@@ -396,8 +483,9 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
         return -1;
     }
-    conv_ent *e = lookup(ctx, s, &g, K_FWD);
-    if (!e)
+    const int direct = use_direct(&g);
+    conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_FWD);
+    if (!direct && !e)
         return -1;
     const float *w = nn_f32(nd->in[1]), *b = nd->in[2] ? nn_f32(nd->in[2]) : NULL;
     if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5]) {
@@ -419,6 +507,8 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         w = fw;
         b = fb;
     }
+    if (direct)
+        return direct_fwd(ctx, &g, nn_f32(nd->in[0]), w, b, nn_f32(nd->out));
     return run(ctx, s, e, K_FWD, &g, nn_f32(nd->in[0]), w, b, nn_f32(nd->out));
 }
 
@@ -432,14 +522,16 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     int acc;
     if (!s)
         return -1;
+    const int direct = use_direct(&g);
     if (x->requires_grad) {
-        conv_ent *e = lookup(ctx, s, &g, K_BWD_DATA);
-        float *gx = e ? nn_grad_acquire(ctx, x, &acc) : NULL;
+        conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_DATA);
+        float *gx = direct || e ? nn_grad_acquire(ctx, x, &acc) : NULL;
         if (!gx)
             return -1;
         nn_arena_mark m = nn_arena_pos(ar);    /* after gx: only temporaries follow */
         float *dst = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
-        if (!dst || run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy))
+        if (!dst || (direct ? direct_bwd_data(ctx, &g, gy, nn_f32(w), dst)
+                            : run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy)))
             return -1;
         if (acc)
             cpu_grad_store(gx, dst, nn_numel(x), 1);
@@ -447,16 +539,18 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     }
     int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
-        conv_ent *e = lookup(ctx, s, &g, K_BWD_WEIGHTS);
+        conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_WEIGHTS);
         float *gw = NULL, *gb = NULL;
         int acc_w = 0, acc_b = 0;
-        if (!e || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+        if ((!direct && !e) || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
             (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
             return -1;
         nn_arena_mark m = nn_arena_pos(ar);
         float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
         float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
-        if (!dw || (b && !db) || run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy))
+        if (!dw || (b && !db) ||
+            (direct ? direct_bwd_weights(ctx, &g, nn_f32(x), gy, dw, db)
+                    : run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy)))
             return -1;
         if (need_w)
             cpu_grad_store(gw, dw, nn_numel(w), acc_w);

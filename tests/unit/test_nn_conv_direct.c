@@ -1,0 +1,140 @@
+/* test_nn_conv_direct.c: the direct row kernels of the CPU backend (one input or one output
+ * channel, stride 1: engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
+ * convolution written here, forward and all three gradients, on shapes whose rows are not
+ * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
+ * same graph through oneDNN (MKDSEG_CONV_DIRECT=0). Tolerance: max |a - ref| <= 1e-4 x
+ * max(max |ref|, 1) (float32 sums of up to a few thousand terms). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+
+#define TOL 1e-4
+
+typedef struct {
+    int n, c, h, w, o, k, pad, act;
+} shape;
+
+static double err_rel(const float *a, const double *ref, size_t n)
+{
+    double s = 1.0, e = 0;
+    for (size_t i = 0; i < n; i++)
+        s = fmax(s, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs(a[i] - ref[i]));
+    return e / s;
+}
+
+static void fill(float *p, size_t n, nn_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(nn_rng_uniform(r) * 2.0 - 1.0);
+}
+
+/* One shape: forward (with the fused activation when act) and the gradients of x, w, b for a
+ * random output gradient, against the reference; direct = 0 runs the oneDNN path. */
+static void check(const shape *s, int direct)
+{
+    setenv("MKDSEG_CONV_DIRECT", direct ? "1" : "0", 1);
+    const int OH = s->h + 2 * s->pad - s->k + 1, OW = s->w + 2 * s->pad - s->k + 1;
+    const size_t nx = (size_t)s->n * s->c * s->h * s->w, nw = (size_t)s->o * s->c * s->k * s->k;
+    const size_t ny = (size_t)s->n * s->o * OH * OW;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(s->o * 4), *gy = malloc(ny * 4);
+    double *y = calloc(ny, 8), *gx = calloc(nx, 8), *gw = calloc(nw, 8), *gb = calloc(s->o, 8);
+    cr_assert(x && w && b && gy && y && gx && gw && gb);
+    nn_rng r;
+    nn_rng_seed(&r, 7 + s->c * 31 + s->o);
+    fill(x, nx, &r);
+    fill(w, nw, &r);
+    fill(b, s->o, &r);
+    fill(gy, ny, &r);
+    /* reference: y = b + sum w x, then the activation; gradients with act NONE only */
+    for (int n = 0; n < s->n; n++)
+        for (int o = 0; o < s->o; o++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    size_t yi = (((size_t)n * s->o + o) * OH + oh) * OW + ow;
+                    double acc = b[o];
+                    for (int c = 0; c < s->c; c++)
+                        for (int kh = 0; kh < s->k; kh++)
+                            for (int kw = 0; kw < s->k; kw++) {
+                                int ih = oh + kh - s->pad, iw = ow + kw - s->pad;
+                                if (ih < 0 || iw < 0 || ih >= s->h || iw >= s->w)
+                                    continue;
+                                size_t xi = (((size_t)n * s->c + c) * s->h + ih) * s->w + iw;
+                                size_t wi = (((size_t)o * s->c + c) * s->k + kh) * s->k + kw;
+                                acc += (double)w[wi] * x[xi];
+                                gx[xi] += (double)w[wi] * gy[yi];
+                                gw[wi] += (double)x[xi] * gy[yi];
+                            }
+                    gb[o] += gy[yi];
+                    y[yi] = s->act == NN_ACT_TANH ? tanh(acc) : s->act == NN_ACT_LEAKY_RELU && acc < 0 ? 0.2 * acc : acc;
+                }
+    char err[256];
+    nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
+    cr_assert(ctx, "%s", err);
+    /* with an activation: no gradient, so the fused inference op runs */
+    nn_tensor *tx = nn_tensor_from(ctx, s->n, s->c, s->h, s->w, x);
+    nn_tensor *tw = nn_tensor_from(ctx, s->o, s->c, s->k, s->k, w);
+    nn_tensor *tb = nn_tensor_from(ctx, s->o, 1, 1, 1, b);
+    cr_assert(tx && tw && tb);
+    if (!s->act) {
+        nn_requires_grad(tx);
+        nn_requires_grad(tw);
+        nn_requires_grad(tb);
+    }
+    nn_tensor *ty = s->act ? nn_conv2d_bn_act(ctx, tx, tw, tb, 1, s->pad, 1, NULL, NULL, NULL, NULL,
+                                              0.0f, (nn_act)s->act, 0.2f)
+                           : nn_conv2d(ctx, tx, tw, tb, 1, s->pad, 1);
+    cr_assert(ty && ty->h == OH && ty->w == OW, "%s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "shape");
+    float *out = malloc(ny * 4);
+    cr_assert(nn_tensor_read(ty, out) == 0);
+    const char *path = direct ? "direct" : "oneDNN";
+    double e = err_rel(out, y, ny);
+    cr_expect(e <= TOL, "%s forward n%d c%d %dx%d o%d k%d p%d act%d: error %.3g", path, s->n, s->c,
+              s->h, s->w, s->o, s->k, s->pad, s->act, e);
+    if (!s->act) {
+        cr_assert(nn_backward_from(ctx, ty, gy, err, sizeof err) == 0, "%s", err);
+        cr_expect((e = err_rel(tx->grad, gx, nx)) <= TOL, "%s grad x c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
+        cr_expect((e = err_rel(tw->grad, gw, nw)) <= TOL, "%s grad w c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
+        cr_expect((e = err_rel(tb->grad, gb, s->o)) <= TOL, "%s grad b c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
+    }
+    nn_ctx_free(ctx);
+    free(out);
+    free(x); free(w); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
+    unsetenv("MKDSEG_CONV_DIRECT");
+}
+
+static const shape shapes[] = {
+    {2, 8, 13, 21, 1, 7, 0, 0},    /* generator's last conv after reflection pad (pad 0) */
+    {2, 1, 19, 23, 6, 7, 0, 0},    /* generator's first conv */
+    {1, 12, 11, 9, 1, 4, 1, 0},    /* discriminator's last conv (4x4, pad 1, even kernel) */
+    {3, 1, 16, 40, 5, 3, 1, 0},    /* segmentor's first conv; row 40 = 2 x 16 + 8 */
+    {2, 1, 8, 5, 4, 1, 0, 0},      /* 1x1 from one channel */
+    {2, 5, 9, 17, 1, 3, 2, 0},     /* pad = kernel - 1 */
+    {2, 8, 12, 30, 1, 7, 0, NN_ACT_TANH},
+    {1, 1, 10, 12, 3, 3, 1, NN_ACT_LEAKY_RELU},
+};
+
+Test(nn_conv_direct, matches_reference)
+{
+    nn_set_threads(1);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check(&shapes[i], 1);
+}
+
+Test(nn_conv_direct, onednn_path_matches_reference)
+{
+    nn_set_threads(1);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check(&shapes[i], 0);
+}
+
+Test(nn_conv_direct, two_threads_match_reference)
+{
+    nn_set_threads(2);
+    check(&shapes[0], 1);
+    check(&shapes[2], 1);
+}
