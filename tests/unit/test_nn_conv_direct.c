@@ -1,5 +1,6 @@
 /* test_nn_conv_direct.c: the direct row kernels of the CPU backend (one input or one output
- * channel, stride 1: engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
+ * channel, stride 1, and the weight gradient of strided convolutions from one channel:
+ * engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
  * convolution written here, forward and all three gradients, on shapes whose rows are not
  * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
  * same graph through oneDNN (MKDSEG_CONV_DIRECT=0). Tolerance: max |a - ref| <= 1e-4 x
@@ -14,7 +15,7 @@
 #define TOL 1e-4
 
 typedef struct {
-    int n, c, h, w, o, k, pad, act;
+    int n, c, h, w, o, k, pad, act, stride;   /* stride 0 = 1 */
 } shape;
 
 static double err_rel(const float *a, const double *ref, size_t n)
@@ -38,7 +39,8 @@ static void fill(float *p, size_t n, nn_rng *r)
 static void check(const shape *s, int direct)
 {
     setenv("MKDSEG_CONV_DIRECT", direct ? "1" : "0", 1);
-    const int OH = s->h + 2 * s->pad - s->k + 1, OW = s->w + 2 * s->pad - s->k + 1;
+    const int st = s->stride ? s->stride : 1;
+    const int OH = (s->h + 2 * s->pad - s->k) / st + 1, OW = (s->w + 2 * s->pad - s->k) / st + 1;
     const size_t nx = (size_t)s->n * s->c * s->h * s->w, nw = (size_t)s->o * s->c * s->k * s->k;
     const size_t ny = (size_t)s->n * s->o * OH * OW;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(s->o * 4), *gy = malloc(ny * 4);
@@ -60,7 +62,7 @@ static void check(const shape *s, int direct)
                     for (int c = 0; c < s->c; c++)
                         for (int kh = 0; kh < s->k; kh++)
                             for (int kw = 0; kw < s->k; kw++) {
-                                int ih = oh + kh - s->pad, iw = ow + kw - s->pad;
+                                int ih = oh * st + kh - s->pad, iw = ow * st + kw - s->pad;
                                 if (ih < 0 || iw < 0 || ih >= s->h || iw >= s->w)
                                     continue;
                                 size_t xi = (((size_t)n * s->c + c) * s->h + ih) * s->w + iw;
@@ -85,9 +87,9 @@ static void check(const shape *s, int direct)
         nn_requires_grad(tw);
         nn_requires_grad(tb);
     }
-    nn_tensor *ty = s->act ? nn_conv2d_bn_act(ctx, tx, tw, tb, 1, s->pad, 1, NULL, NULL, NULL, NULL,
+    nn_tensor *ty = s->act ? nn_conv2d_bn_act(ctx, tx, tw, tb, st, s->pad, 1, NULL, NULL, NULL, NULL,
                                               0.0f, (nn_act)s->act, 0.2f)
-                           : nn_conv2d(ctx, tx, tw, tb, 1, s->pad, 1);
+                           : nn_conv2d(ctx, tx, tw, tb, st, s->pad, 1);
     cr_assert(ty && ty->h == OH && ty->w == OW, "%s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "shape");
     float *out = malloc(ny * 4);
     cr_assert(nn_tensor_read(ty, out) == 0);
@@ -108,14 +110,18 @@ static void check(const shape *s, int direct)
 }
 
 static const shape shapes[] = {
-    {2, 8, 13, 21, 1, 7, 0, 0},    /* generator's last conv after reflection pad (pad 0) */
-    {2, 1, 19, 23, 6, 7, 0, 0},    /* generator's first conv */
-    {1, 12, 11, 9, 1, 4, 1, 0},    /* discriminator's last conv (4x4, pad 1, even kernel) */
-    {3, 1, 16, 40, 5, 3, 1, 0},    /* segmentor's first conv; row 40 = 2 x 16 + 8 */
-    {2, 1, 8, 5, 4, 1, 0, 0},      /* 1x1 from one channel */
-    {2, 5, 9, 17, 1, 3, 2, 0},     /* pad = kernel - 1 */
-    {2, 8, 12, 30, 1, 7, 0, NN_ACT_TANH},
-    {1, 1, 10, 12, 3, 3, 1, NN_ACT_LEAKY_RELU},
+    {2, 8, 13, 21, 1, 7, 0, 0, 1},    /* generator's last conv after reflection pad (pad 0) */
+    {2, 1, 19, 23, 6, 7, 0, 0, 1},    /* generator's first conv */
+    {1, 12, 11, 9, 1, 4, 1, 0, 1},    /* discriminator's last conv (4x4, pad 1, even kernel) */
+    {3, 1, 16, 40, 5, 3, 1, 0, 1},    /* segmentor's first conv; row 40 = 2 x 16 + 8 */
+    {2, 1, 8, 5, 4, 1, 0, 0, 1},      /* 1x1 from one channel */
+    {2, 5, 9, 17, 1, 3, 2, 0, 1},     /* pad = kernel - 1 */
+    {2, 8, 12, 30, 1, 7, 0, NN_ACT_TANH, 1},
+    {1, 1, 10, 12, 3, 3, 1, NN_ACT_LEAKY_RELU, 1},
+    /* strided, one input channel: the weight gradient runs on the column phases */
+    {1, 1, 22, 38, 5, 4, 1, 0, 2},  /* the discriminator's first conv */
+    {2, 1, 13, 27, 3, 3, 0, 0, 2},  /* odd width: phases of unequal length */
+    {1, 1, 17, 29, 2, 5, 2, 0, 3},
 };
 
 Test(nn_conv_direct, matches_reference)

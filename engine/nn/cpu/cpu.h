@@ -12,12 +12,19 @@ void cpu_conv_state_free(nn_ctx *ctx);
 
 /* cpu_conv_direct.c: row kernels for one-input- or one-output-channel convolutions (stride 1)
  * that oneDNN's channel-blocked kernels run slowly; see the file for the shapes. */
-int  cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad);
+/* weights_only = 1: may the weight gradient run here (also strided, one input channel) */
+int  cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
+                        int weights_only);
+/* stride 1: x [N, C, Hp, Wp] padded, w [O, C, KH, KW] -> y [N, O, Hp-KH+1, Wp-KW+1] */
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y);
-void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, const float *gy,
-                                 int O, int KH, int KW, float *gw, float *gb);
-void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, float *xp);
+/* x in cpu_direct_pad's phase layout [N, C, stride, Hp, Wq]; gy [N, O, OH, OW] */
+void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
+                                 const float *gy, int O, int OH, int OW, int KH, int KW,
+                                 float *gw, float *gb);
+/* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, ceil((W+2pw)/stride)]
+ * (column phases; stride 1: the plain padded tensor) */
+void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp);
 void cpu_direct_flip_weights(const float *w, int O, int C, int KH, int KW, float *wf);
 
 /* cpu_norm.c */

@@ -389,22 +389,26 @@ fail:
 
 /* ---- the direct path ----------------------------------------------------------------- */
 
-static int use_direct(const geom *g)
+static int use_direct(const geom *g, int weights_only)
 {
     const char *e = getenv("MKDSEG_CONV_DIRECT");
     if (e && !strcmp(e, "0"))
         return 0;
-    return cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra, g->pad);
+    return cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
+                              g->pad, weights_only);
 }
 
-/* x [N, C, H, W] zero-padded by ph, pw into the arena (x itself when both are 0). */
-static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int W, int ph, int pw)
+/* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad's layout (x itself
+ * when there is nothing to do). */
+static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int W, int ph, int pw,
+                           int stride)
 {
-    if (!ph && !pw)
+    if (!ph && !pw && stride == 1)
         return x;
-    float *xp = nn_ctx_scratch(ctx, (size_t)N * C * (H + 2 * ph) * (W + 2 * pw) * sizeof(float));
+    const int Wq = (W + 2 * pw + stride - 1) / stride;
+    float *xp = nn_ctx_scratch(ctx, (size_t)N * C * stride * (H + 2 * ph) * Wq * sizeof(float));
     if (xp)
-        cpu_direct_pad(x, N, C, H, W, ph, pw, xp);
+        cpu_direct_pad(x, N, C, H, W, ph, pw, stride, xp);
     return xp;
 }
 
@@ -431,7 +435,7 @@ static void apply_act(float *y, size_t n, int act, float slope)
 static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b, float *y)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
-    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad);
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, 1);
     if (!xp)
         return -1;
     cpu_direct_conv_fwd(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, w, g->OC, g->KH,
@@ -447,7 +451,7 @@ static int direct_bwd_data(nn_ctx *ctx, const geom *g, const float *gy, const fl
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
     const int qh = g->KH - 1 - g->pad, qw = g->KW - 1 - g->pad;
-    const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw);
+    const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw, 1);
     float *wf = nn_ctx_scratch(ctx, (size_t)g->OC * g->IC * g->KH * g->KW * sizeof(float));
     if (!gp || !wf)
         return -1;
@@ -462,11 +466,12 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
                               float *gw, float *gb)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
-    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad);
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, g->stride);
     if (!xp)
         return -1;
-    cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, gy, g->OC,
-                                g->KH, g->KW, gw, gb);
+    const int Wq = (g->W + 2 * g->pad + g->stride - 1) / g->stride;
+    cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, Wq, g->stride, gy, g->OC,
+                                g->OH, g->OW, g->KH, g->KW, gw, gb);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
     return 0;
 }
@@ -483,7 +488,7 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
         return -1;
     }
-    const int direct = use_direct(&g);
+    const int direct = use_direct(&g, 0);
     conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_FWD);
     if (!direct && !e)
         return -1;
@@ -522,7 +527,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     int acc;
     if (!s)
         return -1;
-    const int direct = use_direct(&g);
+    const int direct = use_direct(&g, 0), direct_w = use_direct(&g, 1);
     if (x->requires_grad) {
         conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_DATA);
         float *gx = direct || e ? nn_grad_acquire(ctx, x, &acc) : NULL;
@@ -539,17 +544,17 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     }
     int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
-        conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_WEIGHTS);
+        conv_ent *e = direct_w ? NULL : lookup(ctx, s, &g, K_BWD_WEIGHTS);
         float *gw = NULL, *gb = NULL;
         int acc_w = 0, acc_b = 0;
-        if ((!direct && !e) || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+        if ((!direct_w && !e) || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
             (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
             return -1;
         nn_arena_mark m = nn_arena_pos(ar);
         float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
         float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
         if (!dw || (b && !db) ||
-            (direct ? direct_bwd_weights(ctx, &g, nn_f32(x), gy, dw, db)
+            (direct_w ? direct_bwd_weights(ctx, &g, nn_f32(x), gy, dw, db)
                     : run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy)))
             return -1;
         if (need_w)

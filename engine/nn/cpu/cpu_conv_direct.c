@@ -5,7 +5,8 @@
  * 8-channel blocks: its jit:avx2 kernels run them at 2-4 GFLOP/s, where these row kernels,
  * which vectorise along the image row instead of the channels, keep the output row in
  * registers across a whole kernel row. Only stride 1, dilation 1, pad <= kernel - 1, kernel
- * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok.
+ * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok. The weight gradient of a
+ * strided convolution from one input channel also runs here (column phases, below).
  *
  * Shapes (NCHW): x [N, C, Hp, Wp] already zero-padded, w [O, C, KH, KW], y [N, O, OH, OW]
  * with OH = Hp - KH + 1, OW = Wp - KW + 1. The backward data pass is a forward pass of the
@@ -15,10 +16,16 @@
 #include <immintrin.h>
 #include <string.h>
 
-int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad)
+int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
+                       int weights_only)
 {
-    return !transposed && stride == 1 && dil == 1 && (IC == 1 || OC == 1) && KW <= 8 &&
-           pad >= 0 && pad <= KH - 1 && pad <= KW - 1;
+    if (transposed || dil != 1 || KW > 8 || pad < 0 || pad > KH - 1 || pad > KW - 1)
+        return 0;
+    if (stride == 1)
+        return IC == 1 || OC == 1;
+    /* strided: only the weight gradient from a one-channel input (the discriminator's first
+     * convolution), through the column phases */
+    return weights_only && IC == 1 && stride <= 4;
 }
 
 /* lanes [0, n) of an 8-float vector, n in 1..8 */
@@ -86,11 +93,18 @@ static float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, const float *gy,
-                                 int O, int KH, int KW, float *gw, float *gb)
+void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
+                                 const float *gy, int O, int OH, int OW, int KH, int KW,
+                                 float *gw, float *gb)
 {
-    const int OH = Hp - KH + 1, OW = Wp - KW + 1;
+    /* x holds `stride` column phases per channel: x[n][c][p][h][j] = xpad[n][c][h][stride j + p],
+     * so the taps of output column ow are contiguous in ow: xpad[s oh + kh][s ow + kw] =
+     * phase kw % s, row s oh + kh, column ow + kw / s. */
     const long tasks = (long)O * C * KH;
+    const size_t phase = (size_t)Hp * Wq;
+    size_t off[8];
+    for (int k = 0; k < KW; k++)
+        off[k] = (size_t)(k % stride) * phase + (size_t)(k / stride);
 #pragma omp parallel for schedule(static)
     for (long t = 0; t < tasks; t++) {
         const int o = (int)(t / ((long)C * KH)), c = (int)(t / KH % C), kh = (int)(t % KH);
@@ -100,18 +114,18 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, c
         for (int n = 0; n < N; n++)
             for (int oh = 0; oh < OH; oh++) {
                 const float *g = gy + (((size_t)n * O + o) * OH + oh) * OW;
-                const float *xr = x + (((size_t)n * C + c) * Hp + oh + kh) * Wp;
+                const float *xr = x + ((size_t)n * C + c) * stride * phase + (size_t)(stride * oh + kh) * Wq;
                 int ow = 0;
                 for (; ow + 8 <= OW; ow += 8) {
                     __m256 gv = _mm256_loadu_ps(g + ow);
                     for (int k = 0; k < KW; k++)
-                        acc[k] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(xr + ow + k), acc[k]);
+                        acc[k] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(xr + off[k] + ow), acc[k]);
                 }
                 if (ow < OW) {
                     __m256i m = lane_mask(OW - ow);
                     __m256 gv = _mm256_maskload_ps(g + ow, m);
                     for (int k = 0; k < KW; k++)
-                        acc[k] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + ow + k, m), acc[k]);
+                        acc[k] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + off[k] + ow, m), acc[k]);
                 }
             }
         float *dst = gw + (((size_t)o * C + c) * KH + kh) * KW;
@@ -132,21 +146,27 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, c
     }
 }
 
-void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, float *xp)
+void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp)
 {
-    const int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    /* xp [N, C, stride, Hp, Wq]: phase p holds the padded columns p, p + stride, ... */
+    const int Hp = H + 2 * ph, Wp = W + 2 * pw, Wq = (Wp + stride - 1) / stride;
+    const size_t per = (size_t)stride * Hp * Wq;
 #pragma omp parallel for schedule(static) if ((long)N * C * Hp * Wp > 65536)
     for (long nc = 0; nc < (long)N * C; nc++) {
-        float *d = xp + nc * Hp * Wp;
+        float *d = xp + nc * per;
         const float *s = x + nc * H * W;
-        memset(d, 0, (size_t)ph * Wp * sizeof *d);
+        memset(d, 0, per * sizeof *d);
         for (int h = 0; h < H; h++) {
-            float *r = d + (size_t)(h + ph) * Wp;
-            memset(r, 0, (size_t)pw * sizeof *r);
-            memcpy(r + pw, s + (size_t)h * W, (size_t)W * sizeof *r);
-            memset(r + pw + W, 0, (size_t)pw * sizeof *r);
+            const float *r = s + (size_t)h * W;
+            if (stride == 1) {
+                memcpy(d + (size_t)(h + ph) * Wq + pw, r, (size_t)W * sizeof *r);
+                continue;
+            }
+            for (int w = 0; w < W; w++) {
+                const int col = w + pw;
+                d[((size_t)(col % stride) * Hp + h + ph) * Wq + col / stride] = r[w];
+            }
         }
-        memset(d + (size_t)(H + ph) * Wp, 0, (size_t)ph * Wp * sizeof *d);
     }
 }
 
