@@ -14,7 +14,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 PKGS       := libmicrohttpd jansson libpq libcurl
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -march=x86-64-v3 -fopenmp \
-              -Iengine/include -Iserver -DMKDSEG_VERSION='"$(VERSION)"'
+              -Iengine/include -Iserver -I$(BUILD)/gen
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -lm -lpthread -fopenmp
@@ -67,7 +67,17 @@ help:
 	@echo "make experiment the paper's comparison on phantom data (docs/results.md; about an hour)"
 	@echo "SANITIZE=1      ASan/UBSan build under build/san/"
 
-$(BUILD)/obj/%.o: %.c
+# build/gen/version.h: MKDSEG_VERSION (git describe), rewritten only when it changes, so the
+# objects that include it (and record the revision in model files) follow every commit
+VERSION_H := $(BUILD)/gen/version.h
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define MKDSEG_VERSION "$(VERSION)"' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+.PHONY: FORCE
+
+$(BUILD)/obj/%.o: %.c | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
