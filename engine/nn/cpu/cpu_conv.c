@@ -5,8 +5,9 @@
  * backward-data, backward-weights) are created once per shape and kept in a per-context
  * cache; scratchpads come from the context's arena (user scratchpad mode), so a step does
  * no allocation inside oneDNN. Gradients that must be added to an existing one go to an
- * arena buffer first. Convolutions with one input or one output channel and stride 1 run on
- * the row kernels of cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0: oneDNN for all). */
+ * arena buffer first. Convolutions with one input or one output channel and stride 1, and the
+ * weight gradient of strided ones from one input channel, run on the row kernels of
+ * cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0: oneDNN for all). */
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
