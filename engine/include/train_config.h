@@ -45,9 +45,10 @@ typedef struct {
     int seg_decay_every;
     float lambda_cyc, lambda_kd1, lambda_kd2;
     int pool_size;        /* image pool of earlier fakes for the discriminators */
-    int bn_target_stats;  /* mkd: 1 = the segmentors' BN running statistics follow only the
-                           * real target batches; the translated (or raw, no-IAM) assistant
-                           * batches are normalised by their own batch statistics */
+    int bn_target_stats;  /* mkd: 1 (default) = the segmentors' BN running statistics follow
+                           * only the real target batches; the translated (or raw, no-IAM)
+                           * assistant batches are normalised by their own batch statistics.
+                           * 0 = every training batch updates them (docs/method.md) */
     float aug_flip, aug_rot_deg, aug_scale;
     float finetune_pretrain;   /* finetune: fraction of iterations spent on the assistant */
     float val_fraction;        /* volumes held out for validation (0: none) */

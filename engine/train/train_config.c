@@ -63,7 +63,7 @@ static const opt_def opts[] = {
     {"lambda_kd1", T_FLOAT, O(lambda_kd1), 0, 1e4, "weight of L_kd^{s->r} in S_real's loss (Eq. 8)"},
     {"lambda_kd2", T_FLOAT, O(lambda_kd2), 0, 1e4, "weight of L_kd^{r->s} in S_syn's loss (Eq. 8)"},
     {"pool_size", T_INT, O(pool_size), 0, 10000, "image pool of earlier fakes per discriminator"},
-    {"bn_target_stats", T_INT, O(bn_target_stats), 0, 1, "mkd: 1 = BN running statistics from real target batches only"},
+    {"bn_target_stats", T_INT, O(bn_target_stats), 0, 1, "mkd: 1 = BN running statistics from real target batches only (default); 0 = from every batch"},
     {"aug_flip", T_FLOAT, O(aug_flip), 0, 1, "probability of a random flip per axis"},
     {"aug_rot_deg", T_FLOAT, O(aug_rot_deg), 0, 180, "largest random rotation in degrees"},
     {"aug_scale", T_FLOAT, O(aug_scale), 0, 0.9, "largest random relative scaling"},
@@ -102,7 +102,7 @@ void train_config_default(train_config *c)
     c->lambda_kd1 = 0.5f;
     c->lambda_kd2 = 1.0f;
     c->pool_size = 50;
-    c->bn_target_stats = 0;
+    c->bn_target_stats = 1;
     c->aug_flip = 0.5f;
     c->aug_rot_deg = 15.0f;
     c->aug_scale = 0.1f;

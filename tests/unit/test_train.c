@@ -255,3 +255,40 @@ Test(train, bad_inputs_are_refused)
     cr_expect(strstr(err, "pixels"), "%s", err);
     free_slices(&tg);
 }
+
+/* bn_target_stats: with 1, the segmentors' running statistics after an iteration come from the
+ * real target batches only, so two trainers that differ only in their assistant images end
+ * the segmentor step with the same running statistics; with 0 the translated assistant
+ * batches move them too. */
+static float *bn_after_one_iteration(int bn_target_stats, float assistant_contrast, size_t *n, int member)
+{
+    nn_set_threads(1);
+    train_slices tg = make_slices(6, 3, 1.0f), as = make_slices(6, 4, assistant_contrast);
+    train_config c = tiny(TM_MKD);
+    c.bn_target_stats = bn_target_stats;
+    char err[256];
+    trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    trainer_set_stop_after(t, 6);   /* after S_syn's update: S_real has run its forwards */
+    cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
+    float *b = snapk(trainer_segmentor(t, member)->params, n, NN_BUFFER);
+    trainer_free(t);
+    free_slices(&tg);
+    free_slices(&as);
+    return b;
+}
+
+Test(train, bn_target_stats_keeps_running_statistics_on_the_target)
+{
+    for (int member = 0; member < 2; member++) {
+        size_t n1, n2, n3, n4;
+        float *a = bn_after_one_iteration(1, -1.0f, &n1, member), *b = bn_after_one_iteration(1, -3.0f, &n2, member);
+        cr_assert_eq(n1, n2);
+        cr_expect(memcmp(a, b, n1 * sizeof(float)) == 0,
+                  "member %d: with bn_target_stats the assistant images moved the running statistics", member);
+        float *c = bn_after_one_iteration(0, -1.0f, &n3, member), *d = bn_after_one_iteration(0, -3.0f, &n4, member);
+        cr_expect(memcmp(c, d, n3 * sizeof(float)) != 0,
+                  "member %d: without bn_target_stats the assistant images should move them", member);
+        free(a); free(b); free(c); free(d);
+    }
+}

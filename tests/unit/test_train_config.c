@@ -19,6 +19,7 @@ Test(train_config, defaults_are_the_papers)
     cr_expect_float_eq(c.seg_decay, 0.9f, 1e-7);
     cr_expect_eq(c.seg_decay_every, 2);
     cr_expect_eq(c.pool_size, 50);
+    cr_expect_eq(c.bn_target_stats, 1);
     cr_expect_eq(c.seg_width, 32);
     cr_expect_eq(c.ngf, 64);
     cr_expect_eq(c.ngen_blocks, 9);
