@@ -56,6 +56,7 @@ as nn_params_set_frozen; gradients still flow through frozen networks into their
      zero, backward(lda), Adam(D_a)                       -> opt_d_a
   6  train_only(S_syn, S_real)   (both trainable, BN in training mode, 4 segmentor passes)
      z_syn_as = S_syn(x_syn); z_syn_t = S_syn(xt); z_real_t = S_real(xt); z_real_as = S_real(x_syn)
+     (bn_target_stats, the engine's default: the two x_syn passes with momentum 0)
      sup_syn = seg_loss(z_syn_as, ya); sup_real = seg_loss(z_real_t, yt)
      kd_s2r = kd(target softmax(z_syn_as), probs softmax(z_real_as))
      kd_r2s = kd(target softmax(z_real_t), probs softmax(z_syn_t))
@@ -230,6 +231,17 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
     # S_syn's BN layers: momentum 0 in its step-2 pass (batch statistics, running ones
     # untouched), as the engine's SEGMENTOR_BATCH_STATS
     bn_mods = [m for m in s_syn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bn_real = [m for m in s_real.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    def with_momentum_zero(mods, f):
+        moms = [m.momentum for m in mods]
+        for m in mods:
+            m.momentum = 0.0
+        try:
+            return f()
+        finally:
+            for m, mo in zip(mods, moms):
+                m.momentum = mo
 
     # the data: per modality `slices` random slices on the host (cuda_bench setup)
     data = []
@@ -280,12 +292,7 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
         with torch.no_grad():
             fake_a0 = g_t2a(xt)
         cyc_t = tm.l1_loss(g_a2t(fake_a0), xt)
-        moms = [m.momentum for m in bn_mods]
-        for m in bn_mods:
-            m.momentum = 0.0
-        sup = tm.seg_loss(s_syn(fake_t), ya)
-        for m, mo in zip(bn_mods, moms):
-            m.momentum = mo
+        sup = tm.seg_loss(with_momentum_zero(bn_mods, lambda: s_syn(fake_t)), ya)
         cyc = cyc_a + cyc_t
         loss = (adv + lam_cyc * cyc) + sup
         L['g_a2t'] = scalar(loss)
@@ -325,10 +332,12 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
         # 6. S_syn by L_sup^syn + lambda_kd2 L_kd^{r->s}, then S_real by
         #    L_sup^real + lambda_kd1 L_kd^{s->r}; distillation targets detached
         _set_trainable(nets, [s_syn, s_real])
-        z_syn_as = s_syn(x_syn)
+        # bn_target_stats (the engine's default): the synthetic passes use batch statistics
+        # and leave the running ones alone (momentum 0); only the real target passes move them
+        z_syn_as = with_momentum_zero(bn_mods, lambda: s_syn(x_syn))
         z_syn_t = s_syn(xt)
         z_real_t = s_real(xt)
-        z_real_as = s_real(x_syn)
+        z_real_as = with_momentum_zero(bn_real, lambda: s_real(x_syn))
         sup_syn = tm.seg_loss(z_syn_as, ya)
         sup_real = tm.seg_loss(z_real_t, yt)
         kd_s2r = kd_loss(torch.softmax(z_syn_as, 1), torch.softmax(z_real_as, 1))
