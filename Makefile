@@ -64,7 +64,7 @@ help:
 	@echo "make bench      benchmarks against PyTorch (build/bench.json)"
 	@echo "make fuzz       fuzz the upload parsers"
 	@echo "make cuda-test  CUDA parity tests (needs a GPU; says so and exits 0 without one)"
-	@echo "make experiment the paper's comparison on phantom data (docs/results.md; about an hour)"
+	@echo "make experiment the paper's comparison on phantom data (docs/results.md; about 80 min a seed on 2 cores)"
 	@echo "SANITIZE=1      ASan/UBSan build under build/san/"
 
 # build/gen/version.h: MKDSEG_VERSION (git describe), rewritten only when it changes, so the
