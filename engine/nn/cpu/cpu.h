@@ -36,6 +36,8 @@ int cpu_batch_norm_bwd(nn_ctx *ctx, nn_node *nd);
 /* cpu_eltwise.c: activations, softmax, add, scale */
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd);
 int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd);
+/* y = act(a) elementwise (nn_act; slope: LeakyReLU's); y may be a. NN_ACT_NONE copies. */
+void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope);
 
 /* cpu_shape.c: padding, pooling, concat, resize */
 int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd);

@@ -7,7 +7,7 @@
  * no allocation inside oneDNN. Gradients that must be added to an existing one go to an
  * arena buffer first. Convolutions with one input or one output channel and stride 1, and the
  * weight gradient of strided ones from one input channel, run on the row kernels of
- * cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0: oneDNN for all). */
+ * cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0 when a context is made: oneDNN for all). */
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t st;
+    int direct_off;          /* MKDSEG_CONV_DIRECT=0 when the context was made: oneDNN for all */
     conv_ent *ent;
     int nent, cap;
 } conv_state;
@@ -122,6 +123,8 @@ static conv_state *state(nn_ctx *ctx)
         return nn_ctx_fail(ctx, "cpu_conv: out of memory");
     DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0));
     DN(dnnl_stream_create(&s->st, s->eng, dnnl_stream_default_flags));
+    const char *e = getenv("MKDSEG_CONV_DIRECT");
+    s->direct_off = e && !strcmp(e, "0");
     *sp = s;
     return s;
 fail:
@@ -390,12 +393,9 @@ fail:
 
 /* ---- the direct path ----------------------------------------------------------------- */
 
-static int use_direct(const geom *g, int weights_only)
+static int use_direct(const conv_state *s, const geom *g, int weights_only)
 {
-    const char *e = getenv("MKDSEG_CONV_DIRECT");
-    if (e && !strcmp(e, "0"))
-        return 0;
-    return cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
+    return !s->direct_off && cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
                               g->pad, weights_only);
 }
 
@@ -413,26 +413,6 @@ static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int
     return xp;
 }
 
-static void apply_act(float *y, size_t n, int act, float slope)
-{
-    switch (act) {
-    case NN_ACT_RELU:
-        for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
-        break;
-    case NN_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : y[i] * slope;
-        break;
-    case NN_ACT_TANH:
-        for (size_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
-        break;
-    case NN_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
-        break;
-    default:
-        break;
-    }
-}
-
 static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b, float *y)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
@@ -441,7 +421,8 @@ static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w
         return -1;
     cpu_direct_conv_fwd(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, w, g->OC, g->KH,
                         g->KW, b, y);
-    apply_act(y, (size_t)g->N * g->OC * g->OH * g->OW, g->act, g->slope);
+    if (g->act != NN_ACT_NONE)
+        cpu_act_apply(y, y, (size_t)g->N * g->OC * g->OH * g->OW, g->act, g->slope);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
     return 0;
 }
@@ -489,7 +470,7 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
         return -1;
     }
-    const int direct = use_direct(&g, 0);
+    const int direct = use_direct(s, &g, 0);
     conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_FWD);
     if (!direct && !e)
         return -1;
@@ -528,7 +509,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     int acc;
     if (!s)
         return -1;
-    const int direct = use_direct(&g, 0), direct_w = use_direct(&g, 1);
+    const int direct = use_direct(s, &g, 0), direct_w = use_direct(s, &g, 1);
     if (x->requires_grad) {
         conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_DATA);
         float *gx = direct || e ? nn_grad_acquire(ctx, x, &acc) : NULL;

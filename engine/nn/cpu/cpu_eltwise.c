@@ -2,6 +2,7 @@
 #include "cpu.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Parallel only when it pays: tiny tensors run on the calling thread. */
 #define PAR_MIN 32768
@@ -20,6 +21,36 @@
         }                                                                       \
     } while (0)
 
+void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
+{
+    switch (act) {
+    case NN_ACT_RELU:
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : 0;
+        break;
+    case NN_ACT_LEAKY_RELU:
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : a[i] * slope;
+        break;
+    case NN_ACT_TANH:
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(a[i]);
+        break;
+    case NN_ACT_SIGMOID:
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-a[i]));
+        break;
+    default:
+        if (y != a)
+            memcpy(y, a, n * sizeof *y);
+        break;
+    }
+}
+
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
 {
     (void)ctx;
@@ -30,24 +61,16 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
     float f = nd->f[0];
     switch (nd->op) {
     case NN_OP_RELU:
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = a[i] > 0 ? a[i] : 0;
+        cpu_act_apply(a, y, n, NN_ACT_RELU, 0.0f);
         return 0;
     case NN_OP_LEAKY_RELU:
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = a[i] > 0 ? a[i] : a[i] * f;
+        cpu_act_apply(a, y, n, NN_ACT_LEAKY_RELU, f);
         return 0;
     case NN_OP_TANH:
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = tanhf(a[i]);
+        cpu_act_apply(a, y, n, NN_ACT_TANH, 0.0f);
         return 0;
     case NN_OP_SIGMOID:
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = 1.0f / (1.0f + expf(-a[i]));
+        cpu_act_apply(a, y, n, NN_ACT_SIGMOID, 0.0f);
         return 0;
     case NN_OP_SCALE:
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
