@@ -9,6 +9,10 @@ BENCH_QUICK ?= 0
 BENCH_ARGS  ?=
 
 .PHONY: bench golden-models
+# one convolution's weight gradient, direct kernels against oneDNN (tests/bench/conv_rate.c)
+$(BUILD)/conv_rate: tests/bench/conv_rate.c $(ENGINE_A)
+	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS) $(CUDA_LIBS) $(LDSAN)
+
 bench: $(MKDSEG)
 	$(PY) tests/bench/run_bench.py --mkdseg $(MKDSEG) --out $(BUILD)/bench.json \
 	    $(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)

@@ -1,6 +1,6 @@
 /* test_nn_conv_direct.c: the direct row kernels of the CPU backend (one input or one output
- * channel, stride 1, and the weight gradient of strided convolutions from one channel:
- * engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
+ * channel, stride 1, the weight gradient of strided convolutions from one channel, and the
+ * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
  * convolution written here, forward and all three gradients, on shapes whose rows are not
  * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
  * same graph through oneDNN (MKDSEG_CONV_DIRECT=0). Tolerance: max |a - ref| <= 1e-4 x
@@ -122,6 +122,11 @@ static const shape shapes[] = {
     {1, 1, 22, 38, 5, 4, 1, 0, 2},  /* the discriminator's first conv */
     {2, 1, 13, 27, 3, 3, 0, 0, 2},  /* odd width: phases of unequal length */
     {1, 1, 17, 29, 2, 5, 2, 0, 3},
+    /* multi-channel 4x4 weight gradients (the discriminator's), tiles of 3 output channels:
+     * 10 and 8 channels leave tiles of 1 and 2; output rows of 10 and 9 are padded to 16 */
+    {2, 9, 11, 9, 10, 4, 1, 0, 1},
+    {2, 8, 14, 19, 8, 4, 1, 0, 2},
+    {1, 16, 8, 8, 9, 4, 1, 0, 2},   /* rows of 4 */
 };
 
 Test(nn_conv_direct, matches_reference)

@@ -15,6 +15,8 @@ void cpu_conv_state_free(nn_ctx *ctx);
 /* weights_only = 1: may the weight gradient run here (also strided, one input channel) */
 int  cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
                         int weights_only);
+/* does the weight gradient take the tiled multi-channel kernel (cpu_direct_conv_bwd_weights_mc) */
+int  cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride);
 /* stride 1: x [N, C, Hp, Wp] padded, w [O, C, KH, KW] -> y [N, O, Hp-KH+1, Wp-KW+1] */
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y);
@@ -25,6 +27,21 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, i
 /* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, ceil((W+2pw)/stride)]
  * (column phases; stride 1: the plain padded tensor) */
 void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp);
+/* the same with the phase rows Wq >= ceil((W+2pw)/stride) long (zeros beyond) */
+void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
+                       float *xp);
+/* multi-channel weight gradient (cpu_direct_wgrad_tiled shapes): x in cpu_direct_pad_to's
+ * layout with Wq >= OWp + (KW-1)/stride, gp the output gradient packed by cpu_direct_pack_tiles
+ * -> gw [O, C, KH, KW] (overwritten) */
+void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq, int stride,
+                                    const float *gp, int O, int OH, int OWp, int KH, int KW, float *gw);
+/* gy [N, O, OH, OW] -> gp [N, ceil(O/3), OH, 3, OWp]: each tile of 3 output channels' rows
+ * side by side, zero-padded to OWp (a multiple of 8) and with zero rows past O */
+void cpu_direct_pack_tiles(const float *gy, int N, int O, int OH, int OW, int OWp, float *gp);
+/* the number of floats cpu_direct_pack_tiles writes */
+size_t cpu_direct_pack_size(int N, int O, int OH, int OWp);
+/* gb[o] = sum of gy [N, O, plane] over n and the plane */
+void cpu_direct_bias_grad(const float *gy, int N, int O, size_t plane, float *gb);
 void cpu_direct_flip_weights(const float *w, int O, int C, int KH, int KW, float *wf);
 
 /* cpu_norm.c */

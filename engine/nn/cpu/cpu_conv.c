@@ -448,6 +448,24 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
                               float *gw, float *gb)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    if (cpu_direct_wgrad_tiled(g->IC, g->OC, g->KH, g->KW, g->stride)) {
+        /* multi-channel: gy packed in tiles of 3 output channels with rows padded to a multiple
+         * of 8, x's phases long enough for them */
+        const int OWp = (g->OW + 7) & ~7, s = g->stride;
+        const int Wq0 = (g->W + 2 * g->pad + s - 1) / s, Wq1 = OWp + (g->KW - 1) / s;
+        const int Wq = Wq0 > Wq1 ? Wq0 : Wq1, Hp = g->H + 2 * g->pad;
+        float *xp = nn_ctx_scratch(ctx, (size_t)g->N * g->IC * s * Hp * Wq * sizeof(float));
+        float *gp = nn_ctx_scratch(ctx, cpu_direct_pack_size(g->N, g->OC, g->OH, OWp) * sizeof(float));
+        if (!xp || !gp)
+            return -1;
+        cpu_direct_pad_to(x, g->N, g->IC, g->H, g->W, g->pad, g->pad, s, Wq, xp);
+        cpu_direct_pack_tiles(gy, g->N, g->OC, g->OH, g->OW, OWp, gp);
+        cpu_direct_conv_bwd_weights_mc(xp, g->N, g->IC, Hp, Wq, s, gp, g->OC, g->OH, OWp, g->KH, g->KW, gw);
+        if (gb)
+            cpu_direct_bias_grad(gy, g->N, g->OC, (size_t)g->OH * g->OW, gb);
+        nn_arena_rollback(nn_ctx_arena(ctx), m);
+        return 0;
+    }
     const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, g->stride);
     if (!xp)
         return -1;

@@ -16,16 +16,28 @@
 #include <immintrin.h>
 #include <string.h>
 
+#define WG_MR 3   /* output channels per weight-gradient tile */
+#define WG_KH 8   /* the largest kernel height of the tiled weight gradient */
+
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
                        int weights_only)
 {
     if (transposed || dil != 1 || KW > 8 || pad < 0 || pad > KH - 1 || pad > KW - 1)
         return 0;
-    if (stride == 1)
-        return IC == 1 || OC == 1;
+    if (stride == 1 && (IC == 1 || OC == 1))
+        return 1;
     /* strided: only the weight gradient from a one-channel input (the discriminator's first
      * convolution), through the column phases */
-    return weights_only && IC == 1 && stride <= 4;
+    if (weights_only && IC == 1 && stride <= 4)
+        return 1;
+    return weights_only && cpu_direct_wgrad_tiled(IC, OC, KH, KW, stride);
+}
+
+int cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride)
+{
+    /* the weight gradient of multi-channel 4x4 convolutions (the discriminator's): the tiled
+     * kernel below against oneDNN's jit:avx2 weight gradient (docs/benchmarks.md) */
+    return KH == 4 && KW == 4 && stride <= 2 && IC >= 8 && OC >= 8;   /* KH <= WG_KH, KW <= 4 */
 }
 
 /* lanes [0, n) of an 8-float vector, n in 1..8 */
@@ -132,24 +144,161 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, i
         for (int k = 0; k < KW; k++)
             dst[k] = hsum(acc[k]);
     }
-    if (gb) {
-        const size_t plane = (size_t)OH * OW;
-        for (int o = 0; o < O; o++) {
-            double s = 0;
-            for (int n = 0; n < N; n++) {
-                const float *g = gy + ((size_t)n * O + o) * plane;
-                for (size_t i = 0; i < plane; i++)
-                    s += g[i];
-            }
-            gb[o] = (float)s;
+    if (gb)
+        cpu_direct_bias_grad(gy, N, O, (size_t)OH * OW, gb);
+}
+
+void cpu_direct_bias_grad(const float *gy, int N, int O, size_t plane, float *gb)
+{
+    for (int o = 0; o < O; o++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *g = gy + ((size_t)n * O + o) * plane;
+            for (size_t i = 0; i < plane; i++)
+                s += g[i];
         }
+        gb[o] = (float)s;
+    }
+}
+
+/* ---- the weight gradient of multi-channel convolutions ---------------------------------
+ * gw[o][c][kh][kw] = sum over n, oh, ow of gy[n][o][oh][ow] xpad[n][c][s oh + kh][s ow + kw].
+ * One task is a tile of WG_MR = 3 output channels and one input channel; tasks run in blocks of
+ * input channels, every tile through one block before the next. A task's rows are taken in
+ * chunks that fit the L1 cache together (the tile's output-gradient rows, the input rows they
+ * touch), and each chunk is read once per kernel row kh; the 3 x KW sums of one kh stay in
+ * registers over a chunk (KW = 4: 12 accumulators, 3 output-gradient vectors and 1 input
+ * vector, the 16 AVX2 registers) and in a small per-task array between chunks. Each vector step
+ * does 3 KW FMAs for 3 + KW loads (Zen 1 issues one 256-bit load and one 256-bit FMA a cycle).
+ * The output gradient is packed by cpu_direct_pack_tiles: a tile's three rows lie next to each
+ * other (planes 16 KB apart, as a 64x64 image's are, would share L1 sets) and are zero-padded
+ * to OWp, a multiple of 8, so there are no masked tails: the extra input lanes read multiply
+ * zeros (the caller pads x to Wq >= OWp + (KW - 1) / stride so that they stay inside it). */
+
+static inline __attribute__((always_inline)) void
+wg_rows(const int KW, const float *g, int rows, int OWp, const float *x, size_t xrow, const size_t *off,
+        __m256 *part)
+{
+    __m256 acc[WG_MR][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < WG_MR; i++)
+#pragma GCC unroll 4
+        for (int k = 0; k < KW; k++)
+            acc[i][k] = part[i * KW + k];
+    for (int r = 0; r < rows; r++) {
+        const float *gr = g + (size_t)r * WG_MR * OWp, *xr = x + r * xrow;
+        for (int v = 0; v < OWp; v += 8) {
+            __m256 gv[WG_MR];
+#pragma GCC unroll 4
+            for (int i = 0; i < WG_MR; i++)
+                gv[i] = _mm256_loadu_ps(gr + i * OWp + v);
+#pragma GCC unroll 4
+            for (int k = 0; k < KW; k++) {
+                const __m256 xv = _mm256_loadu_ps(xr + off[k] + v);
+#pragma GCC unroll 4
+                for (int i = 0; i < WG_MR; i++)
+                    acc[i][k] = _mm256_fmadd_ps(gv[i], xv, acc[i][k]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < WG_MR; i++)
+#pragma GCC unroll 4
+        for (int k = 0; k < KW; k++)
+            part[i * KW + k] = acc[i][k];
+}
+
+static void wg_dispatch(int KW, const float *g, int rows, int OWp, const float *x, size_t xrow,
+                        const size_t *off, __m256 *part)
+{
+    switch (KW) {
+    case 1: wg_rows(1, g, rows, OWp, x, xrow, off, part); break;
+    case 2: wg_rows(2, g, rows, OWp, x, xrow, off, part); break;
+    case 3: wg_rows(3, g, rows, OWp, x, xrow, off, part); break;
+    default: wg_rows(4, g, rows, OWp, x, xrow, off, part); break;
+    }
+}
+
+size_t cpu_direct_pack_size(int N, int O, int OH, int OWp)
+{
+    return (size_t)N * ((O + WG_MR - 1) / WG_MR) * WG_MR * OH * OWp;
+}
+
+void cpu_direct_pack_tiles(const float *gy, int N, int O, int OH, int OW, int OWp, float *gp)
+{
+    const int tiles = (O + WG_MR - 1) / WG_MR;
+#pragma omp parallel for schedule(static) if ((long)N * O * OH * OWp > 65536)
+    for (long r = 0; r < (long)N * tiles * OH; r++) {
+        const int n = (int)(r / ((long)tiles * OH)), t = (int)(r / OH % tiles), oh = (int)(r % OH);
+        float *d = gp + r * WG_MR * OWp;
+        for (int i = 0; i < WG_MR; i++, d += OWp) {
+            const int o = t * WG_MR + i;
+            if (o >= O) {
+                memset(d, 0, (size_t)OWp * sizeof(float));
+                continue;
+            }
+            memcpy(d, gy + (((size_t)n * O + o) * OH + oh) * OW, (size_t)OW * sizeof(float));
+            memset(d + OW, 0, (size_t)(OWp - OW) * sizeof(float));
+        }
+    }
+}
+
+void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq, int stride,
+                                    const float *gp, int O, int OH, int OWp, int KH, int KW, float *gw)
+{
+    const size_t phase = (size_t)Hp * Wq;
+    size_t off[4];
+    for (int k = 0; k < KW; k++)
+        off[k] = (size_t)(k % stride) * phase + (size_t)(k / stride);
+    /* rows per chunk: about 16 KB of output-gradient and input rows */
+    const size_t row_bytes = ((size_t)WG_MR * OWp + (size_t)stride * stride * Wq) * sizeof(float);
+    int R = (int)(16384 / row_bytes);
+    R = R < 1 ? 1 : R > OH ? OH : R;
+    const int tiles = (O + WG_MR - 1) / WG_MR;
+    const size_t tile_rows = (size_t)OH * WG_MR * OWp;   /* floats of one tile of one image */
+    /* input channels in blocks of about 256 KB (half of Zen 1's L2) that every tile visits in
+     * turn, so that x is read from memory once, not once per tile */
+    int CB = (int)((256u << 10) / ((size_t)N * stride * phase * sizeof(float)));
+    CB = CB < 1 ? 1 : CB > C ? C : CB;
+    const long tasks = (long)((C + CB - 1) / CB) * tiles * CB;
+#pragma omp parallel for schedule(static)
+    for (long t = 0; t < tasks; t++) {
+        const int blk = (int)(t / ((long)tiles * CB)), tile = (int)(t / CB % tiles);
+        const int c = blk * CB + (int)(t % CB);
+        if (c >= C)
+            continue;
+        const int o0 = tile * WG_MR, MR = O - o0 < WG_MR ? O - o0 : WG_MR;
+        __m256 part[WG_KH][WG_MR * 4];
+        for (int kh = 0; kh < KH; kh++)
+            for (int j = 0; j < WG_MR * KW; j++)
+                part[kh][j] = _mm256_setzero_ps();
+        for (int n = 0; n < N; n++) {
+            const float *g = gp + ((size_t)n * tiles + tile) * tile_rows;
+            const float *xc = x + ((size_t)n * C + c) * stride * phase;
+            for (int oh = 0; oh < OH; oh += R) {
+                const int rows = OH - oh < R ? OH - oh : R;
+                for (int kh = 0; kh < KH; kh++)
+                    wg_dispatch(KW, g + (size_t)oh * WG_MR * OWp, rows, OWp,
+                                xc + (size_t)(stride * oh + kh) * Wq, (size_t)stride * Wq, off, part[kh]);
+            }
+        }
+        for (int i = 0; i < MR; i++)
+            for (int kh = 0; kh < KH; kh++)
+                for (int k = 0; k < KW; k++)
+                    gw[(((size_t)(o0 + i) * C + c) * KH + kh) * KW + k] = hsum(part[kh][i * KW + k]);
     }
 }
 
 void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp)
 {
+    cpu_direct_pad_to(x, N, C, H, W, ph, pw, stride, (W + 2 * pw + stride - 1) / stride, xp);
+}
+
+void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
+                       float *xp)
+{
     /* xp [N, C, stride, Hp, Wq]: phase p holds the padded columns p, p + stride, ... */
-    const int Hp = H + 2 * ph, Wp = W + 2 * pw, Wq = (Wp + stride - 1) / stride;
+    const int Hp = H + 2 * ph, Wp = W + 2 * pw;
     const size_t per = (size_t)stride * Hp * Wq;
 #pragma omp parallel for schedule(static) if ((long)N * C * Hp * Wp > 65536)
     for (long nc = 0; nc < (long)N * C; nc++) {
@@ -162,9 +311,12 @@ void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, 
                 memcpy(d + (size_t)(h + ph) * Wq + pw, r, (size_t)W * sizeof *r);
                 continue;
             }
-            for (int w = 0; w < W; w++) {
-                const int col = w + pw;
-                d[((size_t)(col % stride) * Hp + h + ph) * Wq + col / stride] = r[w];
+            for (int p = 0; p < stride; p++) {
+                /* phase p, entry j: padded column j stride + p, input column j stride + p - pw */
+                float *dr = d + ((size_t)p * Hp + h + ph) * Wq;
+                int j = pw > p ? (pw - p + stride - 1) / stride : 0;
+                for (int w = j * stride + p - pw; w < W && j < Wq; j++, w += stride)
+                    dr[j] = r[w];
             }
         }
     }

@@ -1,6 +1,7 @@
 /* cpu_eltwise.c: ReLU, LeakyReLU, tanh, sigmoid, softmax over channels, add, scale. */
 #include "cpu.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,18 +22,50 @@
         }                                                                       \
     } while (0)
 
+/* Written as `a > 0 ? gy[i] : 0` or `a > 0 ? a : a * s`, the load or the multiply is
+ * conditional, which GCC will not if-convert (it might trap), and the loop runs scalar with a
+ * branch per element: LeakyReLU's forward and backward took 17 ms a step each in the
+ * discriminator benchmark. ReLU selects between evaluated values (compare-and-blend);
+ * LeakyReLU is written out in AVX2 (GCC turns every scalar form back into the branch). A NaN
+ * input still gives NaN. */
+static inline float relu_fwd(float a) { return a > 0 ? a : 0.0f; }
+static inline float relu_bwd(float a, float g) { return a > 0 ? g : 0.0f; }
+
+/* y (= or +=, acc) v (a > 0 ? 1 : s), with v = gy (the backward pass) or a (forward, gy NULL);
+ * y may be a */
+static void leaky_loop(const float *a, const float *gy, float *y, size_t n, float s, int acc)
+{
+    const size_t blk = 8192;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t b = 0; b < n; b += blk) {
+        const size_t e = b + blk < n ? b + blk : n;
+        const __m256 one = _mm256_set1_ps(1.0f), sv = _mm256_set1_ps(s), z = _mm256_setzero_ps();
+        size_t i = b;
+        for (; i + 8 <= e; i += 8) {
+            const __m256 av = _mm256_loadu_ps(a + i);
+            const __m256 f = _mm256_blendv_ps(sv, one, _mm256_cmp_ps(av, z, _CMP_GT_OQ));
+            __m256 v = _mm256_mul_ps(gy ? _mm256_loadu_ps(gy + i) : av, f);
+            if (acc)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(y + i));
+            _mm256_storeu_ps(y + i, v);
+        }
+        for (; i < e; i++) {
+            const float v = (gy ? gy[i] : a[i]) * (a[i] > 0 ? 1.0f : s);
+            y[i] = acc ? y[i] + v : v;
+        }
+    }
+}
+
 void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
 {
     switch (act) {
     case NN_ACT_RELU:
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)
-            y[i] = a[i] > 0 ? a[i] : 0;
+            y[i] = relu_fwd(a[i]);
         break;
     case NN_ACT_LEAKY_RELU:
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = a[i] > 0 ? a[i] : a[i] * slope;
+        leaky_loop(a, NULL, y, n, slope, 0);
         break;
     case NN_ACT_TANH:
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
@@ -140,10 +173,10 @@ int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
         return -1;
     switch (nd->op) {
     case NN_OP_RELU:
-        GRAD_LOOP(g, n, acc, a[i] > 0 ? gy[i] : 0.0f);
+        GRAD_LOOP(g, n, acc, relu_bwd(a[i], gy[i]));
         return 0;
     case NN_OP_LEAKY_RELU:
-        GRAD_LOOP(g, n, acc, a[i] > 0 ? gy[i] : gy[i] * f);
+        leaky_loop(a, gy, g, n, f, acc);
         return 0;
     case NN_OP_TANH:
         GRAD_LOOP(g, n, acc, gy[i] * (1 - y[i] * y[i]));
