@@ -16,6 +16,12 @@ echo "== unit tests"
 "$BUILD/tests/unit" --jobs=${MKDSEG_TEST_JOBS:-2} ${CRITERION_ARGS:-} || rc=1
 echo "== HTTP tests (real server, real PostgreSQL, libcurl)"
 "$BUILD/tests/http" --jobs=1 ${CRITERION_ARGS:-} || rc=1
+echo "== valgrind: memcheck on two mkd training iterations and a segmentation"
+if ldd "$BUILD/mkdseg" | grep -q libasan; then
+  echo "valgrind: skipped for the ASan build (LeakSanitizer checks it)"
+else
+  scripts/valgrind-train.sh "$BUILD/mkdseg" "$MKDSEG_TEST_TMP/valgrind" || rc=1
+fi
 echo "== CUDA tests"
 scripts/cuda-test.sh "$BUILD" || rc=1
 exit $rc
