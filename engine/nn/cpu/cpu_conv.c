@@ -1,13 +1,15 @@
 /* cpu_conv.c: convolutions and transposed convolutions on oneDNN 2.6 (C API v2).
  *
- * Activations stay in plain NCHW (the API layout), weights in PyTorch's layouts (OIHW for
- * conv2d, IOHW for conv_transpose2d), so no reorder runs between ops. Primitives (forward,
- * backward-data, backward-weights) are created once per shape and kept in a per-context
- * cache; scratchpads come from the context's arena (user scratchpad mode), so a step does
- * no allocation inside oneDNN. Gradients that must be added to an existing one go to an
- * arena buffer first. Convolutions with one input or one output channel and stride 1, and the
- * weight gradient of strided ones from one input channel, run on the row kernels of
- * cpu_conv_direct.c instead (MKDSEG_CONV_DIRECT=0 when a context is made: oneDNN for all). */
+ * Activations stay in plain NCHW (the API layout) between ops, weights in PyTorch's layouts
+ * (OIHW for conv2d, IOHW for conv_transpose2d); a oneDNN convolution reorders its inputs into
+ * the channel-blocked layout its primitive chose and its output back (about 2-4% of a step:
+ * docs/benchmarks.md). Primitives (forward, backward-data, backward-weights) are created once
+ * per shape and kept in a per-context cache; scratchpads come from the context's arena (user
+ * scratchpad mode), so a step does no allocation inside oneDNN. Gradients that must be added to
+ * an existing one go to an arena buffer first. Convolutions with one input or one output
+ * channel and stride 1, the weight gradient of strided ones from one input channel, and the
+ * weight gradient of multi-channel 4x4 convolutions run on the kernels of cpu_conv_direct.c
+ * instead, on NCHW (MKDSEG_CONV_DIRECT=0 when a context is made: oneDNN for all). */
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>

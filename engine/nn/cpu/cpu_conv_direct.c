@@ -6,7 +6,10 @@
  * which vectorise along the image row instead of the channels, keep the output row in
  * registers across a whole kernel row. Only stride 1, dilation 1, pad <= kernel - 1, kernel
  * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok. The weight gradient of a
- * strided convolution from one input channel also runs here (column phases, below).
+ * strided convolution from one input channel also runs here (column phases, below), and so
+ * does the weight gradient of the discriminator's multi-channel 4x4 convolutions (stride 1 and
+ * 2), where a register-tiled kernel on NCHW beats oneDNN's jit:avx2 one and its reorders
+ * (0.82-0.95 of its time per layer: `make build/conv_rate`, docs/benchmarks.md).
  *
  * Shapes (NCHW): x [N, C, Hp, Wp] already zero-padded, w [O, C, KH, KW], y [N, O, OH, OW]
  * with OH = Hp - KH + 1, OW = Wp - KW + 1. The backward data pass is a forward pass of the
