@@ -20,14 +20,13 @@ int  cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride);
 /* stride 1: x [N, C, Hp, Wp] padded, w [O, C, KH, KW] -> y [N, O, Hp-KH+1, Wp-KW+1] */
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y);
-/* x in cpu_direct_pad's phase layout [N, C, stride, Hp, Wq]; gy [N, O, OH, OW] */
+/* x in cpu_direct_pad_to's phase layout [N, C, stride, Hp, Wq]; gy [N, O, OH, OW] */
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
                                  const float *gy, int O, int OH, int OW, int KH, int KW,
                                  float *gw, float *gb);
-/* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, ceil((W+2pw)/stride)]
- * (column phases; stride 1: the plain padded tensor) */
-void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp);
-/* the same with the phase rows Wq >= ceil((W+2pw)/stride) long (zeros beyond) */
+/* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, Wq] (column phases: phase
+ * p holds the padded columns p, p + stride, ...; zeros beyond), Wq >= ceil((W+2pw)/stride);
+ * stride 1: the plain padded tensor with rows Wq long */
 void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
                        float *xp);
 /* multi-channel weight gradient (cpu_direct_wgrad_tiled shapes): x in cpu_direct_pad_to's

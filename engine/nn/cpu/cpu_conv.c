@@ -401,24 +401,25 @@ static int use_direct(const conv_state *s, const geom *g, int weights_only)
                               g->pad, weights_only);
 }
 
-/* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad's layout (x itself
- * when there is nothing to do). */
+/* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad_to's layout with rows
+ * of Wq (0: the least, ceil((W + 2 pw) / stride)); x itself when there is nothing to do. */
 static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int W, int ph, int pw,
-                           int stride)
+                           int stride, int Wq)
 {
-    if (!ph && !pw && stride == 1)
+    const int Wmin = (W + 2 * pw + stride - 1) / stride;
+    Wq = Wq > Wmin ? Wq : Wmin;
+    if (!ph && !pw && stride == 1 && Wq == W)
         return x;
-    const int Wq = (W + 2 * pw + stride - 1) / stride;
     float *xp = nn_ctx_scratch(ctx, (size_t)N * C * stride * (H + 2 * ph) * Wq * sizeof(float));
     if (xp)
-        cpu_direct_pad(x, N, C, H, W, ph, pw, stride, xp);
+        cpu_direct_pad_to(x, N, C, H, W, ph, pw, stride, Wq, xp);
     return xp;
 }
 
 static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b, float *y)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
-    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, 1);
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, 1, 0);
     if (!xp)
         return -1;
     cpu_direct_conv_fwd(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, w, g->OC, g->KH,
@@ -435,7 +436,7 @@ static int direct_bwd_data(nn_ctx *ctx, const geom *g, const float *gy, const fl
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
     const int qh = g->KH - 1 - g->pad, qw = g->KW - 1 - g->pad;
-    const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw, 1);
+    const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw, 1, 0);
     float *wf = nn_ctx_scratch(ctx, (size_t)g->OC * g->IC * g->KH * g->KW * sizeof(float));
     if (!gp || !wf)
         return -1;
@@ -453,14 +454,13 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
     if (cpu_direct_wgrad_tiled(g->IC, g->OC, g->KH, g->KW, g->stride)) {
         /* multi-channel: gy packed in tiles of 3 output channels with rows padded to a multiple
          * of 8, x's phases long enough for them */
-        const int OWp = (g->OW + 7) & ~7, s = g->stride;
+        const int OWp = (g->OW + 7) & ~7, s = g->stride, Hp = g->H + 2 * g->pad;
         const int Wq0 = (g->W + 2 * g->pad + s - 1) / s, Wq1 = OWp + (g->KW - 1) / s;
-        const int Wq = Wq0 > Wq1 ? Wq0 : Wq1, Hp = g->H + 2 * g->pad;
-        float *xp = nn_ctx_scratch(ctx, (size_t)g->N * g->IC * s * Hp * Wq * sizeof(float));
+        const int Wq = Wq0 > Wq1 ? Wq0 : Wq1;
+        const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, s, Wq);
         float *gp = nn_ctx_scratch(ctx, cpu_direct_pack_size(g->N, g->OC, g->OH, OWp) * sizeof(float));
         if (!xp || !gp)
             return -1;
-        cpu_direct_pad_to(x, g->N, g->IC, g->H, g->W, g->pad, g->pad, s, Wq, xp);
         cpu_direct_pack_tiles(gy, g->N, g->OC, g->OH, g->OW, OWp, gp);
         cpu_direct_conv_bwd_weights_mc(xp, g->N, g->IC, Hp, Wq, s, gp, g->OC, g->OH, OWp, g->KH, g->KW, gw);
         if (gb)
@@ -468,7 +468,7 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
         nn_arena_rollback(nn_ctx_arena(ctx), m);
         return 0;
     }
-    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, g->stride);
+    const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, g->stride, 0);
     if (!xp)
         return -1;
     const int Wq = (g->W + 2 * g->pad + g->stride - 1) / g->stride;

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #define WG_MR 3   /* output channels per weight-gradient tile */
-#define WG_KH 8   /* the largest kernel height of the tiled weight gradient */
+#define WG_K 4    /* the tiled weight gradient's kernel: 4x4 (cpu_direct_wgrad_tiled) */
 
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
                        int weights_only)
@@ -40,7 +40,7 @@ int cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride)
 {
     /* the weight gradient of multi-channel 4x4 convolutions (the discriminator's): the tiled
      * kernel below against oneDNN's jit:avx2 weight gradient (docs/benchmarks.md) */
-    return KH == 4 && KW == 4 && stride <= 2 && IC >= 8 && OC >= 8;   /* KH <= WG_KH, KW <= 4 */
+    return KH == WG_K && KW == WG_K && stride <= 2 && IC >= 8 && OC >= 8;
 }
 
 /* lanes [0, n) of an 8-float vector, n in 1..8 */
@@ -211,17 +211,6 @@ wg_rows(const int KW, const float *g, int rows, int OWp, const float *x, size_t 
             part[i * KW + k] = acc[i][k];
 }
 
-static void wg_dispatch(int KW, const float *g, int rows, int OWp, const float *x, size_t xrow,
-                        const size_t *off, __m256 *part)
-{
-    switch (KW) {
-    case 1: wg_rows(1, g, rows, OWp, x, xrow, off, part); break;
-    case 2: wg_rows(2, g, rows, OWp, x, xrow, off, part); break;
-    case 3: wg_rows(3, g, rows, OWp, x, xrow, off, part); break;
-    default: wg_rows(4, g, rows, OWp, x, xrow, off, part); break;
-    }
-}
-
 size_t cpu_direct_pack_size(int N, int O, int OH, int OWp)
 {
     return (size_t)N * ((O + WG_MR - 1) / WG_MR) * WG_MR * OH * OWp;
@@ -271,7 +260,7 @@ void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq
         if (c >= C)
             continue;
         const int o0 = tile * WG_MR, MR = O - o0 < WG_MR ? O - o0 : WG_MR;
-        __m256 part[WG_KH][WG_MR * 4];
+        __m256 part[WG_K][WG_MR * WG_K];
         for (int kh = 0; kh < KH; kh++)
             for (int j = 0; j < WG_MR * KW; j++)
                 part[kh][j] = _mm256_setzero_ps();
@@ -281,7 +270,7 @@ void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq
             for (int oh = 0; oh < OH; oh += R) {
                 const int rows = OH - oh < R ? OH - oh : R;
                 for (int kh = 0; kh < KH; kh++)
-                    wg_dispatch(KW, g + (size_t)oh * WG_MR * OWp, rows, OWp,
+                    wg_rows(WG_K, g + (size_t)oh * WG_MR * OWp, rows, OWp,
                                 xc + (size_t)(stride * oh + kh) * Wq, (size_t)stride * Wq, off, part[kh]);
             }
         }
@@ -290,11 +279,6 @@ void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq
                 for (int k = 0; k < KW; k++)
                     gw[(((size_t)(o0 + i) * C + c) * KH + kh) * KW + k] = hsum(part[kh][i * KW + k]);
     }
-}
-
-void cpu_direct_pad(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, float *xp)
-{
-    cpu_direct_pad_to(x, N, C, H, W, ph, pw, stride, (W + 2 * pw + stride - 1) / stride, xp);
 }
 
 void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
