@@ -15,7 +15,9 @@ iteration's primitive creation and path timing are outside the median. Its FLOP 
 engine's own (gflop_per_iter, nn_ctx_flops: every convolution pass as run). torch side:
 torch_mkd.make_mkd_step with the same widths, sizes, learning rates and pool, timed per
 step(); the same passes, so the same FLOP count. Both print one JSON line like
-torch_bench.py: ms (median), times_ms, peak_rss_mb, flops.
+torch_bench.py: ms (median), times_ms, peak_rss_mb, flops, and cpu_ms: the process's user +
+system CPU time per timed iteration (on a shared, oversubscribed machine the wall times
+include waiting for a core; the CPU time does not).
 """
 import argparse
 import json
@@ -52,6 +54,13 @@ def phantom_data(mkdseg, top):
     return d
 
 
+def cpu_s(pid):
+    """user + system CPU seconds of a running process (/proc/PID/stat, clock ticks)"""
+    with open(f'/proc/{pid}/stat') as f:
+        st = f.read().rsplit(')', 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def run_mkdseg(a):
     d = phantom_data(a.mkdseg, TOP)
     out = os.path.join(d, f'model_{os.getpid()}.safetensors')
@@ -65,10 +74,11 @@ def run_mkdseg(a):
     env = dict(os.environ, MKDSEG_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                          env=env)
-    stamps, gflop = [], 0.0
+    stamps, cpu, gflop = [], [], 0.0
     for line in p.stderr:
         if line.startswith('{"event":"progress"'):
             stamps.append(time.perf_counter())
+            cpu.append(cpu_s(p.pid))
             gflop = json.loads(line).get('gflop_per_iter', 0.0)
     rc = p.wait()
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -78,7 +88,9 @@ def run_mkdseg(a):
     if rc != 0 or len(stamps) != total:
         sys.exit(f'mkd_bench: mkdseg train failed ({rc}, {len(stamps)} of {total} iterations)')
     times = [(stamps[i] - stamps[i - 1]) * 1e3 for i in range(a.warmup, total)]
+    cpu_ms = (cpu[-1] - cpu[a.warmup - 1]) * 1e3 / a.reps
     return {'impl': 'mkdseg', 'ms': round(median(times), 3), 'times_ms': [round(t, 2) for t in times],
+            'cpu_ms': round(cpu_ms, 1),
             'peak_rss_mb': round(ru.ru_maxrss / 1024.0, 1), 'flops': gflop * 1e9}
 
 
@@ -99,13 +111,17 @@ def run_torch(a):
                                    iters_per_epoch=200)
     times = []
     for i in range(a.warmup + a.reps):
+        if i == a.warmup:
+            c0 = time.process_time()
         t0 = time.perf_counter()
         step()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1e3)
+    cpu_ms = (time.process_time() - c0) * 1e3 / a.reps
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {'impl': 'torch', 'ms': round(median(times), 3), 'times_ms': [round(t, 2) for t in times],
-            'peak_rss_mb': round(rss, 1), 'flops': None, 'torch': torch.__version__}
+            'cpu_ms': round(cpu_ms, 1), 'peak_rss_mb': round(rss, 1), 'flops': None,
+            'torch': torch.__version__}
 
 
 def main():
