@@ -213,6 +213,9 @@ const char *nn_ctx_error(const nn_ctx *ctx);
 void   *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Number of nodes on the tape (tests: no_grad records nothing). */
 size_t  nn_ctx_tape_len(const nn_ctx *ctx);
+/* Convolution FLOPs (2 per multiply-add; forward, data and weight gradients as run) done
+ * through this context since it was made; the other ops count 0. */
+double  nn_ctx_flops(const nn_ctx *ctx);
 
 /* Scopes for inference memory: the arena frees nothing until nn_ctx_reset, so a no_grad
  * forward keeps every intermediate tensor alive. Wrap each block of a network:

@@ -52,6 +52,7 @@ typedef struct {
     double iters_per_s;  /* since this run (not the checkpoint) started */
     double eta_s;
     float lr_seg;
+    double gflop_per_iter; /* convolution arithmetic of the last iteration (nn_ctx_flops) */
 } train_progress;
 
 /* Called after every iteration; a non-zero return cancels the run (checked every

@@ -219,6 +219,8 @@ struct nn_ctx {
     int profile;             /* $MKDSEG_NN_PROFILE set: time every op, print at free */
     double prof_s[NN_OP_COUNT][2];
     long prof_n[NN_OP_COUNT][2];
+    double prof_flop[NN_OP_COUNT][2];
+    double flops;            /* convolution FLOPs run since the context was made */
     const nn_backend *be;
     nn_arena *arena;
     nn_node **tape;
@@ -282,17 +284,40 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The floating-point operations of one run of a convolution node: 2 per multiply-add of the
+ * forward pass, once for the forward and, in the backward, once for the data gradient (x
+ * requires one) and once for the weight gradient (w requires one). Other ops: 0 (they move
+ * memory; their arithmetic is a few operations per element). */
+static double node_flops(const nn_node *nd, int backward)
+{
+    if (nd->op != NN_OP_CONV2D && nd->op != NN_OP_CONV_T2D && nd->op != NN_OP_CONV2D_FUSED)
+        return 0;
+    const nn_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    /* conv2d: every output pixel takes IC KH KW products; transposed: every input pixel
+     * spreads OC KH KW of them (w is [IC, OC, KH, KW] there) */
+    const nn_tensor *spread = nd->op == NN_OP_CONV_T2D ? x : y;
+    const double macs = (double)spread->n * spread->h * spread->w * (double)w->n * w->c * w->h * w->w;
+    if (!backward)
+        return 2 * macs;
+    return 2 * macs * ((x->requires_grad ? 1 : 0) + (w->requires_grad ? 1 : 0));
+}
+
 int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
 {
     nn_threads_apply();
+    const double fl = node_flops(nd, backward);
+    ctx->flops += fl;
     if (!ctx->profile)
         return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
     double t0 = now_s();
     int rc = backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
     ctx->prof_s[nd->op][backward] += now_s() - t0;
     ctx->prof_n[nd->op][backward]++;
+    ctx->prof_flop[nd->op][backward] += fl;
     return rc;
 }
+
+double nn_ctx_flops(const nn_ctx *ctx) { return ctx->flops; }
 
 static void profile_print(const nn_ctx *ctx)
 {
@@ -300,12 +325,19 @@ static void profile_print(const nn_ctx *ctx)
     for (int o = 0; o < NN_OP_COUNT; o++)
         tot += ctx->prof_s[o][0] + ctx->prof_s[o][1];
     fprintf(stderr, "nn profile (%s backend), total %.1f ms\n", ctx->be->name, tot * 1e3);
-    fprintf(stderr, "  %-20s %8s %10s %8s %10s\n", "op", "fwd n", "fwd ms", "bwd n", "bwd ms");
-    for (int o = 0; o < NN_OP_COUNT; o++)
-        if (ctx->prof_n[o][0] || ctx->prof_n[o][1])
-            fprintf(stderr, "  %-20s %8ld %10.1f %8ld %10.1f\n", nn_op_name((nn_op)o),
-                    ctx->prof_n[o][0], ctx->prof_s[o][0] * 1e3, ctx->prof_n[o][1],
-                    ctx->prof_s[o][1] * 1e3);
+    fprintf(stderr, "  %-20s %8s %10s %8s %10s %10s %8s\n", "op", "fwd n", "fwd ms", "bwd n",
+            "bwd ms", "GFLOP", "GFLOP/s");
+    for (int o = 0; o < NN_OP_COUNT; o++) {
+        if (!ctx->prof_n[o][0] && !ctx->prof_n[o][1])
+            continue;
+        const double fl = ctx->prof_flop[o][0] + ctx->prof_flop[o][1];
+        const double s = ctx->prof_s[o][0] + ctx->prof_s[o][1];
+        fprintf(stderr, "  %-20s %8ld %10.1f %8ld %10.1f", nn_op_name((nn_op)o), ctx->prof_n[o][0],
+                ctx->prof_s[o][0] * 1e3, ctx->prof_n[o][1], ctx->prof_s[o][1] * 1e3);
+        if (fl > 0)
+            fprintf(stderr, " %10.2f %8.1f", fl * 1e-9, s > 0 ? fl * 1e-9 / s : 0.0);
+        fputc('\n', stderr);
+    }
 }
 
 void nn_ctx_free(nn_ctx *ctx)

@@ -286,8 +286,10 @@ int trainer_step(trainer *t, char *err, size_t errlen)
     float lr = nn_lr_step_decay(t->c.lr_seg, epoch, t->c.seg_decay_every, t->c.seg_decay);
     for (int i = 0; i < t->nseg; i++) nn_adam_set_lr(t->opt_seg[i], lr);
     for (int i = 0; i < TL_COUNT; i++) t->prog.loss[i] = NAN;
+    const double flops0 = nn_ctx_flops(t->ctx);
     int rc = train_method_is_mkd(t->c.method) ? step_mkd(t, err, errlen) : step_single(t, err, errlen);
     if (rc) return -1;
+    t->prog.gflop_per_iter = (nn_ctx_flops(t->ctx) - flops0) * 1e-9;
     t->iter++;
     t->prog.iter = t->iter;
     t->prog.epoch = epoch;

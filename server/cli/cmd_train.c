@@ -60,7 +60,7 @@ static int on_progress(const train_progress *p, void *user)
                 p->epoch, p->lr_seg);
         for (int i = 0; i < TL_COUNT; i++)
             if (!isnan(p->loss[i])) fprintf(stderr, ",\"%s\":%.6g", train_loss_name((train_loss)i), p->loss[i]);
-        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f}\n", p->iters_per_s, p->eta_s);
+        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f,\"gflop_per_iter\":%.6g}\n", p->iters_per_s, p->eta_s, p->gflop_per_iter);
     }
     return cancelled ? 1 : 0;
 }

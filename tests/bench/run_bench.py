@@ -6,7 +6,8 @@
                                               [--peak-gflops G]
 
 For each workload (tests/bench/torch_bench.py WORKLOADS, the same list as `mkdseg bench
---list`) and thread count, runs `mkdseg bench --workload W --threads T --json` and then
+--list`, and mkd_iter_64: one experiment-scale mkd training iteration, `mkdseg train` against
+tests/gpu/torch_mkd.py on the CPU, through tests/bench/mkd_bench.py) and thread count, runs `mkdseg bench --workload W --threads T --json` and then
 `torch_bench.py --workload W --threads T`, each in its own process (so peak RSS is per
 process), one after the other (never at the same time). Each does its warm-up and takes the
 median of its repetitions. Prints the table and writes --out: a JSON list of objects with
@@ -30,12 +31,35 @@ TOP = os.path.abspath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, HERE)
 from torch_bench import WORKLOADS  # noqa: E402  (no torch import at module level)
 
+# workloads measured by tests/bench/mkd_bench.py (`mkdseg train` against torch_mkd.py)
+TRAIN_WORKLOADS = ('mkd_iter_64',)
+
 
 def run_json(cmd, env=None):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed ({p.returncode}): {p.stderr.strip()}')
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def measure(mkdseg, w, t, warmup, reps):
+    """(mkdseg's JSON, PyTorch's JSON) for workload w at t threads, one after the other."""
+    if w in TRAIN_WORKLOADS:
+        # whole iterations: more warm-up (path timing, pools filling) and more repetitions
+        mb = os.path.join(HERE, 'mkd_bench.py')
+        c = run_json(['/usr/bin/python3', mb, '--side', 'mkdseg', '--mkdseg', mkdseg,
+                      '--threads', str(t), '--warmup', str(warmup + 2), '--reps', str(4 * reps)])
+        p = run_json(['/usr/bin/python3', mb, '--side', 'torch', '--threads', str(t),
+                      '--warmup', str(warmup), '--reps', str(reps)])
+        p['flops'] = c['flops']          # the same passes (torch_mkd.py); counted by the engine
+        return c, p
+    c = run_json([mkdseg, 'bench', '--workload', w, '--threads', str(t),
+                  '--warmup', str(warmup), '--reps', str(reps), '--json'],
+                 env=dict(os.environ, MKDSEG_THREADS=str(t), OMP_NUM_THREADS=str(t)))
+    p = run_json(['/usr/bin/python3', os.path.join(HERE, 'torch_bench.py'),
+                  '--workload', w, '--threads', str(t), '--warmup', str(warmup),
+                  '--reps', str(reps)])
+    return c, p
 
 
 def write_rows(path, rows):
@@ -49,7 +73,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='1 warm-up and 3 repetitions')
     ap.add_argument('--threads', default='1,2')
-    ap.add_argument('--workloads', default=','.join(WORKLOADS))
+    ap.add_argument('--workloads', default=','.join(list(WORKLOADS) + list(TRAIN_WORKLOADS)))
     ap.add_argument('--mkdseg', default=os.path.join(TOP, 'build', 'mkdseg'))
     ap.add_argument('--out', default=os.path.join(TOP, 'build', 'bench.json'))
     ap.add_argument('--peak-gflops', type=float, default=0.0)
@@ -61,7 +85,7 @@ def main():
     threads = [int(t) for t in a.threads.split(',') if t]
     names = [w for w in a.workloads.split(',') if w]
     for w in names:
-        if w not in WORKLOADS:
+        if w not in WORKLOADS and w not in TRAIN_WORKLOADS:
             sys.exit(f'run_bench: unknown workload {w}')
 
     if a.peak_gflops > 0:
@@ -94,12 +118,7 @@ def main():
     t_start = time.time()
     for w in names:
         for t in threads:
-            c = run_json([a.mkdseg, 'bench', '--workload', w, '--threads', str(t),
-                          '--warmup', str(warmup), '--reps', str(reps), '--json'],
-                         env=dict(os.environ, MKDSEG_THREADS=str(t), OMP_NUM_THREADS=str(t)))
-            p = run_json(['/usr/bin/python3', os.path.join(HERE, 'torch_bench.py'),
-                          '--workload', w, '--threads', str(t), '--warmup', str(warmup),
-                          '--reps', str(reps)])
+            c, p = measure(a.mkdseg, w, t, warmup, reps)
             if abs(c['flops'] - p['flops']) > 1e-9 * p['flops']:
                 print(f'warning: {w}: FLOP counts differ (mkdseg {c["flops"]:.0f}, '
                       f'PyTorch {p["flops"]:.0f})', file=sys.stderr)
@@ -112,6 +131,7 @@ def main():
                    'peak_rss_mb': c['peak_rss_mb'], 'torch_peak_rss_mb': p['peak_rss_mb'],
                    'flops': c['flops'], 'warmup': warmup, 'reps': reps,
                    'mkdseg_times_ms': c['times_ms'], 'torch_times_ms': p['times_ms'],
+                   'mkdseg_reps': len(c['times_ms']), 'torch_reps': len(p['times_ms']),
                    'peak_gflops_per_core': peak}
             rows.append(row)
             line = (f'{w:<16} {t:>3} {c["ms"]:>10.1f} {p["ms"]:>10.1f} {row["ratio"]:>6.2f} '

@@ -23,6 +23,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/golden.h"
@@ -281,7 +282,7 @@ static void check_flops(double fwd, double train, const golden_file *g)
     cr_expect(train == r[1], "training FLOPs %.0f, PyTorch count %.0f", train, r[1]);
 }
 
-Test(models_golden, segmentor)
+static void golden_segmentor(void)
 {
     char err[256];
     golden_file *g = load("segmentor");
@@ -297,7 +298,7 @@ Test(models_golden, segmentor)
     golden_free(g);
 }
 
-Test(models_golden, generator)
+static void golden_generator(void)
 {
     char err[256];
     golden_file *g = load("generator");
@@ -313,7 +314,7 @@ Test(models_golden, generator)
     golden_free(g);
 }
 
-Test(models_golden, discriminator)
+static void golden_discriminator(void)
 {
     char err[256];
     golden_file *g = load("discriminator");
@@ -332,6 +333,17 @@ Test(models_golden, discriminator)
 /* Paper-size networks: parameter and buffer counts equal PyTorch's for the same architecture
  * (sum of numel over torch_models.Segmentor(32) / Generator(64, 9) / Discriminator(64)
  * parameters and float buffers), and CycleGAN's init has the stated statistics. */
+/* Each network on each convolution path (MKDSEG_CONV_PATH, read when its context first
+ * convolves): the default timed choice, oneDNN alone, and the direct kernels wherever they
+ * apply, so every kernel either path can run is pinned to the PyTorch reference. */
+#define GOLDEN_PATHS(net)                                                            \
+    Test(models_golden, net) { golden_##net(); }                                     \
+    Test(models_golden, net##_onednn) { setenv("MKDSEG_CONV_PATH", "onednn", 1); golden_##net(); } \
+    Test(models_golden, net##_direct) { setenv("MKDSEG_CONV_PATH", "direct", 1); golden_##net(); }
+GOLDEN_PATHS(segmentor)
+GOLDEN_PATHS(generator)
+GOLDEN_PATHS(discriminator)
+
 Test(models_paper, sizes_and_init)
 {
     char err[256];

@@ -3,7 +3,8 @@
  * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
  * convolution written here, forward and all three gradients, on shapes whose rows are not
  * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
- * same graph through oneDNN (MKDSEG_CONV_DIRECT=0). Tolerance: max |a - ref| <= 1e-4 x
+ * same graph through oneDNN (MKDSEG_CONV_PATH=onednn) and through the timed per-shape choice
+ * between the two (auto). Tolerance: max |a - ref| <= 1e-4 x
  * max(max |ref|, 1) (float32 sums of up to a few thousand terms). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -35,10 +36,12 @@ static void fill(float *p, size_t n, nn_rng *r)
 }
 
 /* One shape: forward (with the fused activation when act) and the gradients of x, w, b for a
- * random output gradient, against the reference; direct = 0 runs the oneDNN path. */
-static void check(const shape *s, int direct)
+ * random output gradient, against the reference, on the path MKDSEG_CONV_PATH forces: "direct"
+ * (the kernels of cpu_conv_direct.c wherever they apply), "onednn", or "auto" (the timed
+ * per-shape choice of cpu_conv_pick.c, whichever it takes). */
+static void check(const shape *s, const char *path)
 {
-    setenv("MKDSEG_CONV_DIRECT", direct ? "1" : "0", 1);
+    setenv("MKDSEG_CONV_PATH", path, 1);
     const int st = s->stride ? s->stride : 1;
     const int OH = (s->h + 2 * s->pad - s->k) / st + 1, OW = (s->w + 2 * s->pad - s->k) / st + 1;
     const size_t nx = (size_t)s->n * s->c * s->h * s->w, nw = (size_t)s->o * s->c * s->k * s->k;
@@ -93,7 +96,6 @@ static void check(const shape *s, int direct)
     cr_assert(ty && ty->h == OH && ty->w == OW, "%s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "shape");
     float *out = malloc(ny * 4);
     cr_assert(nn_tensor_read(ty, out) == 0);
-    const char *path = direct ? "direct" : "oneDNN";
     double e = err_rel(out, y, ny);
     cr_expect(e <= TOL, "%s forward n%d c%d %dx%d o%d k%d p%d act%d: error %.3g", path, s->n, s->c,
               s->h, s->w, s->o, s->k, s->pad, s->act, e);
@@ -106,7 +108,7 @@ static void check(const shape *s, int direct)
     nn_ctx_free(ctx);
     free(out);
     free(x); free(w); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
-    unsetenv("MKDSEG_CONV_DIRECT");
+    unsetenv("MKDSEG_CONV_PATH");
 }
 
 static const shape shapes[] = {
@@ -133,19 +135,29 @@ Test(nn_conv_direct, matches_reference)
 {
     nn_set_threads(1);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        check(&shapes[i], 1);
+        check(&shapes[i], "direct");
 }
 
 Test(nn_conv_direct, onednn_path_matches_reference)
 {
     nn_set_threads(1);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        check(&shapes[i], 0);
+        check(&shapes[i], "onednn");
+}
+
+Test(nn_conv_direct, timed_choice_matches_reference)
+{
+    /* twice: the first call of each shape times both paths, the second takes the cached one */
+    nn_set_threads(1);
+    for (int rep = 0; rep < 2; rep++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check(&shapes[i], "auto");
 }
 
 Test(nn_conv_direct, two_threads_match_reference)
 {
     nn_set_threads(2);
-    check(&shapes[0], 1);
-    check(&shapes[2], 1);
+    check(&shapes[0], "direct");
+    check(&shapes[2], "direct");
+    check(&shapes[12], "direct");
 }

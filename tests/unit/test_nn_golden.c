@@ -11,6 +11,7 @@
  * each step's loss within TOL_FWD of |ref|, the parameters within TOL_FWD of max |ref|. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/golden.h"
@@ -169,15 +170,20 @@ static void run_case(const char *cs)
 
 #define GOLDEN(cs) \
     Test(nn_golden, cs) { run_case(#cs); }
+/* convolutions also on each forced path (MKDSEG_CONV_PATH; the default is the timed choice) */
+#define GOLDEN_CONV(cs)                                                                   \
+    GOLDEN(cs)                                                                            \
+    Test(nn_golden, cs##_onednn) { setenv("MKDSEG_CONV_PATH", "onednn", 1); run_case(#cs); } \
+    Test(nn_golden, cs##_direct) { setenv("MKDSEG_CONV_PATH", "direct", 1); run_case(#cs); }
 
-GOLDEN(conv2d_3x3)
-GOLDEN(conv2d_4x4_s2)
-GOLDEN(conv2d_dil2)
-GOLDEN(conv2d_1x1)
-GOLDEN(conv2d_7x7)
-GOLDEN(convt_3x3_s2)
-GOLDEN(convt_2x2_s2)
-GOLDEN(convt_4x4_s1)
+GOLDEN_CONV(conv2d_3x3)
+GOLDEN_CONV(conv2d_4x4_s2)
+GOLDEN_CONV(conv2d_dil2)
+GOLDEN_CONV(conv2d_1x1)
+GOLDEN_CONV(conv2d_7x7)
+GOLDEN_CONV(convt_3x3_s2)
+GOLDEN_CONV(convt_2x2_s2)
+GOLDEN_CONV(convt_4x4_s1)
 GOLDEN(pad_reflect3)
 GOLDEN(pad_reflect_asym)
 GOLDEN(pad_zero)

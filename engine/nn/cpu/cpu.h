@@ -5,6 +5,8 @@
 
 #include "nn_backend.h"
 
+#include <stdio.h>
+
 /* cpu_conv.c: oneDNN convolutions and transposed convolutions (primitive cache per shape). */
 int  cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
 int  cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
@@ -42,6 +44,20 @@ size_t cpu_direct_pack_size(int N, int O, int OH, int OWp);
 /* gb[o] = sum of gy [N, O, plane] over n and the plane */
 void cpu_direct_bias_grad(const float *gy, int N, int O, size_t plane, float *gb);
 void cpu_direct_flip_weights(const float *w, int O, int C, int KH, int KW, float *wf);
+
+/* cpu_conv_pick.c: oneDNN or the direct kernels, per shape (see the file). */
+enum { CPU_PATH_AUTO, CPU_PATH_ONEDNN, CPU_PATH_DIRECT };
+/* a shape's key: cpu_conv.c's 16 geometry values, the pass (0 fwd, 1 bwd data, 2 bwd
+ * weights) and the thread count */
+#define CPU_PICK_KEY 18
+/* MKDSEG_CONV_PATH (auto | onednn | direct; MKDSEG_CONV_DIRECT=0 / 1: onednn / direct) */
+int  cpu_conv_path_from_env(void);
+/* the cached choice for key: 1 direct, 0 oneDNN, -1 not timed yet */
+int  cpu_conv_pick_get(const int *key);
+/* record the two times (ms) of key; the faster path becomes its choice */
+void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct);
+/* the table of choices so far, one line per shape */
+void cpu_conv_pick_report(FILE *f);
 
 /* cpu_norm.c */
 int cpu_instance_norm_fwd(nn_ctx *ctx, nn_node *nd);

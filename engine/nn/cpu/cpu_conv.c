@@ -8,14 +8,16 @@
  * scratchpad mode), so a step does no allocation inside oneDNN. Gradients that must be added to
  * an existing one go to an arena buffer first. Convolutions with one input or one output
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
- * weight gradient of multi-channel 4x4 convolutions run on the kernels of cpu_conv_direct.c
- * instead, on NCHW (MKDSEG_CONV_DIRECT=0 when a context is made: oneDNN for all). */
+ * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
+ * instead, on NCHW: per shape, whichever of the two is faster on the running machine (timed
+ * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one). */
 #include "cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS, K_COUNT };
 enum { A_SRC, A_WEI, A_BIAS, A_DST, A_COUNT };   /* diff_ variants in the backward kinds */
@@ -42,7 +44,8 @@ typedef struct {
 typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t st;
-    int direct_off;          /* MKDSEG_CONV_DIRECT=0 when the context was made: oneDNN for all */
+    int path;                /* CPU_PATH_* from the environment when the context first convolved */
+    int report;              /* MKDSEG_NN_PROFILE set: print the path table at free */
     conv_ent *ent;
     int nent, cap;
 } conv_state;
@@ -91,6 +94,8 @@ void cpu_conv_state_free(nn_ctx *ctx)
     conv_state *s = *nn_ctx_backend_state(ctx);
     if (!s)
         return;
+    if (s->report)
+        cpu_conv_pick_report(stderr);
     for (int i = 0; i < s->nent; i++) {
         conv_ent *e = &s->ent[i];
         for (int k = 0; k < K_COUNT; k++) {
@@ -125,8 +130,8 @@ static conv_state *state(nn_ctx *ctx)
         return nn_ctx_fail(ctx, "cpu_conv: out of memory");
     DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0));
     DN(dnnl_stream_create(&s->st, s->eng, dnnl_stream_default_flags));
-    const char *e = getenv("MKDSEG_CONV_DIRECT");
-    s->direct_off = e && !strcmp(e, "0");
+    s->path = cpu_conv_path_from_env();
+    s->report = getenv("MKDSEG_NN_PROFILE") != NULL;
     *sp = s;
     return s;
 fail:
@@ -297,12 +302,20 @@ fail:
     return -1;
 }
 
-static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
+/* the 16 values that tell a geometry's primitives apart */
+static void geom_key(const geom *g, int key[16])
 {
     int slope_bits;
     memcpy(&slope_bits, &g->slope, sizeof slope_bits);
-    int key[16] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
-                   g->stride, g->pad, g->extra, g->bias, g->act, slope_bits};
+    const int k[16] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
+                       g->stride, g->pad, g->extra, g->bias, g->act, slope_bits};
+    memcpy(key, k, sizeof k);
+}
+
+static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
+{
+    int key[16];
+    geom_key(g, key);
     conv_ent *e = NULL;
     for (int i = 0; i < s->nent; i++)
         if (!memcmp(s->ent[i].key, key, sizeof key)) {
@@ -395,10 +408,54 @@ fail:
 
 /* ---- the direct path ----------------------------------------------------------------- */
 
-static int use_direct(const conv_state *s, const geom *g, int weights_only)
+/* may pass k run on the direct kernels (whether it does is dispatch's choice) */
+static int direct_ok(const conv_state *s, const geom *g, int k)
 {
-    return !s->direct_off && cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
-                              g->pad, weights_only);
+    return s->path != CPU_PATH_ONEDNN &&
+           cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra, g->pad,
+                              k == K_BWD_WEIGHTS);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+/* One pass of a node on one path (direct 1: cpu_conv_direct.c, 0: oneDNN); every path
+ * overwrites the whole of its outputs, so running several in turn leaves the last one's. */
+typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct);
+
+/* Run pass k on the path chosen for its shape (cpu_conv_pick.c): the forced one, the cached
+ * timed choice, or, the first time in the process, both timed (a warm-up run and 3 timed
+ * runs each, alternating) and the faster one run last so its result is the one kept. */
+static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
+{
+    if (!direct_ok(s, g, k))
+        return f(ctx, s, g, args, 0);
+    if (s->path == CPU_PATH_DIRECT)
+        return f(ctx, s, g, args, 1);
+    int key[CPU_PICK_KEY];
+    geom_key(g, key);
+    key[CPU_PICK_KEY - 2] = k;
+    key[CPU_PICK_KEY - 1] = nn_get_threads();
+    int direct = cpu_conv_pick_get(key);
+    if (direct >= 0)
+        return f(ctx, s, g, args, direct);
+    double best[2] = {1e300, 1e300};
+    for (int r = 0; r < 4; r++)
+        for (int p = 0; p < 2; p++) {
+            const double t0 = now_ms();
+            if (f(ctx, s, g, args, p))
+                return -1;
+            const double t = now_ms() - t0;
+            if (r > 0 && t < best[p])
+                best[p] = t;
+        }
+    cpu_conv_pick_put(key, best[0], best[1]);
+    direct = best[1] < best[0];
+    return f(ctx, s, g, args, direct);
 }
 
 /* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad_to's layout with rows
@@ -480,6 +537,43 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
 
 /* ---- entry points -------------------------------------------------------------------- */
 
+typedef struct {
+    const float *x, *w, *b;
+    float *y;
+} fwd_args;
+
+static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+{
+    const fwd_args *a = args;
+    if (direct)
+        return direct_fwd(ctx, g, a->x, a->w, a->b, a->y);
+    conv_ent *e = lookup(ctx, s, g, K_FWD);
+    return e ? run(ctx, s, e, K_FWD, g, a->x, a->w, a->b, a->y) : -1;
+}
+
+/* the forward's weights with an eval batch norm folded in (CONV2D_FUSED with statistics):
+ * s = gamma / sqrt(rvar + eps), w' = w s, b' = (b - rmean) s + beta, in the arena */
+static int fold_bn(nn_ctx *ctx, const nn_node *nd, int OC, const float **w, const float **b)
+{
+    const float *ga = nd->in[3] ? nn_f32(nd->in[3]) : NULL;
+    const float *be = nd->in[4] ? nn_f32(nd->in[4]) : NULL;
+    const float *rm = nn_f32(nd->in[5]), *rv = nn_f32(nd->in[6]);
+    size_t per = nn_numel(nd->in[1]) / (size_t)OC;
+    float *fw = nn_ctx_scratch(ctx, nn_numel(nd->in[1]) * 4);
+    float *fb = nn_ctx_scratch(ctx, (size_t)OC * 4);
+    if (!fw || !fb)
+        return -1;
+    for (int oc = 0; oc < OC; oc++) {
+        double sc = (ga ? ga[oc] : 1.0) / sqrt((double)rv[oc] + nd->f[0]);
+        for (size_t j = 0; j < per; j++)
+            fw[oc * per + j] = (float)((*w)[oc * per + j] * sc);
+        fb[oc] = (float)(((*b ? (*b)[oc] : 0.0) - rm[oc]) * sc + (be ? be[oc] : 0.0));
+    }
+    *w = fw;
+    *b = fb;
+    return 0;
+}
+
 int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
 {
     conv_state *s = state(ctx);
@@ -490,33 +584,34 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
         return -1;
     }
-    const int direct = use_direct(s, &g, 0);
-    conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_FWD);
-    if (!direct && !e)
+    fwd_args a = {nn_f32(nd->in[0]), nn_f32(nd->in[1]), nd->in[2] ? nn_f32(nd->in[2]) : NULL,
+                  nn_f32(nd->out)};
+    if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5] && fold_bn(ctx, nd, g.OC, &a.w, &a.b))
         return -1;
-    const float *w = nn_f32(nd->in[1]), *b = nd->in[2] ? nn_f32(nd->in[2]) : NULL;
-    if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5]) {
-        /* fold eval batch norm: s = gamma / sqrt(rvar + eps), w' = w s, b' = (b - rmean) s + beta */
-        const float *ga = nd->in[3] ? nn_f32(nd->in[3]) : NULL;
-        const float *be = nd->in[4] ? nn_f32(nd->in[4]) : NULL;
-        const float *rm = nn_f32(nd->in[5]), *rv = nn_f32(nd->in[6]);
-        size_t per = nn_numel(nd->in[1]) / (size_t)g.OC;
-        float *fw = nn_ctx_scratch(ctx, nn_numel(nd->in[1]) * 4);
-        float *fb = nn_ctx_scratch(ctx, (size_t)g.OC * 4);
-        if (!fw || !fb)
-            return -1;
-        for (int oc = 0; oc < g.OC; oc++) {
-            double sc = (ga ? ga[oc] : 1.0) / sqrt((double)rv[oc] + nd->f[0]);
-            for (size_t j = 0; j < per; j++)
-                fw[oc * per + j] = (float)(w[oc * per + j] * sc);
-            fb[oc] = (float)(((b ? b[oc] : 0.0) - rm[oc]) * sc + (be ? be[oc] : 0.0));
-        }
-        w = fw;
-        b = fb;
-    }
+    return dispatch(ctx, s, &g, K_FWD, fwd_pass, &a);
+}
+
+typedef struct {
+    const float *x, *w, *gy;
+    float *gx, *gw, *gb;
+} bwd_args;
+
+static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+{
+    const bwd_args *a = args;
     if (direct)
-        return direct_fwd(ctx, &g, nn_f32(nd->in[0]), w, b, nn_f32(nd->out));
-    return run(ctx, s, e, K_FWD, &g, nn_f32(nd->in[0]), w, b, nn_f32(nd->out));
+        return direct_bwd_data(ctx, g, a->gy, a->w, a->gx);
+    conv_ent *e = lookup(ctx, s, g, K_BWD_DATA);
+    return e ? run(ctx, s, e, K_BWD_DATA, g, a->gx, a->w, NULL, a->gy) : -1;
+}
+
+static int bwd_weights_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+{
+    const bwd_args *a = args;
+    if (direct)
+        return direct_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
+    conv_ent *e = lookup(ctx, s, g, K_BWD_WEIGHTS);
+    return e ? run(ctx, s, e, K_BWD_WEIGHTS, g, a->x, a->gw, a->gb, a->gy) : -1;
 }
 
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
@@ -524,45 +619,39 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     conv_state *s = state(ctx);
     geom g = geometry(nd);
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
-    const float *gy = nd->out->grad;
     nn_arena *ar = nn_ctx_arena(ctx);
+    bwd_args a = {nn_f32(x), nn_f32(w), nd->out->grad, NULL, NULL, NULL};
     int acc;
     if (!s)
         return -1;
-    const int direct = use_direct(s, &g, 0), direct_w = use_direct(s, &g, 1);
     if (x->requires_grad) {
-        conv_ent *e = direct ? NULL : lookup(ctx, s, &g, K_BWD_DATA);
-        float *gx = direct || e ? nn_grad_acquire(ctx, x, &acc) : NULL;
+        float *gx = nn_grad_acquire(ctx, x, &acc);
         if (!gx)
             return -1;
         nn_arena_mark m = nn_arena_pos(ar);    /* after gx: only temporaries follow */
-        float *dst = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
-        if (!dst || (direct ? direct_bwd_data(ctx, &g, gy, nn_f32(w), dst)
-                            : run(ctx, s, e, K_BWD_DATA, &g, dst, nn_f32(w), NULL, gy)))
+        a.gx = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
+        if (!a.gx || dispatch(ctx, s, &g, K_BWD_DATA, bwd_data_pass, &a))
             return -1;
         if (acc)
-            cpu_grad_store(gx, dst, nn_numel(x), 1);
+            cpu_grad_store(gx, a.gx, nn_numel(x), 1);
         nn_arena_rollback(ar, m);
     }
     int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
-        conv_ent *e = direct_w ? NULL : lookup(ctx, s, &g, K_BWD_WEIGHTS);
         float *gw = NULL, *gb = NULL;
         int acc_w = 0, acc_b = 0;
-        if ((!direct_w && !e) || (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+        if ((need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
             (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
             return -1;
         nn_arena_mark m = nn_arena_pos(ar);
-        float *dw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
-        float *db = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
-        if (!dw || (b && !db) ||
-            (direct_w ? direct_bwd_weights(ctx, &g, nn_f32(x), gy, dw, db)
-                    : run(ctx, s, e, K_BWD_WEIGHTS, &g, nn_f32(x), dw, db, gy)))
+        a.gw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
+        a.gb = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
+        if (!a.gw || (b && !a.gb) || dispatch(ctx, s, &g, K_BWD_WEIGHTS, bwd_weights_pass, &a))
             return -1;
         if (need_w)
-            cpu_grad_store(gw, dw, nn_numel(w), acc_w);
+            cpu_grad_store(gw, a.gw, nn_numel(w), acc_w);
         if (need_b)
-            cpu_grad_store(gb, db, nn_numel(b), acc_b);
+            cpu_grad_store(gb, a.gb, nn_numel(b), acc_b);
         nn_arena_rollback(ar, m);
     }
     return 0;

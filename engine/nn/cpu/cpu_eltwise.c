@@ -1,5 +1,6 @@
 /* cpu_eltwise.c: ReLU, LeakyReLU, tanh, sigmoid, softmax over channels, add, scale. */
 #include "cpu.h"
+#include "cpu_vmath.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -84,6 +85,85 @@ void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
     }
 }
 
+/* ---- softmax over channels ------------------------------------------------------------
+ * NCHW: the C values of a pixel lie hw apart, so 8 neighbouring pixels are one vector per
+ * channel and the reduction over channels is vertical (no shuffles). Pixels past the last
+ * multiple of 8 take the scalar loop. */
+
+static void softmax_px(const float *x, float *y, int C, size_t hw, size_t i)
+{
+    float m = x[i];
+    for (int c = 1; c < C; c++)
+        m = fmaxf(m, x[c * hw + i]);
+    float s = 0;
+    for (int c = 0; c < C; c++) {
+        float e = expf(x[c * hw + i] - m);
+        y[c * hw + i] = e;
+        s += e;
+    }
+    const float inv = 1.0f / s;
+    for (int c = 0; c < C; c++)
+        y[c * hw + i] *= inv;
+}
+
+static void softmax_fwd(const float *a, float *y, int N, int C, size_t hw)
+{
+    const size_t hw8 = hw / 8 * 8;
+#pragma omp parallel for collapse(2) if ((size_t)N * C * hw > PAR_MIN) schedule(static)
+    for (int b = 0; b < N; b++)
+        for (size_t i = 0; i < hw8; i += 8) {
+            const float *x = a + (size_t)b * C * hw + i;
+            float *o = y + (size_t)b * C * hw + i;
+            __m256 m = _mm256_loadu_ps(x);
+            for (int c = 1; c < C; c++)
+                m = _mm256_max_ps(m, _mm256_loadu_ps(x + c * hw));
+            __m256 s = _mm256_setzero_ps();
+            for (int c = 0; c < C; c++) {
+                const __m256 e = cpu_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + c * hw), m));
+                _mm256_storeu_ps(o + c * hw, e);
+                s = _mm256_add_ps(s, e);
+            }
+            const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
+            for (int c = 0; c < C; c++)
+                _mm256_storeu_ps(o + c * hw, _mm256_mul_ps(_mm256_loadu_ps(o + c * hw), inv));
+        }
+    for (int b = 0; b < N; b++)
+        for (size_t i = hw8; i < hw; i++)
+            softmax_px(a + (size_t)b * C * hw, y + (size_t)b * C * hw, C, hw, i);
+}
+
+/* g (= or +=) y (gy - sum_c y gy) */
+static void softmax_bwd(const float *y, const float *gy, float *g, int N, int C, size_t hw, int acc)
+{
+    const size_t hw8 = hw / 8 * 8;
+#pragma omp parallel for collapse(2) if ((size_t)N * C * hw > PAR_MIN) schedule(static)
+    for (int b = 0; b < N; b++)
+        for (size_t i = 0; i < hw8; i += 8) {
+            const size_t off = (size_t)b * C * hw + i;
+            __m256 s = _mm256_setzero_ps();
+            for (int c = 0; c < C; c++)
+                s = _mm256_fmadd_ps(_mm256_loadu_ps(y + off + c * hw), _mm256_loadu_ps(gy + off + c * hw), s);
+            for (int c = 0; c < C; c++) {
+                const size_t j = off + c * hw;
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y + j), _mm256_sub_ps(_mm256_loadu_ps(gy + j), s));
+                if (acc)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(g + j));
+                _mm256_storeu_ps(g + j, v);
+            }
+        }
+    for (int b = 0; b < N; b++)
+        for (size_t i = hw8; i < hw; i++) {
+            const size_t off = (size_t)b * C * hw + i;
+            float s = 0;
+            for (int c = 0; c < C; c++)
+                s += y[off + c * hw] * gy[off + c * hw];
+            for (int c = 0; c < C; c++) {
+                const size_t j = off + c * hw;
+                g[j] = (acc ? g[j] : 0) + y[j] * (gy[j] - s);
+            }
+        }
+}
+
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
 {
     (void)ctx;
@@ -117,30 +197,9 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
             y[i] = a[i] + b[i];
         return 0;
     }
-    case NN_OP_SOFTMAX: {
-        int C = x->c;
-        size_t hw = (size_t)x->h * x->w;
-        for (int b = 0; b < x->n; b++) {
-            const float *xb = a + (size_t)b * C * hw;
-            float *yb = y + (size_t)b * C * hw;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < hw; i++) {
-                float m = xb[i];
-                for (int c = 1; c < C; c++)
-                    m = fmaxf(m, xb[c * hw + i]);
-                float s = 0;
-                for (int c = 0; c < C; c++) {
-                    float e = expf(xb[c * hw + i] - m);
-                    yb[c * hw + i] = e;
-                    s += e;
-                }
-                float inv = 1.0f / s;
-                for (int c = 0; c < C; c++)
-                    yb[c * hw + i] *= inv;
-            }
-        }
+    case NN_OP_SOFTMAX:
+        softmax_fwd(a, y, x->n, x->c, (size_t)x->h * x->w);
         return 0;
-    }
     default:
         break;
     }
@@ -187,26 +246,9 @@ int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_SCALE:
         GRAD_LOOP(g, n, acc, gy[i] * f);
         return 0;
-    case NN_OP_SOFTMAX: {
-        int C = x->c;
-        size_t hw = (size_t)x->h * x->w;
-        for (int b = 0; b < x->n; b++) {
-            size_t off = (size_t)b * C * hw;
-            const float *yb = y + off, *gb = gy + off;
-            float *ob = g + off;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < hw; i++) {
-                float s = 0;
-                for (int c = 0; c < C; c++)
-                    s += yb[c * hw + i] * gb[c * hw + i];
-                for (int c = 0; c < C; c++) {
-                    size_t j = c * hw + i;
-                    ob[j] = (acc ? ob[j] : 0) + yb[j] * (gb[j] - s);
-                }
-            }
-        }
+    case NN_OP_SOFTMAX:
+        softmax_bwd(y, gy, g, x->n, x->c, (size_t)x->h * x->w, acc);
         return 0;
-    }
     default:
         break;
     }

@@ -1,6 +1,7 @@
 /* cpu_loss.c: cross-entropy, soft Dice, distillation CE, L1, least-squares GAN.
- * Formulas are stated in nn.h; sums are accumulated in double. */
+ * Formulas are stated in nn.h; sums over elements are accumulated in double. */
 #include "cpu.h"
+#include "cpu_vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,6 +21,127 @@ static int check_labels(nn_ctx *ctx, const nn_tensor *y, int K)
             return -1;
         }
     return 0;
+}
+
+/* ---- cross-entropy over channels -------------------------------------------------------
+ * As softmax (cpu_eltwise.c): 8 neighbouring pixels per vector, channels hw apart; the
+ * log-sum-exp in float with the AVX2 exp and log of cpu_vmath.h, the sums over pixels in
+ * double. Pixels past the last multiple of 8 take the scalar loops. */
+
+/* lse - x[label] of pixel i, and its weight */
+static double ce_px(const float *x, const int32_t *lb, const float *wt, int K, size_t hw, size_t i,
+                    double *w)
+{
+    float m = x[i];
+    for (int c = 1; c < K; c++)
+        m = fmaxf(m, x[c * hw + i]);
+    double s = 0;
+    for (int c = 0; c < K; c++)
+        s += exp((double)(x[c * hw + i] - m));
+    *w = wt ? wt[lb[i]] : 1.0;
+    return *w * (m + log(s) - x[(size_t)lb[i] * hw + i]);
+}
+
+static void ce_fwd(const float *a, const int32_t *lab, const float *wt, int N, int K, size_t hw,
+                   double *num_out, double *den_out)
+{
+    const size_t hw8 = hw / 8 * 8;
+    double num = 0, den = 0;
+#pragma omp parallel for collapse(2) reduction(+ : num, den) schedule(static)
+    for (int b = 0; b < N; b++)
+        for (size_t i = 0; i < hw8; i += 8) {
+            const float *x = a + (size_t)b * K * hw + i;
+            const __m256i l = _mm256_loadu_si256((const __m256i *)(lab + (size_t)b * hw + i));
+            __m256 m = _mm256_loadu_ps(x), xl = _mm256_setzero_ps(), s = _mm256_setzero_ps();
+            for (int c = 1; c < K; c++)
+                m = _mm256_max_ps(m, _mm256_loadu_ps(x + c * hw));
+            for (int c = 0; c < K; c++) {
+                const __m256 v = _mm256_loadu_ps(x + c * hw);
+                s = _mm256_add_ps(s, cpu_exp8(_mm256_sub_ps(v, m)));
+                xl = _mm256_blendv_ps(xl, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(l, _mm256_set1_epi32(c))));
+            }
+            const __m256 w = wt ? _mm256_i32gather_ps(wt, l, 4) : _mm256_set1_ps(1.0f);
+            const __m256 t = _mm256_mul_ps(w, _mm256_sub_ps(_mm256_add_ps(m, cpu_log8(s)), xl));
+            float tv[8], wv[8];
+            _mm256_storeu_ps(tv, t);
+            _mm256_storeu_ps(wv, w);
+            for (int k = 0; k < 8; k++) {
+                num += tv[k];
+                den += wv[k];
+            }
+        }
+    for (int b = 0; b < N; b++)
+        for (size_t i = hw8; i < hw; i++) {
+            double w;
+            num += ce_px(a + (size_t)b * K * hw, lab + (size_t)b * hw, wt, K, hw, i, &w);
+            den += w;
+        }
+    *num_out = num;
+    *den_out = den;
+}
+
+/* g (= or +=) k w (softmax(x) - onehot(label)) */
+static void ce_bwd(const float *a, const int32_t *lab, const float *wt, float k, int N, int K, size_t hw,
+                   float *g, int acc)
+{
+    const size_t hw8 = hw / 8 * 8;
+#pragma omp parallel for collapse(2) if ((size_t)N * K * hw > 32768) schedule(static)
+    for (int b = 0; b < N; b++)
+        for (size_t i = 0; i < hw8; i += 8) {
+            const size_t off = (size_t)b * K * hw + i;
+            const float *x = a + off;
+            const __m256i l = _mm256_loadu_si256((const __m256i *)(lab + (size_t)b * hw + i));
+            __m256 m = _mm256_loadu_ps(x), s = _mm256_setzero_ps();
+            for (int c = 1; c < K; c++)
+                m = _mm256_max_ps(m, _mm256_loadu_ps(x + c * hw));
+            for (int c = 0; c < K; c++)
+                s = _mm256_add_ps(s, cpu_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + c * hw), m)));
+            const __m256 w = wt ? _mm256_i32gather_ps(wt, l, 4) : _mm256_set1_ps(1.0f);
+            const __m256 f = _mm256_mul_ps(_mm256_set1_ps(k), w), fs = _mm256_div_ps(f, s);
+            for (int c = 0; c < K; c++) {
+                const __m256 e = cpu_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + c * hw), m));
+                const __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(l, _mm256_set1_epi32(c)));
+                __m256 v = _mm256_sub_ps(_mm256_mul_ps(e, fs), _mm256_and_ps(hit, f));
+                if (acc)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(g + off + c * hw));
+                _mm256_storeu_ps(g + off + c * hw, v);
+            }
+        }
+    for (int b = 0; b < N; b++)
+        for (size_t i = hw8; i < hw; i++) {
+            const float *xb = a + (size_t)b * K * hw;
+            float *gb = g + (size_t)b * K * hw;
+            const int32_t *lb = lab + (size_t)b * hw;
+            float m = xb[i];
+            for (int c = 1; c < K; c++)
+                m = fmaxf(m, xb[c * hw + i]);
+            float s = 0;
+            for (int c = 0; c < K; c++)
+                s += expf(xb[c * hw + i] - m);
+            const float f = k * (wt ? wt[lb[i]] : 1.0f), inv = 1.0f / s;
+            for (int c = 0; c < K; c++) {
+                const size_t j = c * hw + i;
+                const float v = f * (expf(xb[j] - m) * inv - (c == lb[i] ? 1.0f : 0.0f));
+                gb[j] = (acc ? gb[j] : 0) + v;
+            }
+        }
+}
+
+/* sum t log(max(p, NN_KD_EPS)), log in float, sums in double per block of 8 */
+static double kd_sum(const float *t, const float *p, size_t n)
+{
+    const size_t n8 = n / 8 * 8;
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < n8; i += 8) {
+        const __m256 lp = cpu_log8(_mm256_max_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(NN_KD_EPS)));
+        float v[8];
+        _mm256_storeu_ps(v, _mm256_mul_ps(_mm256_loadu_ps(t + i), lp));
+        s += ((double)v[0] + v[1] + v[2] + v[3]) + ((double)v[4] + v[5] + v[6] + v[7]);
+    }
+    for (size_t i = n8; i < n; i++)
+        s += (double)t[i] * log((double)fmaxf(p[i], NN_KD_EPS));
+    return s;
 }
 
 int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
@@ -42,23 +164,7 @@ int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
         if (check_labels(ctx, nd->in[1], K))
             return -1;
         double num = 0, den = 0;
-        for (int b = 0; b < x->n; b++) {
-            const float *xb = a + (size_t)b * K * hw;
-            const int32_t *lb = lab + (size_t)b * hw;
-#pragma omp parallel for reduction(+ : num, den) schedule(static)
-            for (size_t i = 0; i < hw; i++) {
-                float m = xb[i];
-                for (int c = 1; c < K; c++)
-                    m = fmaxf(m, xb[c * hw + i]);
-                double s = 0;
-                for (int c = 0; c < K; c++)
-                    s += exp((double)(xb[c * hw + i] - m));
-                double lse = m + log(s);
-                double w = wt ? wt[lb[i]] : 1.0;
-                num += w * (lse - xb[(size_t)lb[i] * hw + i]);
-                den += w;
-            }
-        }
+        ce_fwd(a, lab, wt, x->n, K, hw, &num, &den);
         sv->den = den;
         out[0] = (float)(num / den);
         return 0;
@@ -101,10 +207,7 @@ int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_LOSS_KD: {
         const float *t = a, *p = nn_f32(nd->in[1]);
         int K = x->c;
-        double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            s += (double)t[i] * log((double)fmaxf(p[i], NN_KD_EPS));
+        const double s = kd_sum(t, p, n);
         sv->den = (double)(n / (size_t)K);
         out[0] = (float)(-s / sv->den);
         return 0;
@@ -153,27 +256,7 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
         size_t hw = (size_t)x->h * x->w;
         const int32_t *lab = nd->in[1]->data;
         const float *wt = nd->in[2] ? nn_f32(nd->in[2]) : NULL;
-        float k = (float)(go / sv->den);
-        for (int b = 0; b < x->n; b++) {
-            const float *xb = nn_f32(x) + (size_t)b * K * hw;
-            float *gb = g + (size_t)b * K * hw;
-            const int32_t *lb = lab + (size_t)b * hw;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < hw; i++) {
-                float m = xb[i];
-                for (int c = 1; c < K; c++)
-                    m = fmaxf(m, xb[c * hw + i]);
-                float s = 0;
-                for (int c = 0; c < K; c++)
-                    s += expf(xb[c * hw + i] - m);
-                float f = k * (wt ? wt[lb[i]] : 1.0f), inv = 1.0f / s;
-                for (int c = 0; c < K; c++) {
-                    size_t j = c * hw + i;
-                    float v = f * (expf(xb[j] - m) * inv - (c == lb[i] ? 1.0f : 0.0f));
-                    gb[j] = (acc ? gb[j] : 0) + v;
-                }
-            }
-        }
+        ce_bwd(nn_f32(x), lab, wt, (float)(go / sv->den), x->n, K, hw, g, acc);
         return 0;
     }
     case NN_OP_LOSS_DICE: {
