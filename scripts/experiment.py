@@ -24,6 +24,51 @@ PAPER = {  # METHOD.md: mean Dice over the 7 structures
 }
 
 
+def split_method(name):
+    """"mkd@oracle" -> ("mkd", "oracle"): a method with its alignment module (iam); plain "mkd" -> ("mkd", None)."""
+    m, _, iam = name.partition("@")
+    return m, iam or None
+
+
+def ensure_oracle(cfg, binary):
+    """The oracle data of the phantom benchmark (docs/phantom.md): every MR training volume rendered as CT
+    (`mkdseg phantom --paired-ct`, the same subject on the same grid, fresh noise), and `score_volumes`
+    held-out MR volumes (seeds 4001...) with their CT renderings, on which the translation is scored.
+    The MR image written alongside is compared with the benchmark's file, so a pairing cannot drift."""
+    ph = cfg["phantom_dir"]
+    od, sd = os.path.join(ph, "mr_oracle"), os.path.join(ph, "mr_score")
+    os.makedirs(od, exist_ok=True)
+    os.makedirs(sd, exist_ok=True)
+    for img, _ in pairs(os.path.join(ph, "mr"), "mr_train"):
+        name = os.path.basename(img)[:-len("_image.nii.gz")]
+        out = os.path.join(od, name + "_ct.nii.gz")
+        if os.path.exists(out):
+            continue
+        seed = 1000 + int(name[-2:])
+        tmp = os.path.join(od, name + "_check.nii.gz")
+        subprocess.run([binary, "phantom", "--modality", "mr", "--seed", str(seed), "--image", tmp, "--paired-ct", out],
+                       check=True, capture_output=True)
+        if open(tmp, "rb").read() != open(img, "rb").read():
+            raise SystemExit("experiment: %s is not phantom seed %d: the oracle pairing would be wrong" % (img, seed))
+        os.remove(tmp)
+    for i in range(1, cfg.get("score_volumes", 4) + 1):
+        base = os.path.join(sd, "mr_score_40%02d" % i)
+        if not os.path.exists(base + "_ct.nii.gz"):
+            subprocess.run([binary, "phantom", "--modality", "mr", "--seed", str(4000 + i), "--image", base + "_image.nii.gz",
+                            "--label", base + "_label.nii.gz", "--paired-ct", base + "_ct.nii.gz"], check=True, capture_output=True)
+
+
+def oracle_of(mr_image, cfg):
+    name = os.path.basename(mr_image)[:-len("_image.nii.gz")]
+    return os.path.join(cfg["phantom_dir"], "mr_oracle", name + "_ct.nii.gz")
+
+
+def score_set(cfg):
+    d = os.path.join(cfg["phantom_dir"], "mr_score")
+    return [(os.path.join(d, "mr_score_40%02d_image.nii.gz" % i), os.path.join(d, "mr_score_40%02d_label.nii.gz" % i),
+             os.path.join(d, "mr_score_40%02d_ct.nii.gz" % i)) for i in range(1, cfg.get("score_volumes", 4) + 1)]
+
+
 def pairs(d, prefix):
     names = sorted(f[:-len("_image.nii.gz")] for f in os.listdir(d) if f.startswith(prefix) and f.endswith("_image.nii.gz"))
     return [(os.path.join(d, n + "_image.nii.gz"), os.path.join(d, n + "_label.nii.gz")) for n in names]
@@ -40,23 +85,29 @@ def plan(cfg):
             own = tvols[fold * half:(fold + 1) * half]
             other = [v for i, v in enumerate(tvols) if not (fold * half <= i < (fold + 1) * half)]
             train, test = own[:cfg["target_per_fold"]], other[:cfg["test_per_fold"]]
+            # validation: the last volumes of the fold's own half, in no fold's training or test set
+            val = own[len(own) - cfg.get("val_per_fold", 0):] if cfg.get("val_per_fold") else []
             # main_seeds: the seeds of the main CT study (Tables 1-2), where the differences are
             # smallest; every other study runs `seeds`
             main_seeds = cfg.get("main_seeds", cfg["seeds"]) if tmod == "ct" else cfg["seeds"]
             for seed in sorted(set(cfg["seeds"]) | set(main_seeds)):
                 methods = cfg["methods"] if tmod == "ct" else ["baseline", "finetune", "joint", "mkd"]
-                # the ablations (Table 2) run `seeds`; the four methods of Table 1 run main_seeds
-                for m in [m for m in methods if not m.startswith("mkd-") or seed in cfg["seeds"]] if seed in main_seeds else []:
+                # the ablations (Table 2) and the IAM grid (M@IAM) run `seeds`; Table 1's methods run main_seeds
+                for m in [m for m in methods if not (m.startswith("mkd-") or "@" in m) or seed in cfg["seeds"]] if seed in main_seeds else []:
                     runs.append(dict(study="main", dir=tmod, amod=amod, fold=fold, seed=seed, method=m,
-                                     target=train, assistant=avols, test=test, n_assist=len(avols)))
+                                     target=train, assistant=avols, test=test, val=val, n_assist=len(avols)))
                 if tmod == "ct" and seed in cfg["seeds"]:
                     for n in cfg.get("assistant_amounts", []):
                         if n == len(avols) and seed in main_seeds:
                             continue  # the main study's mkd run is this point
                         runs.append(dict(study="amount", dir=tmod, amod=amod, fold=fold, seed=seed, method="mkd",
-                                         target=train, assistant=avols[:n], test=test, n_assist=n))
+                                         target=train, assistant=avols[:n], test=test, val=val, n_assist=n))
     for r in runs:
-        r["name"] = "%s-%s-f%d-s%d-%s-a%d" % (r["study"], r["dir"], r["fold"], r["seed"], r["method"], r["n_assist"])
+        r["name"] = "%s-%s-f%d-s%d-%s-a%d" % (r["study"], r["dir"], r["fold"], r["seed"], r["method"].replace("@", "+"),
+                                              r["n_assist"])
+    # the runs the report needs most first (the config's method order), so a pilot cut short has them
+    order = {m: i for i, m in enumerate(cfg["methods"])}
+    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", order.get(r["method"], 99), r["seed"], r["fold"]))
     return runs
 
 
@@ -75,16 +126,30 @@ def execute(run, cfg, binary):
     else:
         train_s = train(run, cfg, binary, model, log_path)
     members = ["ensemble", "syn", "real"] if run["method"].startswith("mkd") else ["ensemble"]
-    evals = {}
-    for mem in members:
-        ecmd = [binary, "eval", "--model", model, "--json", "--member", mem, "--threads", str(t.get("threads", 1)),
-                "--images", ",".join(p[0] for p in run["test"]), "--labels", ",".join(p[1] for p in run["test"])]
-        evals[mem] = json.loads(subprocess.run(ecmd, check=True, capture_output=True, text=True).stdout)["mean"]
+
+    def evaluate(vols, members):
+        out = {}
+        for mem in members:
+            ecmd = [binary, "eval", "--model", model, "--json", "--member", mem, "--threads", str(t.get("threads", 1)),
+                    "--images", ",".join(p[0] for p in vols), "--labels", ",".join(p[1] for p in vols)]
+            out[mem] = json.loads(subprocess.run(ecmd, check=True, capture_output=True, text=True).stdout)["mean"]
+        return out
     res = {k: run[k] for k in ("study", "dir", "fold", "seed", "method", "n_assist", "name")}
-    res.update(train_s=round(train_s, 1) if train_s is not None else None, eval=evals)
+    res.update(train_s=round(train_s, 1) if train_s is not None else None, eval=evaluate(run["test"], members))
+    if run.get("val"):   # for choosing settings: the model the method ships (the ensemble)
+        res["val"] = evaluate(run["val"], ["ensemble"])
+    res["translation"] = translation_scores(log_path)
     json.dump(res, open(res_path, "w"), indent=1)
     os.remove(model + ".ckpt") if os.path.exists(model + ".ckpt") else None
     return res
+
+
+def translation_scores(log_path):
+    """The translation scores `mkdseg train` printed in its closing line ([] when none were taken)."""
+    try:
+        return json.loads(open(log_path).read().strip().splitlines()[-1]).get("translation", [])
+    except (OSError, IndexError, ValueError):
+        return []
 
 
 def finished(log_path):
@@ -98,7 +163,8 @@ def finished(log_path):
 
 def train(run, cfg, binary, model, log_path):
     t = cfg["train"]
-    cmd = [binary, "train", "--method", run["method"], "--out", model, "--json", "--seed", str(run["seed"]),
+    method, iam = split_method(run["method"])
+    cmd = [binary, "train", "--method", method, "--out", model, "--json", "--seed", str(run["seed"]),
            "--target-modality", run["dir"], "--assistant-modality", run["amod"],
            "--target-images", ",".join(p[0] for p in run["target"]), "--target-labels", ",".join(p[1] for p in run["target"])]
     if run["method"] != "baseline":
@@ -106,6 +172,16 @@ def train(run, cfg, binary, model, log_path):
                 "--assistant-labels", ",".join(p[1] for p in run["assistant"])]
     for k, v in t.items():
         cmd += ["--" + k.replace("_", "-"), str(v)]
+    if iam:
+        cmd += ["--iam", iam]
+    if iam == "oracle":
+        if run["amod"] != "mr":
+            raise SystemExit("experiment: the oracle renders MR subjects as CT only (the CT-target direction)")
+        cmd += ["--assistant-oracle", ",".join(oracle_of(p[0], cfg) for p in run["assistant"])]
+    if cfg.get("score_every") and run["amod"] == "mr" and method != "baseline":
+        sc = score_set(cfg)
+        cmd += ["--score-every", str(cfg["score_every"]), "--score-images", ",".join(p[0] for p in sc),
+                "--score-labels", ",".join(p[1] for p in sc), "--score-oracle", ",".join(p[2] for p in sc)]
     t0 = time.time()
     with open(log_path, "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
@@ -138,6 +214,95 @@ def summarize(results):
             "dice": agg([e["dice"] for e in evs]), "assd": agg([e["assd"] for e in evs]),
             "structures": {s: agg([e["structures"][s]["dice"] for e in evs]) for s in STRUCT}}
     return table
+
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (beyond 30: the normal's)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
+        25: 2.060, 30: 2.042}
+
+
+def t975(df):
+    return T975.get(df) or T975[max(k for k in T975 if k <= df)] if df <= 30 else 1.96
+
+
+def run_value(r, key, which="eval"):
+    """Dice of run r for a table key ("mkd@oracle/syn", "joint"), from its test ("eval") or validation ("val") volumes."""
+    method, _, member = key.partition("/")
+    if r["method"] != method or which not in r:
+        return None
+    return r[which][member or "ensemble"]["dice"]
+
+
+def paired(results, ka, kb, which="eval"):
+    """The differences a - b over the CT main study's runs with the same fold and seed: mean, 95% t-interval,
+    number of pairs and how many a wins; None without pairs."""
+    main = [r for r in results if r["study"] == "main" and r["dir"] == "ct"]
+    b = {(r["fold"], r["seed"]): run_value(r, kb, which) for r in main if run_value(r, kb, which) is not None}
+    d = [run_value(r, ka, which) - b[(r["fold"], r["seed"])] for r in main
+         if run_value(r, ka, which) is not None and (r["fold"], r["seed"]) in b]
+    if not d:
+        return None
+    m = statistics.fmean(d)
+    h = t975(len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+    return {"mean": m, "lo": m - h, "hi": m + h, "n": len(d), "wins": sum(x > 0 for x in d)}
+
+
+def fmt_paired(p):
+    if not p:
+        return "–"
+    if p["n"] < 2:
+        return "%+.4f (1 pair)" % p["mean"]
+    return "%+.4f [%+.4f, %+.4f] (%d pairs, %d wins)" % (p["mean"], p["lo"], p["hi"], p["n"], p["wins"])
+
+
+def last_score(results, method, field):
+    """The last translation score of a method's CT main-study runs: mean over runs (None without scores)."""
+    v = [r["translation"][-1][field] for r in results if r["study"] == "main" and r["dir"] == "ct" and r["method"] == method
+         and r.get("translation") and r["translation"][-1].get(field) is not None]
+    return agg(v)
+
+
+# the comparisons that say where MKD's gain or loss comes from (test and validation volumes, paired)
+GRID_PAIRS = [
+    ("mkd@oracle/ensemble", "joint"), ("mkd@oracle/ensemble", "mkd/ensemble"), ("mkd@oracle/ensemble", "joint@oracle"),
+    ("mkd@oracle/ensemble", "mkd@oracle/real"), ("mkd@oracle/syn", "mkd@identity/syn"), ("mkd/syn", "mkd@identity/syn"),
+    ("mkd@histmatch/syn", "mkd@identity/syn"), ("mkd@frozen/syn", "mkd@identity/syn"), ("mkd@identity/ensemble", "joint"),
+    ("mkd/ensemble", "joint"), ("joint-dsbn", "joint"), ("mkd/ensemble", "joint-dsbn"), ("mkd@oracle/ensemble", "joint-dsbn"),
+    ("joint@oracle", "joint"), ("mkd/real", "baseline"),
+]
+
+
+def grid_section(results, L):
+    """The IAM grid: every alignment module under mkd (S_syn, S_real, ensemble) and under one segmentor,
+    with the translation scores, then the paired differences."""
+    ms = []
+    for r in results:
+        if r["study"] == "main" and r["dir"] == "ct" and r["method"] not in ms:
+            ms.append(r["method"])
+    if not any("@" in m or m == "joint-dsbn" for m in ms):
+        return
+    L.extend(["## The alignment module (IAM) grid, CT target", "",
+              "Test and validation Dice: mean ± sd (runs). `mkd` is `mkd@cyclegan` (the paper's IAM). Label score: Dice of "
+              "S_real (one segmentor: the segmentor) on T(x^a) of the held-out MR volumes against their labels, at the last "
+              "iteration; fidelity: mean |T(x^a) - the oracle CT rendering| in normalised units ([-1, 1]).", "",
+              "| run | S_syn | S_real | ensemble (test) | ensemble (validation) | label score | fidelity MAE |",
+              "|---|---|---|---|---|---|---|"])
+    for m in ms:
+        mk = m.startswith("mkd")
+        def col(member, which="eval"):
+            return fmt(agg([v for v in (run_value(r, m + "/" + member, which) for r in results
+                                         if r["study"] == "main" and r["dir"] == "ct") if v is not None]))
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            m, col("syn") if mk else "–", col("real") if mk else "–", col("ensemble"), col("ensemble", "val"),
+            fmt(last_score(results, m, "label_dice")), fmt(last_score(results, m, "fidelity_mae"))))
+    L.extend(["", "Paired differences a − b (same fold and seed): mean [95% t-interval] (pairs, wins of a).", "",
+              "| a | b | test | validation |", "|---|---|---|---|"])
+    for a, b in GRID_PAIRS:
+        pt = paired(results, a, b)
+        if pt:
+            L.append("| %s | %s | %s | %s |" % (a, b, fmt_paired(pt), fmt_paired(paired(results, a, b, "val"))))
+    L.append("")
 
 
 def report(results, cfg, cfg_path, elapsed):
@@ -180,7 +345,7 @@ def report(results, cfg, cfg_path, elapsed):
         L.append("")
 
     n_all = max([r["n_assist"] for r in results if r["dir"] == "ct" and r["study"] == "main"] or [0])
-    main_keys = ["baseline", "finetune", "joint", "mkd/syn", "mkd/real", "mkd/ensemble"]
+    main_keys = ["baseline", "finetune", "joint", "joint-dsbn", "mkd/syn", "mkd/real", "mkd/ensemble"]
     section("Table 1: CT target, MR assistant", "ct", "main", n_all, main_keys, PAPER["ct"])
     abl = [m + "/" + s for m in ("mkd", "mkd-no-iam", "mkd-no-kd-s2r", "mkd-no-kd-r2s") for s in ("syn", "real", "ensemble")]
     section("Table 2: ablations (S_syn / S_real / ensemble), seeds %s" % cfg["seeds"], "ct", "main", n_all, abl,
@@ -195,6 +360,7 @@ def report(results, cfg, cfg_path, elapsed):
     L.append("")
     n_mr = max([r["n_assist"] for r in results if r["dir"] == "mr"] or [0])
     section("Table 4: MR target, CT assistant", "mr", "main", n_mr, main_keys, PAPER["mr"])
+    grid_section(results, L)
 
     def m(k, d="ct", n=n_all, tab=table):
         a = tab.get("main|%s|%d|%s" % (d, n, k))
@@ -202,29 +368,38 @@ def report(results, cfg, cfg_path, elapsed):
 
     def ms(k):   # on the ablations' seeds
         return m(k, tab=table_s)
-    claims = [("ensemble > S_real", m("mkd/ensemble"), m("mkd/real")), ("S_real > baseline", m("mkd/real"), m("baseline")),
-              ("MKD ensemble > joint training", m("mkd/ensemble"), m("joint")),
-              ("MKD ensemble > fine-tuning", m("mkd/ensemble"), m("finetune")),
-              ("(MR target) ensemble > baseline", m("mkd/ensemble", "mr", n_mr), m("baseline", "mr", n_mr)),
-              ("IAM helps: mkd ensemble > mkd-no-iam ensemble", ms("mkd/ensemble"), ms("mkd-no-iam/ensemble")),
-              ("KD s->r helps: mkd ensemble > mkd-no-kd-s2r ensemble", ms("mkd/ensemble"), ms("mkd-no-kd-s2r/ensemble")),
-              ("KD r->s helps: mkd ensemble > mkd-no-kd-r2s ensemble", ms("mkd/ensemble"), ms("mkd-no-kd-r2s/ensemble"))]
+    # (claim, a, b, the keys of a and b for the paired difference on the CT main study, or None)
+    claims = [("ensemble > S_real", m("mkd/ensemble"), m("mkd/real"), ("mkd/ensemble", "mkd/real")),
+              ("S_real > baseline", m("mkd/real"), m("baseline"), ("mkd/real", "baseline")),
+              ("MKD ensemble > joint training", m("mkd/ensemble"), m("joint"), ("mkd/ensemble", "joint")),
+              ("MKD ensemble > joint-dsbn", m("mkd/ensemble"), m("joint-dsbn"), ("mkd/ensemble", "joint-dsbn")),
+              ("MKD ensemble > fine-tuning", m("mkd/ensemble"), m("finetune"), ("mkd/ensemble", "finetune")),
+              ("MKD ensemble > baseline", m("mkd/ensemble"), m("baseline"), ("mkd/ensemble", "baseline")),
+              ("(MR target) ensemble > baseline", m("mkd/ensemble", "mr", n_mr), m("baseline", "mr", n_mr), None),
+              ("IAM helps: mkd ensemble > mkd-no-iam ensemble", ms("mkd/ensemble"), ms("mkd-no-iam/ensemble"),
+               ("mkd/ensemble", "mkd-no-iam/ensemble")),
+              ("KD s->r helps: mkd ensemble > mkd-no-kd-s2r ensemble", ms("mkd/ensemble"), ms("mkd-no-kd-s2r/ensemble"),
+               ("mkd/ensemble", "mkd-no-kd-s2r/ensemble")),
+              ("KD r->s helps: mkd ensemble > mkd-no-kd-r2s ensemble", ms("mkd/ensemble"), ms("mkd-no-kd-r2s/ensemble"),
+               ("mkd/ensemble", "mkd-no-kd-r2s/ensemble"))]
     amt = {n: amount(n) for n in sorted(set(cfg.get("assistant_amounts", [])))}
     ns = sorted(amt)
     for a_, b_ in zip(ns[1:], ns[:-1]):
-        claims.append(("more assistant data: %d MR > %d MR" % (a_, b_), amt[a_], amt[b_]))
+        claims.append(("more assistant data: %d MR > %d MR" % (a_, b_), amt[a_], amt[b_], None))
     L.extend(["## The paper's claims on this data", "",
               "\"within the spread\": the difference is smaller than the larger of the two standard deviations "
-              "over folds x seeds, so this run cannot rank the two.", "",
-              "| claim | ours | holds |", "|---|---|---|"])
-    for c, a, b in claims:
+              "over folds x seeds, so this run cannot rank the two. Paired difference: a − b over the runs with the same "
+              "fold and seed, mean [95% t-interval] (pairs, wins of a); a claim holds when the interval lies above 0.", "",
+              "| claim | ours | holds | paired difference (test) |", "|---|---|---|---|"])
+    for c, a, b, keys in claims:
         if a is None or b is None:
-            L.append("| %s | not run | – |" % c)
+            L.append("| %s | not run | – | – |" % c)
         else:
             verdict = "yes" if a["mean"] > b["mean"] else "no"
             if abs(a["mean"] - b["mean"]) < max(a["sd"], b["sd"]):
                 verdict += " (within the spread)"
-            L.append("| %s | %.4f vs %.4f | %s |" % (c, a["mean"], b["mean"], verdict))
+            L.append("| %s | %.4f vs %.4f | %s | %s |" % (c, a["mean"], b["mean"], verdict,
+                                                          fmt_paired(paired(results, *keys)) if keys else "–"))
     L.append("")
     if cfg.get("notes") and os.path.exists(cfg["notes"]):   # the hand-written reading of the numbers
         L.extend(["## Discussion", "", "(from `%s`, written by hand after the run)" % cfg["notes"], "",
@@ -237,13 +412,23 @@ def main():
     binary = "build/mkdseg"
     if "--bin" in args:
         i = args.index("--bin"); binary = args[i + 1]; del args[i:i + 2]
+    from_json = None
+    if "--from-results" in args:   # the report again from a results.json's runs (no result.json files needed)
+        i = args.index("--from-results"); from_json = args[i + 1]; del args[i:i + 2]
     only = "--only-report" in args
     args = [a for a in args if a != "--only-report"]
     cfg_path = args[0] if args else "experiments/cpu.json"
     cfg = json.load(open(cfg_path))
+    if from_json:
+        doc = json.load(open(from_json))
+        report(doc["runs"], cfg, cfg_path, doc.get("elapsed_s", 0))
+        print("experiment: wrote %s/results.md from %s" % (cfg.get("report_dir", "docs"), from_json))
+        return
     if not os.path.isdir(os.path.join(cfg["phantom_dir"], "ct")):
         subprocess.run(["make", "phantom-data", "PHANTOM_DIR=" + cfg["phantom_dir"]], check=True)
     runs = plan(cfg)
+    if any(split_method(r["method"])[1] == "oracle" for r in runs) or cfg.get("score_every"):
+        ensure_oracle(cfg, binary)
     t0 = time.time()
     results = []
     if only:

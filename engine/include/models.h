@@ -94,6 +94,12 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
  * current sample and the result stay in ctx's arena. Runs in no_grad mode whatever ctx's
  * setting (restored after); for gradients use segmentor_forward. NULL on error (in ctx). */
 nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);
+/* Domain-specific BatchNorm: points every convolution, transposed convolution and head
+ * tensor of dst at src's (the same sizes), so dst computes with src's convolutions and its
+ * own BatchNorm parameters and statistics; gradients through dst reach src's tensors. dst's
+ * own convolution tensors stay in its registry unused (they never receive a gradient, so
+ * Adam leaves them). 0, or -1 when the sizes differ. */
+int        segmentor_share_convs(segmentor *dst, const segmentor *src);
 /* The segmentor loss of issue 3 / METHOD.md Eq. 6: cross-entropy + soft Dice (all classes,
  * smooth 1) of logits [N, K, H, W] against labels [N, 1, H, W]. */
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);
@@ -125,21 +131,29 @@ nn_tensor *generator_forward(generator *g, nn_ctx *ctx, nn_tensor *x);
 
 /* ---- discriminator ------------------------------------------------------------------ */
 
-#define DISCRIMINATOR_CONVS 5
+#define DISCRIMINATOR_CONVS 5      /* the most convolutions (n_layers 3) */
 
 typedef struct {
     int ndf, in_ch;
+    int n_layers;                             /* stride-2 convolutions, 1..3 */
+    int nconv;                                /* n_layers + 2 */
     nn_params *params;                        /* owned */
-    nn_tensor *w[DISCRIMINATOR_CONVS];        /* conv0..conv4, 4x4 */
+    nn_tensor *w[DISCRIMINATOR_CONVS];        /* conv0..conv{nconv-1}, 4x4 */
     nn_tensor *b[DISCRIMINATOR_CONVS];
 } discriminator;
 
 /* CycleGAN NLayerDiscriminator(in_ch, ndf, n_layers 3), InstanceNorm without affine. */
 discriminator *discriminator_new(const nn_backend *be, int ndf, int in_ch,
                                  char *err, size_t errlen);
+/* The same with n_layers 1..3 stride-2 convolutions (receptive field 16, 34 or 70 pixels):
+ * conv0 (ndf, stride 2), conv1..conv{n-1} (ndf x 2^i, stride 2), conv{n} (ndf x 2^n,
+ * stride 1), conv{n+1} (1, stride 1), as NLayerDiscriminator(n_layers = n). */
+discriminator *discriminator_new_layers(const nn_backend *be, int ndf, int in_ch, int n_layers,
+                                        char *err, size_t errlen);
 void           discriminator_free(discriminator *d);
 int            discriminator_init(discriminator *d, nn_rng *r);
-/* Patch scores [N, 1, H/8 - 2, W/8 - 2] of x [N, in_ch, H, W] (H, W multiples of 8, >= 32). */
+/* Patch scores [N, 1, H/2^n - 2, W/2^n - 2] of x [N, in_ch, H, W] (n = n_layers; H, W
+ * multiples of 2^n, H/2^n >= 4; for n = 3 multiples of 8, >= 32). */
 nn_tensor     *discriminator_forward(discriminator *d, nn_ctx *ctx, nn_tensor *x);
 
 /* ---- shared helpers ----------------------------------------------------------------- */

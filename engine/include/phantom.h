@@ -2,7 +2,8 @@
  *
  * The model and the tissue values behind it are described in docs/phantom.md. Each seed gives
  * a different subject (size, position, rotation and shape of every structure vary); CT and MR
- * with the same seed are different subjects (the data are unpaired). Deterministic: the same
+ * with the same seed are different subjects (the data are unpaired); `paired` renders one subject
+ * in the other modality as well (a research oracle). Deterministic: the same
  * options give the same bytes on every machine (own PRNG, no global state). */
 #ifndef MKDSEG_PHANTOM_H
 #define MKDSEG_PHANTOM_H
@@ -21,6 +22,10 @@ typedef struct {
                            varied by +-6% per subject unless fixed_fov */
     int fixed_fov;
     double noise;       /* multiplier on the modality's noise level (1) */
+    int paired;         /* 1: the same subject, on the same grid, rendered with the other
+                           modality's appearance (tissue values, texture, blur, noise; no MR
+                           bias field for CT), with fresh noise: the oracle translation of
+                           the image modality gives. Labels equal the unpaired rendering's. */
 } phantom_opts;
 
 typedef struct {

@@ -39,8 +39,31 @@ typedef enum {
     TL_KD_S2R,       /* L_kd^{s->r} */
     TL_KD_R2S,       /* L_kd^{r->s} */
     TL_SEG,          /* single-segmentor methods: the supervised loss */
+    /* the terms of the GAN steps apart (unweighted) */
+    TL_G_A2T_ADV,    /* mean (D_t(G_a2t(x^a)) - 1)^2 (step 2) */
+    TL_G_T2A_ADV,    /* mean (D_a(G_t2a(x^t)) - 1)^2 (step 4) */
+    TL_CYC_A,        /* |G_t2a(G_a2t(x^a)) - x^a|_1 (step 2) */
+    TL_CYC_T,        /* |G_a2t(G_t2a(x^t)) - x^t|_1 (step 2) */
+    TL_IDT_A2T,      /* identity |G_a2t(x^t) - x^t|_1 (when lambda_idt > 0) */
+    TL_IDT_T2A,      /* identity |G_t2a(x^a) - x^a|_1 */
+    TL_G_A2T_SEG,    /* the segmentation feedback into G_a2t: CE + Dice of S_syn(G_a2t(x^a)) */
+    TL_D_T_REAL,     /* mean (D_t(x^t) - 1)^2 */
+    TL_D_T_FAKE,     /* mean D_t(pooled fakes)^2 */
+    TL_D_A_REAL,
+    TL_D_A_FAKE,
+    /* the latest translation score on held-out assistant slices (score_every; NAN before) */
+    TL_SCORE_DICE,   /* Dice of S_real (single methods: the segmentor) on T(x^a) against y^a */
+    TL_SCORE_MAE,    /* mean |T(x^a) - oracle rendering| in normalised units (phantom only) */
     TL_COUNT
 } train_loss;
+
+/* One translation score (trainer_set_score_set): at iteration iter, the label score (Dice
+ * of the CT segmentor on the translated held-out assistant slices against their labels) and
+ * the fidelity (MAE against their oracle renderings; NAN without them). */
+typedef struct {
+    int iter;
+    float dice, mae;
+} train_score;
 
 const char *train_loss_name(train_loss l);
 
@@ -69,6 +92,20 @@ trainer *trainer_new(const train_config *c, const nn_backend *be, const train_sl
                      const train_slices *assistant, char *err, size_t errlen);
 void     trainer_free(trainer *t);
 
+/* The assistant slices rendered in the target modality (same n, size and labels, in the same
+ * order: `mkdseg phantom --paired-ct` volumes through the same dataset pipeline), for iam
+ * oracle. Borrowed; set before the first step. 0, or -1 with err when they do not match. */
+int trainer_set_oracle(trainer *t, const train_slices *oracle, char *err, size_t errlen);
+/* Held-out labelled assistant slices to score the translation on every c->score_every
+ * iterations, with their oracle renderings (may be NULL: no fidelity). Borrowed. */
+int trainer_set_score_set(trainer *t, const train_slices *assistant, const train_slices *oracle,
+                          char *err, size_t errlen);
+/* The scores so far (count; *out points into the trainer). */
+int trainer_scores(const trainer *t, const train_score **out);
+/* The scores as a JSON array [{"iter", "label_dice", "fidelity_mae" (null without oracle
+ * renderings)}] (malloc'd; NULL when out of memory). */
+char *trainer_scores_json(const trainer *t);
+
 /* One iteration of the configured method. 0, or -1 with err. */
 int trainer_step(trainer *t, char *err, size_t errlen);
 
@@ -83,7 +120,9 @@ int trainer_iter(const trainer *t);
 const train_config *trainer_config(const trainer *t);
 
 /* The segmentor members: for mkd methods 0 = S_syn, 1 = S_real; single-segmentor methods
- * have member 0 only. NULL when out of range. */
+ * have member 0 only (joint-dsbn: with the target's BatchNorm; trainer_segmentor_assistant
+ * is the same convolutions with the assistant's). NULL when out of range. */
+segmentor *trainer_segmentor_assistant(trainer *t);
 segmentor *trainer_segmentor(trainer *t, int member);
 int        trainer_members(const trainer *t);
 /* The networks by role, NULL when the method has none. */
@@ -97,7 +136,8 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
 /* Load a checkpoint written by a trainer with the same config. */
 int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errlen);
 
-/* The model file: the segmentor member(s) and the metadata (config, method, architecture),
+/* The model file: the segmentor member(s) and the metadata (config, method, architecture,
+ * mkdseg.translation: the translation scores as JSON when there are any),
  * plus extra key/value metadata pairs (kv[2i] key, kv[2i+1] value; e.g. preprocessing,
  * data set ids, source revision). */
 int trainer_save_model(trainer *t, const char *path, const char *const *kv, int nkv,

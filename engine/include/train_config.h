@@ -18,8 +18,27 @@ typedef enum {
     TM_MKD_NO_IAM,   /* no translation: S_syn sees raw assistant images */
     TM_MKD_NO_KD_S2R,
     TM_MKD_NO_KD_R2S,
+    TM_JOINT_DSBN,   /* joint with domain-specific BatchNorm: shared convolutions, per-modality
+                      * BN statistics and affines; the model keeps the target's */
     TM_COUNT
 } train_method;
+
+/* The image alignment module: what S_syn (mkd) or the assistant half of a joint batch sees as
+ * the assistant's images in the target modality. */
+typedef enum {
+    TI_CYCLEGAN = 0, /* the paper: G_a2t trained online with segmentation feedback */
+    TI_ORACLE,       /* the paired renderings of the assistant volumes in the target modality
+                      * (phantom data only: mkdseg phantom --paired-ct); a research bound */
+    TI_IDENTITY,     /* no translation: the raw assistant images (mkd-no-iam) */
+    TI_HISTMATCH,    /* a fixed monotone intensity mapping of the assistant's intensity
+                      * quantiles onto the target's */
+    TI_FROZEN,       /* a CycleGAN trained first, without segmentation feedback, for
+                      * iam_pretrain iterations, then frozen while the segmentors train */
+    TI_COUNT
+} train_iam;
+
+const char *train_iam_name(train_iam m);
+int train_iam_parse(const char *name, train_iam *m);
 
 const char *train_method_name(train_method m);
 /* 0 and *m set, or -1 when name is not a method. */
@@ -49,6 +68,18 @@ typedef struct {
                            * only the real target batches; the translated (or raw, no-IAM)
                            * assistant batches are normalised by their own batch statistics.
                            * 0 = every training batch updates them (docs/method.md) */
+    train_iam iam;        /* the alignment module (mkd; joint, joint-dsbn and finetune use
+                           * oracle and histmatch, and see raw images otherwise) */
+    int iam_pretrain;     /* frozen: GAN-only iterations before the segmentors start */
+    float lambda_seg_g;   /* weight of the segmentation feedback L_sup^syn in G_a2t's loss */
+    int seg_g_warmup;     /* ... off for the first seg_g_warmup iterations, */
+    int seg_g_ramp;       /* ... then ramped linearly to lambda_seg_g over seg_g_ramp */
+    float lambda_idt;     /* CycleGAN's identity loss, weight lambda_idt x lambda_cyc
+                           * (its reference code: 0.5); 0 = off (the paper's) */
+    int disc_layers;      /* PatchGAN stride-2 layers: 3 = 70x70 receptive field, 2 = 34, 1 = 16 */
+    float lr_disc;        /* discriminator learning rate; 0 = lr_gan */
+    int score_every;      /* translation score on held-out assistant slices every N iterations
+                           * (and at the end); 0 = never */
     float aug_flip, aug_rot_deg, aug_scale;
     float finetune_pretrain;   /* finetune: fraction of iterations spent on the assistant */
     float val_fraction;        /* volumes held out for validation (0: none) */

@@ -146,6 +146,29 @@ int segmentor_init(segmentor *s, nn_rng *r)
     return 0;
 }
 
+static void resblock_share(models_resblock *d, const models_resblock *s)
+{
+    d->conv1 = s->conv1;
+    d->conv2 = s->conv2;
+    d->skip = s->skip;
+}
+
+int segmentor_share_convs(segmentor *dst, const segmentor *src)
+{
+    if (!dst || !src || dst->width != src->width || dst->classes != src->classes || dst->in_ch != src->in_ch)
+        return -1;
+    for (int l = 0; l < SEGMENTOR_LEVELS; l++)
+        resblock_share(&dst->enc[l], &src->enc[l]);
+    for (int l = 0; l < SEGMENTOR_LEVELS - 1; l++) {
+        dst->up_w[l] = src->up_w[l];
+        dst->up_b[l] = src->up_b[l];
+        resblock_share(&dst->dec[l], &src->dec[l]);
+    }
+    dst->head_w = src->head_w;
+    dst->head_b = src->head_b;
+    return 0;
+}
+
 nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int training)
 {
     nn_tensor *e[SEGMENTOR_LEVELS];

@@ -221,6 +221,8 @@ static void hpt(const double H[3], const double Rh[3][3], double s, double x, do
     add3(H, w, o);
 }
 
+static void draw_appearance(subject *S, prep_modality mod, prep_rng *r);
+
 static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3])
 {
     static const double I3[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
@@ -326,9 +328,19 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
     c[0] = -72, c[2] = S->zl + 80;
     a[0] = 60;
     ellip_make(&S->lung_l, r, c, I3, I3, a, 0.03);
+    draw_appearance(S, mod, r);
 
-    /* tissue values: docs/phantom.md gives the sources */
+}
+
+/* The tissue values, texture, noise, blur and (MR) bias field of modality mod, drawn from r;
+ * docs/phantom.md gives the sources. Overwrites every appearance field of S, so a subject drawn
+ * for one modality can be given the other's appearance (the paired rendering). */
+static void draw_appearance(subject *S, prep_modality mod, prep_rng *r)
+{
     double *v = S->val, *t = S->tex, *cell = S->texcell;
+    memset(S->val, 0, sizeof S->val);
+    memset(S->tex, 0, sizeof S->tex);
+    memset(S->bias_c, 0, sizeof S->bias_c);
     for (int i = 0; i < T_NT; i++)
         cell[i] = 15;
     if (mod == PREP_CT) {
@@ -567,6 +579,14 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
         A[rr][3] = ctr[rr] - off;
     }
     A[3][3] = 1;
+    /* the paired rendering: the same subject on the same grid with the other modality's
+     * appearance, drawn (with the noise) from a stream of its own */
+    prep_modality look = o->modality;
+    if (o->paired) {
+        look = o->modality == PREP_CT ? PREP_MR : PREP_CT;
+        prep_rng_seed(&r, o->seed * 2 + (o->modality == PREP_MR) + 0x9a1d);
+        draw_appearance(S, look, &r);
+    }
     if (vol_geom_init(&out->geom, n[0], n[1], n[2], A, err, errlen) != 0)
         goto fail;
     int64_t nv = n[0] * n[1] * n[2];
@@ -600,7 +620,7 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
             for (int64_t i = 0; i < n[0]; i++, idx++) {
                 double v = out->image[idx];
                 double sig = S->noise_sigma * o->noise;
-                if (o->modality == PREP_CT) {
+                if (look == PREP_CT) {
                     v += sig * prep_rng_normal(&r);
                     v = v < -1024 ? -1024 : v > 3071 ? 3071 : v;
                 } else {

@@ -3,8 +3,9 @@
  * Checkpoint tensors: "<net>.<param>" for every parameter and buffer of every network
  * (net = s_syn, s_real, seg, g_a2t, g_t2a, d_t, d_a), "adam.<net>.<param>.m|v|step" for
  * every parameter with Adam state, "pool.t" and "pool.a" (the stored fakes), "rng" (4 x u64
- * as I64), "state" ([iteration, finetune_switched]). Metadata: mkdseg.kind = checkpoint,
- * mkdseg.config = the config JSON. */
+ * as I64), "state" ([iteration, finetune_switched]); joint-dsbn adds "seg_a.<param>" (the
+ * assistant's BatchNorm). Metadata: mkdseg.kind = checkpoint, mkdseg.config = the config JSON,
+ * mkdseg.translation = the translation scores so far (JSON array). */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +122,9 @@ static int nets(trainer *t, const char **prefix, nn_params **p)
     } else {
         prefix[k] = "seg"; p[k++] = trainer_segmentor(t, 0)->params;
     }
+    if (trainer_segmentor_assistant(t)) {
+        prefix[k] = "seg_a"; p[k++] = trainer_segmentor_assistant(t)->params;
+    }
     if (trainer_g_a2t(t)) {
         prefix[k] = "g_a2t"; p[k++] = trainer_g_a2t(t)->params;
         prefix[k] = "g_t2a"; p[k++] = trainer_g_t2a(t)->params;
@@ -135,7 +139,7 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
     keep k = {0};
     int rc = -1;
     st_writer *w = st_writer_new();
-    char *cfg = train_config_to_json(trainer_config(t));
+    char *cfg = train_config_to_json(trainer_config(t)), *scores = NULL;
     if (!w || !cfg) { seterr(err, errlen, "out of memory"); goto done; }
     const char *prefix[6];
     nn_params *p[6];
@@ -160,8 +164,11 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
     if (st_writer_add(w, "state", ST_I64, 1, &two, rs + 4, err, errlen)) goto done;
     st_writer_meta(w, "mkdseg.kind", "checkpoint");
     st_writer_meta(w, "mkdseg.config", cfg);
+    if (!(scores = trainer_scores_json(t))) { seterr(err, errlen, "out of memory"); goto done; }
+    st_writer_meta(w, "mkdseg.translation", scores);
     rc = st_writer_write(w, path, err, errlen);
 done:
+    free(scores);
     free(cfg);
     st_writer_free(w);
     keep_free(&k);
@@ -216,6 +223,8 @@ int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errl
     memcpy(r.s, rt->data, sizeof r.s);
     const int64_t *sv = stt->data;
     trainer_restore_state(t, &r, (int)sv[0], (int)sv[1]);
+    const char *scores = st_meta(f, "mkdseg.translation");
+    if (scores && trainer_scores_from_json(t, scores)) { seterr(err, errlen, "checkpoint translation scores are malformed"); goto done; }
     rc = 0;
 done:
     json_decref(a);
@@ -232,7 +241,7 @@ int trainer_save_model(trainer *t, const char *path, const char *const *kv, int 
 {
     keep k = {0};
     int rc = -1;
-    char *cfg = train_config_to_json(trainer_config(t));
+    char *cfg = train_config_to_json(trainer_config(t)), *scores = NULL;
     st_writer *w = st_writer_new();
     if (!w || !cfg) { seterr(err, errlen, "out of memory"); goto done; }
     const train_config *c = trainer_config(t);
@@ -253,9 +262,15 @@ int trainer_save_model(trainer *t, const char *path, const char *const *kv, int 
     st_writer_meta(w, "mkdseg.iterations", iters);
     st_writer_meta(w, "mkdseg.label_names", mmwhs_names);
     st_writer_meta(w, "mkdseg.label_values", mmwhs_values);
+    const train_score *sc;
+    if (trainer_scores(t, &sc) > 0) {
+        if (!(scores = trainer_scores_json(t))) { seterr(err, errlen, "out of memory"); goto done; }
+        st_writer_meta(w, "mkdseg.translation", scores);
+    }
     for (int i = 0; i + 1 < 2 * nkv; i += 2) st_writer_meta(w, kv[i], kv[i + 1]);
     rc = st_writer_write(w, path, err, errlen);
 done:
+    free(scores);
     free(cfg);
     st_writer_free(w);
     keep_free(&k);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *const method_names[] = {
-    "mkd", "baseline", "joint", "finetune", "mkd-no-iam", "mkd-no-kd-s2r", "mkd-no-kd-r2s",
+    "mkd", "baseline", "joint", "finetune", "mkd-no-iam", "mkd-no-kd-s2r", "mkd-no-kd-r2s", "joint-dsbn",
 };
 _Static_assert(sizeof method_names / sizeof method_names[0] == TM_COUNT, "method name table");
 
@@ -23,12 +23,24 @@ int train_method_parse(const char *name, train_method *m)
     return -1;
 }
 
+static const char *const iam_names[] = {"cyclegan", "oracle", "identity", "histmatch", "frozen"};
+_Static_assert(sizeof iam_names / sizeof iam_names[0] == TI_COUNT, "iam name table");
+
+const char *train_iam_name(train_iam m) { return (unsigned)m < TI_COUNT ? iam_names[m] : "?"; }
+
+int train_iam_parse(const char *name, train_iam *m)
+{
+    for (int i = 0; i < TI_COUNT; i++)
+        if (!strcmp(name, iam_names[i])) { *m = (train_iam)i; return 0; }
+    return -1;
+}
+
 int train_method_is_mkd(train_method m)
 {
     return m == TM_MKD || m == TM_MKD_NO_IAM || m == TM_MKD_NO_KD_S2R || m == TM_MKD_NO_KD_R2S;
 }
 
-typedef enum { T_INT, T_FLOAT, T_U64, T_METHOD } opt_type;
+typedef enum { T_INT, T_FLOAT, T_U64, T_METHOD, T_IAM } opt_type;
 
 typedef struct {
     const char *name;   /* JSON name; the flag is "--" + name with '_' -> '-' */
@@ -40,7 +52,7 @@ typedef struct {
 
 #define O(f) offsetof(train_config, f)
 static const opt_def opts[] = {
-    {"method", T_METHOD, O(method), 0, 0, "mkd | baseline | joint | finetune | mkd-no-iam | mkd-no-kd-s2r | mkd-no-kd-r2s"},
+    {"method", T_METHOD, O(method), 0, 0, "mkd | baseline | joint | finetune | mkd-no-iam | mkd-no-kd-s2r | mkd-no-kd-r2s | joint-dsbn"},
     {"iters", T_INT, O(iters), 0, 1e8, "total iterations; 0 = epochs x iters-per-epoch"},
     {"epochs", T_INT, O(epochs), 1, 1e6, "epochs (the segmentor rate decays per epoch)"},
     {"iters_per_epoch", T_INT, O(iters_per_epoch), 1, 1e7, "iterations per epoch"},
@@ -64,6 +76,15 @@ static const opt_def opts[] = {
     {"lambda_kd2", T_FLOAT, O(lambda_kd2), 0, 1e4, "weight of L_kd^{r->s} in S_syn's loss (Eq. 8)"},
     {"pool_size", T_INT, O(pool_size), 0, 10000, "image pool of earlier fakes per discriminator"},
     {"bn_target_stats", T_INT, O(bn_target_stats), 0, 1, "mkd: 1 = BN running statistics from real target batches only (default); 0 = from every batch"},
+    {"iam", T_IAM, O(iam), 0, 0, "alignment module: cyclegan | oracle (phantom pairs) | identity | histmatch | frozen"},
+    {"iam_pretrain", T_INT, O(iam_pretrain), 0, 1e8, "iam frozen: GAN-only iterations before the segmentors train"},
+    {"lambda_seg_g", T_FLOAT, O(lambda_seg_g), 0, 1e4, "weight of the segmentation feedback into G_a2t"},
+    {"seg_g_warmup", T_INT, O(seg_g_warmup), 0, 1e8, "iterations without segmentation feedback into G_a2t"},
+    {"seg_g_ramp", T_INT, O(seg_g_ramp), 0, 1e8, "iterations of linear ramp of that feedback after the warm-up"},
+    {"lambda_idt", T_FLOAT, O(lambda_idt), 0, 1e3, "identity loss weight, times lambda_cyc (CycleGAN: 0.5; 0 = off)"},
+    {"disc_layers", T_INT, O(disc_layers), 1, 3, "PatchGAN stride-2 layers (3: 70 px receptive field, 2: 34, 1: 16)"},
+    {"lr_disc", T_FLOAT, O(lr_disc), 0, 1, "discriminator learning rate; 0 = lr_gan"},
+    {"score_every", T_INT, O(score_every), 0, 1e8, "iterations between translation scores on held-out assistant slices; 0 = never"},
     {"aug_flip", T_FLOAT, O(aug_flip), 0, 1, "probability of a random flip per axis"},
     {"aug_rot_deg", T_FLOAT, O(aug_rot_deg), 0, 180, "largest random rotation in degrees"},
     {"aug_scale", T_FLOAT, O(aug_scale), 0, 0.9, "largest random relative scaling"},
@@ -103,6 +124,15 @@ void train_config_default(train_config *c)
     c->lambda_kd2 = 1.0f;
     c->pool_size = 50;
     c->bn_target_stats = 1;
+    c->iam = TI_CYCLEGAN;
+    c->iam_pretrain = 1000;
+    c->lambda_seg_g = 1.0f;
+    c->seg_g_warmup = 0;
+    c->seg_g_ramp = 0;
+    c->lambda_idt = 0.0f;
+    c->disc_layers = 3;
+    c->lr_disc = 0.0f;
+    c->score_every = 0;
     c->aug_flip = 0.5f;
     c->aug_rot_deg = 15.0f;
     c->aug_scale = 0.1f;
@@ -151,6 +181,12 @@ static int set_text(train_config *c, const opt_def *o, const char *v, char *err,
     case T_METHOD:
         if (train_method_parse(v, (train_method *)p)) {
             seterr(err, errlen, "%s: unknown method '%s' (%s)", o->name, v, o->help);
+            return -1;
+        }
+        return 0;
+    case T_IAM:
+        if (train_iam_parse(v, (train_iam *)p)) {
+            seterr(err, errlen, "%s: unknown alignment module '%s' (%s)", o->name, v, o->help);
             return -1;
         }
         return 0;
@@ -219,7 +255,7 @@ int train_config_from_json(train_config *c, const void *json_obj, char *err, siz
         if (!o) { seterr(err, errlen, "config: unknown setting '%s'", k); return -1; }
         *field = o->name;
         char buf[64];
-        if (o->type == T_METHOD) {
+        if (o->type == T_METHOD || o->type == T_IAM) {
             if (!json_is_string(v)) { seterr(err, errlen, "%s: must be a string", o->name); return -1; }
             if (set_text(c, o, json_string_value(v), err, errlen)) return -1;
         } else if (json_is_integer(v)) {
@@ -245,6 +281,18 @@ int train_config_validate(const train_config *c, char *err, size_t errlen)
         seterr(err, errlen, "size: the PatchGAN discriminator needs tiles of at least 32 pixels");
         return -1;
     }
+    if (train_method_is_mkd(c->method) && c->size >> c->disc_layers < 4) {
+        seterr(err, errlen, "disc_layers: %d stride-2 layers leave no patch of a %d-pixel tile", c->disc_layers, c->size);
+        return -1;
+    }
+    if (c->method == TM_MKD_NO_IAM && c->iam != TI_CYCLEGAN && c->iam != TI_IDENTITY) {
+        seterr(err, errlen, "iam: mkd-no-iam has no alignment module (it is mkd with iam identity)");
+        return -1;
+    }
+    if (!train_method_is_mkd(c->method) && c->iam == TI_FROZEN) {
+        seterr(err, errlen, "iam: frozen needs the mkd framework's generators (method %s has none)", train_method_name(c->method));
+        return -1;
+    }
     if ((long long)c->epochs * c->iters_per_epoch > 100000000LL && !c->iters) {
         seterr(err, errlen, "epochs x iters_per_epoch is too large");
         return -1;
@@ -265,6 +313,7 @@ char *train_config_to_json(const train_config *c)
         json_t *v = NULL;
         switch (opts[i].type) {
         case T_METHOD: v = json_string(train_method_name(*(const train_method *)p)); break;
+        case T_IAM: v = json_string(train_iam_name(*(const train_iam *)p)); break;
         case T_INT: v = json_integer(*(const int *)p); break;
         case T_FLOAT: {
             /* shortest text that reads back as the same float */
@@ -299,6 +348,7 @@ void train_config_usage(FILE *f)
         const void *p = (const char *)&d + opts[i].off;
         switch (opts[i].type) {
         case T_METHOD: snprintf(def, sizeof def, "%s", train_method_name(*(const train_method *)p)); break;
+        case T_IAM: snprintf(def, sizeof def, "%s", train_iam_name(*(const train_iam *)p)); break;
         case T_INT: snprintf(def, sizeof def, "%d", *(const int *)p); break;
         case T_FLOAT: snprintf(def, sizeof def, "%g", (double)*(const float *)p); break;
         case T_U64: snprintf(def, sizeof def, "%llu", *(const unsigned long long *)p); break;

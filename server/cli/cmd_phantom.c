@@ -12,6 +12,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: mkdseg phantom --modality ct|mr --seed N --image F.nii.gz --label F.nii.gz\n"
             "                      [--shape X,Y,Z] [--fov X,Y,Z] [--fixed-fov] [--noise S]\n"
+            "                      [--paired-ct F.nii.gz | --paired-mr F.nii.gz]\n"
             "  Writes a synthetic thorax: the image (CT: int16 HU; MR: float32 bSSFP-like signal)\n"
             "  and its label map (int16 MM-WHS codes: MYO 205, LA 420, LV 500, RA 550, RV 600,\n"
             "  AA 820, PA 850). The same seed and options give the same files; CT and MR with the\n"
@@ -19,7 +20,11 @@ static void usage(FILE *f)
             "  --shape X,Y,Z  array size (default CT 96,96,80; MR 80,80,40)\n"
             "  --fov X,Y,Z    field of view in mm (default CT 220,220,160; MR 300,300,160),\n"
             "                 varied by +-6%% per subject unless --fixed-fov\n"
-            "  --noise S      multiplier on the modality's noise level (default 1)\n");
+            "  --noise S      multiplier on the modality's noise level (default 1)\n"
+            "  --paired-ct F  (with --modality mr) also write the same subject on the same grid\n"
+            "                 rendered as CT with fresh noise (int16 HU); its labels are the MR's.\n"
+            "                 A research oracle for the alignment module (train --iam oracle)\n"
+            "  --paired-mr F  (with --modality ct) the same, rendered as MR (float32)\n");
 }
 
 static int parse3(const char *s, double v[3])
@@ -37,6 +42,7 @@ static int parse3(const char *s, double v[3])
 int cmd_phantom(int argc, char **argv)
 {
     const char *mod = NULL, *image = NULL, *label = NULL, *shape = NULL, *fov = NULL;
+    const char *paired_ct = NULL, *paired_mr = NULL;
     long long seed = -1;
     double noise = 1.0;
     int fixed = 0;
@@ -65,6 +71,10 @@ int cmd_phantom(int argc, char **argv)
             shape = next, i++;
         } else if (next && !strcmp(a, "--fov")) {
             fov = next, i++;
+        } else if (next && !strcmp(a, "--paired-ct")) {
+            paired_ct = next, i++;
+        } else if (next && !strcmp(a, "--paired-mr")) {
+            paired_mr = next, i++;
         } else if (next && !strcmp(a, "--noise")) {
             noise = atof(next), i++;
         } else {
@@ -79,6 +89,11 @@ int cmd_phantom(int argc, char **argv)
         return 2;
     }
     prep_modality m = strcmp(mod, "ct") ? PREP_MR : PREP_CT;
+    if ((paired_ct && m != PREP_MR) || (paired_mr && m != PREP_CT)) {
+        fprintf(stderr, "mkdseg phantom: --paired-ct goes with --modality mr, --paired-mr with --modality ct\n");
+        return 2;
+    }
+    const char *paired = m == PREP_MR ? paired_ct : paired_mr;
     phantom_opts o;
     phantom_default(&o, m, (uint64_t)seed);
     o.fixed_fov = fixed;
@@ -108,8 +123,17 @@ int cmd_phantom(int argc, char **argv)
         return 1;
     }
     int rc = phantom_write(&p, m, image, label, err, sizeof err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     phantom_free(&p);
+    if (rc == 0 && paired) {
+        prep_modality other = m == PREP_MR ? PREP_CT : PREP_MR;
+        o.paired = 1;
+        rc = phantom_generate(&o, &p, err, sizeof err);
+        if (rc == 0) {
+            rc = phantom_write(&p, other, paired, NULL, err, sizeof err);
+            phantom_free(&p);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != 0) {
         fprintf(stderr, "mkdseg phantom: %s\n", err);
         return 1;

@@ -36,6 +36,11 @@ static void usage(FILE *f)
             "  --checkpoint F            checkpoint file (default: OUT.ckpt)\n"
             "  --resume                  continue from the checkpoint\n"
             "  --empty-every N           keep every N-th slice without labels (default 4; 0: none)\n"
+            "  --assistant-oracle LIST   (iam oracle) the assistant volumes rendered in the target\n"
+            "                            modality, in the same order (mkdseg phantom --paired-ct)\n"
+            "  --score-images LIST       held-out assistant volumes to score the translation on\n"
+            "  --score-labels LIST       (with --score-images) every --score-every iterations\n"
+            "  --score-oracle LIST       their target-modality renderings (the fidelity score)\n"
             "  --json                    progress as JSON lines even on a terminal\n\n"
             "training settings (also accepted by POST /train as config fields with '_' for '-'):\n");
     train_config_usage(f);
@@ -87,11 +92,11 @@ int cmd_train(int argc, char **argv)
     char err[512];
     char **rest = calloc(argc + 1, sizeof *rest);
     int nrest = 0, rc = 2;
-    cli_pairs tp = {0}, ap = {0};
-    train_slices ts = {0}, as = {0};
+    cli_pairs tp = {0}, ap = {0}, op = {0}, scp = {0}, sop = {0};
+    train_slices ts = {0}, as = {0}, os = {0}, ss = {0}, sos = {0};
     trainer *t = NULL;
     const char *tdir = NULL, *adir = NULL, *timgs = NULL, *tlabs = NULL, *aimgs = NULL, *alabs = NULL, *out = NULL,
-               *ckpt = NULL;
+               *ckpt = NULL, *aorc = NULL, *simgs = NULL, *slabs = NULL, *sorc = NULL;
     prep_modality tmod = PREP_CT, amod = PREP_MR;
     int resume = 0, json = 0, empty_every = 4;
     char ckbuf[4096];
@@ -115,6 +120,10 @@ int cmd_train(int argc, char **argv)
         else if ((v = cli_opt(nrest, rest, &i, "--out", &miss))) out = v;
         else if ((v = cli_opt(nrest, rest, &i, "--checkpoint", &miss))) ckpt = v;
         else if ((v = cli_opt(nrest, rest, &i, "--empty-every", &miss))) empty_every = atoi(v);
+        else if ((v = cli_opt(nrest, rest, &i, "--assistant-oracle", &miss))) aorc = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-images", &miss))) simgs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-labels", &miss))) slabs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-oracle", &miss))) sorc = v;
         else if ((v = cli_opt(nrest, rest, &i, "--target-modality", &miss))) {
             if (parse_modality(v, &tmod)) { fprintf(stderr, "mkdseg train: --target-modality must be ct or mr\n"); goto done; }
         } else if ((v = cli_opt(nrest, rest, &i, "--assistant-modality", &miss))) {
@@ -128,7 +137,11 @@ int cmd_train(int argc, char **argv)
     }
     if (!out) { fprintf(stderr, "mkdseg train: --out is required\n"); goto done; }
     if (!tdir && !timgs) { fprintf(stderr, "mkdseg train: give --target-dir or --target-images/--target-labels\n"); goto done; }
-    if ((timgs && !tlabs) || (aimgs && !alabs)) { fprintf(stderr, "mkdseg train: image lists need label lists\n"); goto done; }
+    if ((timgs && !tlabs) || (aimgs && !alabs) || (simgs && !slabs)) { fprintf(stderr, "mkdseg train: image lists need label lists\n"); goto done; }
+    if ((aorc && !aimgs) || (sorc && !simgs)) {
+        fprintf(stderr, "mkdseg train: --assistant-oracle needs --assistant-images, --score-oracle --score-images\n");
+        goto done;
+    }
     if (train_config_validate(&c, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
     if (c.method != TM_BASELINE && !adir && !aimgs) {
         fprintf(stderr, "mkdseg train: method %s needs assistant data (--assistant-dir or --assistant-images)\n",
@@ -137,7 +150,10 @@ int cmd_train(int argc, char **argv)
     }
     rc = 1;
     if ((tdir && cli_pairs_from_dir(&tp, tdir, err, sizeof err)) || (timgs && cli_pairs_from_lists(&tp, timgs, tlabs, err, sizeof err)) ||
-        (adir && cli_pairs_from_dir(&ap, adir, err, sizeof err)) || (aimgs && cli_pairs_from_lists(&ap, aimgs, alabs, err, sizeof err))) {
+        (adir && cli_pairs_from_dir(&ap, adir, err, sizeof err)) || (aimgs && cli_pairs_from_lists(&ap, aimgs, alabs, err, sizeof err)) ||
+        (aorc && cli_pairs_from_lists(&op, aorc, alabs, err, sizeof err)) ||
+        (simgs && cli_pairs_from_lists(&scp, simgs, slabs, err, sizeof err)) ||
+        (sorc && cli_pairs_from_lists(&sop, sorc, slabs, err, sizeof err))) {
         fprintf(stderr, "mkdseg train: %s\n", err);
         goto done;
     }
@@ -147,7 +163,16 @@ int cmd_train(int argc, char **argv)
     prep_norm_default(&to.norm, tmod);
     prep_norm_default(&ao.norm, amod);
     ao.seed = c.seed + 1;
-    if (load_set(&ts, &tp, &to, err, sizeof err) || load_set(&as, &ap, &ao, err, sizeof err)) {
+    /* the paired renderings go through the assistant's window placement (same seed, same
+     * labels: the same windows) with the target's normalisation */
+    dataset_opts oo = ao, so = ao, soo;
+    oo.norm = to.norm;
+    so.seed = c.seed + 2;
+    soo = so;
+    soo.norm = to.norm;
+    if (load_set(&ts, &tp, &to, err, sizeof err) || load_set(&as, &ap, &ao, err, sizeof err) ||
+        load_set(&os, &op, &oo, err, sizeof err) || load_set(&ss, &scp, &so, err, sizeof err) ||
+        load_set(&sos, &sop, &soo, err, sizeof err)) {
         fprintf(stderr, "mkdseg train: %s\n", err);
         goto done;
     }
@@ -155,7 +180,11 @@ int cmd_train(int argc, char **argv)
             train_method_name(c.method), tp.n, ts.n, ap.n, as.n, train_config_total_iters(&c), nn_get_threads());
     const nn_backend *be = nn_backend_from_env(err, sizeof err);
     t = be ? trainer_new(&c, be, &ts, ap.n ? &as : NULL, err, sizeof err) : NULL;
-    if (!t) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
+    if (!t || (op.n && trainer_set_oracle(t, &os, err, sizeof err)) ||
+        (scp.n && trainer_set_score_set(t, &ss, sop.n ? &sos : NULL, err, sizeof err))) {
+        fprintf(stderr, "mkdseg train: %s\n", err);
+        goto done;
+    }
     if (!ckpt) { snprintf(ckbuf, sizeof ckbuf, "%s.ckpt", out); ckpt = ckbuf; }
     if (resume) {
         if (trainer_load_checkpoint(t, ckpt, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
@@ -181,15 +210,23 @@ int cmd_train(int argc, char **argv)
     const char *kv[] = {"mkdseg.prep.norm", norm, "mkdseg.prep.spacing", sp, "mkdseg.prep.size", sz,
                         "mkdseg.modality", mod, "mkdseg.revision", MKDSEG_VERSION};
     if (trainer_save_model(t, out, kv, 5, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
-    printf("{\"model\":\"%s\",\"method\":\"%s\",\"iterations\":%d,\"target_slices\":%d,\"assistant_slices\":%d}\n", out,
-           train_method_name(c.method), trainer_iter(t), ts.n, as.n);
+    char *scores = trainer_scores_json(t);
+    printf("{\"model\":\"%s\",\"method\":\"%s\",\"iterations\":%d,\"target_slices\":%d,\"assistant_slices\":%d,"
+           "\"translation\":%s}\n", out, train_method_name(c.method), trainer_iter(t), ts.n, as.n, scores ? scores : "[]");
+    free(scores);
     rc = 0;
 done:
     trainer_free(t);
     dataset_free(&ts);
     dataset_free(&as);
+    dataset_free(&os);
+    dataset_free(&ss);
+    dataset_free(&sos);
     cli_pairs_free(&tp);
     cli_pairs_free(&ap);
+    cli_pairs_free(&op);
+    cli_pairs_free(&scp);
+    cli_pairs_free(&sop);
     free(rest);
     return rc;
 }

@@ -129,6 +129,39 @@ Test(phantom_gen, mr_contrast)
     phantom_free(&p);
 }
 
+/* The paired rendering: the same labels and grid as the subject's own rendering, the other
+ * modality's contrast (CT: HU with blood far above myocardium and air near -1000), and noise
+ * of its own; the subject's own rendering is unchanged by the option. */
+Test(phantom_gen, paired_rendering_keeps_the_anatomy_and_changes_the_contrast)
+{
+    phantom_opts o;
+    char err[256];
+    phantom_vol mr, ct, mr2;
+    phantom_default(&o, PREP_MR, 5);
+    cr_assert_eq(phantom_generate(&o, &mr, err, sizeof err), 0, "%s", err);
+    o.paired = 1;
+    cr_assert_eq(phantom_generate(&o, &ct, err, sizeof err), 0, "%s", err);
+    o.paired = 0;
+    cr_assert_eq(phantom_generate(&o, &mr2, err, sizeof err), 0, "%s", err);
+    int64_t n = nvox(&mr);
+    cr_assert_eq(nvox(&ct), n);
+    cr_assert_eq(memcmp(mr.label, ct.label, (size_t)n), 0, "paired labels differ");
+    cr_assert_eq(memcmp(mr.image, mr2.image, (size_t)n * sizeof(float)), 0, "MR changed");
+    cr_assert_eq(memcmp(&mr.geom, &ct.geom, sizeof mr.geom), 0, "paired grid differs");
+    double mm[8], mc[8], lvc[3];
+    int64_t cnt[8];
+    stats(&mr, mm, cnt, lvc);
+    stats(&ct, mc, cnt, lvc);
+    cr_assert(mc[3] > 150 && mc[3] < 550, "paired CT LV %g HU", mc[3]);
+    cr_assert_lt(mc[1], mc[3] - 40, "paired CT myocardium %g vs LV %g", mc[1], mc[3]);
+    float mn = 1e9f;
+    for (int64_t i = 0; i < n; i++) mn = fminf(mn, ct.image[i]);
+    cr_assert(mn >= -1024 && mn < -800, "paired CT minimum %g", mn);
+    /* the MR's background is near 0 and its blood a few hundred units: not HU */
+    cr_assert_gt(fabs(mm[0] - mc[0]), 100.0, "background MR %g vs CT %g", mm[0], mc[0]);
+    phantom_free(&mr), phantom_free(&ct), phantom_free(&mr2);
+}
+
 /* the written pair as nibabel sees it: same geometry, MM-WHS label values, orientation */
 Test(phantom_gen, nibabel_reads_output, .timeout = 60)
 {
