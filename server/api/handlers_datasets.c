@@ -1,10 +1,12 @@
-/* handlers_datasets.c: POST /datasets, GET /datasets, GET /datasets/{id}.
+/* handlers_datasets.c: POST /datasets, GET /datasets, GET /datasets/{id}, DELETE /datasets/{id}.
  * The JSON of a dataset is built by PostgreSQL (json_build_object) so that the row and its
  * representation cannot drift apart. Volumes are added by POST /datasets/{id}/volumes
- * (issue 6). */
+ * (handlers_volumes.c). A dataset is deleted only when no model and no active job uses it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "api_util.h"
 #include "handlers.h"
 
 #define DATASET_JSON                                                                              \
@@ -28,6 +30,15 @@ static const db_stmt st_list = {
     "d.created_at, 'volume_count', (SELECT count(*) FROM volumes v WHERE v.dataset_id = d.id)) "
     "ORDER BY d.id), '[]'::json))::text FROM datasets d",
     0};
+
+static const db_stmt st_in_use = {
+    "dataset_in_use",
+    "SELECT (SELECT count(*) FROM model_datasets WHERE dataset_id = $1::bigint), (SELECT count(*) "
+    "FROM jobs WHERE state IN ('queued','running') AND (params->>'target_dataset' = $1::text OR "
+    "params->>'assistant_dataset' = $1::text OR params->>'dataset_id' = $1::text)), (SELECT count(*) FROM "
+    "datasets WHERE id = $1::bigint)",
+    1};
+static const db_stmt st_delete = {"dataset_delete", "DELETE FROM datasets WHERE id = $1::bigint", 1};
 
 /* Reads a string field: 0 ok (*out may be NULL when optional and absent), -1 answered. */
 static int str_field(http_req *r, const char *name, int required, size_t maxlen, const char **out)
@@ -85,7 +96,7 @@ void h_datasets_create(http_req *r)
         return;
     }
     char err[512];
-    db_conn *c = h_db_acquire(r);
+    db_conn *c = api_db_acquire(r);
     if (!c)
         return;
     const char *v[3] = {name, modality, desc ? desc : ""};
@@ -96,7 +107,7 @@ void h_datasets_create(http_req *r)
         else if (!strcmp(db_sqlstate(c), "23514"))
             http_error(r, 422, "invalid_field", NULL, "rejected by a database constraint: %s", err);
         else
-            h_db_error(r, c, err);
+            api_db_error(r, c, err);
         db_release(r->app->db, c);
         return;
     }
@@ -108,20 +119,47 @@ void h_datasets_create(http_req *r)
     PQclear(res);
 }
 
-void h_datasets_list(http_req *r) { h_reply_json_row(r, &st_list, NULL, 200, "datasets"); }
+void h_datasets_list(http_req *r) { api_reply_json_row(r, &st_list, NULL, 200, "datasets"); }
 
 void h_datasets_get(http_req *r)
 {
     long long id;
-    if (http_param_id(r, 0, &id) < 0) {
-        http_error(r, 404, "not_found", "id", "dataset '%s' not found (ids are positive integers)",
-                   r->params[0]);
+    char ids[24], what[64];
+    if (api_id(r, "dataset", &id, ids) < 0)
+        return;
+    const char *v[1] = {ids};
+    snprintf(what, sizeof what, "dataset %lld", id);
+    api_reply_json_row(r, &st_get, v, 200, what);
+}
+
+void h_datasets_delete(http_req *r)
+{
+    long long id;
+    char ids[24];
+    if (api_id(r, "dataset", &id, ids) < 0)
+        return;
+    const char *v[1] = {ids};
+    PGresult *res = api_exec(r, &st_in_use, v, NULL);
+    if (!res)
+        return;
+    long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
+              exists = atoll(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (!exists) {
+        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
         return;
     }
-    char ids[24];
-    snprintf(ids, sizeof ids, "%lld", id);
-    const char *v[1] = {ids};
-    char what[64];
-    snprintf(what, sizeof what, "dataset %lld", id);
-    h_reply_json_row(r, &st_get, v, 200, what);
+    if (models || jobs) {
+        http_error(r, 409, "conflict", "id", "dataset %lld is in use by %lld model(s) and %lld active job(s)", id,
+                   models, jobs);
+        return;
+    }
+    char state[6] = "";
+    if (!(res = api_exec(r, &st_delete, v, state))) {
+        if (*state)
+            http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
+        return;
+    }
+    PQclear(res);
+    http_reply_data(r, 204, NULL, "", 0);
 }

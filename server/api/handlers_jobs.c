@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "job.h"
 #include "svc.h"
 #include "train_config.h"
@@ -70,28 +70,28 @@ void h_jobs_list(http_req *r)
         return;
     }
     const char *v[1] = {s ? s : ""};
-    h_reply_json_row(r, &st_list, v, 200, "jobs");
+    api_reply_json_row(r, &st_list, v, 200, "jobs");
 }
 
 void h_jobs_get(http_req *r)
 {
     long long id;
     char ids[24], what[32];
-    if (hs_id(r, "job", &id, ids) < 0)
+    if (api_id(r, "job", &id, ids) < 0)
         return;
     snprintf(what, sizeof what, "job %lld", id);
     const char *v[1] = {ids};
-    h_reply_json_row(r, &st_get, v, 200, what);
+    api_reply_json_row(r, &st_get, v, 200, what);
 }
 
 void h_jobs_cancel(http_req *r)
 {
     long long id;
     char ids[24];
-    if (hs_id(r, "job", &id, ids) < 0)
+    if (api_id(r, "job", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_cancel, v, NULL);
+    PGresult *res = api_exec(r, &st_cancel, v, NULL);
     if (!res)
         return;
     if (PQgetisnull(res, 0, 0)) {
@@ -107,7 +107,7 @@ void h_jobs_cancel(http_req *r)
         http_error(r, 409, "conflict", "id", "job %lld is %s already: nothing to cancel", id, state);
         return;
     }
-    h_reply_json_row(r, &st_get, v, 202, "job");
+    api_reply_json_row(r, &st_get, v, 202, "job");
 }
 
 /* ---- POST /train ---- */
@@ -127,7 +127,7 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, char 
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", *ds_id);
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_dataset, v, NULL);
+    PGresult *res = api_exec(r, &st_dataset, v, NULL);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -275,7 +275,7 @@ void h_train(http_req *r)
                                train_method_name(c.method), "config", cj ? cj : json_object(), "target_volumes",
                                train, "assistant_volumes", avols, "validation_volumes", vvols,
                                "target_modality", tmod, "assistant_modality", *amod ? amod : "mr");
-    db_conn *conn = h_db_acquire(r);
+    db_conn *conn = api_db_acquire(r);
     if (!conn) {
         json_decref(params);
         goto fail;
@@ -284,7 +284,7 @@ void h_train(http_req *r)
     rc = job_enqueue(db_pg(conn), "train", params, 0, 3, &jid, err, sizeof err);
     json_decref(params);
     if (rc < 0) {
-        h_db_error(r, conn, err);
+        api_db_error(r, conn, err);
         db_release(r->app->db, conn);
         goto fail;
     }
@@ -293,7 +293,7 @@ void h_train(http_req *r)
     snprintf(js, sizeof js, "%lld", jid);
     snprintf(loc, sizeof loc, "/jobs/%lld", jid);
     const char *v[1] = {js};
-    h_reply_json_row(r, &st_get, v, 202, "job");
+    api_reply_json_row(r, &st_get, v, 202, "job");
     http_header(r, "Location", loc);
 fail:
     json_decref(tvols);
@@ -406,7 +406,7 @@ void h_jobs_events(http_req *r)
         return;
     }
     s->a = r->app;
-    if (hs_id(r, "job", &id, s->ids) < 0) {
+    if (api_id(r, "job", &id, s->ids) < 0) {
         free(s);
         return;
     }

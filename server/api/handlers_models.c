@@ -1,5 +1,5 @@
 /* handlers_models.c: GET /models, GET /models/{id}, GET /models/{id}/weights, POST /models,
- * POST /models/{id}/promote, POST /models/{id}/evaluate, GET /dice.
+ * POST /models/{id}/promote, POST /models/{id}/evaluate.
  * Model rows are immutable; promotion flips is_default inside one transaction (at most one
  * default: models_one_default). /segment resolves the default per request and the engine's
  * model cache keeps the old model alive for requests in flight (engine_pool.h). */
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "infer.h"
 #include "job.h"
 #include "svc.h"
@@ -67,27 +67,27 @@ static const db_stmt st_job_json = {
     "'finished_at', j.finished_at)::text FROM jobs j WHERE j.id = $1::bigint",
     1};
 
-void h_models_list(http_req *r) { h_reply_json_row(r, &st_list, NULL, 200, "models"); }
+void h_models_list(http_req *r) { api_reply_json_row(r, &st_list, NULL, 200, "models"); }
 
 void h_models_get(http_req *r)
 {
     long long id;
     char ids[24], what[48];
-    if (hs_id(r, "model", &id, ids) < 0)
+    if (api_id(r, "model", &id, ids) < 0)
         return;
     snprintf(what, sizeof what, "model %lld", id);
     const char *v[1] = {ids};
-    h_reply_json_row(r, &st_get, v, 200, what);
+    api_reply_json_row(r, &st_get, v, 200, what);
 }
 
 void h_models_weights(http_req *r)
 {
     long long id;
     char ids[24];
-    if (hs_id(r, "model", &id, ids) < 0)
+    if (api_id(r, "model", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_weights, v, NULL);
+    PGresult *res = api_exec(r, &st_weights, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {
@@ -99,7 +99,7 @@ void h_models_weights(http_req *r)
     svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, sizeof path);
     PQclear(res);
     snprintf(fn, sizeof fn, "model-%lld.safetensors", id);
-    hs_reply_file(r, path, "application/octet-stream", fn);
+    api_reply_file(r, path, "application/octet-stream", fn);
 }
 
 void h_models_upload(http_req *r)
@@ -160,7 +160,7 @@ void h_models_upload(http_req *r)
                                ? json_string_value(mod) : NULL;
     const char *v[8] = {name ? name : "", method, modality, cfgs, metas, f->sha256, rel, size};
     char state[6] = "";
-    PGresult *res = hs_exec(r, &st_insert, v, state);
+    PGresult *res = api_exec(r, &st_insert, v, state);
     free(cfgs), free(metas);
     json_decref(meta);
     if (!res) {
@@ -181,16 +181,16 @@ void h_models_promote(http_req *r)
 {
     long long id;
     char ids[24], err[512];
-    if (hs_id(r, "model", &id, ids) < 0)
+    if (api_id(r, "model", &id, ids) < 0)
         return;
-    db_conn *c = h_db_acquire(r);
+    db_conn *c = api_db_acquire(r);
     if (!c)
         return;
     const char *v[1] = {ids};
     PGresult *res = NULL;
     if (db_simple(c, "BEGIN", err, sizeof err) < 0 || db_exec(c, &st_unpromote, v, NULL, err, sizeof err) < 0 ||
         db_exec(c, &st_promote, v, &res, err, sizeof err) < 0) {
-        h_db_error(r, c, err);
+        api_db_error(r, c, err);
         db_simple(c, "ROLLBACK", err, sizeof err);
         db_release(r->app->db, c);
         return;
@@ -204,19 +204,19 @@ void h_models_promote(http_req *r)
     }
     PQclear(res);
     if (db_simple(c, "COMMIT", err, sizeof err) < 0) {
-        h_db_error(r, c, err);
+        api_db_error(r, c, err);
         db_release(r->app->db, c);
         return;
     }
     db_release(r->app->db, c);
-    h_reply_json_row(r, &st_get_plain, v, 200, "model");
+    api_reply_json_row(r, &st_get_plain, v, 200, "model");
 }
 
 void h_models_evaluate(http_req *r)
 {
     long long id;
     char ids[24], err[512];
-    if (hs_id(r, "model", &id, ids) < 0)
+    if (api_id(r, "model", &id, ids) < 0)
         return;
     json_t *d = r->json ? json_object_get(r->json, "dataset") : NULL;
     if (!r->json || !json_is_object(r->json) || !d) {
@@ -230,7 +230,7 @@ void h_models_evaluate(http_req *r)
     char dss[24];
     snprintf(dss, sizeof dss, "%lld", (long long)json_integer_value(d));
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_exists, v, NULL);
+    PGresult *res = api_exec(r, &st_exists, v, NULL);
     if (!res)
         return;
     int found = PQntuples(res);
@@ -240,7 +240,7 @@ void h_models_evaluate(http_req *r)
         return;
     }
     const char *vd[1] = {dss};
-    if (!(res = hs_exec(r, &st_dataset_labelled, vd, NULL)))
+    if (!(res = api_exec(r, &st_dataset_labelled, vd, NULL)))
         return;
     if (PQntuples(res) == 0) {
         PQclear(res);
@@ -253,7 +253,7 @@ void h_models_evaluate(http_req *r)
         http_error(r, 422, "invalid_field", "dataset", "dataset %s has no labelled volumes to evaluate on", dss);
         return;
     }
-    db_conn *c = h_db_acquire(r);
+    db_conn *c = api_db_acquire(r);
     if (!c)
         return;
     json_t *params = json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d));
@@ -261,7 +261,7 @@ void h_models_evaluate(http_req *r)
     int rc = job_enqueue(db_pg(c), "evaluate", params, 0, 3, &jid, err, sizeof err);
     json_decref(params);
     if (rc < 0) {
-        h_db_error(r, c, err);
+        api_db_error(r, c, err);
         db_release(r->app->db, c);
         return;
     }
@@ -270,47 +270,6 @@ void h_models_evaluate(http_req *r)
     snprintf(js, sizeof js, "%lld", jid);
     snprintf(loc, sizeof loc, "/jobs/%lld", jid);
     const char *vj[1] = {js};
-    h_reply_json_row(r, &st_job_json, vj, 202, "job");
+    api_reply_json_row(r, &st_job_json, vj, 202, "job");
     http_header(r, "Location", loc);
-}
-
-/* GET /dice?model=&dataset= */
-static const db_stmt st_dice = {
-    "dice_list",
-    "WITH f AS (SELECT * FROM dice_results WHERE ($1 = '' OR model_id = nullif($1, '')::bigint) "
-    "AND ($2 = '' OR dataset_id = nullif($2, '')::bigint)) "
-    "SELECT json_build_object("
-    "'runs', coalesce((SELECT json_agg(x ORDER BY x.created_at, x.job_id) FROM (SELECT job_id, "
-    "model_id, dataset_id, min(created_at) AS created_at, avg(dice) AS mean_dice, avg(assd) AS "
-    "mean_assd, avg(hd95) AS mean_hd95, json_object_agg(structure, json_build_object('dice', dice, "
-    "'assd', assd, 'hd95', hd95)) AS structures FROM f WHERE volume_id IS NULL GROUP BY job_id, "
-    "model_id, dataset_id) x), '[]'), "
-    "'results', coalesce((SELECT json_agg(json_build_object('model_id', model_id, 'dataset_id', "
-    "dataset_id, 'volume_id', volume_id, 'job_id', job_id, 'structure', structure, 'dice', dice, "
-    "'assd', assd, 'hd95', hd95, 'created_at', created_at) ORDER BY id) FROM f), '[]'))::text",
-    2};
-
-static int query_id(http_req *r, const char *name, char out[24])
-{
-    const char *s = http_query(r, name);
-    out[0] = 0;
-    if (!s || !*s)
-        return 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*end || v < 1) {
-        http_error(r, 422, "invalid_field", name, "query parameter '%s' must be a positive integer", name);
-        return -1;
-    }
-    snprintf(out, 24, "%lld", v);
-    return 0;
-}
-
-void h_dice(http_req *r)
-{
-    char m[24], d[24];
-    if (query_id(r, "model", m) < 0 || query_id(r, "dataset", d) < 0)
-        return;
-    const char *v[2] = {m, d};
-    h_reply_json_row(r, &st_dice, v, 200, "results");
 }

@@ -1,107 +1,20 @@
-/* handlers_segment.c: POST /segment and GET /inferences/{id}/mask, plus helpers shared by the
- * handlers of issue 6 (handlers_svc.h).
+/* handlers_segment.c: POST /segment and GET /inferences/{id}/mask.
  *
  * POST /segment: the multipart upload is already on disk (upload.c) when the handler runs;
  * the handler checks the fields, resolves the model (the named one, else the promoted one),
  * queues a seg_task on the engine pool (503 + Retry-After when the queue is full), waits,
  * stores the mask as a blob, records the inference and answers the label map (NIfTI, gzip
  * when the upload was gzip) or, with Accept: application/json, the inference as JSON. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine_pool.h"
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "svc.h"
-
-/* ------------------------------------------------------------------------------------------ */
-/* helpers */
-
-int hs_id(http_req *r, const char *what, long long *id, char ids[24])
-{
-    if (http_param_id(r, 0, id) < 0) {
-        http_error(r, 404, "not_found", "id", "%s '%s' not found (ids are positive integers)", what,
-                   r->params[0]);
-        return -1;
-    }
-    snprintf(ids, 24, "%lld", *id);
-    return 0;
-}
-
-int hs_reply_file(http_req *r, const char *path, const char *ctype, const char *filename)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        if (fd >= 0)
-            close(fd);
-        http_error(r, errno == ENOENT ? 404 : 500, errno == ENOENT ? "not_found" : "internal", NULL,
-                   "the stored file is missing: %s", strerror(errno));
-        return -1;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
-    if (!resp) {
-        close(fd);
-        http_error(r, 500, "internal", NULL, "cannot create the response");
-        return -1;
-    }
-    if (r->resp)
-        MHD_destroy_response(r->resp);
-    r->resp = resp;
-    r->status = 200;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (filename) {
-        char cd[300];
-        snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", filename);
-        MHD_add_response_header(resp, "Content-Disposition", cd);
-    }
-    return 0;
-}
-
-int hs_upload_nifti(http_req *r, upload_file *f, int *gz)
-{
-    char why[256];
-    int ok = svc_nifti_sniff(f->path, gz, why, sizeof why);
-    if (ok <= 0) {
-        http_error(r, ok < 0 ? 500 : 415, ok < 0 ? "internal" : "not_nifti", f->field,
-                   "field '%s' (%s): %s", f->field, f->filename, why);
-        return -1;
-    }
-    char np[1200];
-    snprintf(np, sizeof np, "%.1180s.nii%s", f->path, *gz ? ".gz" : "");
-    if (rename(f->path, np) < 0) {
-        http_error(r, 500, "internal", NULL, "cannot rename the upload: %s", strerror(errno));
-        return -1;
-    }
-    snprintf(f->path, sizeof f->path, "%s", np);
-    return 0;
-}
-
-PGresult *hs_exec(http_req *r, const db_stmt *st, const char *const *v, char sqlstate[6])
-{
-    char err[512];
-    db_conn *c = h_db_acquire(r);
-    if (!c)
-        return NULL;
-    PGresult *res = NULL;
-    if (db_exec(c, st, v, &res, err, sizeof err) < 0) {
-        if (sqlstate)
-            snprintf(sqlstate, 6, "%s", db_sqlstate(c));
-        /* constraint and data errors (classes 22, 23) are left to the caller when it asked */
-        if (!sqlstate || (strncmp(db_sqlstate(c), "22", 2) && strncmp(db_sqlstate(c), "23", 2)))
-            h_db_error(r, c, err);
-        db_release(r->app->db, c);
-        return NULL;
-    }
-    db_release(r->app->db, c);
-    return res;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* POST /segment */
@@ -167,7 +80,7 @@ void h_segment(http_req *r)
         return;
     }
     int gz = 0, lgz = 0;
-    if (hs_upload_nifti(r, vf, &gz) < 0 || (lf && hs_upload_nifti(r, lf, &lgz) < 0))
+    if (api_upload_nifti(r, vf, &gz) < 0 || (lf && api_upload_nifti(r, lf, &lgz) < 0))
         return;
     char err[512];
     vol_read_opts ro = {0};
@@ -179,7 +92,7 @@ void h_segment(http_req *r)
     PGresult *res;
     if (model_s && *model_s) {
         const char *v[1] = {model_s};
-        if (!(res = hs_exec(r, &st_model_by_ref, v, NULL)))
+        if (!(res = api_exec(r, &st_model_by_ref, v, NULL)))
             return;
         if (PQntuples(res) == 0) {
             PQclear(res);
@@ -187,7 +100,7 @@ void h_segment(http_req *r)
             return;
         }
     } else {
-        if (!(res = hs_exec(r, &st_model_default, NULL, NULL)))
+        if (!(res = api_exec(r, &st_model_default, NULL, NULL)))
             return;
         if (PQntuples(res) == 0) {
             PQclear(res);
@@ -262,7 +175,7 @@ void h_segment(http_req *r)
     snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2]);
     snprintf(sp, sizeof sp, "{%.9g,%.9g,%.9g}", t->spacing[0], t->spacing[1], t->spacing[2]);
     const char *v[11] = {mid, r->id, vf->filename, vf->sha256, dims, sp, msha, mrel, ss, ds, ts};
-    res = hs_exec(r, &st_infer_insert, v, NULL);
+    res = api_exec(r, &st_infer_insert, v, NULL);
     free(ss), free(ds), free(ts);
     if (!res) {
         json_decref(structs), json_decref(dice), json_decref(tim);
@@ -286,7 +199,7 @@ void h_segment(http_req *r)
         json_decref(structs), json_decref(dice), json_decref(tim);
         char path[1400];
         svc_abs(cfg->data_dir, mrel, path, sizeof path);
-        if (hs_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream",
+        if (api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream",
                           gz ? "seg.nii.gz" : "seg.nii") < 0) {
             free(t);
             return;
@@ -308,10 +221,10 @@ void h_inference_mask(http_req *r)
 {
     long long id;
     char ids[24];
-    if (hs_id(r, "inference", &id, ids) < 0)
+    if (api_id(r, "inference", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_mask, v, NULL);
+    PGresult *res = api_exec(r, &st_mask, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {
@@ -325,5 +238,5 @@ void h_inference_mask(http_req *r)
     int gz = 0;
     char why[128];
     svc_nifti_sniff(path, &gz, why, sizeof why);
-    hs_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
+    api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
 }

@@ -1,4 +1,4 @@
-/* handlers_volumes.c: POST /datasets/{id}/volumes and DELETE /datasets/{id}.
+/* handlers_volumes.c: POST /datasets/{id}/volumes.
  *
  * An upload is validated before anything is stored: the image must read as NIfTI (415 when it
  * is not NIfTI at all, 422 with vol_read's reason otherwise), the label map must read, hold
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "svc.h"
 #include "vol.h"
 
@@ -26,26 +26,17 @@ static const db_stmt st_insert = {
     "spacing, 'sha256', sha256, 'size_bytes', size_bytes, 'has_label', label_sha256 IS NOT NULL, "
     "'label_sha256', label_sha256, 'label_stats', label_stats, 'created_at', created_at)::text",
     12};
-static const db_stmt st_in_use = {
-    "dataset_in_use",
-    "SELECT (SELECT count(*) FROM model_datasets WHERE dataset_id = $1::bigint), (SELECT count(*) "
-    "FROM jobs WHERE state IN ('queued','running') AND (params->>'target_dataset' = $1::text OR "
-    "params->>'assistant_dataset' = $1::text OR params->>'dataset_id' = $1::text)), (SELECT count(*) FROM "
-    "datasets WHERE id = $1::bigint)",
-    1};
-static const db_stmt st_delete = {"dataset_delete", "DELETE FROM datasets WHERE id = $1::bigint", 1};
-
 void h_volumes_add(http_req *r)
 {
     long long id;
     char ids[24], err[512];
-    if (hs_id(r, "dataset", &id, ids) < 0)
+    if (api_id(r, "dataset", &id, ids) < 0)
         return;
     upload *u = upload_finish(r);
     if (!u)
         return;
     const char *v1[1] = {ids};
-    PGresult *res = hs_exec(r, &st_ds, v1, NULL);
+    PGresult *res = api_exec(r, &st_ds, v1, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {
@@ -62,7 +53,7 @@ void h_volumes_add(http_req *r)
         return;
     }
     int gz, lgz;
-    if (hs_upload_nifti(r, im, &gz) < 0 || (lb && hs_upload_nifti(r, lb, &lgz) < 0))
+    if (api_upload_nifti(r, im, &gz) < 0 || (lb && api_upload_nifti(r, lb, &lgz) < 0))
         return;
     vol_t v = {0};
     uint8_t *cls = NULL;
@@ -117,7 +108,7 @@ void h_volumes_add(http_req *r)
     const char *vals[12] = {ids, im->filename, modality, dims, sps, aff, im->sha256, irel, size,
                             lb ? lsha : NULL, lb ? lrel : NULL, ss};
     char state[6] = "";
-    res = hs_exec(r, &st_insert, vals, state);
+    res = api_exec(r, &st_insert, vals, state);
     free(ss);
     if (!res) {
         if (!strcmp(state, "23505"))
@@ -138,36 +129,4 @@ done:
     json_decref(stats);
     free(cls);
     vol_free(&v);
-}
-
-void h_datasets_delete(http_req *r)
-{
-    long long id;
-    char ids[24];
-    if (hs_id(r, "dataset", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_in_use, v, NULL);
-    if (!res)
-        return;
-    long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
-              exists = atoll(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (!exists) {
-        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
-        return;
-    }
-    if (models || jobs) {
-        http_error(r, 409, "conflict", "id", "dataset %lld is in use by %lld model(s) and %lld active job(s)", id,
-                   models, jobs);
-        return;
-    }
-    char state[6] = "";
-    if (!(res = hs_exec(r, &st_delete, v, state))) {
-        if (*state)
-            http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
-        return;
-    }
-    PQclear(res);
-    http_reply_data(r, 204, NULL, "", 0);
 }

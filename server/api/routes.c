@@ -2,7 +2,6 @@
  * operation there not marked `x-mkdseg-status: planned` must be here): tests/unit/
  * test_http_openapi.c checks both directions. Order matters only for readability. */
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "upload.h"
 #include "http.h"
 
