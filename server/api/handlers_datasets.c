@@ -8,37 +8,7 @@
 
 #include "api_util.h"
 #include "handlers.h"
-
-#define DATASET_JSON                                                                              \
-    "json_build_object('id', d.id, 'name', d.name, 'modality', d.modality, 'description', "       \
-    "d.description, 'created_at', d.created_at, 'volumes', coalesce((SELECT json_agg("             \
-    "json_build_object('id', v.id, 'name', v.name, 'dims', v.dims, 'spacing', v.spacing, "        \
-    "'sha256', v.sha256, 'has_label', v.label_sha256 IS NOT NULL, 'label_stats', v.label_stats) " \
-    "ORDER BY v.id) FROM volumes v WHERE v.dataset_id = d.id), '[]'::json))::text"
-
-static const db_stmt st_insert = {
-    "datasets_insert",
-    "WITH d AS (INSERT INTO datasets (name, modality, description) VALUES ($1, $2, $3) "
-    "RETURNING *) SELECT d.id, " DATASET_JSON " FROM d",
-    3};
-static const db_stmt st_get = {
-    "datasets_get", "SELECT " DATASET_JSON " FROM datasets d WHERE d.id = $1::bigint", 1};
-static const db_stmt st_list = {
-    "datasets_list",
-    "SELECT json_build_object('datasets', coalesce(json_agg(json_build_object('id', d.id, "
-    "'name', d.name, 'modality', d.modality, 'description', d.description, 'created_at', "
-    "d.created_at, 'volume_count', (SELECT count(*) FROM volumes v WHERE v.dataset_id = d.id)) "
-    "ORDER BY d.id), '[]'::json))::text FROM datasets d",
-    0};
-
-static const db_stmt st_in_use = {
-    "dataset_in_use",
-    "SELECT (SELECT count(*) FROM model_datasets WHERE dataset_id = $1::bigint), (SELECT count(*) "
-    "FROM jobs WHERE state IN ('queued','running') AND (params->>'target_dataset' = $1::text OR "
-    "params->>'assistant_dataset' = $1::text OR params->>'dataset_id' = $1::text)), (SELECT count(*) FROM "
-    "datasets WHERE id = $1::bigint)",
-    1};
-static const db_stmt st_delete = {"dataset_delete", "DELETE FROM datasets WHERE id = $1::bigint", 1};
+#include "sql.h"
 
 /* Reads a string field: 0 ok (*out may be NULL when optional and absent), -1 answered. */
 static int str_field(http_req *r, const char *name, int required, size_t maxlen, const char **out)
@@ -101,7 +71,7 @@ void h_datasets_create(http_req *r)
         return;
     const char *v[3] = {name, modality, desc ? desc : ""};
     PGresult *res = NULL;
-    if (db_exec(c, &st_insert, v, &res, err, sizeof err) < 0) {
+    if (db_exec(c, &sql_datasets_insert, v, &res, err, sizeof err) < 0) {
         if (!strcmp(db_sqlstate(c), "23505"))
             http_error(r, 409, "conflict", "name", "a dataset named '%s' exists already", name);
         else if (!strcmp(db_sqlstate(c), "23514"))
@@ -119,7 +89,7 @@ void h_datasets_create(http_req *r)
     PQclear(res);
 }
 
-void h_datasets_list(http_req *r) { api_reply_json_row(r, &st_list, NULL, 200, "datasets"); }
+void h_datasets_list(http_req *r) { api_reply_json_row(r, &sql_datasets_list, NULL, 200, "datasets"); }
 
 void h_datasets_get(http_req *r)
 {
@@ -129,7 +99,7 @@ void h_datasets_get(http_req *r)
         return;
     const char *v[1] = {ids};
     snprintf(what, sizeof what, "dataset %lld", id);
-    api_reply_json_row(r, &st_get, v, 200, what);
+    api_reply_json_row(r, &sql_datasets_get, v, 200, what);
 }
 
 void h_datasets_delete(http_req *r)
@@ -139,7 +109,7 @@ void h_datasets_delete(http_req *r)
     if (api_id(r, "dataset", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_in_use, v, NULL);
+    PGresult *res = api_exec(r, &sql_datasets_in_use, v, NULL);
     if (!res)
         return;
     long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
@@ -155,7 +125,7 @@ void h_datasets_delete(http_req *r)
         return;
     }
     char state[6] = "";
-    if (!(res = api_exec(r, &st_delete, v, state))) {
+    if (!(res = api_exec(r, &sql_datasets_delete, v, state))) {
         if (*state)
             http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
         return;

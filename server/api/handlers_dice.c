@@ -5,21 +5,7 @@
 
 #include "api_util.h"
 #include "handlers.h"
-
-static const db_stmt st_dice = {
-    "dice_list",
-    "WITH f AS (SELECT * FROM dice_results WHERE ($1 = '' OR model_id = nullif($1, '')::bigint) "
-    "AND ($2 = '' OR dataset_id = nullif($2, '')::bigint)) "
-    "SELECT json_build_object("
-    "'runs', coalesce((SELECT json_agg(x ORDER BY x.created_at, x.job_id) FROM (SELECT job_id, "
-    "model_id, dataset_id, min(created_at) AS created_at, avg(dice) AS mean_dice, avg(assd) AS "
-    "mean_assd, avg(hd95) AS mean_hd95, json_object_agg(structure, json_build_object('dice', dice, "
-    "'assd', assd, 'hd95', hd95)) AS structures FROM f WHERE volume_id IS NULL GROUP BY job_id, "
-    "model_id, dataset_id) x), '[]'), "
-    "'results', coalesce((SELECT json_agg(json_build_object('model_id', model_id, 'dataset_id', "
-    "dataset_id, 'volume_id', volume_id, 'job_id', job_id, 'structure', structure, 'dice', dice, "
-    "'assd', assd, 'hd95', hd95, 'created_at', created_at) ORDER BY id) FROM f), '[]'))::text",
-    2};
+#include "sql.h"
 
 static int query_id(http_req *r, const char *name, char out[24])
 {
@@ -43,5 +29,5 @@ void h_dice(http_req *r)
     if (query_id(r, "model", m) < 0 || query_id(r, "dataset", d) < 0)
         return;
     const char *v[2] = {m, d};
-    api_reply_json_row(r, &st_dice, v, 200, "results");
+    api_reply_json_row(r, &sql_dice_results_list, v, 200, "results");
 }

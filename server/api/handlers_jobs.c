@@ -18,39 +18,9 @@
 #include "api_util.h"
 #include "handlers.h"
 #include "job.h"
+#include "sql.h"
 #include "svc.h"
 #include "train_config.h"
-
-#define JOB_JSON                                                                                   \
-    "json_build_object('id', j.id, 'kind', j.kind, 'state', j.state, 'params', j.params, "         \
-    "'progress', j.progress, 'result', j.result, 'attempts', j.attempts, 'worker', j.worker, "     \
-    "'cancel_requested', j.cancel_requested, 'error', j.error, 'model_id', "                       \
-    "(j.result->>'model_id')::bigint, 'created_at', j.created_at, 'started_at', j.started_at, "    \
-    "'finished_at', j.finished_at)"
-
-static const db_stmt st_get = {"jobs_get", "SELECT " JOB_JSON "::text FROM jobs j WHERE j.id = $1::bigint", 1};
-static const db_stmt st_list = {
-    "jobs_list",
-    "SELECT json_build_object('jobs', coalesce(json_agg(x.o ORDER BY x.id DESC), '[]'))::text FROM "
-    "(SELECT j.id, " JOB_JSON " AS o FROM jobs j WHERE ($1 = '' OR j.state = $1) ORDER BY j.id DESC "
-    "LIMIT 200) x",
-    1};
-static const db_stmt st_cancel = {
-    "jobs_cancel",
-    "WITH q AS (UPDATE jobs SET state = 'cancelled', cancel_requested = true, finished_at = now(), "
-    "updated_at = now(), error = 'cancelled on request' WHERE id = $1::bigint AND state = 'queued' "
-    "RETURNING id), r AS (UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = "
-    "$1::bigint AND state = 'running' RETURNING id), e AS (INSERT INTO job_events (job_id, type, data) "
-    "SELECT id, 'state', '{\"state\":\"cancelled\",\"error\":\"cancelled on request\"}'::jsonb FROM q "
-    "UNION ALL SELECT id, 'log', '{\"message\":\"cancel requested\"}'::jsonb FROM r) "
-    "SELECT (SELECT state FROM jobs WHERE id = $1::bigint), (SELECT count(*) FROM q) + (SELECT count(*) "
-    "FROM r), pg_notify('mkdseg_job_events', $1::text)",
-    1};
-static const db_stmt st_dataset = {
-    "train_dataset",
-    "SELECT d.modality, coalesce((SELECT json_agg(v.id ORDER BY v.id) FROM volumes v WHERE "
-    "v.dataset_id = d.id AND v.label_path IS NOT NULL), '[]')::text FROM datasets d WHERE d.id = $1::bigint",
-    1};
 
 static int state_ok(const char *s)
 {
@@ -70,7 +40,7 @@ void h_jobs_list(http_req *r)
         return;
     }
     const char *v[1] = {s ? s : ""};
-    api_reply_json_row(r, &st_list, v, 200, "jobs");
+    api_reply_json_row(r, &sql_jobs_list, v, 200, "jobs");
 }
 
 void h_jobs_get(http_req *r)
@@ -81,7 +51,7 @@ void h_jobs_get(http_req *r)
         return;
     snprintf(what, sizeof what, "job %lld", id);
     const char *v[1] = {ids};
-    api_reply_json_row(r, &st_get, v, 200, what);
+    api_reply_json_row(r, &sql_jobs_get, v, 200, what);
 }
 
 void h_jobs_cancel(http_req *r)
@@ -91,7 +61,7 @@ void h_jobs_cancel(http_req *r)
     if (api_id(r, "job", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_cancel, v, NULL);
+    PGresult *res = api_exec(r, &sql_jobs_cancel, v, NULL);
     if (!res)
         return;
     if (PQgetisnull(res, 0, 0)) {
@@ -107,7 +77,7 @@ void h_jobs_cancel(http_req *r)
         http_error(r, 409, "conflict", "id", "job %lld is %s already: nothing to cancel", id, state);
         return;
     }
-    api_reply_json_row(r, &st_get, v, 202, "job");
+    api_reply_json_row(r, &sql_jobs_get, v, 202, "job");
 }
 
 /* ---- POST /train ---- */
@@ -127,7 +97,7 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, char 
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", *ds_id);
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_dataset, v, NULL);
+    PGresult *res = api_exec(r, &sql_datasets_labelled_volumes, v, NULL);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -293,7 +263,7 @@ void h_train(http_req *r)
     snprintf(js, sizeof js, "%lld", jid);
     snprintf(loc, sizeof loc, "/jobs/%lld", jid);
     const char *v[1] = {js};
-    api_reply_json_row(r, &st_get, v, 202, "job");
+    api_reply_json_row(r, &sql_jobs_get, v, 202, "job");
     http_header(r, "Location", loc);
 fail:
     json_decref(tvols);
@@ -330,11 +300,7 @@ static int sse_fetch(sse_state *s)
     char err[256], last[24];
     snprintf(last, sizeof last, "%lld", s->last_event);
     const char *v[2] = {s->ids, last};
-    PGresult *r = svc_q(s->pg,
-                        "SELECT e.id, e.type, e.data::text, (e.type = 'state' AND e.data->>'state' IN "
-                        "('succeeded','failed','cancelled')) FROM job_events e WHERE e.job_id = $1::bigint "
-                        "AND e.id > $2::bigint ORDER BY e.id LIMIT 500",
-                        2, v, err, sizeof err);
+    PGresult *r = db_query(s->pg, &sql_job_events_after, v, err, sizeof err);
     if (!r)
         return -1;
     FILE *f = NULL;
@@ -419,8 +385,8 @@ void h_jobs_events(http_req *r)
         return;
     }
     const char *v[1] = {s->ids};
-    PGresult *res = svc_q(s->pg, "SELECT 1 FROM jobs WHERE id = $1::bigint", 1, v, err, sizeof err);
-    PGresult *l = res ? svc_q(s->pg, "LISTEN mkdseg_job_events", 0, NULL, err, sizeof err) : NULL;
+    PGresult *res = db_query(s->pg, &sql_jobs_exists, v, err, sizeof err);
+    PGresult *l = res ? db_query(s->pg, &sql_job_events_listen, NULL, err, sizeof err) : NULL;
     if (!res || !l) {
         PQclear(res);
         sse_free(s);

@@ -12,62 +12,10 @@
 #include "handlers.h"
 #include "infer.h"
 #include "job.h"
+#include "sql.h"
 #include "svc.h"
 
-#define MODEL_JSON                                                                                 \
-    "json_build_object('id', m.id, 'name', m.name, 'method', m.method, 'modality', m.modality, "   \
-    "'config', m.config, 'weights_sha256', m.weights_sha256, 'weights_size', m.weights_size, "     \
-    "'job_id', m.job_id, 'is_default', m.is_default, 'created_at', m.created_at, 'datasets', "     \
-    "coalesce((SELECT json_agg(json_build_object('dataset_id', md.dataset_id, 'role', md.role) "   \
-    "ORDER BY md.role, md.dataset_id) FROM model_datasets md WHERE md.model_id = m.id), '[]'))"
-
-/* Dice summary: per dataset, the mean rows (volume_id NULL) of the newest evaluation. */
-#define MODEL_DICE                                                                                 \
-    "coalesce((SELECT json_object_agg(x.dataset_id::text, x.s) FROM (SELECT d.dataset_id, "        \
-    "json_build_object('job_id', d.job_id, 'created_at', max(d.created_at), 'mean', avg(d.dice), " \
-    "'structures', json_object_agg(d.structure, d.dice)) AS s FROM dice_results d WHERE "          \
-    "d.model_id = m.id AND d.volume_id IS NULL AND d.job_id IS NOT DISTINCT FROM (SELECT d2.job_id " \
-    "FROM dice_results d2 WHERE d2.model_id = m.id AND d2.dataset_id = d.dataset_id ORDER BY "     \
-    "d2.id DESC LIMIT 1) GROUP BY d.dataset_id, d.job_id) x), '{}')"
-
-static const db_stmt st_list = {
-    "models_list",
-    "SELECT json_build_object('models', coalesce(json_agg(" MODEL_JSON " ORDER BY m.id), '[]'))::text "
-    "FROM models m",
-    0};
-static const db_stmt st_get = {
-    "models_get",
-    "SELECT (jsonb_build_object('metadata', m.metadata, 'dice', " MODEL_DICE ") || (" MODEL_JSON
-    ")::jsonb)::text FROM models m WHERE m.id = $1::bigint",
-    1};
-static const db_stmt st_weights = {"models_weights", "SELECT weights_path FROM models WHERE id = $1::bigint", 1};
-static const db_stmt st_insert = {
-    "models_insert",
-    "WITH m AS (INSERT INTO models (name, method, modality, config, metadata, weights_sha256, "
-    "weights_path, weights_size) VALUES (nullif($1, ''), $2, $3, $4::jsonb, $5::jsonb, $6, $7, "
-    "$8::bigint) RETURNING *) SELECT m.id, (" MODEL_JSON ")::text FROM m",
-    8};
-static const db_stmt st_exists = {"models_exists", "SELECT 1 FROM models WHERE id = $1::bigint", 1};
-static const db_stmt st_unpromote = {
-    "models_unpromote", "UPDATE models SET is_default = false WHERE is_default AND id <> $1::bigint", 1};
-static const db_stmt st_promote = {
-    "models_promote", "UPDATE models SET is_default = true WHERE id = $1::bigint RETURNING id", 1};
-static const db_stmt st_get_plain = {
-    "models_get_plain", "SELECT (" MODEL_JSON ")::text FROM models m WHERE m.id = $1::bigint", 1};
-static const db_stmt st_dataset_labelled = {
-    "models_dataset_labelled",
-    "SELECT d.modality, (SELECT count(*) FROM volumes v WHERE v.dataset_id = d.id AND "
-    "v.label_path IS NOT NULL) FROM datasets d WHERE d.id = $1::bigint",
-    1};
-static const db_stmt st_job_json = {
-    "models_job_json",
-    "SELECT json_build_object('id', j.id, 'kind', j.kind, 'state', j.state, 'params', j.params, "
-    "'progress', j.progress, 'attempts', j.attempts, 'error', j.error, 'model_id', "
-    "(j.result->>'model_id')::bigint, 'created_at', j.created_at, 'started_at', j.started_at, "
-    "'finished_at', j.finished_at)::text FROM jobs j WHERE j.id = $1::bigint",
-    1};
-
-void h_models_list(http_req *r) { api_reply_json_row(r, &st_list, NULL, 200, "models"); }
+void h_models_list(http_req *r) { api_reply_json_row(r, &sql_models_list, NULL, 200, "models"); }
 
 void h_models_get(http_req *r)
 {
@@ -77,7 +25,7 @@ void h_models_get(http_req *r)
         return;
     snprintf(what, sizeof what, "model %lld", id);
     const char *v[1] = {ids};
-    api_reply_json_row(r, &st_get, v, 200, what);
+    api_reply_json_row(r, &sql_models_get, v, 200, what);
 }
 
 void h_models_weights(http_req *r)
@@ -87,7 +35,7 @@ void h_models_weights(http_req *r)
     if (api_id(r, "model", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_weights, v, NULL);
+    PGresult *res = api_exec(r, &sql_models_weights_path, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {
@@ -160,7 +108,7 @@ void h_models_upload(http_req *r)
                                ? json_string_value(mod) : NULL;
     const char *v[8] = {name ? name : "", method, modality, cfgs, metas, f->sha256, rel, size};
     char state[6] = "";
-    PGresult *res = api_exec(r, &st_insert, v, state);
+    PGresult *res = api_exec(r, &sql_models_insert, v, state);
     free(cfgs), free(metas);
     json_decref(meta);
     if (!res) {
@@ -188,8 +136,8 @@ void h_models_promote(http_req *r)
         return;
     const char *v[1] = {ids};
     PGresult *res = NULL;
-    if (db_simple(c, "BEGIN", err, sizeof err) < 0 || db_exec(c, &st_unpromote, v, NULL, err, sizeof err) < 0 ||
-        db_exec(c, &st_promote, v, &res, err, sizeof err) < 0) {
+    if (db_simple(c, "BEGIN", err, sizeof err) < 0 || db_exec(c, &sql_models_unpromote, v, NULL, err, sizeof err) < 0 ||
+        db_exec(c, &sql_models_promote, v, &res, err, sizeof err) < 0) {
         api_db_error(r, c, err);
         db_simple(c, "ROLLBACK", err, sizeof err);
         db_release(r->app->db, c);
@@ -209,7 +157,7 @@ void h_models_promote(http_req *r)
         return;
     }
     db_release(r->app->db, c);
-    api_reply_json_row(r, &st_get_plain, v, 200, "model");
+    api_reply_json_row(r, &sql_models_get_plain, v, 200, "model");
 }
 
 void h_models_evaluate(http_req *r)
@@ -230,7 +178,7 @@ void h_models_evaluate(http_req *r)
     char dss[24];
     snprintf(dss, sizeof dss, "%lld", (long long)json_integer_value(d));
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_exists, v, NULL);
+    PGresult *res = api_exec(r, &sql_models_exists, v, NULL);
     if (!res)
         return;
     int found = PQntuples(res);
@@ -240,7 +188,7 @@ void h_models_evaluate(http_req *r)
         return;
     }
     const char *vd[1] = {dss};
-    if (!(res = api_exec(r, &st_dataset_labelled, vd, NULL)))
+    if (!(res = api_exec(r, &sql_datasets_labelled_count, vd, NULL)))
         return;
     if (PQntuples(res) == 0) {
         PQclear(res);
@@ -270,6 +218,6 @@ void h_models_evaluate(http_req *r)
     snprintf(js, sizeof js, "%lld", jid);
     snprintf(loc, sizeof loc, "/jobs/%lld", jid);
     const char *vj[1] = {js};
-    api_reply_json_row(r, &st_job_json, vj, 202, "job");
+    api_reply_json_row(r, &sql_jobs_get_brief, vj, 202, "job");
     http_header(r, "Location", loc);
 }

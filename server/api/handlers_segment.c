@@ -14,25 +14,11 @@
 #include "engine_pool.h"
 #include "api_util.h"
 #include "handlers.h"
+#include "sql.h"
 #include "svc.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* POST /segment */
-
-static const db_stmt st_model_by_ref = {
-    "seg_model_by_ref",
-    "SELECT id, weights_path, coalesce(name, '') FROM models WHERE id::text = $1 OR name = $1 "
-    "ORDER BY (id::text = $1) DESC LIMIT 1",
-    1};
-static const db_stmt st_model_default = {
-    "seg_model_default",
-    "SELECT id, weights_path, coalesce(name, '') FROM models WHERE is_default", 0};
-static const db_stmt st_infer_insert = {
-    "seg_infer_insert",
-    "INSERT INTO inferences (model_id, request_id, input_name, input_sha256, dims, spacing, "
-    "mask_sha256, mask_path, structures, dice, timings_ms) VALUES ($1::bigint, $2, $3, $4, "
-    "$5::int[], $6::float8[], $7, $8, $9::jsonb, $10::jsonb, $11::jsonb) RETURNING id",
-    11};
 
 static int parse_bool_field(const char *s, int *out)
 {
@@ -92,7 +78,7 @@ void h_segment(http_req *r)
     PGresult *res;
     if (model_s && *model_s) {
         const char *v[1] = {model_s};
-        if (!(res = api_exec(r, &st_model_by_ref, v, NULL)))
+        if (!(res = api_exec(r, &sql_models_by_ref, v, NULL)))
             return;
         if (PQntuples(res) == 0) {
             PQclear(res);
@@ -100,7 +86,7 @@ void h_segment(http_req *r)
             return;
         }
     } else {
-        if (!(res = api_exec(r, &st_model_default, NULL, NULL)))
+        if (!(res = api_exec(r, &sql_models_default, NULL, NULL)))
             return;
         if (PQntuples(res) == 0) {
             PQclear(res);
@@ -175,7 +161,7 @@ void h_segment(http_req *r)
     snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2]);
     snprintf(sp, sizeof sp, "{%.9g,%.9g,%.9g}", t->spacing[0], t->spacing[1], t->spacing[2]);
     const char *v[11] = {mid, r->id, vf->filename, vf->sha256, dims, sp, msha, mrel, ss, ds, ts};
-    res = api_exec(r, &st_infer_insert, v, NULL);
+    res = api_exec(r, &sql_inferences_insert, v, NULL);
     free(ss), free(ds), free(ts);
     if (!res) {
         json_decref(structs), json_decref(dice), json_decref(tim);
@@ -215,8 +201,6 @@ void h_segment(http_req *r)
 /* ------------------------------------------------------------------------------------------ */
 /* GET /inferences/{id}/mask */
 
-static const db_stmt st_mask = {"seg_mask", "SELECT mask_path FROM inferences WHERE id = $1::bigint AND mask_path IS NOT NULL", 1};
-
 void h_inference_mask(http_req *r)
 {
     long long id;
@@ -224,7 +208,7 @@ void h_inference_mask(http_req *r)
     if (api_id(r, "inference", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_mask, v, NULL);
+    PGresult *res = api_exec(r, &sql_inferences_mask_path, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {

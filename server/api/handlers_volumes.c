@@ -13,19 +13,10 @@
 
 #include "api_util.h"
 #include "handlers.h"
+#include "sql.h"
 #include "svc.h"
 #include "vol.h"
 
-static const db_stmt st_ds = {"vol_dataset", "SELECT modality FROM datasets WHERE id = $1::bigint", 1};
-static const db_stmt st_insert = {
-    "vol_insert",
-    "INSERT INTO volumes (dataset_id, name, modality, dims, spacing, affine, sha256, path, "
-    "size_bytes, label_sha256, label_path, label_stats) VALUES ($1::bigint, $2, $3, $4::int[], "
-    "$5::float8[], $6::float8[], $7, $8, $9::bigint, $10, $11, $12::jsonb) RETURNING json_build_object("
-    "'id', id, 'dataset_id', dataset_id, 'name', name, 'modality', modality, 'dims', dims, 'spacing', "
-    "spacing, 'sha256', sha256, 'size_bytes', size_bytes, 'has_label', label_sha256 IS NOT NULL, "
-    "'label_sha256', label_sha256, 'label_stats', label_stats, 'created_at', created_at)::text",
-    12};
 void h_volumes_add(http_req *r)
 {
     long long id;
@@ -36,7 +27,7 @@ void h_volumes_add(http_req *r)
     if (!u)
         return;
     const char *v1[1] = {ids};
-    PGresult *res = api_exec(r, &st_ds, v1, NULL);
+    PGresult *res = api_exec(r, &sql_datasets_modality, v1, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {
@@ -108,7 +99,7 @@ void h_volumes_add(http_req *r)
     const char *vals[12] = {ids, im->filename, modality, dims, sps, aff, im->sha256, irel, size,
                             lb ? lsha : NULL, lb ? lrel : NULL, ss};
     char state[6] = "";
-    res = api_exec(r, &st_insert, vals, state);
+    res = api_exec(r, &sql_volumes_insert, vals, state);
     free(ss);
     if (!res) {
         if (!strcmp(state, "23505"))

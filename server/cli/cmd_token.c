@@ -10,6 +10,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "db.h"
+#include "sql.h"
 #include "svc.h"
 
 static void usage(FILE *f)
@@ -77,7 +78,7 @@ int cmd_token(int argc, char **argv)
         auth_hash_token(tok, hex);
         snprintf(prefix, sizeof prefix, "%.8s", tok);
         const char *v[3] = {name, hex, prefix};
-        if (!(r = svc_q(pg, "INSERT INTO api_tokens (name, token_sha256, prefix) VALUES ($1, $2, $3) RETURNING id", 3, v,
+        if (!(r = db_query(pg, &sql_api_tokens_insert, v,
                         err, sizeof err))) {
             fprintf(stderr, "mkdseg token: %s\n", strstr(err, "duplicate") ? "a token with this name exists already" : err);
             goto done;
@@ -86,8 +87,7 @@ int cmd_token(int argc, char **argv)
         fprintf(stderr, "mkdseg token: created token '%s' (id %s); it is shown only now\n", name, PQgetvalue(r, 0, 0));
     } else if (revoke) {
         const char *v[1] = {name};
-        if (!(r = svc_q(pg, "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING id",
-                        1, v, err, sizeof err))) {
+        if (!(r = db_query(pg, &sql_api_tokens_revoke, v, err, sizeof err))) {
             fprintf(stderr, "mkdseg token: %s\n", err);
             goto done;
         }
@@ -97,8 +97,7 @@ int cmd_token(int argc, char **argv)
         }
         fprintf(stderr, "mkdseg token: revoked '%s'\n", name);
     } else {
-        if (!(r = svc_q(pg, "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id", 0,
-                        NULL, err, sizeof err))) {
+        if (!(r = db_query(pg, &sql_api_tokens_list, NULL, err, sizeof err))) {
             fprintf(stderr, "mkdseg token: %s\n", err);
             goto done;
         }

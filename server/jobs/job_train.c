@@ -15,6 +15,7 @@
 #include "infer.h"
 #include "log.h"
 #include "seg_metrics.h"
+#include "sql.h"
 #include "svc.h"
 #include "train.h"
 #include "train_config.h"
@@ -56,12 +57,10 @@ static int load_vols(PGconn *pg, const json_t *ids, const char *ds, vol_list *L,
     if (ids) {
         id_array(ids, arr, sizeof arr);
         const char *v[1] = {arr};
-        r = svc_q(pg, "SELECT id, path, label_path FROM volumes WHERE id = ANY($1::bigint[]) AND "
-                      "label_path IS NOT NULL ORDER BY id", 1, v, err, errlen);
+        r = db_query(pg, &sql_volumes_labelled_by_ids, v, err, errlen);
     } else {
         const char *v[1] = {ds};
-        r = svc_q(pg, "SELECT id, path, label_path FROM volumes WHERE dataset_id = $1::bigint AND "
-                      "label_path IS NOT NULL ORDER BY id", 1, v, err, errlen);
+        r = db_query(pg, &sql_volumes_labelled_of_dataset, v, err, errlen);
     }
     if (!r)
         return -1;
@@ -142,9 +141,7 @@ static int evaluate(job_ctx *j, PGconn *pg, const infer_model *m, const char *mo
             snprintf(a, sizeof a, "%.6f", ms[c].assd);
             snprintf(h, sizeof h, "%.6f", ms[c].hd95);
             const char *vv[8] = {model_id, dataset_id, vid, jid, vol_class_names[c], d, a, h};
-            PGresult *r = svc_q(pg, "INSERT INTO dice_results (model_id, dataset_id, volume_id, job_id, "
-                                    "structure, dice, assd, hd95) VALUES ($1::bigint, $2::bigint, $3::bigint, "
-                                    "$4::bigint, $5, $6::float8, $7::float8, $8::float8)", 8, vv, err, errlen);
+            PGresult *r = db_query(pg, &sql_dice_results_insert, vv, err, errlen);
             if (!r)
                 goto vdone;
             PQclear(r);
@@ -172,9 +169,7 @@ static int evaluate(job_ctx *j, PGconn *pg, const infer_model *m, const char *mo
         snprintf(h, sizeof h, "%.6f", sum[c][2] / nv);
         total += sum[c][0] / nv;
         const char *vv[7] = {model_id, dataset_id, jid, vol_class_names[c], d, a, h};
-        PGresult *r = svc_q(pg, "INSERT INTO dice_results (model_id, dataset_id, volume_id, job_id, "
-                                "structure, dice, assd, hd95) VALUES ($1::bigint, $2::bigint, NULL, $3::bigint, "
-                                "$4, $5::float8, $6::float8, $7::float8)", 7, vv, err, errlen);
+        PGresult *r = db_query(pg, &sql_dice_results_insert_mean, vv, err, errlen);
         if (!r)
             return -1;
         PQclear(r);
@@ -252,7 +247,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     char jid[24];
     snprintf(jid, sizeof jid, "%lld", job_id(j));
     const char *vj[1] = {jid};
-    PGresult *r = svc_q(pg, "SELECT id FROM models WHERE job_id = $1::bigint", 1, vj, err, errlen);
+    PGresult *r = db_query(pg, &sql_models_of_job, vj, err, errlen);
     if (!r)
         goto done;
     if (PQntuples(r) > 0) {
@@ -342,9 +337,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     char *cfgs = train_config_to_json(&c), *metas = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     const char *mv[8] = {train_method_name(c.method), tmod == PREP_CT ? "ct" : "mr", cfgs, metas, sha, rel, size, jid};
-    r = svc_q(pg, "INSERT INTO models (method, modality, config, metadata, weights_sha256, weights_path, "
-                  "weights_size, job_id) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7::bigint, $8::bigint) "
-                  "RETURNING id", 8, mv, err, errlen);
+    r = db_query(pg, &sql_models_insert_trained, mv, err, errlen);
     free(cfgs), free(metas);
     if (!r)
         goto done;
@@ -360,8 +353,7 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
         if (!*dsets[i])
             continue;
         const char *v3[3] = {mid, dsets[i], roles[i]};
-        r = svc_q(pg, "INSERT INTO model_datasets (model_id, dataset_id, role) VALUES ($1::bigint, "
-                      "$2::bigint, $3) ON CONFLICT DO NOTHING", 3, v3, err, errlen);
+        r = db_query(pg, &sql_model_datasets_insert, v3, err, errlen);
         if (!r)
             goto done;
         PQclear(r);
@@ -408,7 +400,7 @@ job_status job_evaluate(job_ctx *j, char *err, size_t errlen)
         goto done;
     svc_engine_threads();
     const char *v[1] = {mid};
-    PGresult *r = svc_q(pg, "SELECT weights_path FROM models WHERE id = $1::bigint", 1, v, err, errlen);
+    PGresult *r = db_query(pg, &sql_models_weights_path, v, err, errlen);
     if (!r)
         goto done;
     if (PQntuples(r) == 0) {
@@ -431,7 +423,7 @@ job_status job_evaluate(job_ctx *j, char *err, size_t errlen)
     char jid[24];
     snprintf(jid, sizeof jid, "%lld", job_id(j));
     const char *vj[1] = {jid};
-    if (!(r = svc_q(pg, "DELETE FROM dice_results WHERE job_id = $1::bigint", 1, vj, err, errlen)))
+    if (!(r = db_query(pg, &sql_dice_results_delete_job, vj, err, errlen)))
         goto done;
     PQclear(r);
     double mean = 0;

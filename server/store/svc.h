@@ -52,9 +52,6 @@ int svc_sha256_file(const char *path, char hex[65], long long *size);
  * empty. 1 registered, 0 nothing to do, -1 error (logged; the service runs without a model). */
 int svc_register_default_model(const mkd_config *cfg);
 
-/* Runs a parameterised statement on pg (PQexecParams). Result (caller clears) or NULL + err. */
-PGresult *svc_q(PGconn *pg, const char *sql, int n, const char *const *v, char *err, size_t errlen);
-
 /* The model file's metadata as a JSON object ("mkdseg.config" parsed as JSON). New reference,
  * NULL + err when the file is not valid safetensors. */
 json_t *svc_model_metadata(const char *path, char *err, size_t errlen);
