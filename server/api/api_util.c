@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "svc.h"
 
 db_conn *api_db_acquire(http_req *r)
@@ -57,6 +58,27 @@ void api_reply_json_row(http_req *r, const db_stmt *st, const char *const *value
             http_error(r, 500, "internal", NULL, "the database returned invalid JSON");
     }
     PQclear(res);
+}
+
+void api_enqueue_job(http_req *r, const char *kind, json_t *params, const db_stmt *reply)
+{
+    char err[512], js[24], loc[64];
+    long long jid = 0;
+    db_conn *c = api_db_acquire(r);
+    int rc = c ? job_enqueue(db_pg(c), kind, params, 0, 3, &jid, err, sizeof err) : -1;
+    json_decref(params);
+    if (!c)
+        return;
+    if (rc < 0)
+        api_db_error(r, c, err);
+    db_release(r->app->db, c);
+    if (rc < 0)
+        return;
+    snprintf(js, sizeof js, "%lld", jid);
+    snprintf(loc, sizeof loc, "/jobs/%lld", jid);
+    const char *vj[1] = {js};
+    api_reply_json_row(r, reply, vj, 202, "job");
+    http_header(r, "Location", loc);
 }
 
 int api_id(http_req *r, const char *what, long long *id, char ids[24])

@@ -20,6 +20,9 @@ PGresult *api_exec(http_req *r, const db_stmt *st, const char *const *v, char sq
  * answers 404 (`what` not found) when no row came back. */
 void api_reply_json_row(http_req *r, const db_stmt *st, const char *const *values, int status,
                         const char *what);
+/* Queues a job of `kind` with params (stolen) and answers 202 with the job as `reply` (one
+ * JSON row for $1 = the job id) shows it, and its Location; answers 503/500 when it cannot. */
+void api_enqueue_job(http_req *r, const char *kind, json_t *params, const db_stmt *reply);
 /* Parses capture 0 as an id; answers 404 naming `what` and returns -1 when it is not one. */
 int api_id(http_req *r, const char *what, long long *id, char ids[24]);
 /* Answers with the file at path (streamed from its descriptor). 0, or -1 after answering 404

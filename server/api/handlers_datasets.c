@@ -8,6 +8,7 @@
 
 #include "api_util.h"
 #include "handlers.h"
+#include "prep.h"
 #include "sql.h"
 
 /* Reads a string field: 0 ok (*out may be NULL when optional and absent), -1 answered. */
@@ -61,7 +62,8 @@ void h_datasets_create(http_req *r)
     if (str_field(r, "name", 1, 200, &name) < 0 || str_field(r, "modality", 1, 8, &modality) < 0 ||
         str_field(r, "description", 0, 10000, &desc) < 0)
         return;
-    if (strcmp(modality, "ct") && strcmp(modality, "mr")) {
+    prep_modality m;
+    if (prep_modality_parse(modality, &m) < 0) {
         http_error(r, 422, "invalid_field", "modality", "modality must be 'ct' or 'mr', not '%s'", modality);
         return;
     }

@@ -21,6 +21,7 @@
 #include "sql.h"
 #include "svc.h"
 #include "train_config.h"
+#include "train_params.h"
 
 static int state_ok(const char *s)
 {
@@ -82,9 +83,10 @@ void h_jobs_cancel(http_req *r)
 
 /* ---- POST /train ---- */
 
-/* Reads dataset `field` of the body: 0 ok (*ds_id, modality[3], labelled ids (new ref)),
- * 1 absent, -1 answered. */
-static int train_dataset(http_req *r, const char *field, long long *ds_id, char modality[4], json_t **vols)
+/* Reads dataset `field` of the body: 0 ok (*ds_id, its modality, its labelled volumes), 1 absent,
+ * -1 answered. */
+static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_modality *modality,
+                         train_ids *vols)
 {
     json_t *d = json_object_get(r->json, field);
     if (!d || json_is_null(d))
@@ -105,25 +107,28 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, char 
         http_error(r, 404, "not_found", field, "%s: dataset %lld not found", field, *ds_id);
         return -1;
     }
-    snprintf(modality, 4, "%s", PQgetvalue(res, 0, 0));
-    *vols = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    json_t *a = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    int ok = prep_modality_parse(PQgetvalue(res, 0, 0), modality) == 0 && train_ids_from_json(vols, a) == 0;
     PQclear(res);
-    if (json_array_size(*vols) == 0) {
-        json_decref(*vols);
-        *vols = NULL;
+    json_decref(a);
+    if (!ok) {
+        http_error(r, 500, "internal", NULL, "the database returned a dataset it should not hold");
+        return -1;
+    }
+    if (vols->n == 0) {
         http_error(r, 422, "invalid_field", field, "%s: dataset %lld has no labelled volumes", field, *ds_id);
         return -1;
     }
     return 0;
 }
 
-void h_train(http_req *r)
+/* The body is an object of known fields with a target_dataset. 0, or -1 answered. */
+static int train_body(http_req *r)
 {
-    char err[512];
     if (!r->json || !json_is_object(r->json)) {
         http_error(r, 400, "missing_body", NULL,
                    "a JSON object {target_dataset, assistant_dataset, method, config, validation} is required");
-        return;
+        return -1;
     }
     const char *key;
     json_t *val;
@@ -132,27 +137,32 @@ void h_train(http_req *r)
             strcmp(key, "config") && strcmp(key, "validation")) {
             http_error(r, 422, "unknown_field", key,
                        "unknown field '%s' (expected target_dataset, assistant_dataset, method, config, validation)", key);
-            return;
+            return -1;
         }
     }
     if (!json_object_get(r->json, "target_dataset")) {
         http_error(r, 400, "missing_field", "target_dataset", "field 'target_dataset' is required");
-        return;
+        return -1;
     }
-    /* config: the engine's own parser and validator */
-    train_config c;
-    train_config_default(&c);
+    return 0;
+}
+
+/* config and method through the engine's own parser and validator. 0, or -1 answered. */
+static int train_body_config(http_req *r, train_config *c)
+{
+    char err[512];
+    train_config_default(c);
     json_t *cfg = json_object_get(r->json, "config");
     if (cfg && !json_is_object(cfg)) {
         http_error(r, 422, "invalid_field", "config", "config must be an object");
-        return;
+        return -1;
     }
     const char *f = NULL;
-    if (cfg && train_config_from_json(&c, cfg, err, sizeof err, &f) < 0) {
+    if (cfg && train_config_from_json(c, cfg, err, sizeof err, &f) < 0) {
         char fld[80];
         snprintf(fld, sizeof fld, "config.%s", f ? f : "");
         http_error(r, 422, "invalid_field", f ? fld : "config", "config: %s", err);
-        return;
+        return -1;
     }
     json_t *meth = json_object_get(r->json, "method");
     if (meth) {
@@ -162,114 +172,54 @@ void h_train(http_req *r)
         for (char *q = norm; *q; q++)
             if (*q == '_')
                 *q = '-';
-        if (!ms || train_method_parse(norm, &c.method) < 0) {
+        if (!ms || train_method_parse(norm, &c->method) < 0) {
             http_error(r, 422, "invalid_field", "method",
                        "method must be one of mkd, baseline, joint, finetune, mkd-no-iam, mkd-no-kd-s2r, mkd-no-kd-r2s");
-            return;
+            return -1;
         }
     }
-    if (train_config_validate(&c, err, sizeof err) < 0) {
+    if (train_config_validate(c, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_field", "config", "config: %s", err);
-        return;
+        return -1;
     }
-    long long tid = 0, aid = 0;
-    char tmod[4] = "", amod[4] = "";
-    json_t *tvols = NULL, *avols = NULL;
-    int rc = train_dataset(r, "target_dataset", &tid, tmod, &tvols);
-    if (rc != 0)
-        return;
-    rc = train_dataset(r, "assistant_dataset", &aid, amod, &avols);
-    if (rc < 0) {
-        json_decref(tvols);
-        return;
-    }
-    if (c.method != TM_BASELINE && !avols) {
-        json_decref(tvols);
+    return 0;
+}
+
+/* The datasets and the validation split into p. 0, or -1 answered. */
+static int train_body_datasets(http_req *r, train_params *p)
+{
+    char err[256];
+    train_ids all = {0};
+    int rc = -1;
+    p->assistant_modality = PREP_MR;
+    if (train_dataset(r, "target_dataset", &p->target_dataset, &p->target_modality, &all) != 0 ||
+        train_dataset(r, "assistant_dataset", &p->assistant_dataset, &p->assistant_modality,
+                      &p->assistant_volumes) < 0)
+        goto done;
+    if (p->config.method != TM_BASELINE && !p->assistant_dataset) {
         http_error(r, 422, "missing_field", "assistant_dataset", "method %s needs an assistant_dataset",
-                   train_method_name(c.method));
-        return;
+                   train_method_name(p->config.method));
+        goto done;
     }
-    /* validation: explicit volume ids of the target dataset, or a fraction of it (the last ones) */
-    json_t *valid = json_object_get(r->json, "validation"), *vvols = json_array(), *train = json_array();
-    size_t nt = json_array_size(tvols), i;
-    json_t *x;
-    if (valid && json_is_array(valid)) {
-        json_array_foreach(valid, i, x) {
-            int found = 0;
-            size_t k;
-            json_t *y;
-            json_array_foreach(tvols, k, y) found |= json_is_integer(x) && json_integer_value(x) == json_integer_value(y);
-            if (!found) {
-                http_error(r, 422, "invalid_field", "validation",
-                           "validation volume %s is not a labelled volume of the target dataset",
-                           json_is_integer(x) ? "id" : "(not an integer)");
-                goto fail;
-            }
-            json_array_append(vvols, x);
-        }
-        json_array_foreach(tvols, i, x) {
-            int in = 0;
-            size_t k;
-            json_t *y;
-            json_array_foreach(vvols, k, y) in |= json_integer_value(x) == json_integer_value(y);
-            if (!in)
-                json_array_append(train, x);
-        }
-    } else if (valid && json_is_number(valid)) {
-        double fr = json_number_value(valid);
-        if (!(fr > 0 && fr < 1)) {
-            http_error(r, 422, "invalid_field", "validation", "a validation fraction must be in (0, 1)");
-            goto fail;
-        }
-        size_t nv = (size_t)(fr * (double)nt + 0.5);
-        if (nv < 1)
-            nv = 1;
-        json_array_foreach(tvols, i, x) json_array_append(i + nv >= nt ? vvols : train, x);
-    } else if (valid && !json_is_null(valid)) {
-        http_error(r, 422, "invalid_field", "validation", "validation must be an array of volume ids or a fraction");
-        goto fail;
-    } else {
-        json_array_extend(train, tvols);
+    if (train_split_validation(json_object_get(r->json, "validation"), &all, &p->target_volumes,
+                               &p->validation_volumes, err, sizeof err) < 0) {
+        http_error(r, 422, "invalid_field", "validation", "%s", err);
+        goto done;
     }
-    if (json_array_size(train) == 0) {
-        http_error(r, 422, "invalid_field", "validation", "no target volume is left for training");
-        goto fail;
-    }
-    if (!avols)
-        avols = json_array();
-    char *cs = train_config_to_json(&c);
-    json_t *cj = json_loads(cs, 0, NULL);
-    free(cs);
-    json_t *params = json_pack("{s:I,s:o,s:s,s:o,s:O,s:O,s:O,s:s,s:s}", "target_dataset", (json_int_t)tid,
-                               "assistant_dataset", aid ? json_integer(aid) : json_null(), "method",
-                               train_method_name(c.method), "config", cj ? cj : json_object(), "target_volumes",
-                               train, "assistant_volumes", avols, "validation_volumes", vvols,
-                               "target_modality", tmod, "assistant_modality", *amod ? amod : "mr");
-    db_conn *conn = api_db_acquire(r);
-    if (!conn) {
-        json_decref(params);
-        goto fail;
-    }
-    long long jid = 0;
-    rc = job_enqueue(db_pg(conn), "train", params, 0, 3, &jid, err, sizeof err);
-    json_decref(params);
-    if (rc < 0) {
-        api_db_error(r, conn, err);
-        db_release(r->app->db, conn);
-        goto fail;
-    }
-    db_release(r->app->db, conn);
-    char js[24], loc[64];
-    snprintf(js, sizeof js, "%lld", jid);
-    snprintf(loc, sizeof loc, "/jobs/%lld", jid);
-    const char *v[1] = {js};
-    api_reply_json_row(r, &sql_jobs_get, v, 202, "job");
-    http_header(r, "Location", loc);
-fail:
-    json_decref(tvols);
-    json_decref(avols);
-    json_decref(vvols);
-    json_decref(train);
+    rc = 0;
+done:
+    free(all.id);
+    return rc;
+}
+
+void h_train(http_req *r)
+{
+    train_params p = {0};
+    if (train_body(r) < 0 || train_body_config(r, &p.config) < 0 || train_body_datasets(r, &p) < 0)
+        goto done;
+    api_enqueue_job(r, "train", train_params_to_json(&p), &sql_jobs_get);
+done:
+    train_params_free(&p);
 }
 
 /* ---- GET /jobs/{id}/events ---- */

@@ -100,12 +100,10 @@ void h_models_upload(http_req *r)
         return;
     }
     f->path[0] = 0; /* now a blob */
-    json_t *c = json_object_get(meta, "mkdseg.config"), *mod = json_object_get(meta, "mkdseg.modality");
+    json_t *c = json_object_get(meta, "mkdseg.config");
     char *cfgs = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : strdup("{}");
     char *metas = json_dumps(meta, JSON_COMPACT);
-    const char *modality = json_is_string(mod) && (!strcmp(json_string_value(mod), "ct") ||
-                                                   !strcmp(json_string_value(mod), "mr"))
-                               ? json_string_value(mod) : NULL;
+    const char *modality = svc_meta_modality(meta);
     const char *v[8] = {name ? name : "", method, modality, cfgs, metas, f->sha256, rel, size};
     char state[6] = "";
     PGresult *res = api_exec(r, &sql_models_insert, v, state);
@@ -163,7 +161,7 @@ void h_models_promote(http_req *r)
 void h_models_evaluate(http_req *r)
 {
     long long id;
-    char ids[24], err[512];
+    char ids[24];
     if (api_id(r, "model", &id, ids) < 0)
         return;
     json_t *d = r->json ? json_object_get(r->json, "dataset") : NULL;
@@ -201,23 +199,7 @@ void h_models_evaluate(http_req *r)
         http_error(r, 422, "invalid_field", "dataset", "dataset %s has no labelled volumes to evaluate on", dss);
         return;
     }
-    db_conn *c = api_db_acquire(r);
-    if (!c)
-        return;
-    json_t *params = json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d));
-    long long jid = 0;
-    int rc = job_enqueue(db_pg(c), "evaluate", params, 0, 3, &jid, err, sizeof err);
-    json_decref(params);
-    if (rc < 0) {
-        api_db_error(r, c, err);
-        db_release(r->app->db, c);
-        return;
-    }
-    db_release(r->app->db, c);
-    char js[24], loc[64];
-    snprintf(js, sizeof js, "%lld", jid);
-    snprintf(loc, sizeof loc, "/jobs/%lld", jid);
-    const char *vj[1] = {js};
-    api_reply_json_row(r, &sql_jobs_get_brief, vj, 202, "job");
-    http_header(r, "Location", loc);
+    api_enqueue_job(r, "evaluate",
+                    json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d)),
+                    &sql_jobs_get_brief);
 }

@@ -264,8 +264,7 @@ int svc_register_default_model(const mkd_config *cfg)
     metas = json_dumps(meta, JSON_COMPACT);
     json_t *c = json_object_get(meta, "mkdseg.config");
     cfgs = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : strdup("{}");
-    json_t *mod = json_object_get(meta, "mkdseg.modality");
-    const char *modality = json_is_string(mod) ? json_string_value(mod) : NULL;
+    const char *modality = svc_meta_modality(meta);
     const char *v[7] = {method, modality, cfgs, metas, sha, rel, size};
     r = db_query(pg, &sql_models_insert_default, v, err, sizeof err);
     if (!r)
@@ -286,6 +285,14 @@ done:
     free(cfgs);
     PQfinish(pg);
     return rc;
+}
+
+const char *svc_meta_modality(const json_t *meta)
+{
+    prep_modality m;
+    if (prep_modality_parse(json_string_value(json_object_get(meta, "mkdseg.modality")), &m) < 0)
+        return NULL;
+    return prep_modality_name(m);
 }
 
 const nn_backend *svc_backend(void)

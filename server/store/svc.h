@@ -56,6 +56,9 @@ int svc_register_default_model(const mkd_config *cfg);
  * NULL + err when the file is not valid safetensors. */
 json_t *svc_model_metadata(const char *path, char *err, size_t errlen);
 
+/* The "mkdseg.modality" of model metadata ("ct" / "mr"), NULL when absent or unknown. */
+const char *svc_meta_modality(const json_t *meta);
+
 /* The engine backend of the service's compute (MKDSEG_DEVICE, checked at start-up by serve and
  * worker; the CPU when unset or auto without a GPU). */
 const nn_backend *svc_backend(void);
