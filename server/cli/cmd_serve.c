@@ -67,11 +67,98 @@ static int try_migrate(const mkd_config *cfg)
     return 1;
 }
 
+/* Data folder, database pool, counters, migrations (and the default model once they are
+ * applied). 0, or -1 logged. *migrated: 1 applied, 0 to retry later. */
+static int serve_open(app *a, int *migrated)
+{
+    char err[1024];
+    if (mkdir_p(a->cfg.data_dir) < 0) {
+        log_error("cannot create --data-dir %s: %s", a->cfg.data_dir, strerror(errno));
+        return -1;
+    }
+    a->db = db_pool_create(a->cfg.database_url, a->cfg.db_pool, err, sizeof err);
+    if (!a->db || metrics_init(http_nroutes) < 0) {
+        log_error("%s", a->db ? "out of memory" : err);
+        return -1;
+    }
+    metrics_queue_set(0, a->cfg.queue_size);
+    svc_set_config(&a->cfg);
+    *migrated = 1;
+    if (a->cfg.migrate && (*migrated = try_migrate(&a->cfg)) < 0)
+        return -1;
+    if (*migrated == 1)
+        svc_register_default_model(&a->cfg);
+    return 0;
+}
+
+/* Engine threads, the HTTP listener and the job workers. 0, or -1 logged (*workers may be
+ * NULL: the service runs without in-process workers when they do not start). */
+static int serve_start(app *a, job_workers **workers)
+{
+    char err[1024];
+    if (epool_start(a->cfg.segment_workers, a->cfg.queue_size, err, sizeof err) < 0 ||
+        http_start(a, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    char url[300];
+    snprintf(url, sizeof url, strchr(a->cfg.host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             a->cfg.host, a->port);
+    log_json(LOG_INFO, NULL, "listening",
+             json_pack("{s:s,s:i,s:s,s:s}", "host", a->cfg.host, "port", a->port, "url", url, "threads",
+                       a->cfg.threads ? "pool" : "per-connection"));
+    if (a->cfg.workers > 0) {
+        *workers = job_workers_start(&a->cfg, a->cfg.workers, "serve", err, sizeof err);
+        if (!*workers)
+            log_json(LOG_ERROR, NULL, "job workers not started", json_pack("{s:s}", "error", err));
+    }
+    return 0;
+}
+
+/* Waits for SIGTERM / SIGINT, retrying pending migrations every 2 s meanwhile. */
+static int serve_wait(app *a, const sigset_t *sigs, int migrated)
+{
+    int sig = 0;
+    while (sig <= 0) {
+        struct timespec ts = {2, 0};
+        sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig < 0 && a->cfg.migrate && migrated == 0) {
+            migrated = try_migrate(&a->cfg);
+            if (migrated < 0)
+                log_error("migrations refused: fix the database or the binary; /readyz stays 503");
+            if (migrated == 1)
+                svc_register_default_model(&a->cfg);
+        }
+    }
+    return sig;
+}
+
+/* Stops accepting and lets in-flight requests finish, up to --shutdown-timeout. */
+static void serve_drain(app *a)
+{
+    atomic_store(&a->draining, 1);
+    http_quiesce(a);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (metrics_inflight() <= 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec >= a->cfg.shutdown_timeout) {
+            log_json(LOG_WARN, NULL, "shutdown timeout: closing requests still in flight",
+                     json_pack("{s:I}", "in_flight", (json_int_t)metrics_inflight()));
+            break;
+        }
+        struct timespec nap = {0, 20 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static app a; /* static: the handlers reach it through each request */
     char err[1024];
-    int help = 0, rc = 1;
+    int help = 0, rc = 1, migrated = 0;
     job_workers *workers = NULL;
     if (cfg_load(&a.cfg, CFG_SERVE, argc, argv, &help, err, sizeof err) < 0) {
         fprintf(stderr, "mkdseg serve: %s\n", err);
@@ -91,98 +178,30 @@ int cmd_serve(int argc, char **argv)
     log_json(LOG_INFO, NULL, "starting", json_pack("{s:s,s:s,s:o}", "version", MKDSEG_VERSION, "device",
                                                    nn_device_describe(NULL), "config", cfg_to_json(&a.cfg, CFG_SERVE)));
     a.started = time(NULL);
-    if (mkdir_p(a.cfg.data_dir) < 0) {
-        log_error("cannot create --data-dir %s: %s", a.cfg.data_dir, strerror(errno));
-        return 1;
-    }
-    a.db = db_pool_create(a.cfg.database_url, a.cfg.db_pool, err, sizeof err);
-    if (!a.db || metrics_init(http_nroutes) < 0) {
-        log_error("%s", a.db ? "out of memory" : err);
+    if (serve_open(&a, &migrated) < 0)
         goto done;
-    }
-    metrics_queue_set(0, a.cfg.queue_size);
-    svc_set_config(&a.cfg);
-    int migrated = 1;
-    if (a.cfg.migrate) {
-        migrated = try_migrate(&a.cfg);
-        if (migrated < 0)
-            goto done;
-    }
-    if (migrated == 1)
-        svc_register_default_model(&a.cfg);
-
-    /* signals: handled synchronously in this thread; every thread started below inherits
-     * the blocked mask */
+    /* signals: handled synchronously in this thread; every thread started below (the engine
+     * threads included: they must not take SIGTERM) inherits the blocked mask */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-
-    /* engine threads start after the mask: they must not take SIGTERM */
-    if (epool_start(a.cfg.segment_workers, a.cfg.queue_size, err, sizeof err) < 0) {
-        log_error("%s", err);
+    if (serve_start(&a, &workers) < 0)
         goto done;
-    }
-    if (http_start(&a, err, sizeof err) < 0) {
-        log_error("%s", err);
-        goto done;
-    }
-    char url[300];
-    snprintf(url, sizeof url, strchr(a.cfg.host, ':') ? "http://[%s]:%d" : "http://%s:%d",
-             a.cfg.host, a.port);
-    log_json(LOG_INFO, NULL, "listening",
-             json_pack("{s:s,s:i,s:s,s:s}", "host", a.cfg.host, "port", a.port, "url", url, "threads",
-                       a.cfg.threads ? "pool" : "per-connection"));
-    if (a.cfg.workers > 0) {
-        workers = job_workers_start(&a.cfg, a.cfg.workers, "serve", err, sizeof err);
-        if (!workers)
-            log_json(LOG_ERROR, NULL, "job workers not started", json_pack("{s:s}", "error", err));
-    }
-
-    int sig = 0;
-    while (sig <= 0) {
-        struct timespec ts = {2, 0};
-        sig = sigtimedwait(&sigs, NULL, &ts);
-        if (sig < 0 && a.cfg.migrate && migrated == 0) {
-            migrated = try_migrate(&a.cfg);
-            if (migrated < 0)
-                log_error("migrations refused: fix the database or the binary; /readyz stays 503");
-            if (migrated == 1)
-                svc_register_default_model(&a.cfg);
-        }
-    }
+    int sig = serve_wait(&a, &sigs, migrated);
     log_json(LOG_INFO, NULL, "shutting down",
              json_pack("{s:s,s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "in_flight",
                        (json_int_t)metrics_inflight()));
-    atomic_store(&a.draining, 1);
-    http_quiesce(&a);
-    /* let in-flight requests finish */
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (metrics_inflight() <= 0)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if (t.tv_sec - t0.tv_sec >= a.cfg.shutdown_timeout) {
-            log_json(LOG_WARN, NULL, "shutdown timeout: closing requests still in flight",
-                     json_pack("{s:I}", "in_flight", (json_int_t)metrics_inflight()));
-            break;
-        }
-        struct timespec nap = {0, 20 * 1000000L};
-        nanosleep(&nap, NULL);
-    }
-    job_workers_stop(workers);
-    workers = NULL;
-    http_stop(&a);
-    epool_stop();
+    serve_drain(&a);
     rc = 0;
-    log_info("stopped");
 done:
     job_workers_stop(workers);
     http_stop(&a);
     epool_stop();
+    if (rc == 0)
+        log_info("stopped");
     db_pool_destroy(a.db);
     a.db = NULL;
     metrics_free();
