@@ -16,7 +16,7 @@
 #include "auth.h"
 #include "http_ratelimit.h"
 #include "log.h"
-#include "metrics.h"
+#include "prom.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* routing */
@@ -459,7 +459,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else
             new_request_id(r->id);
         *con_cls = r;
-        metrics_inflight_add(1);
+        prom_inflight_add(1);
         req_begin(r);
         /* answer at once only when a body is coming (so that it is not read); otherwise wait
          * for the final callback, which keeps the connection alive */
@@ -489,7 +489,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double dt = since(&r->t0);
     if (r->queued)
-        metrics_observe(r->route_idx, r->status, dt);
+        prom_observe(r->route_idx, r->status, dt);
     log_level lvl = r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
     if (log_enabled(lvl)) {
         json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", r->path, "route",
@@ -503,7 +503,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                             : "error"));
         log_json(lvl, r->id, "request", f);
     }
-    metrics_inflight_add(-1);
+    prom_inflight_add(-1);
     req_free(r);
     *con_cls = NULL;
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metrics.h"
+#include "prom.h"
 #include "svc.h"
 
 #define MCACHE_CAP 3
@@ -275,7 +275,7 @@ static void *pool_main(void *arg)
             tail = NULL;
         n_waiting--;
         n_running++;
-        metrics_queue_set(n_waiting, capacity);
+        prom_queue_set(n_waiting, capacity);
         pthread_mutex_unlock(&mu);
         t->queue_ms = ms_since(&t->t_submit);
         run_task(t);
@@ -310,7 +310,7 @@ int epool_start(int workers, int queue_size, char *err, size_t errlen)
         nthreads = i + 1;
     }
     running_pool = 1;
-    metrics_queue_set(0, capacity);
+    prom_queue_set(0, capacity);
     log_json(LOG_INFO, NULL, "engine workers started",
              json_pack("{s:i,s:i}", "workers", workers, "queue_size", queue_size));
     return 0;
@@ -364,7 +364,7 @@ int epool_submit(seg_task *t)
         head = t;
     tail = t;
     n_waiting++;
-    metrics_queue_set(n_waiting, capacity);
+    prom_queue_set(n_waiting, capacity);
     pthread_cond_signal(&cv_work);
     pthread_mutex_unlock(&mu);
     return 0;
