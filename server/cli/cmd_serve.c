@@ -106,7 +106,7 @@ static int serve_start(app *a, job_workers **workers)
              a->cfg.host, a->port);
     log_json(LOG_INFO, NULL, "listening",
              json_pack("{s:s,s:i,s:s,s:s}", "host", a->cfg.host, "port", a->port, "url", url, "threads",
-                       a->cfg.threads ? "pool" : "per-connection"));
+                       a->cfg.http_threads ? "pool" : "per-connection"));
     if (a->cfg.workers > 0) {
         *workers = job_workers_start(&a->cfg, a->cfg.workers, "serve", err, sizeof err);
         if (!*workers)

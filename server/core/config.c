@@ -54,7 +54,7 @@ static const cfg_opt cfg_table[] = {
     {"connection-timeout", "MKDSEG_CONNECTION_TIMEOUT", NULL, T_INT, "60",
      OFF(connection_timeout), 0, 0, 86400, CFG_SERVE,
      "seconds of inactivity before a connection is closed; 0 = never"},
-    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(threads), 0, 0, 1024, CFG_SERVE,
+    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(http_threads), 0, 0, 1024, CFG_SERVE,
      "HTTP threads: 0 = one per connection (handlers may block); N = pool of N"},
     {"workers", "MKDSEG_WORKERS", NULL, T_INT, "1", OFF(workers), 0, 0, 256, SW,
      "job workers (serve: in-process, 0 = none; worker: threads)"},

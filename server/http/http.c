@@ -543,7 +543,7 @@ int http_start(app *a, char *err, size_t errlen)
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->port);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (c->threads == 0)
+    if (c->http_threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
         flags |= MHD_USE_EPOLL;
@@ -558,7 +558,7 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {c->threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->threads, NULL},
+        {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     a->mhd = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_access, a,
