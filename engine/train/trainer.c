@@ -162,7 +162,7 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         nn_tensor *cyc_t = nn_loss_l1(ctx, generator_forward(t->g_a2t, ctx, fake_a0), xt);
         /* S_syn is fixed: batch statistics, its running statistics untouched */
         nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t,
-                                                               SEGMENTOR_BATCH_STATS), ya);
+                                                               SEGMENTOR_BN_BATCH), ya);
         nn_tensor *cyc = sum2(ctx, cyc_a, cyc_t);
         nn_tensor *loss = sum2(ctx, wsum(ctx, adv, c->lambda_cyc, cyc), sup);
         CHECK(loss);
@@ -215,10 +215,10 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
      *    L_sup^real + lambda_kd1 L_kd^{s->r}. Distillation targets are detached. */
     segmentor *ss = t->seg[0], *sr = t->seg[1];
     train_only(t, ss->params, sr->params);
-    const int as_mode = c->bn_target_stats ? SEGMENTOR_BATCH_STATS : 1;
+    const segmentor_bn as_mode = c->bn_target_stats ? SEGMENTOR_BN_BATCH : SEGMENTOR_BN_TRAIN;
     nn_tensor *z_syn_as = segmentor_forward(ss, ctx, x_syn, as_mode);
-    nn_tensor *z_syn_t = segmentor_forward(ss, ctx, xt, 1);
-    nn_tensor *z_real_t = segmentor_forward(sr, ctx, xt, 1);
+    nn_tensor *z_syn_t = segmentor_forward(ss, ctx, xt, SEGMENTOR_BN_TRAIN);
+    nn_tensor *z_real_t = segmentor_forward(sr, ctx, xt, SEGMENTOR_BN_TRAIN);
     nn_tensor *z_real_as = segmentor_forward(sr, ctx, x_syn, as_mode);
     nn_tensor *sup_syn = segmentor_loss(ctx, z_syn_as, ya);
     nn_tensor *sup_real = segmentor_loss(ctx, z_real_t, yt);
@@ -271,7 +271,7 @@ static int step_single(trainer *t, char *err, size_t errlen)
     train_only(t, t->seg[0]->params, NULL);
     nn_tensor *x = nn_tensor_from(ctx, n, 1, S, S, t->xt);
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
-    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, 1), y);
+    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, SEGMENTOR_BN_TRAIN), y);
     CHECK(loss);
     if (update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen)) return -1;
     t->prog.loss[TL_SEG] = nn_scalar(loss);     /* after the update: one wait a step */

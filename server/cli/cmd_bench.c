@@ -164,7 +164,7 @@ static int bench_step(bench_state *b, char *err, size_t errlen)
         if (wl->mode == MODE_INFER)
             y = segmentor_infer(b->seg, ctx, x);
         else
-            y = segmentor_forward(b->seg, ctx, x, 1);
+            y = segmentor_forward(b->seg, ctx, x, SEGMENTOR_BN_TRAIN);
         if (wl->mode != MODE_INFER)
             loss = segmentor_loss(ctx, y, nn_labels_from(ctx, n, hw, hw, b->labels));
         break;
