@@ -14,6 +14,7 @@
 #include "prep.h"
 #include "safetensors.h"
 #include "trainer_internal.h"
+#include "mkd_err.h"
 
 static const char *const loss_names[] = {
     "g_a2t", "d_t", "g_t2a", "d_a", "cyc", "sup_syn", "sup_real", "kd_s2r", "kd_r2s", "seg",
@@ -42,14 +43,6 @@ struct trainer {
     uint8_t *u8;                   /* one slice of labels, for prep_augment */
     int stop_after;                /* tests: end an mkd iteration after this step (2..6; 0 = all) */
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int uses_gan(train_method m) { return train_method_is_mkd(m) && m != TM_MKD_NO_IAM; }
 
@@ -100,7 +93,7 @@ static void train_only(trainer *t, nn_params *keep, nn_params *keep2)
 /* Zero the gradients of `net`, backpropagate `loss`, take one Adam step. */
 static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, char *err, size_t errlen)
 {
-    if (!loss) { seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed"); return -1; }
+    if (!loss) { mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed"); return -1; }
     nn_params_zero_grad(net);
     if (nn_backward(t->ctx, loss, err, errlen)) return -1;
     return nn_adam_step(opt, err, errlen);
@@ -109,7 +102,7 @@ static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, cha
 #define CHECK(x)                                                                          \
     do {                                                                                  \
         if (!(x)) {                                                                       \
-            seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);  \
+            mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);  \
             return -1;                                                                    \
         }                                                                                 \
     } while (0)
@@ -142,7 +135,7 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
 
     /* 1. a batch of each modality */
     if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_batch(t, t->ast, B, t->xa, t->ya)) {
-        seterr(err, errlen, "out of memory");
+        mkd_seterr(err, errlen, "out of memory");
         return -1;
     }
     nn_tensor *xt = nn_tensor_from(ctx, B, 1, S, S, t->xt), *xa = nn_tensor_from(ctx, B, 1, S, S, t->xa);
@@ -267,7 +260,7 @@ static int step_single(trainer *t, char *err, size_t errlen)
             bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
         }
     }
-    if (bad) { seterr(err, errlen, "out of memory"); return -1; }
+    if (bad) { mkd_seterr(err, errlen, "out of memory"); return -1; }
     train_only(t, t->seg[0]->params, NULL);
     nn_tensor *x = nn_tensor_from(ctx, n, 1, S, S, t->xt);
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
@@ -302,17 +295,17 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
 {
     if (train_config_validate(cfg, err, errlen)) return NULL;
     const train_config *c = cfg;
-    if (!target || target->n < 1) { seterr(err, errlen, "training needs at least one labelled target slice"); return NULL; }
+    if (!target || target->n < 1) { mkd_seterr(err, errlen, "training needs at least one labelled target slice"); return NULL; }
     if (c->method != TM_BASELINE && (!assistant || assistant->n < 1)) {
-        seterr(err, errlen, "method %s needs labelled assistant-modality slices", train_method_name(c->method));
+        mkd_seterr(err, errlen, "method %s needs labelled assistant-modality slices", train_method_name(c->method));
         return NULL;
     }
     if (target->size != c->size || (assistant && assistant->n && assistant->size != c->size)) {
-        seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size, c->size);
+        mkd_seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size, c->size);
         return NULL;
     }
     trainer *t = calloc(1, sizeof *t);
-    if (!t) { seterr(err, errlen, "out of memory"); return NULL; }
+    if (!t) { mkd_seterr(err, errlen, "out of memory"); return NULL; }
     t->c = *c;
     t->be = be;
     t->tgt = target;
@@ -333,7 +326,7 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
         t->seg[i] = segmentor_new(be, c->seg_width, c->classes, 1, err, errlen);
         if (!t->seg[i]) goto fail;
         nn_rng_seed(&init, c->seed * 1000003ULL + 11 + (uint64_t)i);
-        if (segmentor_init(t->seg[i], &init)) { seterr(err, errlen, "segmentor init failed"); goto fail; }
+        if (segmentor_init(t->seg[i], &init)) { mkd_seterr(err, errlen, "segmentor init failed"); goto fail; }
         t->opt_seg[i] = nn_adam_new(t->seg[i]->params, seg_ac, err, errlen);
         if (!t->opt_seg[i]) goto fail;
     }
@@ -356,7 +349,7 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
         if (!(t->opt_d_t = nn_adam_new(t->d_t->params, gan_ac, err, errlen))) goto fail;
         if (!(t->opt_d_a = nn_adam_new(t->d_a->params, gan_ac, err, errlen))) goto fail;
         if (image_pool_init(&t->pool_t, c->pool_size, ss) || image_pool_init(&t->pool_a, c->pool_size, ss)) {
-            seterr(err, errlen, "out of memory for the image pools");
+            mkd_seterr(err, errlen, "out of memory for the image pools");
             goto fail;
         }
     }
@@ -366,11 +359,11 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
     t->yt = malloc(2 * (size_t)c->batch * ss * sizeof(int32_t));
     t->ya = malloc((size_t)c->batch * ss * sizeof(int32_t));
     t->u8 = malloc(ss);
-    if (!t->xt || !t->xa || !t->tmp || !t->yt || !t->ya || !t->u8) { seterr(err, errlen, "out of memory"); goto fail; }
+    if (!t->xt || !t->xa || !t->tmp || !t->yt || !t->ya || !t->u8) { mkd_seterr(err, errlen, "out of memory"); goto fail; }
     for (int i = 0; i < TL_COUNT; i++) t->prog.loss[i] = NAN;
     return t;
 initfail:
-    seterr(err, errlen, "network initialisation failed");
+    mkd_seterr(err, errlen, "network initialisation failed");
 fail:
     trainer_free(t);
     return NULL;
