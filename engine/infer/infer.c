@@ -12,6 +12,7 @@
 
 #include "safetensors.h"
 #include "mkd_err.h"
+#include "mkd_env.h"
 
 static double now_s(void)
 {
@@ -183,8 +184,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
      * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
     int SB = 1;
     if (nn_backend_is_device(m->be)) {
-        const char *e = getenv("MKDSEG_INFER_TILES");
-        int cap = e && atoi(e) > 0 ? atoi(e) : 16;
+        int cap = (int)mkd_env_pos(MKD_ENV_INFER_TILES);
         SB = cap / ntile > 1 ? cap / ntile : 1;
         if (SB > f.nslices) SB = f.nslices > 0 ? (int)f.nslices : 1;
     }

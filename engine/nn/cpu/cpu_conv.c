@@ -11,6 +11,7 @@
  * weight gradient of multi-channel 4x4 convolutions run on the kernels of cpu_conv_direct.c
  * instead, on NCHW (MKDSEG_CONV_DIRECT=0 when a context is made: oneDNN for all). */
 #include "cpu.h"
+#include "mkd_env.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <math.h>
@@ -125,8 +126,7 @@ static conv_state *state(nn_ctx *ctx)
         return nn_ctx_fail(ctx, "cpu_conv: out of memory");
     DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0));
     DN(dnnl_stream_create(&s->st, s->eng, dnnl_stream_default_flags));
-    const char *e = getenv("MKDSEG_CONV_DIRECT");
-    s->direct_off = e && !strcmp(e, "0");
+    s->direct_off = !strcmp(mkd_env_str(MKD_ENV_CONV_DIRECT), "0");
     *sp = s;
     return s;
 fail:
