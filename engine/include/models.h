@@ -1,4 +1,4 @@
-/* models.h: the three networks of the method (METHOD.md "Networks"), built on nn.h.
+/* models.h: the three networks of the method (docs/method.md "Networks"), built on nn.h.
  *
  *   segmentor      residual U-Net, 5 levels, widths w..16w, BatchNorm      (S_syn, S_real)
  *   generator      CycleGAN ResNet generator, InstanceNorm, tanh output    (G_a2t, G_t2a)
@@ -97,7 +97,7 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, segmentor_
  * current sample and the result stay in ctx's arena. Runs in no_grad mode whatever ctx's
  * setting (restored after); for gradients use segmentor_forward. NULL on error (in ctx). */
 nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);
-/* The segmentor loss of issue 3 / METHOD.md Eq. 6: cross-entropy + soft Dice (all classes,
+/* The segmentor loss of docs/method.md Eq. 6: cross-entropy + soft Dice (all classes,
  * smooth 1) of logits [N, K, H, W] against labels [N, 1, H, W]. */
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);
 

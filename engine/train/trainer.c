@@ -1,4 +1,4 @@
-/* trainer.c: online mutual training (METHOD.md Algorithm 1) and the baseline methods.
+/* trainer.c: online mutual training (docs/method.md Algorithm 1) and the baseline methods.
  * See train.h for the contract. Shapes: B = config batch, S = config size; images
  * [B, 1, S, S], labels [B, 1, S, S] int32, segmentor logits [B, K, S, S]. */
 #include "train.h"

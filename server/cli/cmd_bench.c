@@ -1,4 +1,4 @@
-/* cmd_bench.c: `mkdseg bench`, the C side of `make bench` (issue 3, "Speed and memory").
+/* cmd_bench.c: `mkdseg bench`, the C side of `make bench` (the CPU speed and memory comparison with PyTorch, docs/benchmarks.md).
  *
  *   mkdseg bench --workload NAME [--threads T] [--warmup W] [--reps R] [--json]
  *   mkdseg bench --list

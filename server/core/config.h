@@ -34,8 +34,8 @@ typedef struct {
     int migrate;             /* 1: apply migrations at start-up */
     int job_lease;           /* seconds a worker's claim on a job lasts without a heartbeat */
     int job_poll;            /* seconds between queue polls when no NOTIFY arrives */
-    int segment_workers;     /* engine threads running /segment requests (issue 6) */
-    char default_model[1024]; /* model file registered and promoted when none exists (issue 6) */
+    int segment_workers;     /* engine threads running /segment requests */
+    char default_model[1024]; /* model file registered and promoted when none exists */
     int engine_threads;      /* --threads: CPU threads of each engine task; 0 = all cores */
     unsigned char source[32]; /* cfg_source of each table entry (config.c) */
 } mkd_config;

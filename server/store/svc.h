@@ -1,4 +1,4 @@
-/* svc.h: shared pieces of the service layer (issue 6): the process's settings as seen by the
+/* svc.h: shared pieces of the service layer: the process's settings as seen by the
  * handlers and job kinds, blob helpers for NIfTI and model files, NIfTI sniffing, and the
  * start-up registration of the default model.
  *

@@ -1,4 +1,4 @@
-/* cuda_bench.c: build/tests/cuda-bench, the GPU side of the CUDA benchmark (issue 7).
+/* cuda_bench.c: build/tests/cuda-bench, the GPU side of the CUDA benchmark (docs/benchmarks.md).
  *
  *   build/tests/cuda-bench --workload NAME [--device cuda|cpu] [--warmup W] [--reps R]
  *   build/tests/cuda-bench --list

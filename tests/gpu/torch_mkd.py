@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """torch_mkd.py: the PyTorch peer of cuda-bench's mkd_iter_b8 -- one iteration of the `mkd`
-trainer (engine/train/trainer.c step_mkd, METHOD.md Algorithm 1) with the networks and losses
+trainer (engine/train/trainer.c step_mkd, docs/method.md Algorithm 1) with the networks and losses
 of tests/golden/torch_models.py, for tests/gpu/bench.py.
 
     /usr/bin/python3 tests/gpu/torch_mkd.py --size 64 --batch 2 [--device cpu] [--iters 3]

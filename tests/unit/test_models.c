@@ -6,7 +6,7 @@
  * training-mode output at the reference parameters, the loss, every parameter's gradient, the
  * losses of 5 Adam steps, the output after them (eval mode) and the BN running statistics
  * match the float64 PyTorch reference.
- * Tolerances (issue 3), errors measured as max |c - ref| / scale:
+ * Tolerances, errors measured as max |c - ref| / scale:
  *   output, final output     scale = max |ref|                       <= 1e-4
  *   loss, each Adam loss     scale = |ref|                           <= 1e-4
  *   Adam loss changes L_k - L_0 (the part Adam moves; lr 2e-4 makes it small)
