@@ -60,6 +60,54 @@ void api_reply_json_row(http_req *r, const db_stmt *st, const char *const *value
     PQclear(res);
 }
 
+PGresult *api_exec_by_id(http_req *r, const char *what, const db_stmt *st, long long *id,
+                         char ids[24])
+{
+    if (api_id(r, what, id, ids) < 0)
+        return NULL;
+    const char *v[1] = {ids};
+    return api_exec(r, st, v, NULL);
+}
+
+PGresult *api_exec_row(http_req *r, const db_stmt *st, const char *const *v, const char *field,
+                       const char *what)
+{
+    PGresult *res = api_exec(r, st, v, NULL);
+    if (res && PQntuples(res) == 0) {
+        PQclear(res);
+        res = NULL;
+        http_error(r, 404, "not_found", field, "%s not found", what);
+    }
+    return res;
+}
+
+void api_reply_by_id(http_req *r, const char *what, const db_stmt *st)
+{
+    long long id;
+    char ids[24], w[64];
+    if (api_id(r, what, &id, ids) < 0)
+        return;
+    const char *v[1] = {ids};
+    snprintf(w, sizeof w, "%s %lld", what, id);
+    api_reply_json_row(r, st, v, 200, w);
+}
+
+int api_stored_path(http_req *r, const char *what, const db_stmt *st, long long *id, char *path,
+                    size_t pathlen)
+{
+    char ids[24], w[64];
+    if (api_id(r, what, id, ids) < 0)
+        return -1;
+    const char *v[1] = {ids};
+    snprintf(w, sizeof w, "%s %lld", what, *id);
+    PGresult *res = api_exec_row(r, st, v, "id", w);
+    if (!res)
+        return -1;
+    svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, pathlen);
+    PQclear(res);
+    return 0;
+}
+
 void api_enqueue_job(http_req *r, const char *kind, json_t *params, const db_stmt *reply)
 {
     char err[512], js[24], loc[64];

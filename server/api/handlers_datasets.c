@@ -93,27 +93,16 @@ void h_datasets_create(http_req *r)
 
 void h_datasets_list(http_req *r) { api_reply_json_row(r, &sql_datasets_list, NULL, 200, "datasets"); }
 
-void h_datasets_get(http_req *r)
-{
-    long long id;
-    char ids[24], what[64];
-    if (api_id(r, "dataset", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    snprintf(what, sizeof what, "dataset %lld", id);
-    api_reply_json_row(r, &sql_datasets_get, v, 200, what);
-}
+void h_datasets_get(http_req *r) { api_reply_by_id(r, "dataset", &sql_datasets_get); }
 
 void h_datasets_delete(http_req *r)
 {
     long long id;
     char ids[24];
-    if (api_id(r, "dataset", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_datasets_in_use, v, NULL);
+    PGresult *res = api_exec_by_id(r, "dataset", &sql_datasets_in_use, &id, ids);
     if (!res)
         return;
+    const char *v[1] = {ids};
     long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
               exists = atoll(PQgetvalue(res, 0, 2));
     PQclear(res);

@@ -44,27 +44,16 @@ void h_jobs_list(http_req *r)
     api_reply_json_row(r, &sql_jobs_list, v, 200, "jobs");
 }
 
-void h_jobs_get(http_req *r)
-{
-    long long id;
-    char ids[24], what[32];
-    if (api_id(r, "job", &id, ids) < 0)
-        return;
-    snprintf(what, sizeof what, "job %lld", id);
-    const char *v[1] = {ids};
-    api_reply_json_row(r, &sql_jobs_get, v, 200, what);
-}
+void h_jobs_get(http_req *r) { api_reply_by_id(r, "job", &sql_jobs_get); }
 
 void h_jobs_cancel(http_req *r)
 {
     long long id;
     char ids[24];
-    if (api_id(r, "job", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_jobs_cancel, v, NULL);
+    PGresult *res = api_exec_by_id(r, "job", &sql_jobs_cancel, &id, ids);
     if (!res)
         return;
+    const char *v[1] = {ids};
     if (PQgetisnull(res, 0, 0)) {
         PQclear(res);
         http_error(r, 404, "not_found", "id", "job %lld not found", id);
@@ -99,14 +88,11 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", *ds_id);
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_datasets_labelled_volumes, v, NULL);
+    char what[96];
+    snprintf(what, sizeof what, "%s: dataset %lld", field, *ds_id);
+    PGresult *res = api_exec_row(r, &sql_datasets_labelled_volumes, v, field, what);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", field, "%s: dataset %lld not found", field, *ds_id);
-        return -1;
-    }
     json_t *a = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
     int ok = prep_modality_parse(PQgetvalue(res, 0, 0), modality) == 0 && train_ids_from_json(vols, a) == 0;
     PQclear(res);

@@ -17,35 +17,14 @@
 
 void h_models_list(http_req *r) { api_reply_json_row(r, &sql_models_list, NULL, 200, "models"); }
 
-void h_models_get(http_req *r)
-{
-    long long id;
-    char ids[24], what[48];
-    if (api_id(r, "model", &id, ids) < 0)
-        return;
-    snprintf(what, sizeof what, "model %lld", id);
-    const char *v[1] = {ids};
-    api_reply_json_row(r, &sql_models_get, v, 200, what);
-}
+void h_models_get(http_req *r) { api_reply_by_id(r, "model", &sql_models_get); }
 
 void h_models_weights(http_req *r)
 {
     long long id;
-    char ids[24];
-    if (api_id(r, "model", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_models_weights_path, v, NULL);
-    if (!res)
-        return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "id", "model %lld not found", id);
-        return;
-    }
     char path[1400], fn[64];
-    svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, sizeof path);
-    PQclear(res);
+    if (api_stored_path(r, "model", &sql_models_weights_path, &id, path, sizeof path) < 0)
+        return;
     snprintf(fn, sizeof fn, "model-%lld.safetensors", id);
     api_reply_file(r, path, "application/octet-stream", fn);
 }
@@ -175,24 +154,16 @@ void h_models_evaluate(http_req *r)
     }
     char dss[24];
     snprintf(dss, sizeof dss, "%lld", (long long)json_integer_value(d));
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_models_exists, v, NULL);
+    const char *v[1] = {ids}, *vd[1] = {dss};
+    char what[64];
+    snprintf(what, sizeof what, "model %lld", id);
+    PGresult *res = api_exec_row(r, &sql_models_exists, v, "id", what);
     if (!res)
         return;
-    int found = PQntuples(res);
     PQclear(res);
-    if (!found) {
-        http_error(r, 404, "not_found", "id", "model %lld not found", id);
+    snprintf(what, sizeof what, "dataset %s", dss);
+    if (!(res = api_exec_row(r, &sql_datasets_labelled_count, vd, "dataset", what)))
         return;
-    }
-    const char *vd[1] = {dss};
-    if (!(res = api_exec(r, &sql_datasets_labelled_count, vd, NULL)))
-        return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "dataset", "dataset %s not found", dss);
-        return;
-    }
     long long nl = atoll(PQgetvalue(res, 0, 1));
     PQclear(res);
     if (nl == 0) {

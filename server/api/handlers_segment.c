@@ -242,23 +242,10 @@ void h_segment(http_req *r)
 void h_inference_mask(http_req *r)
 {
     long long id;
-    char ids[24];
-    if (api_id(r, "inference", &id, ids) < 0)
+    char path[1400], why[128];
+    if (api_stored_path(r, "inference", &sql_inferences_mask_path, &id, path, sizeof path) < 0)
         return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_inferences_mask_path, v, NULL);
-    if (!res)
-        return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "id", "inference %lld not found", id);
-        return;
-    }
-    char path[1400];
-    svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, sizeof path);
-    PQclear(res);
     int gz = 0;
-    char why[128];
     svc_nifti_sniff(path, &gz, why, sizeof why);
     api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
 }

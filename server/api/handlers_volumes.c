@@ -21,14 +21,11 @@
 static int vol_dataset(http_req *r, long long id, const char *ids, char modality[4])
 {
     const char *v1[1] = {ids};
-    PGresult *res = api_exec(r, &sql_datasets_modality, v1, NULL);
+    char what[64];
+    snprintf(what, sizeof what, "dataset %lld", id);
+    PGresult *res = api_exec_row(r, &sql_datasets_modality, v1, "id", what);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
-        return -1;
-    }
     snprintf(modality, 4, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;

@@ -5,21 +5,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "db.h"
 #include "http.h"
+#include "sha256.h"
 #include "sql.h"
 
-void auth_hash_token(const char *token, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[64] = 0;
-}
+void auth_hash_token(const char *token, char hex[65]) { sha256_hex(token, strlen(token), hex); }
 
 int auth_check(struct http_req *r)
 {
