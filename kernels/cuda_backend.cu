@@ -1,6 +1,7 @@
 /* cuda_backend.cu: the CUDA backend table (twin of engine/nn/cpu/cpu_backend.c): device
  * memory, the op switches, per-context state, device queries. */
 #include "cuda.h"
+#include "mkd_env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,8 +244,7 @@ static void prof_dump(void)
 static int prof_on(void)
 {
     if (g_nprof < 0) {
-        const char *s = getenv("MKDSEG_CUDA_PROFILE");
-        g_nprof = s && atoi(s) > 0 ? 1 : 0;
+        g_nprof = mkd_env_pos(MKD_ENV_CUDA_PROFILE) > 0 ? 1 : 0;
         if (g_nprof)
             atexit(prof_dump);
     }

@@ -19,6 +19,7 @@
  * The workspace bound is MKDSEG_CUDA_WORKSPACE_MB (default 1024);
  * the workspace is one buffer per context grown to the largest chosen algorithm's need. */
 #include "cuda.h"
+#include "mkd_env.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -78,15 +79,12 @@ static geom geometry(const nn_node *nd)
 
 static size_t ws_limit(void)
 {
-    const char *s = getenv("MKDSEG_CUDA_WORKSPACE_MB");
-    long mb = s ? atol(s) : 1024;
-    return (size_t)(mb > 0 ? mb : 1024) << 20;
+    return (size_t)mkd_env_pos(MKD_ENV_CUDA_WORKSPACE_MB) << 20;
 }
 
 static int tf32_allowed(void)
 {
-    const char *s = getenv("MKDSEG_CUDA_TF32");
-    return s && atoi(s) > 0;
+    return mkd_env_pos(MKD_ENV_CUDA_TF32) > 0;
 }
 
 static void ent_free(conv_ent *e)
@@ -174,8 +172,7 @@ static cudnnStatus_t set_math(conv_ent *e, int d, cudnnMathType_t m)
 #define FIND_TRIALS 3
 static int algo_find(void)
 {
-    const char *s = getenv("MKDSEG_CUDA_ALGO");
-    return !(s && !strcmp(s, "heuristic"));
+    return strcmp(mkd_env_str(MKD_ENV_CUDA_ALGO), "heuristic") != 0;
 }
 
 /* The ranked candidates of direction d, as (algo, memory, math type, status, time). */

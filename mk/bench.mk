@@ -1,4 +1,4 @@
-# mk/bench.mk: `make bench` (mkdseg against the tuned PyTorch peer, issue 3) and
+# mk/bench.mk: `make bench` (mkdseg against the tuned PyTorch peer) and
 # `make golden-models` (the PyTorch reference data of the three networks).
 #   make bench                 every workload at 1 and 2 threads, warm-up 2, median of 5
 #   make bench BENCH_QUICK=1   warm-up 1, median of 3 (the machine is shared)

@@ -1,4 +1,4 @@
-# mk/svc.mk: the service layer of issue 6 (segmentation, models, jobs, volumes, Dice).
+# mk/svc.mk: build rules of the service layer (segmentation, models, jobs, volumes, Dice).
 #
 # Error messages of these files are built with snprintf into fixed buffers and may be cut
 # short on purpose (a path in a message); gcc's -Wformat-truncation would flag each one.

@@ -42,5 +42,9 @@ while IFS=: read -r f line inc; do
     echo "check-layers: $f:$line includes the server header $inc"; bad=1
   fi
 done < <(grep -rn --include='*.c' --include='*.h' --include='*.cu' '^#include "' engine kernels | sed -E 's/^([^:]+):([0-9]+):#include "([^"]+)".*/\1:\2:\3/')
+# the engine reads its environment knobs in one place (engine/common/mkd_env.c)
+while IFS=: read -r f line _; do
+  echo "check-layers: $f:$line calls getenv: engine knobs are read through mkd_env.h"; bad=1
+done < <(grep -rn --include='*.c' --include='*.h' --include='*.cu' 'getenv(' engine kernels | grep -v '^engine/common/mkd_env.c:')
 [ $bad -eq 0 ] && echo "check-layers: server/ includes point down the layers (${rooms[*]})"
 exit $bad

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CI Dice regression run (issue 8): train a tiny `mkd` model on a handful of phantom
+# The CI Dice regression run: train a tiny `mkd` model on a handful of phantom
 # volumes with a fixed seed, evaluate it on held-out phantom CT, print the evaluation JSON.
 # tests/unit/test_dice_regression.c compares its ensemble mean Dice with tests/dice_floor.txt.
 #   scripts/dice-ci.sh [BIN] [WORKDIR]

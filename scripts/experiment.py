@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""make experiment: the paper's comparison (METHOD.md Tables 1-4) on the phantom benchmark.
+"""make experiment: the paper's comparison (docs/method.md Tables 1-4) on the phantom benchmark.
 
 usage: scripts/experiment.py [CONFIG.json] [--bin build/mkdseg] [--only-report]
 
@@ -13,7 +13,7 @@ import concurrent.futures as cf
 import json, os, platform, statistics, subprocess, sys, time
 
 STRUCT = ["MYO", "LA", "LV", "RA", "RV", "AA", "PA"]
-PAPER = {  # METHOD.md: mean Dice over the 7 structures
+PAPER = {  # docs/method.md: mean Dice over the 7 structures
     "ct": {"baseline": 0.8706, "finetune": 0.8769, "joint": 0.8743, "mkd/syn": 0.8849, "mkd/real": 0.8947,
            "mkd/ensemble": 0.9012, "mkd-no-iam/syn": 0.8730, "mkd-no-iam/real": 0.8745, "mkd-no-iam/ensemble": 0.8829,
            "mkd-no-kd-s2r/syn": 0.8825, "mkd-no-kd-s2r/real": 0.8742, "mkd-no-kd-s2r/ensemble": 0.8879,
@@ -322,7 +322,7 @@ def report(results, cfg, cfg_path, elapsed):
          "volumes of the target modality in %d folds; each fold trains on %d labelled target volumes of its half and all "
          "assistant volumes, and is tested on %d volumes of the other half; seeds %s (Table 1: %s); every method has the same segmentor, "
          "the same %d iterations and the same settings (`%s`). Values: mean ± sd (number of runs) over folds x seeds of "
-         "the per-run mean over test volumes. Paper: METHOD.md (MM-WHS, 10 CT per fold, a paper-size network)."
+         "the per-run mean over test volumes. Paper: docs/method.md (MM-WHS, 10 CT per fold, a paper-size network)."
          % (cfg["folds"], cfg["target_per_fold"], cfg["test_per_fold"], cfg["seeds"], cfg.get("main_seeds", cfg["seeds"]),
             cfg["train"].get("iters") or cfg["train"].get("epochs", 20) * cfg["train"].get("iters_per_epoch", 500),
             json.dumps(cfg["train"])), "",

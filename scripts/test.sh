@@ -14,6 +14,8 @@ trap 'rm -rf "$MKDSEG_TEST_TMP"' EXIT
 rc=0
 echo "== layers: server/ includes point down (scripts/check-layers.sh)"
 scripts/check-layers.sh || rc=1
+echo "== function length: no server/ function over 80 lines (scripts/check-func-length.sh)"
+scripts/check-func-length.sh || rc=1
 echo "== unit tests"
 "$BUILD/tests/unit" --jobs=${MKDSEG_TEST_JOBS:-2} ${CRITERION_ARGS:-} || rc=1
 echo "== HTTP tests (real server, real PostgreSQL, libcurl)"

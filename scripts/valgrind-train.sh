@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make valgrind` (issue 3): memcheck on training steps of every network and on inference.
+# `make valgrind`: memcheck on training steps of every network and on inference.
 # Trains `mkd` (both generators and discriminators, both segmentors, Adam, the model file) for
 # two iterations on one phantom CT and one phantom MR volume, then segments a volume with the
 # model, each under valgrind; fails when valgrind reports a memory error or a definite or

@@ -1,4 +1,4 @@
-/* models.h: the three networks of the method (METHOD.md "Networks"), built on nn.h.
+/* models.h: the three networks of the method (docs/method.md "Networks"), built on nn.h.
  *
  *   segmentor      residual U-Net, 5 levels, widths w..16w, BatchNorm      (S_syn, S_real)
  *   generator      CycleGAN ResNet generator, InstanceNorm, tanh output    (G_a2t, G_t2a)
@@ -81,14 +81,17 @@ void       segmentor_free(segmentor *s);
  * intensity separates) in 800 iterations, where the default init reached a loss of 0.43 vs
  * 0.95 (tests/golden/torch_models.py, same data, PyTorch). Returns 0 or -1. */
 int        segmentor_init(segmentor *s, nn_rng *r);
-/* Logits [N, classes, H, W] of x [N, in_ch, H, W], H and W multiples of 16.
- * training = 1: BN uses batch statistics and updates the running ones; 0: running ones;
- * SEGMENTOR_BATCH_STATS: batch statistics, running ones left untouched (a segmentor held
- * fixed while gradients pass through it: the trainer's step 2). */
-#define SEGMENTOR_BATCH_STATS 2
-nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int training);
+/* How a segmentor's BatchNorm layers normalise in segmentor_forward. */
+typedef enum {
+    SEGMENTOR_BN_RUNNING = 0, /* the running statistics (evaluation) */
+    SEGMENTOR_BN_TRAIN = 1,   /* batch statistics, and the running ones follow them */
+    SEGMENTOR_BN_BATCH = 2,   /* batch statistics, running ones left untouched (a segmentor held
+                               * fixed while gradients pass through it: the trainer's step 2) */
+} segmentor_bn;
+/* Logits [N, classes, H, W] of x [N, in_ch, H, W], H and W multiples of 16. */
+nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, segmentor_bn bn);
 /* Eval-mode logits [N, classes, H, W] of x [N, in_ch, H, W], equal to
- * segmentor_forward(s, ctx, x, 0), with memory bounded by one sample: on the CPU samples run
+ * segmentor_forward(s, ctx, x, SEGMENTOR_BN_RUNNING), with memory bounded by one sample: on the CPU samples run
  * one at a time (on a device backend the batch runs at once) and each residual block in an
  * nn_ctx scope, so only the U-Net's skip tensors of the
  * current sample and the result stay in ctx's arena. Runs in no_grad mode whatever ctx's
@@ -100,7 +103,7 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);
  * own convolution tensors stay in its registry unused (they never receive a gradient, so
  * Adam leaves them). 0, or -1 when the sizes differ. */
 int        segmentor_share_convs(segmentor *dst, const segmentor *src);
-/* The segmentor loss of issue 3 / METHOD.md Eq. 6: cross-entropy + soft Dice (all classes,
+/* The segmentor loss of docs/method.md Eq. 6: cross-entropy + soft Dice (all classes,
  * smooth 1) of logits [N, K, H, W] against labels [N, 1, H, W]. */
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);
 

@@ -9,7 +9,7 @@
  *   element (n, c, h, w) is at data[((n*C + c)*H + h)*W + w].
  * - t->data lives in the backend's memory. On the CPU backend that is ordinary host memory
  *   and may be read and written directly; portable code uses nn_tensor_write/nn_tensor_read
- *   (a later CUDA backend keeps device pointers there).
+ *   (the CUDA backend keeps device pointers there).
  * - Activations and their gradients are allocated from the context's arena and live until
  *   nn_ctx_reset(); nothing in an op calls malloc once the arena has reached its peak size.
  * - Parameters and buffers (BN running statistics) are allocated once by an nn_params
@@ -36,7 +36,7 @@
  *   calls on overlapping graphs within one step are allowed (like retain_graph=True).
  * - Freezing: a frozen parameter receives no gradient and is skipped by Adam, but gradients
  *   still flow through the ops that use it into their other inputs (G_a2t through a frozen
- *   S_syn, METHOD.md Algorithm 1 step 2).
+ *   S_syn, docs/method.md Algorithm 1 step 2).
  * - Calling the same network several times in one graph is allowed; parameter gradients add.
  * - Inference memory: wrap blocks in nn_ctx_scope/nn_ctx_scope_end (no_grad mode) so a
  *   forward pass does not keep every activation; use nn_conv2d_bn_act for conv-BN-act.
@@ -384,7 +384,7 @@ nn_tensor *nn_loss_cross_entropy(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labe
  * The models use smooth = 1, first_class = 0. */
 nn_tensor *nn_loss_dice(nn_ctx *ctx, nn_tensor *probs, nn_tensor *labels,
                         int first_class, float smooth);
-/* Distillation cross-entropy (METHOD.md Eq. 7) of a probability map p against a soft target
+/* Distillation cross-entropy (docs/method.md Eq. 7) of a probability map p against a soft target
  * probability map t (same shape [N, K, H, W]); t is treated as detached (no gradient):
  *   L = -1/(N H W) * sum_{n,h,w} sum_c t_c log(max(p_c, NN_KD_EPS)). */
 #define NN_KD_EPS 1e-7f

@@ -27,6 +27,12 @@ double prep_rng_normal(prep_rng *r);                   /* N(0, 1) */
 /* ---- intensity normalisation ----------------------------------------------------------- */
 typedef enum { PREP_CT = 0, PREP_MR = 1 } prep_modality;
 
+/* "ct" -> PREP_CT, "mr" -> PREP_MR; 0, or -1 for anything else (NULL included): the one
+ * parser of modality names (command line, HTTP fields, job params, model metadata). */
+int prep_modality_parse(const char *s, prep_modality *m);
+/* "ct" or "mr". */
+const char *prep_modality_name(prep_modality m);
+
 /* The configuration stored in the model file (all fields; defaults from prep_norm_default). */
 typedef struct {
     prep_modality modality;

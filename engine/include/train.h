@@ -1,4 +1,4 @@
-/* train.h: online mutual training (METHOD.md Algorithm 1) and the baseline methods.
+/* train.h: online mutual training (docs/method.md Algorithm 1) and the baseline methods.
  *
  * The trainer owns the networks the method needs (six for mkd and its ablations with IAM,
  * two segmentors for mkd-no-iam, one segmentor for baseline/joint/finetune), their Adam

@@ -3,7 +3,7 @@
  * and the model file's metadata (the config is stored whole, as JSON).
  *
  * Names use '_' in JSON and '-' on the command line; defaults are the paper's settings
- * (METHOD.md) except where the comment of the table entry says otherwise. */
+ * (docs/method.md) except where the comment of the table entry says otherwise. */
 #ifndef MKD_TRAIN_CONFIG_H
 #define MKD_TRAIN_CONFIG_H
 

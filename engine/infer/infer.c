@@ -11,14 +11,8 @@
 #include <time.h>
 
 #include "safetensors.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "mkd_err.h"
+#include "mkd_env.h"
 
 static double now_s(void)
 {
@@ -40,20 +34,20 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
     json_t *arch = NULL;
     infer_model *m = NULL;
     char e2[300];
-    if (st_open(path, 0, &f, e2, sizeof e2)) { seterr(err, errlen, "model %s: %s", path, e2); return NULL; }
+    if (st_open(path, 0, &f, e2, sizeof e2)) { mkd_seterr(err, errlen, "model %s: %s", path, e2); return NULL; }
     const char *kind = st_meta(f, "mkdseg.kind"), *members = st_meta(f, "mkdseg.members"),
                *arch_s = st_meta(f, "mkdseg.arch"), *norm_s = st_meta(f, "mkdseg.prep.norm"),
                *sp_s = st_meta(f, "mkdseg.prep.spacing"), *size_s = st_meta(f, "mkdseg.prep.size"),
                *method = st_meta(f, "mkdseg.method");
-    if (!kind || strcmp(kind, "model")) { seterr(err, errlen, "model %s: not an mkdseg model file (mkdseg.kind is not 'model')", path); goto fail; }
+    if (!kind || strcmp(kind, "model")) { mkd_seterr(err, errlen, "model %s: not an mkdseg model file (mkdseg.kind is not 'model')", path); goto fail; }
     if (!members || !arch_s || !norm_s || !sp_s || !size_s) {
-        seterr(err, errlen, "model %s: metadata lacks %s", path,
+        mkd_seterr(err, errlen, "model %s: metadata lacks %s", path,
                !members ? "mkdseg.members" : !arch_s ? "mkdseg.arch" : !norm_s ? "mkdseg.prep.norm"
                : !sp_s ? "mkdseg.prep.spacing" : "mkdseg.prep.size");
         goto fail;
     }
     m = calloc(1, sizeof *m);
-    if (!m) { seterr(err, errlen, "out of memory"); goto fail; }
+    if (!m) { mkd_seterr(err, errlen, "out of memory"); goto fail; }
     m->be = be;
     snprintf(m->method, sizeof m->method, "%s", method ? method : "unknown");
     if (!strcmp(members, "seg")) {
@@ -64,7 +58,7 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
         strcpy(m->member_name[0], "s_syn");
         strcpy(m->member_name[1], "s_real");
     } else {
-        seterr(err, errlen, "model %s: unknown members '%s'", path, members);
+        mkd_seterr(err, errlen, "model %s: unknown members '%s'", path, members);
         goto fail;
     }
     arch = json_loads(arch_s, 0, NULL);
@@ -73,20 +67,20 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
                classes = json_integer_value(json_object_get(sg, "classes")),
                in_ch = json_integer_value(json_object_get(sg, "in_ch"));
     if (!sg || width < 1 || width > 256 || classes < 2 || classes > 64 || in_ch != 1) {
-        seterr(err, errlen, "model %s: mkdseg.arch is malformed", path);
+        mkd_seterr(err, errlen, "model %s: mkdseg.arch is malformed", path);
         goto fail;
     }
     m->classes = (int)classes;
-    if (prep_norm_from_string(&m->norm, norm_s, e2, sizeof e2)) { seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+    if (prep_norm_from_string(&m->norm, norm_s, e2, sizeof e2)) { mkd_seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
     char *end;
     m->spacing = strtod(sp_s, &end);
-    if (*end || !(m->spacing >= 0 && m->spacing < 100)) { seterr(err, errlen, "model %s: bad mkdseg.prep.spacing", path); goto fail; }
+    if (*end || !(m->spacing >= 0 && m->spacing < 100)) { mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.spacing", path); goto fail; }
     long sz = strtol(size_s, &end, 10);
-    if (*end || sz < 16 || sz > 2048 || sz % 16) { seterr(err, errlen, "model %s: bad mkdseg.prep.size", path); goto fail; }
+    if (*end || sz < 16 || sz > 2048 || sz % 16) { mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.size", path); goto fail; }
     m->size = (int)sz;
     for (int k = 0; k < m->members; k++) {
         m->seg[k] = segmentor_new(be, (int)width, (int)classes, 1, e2, sizeof e2);
-        if (!m->seg[k]) { seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+        if (!m->seg[k]) { mkd_seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
         nn_params *p = m->seg[k]->params;
         for (int i = 0; i < nn_params_count(p); i++) {
             nn_param *q = nn_params_at(p, i);
@@ -94,12 +88,12 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
             snprintf(name, sizeof name, "%s.%s", m->member_name[k], q->name);
             const st_tensor *t = st_get(f, name);
             if (!t || t->dtype != ST_F32 || (size_t)t->numel != nn_numel(&q->t)) {
-                seterr(err, errlen, "model %s: tensor %s %s", path, name, t ? "has the wrong shape or type" : "is missing");
+                mkd_seterr(err, errlen, "model %s: tensor %s %s", path, name, t ? "has the wrong shape or type" : "is missing");
                 goto fail;
             }
             for (int64_t j = 0; j < t->numel; j++)
                 if (!isfinite(((const float *)t->data)[j])) {
-                    seterr(err, errlen, "model %s: tensor %s holds non-finite values", path, name);
+                    mkd_seterr(err, errlen, "model %s: tensor %s holds non-finite values", path, name);
                     goto fail;
                 }
             nn_tensor_write(&q->t, t->data);
@@ -128,7 +122,7 @@ static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int 
         nn_ctx_reset(ctx);
         nn_tensor *x = nn_tensor_from(ctx, n, 1, T, T, tiles);
         nn_tensor *p = nn_softmax(ctx, segmentor_infer(m->seg[k], ctx, x));
-        if (!p) { seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
+        if (!p) { mkd_seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
         nn_tensor_read(p, used ? tmp : out);
         if (used)
             for (size_t i = 0; i < per; i++) out[i] += tmp[i];
@@ -169,7 +163,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     const int T = m->size, K = m->classes;
     infer_opts dflt = {-1, 0, 0.5};
     if (!o) o = &dflt;
-    if (o->member >= m->members) { seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members, o->member); return -1; }
+    if (o->member >= m->members) { mkd_seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members, o->member); return -1; }
     double t0 = now_s(), t_net = 0, t_post = 0;
     vol_slice_frame f;
     vol_geom_slice_frame(g, &f);
@@ -180,7 +174,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     int64_t py[MAX_TILES], px[MAX_TILES];
     int ny = prep_tile_positions(rh, T, o->overlap, py, MAX_TILES), nx = prep_tile_positions(rw, T, o->overlap, px, MAX_TILES);
     if (ny > MAX_TILES || nx > MAX_TILES || (int64_t)ny * nx > 1024) {
-        seterr(err, errlen, "slice of %lldx%lld pixels at the model spacing needs too many tiles", (long long)rh, (long long)rw);
+        mkd_seterr(err, errlen, "slice of %lldx%lld pixels at the model spacing needs too many tiles", (long long)rh, (long long)rw);
         return -1;
     }
     int ntile = ny * nx, passes = o->tta ? 3 : 1;
@@ -190,8 +184,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
      * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
     int SB = 1;
     if (nn_backend_is_device(m->be)) {
-        const char *e = getenv("MKDSEG_INFER_TILES");
-        int cap = e && atoi(e) > 0 ? atoi(e) : 16;
+        int cap = (int)mkd_env_pos(MKD_ENV_INFER_TILES);
         SB = cap / ntile > 1 ? cap / ntile : 1;
         if (SB > f.nslices) SB = f.nslices > 0 ? (int)f.nslices : 1;
     }
@@ -206,7 +199,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     int rc = -1;
     if (!ctx) goto done;
     if (!sl || !rs || !tiles || !probs || !ptmp || !acc || !wsum || !gw || !back || !lab) {
-        seterr(err, errlen, "out of memory");
+        mkd_seterr(err, errlen, "out of memory");
         goto done;
     }
     nn_ctx_set_grad_enabled(ctx, 0);

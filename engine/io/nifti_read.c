@@ -17,19 +17,10 @@
 #include <nifti/nifti2_io.h>
 
 #include "vol.h"
+#include "mkd_err.h"
 
 #define CHUNK_VOXELS (1 << 18)
 #define VOX_OFFSET_MAX (64 << 20) /* bytes of header extensions we accept */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 static void quiet_nifticlib(void) { nifti_set_debug_level(0); }
@@ -93,14 +84,14 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
 {
     znzFile fp = znzopen(path, "rb", nifti_is_gzfile(path));
     if (znz_isnull(fp)) {
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+        mkd_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
         return -1;
     }
     unsigned char b[540];
     size_t got = znzread(b, 1, sizeof b, fp);
     znzclose(fp);
     if (got > sizeof b || got < 4) {
-        seterr(err, errlen, "%s: not a NIfTI file: shorter than a header (or a broken gzip stream)", path);
+        mkd_seterr(err, errlen, "%s: not a NIfTI file: shorter than a header (or a broken gzip stream)", path);
         return -1;
     }
     int swap;
@@ -110,12 +101,12 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     else if ((uint32_t)rd(b, 4, 1) == 348 || (uint32_t)rd(b, 4, 1) == 540)
         swap = 1, sh = (uint32_t)rd(b, 4, 1);
     else {
-        seterr(err, errlen, "%s: not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)", path);
+        mkd_seterr(err, errlen, "%s: not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)", path);
         return -1;
     }
     *version = sh == 540 ? 2 : 1;
     if (got < sh) {
-        seterr(err, errlen, "%s: file ends inside the %u-byte header", path, sh);
+        mkd_seterr(err, errlen, "%s: file ends inside the %u-byte header", path, sh);
         return -1;
     }
     int64_t dim[8];
@@ -124,13 +115,13 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
         dim[i] = sh == 348 ? (int16_t)rd(b + 40 + 2 * i, 2, swap) : (int64_t)rd(b + 16 + 8 * i, 8, swap);
     dt = sh == 348 ? (int16_t)rd(b + 70, 2, swap) : (int16_t)rd(b + 12, 2, swap);
     if (dim[0] < 1 || dim[0] > 7) {
-        seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)", path,
+        mkd_seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)", path,
                (long long)dim[0]);
         return -1;
     }
     for (int d = 1; d <= dim[0]; d++)
         if (dim[d] < 1) {
-            seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
+            mkd_seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
                    (long long)dim[d]);
             return -1;
         }
@@ -140,14 +131,14 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     if (magic[0] == 'n' && magic[1] == '+') {
         double off = sh == 348 ? (double)rd_f32(b + 108, swap) : (double)(int64_t)rd(b + 168, 8, swap);
         if (!(off >= 0 && off <= VOX_OFFSET_MAX)) {
-            seterr(err, errlen, "%s: data offset vox_offset=%g is negative or beyond %d MiB of header extensions",
+            mkd_seterr(err, errlen, "%s: data offset vox_offset=%g is negative or beyond %d MiB of header extensions",
                    path, off, VOX_OFFSET_MAX >> 20);
             return -1;
         }
     }
     if (!dt_supported(dt)) {
         const char *name = nifti_datatype_string(dt);
-        seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
+        mkd_seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
                path, dt, name && name[0] != '*' ? name : "unknown code");
         return -1;
     }
@@ -191,11 +182,11 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
     else if (version == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_2)
         nim->nifti_type = NIFTI_FTYPE_NIFTI2_2;
     if (nim->nifti_type == NIFTI_FTYPE_ASCII) {
-        seterr(err, errlen, "%s: ASCII NIfTI headers are not supported", path);
+        mkd_seterr(err, errlen, "%s: ASCII NIfTI headers are not supported", path);
         return -1;
     }
     if (nim->dim[0] < 1 || nim->dim[0] > 7) {
-        seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)",
+        mkd_seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)",
                path, (long long)nim->dim[0]);
         return -1;
     }
@@ -203,12 +194,12 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
     for (int d = 1; d <= nim->dim[0]; d++) {
         int64_t n = nim->dim[d];
         if (n < 1) {
-            seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
+            mkd_seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
                    (long long)n);
             return -1;
         }
         if (n > max_voxels || nvox > max_voxels / n) {
-            seterr(err, errlen, "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): above the voxel limit",
+            mkd_seterr(err, errlen, "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): above the voxel limit",
                    path, (long long)max_voxels, (long long)nim->dim[1],
                    (long long)(nim->dim[0] >= 2 ? nim->dim[2] : 1),
                    (long long)(nim->dim[0] >= 3 ? nim->dim[3] : 1));
@@ -219,7 +210,7 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
             nvol *= n;
     }
     if (nvol > 1) {
-        seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted",
+        mkd_seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted",
                path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],
                (long long)nim->dim[3], (long long)nvol);
         return -1;
@@ -227,41 +218,41 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
     int sz = dt_size(nim->datatype);
     if (sz == 0) {
         const char *name = nifti_datatype_string(nim->datatype);
-        seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
+        mkd_seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
                path, nim->datatype, name ? name : "unknown");
         return -1;
     }
     if (nim->nbyper != sz) {
-        seterr(err, errlen, "%s: datatype %d has %d bytes per voxel, header says %d", path,
+        mkd_seterr(err, errlen, "%s: datatype %d has %d bytes per voxel, header says %d", path,
                nim->datatype, sz, nim->nbyper);
         return -1;
     }
     for (int d = 1; d <= 3; d++)
         if (!isfinite(nim->pixdim[d])) {
-            seterr(err, errlen, "%s: voxel size pixdim[%d] is not finite", path, d);
+            mkd_seterr(err, errlen, "%s: voxel size pixdim[%d] is not finite", path, d);
             return -1;
         }
     if (nim->iname == NULL || nim->iname_offset < 0) {
-        seterr(err, errlen, "%s: invalid data offset %lld", path, (long long)nim->iname_offset);
+        mkd_seterr(err, errlen, "%s: invalid data offset %lld", path, (long long)nim->iname_offset);
         return -1;
     }
     int64_t bytes = nvox * sz;
     struct stat st;
     if (stat(nim->iname, &st) != 0) {
-        seterr(err, errlen, "%s: image data file %s: %s", path, nim->iname, strerror(errno));
+        mkd_seterr(err, errlen, "%s: image data file %s: %s", path, nim->iname, strerror(errno));
         return -1;
     }
     int gz = nifti_is_gzfile(nim->iname);
     if (!gz) {
         if ((int64_t)st.st_size < nim->iname_offset ||
             (int64_t)st.st_size - nim->iname_offset < bytes) {
-            seterr(err, errlen, "%s: file is truncated: the header implies %lld bytes of data at offset %lld, the file has %lld bytes",
+            mkd_seterr(err, errlen, "%s: file is truncated: the header implies %lld bytes of data at offset %lld, the file has %lld bytes",
                    path, (long long)bytes, (long long)nim->iname_offset, (long long)st.st_size);
             return -1;
         }
     } else if ((int64_t)st.st_size < INT64_MAX / 1100 && bytes > (int64_t)st.st_size * 1032 + 65536) {
         /* deflate cannot compress better than about 1032:1 */
-        seterr(err, errlen, "%s: compressed file of %lld bytes cannot hold the %lld bytes of data its header claims: truncated or corrupt",
+        mkd_seterr(err, errlen, "%s: compressed file of %lld bytes cannot hold the %lld bytes of data its header claims: truncated or corrupt",
                path, (long long)st.st_size, (long long)bytes);
         return -1;
     }
@@ -272,7 +263,7 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
         for (int r = 0; r < 3; r++)
             for (int c = 0; c < 4; c++)
                 if (!isfinite(A[r][c])) {
-                    seterr(err, errlen, "%s: the %s affine is not finite", path,
+                    mkd_seterr(err, errlen, "%s: the %s affine is not finite", path,
                            vol_affine_src_name(g->affine_src));
                     return -1;
                 }
@@ -306,7 +297,7 @@ static nifti_image *open_header(const char *path, int *version, char *err, size_
 {
     pthread_once(&quiet_once, quiet_nifticlib);
     if (!name_ok(path)) {
-        seterr(err, errlen, "%s: file name must end in .nii, .nii.gz, .hdr or .img", path);
+        mkd_seterr(err, errlen, "%s: file name must end in .nii, .nii.gz, .hdr or .img", path);
         return NULL;
     }
     const char *hdrpath = path;
@@ -314,7 +305,7 @@ static nifti_image *open_header(const char *path, int *version, char *err, size_
     if (ends_with(path, ".img") || ends_with(path, ".img.gz")) {
         alloc = nifti_findhdrname(path);
         if (!alloc) {
-            seterr(err, errlen, "%s: no matching .hdr file", path);
+            mkd_seterr(err, errlen, "%s: no matching .hdr file", path);
             return NULL;
         }
         hdrpath = alloc;
@@ -323,7 +314,7 @@ static nifti_image *open_header(const char *path, int *version, char *err, size_
     if (preparse(hdrpath, version, err, errlen) == 0) {
         nim = nifti_image_read(hdrpath, 0);
         if (!nim)
-            seterr(err, errlen, "%s: not a readable NIfTI header (nifticlib refused it)", path);
+            mkd_seterr(err, errlen, "%s: not a readable NIfTI header (nifticlib refused it)", path);
     }
     free(alloc);
     return nim;
@@ -402,16 +393,16 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
     v->data = malloc((size_t)nvox * sizeof(float));
     raw = malloc((size_t)CHUNK_VOXELS * (size_t)sz);
     if (!v->data || !raw) {
-        seterr(err, errlen, "%s: out of memory for %lld voxels", path, (long long)nvox);
+        mkd_seterr(err, errlen, "%s: out of memory for %lld voxels", path, (long long)nvox);
         goto fail;
     }
     fp = znzopen(nim->iname, "rb", v->hdr.compressed);
     if (znz_isnull(fp)) {
-        seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname, strerror(errno));
         goto fail;
     }
     if (znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) < 0) {
-        seterr(err, errlen, "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
+        mkd_seterr(err, errlen, "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
                path, (long long)nim->iname_offset);
         goto fail;
     }
@@ -422,10 +413,10 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
         if (got != want) {
             /* znzread returns (size_t)-1 on a zlib error, fewer bytes at end of stream */
             if (got > want)
-                seterr(err, errlen, "%s: corrupt compressed data after %lld of %lld voxels",
+                mkd_seterr(err, errlen, "%s: corrupt compressed data after %lld of %lld voxels",
                        path, (long long)done, (long long)nvox);
             else
-                seterr(err, errlen, "%s: data ends early: %lld of %lld voxels present (truncated file or gzip stream)",
+                mkd_seterr(err, errlen, "%s: data ends early: %lld of %lld voxels present (truncated file or gzip stream)",
                        path, (long long)(done + (int64_t)(got / (size_t)sz)), (long long)nvox);
             goto fail;
         }
@@ -436,7 +427,7 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
             int64_t idx = done + bad;
             int64_t i = idx % v->geom.nx, j = (idx / v->geom.nx) % v->geom.ny,
                     k = idx / (v->geom.nx * v->geom.ny);
-            seterr(err, errlen, "%s: %s value at voxel (%lld,%lld,%lld)%s: NaN and infinite intensities are refused",
+            mkd_seterr(err, errlen, "%s: %s value at voxel (%lld,%lld,%lld)%s: NaN and infinite intensities are refused",
                    path, isnan(v->data[idx]) ? "NaN" : "infinite", (long long)i, (long long)j,
                    (long long)k, scale ? " after scl_slope/scl_inter" : "");
             goto fail;
@@ -450,7 +441,7 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
         while ((got = znzread(extra, 1, sizeof extra, fp)) == sizeof extra)
             ;
         if (got > sizeof extra) {
-            seterr(err, errlen, "%s: corrupt compressed data (gzip check failed after the image data)", path);
+            mkd_seterr(err, errlen, "%s: corrupt compressed data (gzip check failed after the image data)", path);
             goto fail;
         }
     }

@@ -15,16 +15,7 @@
 #include <nifti/nifti2_io.h>
 
 #include "vol.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "mkd_err.h"
 
 static int dt_size(int dt)
 {
@@ -68,17 +59,17 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     nifti_image *nim = NULL;
     int fd = -1;
     if (sz == 0) {
-        seterr(err, errlen, "%s: cannot write datatype %d", path, datatype);
+        mkd_seterr(err, errlen, "%s: cannot write datatype %d", path, datatype);
         return -1;
     }
     if (g->nx < 1 || g->ny < 1 || g->nz < 1) {
-        seterr(err, errlen, "%s: empty grid", path);
+        mkd_seterr(err, errlen, "%s: empty grid", path);
         return -1;
     }
     int64_t dims[8] = {3, g->nx, g->ny, g->nz, 1, 1, 1, 1};
     nim = nifti_make_new_nim(dims, datatype, 0);
     if (!nim) {
-        seterr(err, errlen, "%s: cannot create a NIfTI header", path);
+        mkd_seterr(err, errlen, "%s: cannot create a NIfTI header", path);
         goto fail;
     }
     int v2 = g->nifti_version == 2;
@@ -118,7 +109,7 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     if (v2) {
         nifti_2_header h2;
         if (nifti_convert_nim2n2hdr(nim, &h2) != 0) {
-            seterr(err, errlen, "%s: cannot build a NIfTI-2 header", path);
+            mkd_seterr(err, errlen, "%s: cannot build a NIfTI-2 header", path);
             goto fail;
         }
         memcpy(hdr, &h2, sizeof h2);
@@ -126,7 +117,7 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     } else {
         nifti_1_header h1;
         if (nifti_convert_nim2n1hdr(nim, &h1) != 0) {
-            seterr(err, errlen, "%s: cannot build a NIfTI-1 header", path);
+            mkd_seterr(err, errlen, "%s: cannot build a NIfTI-1 header", path);
             goto fail;
         }
         memcpy(hdr, &h1, sizeof h1);
@@ -134,7 +125,7 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     }
     hlen += 4; /* extension flag: no extensions */
     if ((int64_t)hlen != nim->iname_offset) {
-        seterr(err, errlen, "%s: internal: header length %zu != data offset %lld", path, hlen,
+        mkd_seterr(err, errlen, "%s: internal: header length %zu != data offset %lld", path, hlen,
                (long long)nim->iname_offset);
         goto fail;
     }
@@ -142,51 +133,51 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     size_t plen = strlen(path);
     tmp = malloc(plen + 16);
     if (!tmp) {
-        seterr(err, errlen, "%s: out of memory", path);
+        mkd_seterr(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
         free(tmp);
         tmp = NULL;
         goto fail;
     }
     /* mkstemp creates 0600; the result gets what open(O_CREAT, 0666) would give */
     if (fchmod(fd, 0666 & ~current_umask()) != 0) {
-        seterr(err, errlen, "%s: cannot set the file mode: %s", path, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot set the file mode: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
     fd = -1;
     fp = znzopen(tmp, is_gz(path) ? "wb6" : "wb", is_gz(path));
     if (znz_isnull(fp)) {
-        seterr(err, errlen, "%s: cannot open for writing: %s", path, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot open for writing: %s", path, strerror(errno));
         goto fail;
     }
     size_t nbytes = (size_t)(g->nx * g->ny * g->nz) * (size_t)sz;
     if (znzwrite(hdr, 1, hlen, fp) != hlen) {
-        seterr(err, errlen, "%s: write error (header)", path);
+        mkd_seterr(err, errlen, "%s: write error (header)", path);
         goto fail;
     }
     const unsigned char *p = data;
     for (size_t off = 0; off < nbytes;) {
         size_t n = nbytes - off < ((size_t)1 << 24) ? nbytes - off : ((size_t)1 << 24);
         if (znzwrite(p + off, 1, n, fp) != n) {
-            seterr(err, errlen, "%s: write error (data): %s", path, strerror(errno));
+            mkd_seterr(err, errlen, "%s: write error (data): %s", path, strerror(errno));
             goto fail;
         }
         off += n;
     }
     if (Xznzclose(&fp) != 0) {
         fp = NULL;
-        seterr(err, errlen, "%s: write error on close: %s", path, strerror(errno));
+        mkd_seterr(err, errlen, "%s: write error on close: %s", path, strerror(errno));
         goto fail;
     }
     fp = NULL;
     if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: cannot rename the temporary file: %s", path, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot rename the temporary file: %s", path, strerror(errno));
         goto fail;
     }
     free(tmp);
@@ -211,13 +202,13 @@ int vol_write(const char *path, const vol_geom *g, const float *data, int dataty
 {
     int sz = dt_size(datatype);
     if (sz == 0) {
-        seterr(err, errlen, "%s: cannot write datatype %d", path, datatype);
+        mkd_seterr(err, errlen, "%s: cannot write datatype %d", path, datatype);
         return -1;
     }
     int64_t n = g->nx * g->ny * g->nz;
     void *buf = malloc((size_t)n * (size_t)sz);
     if (!buf) {
-        seterr(err, errlen, "%s: out of memory", path);
+        mkd_seterr(err, errlen, "%s: out of memory", path);
         return -1;
     }
 #define CONVI(T, LO, HI)                                                                   \
@@ -231,7 +222,7 @@ int vol_write(const char *path, const vol_geom *g, const float *data, int dataty
     for (int64_t i = 0; i < n; i++)
         if (isnan(data[i])) {
             free(buf);
-            seterr(err, errlen, "%s: NaN in the data to write (voxel %lld)", path, (long long)i);
+            mkd_seterr(err, errlen, "%s: NaN in the data to write (voxel %lld)", path, (long long)i);
             return -1;
         }
     switch (datatype) {

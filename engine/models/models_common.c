@@ -35,11 +35,12 @@ void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r)
         nn_init_const(b, 0.0f);
 }
 
-nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, int training)
+nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode)
 {
-    /* training 2 (SEGMENTOR_BATCH_STATS): batch statistics, running ones untouched */
-    return nn_batch_norm(ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar, training != 0,
-                         training == 2 ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
+    /* SEGMENTOR_BN_BATCH: batch statistics with momentum 0, so the running ones stay */
+    return nn_batch_norm(ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar,
+                         mode != SEGMENTOR_BN_RUNNING,
+                         mode == SEGMENTOR_BN_BATCH ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
 }
 
 int models_param_set(nn_params *p, const char *name, const float *data, size_t numel,

@@ -56,19 +56,19 @@ static nn_tensor *conv_bn_eval(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, int pad,
 
 /* x [N, cin, H, W] -> [N, cout, H, W] */
 static nn_tensor *resblock_forward(nn_ctx *ctx, const models_resblock *rb, nn_tensor *x,
-                                   int training)
+                                   segmentor_bn bn)
 {
-    if (!training) {
+    if (bn == SEGMENTOR_BN_RUNNING) {
         nn_tensor *h = conv_bn_eval(ctx, x, rb->conv1, 1, &rb->bn1, NN_ACT_RELU);
         h = conv_bn_eval(ctx, h, rb->conv2, 1, &rb->bn2, NN_ACT_NONE);
         nn_tensor *s = conv_bn_eval(ctx, x, rb->skip, 0, &rb->skip_bn, NN_ACT_NONE);
         return nn_relu(ctx, nn_add(ctx, h, s));
     }
     nn_tensor *h = nn_conv2d(ctx, x, rb->conv1, NULL, 1, 1, 1);
-    h = nn_relu(ctx, models_bn_forward(ctx, h, &rb->bn1, training));
-    h = models_bn_forward(ctx, nn_conv2d(ctx, h, rb->conv2, NULL, 1, 1, 1), &rb->bn2, training);
+    h = nn_relu(ctx, models_bn_forward(ctx, h, &rb->bn1, bn));
+    h = models_bn_forward(ctx, nn_conv2d(ctx, h, rb->conv2, NULL, 1, 1, 1), &rb->bn2, bn);
     nn_tensor *s = nn_conv2d(ctx, x, rb->skip, NULL, 1, 0, 1);
-    s = models_bn_forward(ctx, s, &rb->skip_bn, training);
+    s = models_bn_forward(ctx, s, &rb->skip_bn, bn);
     return nn_relu(ctx, nn_add(ctx, h, s));
 }
 
@@ -169,7 +169,7 @@ int segmentor_share_convs(segmentor *dst, const segmentor *src)
     return 0;
 }
 
-nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int training)
+nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, segmentor_bn bn)
 {
     nn_tensor *e[SEGMENTOR_LEVELS];
     if (!x)
@@ -182,12 +182,12 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, int traini
     for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
         if (l > 0)
             h = nn_max_pool2d(ctx, h, 2, 2);
-        h = e[l] = resblock_forward(ctx, &s->enc[l], h, training);
+        h = e[l] = resblock_forward(ctx, &s->enc[l], h, bn);
     }
     /* decoder: d [N, w<<l, H>>l, W>>l] = dec{l}(cat(e[l], up{l}(d))) */
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
         nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
-        h = resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), training);
+        h = resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), bn);
     }
     return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
 }
@@ -202,14 +202,14 @@ static nn_tensor *infer_one(segmentor *s, nn_ctx *ctx, nn_tensor *x)
     for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
         nn_scope sc = nn_ctx_scope(ctx);
         nn_tensor *in = l ? nn_max_pool2d(ctx, h, 2, 2) : h;
-        h = e[l] = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, 0));
+        h = e[l] = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, SEGMENTOR_BN_RUNNING));
         if (!h)
             return NULL;
     }
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
         nn_scope sc = nn_ctx_scope(ctx);
         nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
-        h = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), 0));
+        h = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), SEGMENTOR_BN_RUNNING));
         if (!h)
             return NULL;
     }

@@ -3,6 +3,7 @@
  * nn_params.c; the kernels in the backends (engine/nn/cpu/). */
 #include "nn_backend.h"
 #include "nn_internal.h"
+#include "mkd_env.h"
 
 #include <math.h>
 #include <omp.h>
@@ -36,8 +37,7 @@ static int g_threads;
 int nn_set_threads(int n)
 {
     if (n <= 0) {
-        const char *s = getenv("MKDSEG_THREADS");
-        n = s ? atoi(s) : 0;
+        n = (int)mkd_env_pos(MKD_ENV_THREADS);
         if (n <= 0)
             n = omp_get_num_procs();
     }
@@ -250,7 +250,7 @@ nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t e
         goto fail;
     ctx->be = be;
     ctx->grad_enabled = 1;
-    ctx->profile = getenv("MKDSEG_NN_PROFILE") != NULL;
+    ctx->profile = mkd_env_raw(MKD_ENV_NN_PROFILE) != NULL;
     ctx->arena = nn_arena_new_with(arena_bytes, be->mem_alloc, be->mem_free);
     if (!ctx->arena)
         goto fail;

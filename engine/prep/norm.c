@@ -95,10 +95,23 @@ void prep_norm_apply(const prep_norm *p, const prep_norm_stats *st, float *x, in
     }
 }
 
+int prep_modality_parse(const char *s, prep_modality *m)
+{
+    if (s && !strcmp(s, "ct"))
+        *m = PREP_CT;
+    else if (s && !strcmp(s, "mr"))
+        *m = PREP_MR;
+    else
+        return -1;
+    return 0;
+}
+
+const char *prep_modality_name(prep_modality m) { return m == PREP_CT ? "ct" : "mr"; }
+
 int prep_norm_to_string(const prep_norm *p, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "modality=%s;ct_lo=%.9g;ct_hi=%.9g;mr_plo=%.9g;mr_phi=%.9g;mr_zscale=%.9g",
-                     p->modality == PREP_CT ? "ct" : "mr", (double)p->ct_lo, (double)p->ct_hi,
+                     prep_modality_name(p->modality), (double)p->ct_lo, (double)p->ct_hi,
                      (double)p->mr_plo, (double)p->mr_phi, (double)p->mr_zscale);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -127,11 +140,9 @@ int prep_norm_from_string(prep_norm *p, const char *s, char *err, size_t errlen)
         float f = strtof(val, &e);
         int isnum = e != val && *e == 0 && isfinite(f);
         if (kl == 8 && !strncmp(s, "modality", 8)) {
-            if (!strcmp(val, "ct") || !strcmp(val, "mr")) {
-                p->modality = val[0] == 'c' ? PREP_CT : PREP_MR;
-                have_mod = 1;
-            } else
+            if (prep_modality_parse(val, &p->modality) < 0)
                 goto bad;
+            have_mod = 1;
         } else if (!isnum) {
             goto bad;
         } else if (kl == 5 && !strncmp(s, "ct_lo", 5)) p->ct_lo = f;

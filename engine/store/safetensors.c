@@ -1,5 +1,6 @@
 /* safetensors.c: see safetensors.h for the format and the contracts. */
 #include "safetensors.h"
+#include "mkd_err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,15 +22,6 @@ struct st_file {
     char **mkeys, **mvals; /* [nmeta] */
     unsigned char *data;   /* tensor bytes, each tensor 8-byte aligned */
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *const dtype_names[] = {"F32", "I64", "U8", "F64", "I32"};
 static const size_t dtype_sizes[] = {4, 8, 1, 8, 4};
@@ -69,18 +61,18 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
     json_t *root = NULL;
     range *rg = NULL;
     *out = NULL;
-    if (len < 8) { seterr(err, errlen, "safetensors: file too short (%zu bytes) for the 8-byte header length", len); goto fail; }
+    if (len < 8) { mkd_seterr(err, errlen, "safetensors: file too short (%zu bytes) for the 8-byte header length", len); goto fail; }
     uint64_t hn = 0;
     for (int i = 7; i >= 0; i--) hn = (hn << 8) | p[i];
     if (hn < 2 || hn > ST_MAX_HEADER || hn > len - 8) {
-        seterr(err, errlen, "safetensors: header length %llu is invalid for a %zu-byte file",
+        mkd_seterr(err, errlen, "safetensors: header length %llu is invalid for a %zu-byte file",
                (unsigned long long)hn, len);
         goto fail;
     }
     json_error_t je;
     root = json_loadb((const char *)p + 8, (size_t)hn, JSON_REJECT_DUPLICATES, &je);
     if (!root || !json_is_object(root)) {
-        seterr(err, errlen, "safetensors: header is not a JSON object (%s)", root ? "wrong type" : je.text);
+        mkd_seterr(err, errlen, "safetensors: header is not a JSON object (%s)", root ? "wrong type" : je.text);
         goto fail;
     }
     size_t datalen = len - 8 - (size_t)hn;
@@ -99,7 +91,7 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
     size_t total_aligned = 0;
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
-            if (!json_is_object(val)) { seterr(err, errlen, "safetensors: __metadata__ is not an object"); goto fail; }
+            if (!json_is_object(val)) { mkd_seterr(err, errlen, "safetensors: __metadata__ is not an object"); goto fail; }
             size_t nm = json_object_size(val);
             f->mkeys = calloc(nm ? nm : 1, sizeof(char *));
             f->mvals = calloc(nm ? nm : 1, sizeof(char *));
@@ -107,7 +99,7 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
             const char *mk;
             json_t *mv;
             json_object_foreach(val, mk, mv) {
-                if (!json_is_string(mv)) { seterr(err, errlen, "safetensors: metadata value of '%s' is not a string", mk); goto fail; }
+                if (!json_is_string(mv)) { mkd_seterr(err, errlen, "safetensors: metadata value of '%s' is not a string", mk); goto fail; }
                 f->mkeys[f->nmeta] = strdup(mk);
                 f->mvals[f->nmeta] = strdup(json_string_value(mv));
                 f->nmeta++;
@@ -120,26 +112,26 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
                *jo = json_object_get(val, "data_offsets");
         if (!json_is_object(val) || !json_is_string(jd) || !json_is_array(js) || !json_is_array(jo) ||
             json_array_size(jo) != 2) {
-            seterr(err, errlen, "safetensors: entry '%s' needs dtype, shape and data_offsets[2]", key);
+            mkd_seterr(err, errlen, "safetensors: entry '%s' needs dtype, shape and data_offsets[2]", key);
             goto fail;
         }
         if (dtype_parse(json_string_value(jd), &t->dtype)) {
-            seterr(err, errlen, "safetensors: tensor '%s' has unsupported dtype '%s' (F32, F64, I64, I32, U8 are)",
+            mkd_seterr(err, errlen, "safetensors: tensor '%s' has unsupported dtype '%s' (F32, F64, I64, I32, U8 are)",
                    key, json_string_value(jd));
             goto fail;
         }
         t->ndim = (int)json_array_size(js);
-        if (t->ndim > ST_MAX_DIMS) { seterr(err, errlen, "safetensors: tensor '%s' has %d dims (max %d)", key, t->ndim, ST_MAX_DIMS); goto fail; }
+        if (t->ndim > ST_MAX_DIMS) { mkd_seterr(err, errlen, "safetensors: tensor '%s' has %d dims (max %d)", key, t->ndim, ST_MAX_DIMS); goto fail; }
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             json_t *e = json_array_get(js, d);
             if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > (json_int_t)1 << 40) {
-                seterr(err, errlen, "safetensors: tensor '%s' has an invalid shape", key);
+                mkd_seterr(err, errlen, "safetensors: tensor '%s' has an invalid shape", key);
                 goto fail;
             }
             t->shape[d] = json_integer_value(e);
             if (t->shape[d] && numel > (((uint64_t)1 << 40) / (uint64_t)t->shape[d])) {
-                seterr(err, errlen, "safetensors: tensor '%s' is too large", key);
+                mkd_seterr(err, errlen, "safetensors: tensor '%s' is too large", key);
                 goto fail;
             }
             numel *= (uint64_t)t->shape[d];
@@ -147,12 +139,12 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
         json_t *b = json_array_get(jo, 0), *e = json_array_get(jo, 1);
         if (!json_is_integer(b) || !json_is_integer(e) || json_integer_value(b) < 0 ||
             json_integer_value(e) < json_integer_value(b) || (uint64_t)json_integer_value(e) > datalen) {
-            seterr(err, errlen, "safetensors: tensor '%s' has data_offsets outside the %zu data bytes", key, datalen);
+            mkd_seterr(err, errlen, "safetensors: tensor '%s' has data_offsets outside the %zu data bytes", key, datalen);
             goto fail;
         }
         size_t nb = (size_t)(json_integer_value(e) - json_integer_value(b));
         if ((uint64_t)nb != numel * dtype_sizes[t->dtype]) {
-            seterr(err, errlen, "safetensors: tensor '%s' spans %zu bytes but its shape needs %llu", key, nb,
+            mkd_seterr(err, errlen, "safetensors: tensor '%s' spans %zu bytes but its shape needs %llu", key, nb,
                    (unsigned long long)(numel * dtype_sizes[t->dtype]));
             goto fail;
         }
@@ -170,13 +162,13 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
     size_t at = 0;
     for (int i = 0; i < f->n; i++) {
         if (rg[i].b != at) {
-            seterr(err, errlen, "safetensors: tensor '%s' %s", f->names[rg[i].idx],
+            mkd_seterr(err, errlen, "safetensors: tensor '%s' %s", f->names[rg[i].idx],
                    rg[i].b < at ? "overlaps another tensor" : "leaves a hole in the data area");
             goto fail;
         }
         at = rg[i].e;
     }
-    if (at != datalen) { seterr(err, errlen, "safetensors: %zu trailing bytes after the last tensor", datalen - at); goto fail; }
+    if (at != datalen) { mkd_seterr(err, errlen, "safetensors: %zu trailing bytes after the last tensor", datalen - at); goto fail; }
 
     f->data = malloc(total_aligned ? total_aligned : 8);
     if (!f->data) goto oom;
@@ -199,7 +191,7 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
     *out = f;
     return 0;
 oom:
-    seterr(err, errlen, "safetensors: out of memory");
+    mkd_seterr(err, errlen, "safetensors: out of memory");
 fail:
     free(rg);
     json_decref(root);
@@ -212,22 +204,22 @@ int st_open(const char *path, size_t max_bytes, st_file **out, char *err, size_t
     if (!max_bytes) max_bytes = (size_t)4 << 30;
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { seterr(err, errlen, "safetensors: cannot open %s: %s", path, strerror(errno)); return -1; }
+    if (fd < 0) { mkd_seterr(err, errlen, "safetensors: cannot open %s: %s", path, strerror(errno)); return -1; }
     struct stat sb;
     unsigned char *buf = NULL;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) { seterr(err, errlen, "safetensors: %s is not a regular file", path); goto fail; }
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) { mkd_seterr(err, errlen, "safetensors: %s is not a regular file", path); goto fail; }
     if ((uint64_t)sb.st_size > max_bytes) {
-        seterr(err, errlen, "safetensors: %s is %lld bytes, over the %zu-byte limit", path, (long long)sb.st_size, max_bytes);
+        mkd_seterr(err, errlen, "safetensors: %s is %lld bytes, over the %zu-byte limit", path, (long long)sb.st_size, max_bytes);
         goto fail;
     }
     size_t len = (size_t)sb.st_size;
     buf = malloc(len ? len : 1);
-    if (!buf) { seterr(err, errlen, "safetensors: out of memory"); goto fail; }
+    if (!buf) { mkd_seterr(err, errlen, "safetensors: out of memory"); goto fail; }
     size_t got = 0;
     while (got < len) {
         ssize_t r = read(fd, buf + got, len - got);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { seterr(err, errlen, "safetensors: read error on %s", path); goto fail; }
+        if (r <= 0) { mkd_seterr(err, errlen, "safetensors: read error on %s", path); goto fail; }
         got += (size_t)r;
     }
     close(fd);
@@ -304,26 +296,26 @@ void st_writer_free(st_writer *w)
 int st_writer_add(st_writer *w, const char *name, st_dtype dt, int ndim, const int64_t *shape,
                   const void *data, char *err, size_t errlen)
 {
-    if (!strcmp(name, "__metadata__") || !*name) { seterr(err, errlen, "safetensors: invalid tensor name '%s'", name); return -1; }
-    if (ndim < 0 || ndim > ST_MAX_DIMS) { seterr(err, errlen, "safetensors: tensor '%s' has %d dims", name, ndim); return -1; }
+    if (!strcmp(name, "__metadata__") || !*name) { mkd_seterr(err, errlen, "safetensors: invalid tensor name '%s'", name); return -1; }
+    if (ndim < 0 || ndim > ST_MAX_DIMS) { mkd_seterr(err, errlen, "safetensors: tensor '%s' has %d dims", name, ndim); return -1; }
     for (int i = 0; i < w->n; i++)
-        if (!strcmp(w->t[i].name, name)) { seterr(err, errlen, "safetensors: duplicate tensor name '%s'", name); return -1; }
+        if (!strcmp(w->t[i].name, name)) { mkd_seterr(err, errlen, "safetensors: duplicate tensor name '%s'", name); return -1; }
     if (w->n == w->cap) {
         int nc = w->cap ? 2 * w->cap : 16;
         wtensor *nt = realloc(w->t, (size_t)nc * sizeof *nt);
-        if (!nt) { seterr(err, errlen, "safetensors: out of memory"); return -1; }
+        if (!nt) { mkd_seterr(err, errlen, "safetensors: out of memory"); return -1; }
         w->t = nt;
         w->cap = nc;
     }
     wtensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
-    if (!t->name) { seterr(err, errlen, "safetensors: out of memory"); return -1; }
+    if (!t->name) { mkd_seterr(err, errlen, "safetensors: out of memory"); return -1; }
     t->dt = dt;
     t->ndim = ndim;
     size_t numel = 1;
     for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) { free(t->name); seterr(err, errlen, "safetensors: tensor '%s' has a negative dim", name); return -1; }
+        if (shape[d] < 0) { free(t->name); mkd_seterr(err, errlen, "safetensors: tensor '%s' has a negative dim", name); return -1; }
         t->shape[d] = shape[d];
         numel *= (size_t)shape[d];
     }
@@ -366,7 +358,7 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
     char *hdr = NULL, *tmp = NULL;
     wtensor **order = calloc((size_t)(w->n ? w->n : 1), sizeof *order);
     json_t *root = json_object();
-    if (!order || !root) { seterr(err, errlen, "safetensors: out of memory"); goto fail; }
+    if (!order || !root) { mkd_seterr(err, errlen, "safetensors: out of memory"); goto fail; }
     for (int i = 0; i < w->n; i++) order[i] = &w->t[i];
     qsort(order, (size_t)w->n, sizeof *order, wt_cmp);
     if (json_object_size(w->meta)) json_object_set(root, "__metadata__", w->meta);
@@ -380,11 +372,11 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
         off += order[i]->nbytes;
     }
     hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!hdr) { seterr(err, errlen, "safetensors: cannot encode the header"); goto fail; }
+    if (!hdr) { mkd_seterr(err, errlen, "safetensors: cannot encode the header"); goto fail; }
     size_t hn = strlen(hdr), padded = (hn + 7) & ~(size_t)7;
-    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) { tmp = NULL; seterr(err, errlen, "safetensors: out of memory"); goto fail; }
+    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) { tmp = NULL; mkd_seterr(err, errlen, "safetensors: out of memory"); goto fail; }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) { seterr(err, errlen, "safetensors: cannot create %s: %s", tmp, strerror(errno)); goto fail; }
+    if (fd < 0) { mkd_seterr(err, errlen, "safetensors: cannot create %s: %s", tmp, strerror(errno)); goto fail; }
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
@@ -398,7 +390,7 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
     rc = 0;
     goto done;
 ioerr:
-    seterr(err, errlen, "safetensors: writing %s failed: %s", path, strerror(errno));
+    mkd_seterr(err, errlen, "safetensors: writing %s failed: %s", path, strerror(errno));
 fail:
 done:
     if (fd >= 0) close(fd);

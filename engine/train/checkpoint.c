@@ -17,14 +17,7 @@
 #include "safetensors.h"
 #include "train.h"
 #include "trainer_internal.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "mkd_err.h"
 
 /* host copies that must live until the writer has written */
 typedef struct { void **p; int n, cap; } keep;
@@ -55,7 +48,7 @@ static int add_net(const nn_backend *be, st_writer *w, keep *k, const char *pref
         nn_param *q = nn_params_at(p, i);
         size_t n = nn_numel(&q->t);
         float *h = keep_alloc(k, n * sizeof(float));
-        if (!h) { seterr(err, errlen, "out of memory"); return -1; }
+        if (!h) { mkd_seterr(err, errlen, "out of memory"); return -1; }
         nn_tensor_read(&q->t, h);
         int64_t shape[4] = {q->t.n, q->t.c, q->t.h, q->t.w};
         snprintf(name, sizeof name, "%s.%s", prefix, q->name);
@@ -63,13 +56,13 @@ static int add_net(const nn_backend *be, st_writer *w, keep *k, const char *pref
         if (!with_adam || !q->adam_m) continue;
         for (int mv = 0; mv < 2; mv++) {
             float *a = keep_alloc(k, n * sizeof(float));
-            if (!a) { seterr(err, errlen, "out of memory"); return -1; }
+            if (!a) { mkd_seterr(err, errlen, "out of memory"); return -1; }
             be->mem_download(a, mv ? q->adam_v : q->adam_m, n * sizeof(float));
             snprintf(name, sizeof name, "adam.%s.%s.%c", prefix, q->name, mv ? 'v' : 'm');
             if (st_writer_add(w, name, ST_F32, 4, shape, a, err, errlen)) return -1;
         }
         int64_t *st = keep_alloc(k, sizeof(int64_t)), one = 1;
-        if (!st) { seterr(err, errlen, "out of memory"); return -1; }
+        if (!st) { mkd_seterr(err, errlen, "out of memory"); return -1; }
         *st = q->adam_step;
         snprintf(name, sizeof name, "adam.%s.%s.step", prefix, q->name);
         if (st_writer_add(w, name, ST_I64, 1, &one, st, err, errlen)) return -1;
@@ -87,7 +80,7 @@ static int load_net(const nn_backend *be, st_file *f, const char *prefix, nn_par
         snprintf(name, sizeof name, "%s.%s", prefix, q->name);
         const st_tensor *t = st_get(f, name);
         if (!t || t->dtype != ST_F32 || (size_t)t->numel != n) {
-            seterr(err, errlen, "%s: %s", name, t ? "has the wrong shape or type" : "missing");
+            mkd_seterr(err, errlen, "%s: %s", name, t ? "has the wrong shape or type" : "missing");
             return -1;
         }
         nn_tensor_write(&q->t, t->data);
@@ -101,11 +94,11 @@ static int load_net(const nn_backend *be, st_file *f, const char *prefix, nn_par
         if (!m && !v && !s) continue;
         if (!m || !v || !s || (size_t)m->numel != n || (size_t)v->numel != n || m->dtype != ST_F32 ||
             v->dtype != ST_F32 || s->dtype != ST_I64 || s->numel != 1) {
-            seterr(err, errlen, "adam state of %s.%s is incomplete or malformed", prefix, q->name);
+            mkd_seterr(err, errlen, "adam state of %s.%s is incomplete or malformed", prefix, q->name);
             return -1;
         }
         if (trainer_param_set_adam(be, q, m->data, v->data, *(const int64_t *)s->data, n)) {
-            seterr(err, errlen, "out of memory restoring adam state");
+            mkd_seterr(err, errlen, "out of memory restoring adam state");
             return -1;
         }
     }
@@ -140,7 +133,7 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
     int rc = -1;
     st_writer *w = st_writer_new();
     char *cfg = train_config_to_json(trainer_config(t)), *scores = NULL;
-    if (!w || !cfg) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!w || !cfg) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     const char *prefix[6];
     nn_params *p[6];
     int n = nets(t, prefix, p);
@@ -154,7 +147,7 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
         if (st_writer_add(w, i ? "pool.a" : "pool.t", ST_F32, 2, shape, pools[i]->img, err, errlen)) goto done;
     }
     int64_t *rs = keep_alloc(&k, 6 * sizeof(int64_t));
-    if (!rs) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!rs) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     const nn_rng *r = trainer_rng(t);
     memcpy(rs, r->s, 4 * sizeof(int64_t));
     int64_t four = 4, two = 2;
@@ -164,7 +157,7 @@ int trainer_save_checkpoint(trainer *t, const char *path, char *err, size_t errl
     if (st_writer_add(w, "state", ST_I64, 1, &two, rs + 4, err, errlen)) goto done;
     st_writer_meta(w, "mkdseg.kind", "checkpoint");
     st_writer_meta(w, "mkdseg.config", cfg);
-    if (!(scores = trainer_scores_json(t))) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!(scores = trainer_scores_json(t))) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     st_writer_meta(w, "mkdseg.translation", scores);
     rc = st_writer_write(w, path, err, errlen);
 done:
@@ -186,16 +179,16 @@ int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errl
     int rc = -1;
     if (st_open(path, 0, &f, err, errlen)) return -1;
     const char *kind = st_meta(f, "mkdseg.kind"), *cfg = st_meta(f, "mkdseg.config");
-    if (!kind || strcmp(kind, "checkpoint") || !cfg) { seterr(err, errlen, "%s is not an mkdseg checkpoint", path); goto done; }
+    if (!kind || strcmp(kind, "checkpoint") || !cfg) { mkd_seterr(err, errlen, "%s is not an mkdseg checkpoint", path); goto done; }
     mine = train_config_to_json(trainer_config(t));
     a = json_loads(cfg, 0, NULL);
     b = mine ? json_loads(mine, 0, NULL) : NULL;
-    if (!a || !b) { seterr(err, errlen, "checkpoint config is not JSON"); goto done; }
+    if (!a || !b) { mkd_seterr(err, errlen, "checkpoint config is not JSON"); goto done; }
     for (size_t i = 0; i < sizeof resumable / sizeof resumable[0]; i++) {
         json_object_del(a, resumable[i]);
         json_object_del(b, resumable[i]);
     }
-    if (!json_equal(a, b)) { seterr(err, errlen, "checkpoint %s was written with different settings", path); goto done; }
+    if (!json_equal(a, b)) { mkd_seterr(err, errlen, "checkpoint %s was written with different settings", path); goto done; }
     const char *prefix[6];
     nn_params *p[6];
     int n = nets(t, prefix, p);
@@ -208,7 +201,7 @@ int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errl
         const st_tensor *pt = st_get(f, i ? "pool.a" : "pool.t");
         if (!pt || pt->dtype != ST_F32 || pt->ndim != 2 || pt->shape[1] != (int64_t)pools[i]->isz ||
             pt->shape[0] > pools[i]->cap) {
-            seterr(err, errlen, "checkpoint image pool %s is missing or malformed", i ? "pool.a" : "pool.t");
+            mkd_seterr(err, errlen, "checkpoint image pool %s is missing or malformed", i ? "pool.a" : "pool.t");
             goto done;
         }
         pools[i]->num = (int)pt->shape[0];
@@ -216,7 +209,7 @@ int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errl
     }
     const st_tensor *rt = st_get(f, "rng"), *stt = st_get(f, "state");
     if (!rt || rt->dtype != ST_I64 || rt->numel != 4 || !stt || stt->dtype != ST_I64 || stt->numel != 2) {
-        seterr(err, errlen, "checkpoint rng/state missing");
+        mkd_seterr(err, errlen, "checkpoint rng/state missing");
         goto done;
     }
     nn_rng r;
@@ -224,7 +217,7 @@ int trainer_load_checkpoint(trainer *t, const char *path, char *err, size_t errl
     const int64_t *sv = stt->data;
     trainer_restore_state(t, &r, (int)sv[0], (int)sv[1]);
     const char *scores = st_meta(f, "mkdseg.translation");
-    if (scores && trainer_scores_from_json(t, scores)) { seterr(err, errlen, "checkpoint translation scores are malformed"); goto done; }
+    if (scores && trainer_scores_from_json(t, scores)) { mkd_seterr(err, errlen, "checkpoint translation scores are malformed"); goto done; }
     rc = 0;
 done:
     json_decref(a);
@@ -243,7 +236,7 @@ int trainer_save_model(trainer *t, const char *path, const char *const *kv, int 
     int rc = -1;
     char *cfg = train_config_to_json(trainer_config(t)), *scores = NULL;
     st_writer *w = st_writer_new();
-    if (!w || !cfg) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!w || !cfg) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     const train_config *c = trainer_config(t);
     int members = trainer_members(t);
     const char *names[2] = {members == 2 ? "s_syn" : "seg", "s_real"};
@@ -264,7 +257,7 @@ int trainer_save_model(trainer *t, const char *path, const char *const *kv, int 
     st_writer_meta(w, "mkdseg.label_values", mmwhs_values);
     const train_score *sc;
     if (trainer_scores(t, &sc) > 0) {
-        if (!(scores = trainer_scores_json(t))) { seterr(err, errlen, "out of memory"); goto done; }
+        if (!(scores = trainer_scores_json(t))) { mkd_seterr(err, errlen, "out of memory"); goto done; }
         st_writer_meta(w, "mkdseg.translation", scores);
     }
     for (int i = 0; i + 1 < 2 * nkv; i += 2) st_writer_meta(w, kv[i], kv[i + 1]);

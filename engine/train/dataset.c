@@ -1,19 +1,12 @@
 /* dataset.c: see dataset.h. */
 #include "dataset.h"
+#include "mkd_err.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void dataset_free(train_slices *s)
 {
@@ -67,17 +60,17 @@ int dataset_add_volume(train_slices *s, const dataset_opts *o, const vol_t *imag
     vol_geom_slice_frame(g, &f);
     const int t = o->size;
     if (s->n == 0) s->size = t;
-    if (s->size != t) { seterr(err, errlen, "dataset: window size changed from %d to %d", s->size, t); return -1; }
+    if (s->size != t) { mkd_seterr(err, errlen, "dataset: window size changed from %d to %d", s->size, t); return -1; }
     int64_t nvox = g->nx * g->ny * g->nz;
     prep_norm_stats st;
     if (prep_norm_fit(&o->norm, image->data, nvox, &st, err, errlen)) return -1;
     double tsu = o->spacing > 0 ? o->spacing : f.du, tsv = o->spacing > 0 ? o->spacing : f.dv;
     int64_t rw = prep_resampled_size(f.w, f.du, tsu), rh = prep_resampled_size(f.h, f.dv, tsv);
-    if (rw > 8192 || rh > 8192) { seterr(err, errlen, "dataset: resampled slice %lldx%lld is too large", (long long)rh, (long long)rw); return -1; }
+    if (rw > 8192 || rh > 8192) { mkd_seterr(err, errlen, "dataset: resampled slice %lldx%lld is too large", (long long)rh, (long long)rw); return -1; }
     float *sl = malloc(sizeof(float) * (size_t)(f.w * f.h)), *rs = malloc(sizeof(float) * (size_t)(rw * rh));
     uint8_t *ll = malloc((size_t)(f.w * f.h)), *rl = malloc((size_t)(rw * rh));
     int rc = -1;
-    if (!sl || !rs || !ll || !rl) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!sl || !rs || !ll || !rl) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     prep_rng rng;
     prep_rng_seed(&rng, o->seed ^ ((uint64_t)s->n * 0x9E3779B97F4A7C15ULL));
 
@@ -107,7 +100,7 @@ int dataset_add_volume(train_slices *s, const dataset_opts *o, const vol_t *imag
         prep_slice_get(g, &f, image->data, k, sl);
         prep_norm_apply(&o->norm, &st, sl, f.h * f.w);
         prep_resize_linear(sl, 1, f.h, f.w, rs, rh, rw);
-        if (grow(s, 1)) { seterr(err, errlen, "out of memory"); goto done; }
+        if (grow(s, 1)) { mkd_seterr(err, errlen, "out of memory"); goto done; }
         int64_t y0 = origin(rh, t, cy, &rng), x0 = origin(rw, t, cx, &rng);
         float *di = s->img + (size_t)s->n * t * t;
         int32_t *dl = s->lab + (size_t)s->n * t * t;
@@ -134,19 +127,19 @@ int dataset_add_files(train_slices *s, const dataset_opts *o, const char *image_
     uint8_t *cls = NULL;
     int rc = -1;
     char e2[400];
-    if (vol_read(image_path, &ro, &im, e2, sizeof e2)) { seterr(err, errlen, "%s: %s", image_path, e2); goto done; }
-    if (vol_read(label_path, &ro, &lb, e2, sizeof e2)) { seterr(err, errlen, "%s: %s", label_path, e2); goto done; }
+    if (vol_read(image_path, &ro, &im, e2, sizeof e2)) { mkd_seterr(err, errlen, "%s: %s", image_path, e2); goto done; }
+    if (vol_read(label_path, &ro, &lb, e2, sizeof e2)) { mkd_seterr(err, errlen, "%s: %s", label_path, e2); goto done; }
     if (im.geom.nx != lb.geom.nx || im.geom.ny != lb.geom.ny || im.geom.nz != lb.geom.nz) {
-        seterr(err, errlen, "%s and %s have different grids (%lldx%lldx%lld vs %lldx%lldx%lld)", image_path, label_path,
+        mkd_seterr(err, errlen, "%s and %s have different grids (%lldx%lldx%lld vs %lldx%lldx%lld)", image_path, label_path,
                (long long)im.geom.nx, (long long)im.geom.ny, (long long)im.geom.nz, (long long)lb.geom.nx,
                (long long)lb.geom.ny, (long long)lb.geom.nz);
         goto done;
     }
     int64_t n = im.geom.nx * im.geom.ny * im.geom.nz;
     cls = malloc((size_t)n);
-    if (!cls) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!cls) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     if (vol_labels_to_classes(lb.data, n, VOL_LABELS_AUTO, cls, e2, sizeof e2)) {
-        seterr(err, errlen, "%s: %s", label_path, e2);
+        mkd_seterr(err, errlen, "%s: %s", label_path, e2);
         goto done;
     }
     vol_free(&lb);

@@ -1,5 +1,6 @@
 /* train_config.c: the training settings table; see train_config.h. */
 #include "train_config.h"
+#include "mkd_err.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -143,14 +144,6 @@ void train_config_default(train_config *c)
     c->threads = 0;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const opt_def *find_flag(const char *flag, size_t len)
 {
     for (int i = 0; i < NOPTS; i++) {
@@ -180,20 +173,20 @@ static int set_text(train_config *c, const opt_def *o, const char *v, char *err,
     switch (o->type) {
     case T_METHOD:
         if (train_method_parse(v, (train_method *)p)) {
-            seterr(err, errlen, "%s: unknown method '%s' (%s)", o->name, v, o->help);
+            mkd_seterr(err, errlen, "%s: unknown method '%s' (%s)", o->name, v, o->help);
             return -1;
         }
         return 0;
     case T_IAM:
         if (train_iam_parse(v, (train_iam *)p)) {
-            seterr(err, errlen, "%s: unknown alignment module '%s' (%s)", o->name, v, o->help);
+            mkd_seterr(err, errlen, "%s: unknown alignment module '%s' (%s)", o->name, v, o->help);
             return -1;
         }
         return 0;
     case T_INT: {
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < o->lo || x > o->hi) {
-            seterr(err, errlen, "%s: '%s' is not an integer in [%g, %g]", o->name, v, o->lo, o->hi);
+            mkd_seterr(err, errlen, "%s: '%s' is not an integer in [%g, %g]", o->name, v, o->lo, o->hi);
             return -1;
         }
         *(int *)p = (int)x;
@@ -202,17 +195,17 @@ static int set_text(train_config *c, const opt_def *o, const char *v, char *err,
     case T_FLOAT: {
         double x = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(x) || x < o->lo || x > o->hi) {
-            seterr(err, errlen, "%s: '%s' is not a number in [%g, %g]", o->name, v, o->lo, o->hi);
+            mkd_seterr(err, errlen, "%s: '%s' is not a number in [%g, %g]", o->name, v, o->lo, o->hi);
             return -1;
         }
         *(float *)p = (float)x;
         return 0;
     }
     case T_U64: {
-        if (*v == '-') { seterr(err, errlen, "%s: must not be negative", o->name); return -1; }
+        if (*v == '-') { mkd_seterr(err, errlen, "%s: must not be negative", o->name); return -1; }
         unsigned long long x = strtoull(v, &end, 10);
         if (errno || end == v || *end || x > (unsigned long long)LLONG_MAX) {
-            seterr(err, errlen, "%s: '%s' is not an integer in [0, 2^63)", o->name, v);
+            mkd_seterr(err, errlen, "%s: '%s' is not an integer in [0, 2^63)", o->name, v);
             return -1;
         }
         *(unsigned long long *)p = x;
@@ -236,7 +229,7 @@ int train_config_from_argv(train_config *c, int argc, char **argv, char **rest, 
         const char *v;
         if (eq) v = eq + 1;
         else if (i + 1 < argc) v = argv[++i];
-        else { seterr(err, errlen, "--%.*s needs a value", (int)len, name); return -1; }
+        else { mkd_seterr(err, errlen, "--%.*s needs a value", (int)len, name); return -1; }
         if (set_text(c, o, v, err, errlen)) return -1;
     }
     return 0;
@@ -247,16 +240,16 @@ int train_config_from_json(train_config *c, const void *json_obj, char *err, siz
 {
     const json_t *obj = json_obj;
     *field = NULL;
-    if (!json_is_object(obj)) { seterr(err, errlen, "config must be a JSON object"); return -1; }
+    if (!json_is_object(obj)) { mkd_seterr(err, errlen, "config must be a JSON object"); return -1; }
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)obj, k, v) {
         const opt_def *o = find_json(k);
-        if (!o) { seterr(err, errlen, "config: unknown setting '%s'", k); return -1; }
+        if (!o) { mkd_seterr(err, errlen, "config: unknown setting '%s'", k); return -1; }
         *field = o->name;
         char buf[64];
         if (o->type == T_METHOD || o->type == T_IAM) {
-            if (!json_is_string(v)) { seterr(err, errlen, "%s: must be a string", o->name); return -1; }
+            if (!json_is_string(v)) { mkd_seterr(err, errlen, "%s: must be a string", o->name); return -1; }
             if (set_text(c, o, json_string_value(v), err, errlen)) return -1;
         } else if (json_is_integer(v)) {
             snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
@@ -265,7 +258,7 @@ int train_config_from_json(train_config *c, const void *json_obj, char *err, siz
             snprintf(buf, sizeof buf, "%.9g", json_real_value(v));
             if (set_text(c, o, buf, err, errlen)) return -1;
         } else {
-            seterr(err, errlen, "%s: must be %s", o->name, o->type == T_FLOAT ? "a number" : "an integer");
+            mkd_seterr(err, errlen, "%s: must be %s", o->name, o->type == T_FLOAT ? "a number" : "an integer");
             return -1;
         }
     }
@@ -275,26 +268,26 @@ int train_config_from_json(train_config *c, const void *json_obj, char *err, siz
 
 int train_config_validate(const train_config *c, char *err, size_t errlen)
 {
-    if (c->size % 16) { seterr(err, errlen, "size: %d is not a multiple of 16 (the U-Net pools 4 times)", c->size); return -1; }
-    if (c->size < 16 * 1) { seterr(err, errlen, "size: at least 16"); return -1; }
+    if (c->size % 16) { mkd_seterr(err, errlen, "size: %d is not a multiple of 16 (the U-Net pools 4 times)", c->size); return -1; }
+    if (c->size < 16 * 1) { mkd_seterr(err, errlen, "size: at least 16"); return -1; }
     if (train_method_is_mkd(c->method) && c->size < 32) {
-        seterr(err, errlen, "size: the PatchGAN discriminator needs tiles of at least 32 pixels");
+        mkd_seterr(err, errlen, "size: the PatchGAN discriminator needs tiles of at least 32 pixels");
         return -1;
     }
     if (train_method_is_mkd(c->method) && c->size >> c->disc_layers < 4) {
-        seterr(err, errlen, "disc_layers: %d stride-2 layers leave no patch of a %d-pixel tile", c->disc_layers, c->size);
+        mkd_seterr(err, errlen, "disc_layers: %d stride-2 layers leave no patch of a %d-pixel tile", c->disc_layers, c->size);
         return -1;
     }
     if (c->method == TM_MKD_NO_IAM && c->iam != TI_CYCLEGAN && c->iam != TI_IDENTITY) {
-        seterr(err, errlen, "iam: mkd-no-iam has no alignment module (it is mkd with iam identity)");
+        mkd_seterr(err, errlen, "iam: mkd-no-iam has no alignment module (it is mkd with iam identity)");
         return -1;
     }
     if (!train_method_is_mkd(c->method) && c->iam == TI_FROZEN) {
-        seterr(err, errlen, "iam: frozen needs the mkd framework's generators (method %s has none)", train_method_name(c->method));
+        mkd_seterr(err, errlen, "iam: frozen needs the mkd framework's generators (method %s has none)", train_method_name(c->method));
         return -1;
     }
     if ((long long)c->epochs * c->iters_per_epoch > 100000000LL && !c->iters) {
-        seterr(err, errlen, "epochs x iters_per_epoch is too large");
+        mkd_seterr(err, errlen, "epochs x iters_per_epoch is too large");
         return -1;
     }
     return 0;

@@ -1,4 +1,4 @@
-/* trainer.c: online mutual training (METHOD.md Algorithm 1) and the baseline methods.
+/* trainer.c: online mutual training (docs/method.md Algorithm 1) and the baseline methods.
  * See train.h for the contract. Shapes: B = config batch, S = config size; images
  * [B, 1, S, S], labels [B, 1, S, S] int32, segmentor logits [B, K, S, S]. */
 #include "train.h"
@@ -14,6 +14,7 @@
 #include "prep.h"
 #include "safetensors.h"
 #include "trainer_internal.h"
+#include "mkd_err.h"
 
 static const char *const loss_names[] = {
     "g_a2t", "d_t", "g_t2a", "d_a", "cyc", "sup_syn", "sup_real", "kd_s2r", "kd_r2s", "seg",
@@ -24,14 +25,6 @@ _Static_assert(sizeof loss_names / sizeof loss_names[0] == TL_COUNT, "loss name 
 
 const char *train_loss_name(train_loss l) { return (unsigned)l < TL_COUNT ? loss_names[l] : "?"; }
 
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 train_iam trainer_effective_iam(const train_config *c)
 {
@@ -122,7 +115,7 @@ static void train_only(trainer *t, nn_params *keep, nn_params *keep2)
 /* Zero the gradients of `net`, backpropagate `loss`, take one Adam step. */
 static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, char *err, size_t errlen)
 {
-    if (!loss) { seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed"); return -1; }
+    if (!loss) { mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed"); return -1; }
     nn_params_zero_grad(net);
     if (nn_backward(t->ctx, loss, err, errlen)) return -1;
     return nn_adam_step(opt, err, errlen);
@@ -131,7 +124,7 @@ static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, cha
 #define CHECK(x)                                                                          \
     do {                                                                                  \
         if (!(x)) {                                                                       \
-            seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);  \
+            mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);  \
             return -1;                                                                    \
         }                                                                                 \
     } while (0)
@@ -192,7 +185,7 @@ static int step_g_a2t(trainer *t, const mkd_batch *m, float wseg, nn_tensor **L,
     }
     if (wseg > 0) {
         /* S_syn is fixed: batch statistics, its running statistics untouched */
-        nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t, SEGMENTOR_BATCH_STATS), m->ya);
+        nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t, SEGMENTOR_BN_BATCH), m->ya);
         loss = wseg == 1.0f ? sum2(ctx, loss, sup) : wsum(ctx, loss, wseg, sup);
         L[TL_G_A2T_SEG] = sup;
     }
@@ -278,10 +271,10 @@ static int step_segmentors(trainer *t, const mkd_batch *m, nn_tensor *x_syn, nn_
     nn_ctx *ctx = t->ctx;
     segmentor *ss = t->seg[0], *sr = t->seg[1];
     train_only(t, ss->params, sr->params);
-    const int as_mode = c->bn_target_stats ? SEGMENTOR_BATCH_STATS : 1;
+    const segmentor_bn as_mode = c->bn_target_stats ? SEGMENTOR_BN_BATCH : SEGMENTOR_BN_TRAIN;
     nn_tensor *z_syn_as = segmentor_forward(ss, ctx, x_syn, as_mode);
-    nn_tensor *z_syn_t = segmentor_forward(ss, ctx, m->xt, 1);
-    nn_tensor *z_real_t = segmentor_forward(sr, ctx, m->xt, 1);
+    nn_tensor *z_syn_t = segmentor_forward(ss, ctx, m->xt, SEGMENTOR_BN_TRAIN);
+    nn_tensor *z_real_t = segmentor_forward(sr, ctx, m->xt, SEGMENTOR_BN_TRAIN);
     nn_tensor *z_real_as = segmentor_forward(sr, ctx, x_syn, as_mode);
     nn_tensor *sup_syn = segmentor_loss(ctx, z_syn_as, m->ya);
     nn_tensor *sup_real = segmentor_loss(ctx, z_real_t, m->yt);
@@ -313,7 +306,7 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
     nn_ctx *ctx = t->ctx;
     nn_tensor *L[TL_COUNT] = {0};
     if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xa, t->ya)) {
-        seterr(err, errlen, "out of memory");
+        mkd_seterr(err, errlen, "out of memory");
         return -1;
     }
     mkd_batch m = {nn_tensor_from(ctx, B, 1, S, S, t->xt), nn_tensor_from(ctx, B, 1, S, S, t->xa),
@@ -349,8 +342,8 @@ static int step_dsbn(trainer *t, char *err, size_t errlen)
     train_only(t, t->seg[0]->params, t->seg_a->params);
     nn_tensor *xt = nn_tensor_from(ctx, B, 1, S, S, t->xt), *xa = nn_tensor_from(ctx, B, 1, S, S, t->xt + B * ss);
     nn_tensor *yt = nn_labels_from(ctx, B, S, S, t->yt), *ya = nn_labels_from(ctx, B, S, S, t->yt + B * ss);
-    nn_tensor *lt = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, xt, 1), yt);
-    nn_tensor *la = segmentor_loss(ctx, segmentor_forward(t->seg_a, ctx, xa, 1), ya);
+    nn_tensor *lt = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, xt, SEGMENTOR_BN_TRAIN), yt);
+    nn_tensor *la = segmentor_loss(ctx, segmentor_forward(t->seg_a, ctx, xa, SEGMENTOR_BN_TRAIN), ya);
     nn_tensor *loss = nn_scale(ctx, sum2(ctx, lt, la), 0.5f);
     CHECK(loss);
     nn_params_zero_grad(t->seg[0]->params);
@@ -389,12 +382,12 @@ static int step_single(trainer *t, char *err, size_t errlen)
             bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
         }
     }
-    if (bad) { seterr(err, errlen, "out of memory"); return -1; }
+    if (bad) { mkd_seterr(err, errlen, "out of memory"); return -1; }
     if (c->method == TM_JOINT_DSBN) return step_dsbn(t, err, errlen);
     train_only(t, t->seg[0]->params, NULL);
     nn_tensor *x = nn_tensor_from(ctx, n, 1, S, S, t->xt);
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
-    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, 1), y);
+    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, SEGMENTOR_BN_TRAIN), y);
     CHECK(loss);
     if (update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen)) return -1;
     t->prog.loss[TL_SEG] = nn_scalar(loss);     /* after the update: one wait a step */
@@ -412,7 +405,7 @@ static int seg_iter(const trainer *t)
 int trainer_step(trainer *t, char *err, size_t errlen)
 {
     if (uses_pair(&t->c) && !t->pair) {
-        seterr(err, errlen, "iam %s needs the assistant's paired renderings in the target modality "
+        mkd_seterr(err, errlen, "iam %s needs the assistant's paired renderings in the target modality "
                "(phantom data only: mkdseg phantom --paired-ct)", train_iam_name(t->iam));
         return -1;
     }
@@ -462,14 +455,14 @@ static int new_gan(trainer *t, char *err, size_t errlen)
     bad |= discriminator_init(t->d_t, &init);
     nn_rng_seed(&init, c->seed * 1000003ULL + 24);
     bad |= discriminator_init(t->d_a, &init);
-    if (bad) { seterr(err, errlen, "network initialisation failed"); return -1; }
+    if (bad) { mkd_seterr(err, errlen, "network initialisation failed"); return -1; }
     if (!(t->opt_g_a2t = nn_adam_new(t->g_a2t->params, gan_ac, err, errlen)) ||
         !(t->opt_g_t2a = nn_adam_new(t->g_t2a->params, gan_ac, err, errlen)) ||
         !(t->opt_d_t = nn_adam_new(t->d_t->params, d_ac, err, errlen)) ||
         !(t->opt_d_a = nn_adam_new(t->d_a->params, d_ac, err, errlen)))
         return -1;
     if (image_pool_init(&t->pool_t, c->pool_size, ss) || image_pool_init(&t->pool_a, c->pool_size, ss)) {
-        seterr(err, errlen, "out of memory for the image pools");
+        mkd_seterr(err, errlen, "out of memory for the image pools");
         return -1;
     }
     return 0;
@@ -486,7 +479,7 @@ static int new_segmentors(trainer *t, char *err, size_t errlen)
         t->seg[i] = segmentor_new(t->be, c->seg_width, c->classes, 1, err, errlen);
         if (!t->seg[i]) return -1;
         nn_rng_seed(&init, c->seed * 1000003ULL + 11 + (uint64_t)i);
-        if (segmentor_init(t->seg[i], &init)) { seterr(err, errlen, "segmentor init failed"); return -1; }
+        if (segmentor_init(t->seg[i], &init)) { mkd_seterr(err, errlen, "segmentor init failed"); return -1; }
         t->opt_seg[i] = nn_adam_new(t->seg[i]->params, seg_ac, err, errlen);
         if (!t->opt_seg[i]) return -1;
     }
@@ -497,7 +490,7 @@ static int new_segmentors(trainer *t, char *err, size_t errlen)
     if (!t->seg_a) return -1;
     nn_rng_seed(&init, c->seed * 1000003ULL + 11);
     if (segmentor_init(t->seg_a, &init) || segmentor_share_convs(t->seg_a, t->seg[0])) {
-        seterr(err, errlen, "segmentor init failed");
+        mkd_seterr(err, errlen, "segmentor init failed");
         return -1;
     }
     t->opt_seg_a = nn_adam_new(t->seg_a->params, seg_ac, err, errlen);
@@ -509,17 +502,17 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
 {
     if (train_config_validate(cfg, err, errlen)) return NULL;
     const train_config *c = cfg;
-    if (!target || target->n < 1) { seterr(err, errlen, "training needs at least one labelled target slice"); return NULL; }
+    if (!target || target->n < 1) { mkd_seterr(err, errlen, "training needs at least one labelled target slice"); return NULL; }
     if (c->method != TM_BASELINE && (!assistant || assistant->n < 1)) {
-        seterr(err, errlen, "method %s needs labelled assistant-modality slices", train_method_name(c->method));
+        mkd_seterr(err, errlen, "method %s needs labelled assistant-modality slices", train_method_name(c->method));
         return NULL;
     }
     if (target->size != c->size || (assistant && assistant->n && assistant->size != c->size)) {
-        seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size, c->size);
+        mkd_seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size, c->size);
         return NULL;
     }
     trainer *t = calloc(1, sizeof *t);
-    if (!t) { seterr(err, errlen, "out of memory"); return NULL; }
+    if (!t) { mkd_seterr(err, errlen, "out of memory"); return NULL; }
     t->c = *c;
     t->iam = trainer_effective_iam(c);
     t->be = be;
@@ -541,7 +534,7 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
     t->yp = malloc(ss * sizeof(int32_t));
     t->u8 = malloc(ss);
     if (!t->xt || !t->xa || !t->xp || !t->tmp || !t->yt || !t->ya || !t->yp || !t->u8) {
-        seterr(err, errlen, "out of memory");
+        mkd_seterr(err, errlen, "out of memory");
         goto fail;
     }
     if (t->iam == TI_HISTMATCH && c->method != TM_BASELINE) {

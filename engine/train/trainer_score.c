@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "trainer_internal.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "mkd_err.h"
 
 static int same_slices(const train_slices *a, const train_slices *b)
 {
@@ -32,11 +25,11 @@ static int same_slices(const train_slices *a, const train_slices *b)
 int trainer_set_oracle(trainer *t, const train_slices *oracle, char *err, size_t errlen)
 {
     if (t->iam != TI_ORACLE || t->c.method == TM_BASELINE) {
-        seterr(err, errlen, "paired renderings are used only with iam oracle (this run: %s)", train_iam_name(t->iam));
+        mkd_seterr(err, errlen, "paired renderings are used only with iam oracle (this run: %s)", train_iam_name(t->iam));
         return -1;
     }
     if (!same_slices(oracle, t->ast)) {
-        seterr(err, errlen, "the paired renderings do not match the assistant slices (slice count, size or labels "
+        mkd_seterr(err, errlen, "the paired renderings do not match the assistant slices (slice count, size or labels "
                "differ: give the --paired-ct volumes of the same assistant volumes, in the same order)");
         return -1;
     }
@@ -48,15 +41,15 @@ int trainer_set_score_set(trainer *t, const train_slices *assistant, const train
                           size_t errlen)
 {
     if (!assistant || assistant->n < 1 || assistant->size != t->c.size) {
-        seterr(err, errlen, "the score set needs labelled assistant slices of the config's size");
+        mkd_seterr(err, errlen, "the score set needs labelled assistant slices of the config's size");
         return -1;
     }
     if (oracle && !same_slices(oracle, assistant)) {
-        seterr(err, errlen, "the score set's paired renderings do not match its slices");
+        mkd_seterr(err, errlen, "the score set's paired renderings do not match its slices");
         return -1;
     }
     if (t->iam == TI_ORACLE && !oracle) {
-        seterr(err, errlen, "iam oracle scores its translation on paired renderings: give them for the score set");
+        mkd_seterr(err, errlen, "iam oracle scores its translation on paired renderings: give them for the score set");
         return -1;
     }
     t->sc = assistant;
@@ -125,7 +118,7 @@ int trainer_histmatch_init(trainer *t, char *err, size_t errlen)
     t->hm.img = malloc(n * sizeof(float));
     t->hm.lab = malloc(n * sizeof(int32_t));
     if (!t->hm.img || !t->hm.lab || quantiles(a, t->hmap.q_from) || quantiles(t->tgt, t->hmap.q_to)) {
-        seterr(err, errlen, "out of memory for the histogram-matched slices");
+        mkd_seterr(err, errlen, "out of memory for the histogram-matched slices");
         return -1;
     }
     memcpy(t->hm.lab, a->lab, n * sizeof(int32_t));
@@ -147,7 +140,7 @@ static int translate(trainer *t, const float *img, const float *oracle, int n, f
         nn_tensor *y = x ? generator_forward(t->g_a2t, t->ctx, x) : NULL;
         int bad = !y || nn_tensor_read(y, out);
         nn_ctx_scope_end(t->ctx, sc, NULL);
-        if (bad) { seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "translation failed"); return -1; }
+        if (bad) { mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "translation failed"); return -1; }
     } else if (t->iam == TI_ORACLE) {
         memcpy(out, oracle, cnt * sizeof(float));
     } else if (t->iam == TI_HISTMATCH) {
@@ -168,7 +161,7 @@ static int count_chunk(trainer *t, segmentor *s, const float *x, const int32_t *
     nn_tensor *z = xt ? segmentor_infer(s, t->ctx, xt) : NULL;
     int bad = !z || nn_argmax_channels(t->ctx, z, pred);
     nn_ctx_scope_end(t->ctx, sc, NULL);
-    if (bad) { seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "scoring failed"); return -1; }
+    if (bad) { mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "scoring failed"); return -1; }
     for (size_t i = 0; i < (size_t)n * S * S; i++) {
         int p = pred[i], g = lab[i];
         if (p < 0 || p >= K || g < 0 || g >= K) continue;
@@ -203,7 +196,7 @@ int trainer_score_now(trainer *t, char *err, size_t errlen)
     float *x = malloc((size_t)B * ss * sizeof *x);
     int32_t *pred = malloc((size_t)B * ss * sizeof *pred);
     int rc = -1;
-    if (!acc || !x || !pred) { seterr(err, errlen, "out of memory"); goto done; }
+    if (!acc || !x || !pred) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     nn_ctx_reset(t->ctx);
     for (int i = 0; i < t->sc->n; i += B) {
         int n = t->sc->n - i < B ? t->sc->n - i : B;
@@ -219,7 +212,7 @@ int trainer_score_now(trainer *t, char *err, size_t errlen)
     for (int k = 1; k < K; k++)
         if (acc[K + k] + acc[2 * K + k] > 0) { dsum += 2 * acc[k] / (acc[K + k] + acc[2 * K + k]); dn++; }
     float mae_f = t->sc_oracle ? (float)(mae / ((double)t->sc->n * ss)) : NAN;
-    if (add_score(t, dn ? (float)(dsum / dn) : NAN, mae_f)) { seterr(err, errlen, "out of memory"); goto done; }
+    if (add_score(t, dn ? (float)(dsum / dn) : NAN, mae_f)) { mkd_seterr(err, errlen, "out of memory"); goto done; }
     rc = 0;
 done:
     free(acc);

@@ -1,5 +1,6 @@
-/* handlers.h: the HTTP handlers named in the routing table (routes.c). Each answers through
- * http_reply_* / http_error (http.h). */
+/* handlers.h: the HTTP handlers named in the routing table (routes.c), one block per resource
+ * file. Each answers through http_reply_* / http_error (http.h); the helpers they share are in
+ * api_util.h. */
 #ifndef MKDSEG_HANDLERS_H
 #define MKDSEG_HANDLERS_H
 
@@ -15,15 +16,31 @@ void h_version(http_req *r);
 void h_datasets_create(http_req *r);
 void h_datasets_list(http_req *r);
 void h_datasets_get(http_req *r);
+void h_datasets_delete(http_req *r);
 
-/* Helpers shared by handlers (handlers_ops.c). */
-/* Borrows a pooled connection or answers 503 (with Retry-After) and returns NULL. */
-db_conn *h_db_acquire(http_req *r);
-/* Answers 503 / 500 for a failed statement on c (503 when the database went away). */
-void h_db_error(http_req *r, db_conn *c, const char *err);
-/* Runs a statement whose single row/column is JSON text and answers it with `status`;
- * answers 404 (`what` not found) when no row came back. */
-void h_reply_json_row(http_req *r, const db_stmt *st, const char *const *values, int status,
-                      const char *what);
+/* handlers_volumes.c */
+void h_volumes_add(http_req *r);
+
+/* handlers_segment.c */
+void h_segment(http_req *r);
+void h_inference_mask(http_req *r);
+
+/* handlers_models.c */
+void h_models_list(http_req *r);
+void h_models_get(http_req *r);
+void h_models_weights(http_req *r);
+void h_models_upload(http_req *r);
+void h_models_promote(http_req *r);
+void h_models_evaluate(http_req *r);
+
+/* handlers_jobs.c */
+void h_train(http_req *r);
+void h_jobs_list(http_req *r);
+void h_jobs_get(http_req *r);
+void h_jobs_cancel(http_req *r);
+void h_jobs_events(http_req *r);
+
+/* handlers_dice.c */
+void h_dice(http_req *r);
 
 #endif

@@ -1,33 +1,15 @@
-/* handlers_datasets.c: POST /datasets, GET /datasets, GET /datasets/{id}.
+/* handlers_datasets.c: POST /datasets, GET /datasets, GET /datasets/{id}, DELETE /datasets/{id}.
  * The JSON of a dataset is built by PostgreSQL (json_build_object) so that the row and its
  * representation cannot drift apart. Volumes are added by POST /datasets/{id}/volumes
- * (issue 6). */
+ * (handlers_volumes.c). A dataset is deleted only when no model and no active job uses it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "api_util.h"
 #include "handlers.h"
-
-#define DATASET_JSON                                                                              \
-    "json_build_object('id', d.id, 'name', d.name, 'modality', d.modality, 'description', "       \
-    "d.description, 'created_at', d.created_at, 'volumes', coalesce((SELECT json_agg("             \
-    "json_build_object('id', v.id, 'name', v.name, 'dims', v.dims, 'spacing', v.spacing, "        \
-    "'sha256', v.sha256, 'has_label', v.label_sha256 IS NOT NULL, 'label_stats', v.label_stats) " \
-    "ORDER BY v.id) FROM volumes v WHERE v.dataset_id = d.id), '[]'::json))::text"
-
-static const db_stmt st_insert = {
-    "datasets_insert",
-    "WITH d AS (INSERT INTO datasets (name, modality, description) VALUES ($1, $2, $3) "
-    "RETURNING *) SELECT d.id, " DATASET_JSON " FROM d",
-    3};
-static const db_stmt st_get = {
-    "datasets_get", "SELECT " DATASET_JSON " FROM datasets d WHERE d.id = $1::bigint", 1};
-static const db_stmt st_list = {
-    "datasets_list",
-    "SELECT json_build_object('datasets', coalesce(json_agg(json_build_object('id', d.id, "
-    "'name', d.name, 'modality', d.modality, 'description', d.description, 'created_at', "
-    "d.created_at, 'volume_count', (SELECT count(*) FROM volumes v WHERE v.dataset_id = d.id)) "
-    "ORDER BY d.id), '[]'::json))::text FROM datasets d",
-    0};
+#include "prep.h"
+#include "sql.h"
 
 /* Reads a string field: 0 ok (*out may be NULL when optional and absent), -1 answered. */
 static int str_field(http_req *r, const char *name, int required, size_t maxlen, const char **out)
@@ -80,23 +62,24 @@ void h_datasets_create(http_req *r)
     if (str_field(r, "name", 1, 200, &name) < 0 || str_field(r, "modality", 1, 8, &modality) < 0 ||
         str_field(r, "description", 0, 10000, &desc) < 0)
         return;
-    if (strcmp(modality, "ct") && strcmp(modality, "mr")) {
+    prep_modality m;
+    if (prep_modality_parse(modality, &m) < 0) {
         http_error(r, 422, "invalid_field", "modality", "modality must be 'ct' or 'mr', not '%s'", modality);
         return;
     }
     char err[512];
-    db_conn *c = h_db_acquire(r);
+    db_conn *c = api_db_acquire(r);
     if (!c)
         return;
     const char *v[3] = {name, modality, desc ? desc : ""};
     PGresult *res = NULL;
-    if (db_exec(c, &st_insert, v, &res, err, sizeof err) < 0) {
+    if (db_exec(c, &sql_datasets_insert, v, &res, err, sizeof err) < 0) {
         if (!strcmp(db_sqlstate(c), "23505"))
             http_error(r, 409, "conflict", "name", "a dataset named '%s' exists already", name);
         else if (!strcmp(db_sqlstate(c), "23514"))
             http_error(r, 422, "invalid_field", NULL, "rejected by a database constraint: %s", err);
         else
-            h_db_error(r, c, err);
+            api_db_error(r, c, err);
         db_release(r->app->db, c);
         return;
     }
@@ -108,20 +91,36 @@ void h_datasets_create(http_req *r)
     PQclear(res);
 }
 
-void h_datasets_list(http_req *r) { h_reply_json_row(r, &st_list, NULL, 200, "datasets"); }
+void h_datasets_list(http_req *r) { api_reply_json_row(r, &sql_datasets_list, NULL, 200, "datasets"); }
 
-void h_datasets_get(http_req *r)
+void h_datasets_get(http_req *r) { api_reply_by_id(r, "dataset", &sql_datasets_get); }
+
+void h_datasets_delete(http_req *r)
 {
     long long id;
-    if (http_param_id(r, 0, &id) < 0) {
-        http_error(r, 404, "not_found", "id", "dataset '%s' not found (ids are positive integers)",
-                   r->params[0]);
+    char ids[24];
+    PGresult *res = api_exec_by_id(r, "dataset", &sql_datasets_in_use, &id, ids);
+    if (!res)
+        return;
+    const char *v[1] = {ids};
+    long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
+              exists = atoll(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (!exists) {
+        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
         return;
     }
-    char ids[24];
-    snprintf(ids, sizeof ids, "%lld", id);
-    const char *v[1] = {ids};
-    char what[64];
-    snprintf(what, sizeof what, "dataset %lld", id);
-    h_reply_json_row(r, &st_get, v, 200, what);
+    if (models || jobs) {
+        http_error(r, 409, "conflict", "id", "dataset %lld is in use by %lld model(s) and %lld active job(s)", id,
+                   models, jobs);
+        return;
+    }
+    char state[6] = "";
+    if (!(res = api_exec(r, &sql_datasets_delete, v, state))) {
+        if (*state)
+            http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
+        return;
+    }
+    PQclear(res);
+    http_reply_data(r, 204, NULL, "", 0);
 }

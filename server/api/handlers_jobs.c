@@ -15,42 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "job.h"
+#include "sql.h"
 #include "svc.h"
 #include "train_config.h"
-
-#define JOB_JSON                                                                                   \
-    "json_build_object('id', j.id, 'kind', j.kind, 'state', j.state, 'params', j.params, "         \
-    "'progress', j.progress, 'result', j.result, 'attempts', j.attempts, 'worker', j.worker, "     \
-    "'cancel_requested', j.cancel_requested, 'error', j.error, 'model_id', "                       \
-    "(j.result->>'model_id')::bigint, 'created_at', j.created_at, 'started_at', j.started_at, "    \
-    "'finished_at', j.finished_at)"
-
-static const db_stmt st_get = {"jobs_get", "SELECT " JOB_JSON "::text FROM jobs j WHERE j.id = $1::bigint", 1};
-static const db_stmt st_list = {
-    "jobs_list",
-    "SELECT json_build_object('jobs', coalesce(json_agg(x.o ORDER BY x.id DESC), '[]'))::text FROM "
-    "(SELECT j.id, " JOB_JSON " AS o FROM jobs j WHERE ($1 = '' OR j.state = $1) ORDER BY j.id DESC "
-    "LIMIT 200) x",
-    1};
-static const db_stmt st_cancel = {
-    "jobs_cancel",
-    "WITH q AS (UPDATE jobs SET state = 'cancelled', cancel_requested = true, finished_at = now(), "
-    "updated_at = now(), error = 'cancelled on request' WHERE id = $1::bigint AND state = 'queued' "
-    "RETURNING id), r AS (UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = "
-    "$1::bigint AND state = 'running' RETURNING id), e AS (INSERT INTO job_events (job_id, type, data) "
-    "SELECT id, 'state', '{\"state\":\"cancelled\",\"error\":\"cancelled on request\"}'::jsonb FROM q "
-    "UNION ALL SELECT id, 'log', '{\"message\":\"cancel requested\"}'::jsonb FROM r) "
-    "SELECT (SELECT state FROM jobs WHERE id = $1::bigint), (SELECT count(*) FROM q) + (SELECT count(*) "
-    "FROM r), pg_notify('mkdseg_job_events', $1::text)",
-    1};
-static const db_stmt st_dataset = {
-    "train_dataset",
-    "SELECT d.modality, coalesce((SELECT json_agg(v.id ORDER BY v.id) FROM volumes v WHERE "
-    "v.dataset_id = d.id AND v.label_path IS NOT NULL), '[]')::text FROM datasets d WHERE d.id = $1::bigint",
-    1};
+#include "train_params.h"
 
 static int state_ok(const char *s)
 {
@@ -70,30 +41,19 @@ void h_jobs_list(http_req *r)
         return;
     }
     const char *v[1] = {s ? s : ""};
-    h_reply_json_row(r, &st_list, v, 200, "jobs");
+    api_reply_json_row(r, &sql_jobs_list, v, 200, "jobs");
 }
 
-void h_jobs_get(http_req *r)
-{
-    long long id;
-    char ids[24], what[32];
-    if (hs_id(r, "job", &id, ids) < 0)
-        return;
-    snprintf(what, sizeof what, "job %lld", id);
-    const char *v[1] = {ids};
-    h_reply_json_row(r, &st_get, v, 200, what);
-}
+void h_jobs_get(http_req *r) { api_reply_by_id(r, "job", &sql_jobs_get); }
 
 void h_jobs_cancel(http_req *r)
 {
     long long id;
     char ids[24];
-    if (hs_id(r, "job", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_cancel, v, NULL);
+    PGresult *res = api_exec_by_id(r, "job", &sql_jobs_cancel, &id, ids);
     if (!res)
         return;
+    const char *v[1] = {ids};
     if (PQgetisnull(res, 0, 0)) {
         PQclear(res);
         http_error(r, 404, "not_found", "id", "job %lld not found", id);
@@ -107,14 +67,15 @@ void h_jobs_cancel(http_req *r)
         http_error(r, 409, "conflict", "id", "job %lld is %s already: nothing to cancel", id, state);
         return;
     }
-    h_reply_json_row(r, &st_get, v, 202, "job");
+    api_reply_json_row(r, &sql_jobs_get, v, 202, "job");
 }
 
 /* ---- POST /train ---- */
 
-/* Reads dataset `field` of the body: 0 ok (*ds_id, modality[3], labelled ids (new ref)),
- * 1 absent, -1 answered. */
-static int train_dataset(http_req *r, const char *field, long long *ds_id, char modality[4], json_t **vols)
+/* Reads dataset `field` of the body: 0 ok (*ds_id, its modality, its labelled volumes), 1 absent,
+ * -1 answered. */
+static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_modality *modality,
+                         train_ids *vols)
 {
     json_t *d = json_object_get(r->json, field);
     if (!d || json_is_null(d))
@@ -127,33 +88,33 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, char 
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", *ds_id);
     const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_dataset, v, NULL);
+    char what[96];
+    snprintf(what, sizeof what, "%s: dataset %lld", field, *ds_id);
+    PGresult *res = api_exec_row(r, &sql_datasets_labelled_volumes, v, field, what);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", field, "%s: dataset %lld not found", field, *ds_id);
+    json_t *a = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    int ok = prep_modality_parse(PQgetvalue(res, 0, 0), modality) == 0 && train_ids_from_json(vols, a) == 0;
+    PQclear(res);
+    json_decref(a);
+    if (!ok) {
+        http_error(r, 500, "internal", NULL, "the database returned a dataset it should not hold");
         return -1;
     }
-    snprintf(modality, 4, "%s", PQgetvalue(res, 0, 0));
-    *vols = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    PQclear(res);
-    if (json_array_size(*vols) == 0) {
-        json_decref(*vols);
-        *vols = NULL;
+    if (vols->n == 0) {
         http_error(r, 422, "invalid_field", field, "%s: dataset %lld has no labelled volumes", field, *ds_id);
         return -1;
     }
     return 0;
 }
 
-void h_train(http_req *r)
+/* The body is an object of known fields with a target_dataset. 0, or -1 answered. */
+static int train_body(http_req *r)
 {
-    char err[512];
     if (!r->json || !json_is_object(r->json)) {
         http_error(r, 400, "missing_body", NULL,
                    "a JSON object {target_dataset, assistant_dataset, method, config, validation} is required");
-        return;
+        return -1;
     }
     const char *key;
     json_t *val;
@@ -162,27 +123,32 @@ void h_train(http_req *r)
             strcmp(key, "config") && strcmp(key, "validation")) {
             http_error(r, 422, "unknown_field", key,
                        "unknown field '%s' (expected target_dataset, assistant_dataset, method, config, validation)", key);
-            return;
+            return -1;
         }
     }
     if (!json_object_get(r->json, "target_dataset")) {
         http_error(r, 400, "missing_field", "target_dataset", "field 'target_dataset' is required");
-        return;
+        return -1;
     }
-    /* config: the engine's own parser and validator */
-    train_config c;
-    train_config_default(&c);
+    return 0;
+}
+
+/* config and method through the engine's own parser and validator. 0, or -1 answered. */
+static int train_body_config(http_req *r, train_config *c)
+{
+    char err[512];
+    train_config_default(c);
     json_t *cfg = json_object_get(r->json, "config");
     if (cfg && !json_is_object(cfg)) {
         http_error(r, 422, "invalid_field", "config", "config must be an object");
-        return;
+        return -1;
     }
     const char *f = NULL;
-    if (cfg && train_config_from_json(&c, cfg, err, sizeof err, &f) < 0) {
+    if (cfg && train_config_from_json(c, cfg, err, sizeof err, &f) < 0) {
         char fld[80];
         snprintf(fld, sizeof fld, "config.%s", f ? f : "");
         http_error(r, 422, "invalid_field", f ? fld : "config", "config: %s", err);
-        return;
+        return -1;
     }
     json_t *meth = json_object_get(r->json, "method");
     if (meth) {
@@ -192,114 +158,54 @@ void h_train(http_req *r)
         for (char *q = norm; *q; q++)
             if (*q == '_')
                 *q = '-';
-        if (!ms || train_method_parse(norm, &c.method) < 0) {
+        if (!ms || train_method_parse(norm, &c->method) < 0) {
             http_error(r, 422, "invalid_field", "method",
                        "method must be one of mkd, baseline, joint, finetune, mkd-no-iam, mkd-no-kd-s2r, mkd-no-kd-r2s");
-            return;
+            return -1;
         }
     }
-    if (train_config_validate(&c, err, sizeof err) < 0) {
+    if (train_config_validate(c, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_field", "config", "config: %s", err);
-        return;
+        return -1;
     }
-    long long tid = 0, aid = 0;
-    char tmod[4] = "", amod[4] = "";
-    json_t *tvols = NULL, *avols = NULL;
-    int rc = train_dataset(r, "target_dataset", &tid, tmod, &tvols);
-    if (rc != 0)
-        return;
-    rc = train_dataset(r, "assistant_dataset", &aid, amod, &avols);
-    if (rc < 0) {
-        json_decref(tvols);
-        return;
-    }
-    if (c.method != TM_BASELINE && !avols) {
-        json_decref(tvols);
+    return 0;
+}
+
+/* The datasets and the validation split into p. 0, or -1 answered. */
+static int train_body_datasets(http_req *r, train_params *p)
+{
+    char err[256];
+    train_ids all = {0};
+    int rc = -1;
+    p->assistant_modality = PREP_MR;
+    if (train_dataset(r, "target_dataset", &p->target_dataset, &p->target_modality, &all) != 0 ||
+        train_dataset(r, "assistant_dataset", &p->assistant_dataset, &p->assistant_modality,
+                      &p->assistant_volumes) < 0)
+        goto done;
+    if (p->config.method != TM_BASELINE && !p->assistant_dataset) {
         http_error(r, 422, "missing_field", "assistant_dataset", "method %s needs an assistant_dataset",
-                   train_method_name(c.method));
-        return;
+                   train_method_name(p->config.method));
+        goto done;
     }
-    /* validation: explicit volume ids of the target dataset, or a fraction of it (the last ones) */
-    json_t *valid = json_object_get(r->json, "validation"), *vvols = json_array(), *train = json_array();
-    size_t nt = json_array_size(tvols), i;
-    json_t *x;
-    if (valid && json_is_array(valid)) {
-        json_array_foreach(valid, i, x) {
-            int found = 0;
-            size_t k;
-            json_t *y;
-            json_array_foreach(tvols, k, y) found |= json_is_integer(x) && json_integer_value(x) == json_integer_value(y);
-            if (!found) {
-                http_error(r, 422, "invalid_field", "validation",
-                           "validation volume %s is not a labelled volume of the target dataset",
-                           json_is_integer(x) ? "id" : "(not an integer)");
-                goto fail;
-            }
-            json_array_append(vvols, x);
-        }
-        json_array_foreach(tvols, i, x) {
-            int in = 0;
-            size_t k;
-            json_t *y;
-            json_array_foreach(vvols, k, y) in |= json_integer_value(x) == json_integer_value(y);
-            if (!in)
-                json_array_append(train, x);
-        }
-    } else if (valid && json_is_number(valid)) {
-        double fr = json_number_value(valid);
-        if (!(fr > 0 && fr < 1)) {
-            http_error(r, 422, "invalid_field", "validation", "a validation fraction must be in (0, 1)");
-            goto fail;
-        }
-        size_t nv = (size_t)(fr * (double)nt + 0.5);
-        if (nv < 1)
-            nv = 1;
-        json_array_foreach(tvols, i, x) json_array_append(i + nv >= nt ? vvols : train, x);
-    } else if (valid && !json_is_null(valid)) {
-        http_error(r, 422, "invalid_field", "validation", "validation must be an array of volume ids or a fraction");
-        goto fail;
-    } else {
-        json_array_extend(train, tvols);
+    if (train_split_validation(json_object_get(r->json, "validation"), &all, &p->target_volumes,
+                               &p->validation_volumes, err, sizeof err) < 0) {
+        http_error(r, 422, "invalid_field", "validation", "%s", err);
+        goto done;
     }
-    if (json_array_size(train) == 0) {
-        http_error(r, 422, "invalid_field", "validation", "no target volume is left for training");
-        goto fail;
-    }
-    if (!avols)
-        avols = json_array();
-    char *cs = train_config_to_json(&c);
-    json_t *cj = json_loads(cs, 0, NULL);
-    free(cs);
-    json_t *params = json_pack("{s:I,s:o,s:s,s:o,s:O,s:O,s:O,s:s,s:s}", "target_dataset", (json_int_t)tid,
-                               "assistant_dataset", aid ? json_integer(aid) : json_null(), "method",
-                               train_method_name(c.method), "config", cj ? cj : json_object(), "target_volumes",
-                               train, "assistant_volumes", avols, "validation_volumes", vvols,
-                               "target_modality", tmod, "assistant_modality", *amod ? amod : "mr");
-    db_conn *conn = h_db_acquire(r);
-    if (!conn) {
-        json_decref(params);
-        goto fail;
-    }
-    long long jid = 0;
-    rc = job_enqueue(db_pg(conn), "train", params, 0, 3, &jid, err, sizeof err);
-    json_decref(params);
-    if (rc < 0) {
-        h_db_error(r, conn, err);
-        db_release(r->app->db, conn);
-        goto fail;
-    }
-    db_release(r->app->db, conn);
-    char js[24], loc[64];
-    snprintf(js, sizeof js, "%lld", jid);
-    snprintf(loc, sizeof loc, "/jobs/%lld", jid);
-    const char *v[1] = {js};
-    h_reply_json_row(r, &st_get, v, 202, "job");
-    http_header(r, "Location", loc);
-fail:
-    json_decref(tvols);
-    json_decref(avols);
-    json_decref(vvols);
-    json_decref(train);
+    rc = 0;
+done:
+    free(all.id);
+    return rc;
+}
+
+void h_train(http_req *r)
+{
+    train_params p = {0};
+    if (train_body(r) < 0 || train_body_config(r, &p.config) < 0 || train_body_datasets(r, &p) < 0)
+        goto done;
+    api_enqueue_job(r, "train", train_params_to_json(&p), &sql_jobs_get);
+done:
+    train_params_free(&p);
 }
 
 /* ---- GET /jobs/{id}/events ---- */
@@ -330,11 +236,7 @@ static int sse_fetch(sse_state *s)
     char err[256], last[24];
     snprintf(last, sizeof last, "%lld", s->last_event);
     const char *v[2] = {s->ids, last};
-    PGresult *r = svc_q(s->pg,
-                        "SELECT e.id, e.type, e.data::text, (e.type = 'state' AND e.data->>'state' IN "
-                        "('succeeded','failed','cancelled')) FROM job_events e WHERE e.job_id = $1::bigint "
-                        "AND e.id > $2::bigint ORDER BY e.id LIMIT 500",
-                        2, v, err, sizeof err);
+    PGresult *r = db_query(s->pg, &sql_job_events_after, v, err, sizeof err);
     if (!r)
         return -1;
     FILE *f = NULL;
@@ -406,7 +308,7 @@ void h_jobs_events(http_req *r)
         return;
     }
     s->a = r->app;
-    if (hs_id(r, "job", &id, s->ids) < 0) {
+    if (api_id(r, "job", &id, s->ids) < 0) {
         free(s);
         return;
     }
@@ -419,8 +321,8 @@ void h_jobs_events(http_req *r)
         return;
     }
     const char *v[1] = {s->ids};
-    PGresult *res = svc_q(s->pg, "SELECT 1 FROM jobs WHERE id = $1::bigint", 1, v, err, sizeof err);
-    PGresult *l = res ? svc_q(s->pg, "LISTEN mkdseg_job_events", 0, NULL, err, sizeof err) : NULL;
+    PGresult *res = db_query(s->pg, &sql_jobs_exists, v, err, sizeof err);
+    PGresult *l = res ? db_query(s->pg, &sql_job_events_listen, NULL, err, sizeof err) : NULL;
     if (!res || !l) {
         PQclear(res);
         sse_free(s);

@@ -1,4 +1,4 @@
-/* handlers_volumes.c: POST /datasets/{id}/volumes and DELETE /datasets/{id}.
+/* handlers_volumes.c: POST /datasets/{id}/volumes.
  *
  * An upload is validated before anything is stored: the image must read as NIfTI (415 when it
  * is not NIfTI at all, 422 with vol_read's reason otherwise), the label map must read, hold
@@ -11,104 +11,85 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_util.h"
 #include "handlers.h"
-#include "handlers_svc.h"
+#include "sql.h"
 #include "svc.h"
 #include "vol.h"
 
-static const db_stmt st_ds = {"vol_dataset", "SELECT modality FROM datasets WHERE id = $1::bigint", 1};
-static const db_stmt st_insert = {
-    "vol_insert",
-    "INSERT INTO volumes (dataset_id, name, modality, dims, spacing, affine, sha256, path, "
-    "size_bytes, label_sha256, label_path, label_stats) VALUES ($1::bigint, $2, $3, $4::int[], "
-    "$5::float8[], $6::float8[], $7, $8, $9::bigint, $10, $11, $12::jsonb) RETURNING json_build_object("
-    "'id', id, 'dataset_id', dataset_id, 'name', name, 'modality', modality, 'dims', dims, 'spacing', "
-    "spacing, 'sha256', sha256, 'size_bytes', size_bytes, 'has_label', label_sha256 IS NOT NULL, "
-    "'label_sha256', label_sha256, 'label_stats', label_stats, 'created_at', created_at)::text",
-    12};
-static const db_stmt st_in_use = {
-    "dataset_in_use",
-    "SELECT (SELECT count(*) FROM model_datasets WHERE dataset_id = $1::bigint), (SELECT count(*) "
-    "FROM jobs WHERE state IN ('queued','running') AND (params->>'target_dataset' = $1::text OR "
-    "params->>'assistant_dataset' = $1::text OR params->>'dataset_id' = $1::text)), (SELECT count(*) FROM "
-    "datasets WHERE id = $1::bigint)",
-    1};
-static const db_stmt st_delete = {"dataset_delete", "DELETE FROM datasets WHERE id = $1::bigint", 1};
-
-void h_volumes_add(http_req *r)
+/* The modality of dataset ids (must exist). 0, or -1 answered. */
+static int vol_dataset(http_req *r, long long id, const char *ids, char modality[4])
 {
-    long long id;
-    char ids[24], err[512];
-    if (hs_id(r, "dataset", &id, ids) < 0)
-        return;
-    upload *u = upload_finish(r);
-    if (!u)
-        return;
     const char *v1[1] = {ids};
-    PGresult *res = hs_exec(r, &st_ds, v1, NULL);
+    char what[64];
+    snprintf(what, sizeof what, "dataset %lld", id);
+    PGresult *res = api_exec_row(r, &sql_datasets_modality, v1, "id", what);
     if (!res)
-        return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
-        return;
-    }
-    char modality[4];
-    snprintf(modality, sizeof modality, "%s", PQgetvalue(res, 0, 0));
+        return -1;
+    snprintf(modality, 4, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    upload_file *im = upload_get_file(u, "image"), *lb = upload_get_file(u, "label");
-    if (!im) {
-        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume) is required");
-        return;
-    }
-    int gz, lgz;
-    if (hs_upload_nifti(r, im, &gz) < 0 || (lb && hs_upload_nifti(r, lb, &lgz) < 0))
-        return;
-    vol_t v = {0};
+    return 0;
+}
+
+/* Reads the label map at path, checks it lies on v's grid and counts voxels and mL per
+ * structure into *stats (new reference). 0, or -1 answered. */
+static int vol_label_stats(http_req *r, const vol_t *v, const char *path, json_t **stats)
+{
+    char err[512];
+    vol_geom lg;
     uint8_t *cls = NULL;
-    json_t *stats = NULL;
-    if (vol_read(im->path, NULL, &v, err, sizeof err) < 0) {
-        http_error(r, 422, "invalid_volume", "image", "image: %s", err);
-        return;
+    int rc = -1;
+    if (vol_read_labels(path, NULL, VOL_LABELS_AUTO, &lg, &cls, err, sizeof err) < 0) {
+        http_error(r, 422, "invalid_label", "label", "label: %s", err);
+        goto done;
     }
+    if (vol_geom_same(&v->geom, &lg, 1e-3, err, sizeof err) < 0) {
+        http_error(r, 422, "invalid_label", "label", "label and image grids differ: %s", err);
+        goto done;
+    }
+    long long cnt[VOL_NCLASSES] = {0};
+    int64_t n = v->geom.nx * v->geom.ny * v->geom.nz;
+    for (int64_t i = 0; i < n; i++)
+        cnt[cls[i] < VOL_NCLASSES ? cls[i] : 0]++;
     double sp[3];
-    vol_geom_spacing(&v.geom, sp);
-    if (lb) {
-        vol_geom lg;
-        if (vol_read_labels(lb->path, NULL, VOL_LABELS_AUTO, &lg, &cls, err, sizeof err) < 0) {
-            http_error(r, 422, "invalid_label", "label", "label: %s", err);
-            goto done;
-        }
-        if (vol_geom_same(&v.geom, &lg, 1e-3, err, sizeof err) < 0) {
-            http_error(r, 422, "invalid_label", "label", "label and image grids differ: %s", err);
-            goto done;
-        }
-        long long cnt[VOL_NCLASSES] = {0};
-        int64_t n = v.geom.nx * v.geom.ny * v.geom.nz;
-        for (int64_t i = 0; i < n; i++)
-            cnt[cls[i] < VOL_NCLASSES ? cls[i] : 0]++;
-        double ml = sp[0] * sp[1] * sp[2] / 1000.0;
-        stats = json_object();
-        for (int c = 1; c < VOL_NCLASSES; c++)
-            json_object_set_new(stats, vol_class_names[c],
-                                json_pack("{s:I,s:f}", "voxels", (json_int_t)cnt[c], "ml", cnt[c] * ml));
-    }
-    char dims[96], sps[128], aff[1024], size[32];
-    snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)v.geom.nx, (long long)v.geom.ny, (long long)v.geom.nz);
-    snprintf(sps, sizeof sps, "{%.9g,%.9g,%.9g}", sp[0], sp[1], sp[2]);
-    size_t off = (size_t)snprintf(aff, sizeof aff, "{");
+    vol_geom_spacing(&v->geom, sp);
+    double ml = sp[0] * sp[1] * sp[2] / 1000.0;
+    *stats = json_object();
+    for (int c = 1; c < VOL_NCLASSES; c++)
+        json_object_set_new(*stats, vol_class_names[c],
+                            json_pack("{s:I,s:f}", "voxels", (json_int_t)cnt[c], "ml", cnt[c] * ml));
+    rc = 0;
+done:
+    free(cls);
+    return rc;
+}
+
+/* The volume's geometry as PostgreSQL array literals: dims, spacing, the 4x4 affine. */
+static void vol_geom_text(const vol_geom *g, char dims[96], char sps[128], char aff[1024])
+{
+    double sp[3];
+    vol_geom_spacing(g, sp);
+    snprintf(dims, 96, "{%lld,%lld,%lld}", (long long)g->nx, (long long)g->ny, (long long)g->nz);
+    snprintf(sps, 128, "{%.9g,%.9g,%.9g}", sp[0], sp[1], sp[2]);
+    size_t off = (size_t)snprintf(aff, 1024, "{");
     for (int i = 0; i < 16; i++)
-        off += (size_t)snprintf(aff + off, sizeof aff - off, "%s%.9g", i ? "," : "", v.geom.affine[i / 4][i % 4]);
-    snprintf(aff + off, sizeof aff - off, "}");
+        off += (size_t)snprintf(aff + off, 1024 - off, "%s%.9g", i ? "," : "", g->affine[i / 4][i % 4]);
+    snprintf(aff + off, 1024 - off, "}");
+}
+
+/* Both files become blobs and the volume gets its row; answers 201 with it. */
+static void vol_insert(http_req *r, long long id, const char *ids, const char *modality,
+                       const vol_t *v, upload_file *im, upload_file *lb, const json_t *stats)
+{
+    char err[512], dims[96], sps[128], aff[1024], size[32], irel[256], lrel[256] = "", lsha[65] = "";
+    vol_geom_text(&v->geom, dims, sps, aff);
     snprintf(size, sizeof size, "%lld", im->size);
-    char irel[256], lrel[256] = "";
-    char lsha[65] = "";
     if (lb)
         snprintf(lsha, sizeof lsha, "%s", lb->sha256);
     if (svc_blob_adopt(r->app->cfg.data_dir, im->path, im->sha256, irel, sizeof irel, err, sizeof err) < 0 ||
         (lb && svc_blob_adopt(r->app->cfg.data_dir, lb->path, lb->sha256, lrel, sizeof lrel, err, sizeof err) < 0)) {
         http_error(r, 500, "internal", NULL, "%s", err);
-        goto done;
+        return;
     }
     im->path[0] = 0;
     if (lb)
@@ -117,7 +98,7 @@ void h_volumes_add(http_req *r)
     const char *vals[12] = {ids, im->filename, modality, dims, sps, aff, im->sha256, irel, size,
                             lb ? lsha : NULL, lb ? lrel : NULL, ss};
     char state[6] = "";
-    res = hs_exec(r, &st_insert, vals, state);
+    PGresult *res = api_exec(r, &sql_volumes_insert, vals, state);
     free(ss);
     if (!res) {
         if (!strcmp(state, "23505"))
@@ -126,7 +107,7 @@ void h_volumes_add(http_req *r)
             http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
         else if (*state)
             http_error(r, 422, "invalid_volume", "image", "rejected by a database constraint (%s)", state);
-        goto done;
+        return;
     }
     json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     char loc[64];
@@ -134,40 +115,33 @@ void h_volumes_add(http_req *r)
     PQclear(res);
     http_reply_json(r, 201, j);
     http_header(r, "Location", loc);
-done:
-    json_decref(stats);
-    free(cls);
-    vol_free(&v);
 }
 
-void h_datasets_delete(http_req *r)
+void h_volumes_add(http_req *r)
 {
     long long id;
-    char ids[24];
-    if (hs_id(r, "dataset", &id, ids) < 0)
+    char ids[24], err[512], modality[4];
+    if (api_id(r, "dataset", &id, ids) < 0)
         return;
-    const char *v[1] = {ids};
-    PGresult *res = hs_exec(r, &st_in_use, v, NULL);
-    if (!res)
+    upload *u = upload_finish(r);
+    if (!u || vol_dataset(r, id, ids, modality) < 0)
         return;
-    long long models = atoll(PQgetvalue(res, 0, 0)), jobs = atoll(PQgetvalue(res, 0, 1)),
-              exists = atoll(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (!exists) {
-        http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
+    upload_file *im = upload_get_file(u, "image"), *lb = upload_get_file(u, "label");
+    if (!im) {
+        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume) is required");
         return;
     }
-    if (models || jobs) {
-        http_error(r, 409, "conflict", "id", "dataset %lld is in use by %lld model(s) and %lld active job(s)", id,
-                   models, jobs);
+    int gz, lgz;
+    if (api_upload_nifti(r, im, &gz) < 0 || (lb && api_upload_nifti(r, lb, &lgz) < 0))
+        return;
+    vol_t v = {0};
+    json_t *stats = NULL;
+    if (vol_read(im->path, NULL, &v, err, sizeof err) < 0) {
+        http_error(r, 422, "invalid_volume", "image", "image: %s", err);
         return;
     }
-    char state[6] = "";
-    if (!(res = hs_exec(r, &st_delete, v, state))) {
-        if (*state)
-            http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
-        return;
-    }
-    PQclear(res);
-    http_reply_data(r, 204, NULL, "", 0);
+    if (!lb || vol_label_stats(r, &v, lb->path, &stats) == 0)
+        vol_insert(r, id, ids, modality, &v, im, lb, stats);
+    json_decref(stats);
+    vol_free(&v);
 }

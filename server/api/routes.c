@@ -2,7 +2,6 @@
  * operation there not marked `x-mkdseg-status: planned` must be here): tests/unit/
  * test_http_openapi.c checks both directions. Order matters only for readability. */
 #include "handlers.h"
-#include "handlers_svc.h"
 #include "upload.h"
 #include "http.h"
 
@@ -12,11 +11,11 @@ const http_route http_routes[] = {
     {"GET", "/readyz", h_readyz, HTTP_NO_LIMIT, NULL},
     {"GET", "/metrics", h_metrics, HTTP_NO_LIMIT, NULL},
     {"GET", "/version", h_version, 0, NULL},
-    /* datasets (issue 6 extends these) */
+    /* datasets and their volumes */
     {"POST", "/datasets", h_datasets_create, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/datasets", h_datasets_list, 0, NULL},
     {"GET", "/datasets/{id}", h_datasets_get, 0, NULL},
-    /* issue 6: segmentation, models, jobs, volumes, Dice (handlers_svc.h) */
+    /* segmentation, volumes, training and jobs, models, Dice */
     {"POST", "/segment", h_segment, HTTP_MUTATING, upload_on_body},
     {"GET", "/inferences/{id}/mask", h_inference_mask, 0, NULL},
     {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, upload_on_body},

@@ -1,4 +1,4 @@
-/* cmd_bench.c: `mkdseg bench`, the C side of `make bench` (issue 3, "Speed and memory").
+/* cmd_bench.c: `mkdseg bench`, the C side of `make bench` (the CPU speed and memory comparison with PyTorch, docs/benchmarks.md).
  *
  *   mkdseg bench --workload NAME [--threads T] [--warmup W] [--reps R] [--json]
  *   mkdseg bench --list
@@ -164,7 +164,7 @@ static int bench_step(bench_state *b, char *err, size_t errlen)
         if (wl->mode == MODE_INFER)
             y = segmentor_infer(b->seg, ctx, x);
         else
-            y = segmentor_forward(b->seg, ctx, x, 1);
+            y = segmentor_forward(b->seg, ctx, x, SEGMENTOR_BN_TRAIN);
         if (wl->mode != MODE_INFER)
             loss = segmentor_loss(ctx, y, nn_labels_from(ctx, n, hw, hw, b->labels));
         break;
@@ -256,6 +256,53 @@ static void bench_teardown(bench_state *b)
     free(b->labels);
 }
 
+/* --list: the workloads; else --peak: the measured FP32 FMA peak of one core. */
+static void bench_print_info(int list, int json)
+{
+    if (list) {
+        for (int i = 0; i < N_WORKLOADS; i++)
+            printf("%-16s %s\n", workloads[i].name, workloads[i].what);
+        return;
+    }
+    int lanes;
+    double gf = measure_peak(&lanes);
+    if (json)
+        printf("{\"peak_gflops_per_core\": %.1f, \"simd_lanes\": %d}\n", gf, lanes);
+    else
+        printf("FP32 FMA peak, one core: %.1f GFLOP/s (%d-lane vectors)\n", gf, lanes);
+}
+
+/* warmup untimed steps, then reps timed ones: *times (malloc'd, reps entries) and their
+ * median. 0 / -1 + err. */
+static int bench_time(bench_state *b, int warmup, int reps, double **times, double *med, char *err,
+                      size_t errlen)
+{
+    double *t = calloc((size_t)reps, sizeof *t), *sorted = malloc((size_t)reps * sizeof *sorted);
+    *times = t;
+    if (!t || !sorted) {
+        snprintf(err, errlen, "out of memory");
+        free(sorted);
+        return -1;
+    }
+    int rc = -1;
+    for (int i = 0; i < warmup; i++)
+        if (bench_step(b, err, errlen))
+            goto done;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_ms();
+        if (bench_step(b, err, errlen))
+            goto done;
+        t[i] = now_ms() - t0;
+    }
+    memcpy(sorted, t, (size_t)reps * sizeof *sorted);
+    qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
+    *med = reps % 2 ? sorted[reps / 2] : 0.5 * (sorted[reps / 2 - 1] + sorted[reps / 2]);
+    rc = 0;
+done:
+    free(sorted);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -284,18 +331,8 @@ int cmd_bench(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (list) {
-        for (int i = 0; i < N_WORKLOADS; i++)
-            printf("%-16s %s\n", workloads[i].name, workloads[i].what);
-        return 0;
-    }
-    if (peak) {
-        int lanes;
-        double gf = measure_peak(&lanes);
-        if (json)
-            printf("{\"peak_gflops_per_core\": %.1f, \"simd_lanes\": %d}\n", gf, lanes);
-        else
-            printf("FP32 FMA peak, one core: %.1f GFLOP/s (%d-lane vectors)\n", gf, lanes);
+    if (list || peak) {
+        bench_print_info(list, json);
         return 0;
     }
     const bench_workload *wl = NULL;
@@ -311,32 +348,11 @@ int cmd_bench(int argc, char **argv)
     threads = nn_set_threads(threads);
 
     bench_state b = {.wl = wl};
-    double flops = 0, *times = NULL;
+    double flops = 0, *times = NULL, med = 0;
     int rc = 1;
-    if (bench_setup(&b, (uint64_t)seed, &flops, err, sizeof err))
+    if (bench_setup(&b, (uint64_t)seed, &flops, err, sizeof err) ||
+        bench_time(&b, warmup, reps, &times, &med, err, sizeof err))
         goto fail;
-    if (!(times = calloc((size_t)reps, sizeof *times))) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
-    }
-    for (int i = 0; i < warmup; i++)
-        if (bench_step(&b, err, sizeof err))
-            goto fail;
-    for (int i = 0; i < reps; i++) {
-        double t0 = now_ms();
-        if (bench_step(&b, err, sizeof err))
-            goto fail;
-        times[i] = now_ms() - t0;
-    }
-    double *sorted = malloc((size_t)reps * sizeof *sorted);
-    if (!sorted) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
-    }
-    memcpy(sorted, times, (size_t)reps * sizeof *sorted);
-    qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
-    double med = reps % 2 ? sorted[reps / 2] : 0.5 * (sorted[reps / 2 - 1] + sorted[reps / 2]);
-    free(sorted);
     double rss = peak_rss_mb();
     if (json) {
         printf("{\"impl\": \"mkdseg\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.3f, "

@@ -82,32 +82,37 @@ static void usage(FILE *f)
                "the server runs with --auth on. Exit 3 when the server or the job failed.\n");
 }
 
-int cmd_dice_check(int argc, char **argv)
+/* The command line of one `mkdseg dice-check`. */
+typedef struct {
+    const char *server, *token;
+    long long model, dataset;
+    double min_mean, max_drop;
+    int timeout;
+} dc_args;
+
+/* 0, 1 after --help, 2 on an error (printed). */
+static int dc_parse(dc_args *o, int argc, char **argv)
 {
-    const char *server = NULL, *token = getenv("MKDSEG_TOKEN");
-    long long model = 0, dataset = 0;
-    double min_mean = -1, max_drop = -1;
-    int timeout = 3600;
     for (int i = 1; i < argc; i++) {
         int miss = 0;
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
-            return 0;
+            return 1;
         } else if ((v = cli_opt(argc, argv, &i, "--server", &miss)))
-            server = v;
+            o->server = v;
         else if ((v = cli_opt(argc, argv, &i, "--model", &miss)))
-            model = atoll(v);
+            o->model = atoll(v);
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &miss)))
-            dataset = atoll(v);
+            o->dataset = atoll(v);
         else if ((v = cli_opt(argc, argv, &i, "--min-mean", &miss)))
-            min_mean = atof(v);
+            o->min_mean = atof(v);
         else if ((v = cli_opt(argc, argv, &i, "--max-drop", &miss)))
-            max_drop = atof(v);
+            o->max_drop = atof(v);
         else if ((v = cli_opt(argc, argv, &i, "--token", &miss)))
-            token = v;
+            o->token = v;
         else if ((v = cli_opt(argc, argv, &i, "--timeout", &miss)))
-            timeout = atoi(v);
+            o->timeout = atoi(v);
         else {
             fprintf(stderr, "mkdseg dice-check: %s '%s' (see --help)\n", miss ? "missing value for" : "unknown option", argv[i]);
             return 2;
@@ -117,89 +122,122 @@ int cmd_dice_check(int argc, char **argv)
             return 2;
         }
     }
-    if (!server || model < 1 || dataset < 1) {
+    if (!o->server || o->model < 1 || o->dataset < 1) {
         fprintf(stderr, "mkdseg dice-check: --server, --model and --dataset are required\n");
         return 2;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = 3;
+    return 0;
+}
+
+/* Queues the evaluation and polls the job until it ends. 0 succeeded (*job set), -1 (printed
+ * when the job failed or timed out). */
+static int dc_evaluate(const dc_args *o, long long *job)
+{
     long st = 0;
     json_t *j = NULL;
     char path[256], body[64];
-    snprintf(path, sizeof path, "/models/%lld/evaluate", model);
-    snprintf(body, sizeof body, "{\"dataset\":%lld}", dataset);
-    if (req(server, "POST", path, body, token, &st, &j) < 0 || st != 202 || !j)
+    int rc = -1;
+    snprintf(path, sizeof path, "/models/%lld/evaluate", o->model);
+    snprintf(body, sizeof body, "{\"dataset\":%lld}", o->dataset);
+    if (req(o->server, "POST", path, body, o->token, &st, &j) < 0 || st != 202 || !j)
         goto done;
-    long long job = (long long)json_integer_value(json_object_get(j, "id"));
-    json_decref(j);
-    j = NULL;
-    fprintf(stderr, "mkdseg dice-check: evaluation job %lld queued\n", job);
-    snprintf(path, sizeof path, "/jobs/%lld", job);
+    *job = (long long)json_integer_value(json_object_get(j, "id"));
+    fprintf(stderr, "mkdseg dice-check: evaluation job %lld queued\n", *job);
+    snprintf(path, sizeof path, "/jobs/%lld", *job);
     time_t t0 = time(NULL);
     const char *state = "";
     for (;;) {
         json_decref(j);
         j = NULL;
-        if (req(server, "GET", path, NULL, token, &st, &j) < 0 || st != 200 || !j)
+        if (req(o->server, "GET", path, NULL, o->token, &st, &j) < 0 || st != 200 || !j)
             goto done;
         state = json_string_value(json_object_get(j, "state"));
         if (state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled")))
             break;
-        if (time(NULL) - t0 > timeout) {
-            fprintf(stderr, "mkdseg dice-check: job %lld did not finish within %d s\n", job, timeout);
+        if (time(NULL) - t0 > o->timeout) {
+            fprintf(stderr, "mkdseg dice-check: job %lld did not finish within %d s\n", *job, o->timeout);
             goto done;
         }
         struct timespec nap = {0, 300 * 1000000L};
         nanosleep(&nap, NULL);
     }
-    if (strcmp(state, "succeeded")) {
-        fprintf(stderr, "mkdseg dice-check: job %lld %s: %s\n", job, state,
+    if (strcmp(state, "succeeded"))
+        fprintf(stderr, "mkdseg dice-check: job %lld %s: %s\n", *job, state,
                 json_string_value(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : "");
-        goto done;
-    }
+    else
+        rc = 0;
+done:
     json_decref(j);
-    j = NULL;
-    snprintf(path, sizeof path, "/dice?dataset=%lld", dataset);
-    if (req(server, "GET", path, NULL, token, &st, &j) < 0 || st != 200 || !j)
-        goto done;
-    double mean = -1, best = -1;
-    long long best_job = 0;
+    return rc;
+}
+
+/* The job's mean Dice and the best earlier run's on the dataset (-1 when none). 0 / -1. */
+static int dc_scores(const dc_args *o, long long job, double *mean, double *best, long long *best_job)
+{
+    long st = 0;
+    json_t *j = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "/dice?dataset=%lld", o->dataset);
+    if (req(o->server, "GET", path, NULL, o->token, &st, &j) < 0 || st != 200 || !j) {
+        json_decref(j);
+        return -1;
+    }
+    *mean = -1, *best = -1, *best_job = 0;
     size_t i;
     json_t *run;
     json_array_foreach(json_object_get(j, "runs"), i, run) {
         long long rj = (long long)json_integer_value(json_object_get(run, "job_id"));
         double md = json_number_value(json_object_get(run, "mean_dice"));
         if (rj == job)
-            mean = md;
-        else if (rj < job && md > best) {
-            best = md;
-            best_job = rj;
+            *mean = md;
+        else if (rj < job && md > *best) {
+            *best = md;
+            *best_job = rj;
         }
     }
-    if (mean < 0) {
+    json_decref(j);
+    if (*mean < 0) {
         fprintf(stderr, "mkdseg dice-check: no results for job %lld\n", job);
-        goto done;
+        return -1;
     }
-    int below = min_mean >= 0 && mean < min_mean;
-    int dropped = max_drop >= 0 && best >= 0 && best - mean > max_drop;
-    json_t *out = json_pack("{s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o,s:b}", "model", (json_int_t)model, "dataset",
-                            (json_int_t)dataset, "job", (json_int_t)job, "mean_dice", mean, "best_earlier",
+    return 0;
+}
+
+/* Prints the JSON line and the reasons for a failure. 0 pass, 1 fail. */
+static int dc_report(const dc_args *o, long long job, double mean, double best, long long best_job)
+{
+    int below = o->min_mean >= 0 && mean < o->min_mean;
+    int dropped = o->max_drop >= 0 && best >= 0 && best - mean > o->max_drop;
+    json_t *out = json_pack("{s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o,s:b}", "model", (json_int_t)o->model, "dataset",
+                            (json_int_t)o->dataset, "job", (json_int_t)job, "mean_dice", mean, "best_earlier",
                             best < 0 ? json_null() : json_real(best), "best_earlier_job",
                             best_job ? json_integer(best_job) : json_null(), "min_mean",
-                            min_mean >= 0 ? json_real(min_mean) : json_null(), "max_drop",
-                            max_drop >= 0 ? json_real(max_drop) : json_null(), "pass", !(below || dropped));
+                            o->min_mean >= 0 ? json_real(o->min_mean) : json_null(), "max_drop",
+                            o->max_drop >= 0 ? json_real(o->max_drop) : json_null(), "pass", !(below || dropped));
     char *os = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", os);
     free(os);
     json_decref(out);
     if (below)
-        fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is under the floor %.4f\n", mean, min_mean);
+        fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is under the floor %.4f\n", mean, o->min_mean);
     if (dropped)
         fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is %.4f below the best earlier %.4f (job %lld)\n", mean,
                 best - mean, best, best_job);
-    rc = below || dropped ? 1 : 0;
-done:
-    json_decref(j);
+    return below || dropped ? 1 : 0;
+}
+
+int cmd_dice_check(int argc, char **argv)
+{
+    dc_args o = {.token = getenv("MKDSEG_TOKEN"), .min_mean = -1, .max_drop = -1, .timeout = 3600};
+    int prc = dc_parse(&o, argc, argv);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = 3;
+    long long job = 0, best_job = 0;
+    double mean = -1, best = -1;
+    if (dc_evaluate(&o, &job) == 0 && dc_scores(&o, job, &mean, &best, &best_job) == 0)
+        rc = dc_report(&o, job, mean, best, best_job);
     curl_global_cleanup();
     return rc;
 }

@@ -32,6 +32,82 @@ static const char *format_name(const vol_header *h)
     }
 }
 
+/* What both outputs derive from the geometry. */
+typedef struct {
+    double sp[3];   /* voxel spacing, mm */
+    char orient[4]; /* orientation code, e.g. "RAS" */
+    int sax;        /* slicing axis */
+    int64_t slices;
+} info_geom;
+
+static void info_geom_of(const vol_geom *g, info_geom *ig)
+{
+    int64_t n[3] = {g->nx, g->ny, g->nz};
+    vol_geom_spacing(g, ig->sp);
+    vol_geom_orientation(g, ig->orient);
+    ig->sax = vol_geom_slicing_axis(g);
+    ig->slices = n[ig->sax];
+}
+
+/* The header and range of v as one JSON line. */
+static void info_json(const char *path, const vol_t *v)
+{
+    const vol_geom *g = &v->geom;
+    info_geom ig;
+    info_geom_of(g, &ig);
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "format", json_string(format_name(&v->hdr)));
+    json_object_set_new(o, "compressed", json_boolean(v->hdr.compressed));
+    json_object_set_new(o, "dims", json_pack("[III]", (json_int_t)g->nx, (json_int_t)g->ny, (json_int_t)g->nz));
+    json_object_set_new(o, "datatype", json_string(vol_datatype_name(v->hdr.datatype)));
+    json_object_set_new(o, "spacing", json_pack("[fff]", ig.sp[0], ig.sp[1], ig.sp[2]));
+    json_object_set_new(o, "pixdim", json_pack("[fff]", g->pixdim[1], g->pixdim[2], g->pixdim[3]));
+    json_t *a = json_array();
+    for (int r = 0; r < 4; r++)
+        json_array_append_new(a, json_pack("[ffff]", g->affine[r][0], g->affine[r][1],
+                                           g->affine[r][2], g->affine[r][3]));
+    json_object_set_new(o, "affine", a);
+    json_object_set_new(o, "affine_source", json_string(vol_affine_src_name(g->affine_src)));
+    json_object_set_new(o, "qform_code", json_integer(g->qform_code));
+    json_object_set_new(o, "sform_code", json_integer(g->sform_code));
+    json_object_set_new(o, "orientation", json_string(ig.orient));
+    json_object_set_new(o, "slicing_axis", json_integer(ig.sax));
+    json_object_set_new(o, "slices", json_integer((json_int_t)ig.slices));
+    json_object_set_new(o, "scl_slope", json_real(v->hdr.scl_slope));
+    json_object_set_new(o, "scl_inter", json_real(v->hdr.scl_inter));
+    json_object_set_new(o, "min", json_real(v->vmin));
+    json_object_set_new(o, "max", json_real(v->vmax));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    puts(s ? s : "{}");
+    free(s);
+    json_decref(o);
+}
+
+/* The header and range of v as text, one field a line. */
+static void info_text(const char *path, const vol_t *v)
+{
+    const vol_geom *g = &v->geom;
+    info_geom ig;
+    info_geom_of(g, &ig);
+    printf("file:          %s\n", path);
+    printf("format:        %s%s%s\n", format_name(&v->hdr), v->hdr.compressed ? ", gzip" : "",
+           v->hdr.byteswapped ? ", byte-swapped" : "");
+    printf("dims:          %lld x %lld x %lld\n", (long long)g->nx, (long long)g->ny, (long long)g->nz);
+    printf("datatype:      %s", vol_datatype_name(v->hdr.datatype));
+    if (v->hdr.scl_slope != 0 && !(v->hdr.scl_slope == 1 && v->hdr.scl_inter == 0))
+        printf(" (scl_slope %g, scl_inter %g)", v->hdr.scl_slope, v->hdr.scl_inter);
+    printf("\nspacing:       %.6g x %.6g x %.6g\n", ig.sp[0], ig.sp[1], ig.sp[2]);
+    printf("affine:        from %s (qform_code %d, sform_code %d)\n",
+           vol_affine_src_name(g->affine_src), g->qform_code, g->sform_code);
+    for (int r = 0; r < 4; r++)
+        printf("               [%12.6f %12.6f %12.6f %12.6f]\n", g->affine[r][0],
+               g->affine[r][1], g->affine[r][2], g->affine[r][3]);
+    printf("orientation:   %s\n", ig.orient);
+    printf("slicing axis:  %d (%c), %lld slices\n", ig.sax, "ijk"[ig.sax], (long long)ig.slices);
+    printf("intensity:     %g .. %g\n", (double)v->vmin, (double)v->vmax);
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
@@ -67,59 +143,10 @@ int cmd_info(int argc, char **argv)
         fprintf(stderr, "mkdseg info: %s\n", err);
         return 1;
     }
-    const vol_geom *g = &v.geom;
-    double sp[3];
-    char orient[4];
-    vol_geom_spacing(g, sp);
-    vol_geom_orientation(g, orient);
-    int sax = vol_geom_slicing_axis(g);
-    int64_t n[3] = {g->nx, g->ny, g->nz};
-    if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "file", json_string(path));
-        json_object_set_new(o, "format", json_string(format_name(&v.hdr)));
-        json_object_set_new(o, "compressed", json_boolean(v.hdr.compressed));
-        json_object_set_new(o, "dims", json_pack("[III]", (json_int_t)g->nx, (json_int_t)g->ny, (json_int_t)g->nz));
-        json_object_set_new(o, "datatype", json_string(vol_datatype_name(v.hdr.datatype)));
-        json_object_set_new(o, "spacing", json_pack("[fff]", sp[0], sp[1], sp[2]));
-        json_object_set_new(o, "pixdim", json_pack("[fff]", g->pixdim[1], g->pixdim[2], g->pixdim[3]));
-        json_t *a = json_array();
-        for (int r = 0; r < 4; r++)
-            json_array_append_new(a, json_pack("[ffff]", g->affine[r][0], g->affine[r][1],
-                                               g->affine[r][2], g->affine[r][3]));
-        json_object_set_new(o, "affine", a);
-        json_object_set_new(o, "affine_source", json_string(vol_affine_src_name(g->affine_src)));
-        json_object_set_new(o, "qform_code", json_integer(g->qform_code));
-        json_object_set_new(o, "sform_code", json_integer(g->sform_code));
-        json_object_set_new(o, "orientation", json_string(orient));
-        json_object_set_new(o, "slicing_axis", json_integer(sax));
-        json_object_set_new(o, "slices", json_integer((json_int_t)n[sax]));
-        json_object_set_new(o, "scl_slope", json_real(v.hdr.scl_slope));
-        json_object_set_new(o, "scl_inter", json_real(v.hdr.scl_inter));
-        json_object_set_new(o, "min", json_real(v.vmin));
-        json_object_set_new(o, "max", json_real(v.vmax));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        puts(s ? s : "{}");
-        free(s);
-        json_decref(o);
-    } else {
-        printf("file:          %s\n", path);
-        printf("format:        %s%s%s\n", format_name(&v.hdr), v.hdr.compressed ? ", gzip" : "",
-               v.hdr.byteswapped ? ", byte-swapped" : "");
-        printf("dims:          %lld x %lld x %lld\n", (long long)g->nx, (long long)g->ny, (long long)g->nz);
-        printf("datatype:      %s", vol_datatype_name(v.hdr.datatype));
-        if (v.hdr.scl_slope != 0 && !(v.hdr.scl_slope == 1 && v.hdr.scl_inter == 0))
-            printf(" (scl_slope %g, scl_inter %g)", v.hdr.scl_slope, v.hdr.scl_inter);
-        printf("\nspacing:       %.6g x %.6g x %.6g\n", sp[0], sp[1], sp[2]);
-        printf("affine:        from %s (qform_code %d, sform_code %d)\n",
-               vol_affine_src_name(g->affine_src), g->qform_code, g->sform_code);
-        for (int r = 0; r < 4; r++)
-            printf("               [%12.6f %12.6f %12.6f %12.6f]\n", g->affine[r][0],
-                   g->affine[r][1], g->affine[r][2], g->affine[r][3]);
-        printf("orientation:   %s\n", orient);
-        printf("slicing axis:  %d (%c), %lld slices\n", sax, "ijk"[sax], (long long)n[sax]);
-        printf("intensity:     %g .. %g\n", (double)v.vmin, (double)v.vmax);
-    }
+    if (json)
+        info_json(path, &v);
+    else
+        info_text(path, &v);
     vol_free(&v);
     return 0;
 }

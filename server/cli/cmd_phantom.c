@@ -39,6 +39,28 @@ static int parse3(const char *s, double v[3])
     return 0;
 }
 
+/* --shape and --fov (either may be NULL) into o. 0, or -1 printed. */
+static int phantom_geometry(phantom_opts *o, const char *shape, const char *fov)
+{
+    double v[3];
+    if (shape) {
+        if (parse3(shape, v) != 0) {
+            fprintf(stderr, "mkdseg phantom: --shape wants X,Y,Z\n");
+            return -1;
+        }
+        for (int i = 0; i < 3; i++)
+            o->shape[i] = (int64_t)v[i];
+    }
+    if (fov) {
+        if (parse3(fov, v) != 0) {
+            fprintf(stderr, "mkdseg phantom: --fov wants X,Y,Z in mm\n");
+            return -1;
+        }
+        memcpy(o->fov, v, sizeof v);
+    }
+    return 0;
+}
+
 int cmd_phantom(int argc, char **argv)
 {
     const char *mod = NULL, *image = NULL, *label = NULL, *shape = NULL, *fov = NULL;
@@ -83,12 +105,12 @@ int cmd_phantom(int argc, char **argv)
             return 2;
         }
     }
-    if (!mod || (strcmp(mod, "ct") && strcmp(mod, "mr")) || seed < 0 || (!image && !label)) {
+    prep_modality m = PREP_CT;
+    if (prep_modality_parse(mod, &m) < 0 || seed < 0 || (!image && !label)) {
         fprintf(stderr, "mkdseg phantom: --modality ct|mr, --seed and --image and/or --label are required\n");
         usage(stderr);
         return 2;
     }
-    prep_modality m = strcmp(mod, "ct") ? PREP_MR : PREP_CT;
     if ((paired_ct && m != PREP_MR) || (paired_mr && m != PREP_CT)) {
         fprintf(stderr, "mkdseg phantom: --paired-ct goes with --modality mr, --paired-mr with --modality ct\n");
         return 2;
@@ -98,22 +120,8 @@ int cmd_phantom(int argc, char **argv)
     phantom_default(&o, m, (uint64_t)seed);
     o.fixed_fov = fixed;
     o.noise = noise;
-    double v[3];
-    if (shape) {
-        if (parse3(shape, v) != 0) {
-            fprintf(stderr, "mkdseg phantom: --shape wants X,Y,Z\n");
-            return 2;
-        }
-        for (int i = 0; i < 3; i++)
-            o.shape[i] = (int64_t)v[i];
-    }
-    if (fov) {
-        if (parse3(fov, v) != 0) {
-            fprintf(stderr, "mkdseg phantom: --fov wants X,Y,Z in mm\n");
-            return 2;
-        }
-        memcpy(o.fov, v, sizeof v);
-    }
+    if (phantom_geometry(&o, shape, fov) < 0)
+        return 2;
     char err[512];
     phantom_vol p;
     struct timespec t0, t1;

@@ -10,6 +10,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "db.h"
+#include "sql.h"
 #include "svc.h"
 
 static void usage(FILE *f)
@@ -20,6 +21,70 @@ static void usage(FILE *f)
                "Bearer tokens for `mkdseg serve --auth on` (MKDSEG_AUTH=on): mutating requests need\n"
                "'Authorization: Bearer TOKEN'. Only the token's SHA-256 is stored; `create` prints the\n"
                "token once. The database comes from --database-url, MKDSEG_DATABASE_URL or DATABASE_URL.\n");
+}
+
+/* Makes a token, stores its hash and prints it (the only time it is shown). 0 / 1. */
+static int token_create(PGconn *pg, const char *name)
+{
+    char err[512];
+    unsigned char b[24];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        fprintf(stderr, "mkdseg token: no randomness\n");
+        return 1;
+    }
+    char tok[8 + 2 * sizeof b + 1], hex[65], prefix[16];
+    int off = snprintf(tok, sizeof tok, "mkd_");
+    for (size_t i = 0; i < sizeof b; i++)
+        off += snprintf(tok + off, sizeof tok - (size_t)off, "%02x", b[i]);
+    auth_hash_token(tok, hex);
+    snprintf(prefix, sizeof prefix, "%.8s", tok);
+    const char *v[3] = {name, hex, prefix};
+    PGresult *r = db_query(pg, &sql_api_tokens_insert, v, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "mkdseg token: %s\n", strstr(err, "duplicate") ? "a token with this name exists already" : err);
+        return 1;
+    }
+    printf("%s\n", tok);
+    fprintf(stderr, "mkdseg token: created token '%s' (id %s); it is shown only now\n", name, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* Revokes the active token `name`. 0 / 1. */
+static int token_revoke(PGconn *pg, const char *name)
+{
+    char err[512];
+    const char *v[1] = {name};
+    PGresult *r = db_query(pg, &sql_api_tokens_revoke, v, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "mkdseg token: %s\n", err);
+        return 1;
+    }
+    int found = PQntuples(r) > 0;
+    PQclear(r);
+    if (!found) {
+        fprintf(stderr, "mkdseg token: no active token named '%s'\n", name);
+        return 1;
+    }
+    fprintf(stderr, "mkdseg token: revoked '%s'\n", name);
+    return 0;
+}
+
+/* Prints every token (never the secret: the prefix only). 0 / 1. */
+static int token_list(PGconn *pg)
+{
+    char err[512];
+    PGresult *r = db_query(pg, &sql_api_tokens_list, NULL, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "mkdseg token: %s\n", err);
+        return 1;
+    }
+    printf("%-6s %-24s %-10s %-32s %-32s %s\n", "id", "name", "prefix", "created", "last used", "revoked");
+    for (int i = 0; i < PQntuples(r); i++)
+        printf("%-6s %-24s %-10s %-32s %-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+               PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+    PQclear(r);
+    return 0;
 }
 
 int cmd_token(int argc, char **argv)
@@ -62,54 +127,7 @@ int cmd_token(int argc, char **argv)
         fprintf(stderr, "mkdseg token: %s\n", err);
         return 1;
     }
-    int rc = 1;
-    PGresult *r = NULL;
-    if (create) {
-        unsigned char b[24];
-        if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-            fprintf(stderr, "mkdseg token: no randomness\n");
-            goto done;
-        }
-        char tok[8 + 2 * sizeof b + 1], hex[65], prefix[16];
-        int off = snprintf(tok, sizeof tok, "mkd_");
-        for (size_t i = 0; i < sizeof b; i++)
-            off += snprintf(tok + off, sizeof tok - (size_t)off, "%02x", b[i]);
-        auth_hash_token(tok, hex);
-        snprintf(prefix, sizeof prefix, "%.8s", tok);
-        const char *v[3] = {name, hex, prefix};
-        if (!(r = svc_q(pg, "INSERT INTO api_tokens (name, token_sha256, prefix) VALUES ($1, $2, $3) RETURNING id", 3, v,
-                        err, sizeof err))) {
-            fprintf(stderr, "mkdseg token: %s\n", strstr(err, "duplicate") ? "a token with this name exists already" : err);
-            goto done;
-        }
-        printf("%s\n", tok);
-        fprintf(stderr, "mkdseg token: created token '%s' (id %s); it is shown only now\n", name, PQgetvalue(r, 0, 0));
-    } else if (revoke) {
-        const char *v[1] = {name};
-        if (!(r = svc_q(pg, "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING id",
-                        1, v, err, sizeof err))) {
-            fprintf(stderr, "mkdseg token: %s\n", err);
-            goto done;
-        }
-        if (PQntuples(r) == 0) {
-            fprintf(stderr, "mkdseg token: no active token named '%s'\n", name);
-            goto done;
-        }
-        fprintf(stderr, "mkdseg token: revoked '%s'\n", name);
-    } else {
-        if (!(r = svc_q(pg, "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id", 0,
-                        NULL, err, sizeof err))) {
-            fprintf(stderr, "mkdseg token: %s\n", err);
-            goto done;
-        }
-        printf("%-6s %-24s %-10s %-32s %-32s %s\n", "id", "name", "prefix", "created", "last used", "revoked");
-        for (int i = 0; i < PQntuples(r); i++)
-            printf("%-6s %-24s %-10s %-32s %-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                   PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
-    }
-    rc = 0;
-done:
-    PQclear(r);
+    int rc = create ? token_create(pg, name) : revoke ? token_revoke(pg, name) : token_list(pg);
     PQfinish(pg);
     return rc;
 }

@@ -65,17 +65,9 @@ static int on_progress(const train_progress *p, void *user)
                 p->epoch, p->lr_seg);
         for (int i = 0; i < TL_COUNT; i++)
             if (!isnan(p->loss[i])) fprintf(stderr, ",\"%s\":%.6g", train_loss_name((train_loss)i), p->loss[i]);
-        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f,\"gflop_per_iter\":%.6g}\n", p->iters_per_s, p->eta_s, p->gflop_per_iter);
+        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f}\n", p->iters_per_s, p->eta_s);
     }
     return cancelled ? 1 : 0;
-}
-
-static int parse_modality(const char *s, prep_modality *m)
-{
-    if (!strcmp(s, "ct")) *m = PREP_CT;
-    else if (!strcmp(s, "mr")) *m = PREP_MR;
-    else return -1;
-    return 0;
 }
 
 static int load_set(train_slices *s, const cli_pairs *p, const dataset_opts *o, char *err, size_t errlen)
@@ -85,148 +77,204 @@ static int load_set(train_slices *s, const cli_pairs *p, const dataset_opts *o, 
     return 0;
 }
 
-int cmd_train(int argc, char **argv)
-{
+/* The command line of one `mkdseg train`. */
+typedef struct {
     train_config c;
-    train_config_default(&c);
-    char err[512];
-    char **rest = calloc(argc + 1, sizeof *rest);
-    int nrest = 0, rc = 2;
-    cli_pairs tp = {0}, ap = {0}, op = {0}, scp = {0}, sop = {0};
-    train_slices ts = {0}, as = {0}, os = {0}, ss = {0}, sos = {0};
-    trainer *t = NULL;
-    const char *tdir = NULL, *adir = NULL, *timgs = NULL, *tlabs = NULL, *aimgs = NULL, *alabs = NULL, *out = NULL,
-               *ckpt = NULL, *aorc = NULL, *simgs = NULL, *slabs = NULL, *sorc = NULL;
-    prep_modality tmod = PREP_CT, amod = PREP_MR;
-    int resume = 0, json = 0, empty_every = 4;
+    const char *tdir, *adir, *timgs, *tlabs, *aimgs, *alabs, *out, *ckpt;
+    const char *aorc, *simgs, *slabs, *sorc; /* oracle renderings, translation score set */
+    prep_modality tmod, amod;
+    int resume, json, empty_every;
     char ckbuf[4096];
+} train_args;
 
-    if (train_config_from_argv(&c, argc - 1, argv + 1, rest, &nrest, err, sizeof err)) {
-        fprintf(stderr, "mkdseg train: %s\n", err);
-        goto done;
-    }
+/* Reads the options train_config does not know. 0, 1 after --help, 2 on an error (printed). */
+static int train_parse(train_args *o, int nrest, char **rest)
+{
     for (int i = 0; i < nrest; i++) {
         int miss = 0;
         const char *v;
-        if (!strcmp(rest[i], "--help") || !strcmp(rest[i], "-h")) { usage(stdout); rc = 0; goto done; }
-        else if (!strcmp(rest[i], "--resume")) resume = 1;
-        else if (!strcmp(rest[i], "--json")) json = 1;
-        else if ((v = cli_opt(nrest, rest, &i, "--target-dir", &miss))) tdir = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--assistant-dir", &miss))) adir = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--target-images", &miss))) timgs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--target-labels", &miss))) tlabs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--assistant-images", &miss))) aimgs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--assistant-labels", &miss))) alabs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--out", &miss))) out = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--checkpoint", &miss))) ckpt = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--empty-every", &miss))) empty_every = atoi(v);
-        else if ((v = cli_opt(nrest, rest, &i, "--assistant-oracle", &miss))) aorc = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--score-images", &miss))) simgs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--score-labels", &miss))) slabs = v;
-        else if ((v = cli_opt(nrest, rest, &i, "--score-oracle", &miss))) sorc = v;
+        if (!strcmp(rest[i], "--help") || !strcmp(rest[i], "-h")) { usage(stdout); return 1; }
+        else if (!strcmp(rest[i], "--resume")) o->resume = 1;
+        else if (!strcmp(rest[i], "--json")) o->json = 1;
+        else if ((v = cli_opt(nrest, rest, &i, "--target-dir", &miss))) o->tdir = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--assistant-dir", &miss))) o->adir = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--target-images", &miss))) o->timgs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--target-labels", &miss))) o->tlabs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--assistant-images", &miss))) o->aimgs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--assistant-labels", &miss))) o->alabs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--out", &miss))) o->out = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--checkpoint", &miss))) o->ckpt = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--empty-every", &miss))) o->empty_every = atoi(v);
+        else if ((v = cli_opt(nrest, rest, &i, "--assistant-oracle", &miss))) o->aorc = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-images", &miss))) o->simgs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-labels", &miss))) o->slabs = v;
+        else if ((v = cli_opt(nrest, rest, &i, "--score-oracle", &miss))) o->sorc = v;
         else if ((v = cli_opt(nrest, rest, &i, "--target-modality", &miss))) {
-            if (parse_modality(v, &tmod)) { fprintf(stderr, "mkdseg train: --target-modality must be ct or mr\n"); goto done; }
+            if (prep_modality_parse(v, &o->tmod)) { fprintf(stderr, "mkdseg train: --target-modality must be ct or mr\n"); return 2; }
         } else if ((v = cli_opt(nrest, rest, &i, "--assistant-modality", &miss))) {
-            if (parse_modality(v, &amod)) { fprintf(stderr, "mkdseg train: --assistant-modality must be ct or mr\n"); goto done; }
+            if (prep_modality_parse(v, &o->amod)) { fprintf(stderr, "mkdseg train: --assistant-modality must be ct or mr\n"); return 2; }
         } else {
             fprintf(stderr, "mkdseg train: %s '%s' (see mkdseg train --help)\n", miss ? "missing value for" : "unknown option",
                     rest[i]);
-            goto done;
+            return 2;
         }
-        if (miss) { fprintf(stderr, "mkdseg train: %s needs a value\n", rest[i]); goto done; }
+        if (miss) { fprintf(stderr, "mkdseg train: %s needs a value\n", rest[i]); return 2; }
     }
-    if (!out) { fprintf(stderr, "mkdseg train: --out is required\n"); goto done; }
-    if (!tdir && !timgs) { fprintf(stderr, "mkdseg train: give --target-dir or --target-images/--target-labels\n"); goto done; }
-    if ((timgs && !tlabs) || (aimgs && !alabs) || (simgs && !slabs)) { fprintf(stderr, "mkdseg train: image lists need label lists\n"); goto done; }
-    if ((aorc && !aimgs) || (sorc && !simgs)) {
+    return 0;
+}
+
+/* The combinations the options must satisfy. 0, or -1 printed. */
+static int train_check(train_args *o)
+{
+    char err[512];
+    if (!o->out) { fprintf(stderr, "mkdseg train: --out is required\n"); return -1; }
+    if (!o->tdir && !o->timgs) { fprintf(stderr, "mkdseg train: give --target-dir or --target-images/--target-labels\n"); return -1; }
+    if ((o->timgs && !o->tlabs) || (o->aimgs && !o->alabs) || (o->simgs && !o->slabs)) {
+        fprintf(stderr, "mkdseg train: image lists need label lists\n");
+        return -1;
+    }
+    if ((o->aorc && !o->aimgs) || (o->sorc && !o->simgs)) {
         fprintf(stderr, "mkdseg train: --assistant-oracle needs --assistant-images, --score-oracle --score-images\n");
-        goto done;
+        return -1;
     }
-    if (train_config_validate(&c, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
-    if (c.method != TM_BASELINE && !adir && !aimgs) {
+    if (train_config_validate(&o->c, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); return -1; }
+    if (o->c.method != TM_BASELINE && !o->adir && !o->aimgs) {
         fprintf(stderr, "mkdseg train: method %s needs assistant data (--assistant-dir or --assistant-images)\n",
-                train_method_name(c.method));
-        goto done;
+                train_method_name(o->c.method));
+        return -1;
     }
-    rc = 1;
-    if ((tdir && cli_pairs_from_dir(&tp, tdir, err, sizeof err)) || (timgs && cli_pairs_from_lists(&tp, timgs, tlabs, err, sizeof err)) ||
-        (adir && cli_pairs_from_dir(&ap, adir, err, sizeof err)) || (aimgs && cli_pairs_from_lists(&ap, aimgs, alabs, err, sizeof err)) ||
-        (aorc && cli_pairs_from_lists(&op, aorc, alabs, err, sizeof err)) ||
-        (simgs && cli_pairs_from_lists(&scp, simgs, slabs, err, sizeof err)) ||
-        (sorc && cli_pairs_from_lists(&sop, sorc, slabs, err, sizeof err))) {
-        fprintf(stderr, "mkdseg train: %s\n", err);
-        goto done;
-    }
-    nn_set_threads(c.threads);
-    dataset_opts to = {.spacing = c.spacing, .size = c.size, .empty_every = empty_every, .seed = c.seed};
-    dataset_opts ao = to;
-    prep_norm_default(&to.norm, tmod);
-    prep_norm_default(&ao.norm, amod);
-    ao.seed = c.seed + 1;
+    if (!o->ckpt) { snprintf(o->ckbuf, sizeof o->ckbuf, "%s.ckpt", o->out); o->ckpt = o->ckbuf; }
+    return 0;
+}
+
+/* What one run reads: target and assistant pairs and slices, the assistant's oracle renderings
+ * (iam oracle) and the translation score set with its renderings. */
+typedef struct {
+    cli_pairs tp, ap, op, scp, sop;
+    train_slices ts, as, os, ss, sos;
+} train_sets;
+
+static void train_sets_free(train_sets *d)
+{
+    dataset_free(&d->ts), dataset_free(&d->as), dataset_free(&d->os), dataset_free(&d->ss), dataset_free(&d->sos);
+    cli_pairs_free(&d->tp), cli_pairs_free(&d->ap), cli_pairs_free(&d->op), cli_pairs_free(&d->scp), cli_pairs_free(&d->sop);
+}
+
+/* The file lists of o read into d's slices. 0, or -1 + err. */
+static int train_data(const train_args *o, train_sets *d, dataset_opts *to, char *err, size_t errlen)
+{
+    if ((o->tdir && cli_pairs_from_dir(&d->tp, o->tdir, err, errlen)) ||
+        (o->timgs && cli_pairs_from_lists(&d->tp, o->timgs, o->tlabs, err, errlen)) ||
+        (o->adir && cli_pairs_from_dir(&d->ap, o->adir, err, errlen)) ||
+        (o->aimgs && cli_pairs_from_lists(&d->ap, o->aimgs, o->alabs, err, errlen)) ||
+        (o->aorc && cli_pairs_from_lists(&d->op, o->aorc, o->alabs, err, errlen)) ||
+        (o->simgs && cli_pairs_from_lists(&d->scp, o->simgs, o->slabs, err, errlen)) ||
+        (o->sorc && cli_pairs_from_lists(&d->sop, o->sorc, o->slabs, err, errlen)))
+        return -1;
+    nn_set_threads(o->c.threads);
+    *to = (dataset_opts){.spacing = o->c.spacing, .size = o->c.size, .empty_every = o->empty_every, .seed = o->c.seed};
+    dataset_opts ao = *to;
+    prep_norm_default(&to->norm, o->tmod);
+    prep_norm_default(&ao.norm, o->amod);
+    ao.seed = o->c.seed + 1;
     /* the paired renderings go through the assistant's window placement (same seed, same
      * labels: the same windows) with the target's normalisation */
     dataset_opts oo = ao, so = ao, soo;
-    oo.norm = to.norm;
-    so.seed = c.seed + 2;
+    oo.norm = to->norm;
+    so.seed = o->c.seed + 2;
     soo = so;
-    soo.norm = to.norm;
-    if (load_set(&ts, &tp, &to, err, sizeof err) || load_set(&as, &ap, &ao, err, sizeof err) ||
-        load_set(&os, &op, &oo, err, sizeof err) || load_set(&ss, &scp, &so, err, sizeof err) ||
-        load_set(&sos, &sop, &soo, err, sizeof err)) {
+    soo.norm = to->norm;
+    return load_set(&d->ts, &d->tp, to, err, errlen) || load_set(&d->as, &d->ap, &ao, err, errlen) ||
+                   load_set(&d->os, &d->op, &oo, err, errlen) || load_set(&d->ss, &d->scp, &so, err, errlen) ||
+                   load_set(&d->sos, &d->sop, &soo, err, errlen)
+               ? -1
+               : 0;
+}
+
+/* A trainer for o on d, with the oracle renderings and the score set when given. NULL + err. */
+static trainer *train_new(const train_args *o, train_sets *d, char *err, size_t errlen)
+{
+    const nn_backend *be = nn_backend_from_env(err, errlen);
+    trainer *t = be ? trainer_new(&o->c, be, &d->ts, d->ap.n ? &d->as : NULL, err, errlen) : NULL;
+    if (t && ((d->op.n && trainer_set_oracle(t, &d->os, err, errlen)) ||
+              (d->scp.n && trainer_set_score_set(t, &d->ss, d->sop.n ? &d->sos : NULL, err, errlen)))) {
+        trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Trains with SIGINT / SIGTERM as a cancel request. trainer_run's 0 / 1 (cancelled) / -1. */
+static int train_fit(const train_args *o, trainer *t, char *err, size_t errlen)
+{
+    if (o->resume) {
+        if (trainer_load_checkpoint(t, o->ckpt, err, errlen)) return -1;
+        fprintf(stderr, "mkdseg train: resumed from %s at iteration %d\n", o->ckpt, trainer_iter(t));
+    }
+    progress_state ps = {isatty(2) && !o->json, 0};
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    int r = trainer_run(t, on_progress, &ps, o->ckpt, err, errlen);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    return r;
+}
+
+/* The model file with the metadata inference needs. 0, or -1 + err. */
+static int train_save(const train_args *o, trainer *t, const dataset_opts *to, char *err, size_t errlen)
+{
+    char norm[256], sp[32], sz[32], mod[8];
+    prep_norm_to_string(&to->norm, norm, sizeof norm);
+    snprintf(sp, sizeof sp, "%g", o->c.spacing);
+    snprintf(sz, sizeof sz, "%d", o->c.size);
+    snprintf(mod, sizeof mod, "%s", prep_modality_name(o->tmod));
+    const char *kv[] = {"mkdseg.prep.norm", norm, "mkdseg.prep.spacing", sp, "mkdseg.prep.size", sz,
+                        "mkdseg.modality", mod, "mkdseg.revision", MKDSEG_VERSION};
+    return trainer_save_model(t, o->out, kv, 5, err, errlen) ? -1 : 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args o = {.tmod = PREP_CT, .amod = PREP_MR, .empty_every = 4};
+    train_config_default(&o.c);
+    char err[512];
+    char **rest = calloc(argc + 1, sizeof *rest);
+    int nrest = 0, rc = 2;
+    train_sets d = {0};
+    dataset_opts to;
+    trainer *t = NULL;
+    if (train_config_from_argv(&o.c, argc - 1, argv + 1, rest, &nrest, err, sizeof err)) {
+        fprintf(stderr, "mkdseg train: %s\n", err);
+        goto done;
+    }
+    int prc = train_parse(&o, nrest, rest);
+    if (prc || train_check(&o) < 0) {
+        rc = prc == 1 ? 0 : 2;
+        goto done;
+    }
+    rc = 1;
+    if (train_data(&o, &d, &to, err, sizeof err) < 0) {
         fprintf(stderr, "mkdseg train: %s\n", err);
         goto done;
     }
     fprintf(stderr, "mkdseg train: %s, %d target volumes (%d slices), %d assistant volumes (%d slices), %d iterations, %d threads\n",
-            train_method_name(c.method), tp.n, ts.n, ap.n, as.n, train_config_total_iters(&c), nn_get_threads());
-    const nn_backend *be = nn_backend_from_env(err, sizeof err);
-    t = be ? trainer_new(&c, be, &ts, ap.n ? &as : NULL, err, sizeof err) : NULL;
-    if (!t || (op.n && trainer_set_oracle(t, &os, err, sizeof err)) ||
-        (scp.n && trainer_set_score_set(t, &ss, sop.n ? &sos : NULL, err, sizeof err))) {
-        fprintf(stderr, "mkdseg train: %s\n", err);
-        goto done;
-    }
-    if (!ckpt) { snprintf(ckbuf, sizeof ckbuf, "%s.ckpt", out); ckpt = ckbuf; }
-    if (resume) {
-        if (trainer_load_checkpoint(t, ckpt, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
-        fprintf(stderr, "mkdseg train: resumed from %s at iteration %d\n", ckpt, trainer_iter(t));
-    }
-    progress_state ps = {isatty(2) && !json, 0};
-    signal(SIGINT, on_sigint);
-    signal(SIGTERM, on_sigint);
-    int r = trainer_run(t, on_progress, &ps, ckpt, err, sizeof err);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    if (r < 0) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
+            train_method_name(o.c.method), d.tp.n, d.ts.n, d.ap.n, d.as.n, train_config_total_iters(&o.c), nn_get_threads());
+    t = train_new(&o, &d, err, sizeof err);
+    int r = t ? train_fit(&o, t, err, sizeof err) : -1;
     if (r == 1) {
-        fprintf(stderr, "mkdseg train: cancelled at iteration %d; checkpoint %s (continue with --resume)\n", trainer_iter(t), ckpt);
+        fprintf(stderr, "mkdseg train: cancelled at iteration %d; checkpoint %s (continue with --resume)\n", trainer_iter(t), o.ckpt);
         rc = 130;
         goto done;
     }
-    char norm[256], sp[32], sz[32], mod[8];
-    prep_norm_to_string(&to.norm, norm, sizeof norm);
-    snprintf(sp, sizeof sp, "%g", c.spacing);
-    snprintf(sz, sizeof sz, "%d", c.size);
-    snprintf(mod, sizeof mod, "%s", tmod == PREP_CT ? "ct" : "mr");
-    const char *kv[] = {"mkdseg.prep.norm", norm, "mkdseg.prep.spacing", sp, "mkdseg.prep.size", sz,
-                        "mkdseg.modality", mod, "mkdseg.revision", MKDSEG_VERSION};
-    if (trainer_save_model(t, out, kv, 5, err, sizeof err)) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
+    if (r < 0 || train_save(&o, t, &to, err, sizeof err) < 0) { fprintf(stderr, "mkdseg train: %s\n", err); goto done; }
     char *scores = trainer_scores_json(t);
     printf("{\"model\":\"%s\",\"method\":\"%s\",\"iterations\":%d,\"target_slices\":%d,\"assistant_slices\":%d,"
-           "\"translation\":%s}\n", out, train_method_name(c.method), trainer_iter(t), ts.n, as.n, scores ? scores : "[]");
+           "\"translation\":%s}\n", o.out, train_method_name(o.c.method), trainer_iter(t), d.ts.n, d.as.n, scores ? scores : "[]");
     free(scores);
     rc = 0;
 done:
     trainer_free(t);
-    dataset_free(&ts);
-    dataset_free(&as);
-    dataset_free(&os);
-    dataset_free(&ss);
-    dataset_free(&sos);
-    cli_pairs_free(&tp);
-    cli_pairs_free(&ap);
-    cli_pairs_free(&op);
-    cli_pairs_free(&scp);
-    cli_pairs_free(&sop);
+    train_sets_free(&d);
     free(rest);
     return rc;
 }

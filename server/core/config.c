@@ -54,7 +54,7 @@ static const cfg_opt cfg_table[] = {
     {"connection-timeout", "MKDSEG_CONNECTION_TIMEOUT", NULL, T_INT, "60",
      OFF(connection_timeout), 0, 0, 86400, CFG_SERVE,
      "seconds of inactivity before a connection is closed; 0 = never"},
-    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(threads), 0, 0, 1024, CFG_SERVE,
+    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(http_threads), 0, 0, 1024, CFG_SERVE,
      "HTTP threads: 0 = one per connection (handlers may block); N = pool of N"},
     {"workers", "MKDSEG_WORKERS", NULL, T_INT, "1", OFF(workers), 0, 0, 256, SW,
      "job workers (serve: in-process, 0 = none; worker: threads)"},
@@ -228,21 +228,9 @@ static const cfg_opt *find_flag(const char *name, size_t len, unsigned cmd)
     return NULL;
 }
 
-int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char *err,
-             size_t errlen)
+/* The settings of cmd given in the environment (MKDSEG_*, then the second name). */
+static int cfg_from_env(mkd_config *c, unsigned cmd, char *err, size_t errlen)
 {
-    memset(c, 0, sizeof *c);
-    *help = 0;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            *help = 1;
-            return 0;
-        }
-    /* defaults (for every setting, so that unrelated fields are sane too) */
-    for (size_t i = 0; i < NOPTS; i++)
-        if (set_opt(c, &cfg_table[i], cfg_table[i].def, CFG_SRC_DEFAULT, NULL, err, errlen) < 0)
-            return -1;
-    /* environment */
     for (size_t i = 0; i < NOPTS; i++) {
         const cfg_opt *o = &cfg_table[i];
         if (!(o->cmds & cmd))
@@ -255,7 +243,12 @@ int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char
         if (v && set_opt(c, o, v, CFG_SRC_ENV, name, err, errlen) < 0)
             return -1;
     }
-    /* flags */
+    return 0;
+}
+
+/* The settings of cmd given as --flag VALUE or --flag=VALUE. */
+static int cfg_from_flags(mkd_config *c, unsigned cmd, int argc, char **argv, char *err, size_t errlen)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) || !a[2]) {
@@ -281,6 +274,25 @@ int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char
         if (set_opt(c, o, val, CFG_SRC_FLAG, NULL, err, errlen) < 0)
             return -1;
     }
+    return 0;
+}
+
+int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char *err,
+             size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    *help = 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *help = 1;
+            return 0;
+        }
+    /* defaults (for every setting, so that unrelated fields are sane too) */
+    for (size_t i = 0; i < NOPTS; i++)
+        if (set_opt(c, &cfg_table[i], cfg_table[i].def, CFG_SRC_DEFAULT, NULL, err, errlen) < 0)
+            return -1;
+    if (cfg_from_env(c, cmd, err, errlen) < 0 || cfg_from_flags(c, cmd, argc, argv, err, errlen) < 0)
+        return -1;
     /* a database URL that libpq cannot parse is a configuration error, not an outage */
     if (c->database_url[0]) {
         char *perr = NULL;

@@ -22,7 +22,7 @@ typedef struct {
     int max_connections;     /* simultaneous connections */
     int per_ip_connections;  /* simultaneous connections from one IP address */
     int connection_timeout;  /* seconds of inactivity before a connection is closed */
-    int threads;             /* 0 = one thread per connection; N = a pool of N polling threads */
+    int http_threads;        /* --http-threads: 0 = a thread per connection; N = N polling threads */
     int workers;             /* job workers (in `serve`: in-process; in `worker`: threads) */
     int queue_size;          /* segmentation requests waiting for an engine worker */
     int db_pool;             /* PostgreSQL connections per process */
@@ -34,9 +34,9 @@ typedef struct {
     int migrate;             /* 1: apply migrations at start-up */
     int job_lease;           /* seconds a worker's claim on a job lasts without a heartbeat */
     int job_poll;            /* seconds between queue polls when no NOTIFY arrives */
-    int segment_workers;     /* engine threads running /segment requests (issue 6) */
-    char default_model[1024]; /* model file registered and promoted when none exists (issue 6) */
-    int engine_threads;      /* CPU threads of each engine task (segmentation, job); 0 = all cores */
+    int segment_workers;     /* engine threads running /segment requests */
+    char default_model[1024]; /* model file registered and promoted when none exists */
+    int engine_threads;      /* --threads: CPU threads of each engine task; 0 = all cores */
     unsigned char source[32]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 

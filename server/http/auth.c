@@ -5,26 +5,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "db.h"
 #include "http.h"
+#include "sha256.h"
+#include "sql.h"
 
-void auth_hash_token(const char *token, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[64] = 0;
-}
-
-static const db_stmt st_token_use = {
-    "auth_token_use",
-    "UPDATE api_tokens SET last_used_at = now() "
-    "WHERE token_sha256 = $1 AND revoked_at IS NULL RETURNING id",
-    1};
+void auth_hash_token(const char *token, char hex[65]) { sha256_hex(token, strlen(token), hex); }
 
 int auth_check(struct http_req *r)
 {
@@ -50,7 +36,7 @@ int auth_check(struct http_req *r)
     }
     PGresult *res = NULL;
     const char *v[1] = {hex};
-    int rc = db_exec(c, &st_token_use, v, &res, err, sizeof err);
+    int rc = db_exec(c, &sql_api_tokens_use, v, &res, err, sizeof err);
     db_release(r->app->db, c);
     if (rc < 0) {
         http_error(r, 503, "database_unavailable", NULL, "cannot check the token: %s", err);

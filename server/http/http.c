@@ -16,7 +16,7 @@
 #include "auth.h"
 #include "http_ratelimit.h"
 #include "log.h"
-#include "metrics.h"
+#include "prom.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* routing */
@@ -459,7 +459,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else
             new_request_id(r->id);
         *con_cls = r;
-        metrics_inflight_add(1);
+        prom_inflight_add(1);
         req_begin(r);
         /* answer at once only when a body is coming (so that it is not read); otherwise wait
          * for the final callback, which keeps the connection alive */
@@ -489,7 +489,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double dt = since(&r->t0);
     if (r->queued)
-        metrics_observe(r->route_idx, r->status, dt);
+        prom_observe(r->route_idx, r->status, dt);
     log_level lvl = r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
     if (log_enabled(lvl)) {
         json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", r->path, "route",
@@ -503,7 +503,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                             : "error"));
         log_json(lvl, r->id, "request", f);
     }
-    metrics_inflight_add(-1);
+    prom_inflight_add(-1);
     req_free(r);
     *con_cls = NULL;
 }
@@ -543,7 +543,7 @@ int http_start(app *a, char *err, size_t errlen)
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->port);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (c->threads == 0)
+    if (c->http_threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
         flags |= MHD_USE_EPOLL;
@@ -558,7 +558,7 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {c->threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->threads, NULL},
+        {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     a->mhd = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_access, a,

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metrics.h"
+#include "prom.h"
 #include "svc.h"
 
 #define MCACHE_CAP 3
@@ -165,13 +165,48 @@ static void fail(seg_task *t, int status, const char *code, const char *msg)
         snprintf(t->err, sizeof t->err, "%.700s", msg);
 }
 
+/* Dice, ASSD and HD95 of the label map cls against the task's label file (on v's grid). 0, or
+ * -1 with the task failed. */
+static int score_task(seg_task *t, const vol_t *v, const uint8_t *cls)
+{
+    struct timespec ts;
+    char err[512], msg[600];
+    uint8_t *truth = NULL;
+    vol_geom lg;
+    int rc = -1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (vol_read_labels(t->label_path, NULL, VOL_LABELS_AUTO, &lg, &truth, err, sizeof err) < 0) {
+        snprintf(msg, sizeof msg, "label: %s", err);
+        fail(t, 422, "invalid_label", msg);
+        goto done;
+    }
+    if (vol_geom_same(&v->geom, &lg, 1e-3, err, sizeof err) < 0) {
+        snprintf(msg, sizeof msg, "label and vol grids differ: %s", err);
+        fail(t, 422, "invalid_label", msg);
+        goto done;
+    }
+    if (metrics_compute(cls, truth, v->geom.nx, v->geom.ny, v->geom.nz, t->spacing, VOL_NCLASSES,
+                        t->ms, err, sizeof err) < 0) {
+        fail(t, 500, "internal", err);
+        goto done;
+    }
+    double a, h;
+    metrics_mean(t->ms, VOL_NCLASSES, &t->dice_mean, &a, &h);
+    t->has_dice = 1;
+    t->dice_ms = ms_since(&ts);
+    rc = 0;
+done:
+    free(truth);
+    return rc;
+}
+
 /* Runs one segmentation (on an engine thread). */
 static void run_task(seg_task *t)
 {
     struct timespec t0, ts;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vol_t v = {0};
-    uint8_t *cls = NULL, *truth = NULL;
+    uint8_t *cls = NULL;
     char err[512];
     const char *delay = getenv("MKDSEG_SEGMENT_DELAY_MS"); /* tests: hold the engine busy */
     if (delay && atoi(delay) > 0) {
@@ -209,31 +244,8 @@ static void run_task(seg_task *t)
     for (size_t i = 0; i < n; i++)
         if (cls[i] < VOL_NCLASSES)
             t->counts[cls[i]]++;
-    if (t->label_path[0]) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        vol_geom lg;
-        if (vol_read_labels(t->label_path, NULL, VOL_LABELS_AUTO, &lg, &truth, err, sizeof err) < 0) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "label: %s", err);
-            fail(t, 422, "invalid_label", msg);
-            goto done;
-        }
-        if (vol_geom_same(&v.geom, &lg, 1e-3, err, sizeof err) < 0) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "label and vol grids differ: %s", err);
-            fail(t, 422, "invalid_label", msg);
-            goto done;
-        }
-        if (metrics_compute(cls, truth, v.geom.nx, v.geom.ny, v.geom.nz, t->spacing, VOL_NCLASSES,
-                            t->ms, err, sizeof err) < 0) {
-            fail(t, 500, "internal", err);
-            goto done;
-        }
-        double a, h;
-        metrics_mean(t->ms, VOL_NCLASSES, &t->dice_mean, &a, &h);
-        t->has_dice = 1;
-        t->dice_ms = ms_since(&ts);
-    }
+    if (t->label_path[0] && score_task(t, &v, cls) < 0)
+        goto done;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     if (vol_write_labels(t->out_path, &v.geom, cls, t->out_mode, err, sizeof err) < 0) {
         fail(t, 500, "internal", err);
@@ -244,7 +256,6 @@ static void run_task(seg_task *t)
 done:
     mcache_release(ref);
     free(cls);
-    free(truth);
     vol_free(&v);
 }
 
@@ -264,7 +275,7 @@ static void *pool_main(void *arg)
             tail = NULL;
         n_waiting--;
         n_running++;
-        metrics_queue_set(n_waiting, capacity);
+        prom_queue_set(n_waiting, capacity);
         pthread_mutex_unlock(&mu);
         t->queue_ms = ms_since(&t->t_submit);
         run_task(t);
@@ -299,7 +310,7 @@ int epool_start(int workers, int queue_size, char *err, size_t errlen)
         nthreads = i + 1;
     }
     running_pool = 1;
-    metrics_queue_set(0, capacity);
+    prom_queue_set(0, capacity);
     log_json(LOG_INFO, NULL, "engine workers started",
              json_pack("{s:i,s:i}", "workers", workers, "queue_size", queue_size));
     return 0;
@@ -353,7 +364,7 @@ int epool_submit(seg_task *t)
         head = t;
     tail = t;
     n_waiting++;
-    metrics_queue_set(n_waiting, capacity);
+    prom_queue_set(n_waiting, capacity);
     pthread_cond_signal(&cv_work);
     pthread_mutex_unlock(&mu);
     return 0;

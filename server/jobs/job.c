@@ -1,5 +1,5 @@
-/* job.c: the job queue and its workers (see job.h). Statements are parameterised ($n) and
- * run with PQexecParams on each worker's own connection. */
+/* job.c: the job queue and its workers (see job.h). Statements (sql_jobs.c) run through
+ * db_query on each worker's own connection. */
 #include "job.h"
 
 #include <errno.h>
@@ -15,8 +15,7 @@
 
 #include "db.h"
 #include "log.h"
-
-#define CHANNEL_JOBS "mkdseg_jobs"
+#include "sql.h"
 
 typedef struct worker {
     struct job_workers *group;
@@ -74,21 +73,6 @@ int job_should_stop(const job_ctx *j)
            atomic_load(&j->w->lost);
 }
 
-/* Runs a parameterised statement; returns the result (caller clears) or NULL with err. */
-static PGresult *q(PGconn *pg, const char *sql, int n, const char *const *v, char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return r;
-    snprintf(err, errlen, "database: %s", PQerrorMessage(pg));
-    size_t k = strlen(err);
-    while (k && err[k - 1] == '\n')
-        err[--k] = 0;
-    PQclear(r);
-    return NULL;
-}
-
 int job_enqueue(PGconn *pg, const char *kind, json_t *params, int priority, int max_attempts,
                 long long *id, char *err, size_t errlen)
 {
@@ -97,13 +81,7 @@ int job_enqueue(PGconn *pg, const char *kind, json_t *params, int priority, int 
     snprintf(pr, sizeof pr, "%d", priority);
     snprintf(ma, sizeof ma, "%d", max_attempts > 0 ? max_attempts : 3);
     const char *v[4] = {kind, p, pr, ma};
-    PGresult *r = q(pg,
-                    "WITH j AS (INSERT INTO jobs (kind, params, priority, max_attempts) "
-                    "VALUES ($1, $2::jsonb, $3::int, $4::int) RETURNING id, kind), "
-                    "e AS (INSERT INTO job_events (job_id, type, data) "
-                    "SELECT id, 'state', '{\"state\":\"queued\"}'::jsonb FROM j) "
-                    "SELECT id, pg_notify('" CHANNEL_JOBS "', kind) FROM j",
-                    4, v, err, errlen);
+    PGresult *r = db_query(pg, &sql_jobs_enqueue, v, err, errlen);
     free(p);
     if (!r)
         return -1;
@@ -121,15 +99,7 @@ int job_progress(job_ctx *j, json_t *progress)
     snprintf(ids, sizeof ids, "%lld", j->id);
     snprintf(lease, sizeof lease, "%d", j->w->group->cfg.job_lease);
     const char *v[4] = {ids, j->w->id, p, lease};
-    PGresult *r = q(j->pg,
-                    "WITH u AS (UPDATE jobs SET progress = $3::jsonb, heartbeat_at = now(), "
-                    "lease_expires_at = now() + make_interval(secs => $4::int), updated_at = now() "
-                    "WHERE id = $1::bigint AND worker = $2 AND state = 'running' "
-                    "RETURNING id, cancel_requested), "
-                    "e AS (INSERT INTO job_events (job_id, type, data) "
-                    "SELECT id, 'progress', $3::jsonb FROM u) "
-                    "SELECT cancel_requested, pg_notify('mkdseg_job_events', id::text) FROM u",
-                    4, v, err, sizeof err);
+    PGresult *r = db_query(j->pg, &sql_jobs_progress, v, err, sizeof err);
     free(p);
     if (!r) {
         log_json(LOG_WARN, NULL, "job progress not stored", json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "error", err));
@@ -176,22 +146,10 @@ static void finish(job_ctx *j, const char *state, const char *error)
     const char *v2[3] = {ids, j->w->id, evs};
     PGresult *r;
     if (!strcmp(state, "queued"))
-        r = q(j->pg,
-              "WITH u AS (UPDATE jobs SET state = 'queued', worker = NULL, lease_expires_at = NULL, "
-              "updated_at = now() WHERE id = $1::bigint AND worker = $2 AND state = 'running' "
-              "RETURNING id, kind), e AS (INSERT INTO job_events (job_id, type, data) "
-              "SELECT id, 'state', $3::jsonb FROM u) "
-              "SELECT pg_notify('" CHANNEL_JOBS "', kind), pg_notify('mkdseg_job_events', id::text) FROM u",
-              3, v2, err, sizeof err);
+        r = db_query(j->pg, &sql_jobs_requeue, v2, err, sizeof err);
     else {
         const char *v6[6] = {ids, j->w->id, state, res, error, evs};
-        r = q(j->pg,
-              "WITH u AS (UPDATE jobs SET state = $3, result = $4::jsonb, error = $5, "
-              "finished_at = now(), updated_at = now() "
-              "WHERE id = $1::bigint AND worker = $2 AND state = 'running' RETURNING id), "
-              "e AS (INSERT INTO job_events (job_id, type, data) SELECT id, 'state', $6::jsonb FROM u) "
-              "SELECT pg_notify('mkdseg_job_events', id::text) FROM u",
-              6, v6, err, sizeof err);
+        r = db_query(j->pg, &sql_jobs_finish, v6, err, sizeof err);
         if (r && PQntuples(r) == 0)
             log_json(LOG_WARN, NULL, "job lease lost before finishing; result dropped",
                      json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "worker", j->w->id));
@@ -212,19 +170,7 @@ static int claim_and_run(worker *w, PGconn *pg)
     snprintf(lease, sizeof lease, "%d", g->cfg.job_lease);
     kinds_array(kinds, sizeof kinds);
     const char *v[3] = {w->id, lease, kinds};
-    PGresult *r = q(pg,
-                    "WITH c AS (UPDATE jobs SET state = 'running', worker = $1, "
-                    "attempts = attempts + 1, heartbeat_at = now(), "
-                    "lease_expires_at = now() + make_interval(secs => $2::int), "
-                    "started_at = coalesce(started_at, now()), updated_at = now() "
-                    "WHERE id = (SELECT id FROM jobs WHERE kind = ANY($3::text[]) AND "
-                    "(state = 'queued' OR (state = 'running' AND lease_expires_at < now())) "
-                    "ORDER BY priority DESC, id FOR UPDATE SKIP LOCKED LIMIT 1) "
-                    "RETURNING id, kind, params::text, attempts, max_attempts), "
-                    "e AS (INSERT INTO job_events (job_id, type, data) SELECT id, 'state', "
-                    "jsonb_build_object('state', 'running', 'worker', $1::text, 'attempt', attempts) "
-                    "FROM c) SELECT * FROM c",
-                    3, v, err, sizeof err);
+    PGresult *r = db_query(pg, &sql_jobs_claim, v, err, sizeof err);
     if (!r) {
         log_json(LOG_WARN, NULL, "job claim failed", json_pack("{s:s,s:s}", "worker", w->id, "error", err));
         return -1;
@@ -302,7 +248,7 @@ static void *worker_main(void *arg)
     while (!atomic_load(&g->stopping)) {
         if (!pg) {
             pg = db_connect(g->cfg.database_url, 3, err, sizeof err);
-            PGresult *r = pg ? q(pg, "LISTEN " CHANNEL_JOBS, 0, NULL, err, sizeof err) : NULL;
+            PGresult *r = pg ? db_query(pg, &sql_jobs_listen, NULL, err, sizeof err) : NULL;
             if (!r) {
                 if (pg)
                     PQfinish(pg);
@@ -352,11 +298,7 @@ static void *heartbeat_main(void *arg)
             char ids[24];
             snprintf(ids, sizeof ids, "%lld", id);
             const char *v[3] = {ids, w->id, lease};
-            PGresult *r = q(pg,
-                            "UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + "
-                            "make_interval(secs => $3::int) WHERE id = $1::bigint AND worker = $2 "
-                            "AND state = 'running' RETURNING cancel_requested",
-                            3, v, err, sizeof err);
+            PGresult *r = db_query(pg, &sql_jobs_heartbeat, v, err, sizeof err);
             if (!r) {
                 PQfinish(pg);
                 pg = NULL;

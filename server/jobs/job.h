@@ -8,8 +8,8 @@
  * worker stops at a safe point on shutdown. Every transition and progress report is written to
  * job_events and announced with NOTIFY "mkdseg_job_events" (payload: the job id).
  *
- * Kinds: the static table job_kinds[] (job_kinds.c) maps a kind to its handler; later issues
- * add lines there ("train", "evaluate", ...). */
+ * Kinds: the static table job_kinds[] (job_kinds.c) maps a kind ("noop", "train", "evaluate")
+ * to its handler; a new kind is a new line there. */
 #ifndef MKDSEG_JOB_H
 #define MKDSEG_JOB_H
 

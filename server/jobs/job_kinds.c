@@ -1,5 +1,5 @@
-/* job_kinds.c: the table of job kinds and their handlers (see job.h). Later issues add their
- * kinds here ("train", "evaluate"). */
+/* job_kinds.c: the table of job kinds and their handlers (see job.h): "noop" (here), "train"
+ * and "evaluate" (job_train.c). */
 #include <stdio.h>
 #include <time.h>
 
@@ -37,7 +37,7 @@ static job_status job_noop(job_ctx *j, char *err, size_t errlen)
 
 const job_kind job_kinds[] = {
     {"noop", job_noop, "diagnostic job: sleeps, reports progress, succeeds or fails on request"},
-    {"train", job_train, "train a model (POST /train; issue 6, job_train.c)"},
-    {"evaluate", job_evaluate, "Dice, ASSD, HD95 of a model on a dataset (issue 6, job_train.c)"},
+    {"train", job_train, "train a model (POST /train; job_train.c)"},
+    {"evaluate", job_evaluate, "Dice, ASSD, HD95 of a model on a dataset (POST /models/{id}/evaluate; job_train.c)"},
     {NULL, NULL, NULL},
 };

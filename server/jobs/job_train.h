@@ -1,9 +1,6 @@
 /* job_train.h: the "train" and "evaluate" job kinds (registered in job_kinds.c).
  *
- * train, params (written by POST /train, validated there):
- *   {"target_dataset": id, "assistant_dataset": id|null, "method": "mkd", "config": {full
- *    train_config as JSON}, "target_volumes": [ids], "assistant_volumes": [ids],
- *    "validation_volumes": [ids], "target_modality": "ct", "assistant_modality": "mr"}
+ * train, params: a train_params (train_params.h; written by POST /train, validated there).
  * Loads the volumes' slices (dataset_add_files), trains (trainer_run) with a checkpoint under
  * <data-dir>/jobs/<id>/ so that a job claimed again after its worker died resumes
  * (trainer_load_checkpoint), reports progress (iteration, epoch, losses, ETA) at most every

@@ -317,6 +317,21 @@ int db_exec(db_conn *c, const db_stmt *s, const char *const *values, PGresult **
     return exec_once(c, s, values, out, &lost, err, errlen);
 }
 
+PGresult *db_query(PGconn *pg, const db_stmt *stmt, const char *const *values, char *err,
+                   size_t errlen)
+{
+    PGresult *r = PQexecParams(pg, stmt->sql, stmt->nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return r;
+    snprintf(err, errlen, "database: %s", PQerrorMessage(pg));
+    size_t k = strlen(err);
+    while (k && err[k - 1] == '\n')
+        err[--k] = 0;
+    PQclear(r);
+    return NULL;
+}
+
 int db_simple(db_conn *c, const char *sql, char *err, size_t errlen)
 {
     if (!c->pg) {

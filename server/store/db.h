@@ -1,8 +1,9 @@
 /* db.h: PostgreSQL access through libpq: a small connection pool that survives a restarted or
  * vanished server, and prepared statements with $n parameters (never built with sprintf).
  *
- * A statement is a static `db_stmt` owned by the module that uses it; each pooled connection
- * prepares it (PQprepare) the first time it runs there and re-prepares after a reconnect. */
+ * Every statement is a `db_stmt` of sql.h (defined in sql_<table>.c); each pooled connection
+ * prepares it (PQprepare) the first time it runs there and re-prepares after a reconnect;
+ * direct connections run it through db_query. */
 #ifndef MKDSEG_DB_H
 #define MKDSEG_DB_H
 
@@ -52,6 +53,12 @@ PGconn *db_pg(db_conn *c);
  * once (a pooled connection may be stale after a PostgreSQL restart). */
 int db_exec(db_conn *c, const db_stmt *stmt, const char *const *values, PGresult **out,
             char *err, size_t errlen);
+
+/* Runs `stmt` on a direct (not pooled) connection through PQexecParams with text parameters
+ * `values[0..stmt->nparams-1]`: the result (caller PQclear-s it), or NULL with "database: ..."
+ * in err. For the connections that job workers, event streams and commands hold themselves. */
+PGresult *db_query(PGconn *pg, const db_stmt *stmt, const char *const *values, char *err,
+                   size_t errlen);
 
 /* Runs a parameterless SQL command (BEGIN, COMMIT, ROLLBACK, LISTEN x) through the simple
  * protocol. 0 / -1 with err. */

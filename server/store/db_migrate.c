@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include "sha256.h"
 
 static const char *const create_table_sql =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -19,15 +19,7 @@ static const char *const create_table_sql =
     "COMMENT ON TABLE schema_migrations IS"
     " 'Applied SQL migrations (sql/NNNN_name.sql): version, file name, SHA-256 of the text, when.'";
 
-void db_migration_checksum(const char *text, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[64] = 0;
-}
+void db_migration_checksum(const char *text, char hex[65]) { sha256_hex(text, strlen(text), hex); }
 
 int db_migration_version(const char *name)
 {

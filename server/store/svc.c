@@ -17,6 +17,7 @@
 #include "infer.h"
 #include "log.h"
 #include "safetensors.h"
+#include "sql.h"
 
 static mkd_config g_cfg;
 
@@ -34,20 +35,6 @@ void svc_engine_threads(void)
 void svc_abs(const char *data_dir, const char *relpath, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s/%s", data_dir, relpath);
-}
-
-PGresult *svc_q(PGconn *pg, const char *sql, int n, const char *const *v, char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return r;
-    snprintf(err, errlen, "database: %s", PQerrorMessage(pg));
-    size_t k = strlen(err);
-    while (k && err[k - 1] == '\n')
-        err[--k] = 0;
-    PQclear(r);
-    return NULL;
 }
 
 int svc_nifti_sniff(const char *path, int *gz, char *why, size_t whylen)
@@ -247,7 +234,7 @@ int svc_register_default_model(const mkd_config *cfg)
     int rc = -1;
     json_t *meta = NULL;
     char *metas = NULL, *cfgs = NULL;
-    PGresult *r = svc_q(pg, "SELECT count(*) FROM models", 0, NULL, err, sizeof err);
+    PGresult *r = db_query(pg, &sql_models_count, NULL, err, sizeof err);
     if (!r)
         goto fail;
     long long n = atoll(PQgetvalue(r, 0, 0));
@@ -277,14 +264,9 @@ int svc_register_default_model(const mkd_config *cfg)
     metas = json_dumps(meta, JSON_COMPACT);
     json_t *c = json_object_get(meta, "mkdseg.config");
     cfgs = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : strdup("{}");
-    json_t *mod = json_object_get(meta, "mkdseg.modality");
-    const char *modality = json_is_string(mod) ? json_string_value(mod) : NULL;
+    const char *modality = svc_meta_modality(meta);
     const char *v[7] = {method, modality, cfgs, metas, sha, rel, size};
-    r = svc_q(pg,
-              "INSERT INTO models (name, method, modality, config, metadata, weights_sha256, "
-              "weights_path, weights_size, is_default) SELECT 'default', $1, $2, $3::jsonb, $4::jsonb, "
-              "$5, $6, $7::bigint, true WHERE NOT EXISTS (SELECT 1 FROM models) RETURNING id",
-              7, v, err, sizeof err);
+    r = db_query(pg, &sql_models_insert_default, v, err, sizeof err);
     if (!r)
         goto fail;
     rc = PQntuples(r) == 1;
@@ -303,6 +285,14 @@ done:
     free(cfgs);
     PQfinish(pg);
     return rc;
+}
+
+const char *svc_meta_modality(const json_t *meta)
+{
+    prep_modality m;
+    if (prep_modality_parse(json_string_value(json_object_get(meta, "mkdseg.modality")), &m) < 0)
+        return NULL;
+    return prep_modality_name(m);
 }
 
 const nn_backend *svc_backend(void)

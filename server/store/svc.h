@@ -1,4 +1,4 @@
-/* svc.h: shared pieces of the service layer (issue 6): the process's settings as seen by the
+/* svc.h: shared pieces of the service layer: the process's settings as seen by the
  * handlers and job kinds, blob helpers for NIfTI and model files, NIfTI sniffing, and the
  * start-up registration of the default model.
  *
@@ -52,12 +52,12 @@ int svc_sha256_file(const char *path, char hex[65], long long *size);
  * empty. 1 registered, 0 nothing to do, -1 error (logged; the service runs without a model). */
 int svc_register_default_model(const mkd_config *cfg);
 
-/* Runs a parameterised statement on pg (PQexecParams). Result (caller clears) or NULL + err. */
-PGresult *svc_q(PGconn *pg, const char *sql, int n, const char *const *v, char *err, size_t errlen);
-
 /* The model file's metadata as a JSON object ("mkdseg.config" parsed as JSON). New reference,
  * NULL + err when the file is not valid safetensors. */
 json_t *svc_model_metadata(const char *path, char *err, size_t errlen);
+
+/* The "mkdseg.modality" of model metadata ("ct" / "mr"), NULL when absent or unknown. */
+const char *svc_meta_modality(const json_t *meta);
 
 /* The engine backend of the service's compute (MKDSEG_DEVICE, checked at start-up by serve and
  * worker; the CPU when unset or auto without a GPU). */

@@ -16,7 +16,7 @@ architecture's convolution FLOPs), torch_gflops, pct_peak, peak_rss_mb (mkdseg's
 torch_peak_rss_mb, flops, reps, warmup, and the peak used.
 
 % of peak: the FLOP rate over threads x one core's FP32 FMA peak. The per-core peak is
---peak-gflops when given (issue 3 quotes 116.8 for the AVX-512 Zen 4 it was measured on),
+--peak-gflops when given (116.8 was quoted for an AVX-512 Zen 4),
 else `mkdseg bench --peak` measures it on this machine.
 """
 import argparse

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""torch_bench.py: the PyTorch peer of `mkdseg bench` (issue 3, "Speed and memory").
+"""torch_bench.py: the PyTorch peer of `mkdseg bench` (the CPU speed and memory comparison).
 
     /usr/bin/python3 tests/bench/torch_bench.py --workload NAME --threads T [--warmup W] [--reps R]
 
 Runs one workload with the same architecture as mkdseg (tests/golden/torch_models.py) and prints
 one JSON line: {"impl": "torch", "workload", "threads", "ms" (median), "times_ms", "warmup",
-"reps", "peak_rss_mb", "flops"}. The fair, tuned peer of issue 3: torch.set_num_threads(T),
+"reps", "peak_rss_mb", "flops"}. The fair, tuned peer: torch.set_num_threads(T),
 OMP_NUM_THREADS=T, OPENBLAS_NUM_THREADS=1, MALLOC_MMAP_MAX_=0 and
 MALLOC_TRIM_THRESHOLD_=100000000000 (glibc reads these at start-up, so the script re-executes
 itself with them when they are missing or different).

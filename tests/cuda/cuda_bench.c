@@ -1,4 +1,4 @@
-/* cuda_bench.c: build/tests/cuda-bench, the GPU side of the CUDA benchmark (issue 7).
+/* cuda_bench.c: build/tests/cuda-bench, the GPU side of the CUDA benchmark (docs/benchmarks.md).
  *
  *   build/tests/cuda-bench --workload NAME [--device cuda|cpu] [--warmup W] [--reps R]
  *   build/tests/cuda-bench --list
@@ -93,7 +93,7 @@ static int step(st_t *b, char *err, size_t errlen)
         nn_params_zero_grad(b->params);
     nn_tensor *x = b->xin, *y, *loss = NULL;
     if (wl->net == NET_SEG) {
-        y = wl->mode == M_INFER ? segmentor_infer(b->seg, ctx, x) : segmentor_forward(b->seg, ctx, x, 1);
+        y = wl->mode == M_INFER ? segmentor_infer(b->seg, ctx, x) : segmentor_forward(b->seg, ctx, x, SEGMENTOR_BN_TRAIN);
         if (wl->mode != M_INFER)
             loss = segmentor_loss(ctx, y, b->lin);
     } else if (wl->net == NET_GEN) {

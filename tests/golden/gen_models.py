@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_models.py: PyTorch reference data for the three tiny networks (issue 3, "Correctness").
+"""gen_models.py: PyTorch reference data for the three tiny networks (the correctness checks against PyTorch).
 
     /usr/bin/python3 tests/golden/gen_models.py [OUTDIR]      (`make golden-models`)
 

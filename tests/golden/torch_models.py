@@ -1,4 +1,4 @@
-"""torch_models.py: the PyTorch twins of mkdseg's three networks (issue 3, "Architectures").
+"""torch_models.py: the PyTorch twins of mkdseg's three networks (same architectures, same parameter names).
 
 These modules are the specification the C models in engine/models/ follow one-to-one: the same
 layers in the same order, the same parameter names (PyTorch state_dict names, so a safetensors

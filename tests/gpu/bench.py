@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench.py: the GPU benchmark of issue 7 -- mkdseg's CUDA backend against PyTorch on the same
+"""bench.py: the GPU benchmark -- mkdseg's CUDA backend against PyTorch on the same
 GPU, same workloads, same math mode.
 
     python3 tests/gpu/bench.py --bin build/tests/cuda-bench --out DIR [--tf32] [--quick]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/gpu/check.sh: the one script to run on a lent GPU machine (issue 7), from the
+# tests/gpu/check.sh: the one script to run on a lent GPU machine, from the
 # repository root of the copied working tree, with debs/gpu.tar.xz carried (made here by
 # tests/gpu/prepare.sh). It writes everything under $OUT (default /tmp/mkdseg-gpu):
 #   env.txt        nvidia-smi, driver, library resolution (ldd)
@@ -120,7 +120,7 @@ stage bench 330 "$OUT/bench.log" env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/be
 [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md" >> "$SUM"
 
 # 4. end to end on the GPU: a paper-size mkd model (20 iterations: the timing, not the Dice,
-#    is the point), then `mkdseg segment` of the 512x512x300 CT (issue 7: under 5 s on an H100)
+#    is the point), then `mkdseg segment` of the 512x512x300 CT (the target: under 5 s on an H100)
 segment_e2e() {
   set -e
   "$BIN/mkdseg" phantom --modality ct --seed 1 --image "$SEGD/ct/a_image.nii.gz" --label "$SEGD/ct/a_label.nii.gz"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """torch_mkd.py: the PyTorch peer of cuda-bench's mkd_iter_b8 -- one iteration of the `mkd`
-trainer (engine/train/trainer.c step_mkd, METHOD.md Algorithm 1) with the networks and losses
+trainer (engine/train/trainer.c step_mkd, docs/method.md Algorithm 1) with the networks and losses
 of tests/golden/torch_models.py, for tests/gpu/bench.py.
 
     /usr/bin/python3 tests/gpu/torch_mkd.py --size 64 --batch 2 [--device cpu] [--iters 3]
@@ -35,7 +35,7 @@ as nn_params_set_frozen; gradients still flow through frozen networks into their
      cyc_a = l1(G_t2a(fake_t), xa)            through frozen G_t2a  -> tm.l1_loss
      fake_a0 = G_t2a(xt)                      no_grad               -> torch.no_grad()
      cyc_t = l1(G_a2t(fake_a0), xt)           grad (G_a2t weights)
-     sup = seg_loss(S_syn(fake_t, SEGMENTOR_BATCH_STATS), ya)  through frozen S_syn: batch
+     sup = seg_loss(S_syn(fake_t, SEGMENTOR_BN_BATCH), ya)  through frozen S_syn: batch
        statistics, momentum 0 (running statistics unchanged)    -> m.momentum = 0.0
      loss = adv + 10 (cyc_a + cyc_t) + sup
      update: zero G_a2t grads, backward(loss), Adam(G_a2t)          -> opt_g_a2t
@@ -229,7 +229,7 @@ def make_mkd_step(device, batch=8, size=256, sync='engine', augment=True, seed=0
     pool_t = ImagePool(c['pool_size'], S, pool_dev, rng)
     pool_a = ImagePool(c['pool_size'], S, pool_dev, rng)
     # S_syn's BN layers: momentum 0 in its step-2 pass (batch statistics, running ones
-    # untouched), as the engine's SEGMENTOR_BATCH_STATS
+    # untouched), as the engine's SEGMENTOR_BN_BATCH
     bn_mods = [m for m in s_syn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     bn_real = [m for m in s_real.modules() if isinstance(m, torch.nn.BatchNorm2d)]
 

@@ -1,4 +1,4 @@
-/* test_http_svc.c: the service of issue 6 through libcurl against the real `mkdseg serve` and
+/* test_http_svc.c: segmentation, volumes, models, jobs and Dice through libcurl against the real `mkdseg serve` and
  * a real PostgreSQL: /segment (NIfTI and JSON answers, errors, queue full), models, datasets
  * and volumes, training and evaluation jobs (SSE, cancel), /dice, bearer tokens, dice-check,
  * and one complete round at a tiny size. Each test gets a fresh database (tdb_create) and its

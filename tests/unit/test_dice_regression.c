@@ -1,4 +1,4 @@
-/* test_dice_regression.c: the CI Dice guard (issue 8). scripts/dice-ci.sh trains a tiny `mkd`
+/* test_dice_regression.c: the CI Dice guard. scripts/dice-ci.sh trains a tiny `mkd`
  * model on phantom volumes with a fixed seed and evaluates its ensemble on held-out phantom CT;
  * this test fails when the mean Dice falls below the floor committed in tests/dice_floor.txt
  * (set from measured runs with a margin; raising it is a deliberate commit). */

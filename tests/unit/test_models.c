@@ -6,7 +6,7 @@
  * training-mode output at the reference parameters, the loss, every parameter's gradient, the
  * losses of 5 Adam steps, the output after them (eval mode) and the BN running statistics
  * match the float64 PyTorch reference.
- * Tolerances (issue 3), errors measured as max |c - ref| / scale:
+ * Tolerances, errors measured as max |c - ref| / scale:
  *   output, final output     scale = max |ref|                       <= 1e-4
  *   loss, each Adam loss     scale = |ref|                           <= 1e-4
  *   Adam loss changes L_k - L_0 (the part Adam moves; lr 2e-4 makes it small)
@@ -408,7 +408,7 @@ Test(models_shapes, bad_inputs)
     cr_expect_null(segmentor_new(nn_backend_cpu(), 0, 3, 1, err, sizeof err));
     cr_expect(strstr(err, "segmentor"), "%s", err);
     nn_tensor *x = nn_tensor_zeros(ctx, 1, 1, 24, 24);
-    cr_expect_null(segmentor_forward(s, ctx, x, 1));
+    cr_expect_null(segmentor_forward(s, ctx, x, SEGMENTOR_BN_TRAIN));
     cr_expect(nn_ctx_error(ctx) && strstr(nn_ctx_error(ctx), "multiples of 16"));
     nn_ctx_reset(ctx);
     x = nn_tensor_zeros(ctx, 1, 2, 32, 32);
@@ -419,10 +419,10 @@ Test(models_shapes, bad_inputs)
     cr_expect_null(discriminator_forward(d, ctx, x));
     cr_expect(nn_ctx_error(ctx) && strstr(nn_ctx_error(ctx), "discriminator"));
     nn_ctx_reset(ctx);
-    cr_expect_null(segmentor_forward(s, ctx, NULL, 0));
+    cr_expect_null(segmentor_forward(s, ctx, NULL, SEGMENTOR_BN_RUNNING));
     /* the right shapes give the documented output shapes */
     nn_ctx_reset(ctx);
-    nn_tensor *y = segmentor_forward(s, ctx, nn_tensor_zeros(ctx, 2, 1, 32, 48), 0);
+    nn_tensor *y = segmentor_forward(s, ctx, nn_tensor_zeros(ctx, 2, 1, 32, 48), SEGMENTOR_BN_RUNNING);
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect(y->n == 2 && y->c == 3 && y->h == 32 && y->w == 48);
     /* batch 1 through segmentor_infer (the golden test covers batch 2) */
@@ -434,7 +434,7 @@ Test(models_shapes, bad_inputs)
         for (int i = 0; i < 32 * 48; i++)
             xs[i] = nn_rng_normal(&r);
         nn_tensor *x1 = nn_tensor_from(ctx, 1, 1, 32, 48, xs);
-        nn_tensor *ya = segmentor_forward(s, ctx, x1, 0);
+        nn_tensor *ya = segmentor_forward(s, ctx, x1, SEGMENTOR_BN_RUNNING);
         nn_tensor *yb = segmentor_infer(s, ctx, x1);
         cr_assert(ya && yb, "%s", nn_ctx_error(ctx));
         cr_expect(yb->n == 1 && yb->c == 3 && yb->h == 32 && yb->w == 48);
@@ -482,7 +482,7 @@ Test(models_frozen, gradient_flows_through)
     float s_before = nn_f32(&sw->t)[5], g_before = nn_f32(&gw->t)[5];
     nn_tensor *x = nn_tensor_from(ctx, 2, 1, 32, 32, xs);
     nn_tensor *fake = generator_forward(g, ctx, x);
-    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(s, ctx, fake, 1),
+    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(s, ctx, fake, SEGMENTOR_BN_TRAIN),
                                      nn_labels_from(ctx, 2, 32, 32, lab));
     cr_assert(loss, "%s", nn_ctx_error(ctx));
     cr_assert_eq(nn_backward(ctx, loss, err, sizeof err), 0, "%s", err);

@@ -1,5 +1,6 @@
 /* cpu_backend.c: the CPU backend table: host memory, the op switches, Adam, argmax. */
 #include "cpu.h"
+#include "mkd_env.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -197,9 +198,7 @@ int nn_backend_is_device(const nn_backend *be) { return be && strcmp(be->name, "
 
 const nn_backend *nn_backend_from_env(char *err, size_t errlen)
 {
-    const char *name = getenv("MKDSEG_DEVICE");
-    if (!name || !*name)
-        name = "auto";
+    const char *name = mkd_env_str(MKD_ENV_DEVICE);
     const nn_backend *be = nn_backend_by_name(name);
     if (!be && err)
         snprintf(err, errlen, "MKDSEG_DEVICE=%s: %s", name,
@@ -212,7 +211,7 @@ const char *nn_device_describe(const char *name)
 {
     static char buf[512];
     if (!name)
-        name = getenv("MKDSEG_DEVICE") ? getenv("MKDSEG_DEVICE") : "auto";
+        name = mkd_env_str(MKD_ENV_DEVICE);
     const nn_backend *be = nn_backend_by_name(name);
     if (be == &cpu_backend)
         snprintf(buf, sizeof buf, "cpu (%d threads)", nn_get_threads());

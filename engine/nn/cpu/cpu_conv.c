@@ -12,6 +12,7 @@
  * instead, on NCHW: per shape, whichever of the two is faster on the running machine (timed
  * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one). */
 #include "cpu.h"
+#include "mkd_env.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <math.h>
@@ -131,7 +132,7 @@ static conv_state *state(nn_ctx *ctx)
     DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0));
     DN(dnnl_stream_create(&s->st, s->eng, dnnl_stream_default_flags));
     s->path = cpu_conv_path_from_env();
-    s->report = getenv("MKDSEG_NN_PROFILE") != NULL;
+    s->report = mkd_env_raw(MKD_ENV_NN_PROFILE) != NULL;
     *sp = s;
     return s;
 fail:

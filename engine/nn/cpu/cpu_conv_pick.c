@@ -14,6 +14,7 @@
  * next when the two paths are close); MKDSEG_CONV_DIRECT=0 is the older spelling of onednn.
  * With MKDSEG_NN_PROFILE set, the table is printed to stderr when a context is freed. */
 #include "cpu.h"
+#include "mkd_env.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ static int g_n, g_cap;
 
 int cpu_conv_path_from_env(void)
 {
-    const char *p = getenv("MKDSEG_CONV_PATH"), *d = getenv("MKDSEG_CONV_DIRECT");
+    const char *p = mkd_env_raw(MKD_ENV_CONV_PATH), *d = mkd_env_raw(MKD_ENV_CONV_DIRECT);
     if (p && !strcmp(p, "onednn"))
         return CPU_PATH_ONEDNN;
     if (p && !strcmp(p, "direct"))

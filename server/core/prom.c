@@ -1,6 +1,6 @@
-/* metrics.c: request counters by route and status, a latency histogram per route, in-flight
- * requests and queue gauges (see metrics.h). */
-#include "metrics.h"
+/* prom.c: request counters by route and status, a latency histogram per route, in-flight
+ * requests and queue gauges (see prom.h). */
+#include "prom.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static route_stats *stats; /* nroutes + 1 ("unmatched" last) */
 static int nstats;
 static atomic_long inflight, q_depth, q_cap;
 
-int metrics_init(int nroutes)
+int prom_init(int nroutes)
 {
     free(stats);
     stats = calloc((size_t)nroutes + 1, sizeof *stats);
@@ -28,14 +28,14 @@ int metrics_init(int nroutes)
     return stats ? 0 : -1;
 }
 
-void metrics_free(void)
+void prom_free(void)
 {
     free(stats);
     stats = NULL;
     nstats = 0;
 }
 
-void metrics_observe(int route, int status, double seconds)
+void prom_observe(int route, int status, double seconds)
 {
     if (!stats)
         return;
@@ -53,16 +53,16 @@ void metrics_observe(int route, int status, double seconds)
     atomic_fetch_add(&s->sum_us, (unsigned long)(seconds * 1e6));
 }
 
-void metrics_inflight_add(int delta) { atomic_fetch_add(&inflight, delta); }
-long metrics_inflight(void) { return atomic_load(&inflight); }
+void prom_inflight_add(int delta) { atomic_fetch_add(&inflight, delta); }
+long prom_inflight(void) { return atomic_load(&inflight); }
 
-void metrics_queue_set(long depth, long capacity)
+void prom_queue_set(long depth, long capacity)
 {
     atomic_store(&q_depth, depth);
     atomic_store(&q_cap, capacity);
 }
 
-void metrics_write(FILE *f, int nroutes, const char *(*route_label)(int),
+void prom_write(FILE *f, int nroutes, const char *(*route_label)(int),
                    const char *(*route_method)(int))
 {
     if (!stats)

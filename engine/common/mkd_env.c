@@ -1,0 +1,42 @@
+/* mkd_env.c: see mkd_env.h. The one place where the engine calls getenv. */
+#include "mkd_env.h"
+
+#include <stdlib.h>
+
+const mkd_env_info mkd_env_table[MKD_ENV_COUNT] = {
+    [MKD_ENV_DEVICE] = {"MKDSEG_DEVICE", "auto",
+                        "engine backend: auto (CUDA when a GPU is usable, else CPU), cpu or cuda"},
+    [MKD_ENV_THREADS] = {"MKDSEG_THREADS", "0",
+                         "CPU (OpenMP) threads when a command or setting asks for 0; 0 = all cores"},
+    [MKD_ENV_CONV_PATH] = {"MKDSEG_CONV_PATH", "auto",
+                           "CPU convolutions: auto (per shape, the faster of oneDNN and the direct AVX2 kernels, timed once per process), onednn or direct"},
+    [MKD_ENV_CONV_DIRECT] = {"MKDSEG_CONV_DIRECT", "",
+                             "older spelling of MKDSEG_CONV_PATH when that is unset: 0 = onednn, 1 = direct"},
+    [MKD_ENV_NN_PROFILE] = {"MKDSEG_NN_PROFILE", "",
+                            "set (to anything): time every op of a context, printed when it is freed"},
+    [MKD_ENV_INFER_TILES] = {"MKDSEG_INFER_TILES", "16",
+                             "on a GPU: most tiles inference sends through one network call"},
+    [MKD_ENV_CUDA_WORKSPACE_MB] = {"MKDSEG_CUDA_WORKSPACE_MB", "1024",
+                                   "largest cuDNN convolution workspace, in MiB"},
+    [MKD_ENV_CUDA_TF32] = {"MKDSEG_CUDA_TF32", "0",
+                           "1: cuDNN may use TF32 tensor-core math for FP32 convolutions"},
+    [MKD_ENV_CUDA_ALGO] = {"MKDSEG_CUDA_ALGO", "find",
+                           "find: time cuDNN's algorithms per shape; heuristic: take its ranking"},
+    [MKD_ENV_CUDA_PROFILE] = {"MKDSEG_CUDA_PROFILE", "0",
+                              "1: device time per op, direction and shape, printed at exit"},
+};
+
+const char *mkd_env_raw(mkd_env_knob k) { return getenv(mkd_env_table[k].name); }
+
+const char *mkd_env_str(mkd_env_knob k)
+{
+    const char *v = mkd_env_raw(k);
+    return v && *v ? v : mkd_env_table[k].def;
+}
+
+long mkd_env_pos(mkd_env_knob k)
+{
+    const char *v = mkd_env_raw(k);
+    long n = v ? atol(v) : 0;
+    return n > 0 ? n : atol(mkd_env_table[k].def);
+}
