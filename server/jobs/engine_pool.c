@@ -165,6 +165,21 @@ static void fail(seg_task *t, int status, const char *code, const char *msg)
         snprintf(t->err, sizeof t->err, "%.700s", msg);
 }
 
+/* Test hook for load and fault tests: while the file named by MKDSEG_TEST_SEGMENT_GATE exists,
+ * a segmentation holds its engine thread before it starts (logged once per task), so that a
+ * test can keep the pool busy for exactly as long as it needs and release it by removing the
+ * file. Without the variable it returns at once. */
+static void test_gate(void)
+{
+    const char *gate = getenv("MKDSEG_TEST_SEGMENT_GATE");
+    if (!gate || !*gate || access(gate, F_OK) != 0)
+        return;
+    log_json(LOG_WARN, NULL, "segmentation held by MKDSEG_TEST_SEGMENT_GATE", NULL);
+    struct timespec nap = {0, 10 * 1000000L};
+    while (access(gate, F_OK) == 0)
+        nanosleep(&nap, NULL);
+}
+
 /* Runs one segmentation (on an engine thread). */
 static void run_task(seg_task *t)
 {
@@ -173,11 +188,7 @@ static void run_task(seg_task *t)
     vol_t v = {0};
     uint8_t *cls = NULL, *truth = NULL;
     char err[512];
-    const char *delay = getenv("MKDSEG_SEGMENT_DELAY_MS"); /* tests: hold the engine busy */
-    if (delay && atoi(delay) > 0) {
-        struct timespec d = {atoi(delay) / 1000, (long)(atoi(delay) % 1000) * 1000000L};
-        nanosleep(&d, NULL);
-    }
+    test_gate();
     mcache_ref *ref = mcache_acquire(t->model_id, t->model_path, err, sizeof err);
     t->load_ms = ms_since(&t0);
     if (!ref) {
