@@ -17,6 +17,8 @@
 #include "http_ratelimit.h"
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
+#include "upload.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* routing */
@@ -161,7 +163,14 @@ void http_error(http_req *r, int status, const char *code, const char *field, co
     if (status >= 500)
         log_json(status == 503 ? LOG_WARN : LOG_ERROR, r->id, msg,
                  json_pack("{s:i,s:s}", "status", status, "code", code));
-    http_reply_json(r, status, http_error_body(code, msg, field));
+    /* the client never reads a server path (the log above and below keeps it) */
+    char shown[sizeof msg];
+    memcpy(shown, msg, sizeof msg);
+    upload_redact(r, shown, sizeof shown);
+    redact_server_paths(shown, sizeof shown, r->app ? r->app->cfg.data_dir : NULL);
+    if (strcmp(shown, msg) && status < 500)
+        log_json(LOG_INFO, r->id, msg, json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
+    http_reply_json(r, status, http_error_body(code, shown, field));
 }
 
 void http_header(http_req *r, const char *name, const char *value)

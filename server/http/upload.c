@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "redact.h"
 #include "svc.h"
 
 static void upload_free(http_req *r)
@@ -202,4 +203,15 @@ const char *upload_get_field(upload *u, const char *name)
         if (!strcmp(u->fields[i].name, name))
             return u->fields[i].value;
     return NULL;
+}
+
+void upload_redact(const http_req *r, char *msg, size_t cap)
+{
+    if (!r || r->user_free != upload_free || !r->user)
+        return;
+    const upload *u = r->user;
+    for (int i = 0; i < u->nfiles; i++) {
+        const upload_file *f = &u->files[i];
+        redact_replace(msg, cap, f->path, f->filename[0] ? f->filename : f->field);
+    }
 }

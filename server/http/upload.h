@@ -52,4 +52,8 @@ upload_file *upload_get_file(upload *u, const char *name);
 /* The plain field `name` (NUL-terminated), or NULL. */
 const char *upload_get_field(upload *u, const char *name);
 
+/* In msg (cap bytes), the temporary path of each file of r's upload becomes the client's file
+ * name (the field name when it sent none). A no-op for a request without an upload. */
+void upload_redact(const http_req *r, char *msg, size_t cap);
+
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "log.h"
 #include "metrics.h"
 #include "svc.h"
@@ -109,7 +110,7 @@ mcache_ref *mcache_acquire(long long id, const char *path, char *err, size_t err
     mc[slot] = r;
     pthread_mutex_unlock(&mc_mu);
     /* load outside the lock: other models stay usable meanwhile */
-    infer_model *m = infer_model_load(path, svc_backend(), err, errlen);
+    infer_model *m = blob_verify(path, err, errlen) < 0 ? NULL : infer_model_load(path, svc_backend(), err, errlen);
     pthread_mutex_lock(&mc_mu);
     r->loading = 0;
     if (!m) {
