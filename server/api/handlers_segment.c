@@ -226,7 +226,7 @@ void h_segment(http_req *r)
     if (t->status) {
         http_error(r, t->status, t->code, t->status == 422 && !strncmp(t->code, "invalid_label", 13) ? "label" : t->status == 422 ? "vol" : NULL,
                    "%s%s", !strcmp(t->code, "invalid_volume") ? "vol: " : "", t->err);
-        if (t->status == 503)
+        if (t->status == 503 || t->status == 507)
             http_header(r, "Retry-After", "5");
         unlink(t->out_path);
         free(t);

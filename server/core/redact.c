@@ -97,3 +97,34 @@ int redact_server_paths(char *msg, size_t cap, const char *data_dir)
     free(before);
     return changed;
 }
+
+/* The length of the valid UTF-8 sequence at s, or 0. */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return n;
+}
+
+int redact_utf8(char *s)
+{
+    int bad = 0;
+    for (unsigned char *p = (unsigned char *)s; p && *p;) {
+        int n = utf8_len(p);
+        if (n) {
+            p += n;
+        } else {
+            *p++ = '?';
+            bad++;
+        }
+    }
+    return bad;
+}

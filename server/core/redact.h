@@ -20,4 +20,9 @@ void redact_dirs(char *msg, size_t cap, const char *const *dirs, int n);
  * path, /tmp, /var/tmp and $TMPDIR. Returns 1 when msg changed, else 0. */
 int redact_server_paths(char *msg, size_t cap, const char *data_dir);
 
+/* Replaces every byte of s that is not part of a valid UTF-8 sequence (overlong forms,
+ * surrogates and code points above U+10FFFF included) with '?', in place, so that a message
+ * quoting client bytes (a path, a file name) can go into JSON. Returns how many were replaced. */
+int redact_utf8(char *s);
+
 #endif

@@ -154,23 +154,26 @@ void http_reply_json(http_req *r, int status, json_t *body)
 
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], shown[1024], fld[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* client bytes quoted in a message (a path, a file name) may not be UTF-8: JSON needs it */
+    redact_utf8(msg);
+    snprintf(fld, sizeof fld, "%s", field ? field : "");
+    redact_utf8(fld);
     /* 500 is a bug; 503 (database away, shutting down, queue full) is an expected state */
     if (status >= 500)
         log_json(status == 503 ? LOG_WARN : LOG_ERROR, r->id, msg,
                  json_pack("{s:i,s:s}", "status", status, "code", code));
-    /* the client never reads a server path (the log above and below keeps it) */
-    char shown[sizeof msg];
-    memcpy(shown, msg, sizeof msg);
+    /* the client never reads a server path (the log keeps it) */
+    memcpy(shown, msg, sizeof shown);
     upload_redact(r, shown, sizeof shown);
     redact_server_paths(shown, sizeof shown, r->app ? r->app->cfg.data_dir : NULL);
     if (strcmp(shown, msg) && status < 500)
         log_json(LOG_INFO, r->id, msg, json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
-    http_reply_json(r, status, http_error_body(code, shown, field));
+    http_reply_json(r, status, http_error_body(code, shown, field ? fld : NULL));
 }
 
 void http_header(http_req *r, const char *name, const char *value)

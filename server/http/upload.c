@@ -78,15 +78,19 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                 f = &u->files[i];
         if (f && off == 0 && f->size > 0)
             return MHD_NO; /* the same file field twice */
-        if (!f && !(f = new_file(u, key, filename)))
+        if (!f && !(f = new_file(u, key, filename))) {
+            u->disk_errno = u->nfiles < UPLOAD_MAX_FILES ? errno : 0;
             return MHD_NO;
+        }
         size_t done = 0;
         while (done < size) {
             ssize_t k = write(f->fd, data + done, size - done);
             if (k < 0 && errno == EINTR)
                 continue;
-            if (k <= 0)
+            if (k <= 0) {
+                u->disk_errno = k < 0 ? errno : EIO;
                 return MHD_NO;
+            }
             done += (size_t)k;
         }
         EVP_DigestUpdate(f->md, data, size);
@@ -119,6 +123,20 @@ static int is_multipart(http_req *r)
     return ct && !strncasecmp(ct, "multipart/form-data", 19);
 }
 
+/* Answers a failed write of an upload: 507 when the data folder is full (the client may retry
+ * once space is freed), else 500. Returns -1. The partial files go with the request. */
+static int disk_error(http_req *r, int e)
+{
+    if (e == ENOSPC || e == EDQUOT) {
+        http_error(r, 507, "insufficient_storage", NULL,
+                   "the server's data folder is full; the upload was discarded, retry later");
+        http_header(r, "Retry-After", "60");
+    } else {
+        http_error(r, 500, "internal", NULL, "cannot write the upload to disk: %s", strerror(e));
+    }
+    return -1;
+}
+
 int upload_on_body(http_req *r, const char *data, size_t len)
 {
     upload *u = r->user;
@@ -144,6 +162,8 @@ int upload_on_body(http_req *r, const char *data, size_t len)
         }
     }
     if (MHD_post_process(u->pp, data, len) != MHD_YES) {
+        if (u->disk_errno)
+            return disk_error(r, u->disk_errno);
         http_error(r, 400, "malformed_multipart", NULL,
                    "the multipart body is malformed, repeats a field, has more than %d files or "
                    "%d fields, a field over %d bytes, or could not be written to disk",
@@ -175,7 +195,7 @@ upload *upload_finish(http_req *r)
         upload_file *f = &u->files[i];
         if (f->fd >= 0 && close(f->fd) < 0) {
             f->fd = -1;
-            http_error(r, 500, "internal", NULL, "cannot write the upload to disk");
+            disk_error(r, errno);
             return NULL;
         }
         f->fd = -1;

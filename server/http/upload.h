@@ -36,10 +36,12 @@ typedef struct {
     } fields[UPLOAD_MAX_FIELDS];
     int nfields;
     int finished;
+    int disk_errno;    /* errno of a failed temporary-file write (ENOSPC: answered 507) */
 } upload;
 
 /* The on_body of multipart routes (http_route.on_body). Answers 415 when the request is not
- * multipart/form-data, 400 when the body is malformed, 500 on a disk error. */
+ * multipart/form-data, 400 when the body is malformed, 507 when the data folder is full
+ * (ENOSPC, EDQUOT; the partial file is removed), 500 on another disk error. */
 int upload_on_body(http_req *r, const char *data, size_t len);
 
 /* Completes the upload of request r (flushes the post processor, closes and hashes the files).

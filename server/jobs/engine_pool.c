@@ -1,6 +1,7 @@
 /* engine_pool.c: see engine_pool.h. */
 #include "engine_pool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,8 +248,11 @@ static void run_task(seg_task *t)
         t->dice_ms = ms_since(&ts);
     }
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    errno = 0;
     if (vol_write_labels(t->out_path, &v.geom, cls, t->out_mode, err, sizeof err) < 0) {
-        fail(t, 500, "internal", err);
+        int full = errno == ENOSPC || errno == EDQUOT || strstr(err, "No space left");
+        fail(t, full ? 507 : 500, full ? "insufficient_storage" : "internal",
+             full ? "the server's data folder is full: the label map cannot be written; retry later" : err);
         goto done;
     }
     t->write_ms = ms_since(&ts);

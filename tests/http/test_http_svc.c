@@ -831,11 +831,12 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
                 ssum[c] += dv, nper[c]++;
     }
     cr_assert_eq(nrow, 3 * 7, "3 volumes x 7 structures");
-    cr_assert_float_eq(md, sum / nrow, 1e-9, "mean Dice %g vs its rows %g", md, sum / nrow);
+    /* within 1e-5: the rows are stored as written by the job (about 6 significant digits) */
+    cr_assert_float_eq(md, sum / nrow, 1e-5, "mean Dice %g vs its rows %g", md, sum / nrow);
     for (int c = 1; c < VOL_NCLASSES; c++) {
         cr_assert_eq(nper[c], 3, "%s", vol_class_names[c]);
         json_t *sd = json_object_get(json_object_get(json_object_get(run, "structures"), vol_class_names[c]), "dice");
-        cr_assert_float_eq(json_number_value(sd), ssum[c] / 3, 1e-9, "%s", vol_class_names[c]);
+        cr_assert_float_eq(json_number_value(sd), ssum[c] / 3, 1e-5, "%s", vol_class_names[c]);
     }
     cr_assert(json_is_number(json_object_get(json_object_get(json_object_get(run, "structures"), "LV"), "hd95")));
     /* per volume and structure: 3 volumes x 7 structures + 7 means, plus the validation run's 7 + 7 */

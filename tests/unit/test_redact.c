@@ -49,3 +49,13 @@ Test(redact, truncates_within_the_buffer)
     cr_assert_eq(strlen(m), 15);
     cr_assert(!strncmp(m, "a-very-long-cli", 15));
 }
+
+Test(redact, invalid_utf8_becomes_question_marks)
+{
+    char m[64] = "no route for GET /\x8a\xff and caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    cr_assert_eq(redact_utf8(m), 2);
+    cr_assert_str_eq(m, "no route for GET /?? and caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    char o[16] = "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x82";
+    redact_utf8(o); /* overlong '/', a surrogate, above U+10FFFF, cut short */
+    cr_assert_str_eq(o, "??|???|????|??");
+}
