@@ -326,17 +326,22 @@ def vanishing(work, n):
     img, _ = phantom(work, "ct_vanish", [128, 128, 48])
     body, ctype = multipart([("vol", "ct.nii.gz", open(img, "rb").read())])
     srv = Server(work, ["--default-model", ""])
+    socks = []
     for i in range(n):
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
         s.sendall(f"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
                   f"Content-Length: {len(body)}\r\n\r\n".encode())
         s.sendall(body[:len(body) * (i + 1) // (n + 1)])
-        s.close()  # gone mid-upload
+        socks.append(s)
+    # every partial upload has its temporary file while its client is there ...
+    wait_until(lambda: len(tmp_parts(srv.data)) >= n, limit=60)
     during = len(tmp_parts(srv.data))
+    for s in socks:
+        s.close()  # ... then the clients are gone mid-upload
     clean = wait_until(lambda: not tmp_parts(srv.data), limit=120)
     st, _, _ = srv.request("GET", "/healthz")
     rc = srv.stop()
-    return {"part": "vanishing", "clients": n, "upload_bytes": len(body), "tmp_files_right_after": during,
+    return {"part": "vanishing", "clients": n, "upload_bytes": len(body), "tmp_files_while_uploading": during,
             "tmp_empty_after": clean, "tmp_left": tmp_parts(srv.data), "healthz_after": st, "exit_status": rc}
 
 
@@ -420,7 +425,8 @@ def sigterm_upload(work):
     srv.logf.close()
     status = int(got[9:12]) if got.startswith(b"HTTP/1.1 ") else None
     return {"part": "sigterm_upload", "upload_bytes": len(body), "shutdown_logged": logged, "answer_status": status,
-            "answer": got.split(b"\r\n\r\n", 1)[-1][:200].decode(errors="replace"), "exit_status": rc,
+            "answer": (got.split(b"\r\n\r\n", 1)[-1][:200].decode(errors="replace") if status != 200
+                       else f"{len(got)} bytes (a label map)"), "exit_status": rc,
             "tmp_left": tmp_parts(srv.data)}
 
 

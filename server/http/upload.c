@@ -46,6 +46,7 @@ static upload_file *new_file(upload *u, const char *key, const char *filename)
     f->fd = -1;
     snprintf(f->field, sizeof f->field, "%s", key);
     snprintf(f->filename, sizeof f->filename, "%s", filename ? filename : "");
+    redact_utf8(f->filename); /* it is stored in text columns and quoted in JSON */
     char tdir[1100];
     snprintf(tdir, sizeof tdir, "%s/tmp", c->data_dir);
     mkdir(c->data_dir, 0755);

@@ -289,3 +289,44 @@ Test(errors, a_nii_without_the_nifti_magic_is_415)
         tresp_free(&r);
     }
 }
+
+/* bytes that are not UTF-8 in a path or a file name still give a JSON error (jansson refuses
+ * such strings: the answer used to be a 500 "out of memory") */
+Test(errors, bytes_that_are_not_utf8_in_a_path_or_a_file_name)
+{
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", "/%8A%FFx", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+    error_answer("GET /%8A%FFx", &r);
+    char rid[128], line[200];
+    cr_assert(tresp_header(&r, "X-Request-Id", rid, sizeof rid));
+    tresp_free(&r);
+    /* and its access log line keeps its fields */
+    snprintf(line, sizeof line, "\"req\":\"%s\",\"method\":\"GET\",\"path\":\"/??x\"", rid);
+    int logged = 0;
+    for (int i = 0; i < 3000 && !(logged = tsrv_log_contains(&srv, line)); i++)
+        usleep(10000);
+    cr_assert(logged, "access log line %s", line);
+    char bad[600], part[700];
+    snprintf(bad, sizeof bad, "%s/caf\xe9-\xff.nii", srv.dir);
+    FILE *f = fopen(bad, "wb");
+    cr_assert(f);
+    fputs("not a volume at all, but long enough to be read as one............................", f);
+    fclose(f);
+    snprintf(part, sizeof part, "vol=@%s", bad);
+    const char *p[] = {part, NULL};
+    cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+    cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
+    const char *m = error_answer("/segment with a Latin-1 file name", &r);
+    cr_assert(strstr(m, "caf?-?.nii"), "the name, its bad bytes replaced: %s", m);
+    tresp_free(&r);
+    /* a NIfTI header that fails a later check: the message quotes the name too */
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp tests/data/truncated.nii '%s'", bad);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%ld %s", r.status, r.body);
+    m = error_answer("/segment truncated, with a Latin-1 file name", &r);
+    cr_assert(strstr(m, "vol: caf?-?.nii:"), "%s", m);
+    tresp_free(&r);
+}
