@@ -58,7 +58,7 @@ ENGINE_A   := $(BUILD)/libmkdengine.a
 SERVER_A   := $(BUILD)/libmkdserver.a
 
 .PHONY: all help deps deps-test db-start db-stop db-status run test test-unit test-http \
-        bench fuzz golden cuda-test clean phantom-data experiment
+        bench fuzz golden cuda-test clean phantom-data experiment load faults reliability
 all: $(MKDSEG)
 	@echo "mkdseg: built $(MKDSEG) (CUDA backend: $(if $(filter 1,$(HAVE_CUDA)),built with $(NVCC),not built: needs nvcc and cuDNN under $(CUDA_HOME) and kernels/*.cu))"
 
@@ -67,7 +67,10 @@ help:
 	@echo "make run        install deps, start local PostgreSQL, migrate, serve on 127.0.0.1:8080"
 	@echo "make test       install deps, start local PostgreSQL, run every test"
 	@echo "make bench      benchmarks against PyTorch (build/bench.json)"
-	@echo "make fuzz       fuzz the upload parsers"
+	@echo "make fuzz       fuzz the parsers: NIfTI, safetensors, multipart, JSON bodies, routing (docs/reliability.md)"
+	@echo "make load       load runs against a real server: held uploads, idle keep-alive, trickles (minutes)"
+	@echo "make faults     fault runs: PostgreSQL restart, SIGTERM mid-upload, a full data folder (minutes)"
+	@echo "make reliability  load + faults + fuzz"
 	@echo "make cuda-test  CUDA parity tests (needs a GPU; says so and exits 0 without one)"
 	@echo "make experiment the paper's comparison on phantom data (docs/results.md; about 80 min a seed on 2 cores)"
 	@echo "SANITIZE=1      ASan/UBSan build under build/san/"

@@ -14,6 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* libznz is built with zlib: say so, so that struct znzptr has its gzFile member here too (the
+ * end-of-stream check below reads zlib's error state) */
+#define HAVE_ZLIB 1
+#include <zlib.h>
 #include <nifti/nifti2_io.h>
 
 #include "vol.h"
@@ -77,6 +81,25 @@ static float rd_f32(const unsigned char *b, int swap)
     return f;
 }
 
+/* A single-file .nii must say so in its magic ("n+1" / "n+2"): nifticlib would read a header
+ * with any other magic as ANALYZE 7.5 and take the data after it at a guessed offset. The
+ * header of a pair ("ni1" / "ni2", or ANALYZE 7.5 without magic) is read only under a .hdr
+ * name, next to its .img. 1 (refused, err set) or 0. */
+static int magic_refused(const char *path, const unsigned char *magic, uint32_t sh, char *err, size_t errlen)
+{
+    if (!ends_with(path, ".nii") && !ends_with(path, ".nii.gz"))
+        return 0;
+    const char *single = sh == 348 ? "n+1" : "n+2", *pair = sh == 348 ? "ni1" : "ni2";
+    if (!memcmp(magic, single, 4))
+        return 0;
+    if (!memcmp(magic, pair, 4))
+        mkd_seterr(err, errlen, "%s: magic '%s' is the header of a .hdr/.img pair, not a single .nii file", path, pair);
+    else
+        mkd_seterr(err, errlen, "%s: not a NIfTI file: its magic is neither '%s' nor '%s' (an ANALYZE 7.5 header "
+               "is read only as a .hdr/.img pair)", path, single, pair);
+    return 1;
+}
+
 /* Reads the raw header bytes and checks, before nifticlib sees the file, what nifticlib would
  * otherwise silently repair or refuse without a reason: sizeof_hdr (348 NIfTI-1/ANALYZE, 540
  * NIfTI-2, either byte order), dim[0..7] and the datatype. */
@@ -128,6 +151,8 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     /* nifticlib reads the extensions between the header and vox_offset before anything else:
      * bound that area so a lying header cannot make it allocate and read gigabytes. */
     const unsigned char *magic = sh == 348 ? b + 344 : b + 4;
+    if (magic_refused(path, magic, sh, err, errlen))
+        return -1;
     if (magic[0] == 'n' && magic[1] == '+') {
         double off = sh == 348 ? (double)rd_f32(b + 108, swap) : (double)(int64_t)rd(b + 168, 8, swap);
         if (!(off >= 0 && off <= VOX_OFFSET_MAX)) {
@@ -442,6 +467,15 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
             ;
         if (got > sizeof extra) {
             mkd_seterr(err, errlen, "%s: corrupt compressed data (gzip check failed after the image data)", path);
+            goto fail;
+        }
+        /* a stream cut inside its last block or its CRC trailer ends without an error from
+         * gzread: zlib only records "unexpected end of file" */
+        int zerr = Z_OK;
+        if (fp->withz && fp->zfptr)
+            gzerror(fp->zfptr, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END) {
+            mkd_seterr(err, errlen, "%s: truncated gzip stream: it ends before its end-of-stream check", path);
             goto fail;
         }
     }

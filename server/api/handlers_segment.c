@@ -130,8 +130,8 @@ static int seg_run(http_req *r, seg_request *q)
     epool_wait(t);
     if (t->status) {
         http_error(r, t->status, t->code, t->status == 422 && !strncmp(t->code, "invalid_label", 13) ? "label" : t->status == 422 ? "vol" : NULL,
-                   "%s", t->err);
-        if (t->status == 503)
+                   "%s%s", !strcmp(t->code, "invalid_volume") ? "vol: " : "", t->err);
+        if (t->status == 503 || t->status == 507)
             http_header(r, "Retry-After", "5");
         unlink(t->out_path);
         return -1;

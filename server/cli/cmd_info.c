@@ -14,7 +14,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: mkdseg info FILE.nii[.gz] [--json] [--max-voxels N]\n"
                "  Reads FILE with the same checks as uploads and training and prints its dims,\n"
                "  datatype, spacing, the affine in use and its source (sform, qform, pixdim),\n"
-               "  orientation code, slicing axis and intensity range.\n"
+               "  orientation code, slicing axis and intensity range. The data are read too:\n"
+               "  a truncated or corrupt file exits 1.\n"
                "  --json          one JSON object on stdout\n"
                "  --max-voxels N  voxel limit (default %lld)\n",
             (long long)VOL_DEFAULT_MAX_VOXELS);

@@ -17,6 +17,8 @@
 #include "http_ratelimit.h"
 #include "log.h"
 #include "prom.h"
+#include "redact.h"
+#include "upload.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* routing */
@@ -152,16 +154,27 @@ void http_reply_json(http_req *r, int status, json_t *body)
 
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], shown[1024], fld[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* client bytes quoted in a message (a path, a file name) may not be UTF-8: JSON needs it */
+    redact_utf8(msg);
+    snprintf(fld, sizeof fld, "%s", field ? field : "");
+    redact_utf8(fld);
     /* 500 is a bug; 503 (database away, shutting down, queue full) is an expected state */
     if (status >= 500)
         log_json(status == 503 ? LOG_WARN : LOG_ERROR, r->id, msg,
                  json_pack("{s:i,s:s}", "status", status, "code", code));
-    http_reply_json(r, status, http_error_body(code, msg, field));
+    /* the client never reads a server path (the log keeps it) */
+    memcpy(shown, msg, sizeof shown);
+    upload_redact(r, shown, sizeof shown);
+    redact_server_paths(shown, sizeof shown, r->app ? r->app->cfg.data_dir : NULL);
+    redact_utf8(shown); /* the client's file names just put in */
+    if (strcmp(shown, msg) && status < 500)
+        log_json(LOG_INFO, r->id, msg, json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
+    http_reply_json(r, status, http_error_body(code, shown, field ? fld : NULL));
 }
 
 void http_header(http_req *r, const char *name, const char *value)
@@ -492,7 +505,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         prom_observe(r->route_idx, r->status, dt);
     log_level lvl = r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
     if (log_enabled(lvl)) {
-        json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", r->path, "route",
+        char path[1024]; /* a decoded path may hold bytes that are not UTF-8: JSON needs it */
+        snprintf(path, sizeof path, "%s", r->path ? r->path : "");
+        redact_utf8(path);
+        json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", path, "route",
                               r->route ? r->route->pattern : "", "status", r->status,
                               "ms", dt * 1e3);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "redact.h"
 #include "svc.h"
 
 static void upload_free(http_req *r)
@@ -45,6 +46,7 @@ static upload_file *new_file(upload *u, const char *key, const char *filename)
     f->fd = -1;
     snprintf(f->field, sizeof f->field, "%s", key);
     snprintf(f->filename, sizeof f->filename, "%s", filename ? filename : "");
+    redact_utf8(f->filename); /* it is stored in text columns and quoted in JSON */
     char tdir[1100];
     snprintf(tdir, sizeof tdir, "%s/tmp", c->data_dir);
     mkdir(c->data_dir, 0755);
@@ -77,15 +79,19 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                 f = &u->files[i];
         if (f && off == 0 && f->size > 0)
             return MHD_NO; /* the same file field twice */
-        if (!f && !(f = new_file(u, key, filename)))
+        if (!f && !(f = new_file(u, key, filename))) {
+            u->disk_errno = u->nfiles < UPLOAD_MAX_FILES ? errno : 0;
             return MHD_NO;
+        }
         size_t done = 0;
         while (done < size) {
             ssize_t k = write(f->fd, data + done, size - done);
             if (k < 0 && errno == EINTR)
                 continue;
-            if (k <= 0)
+            if (k <= 0) {
+                u->disk_errno = k < 0 ? errno : EIO;
                 return MHD_NO;
+            }
             done += (size_t)k;
         }
         EVP_DigestUpdate(f->md, data, size);
@@ -118,6 +124,20 @@ static int is_multipart(http_req *r)
     return ct && !strncasecmp(ct, "multipart/form-data", 19);
 }
 
+/* Answers a failed write of an upload: 507 when the data folder is full (the client may retry
+ * once space is freed), else 500. Returns -1. The partial files go with the request. */
+static int disk_error(http_req *r, int e)
+{
+    if (e == ENOSPC || e == EDQUOT) {
+        http_error(r, 507, "insufficient_storage", NULL,
+                   "the server's data folder is full; the upload was discarded, retry later");
+        http_header(r, "Retry-After", "60");
+    } else {
+        http_error(r, 500, "internal", NULL, "cannot write the upload to disk: %s", strerror(e));
+    }
+    return -1;
+}
+
 int upload_on_body(http_req *r, const char *data, size_t len)
 {
     upload *u = r->user;
@@ -143,6 +163,8 @@ int upload_on_body(http_req *r, const char *data, size_t len)
         }
     }
     if (MHD_post_process(u->pp, data, len) != MHD_YES) {
+        if (u->disk_errno)
+            return disk_error(r, u->disk_errno);
         http_error(r, 400, "malformed_multipart", NULL,
                    "the multipart body is malformed, repeats a field, has more than %d files or "
                    "%d fields, a field over %d bytes, or could not be written to disk",
@@ -174,7 +196,7 @@ upload *upload_finish(http_req *r)
         upload_file *f = &u->files[i];
         if (f->fd >= 0 && close(f->fd) < 0) {
             f->fd = -1;
-            http_error(r, 500, "internal", NULL, "cannot write the upload to disk");
+            disk_error(r, errno);
             return NULL;
         }
         f->fd = -1;
@@ -202,4 +224,15 @@ const char *upload_get_field(upload *u, const char *name)
         if (!strcmp(u->fields[i].name, name))
             return u->fields[i].value;
     return NULL;
+}
+
+void upload_redact(const http_req *r, char *msg, size_t cap)
+{
+    if (!r || r->user_free != upload_free || !r->user)
+        return;
+    const upload *u = r->user;
+    for (int i = 0; i < u->nfiles; i++) {
+        const upload_file *f = &u->files[i];
+        redact_replace(msg, cap, f->path, f->filename[0] ? f->filename : f->field);
+    }
 }

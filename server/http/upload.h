@@ -36,10 +36,12 @@ typedef struct {
     } fields[UPLOAD_MAX_FIELDS];
     int nfields;
     int finished;
+    int disk_errno;    /* errno of a failed temporary-file write (ENOSPC: answered 507) */
 } upload;
 
 /* The on_body of multipart routes (http_route.on_body). Answers 415 when the request is not
- * multipart/form-data, 400 when the body is malformed, 500 on a disk error. */
+ * multipart/form-data, 400 when the body is malformed, 507 when the data folder is full
+ * (ENOSPC, EDQUOT; the partial file is removed), 500 on another disk error. */
 int upload_on_body(http_req *r, const char *data, size_t len);
 
 /* Completes the upload of request r (flushes the post processor, closes and hashes the files).
@@ -51,5 +53,9 @@ upload *upload_finish(http_req *r);
 upload_file *upload_get_file(upload *u, const char *name);
 /* The plain field `name` (NUL-terminated), or NULL. */
 const char *upload_get_field(upload *u, const char *name);
+
+/* In msg (cap bytes), the temporary path of each file of r's upload becomes the client's file
+ * name (the field name when it sent none). A no-op for a request without an upload. */
+void upload_redact(const http_req *r, char *msg, size_t cap);
 
 #endif

@@ -1,12 +1,14 @@
 /* engine_pool.c: see engine_pool.h. */
 #include "engine_pool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "log.h"
 #include "prom.h"
 #include "svc.h"
@@ -109,7 +111,7 @@ mcache_ref *mcache_acquire(long long id, const char *path, char *err, size_t err
     mc[slot] = r;
     pthread_mutex_unlock(&mc_mu);
     /* load outside the lock: other models stay usable meanwhile */
-    infer_model *m = infer_model_load(path, svc_backend(), err, errlen);
+    infer_model *m = blob_verify(path, err, errlen) < 0 ? NULL : infer_model_load(path, svc_backend(), err, errlen);
     pthread_mutex_lock(&mc_mu);
     r->loading = 0;
     if (!m) {
@@ -200,6 +202,21 @@ done:
     return rc;
 }
 
+/* Test hook for load and fault tests: while the file named by MKDSEG_TEST_SEGMENT_GATE exists,
+ * a segmentation holds its engine thread before it starts (logged once per task), so that a
+ * test can keep the pool busy for exactly as long as it needs and release it by removing the
+ * file. Without the variable it returns at once. */
+static void test_gate(void)
+{
+    const char *gate = getenv("MKDSEG_TEST_SEGMENT_GATE");
+    if (!gate || !*gate || access(gate, F_OK) != 0)
+        return;
+    log_json(LOG_WARN, NULL, "segmentation held by MKDSEG_TEST_SEGMENT_GATE", NULL);
+    struct timespec nap = {0, 10 * 1000000L};
+    while (access(gate, F_OK) == 0)
+        nanosleep(&nap, NULL);
+}
+
 /* Runs one segmentation (on an engine thread). */
 static void run_task(seg_task *t)
 {
@@ -208,11 +225,7 @@ static void run_task(seg_task *t)
     vol_t v = {0};
     uint8_t *cls = NULL;
     char err[512];
-    const char *delay = getenv("MKDSEG_SEGMENT_DELAY_MS"); /* tests: hold the engine busy */
-    if (delay && atoi(delay) > 0) {
-        struct timespec d = {atoi(delay) / 1000, (long)(atoi(delay) % 1000) * 1000000L};
-        nanosleep(&d, NULL);
-    }
+    test_gate();
     mcache_ref *ref = mcache_acquire(t->model_id, t->model_path, err, sizeof err);
     t->load_ms = ms_since(&t0);
     if (!ref) {
@@ -247,8 +260,11 @@ static void run_task(seg_task *t)
     if (t->label_path[0] && score_task(t, &v, cls) < 0)
         goto done;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    errno = 0;
     if (vol_write_labels(t->out_path, &v.geom, cls, t->out_mode, err, sizeof err) < 0) {
-        fail(t, 500, "internal", err);
+        int full = errno == ENOSPC || errno == EDQUOT || strstr(err, "No space left");
+        fail(t, full ? 507 : 500, full ? "insufficient_storage" : "internal",
+             full ? "the server's data folder is full: the label map cannot be written; retry later" : err);
         goto done;
     }
     t->write_ms = ms_since(&ts);

@@ -16,6 +16,8 @@
 #include "db.h"
 #include "log.h"
 #include "sql.h"
+#include "redact.h"
+
 
 typedef struct worker {
     struct job_workers *group;
@@ -211,8 +213,12 @@ static int claim_and_run(worker *w, PGconn *pg)
     atomic_store(&w->current, 0);
     if (st == JOB_DONE)
         finish(&j, "succeeded", NULL);
-    else if (st == JOB_FAILED)
+    else if (st == JOB_FAILED) {
+        /* the log keeps the whole reason; the job's error, which clients read, no server path */
+        log_json(LOG_WARN, NULL, "job failed", json_pack("{s:I,s:s}", "job", (json_int_t)j.id, "error", jerr));
+        redact_server_paths(jerr, sizeof jerr, g->cfg.data_dir);
         finish(&j, "failed", *jerr ? jerr : "failed");
+    }
     else if (atomic_load(&w->cancel))
         finish(&j, "cancelled", "cancelled on request");
     else if (!atomic_load(&w->lost))

@@ -8,7 +8,7 @@
 
 /* "noop": a diagnostic job. params: {"steps": N (default 1), "sleep_ms": M (per step, default
  * 0), "fail": true (fails at the end)}. Reports progress after each step and stops at a safe
- * point when asked. result: {"worker": id, "steps": N}. */
+ * point when asked (and holds at "noop:<step>" for fault tests, see job_test_hold). result: {"worker": id, "steps": N}. */
 static job_status job_noop(job_ctx *j, char *err, size_t errlen)
 {
     const json_t *p = job_params(j);
@@ -26,6 +26,9 @@ static job_status job_noop(job_ctx *j, char *err, size_t errlen)
         struct timespec ts = {(time_t)(sleep_ms / 1000), (long)(sleep_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         job_progress(j, json_pack("{s:I,s:I}", "step", s + 1, "steps", steps));
+        char point[32];
+        snprintf(point, sizeof point, "noop:%lld", (long long)(s + 1));
+        job_test_hold(j, point);
     }
     if (json_is_true(json_object_get(p, "fail"))) {
         snprintf(err, errlen, "noop: failing as asked");

@@ -152,3 +152,54 @@ void blob_abort(blob_writer *w)
         EVP_MD_CTX_free(w->md);
     free(w);
 }
+
+/* Whether s is 64 lowercase hex digits. */
+static int is_digest(const char *s)
+{
+    int n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return 0;
+    return n == 64;
+}
+
+int blob_verify(const char *path, char *err, size_t errlen)
+{
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    if (!is_digest(name))
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "stored blob %.12s... is missing from the data folder (%s)", name, strerror(errno));
+        return -1;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    unsigned char buf[1 << 16];
+    ssize_t k;
+    while (rc == 0 && (k = read(fd, buf, sizeof buf)) != 0) {
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 || EVP_DigestUpdate(md, buf, (size_t)k) != 1)
+            rc = -1;
+    }
+    close(fd);
+    unsigned char d[32];
+    unsigned int dl = 0;
+    char hex[65] = "";
+    if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) == 1)
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    EVP_MD_CTX_free(md);
+    if (rc < 0 || !hex[0]) {
+        snprintf(err, errlen, "stored blob %.12s... cannot be read", name);
+        return -1;
+    }
+    if (strcmp(hex, name)) {
+        snprintf(err, errlen, "stored blob %.12s... is corrupt: its content changed on disk (sha256 now %.12s...)",
+                 name, hex);
+        return -1;
+    }
+    return 0;
+}

@@ -32,4 +32,10 @@ void blob_abort(blob_writer *w);
  * 64 lowercase hex digits or out is too small. */
 int blob_path(const char *data_dir, const char *sha256, char *out, size_t outlen);
 
+/* Checks that the blob file at path still holds the content its name promises: the file's
+ * last component is its sha256 (64 hex digits; other names are not checked and pass). 0, or -1
+ * with err naming the blob by the start of its digest: missing from the data folder, or its
+ * content changed on disk. */
+int blob_verify(const char *path, char *err, size_t errlen);
+
 #endif

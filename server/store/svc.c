@@ -69,13 +69,21 @@ int svc_nifti_sniff(const char *path, int *gz, char *why, size_t whylen)
     int32_t s1, s1s;
     memcpy(&s1, b, 4);
     s1s = (int32_t)__builtin_bswap32((uint32_t)s1);
-    int nifti1 = !memcmp(b + 344, "n+1", 4) || !memcmp(b + 344, "ni1", 4);
-    int nifti2 = n >= 540 && (!memcmp(b + 4, "n+2", 4) || !memcmp(b + 4, "ni2", 4));
-    int analyze = (s1 == 348 || s1s == 348);
-    if (nifti1 || nifti2 || analyze)
+    /* one uploaded file holds header and data: only the single-file magics will do. A pair's
+     * header ("ni1", or ANALYZE 7.5, which nifticlib would otherwise read with a guessed data
+     * offset) has its data in another file that an upload cannot bring along */
+    int nifti1 = !memcmp(b + 344, "n+1", 4);
+    int nifti2 = n >= 540 && !memcmp(b + 4, "n+2", 4);
+    if (nifti1 || nifti2)
         return 1;
-    snprintf(why, whylen, "not a NIfTI file: no NIfTI-1/-2 magic and header size %d (expected 348 or 540)",
-             (int)s1);
+    if (!memcmp(b + 344, "ni1", 4) || (n >= 540 && !memcmp(b + 4, "ni2", 4)))
+        snprintf(why, whylen, "the header of a .hdr/.img pair (magic ni1/ni2): upload a single-file .nii or .nii.gz");
+    else if (s1 == 348 || s1s == 348 || s1 == 540 || s1s == 540)
+        snprintf(why, whylen, "not a NIfTI file: its magic is neither 'n+1' nor 'ni1' (ANALYZE 7.5 is read only as a "
+                 ".hdr/.img pair, which cannot be uploaded as one file)");
+    else
+        snprintf(why, whylen, "not a NIfTI file: no NIfTI-1/-2 magic and header size %d (expected 348 or 540)",
+                 (int)s1);
     return 0;
 }
 
@@ -178,9 +186,11 @@ int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t 
         snprintf(target, sizeof target, "%s%s%s/%s", cwd, *cwd ? "/" : "", data_dir, relpath);
     }
     unsigned char m[2] = {0, 0};
+    if (blob_verify(target, err, errlen) < 0)
+        return -1;
     int fd = open(target, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "blob %s is missing: %s", relpath, strerror(errno));
+        snprintf(err, errlen, "blob %s cannot be opened: %s", strrchr(target, '/') + 1, strerror(errno));
         return -1;
     }
     ssize_t k = read(fd, m, 2);

@@ -106,7 +106,7 @@ int tsrv_start(tsrv *s, const char *db_url, const char *const *args)
         _exit(127);
     }
     s->pid = pid;
-    for (int waited = 0; waited < 15000; waited += 20) {
+    for (int waited = 0; waited < 120000; waited += 20) {
         char *t = slurp(s->log);
         char *l = t ? strstr(t, "\"msg\":\"listening\"") : NULL;
         char *p = l ? strstr(l, "\"port\":") : NULL;
@@ -145,7 +145,7 @@ int tsrv_stop(tsrv *s)
                 st = -1;
                 break;
             }
-            if (waited > 15000) {
+            if (waited > 60000) {
                 kill(s->pid, SIGKILL);
                 waitpid(s->pid, &st, 0);
                 break;

@@ -23,10 +23,10 @@ typedef struct {
 const char *tenv(const char *name);
 
 /* Starts the server with extra arguments (NULL-terminated list, may be NULL); the database URL
- * is `db_url` (NULL: MKDSEG_TEST_DATABASE_URL). Waits up to 15 s for it to listen.
+ * is `db_url` (NULL: MKDSEG_TEST_DATABASE_URL). Waits up to 120 s (a hang, not a slow machine) for it to listen.
  * 0 / -1 (the log is printed to stderr on failure). */
 int tsrv_start(tsrv *s, const char *db_url, const char *const *args);
-/* SIGTERM, then waits up to 15 s (then SIGKILL). Returns the exit status, 128+signal when
+/* SIGTERM, then waits up to 60 s (then SIGKILL). Returns the exit status, 128+signal when
  * killed by a signal, -1 when it was not running. Removes the folder. */
 int tsrv_stop(tsrv *s);
 /* Whether the server log contains `needle`. */

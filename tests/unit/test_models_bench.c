@@ -89,6 +89,12 @@ Test(models_bench, peak_json)
     const char *p = strstr(out, "\"peak_gflops_per_core\":");
     cr_assert(p, "%s", out);
     gf = atof(p + strlen("\"peak_gflops_per_core\":"));
-    /* any x86-64-v3 core does at least 8 lanes x 2 FLOPs per ~ns; none does 1000 GFLOP/s */
-    cr_expect(gf > 2 && gf < 1000, "peak %g GFLOP/s", gf);
+    /* a measured rate: how low it goes depends on how busy the machine is, so only a rate that
+     * no core reaches (a wrong FLOP count or timer) fails; the vector width is a fact of the
+     * build (x86-64-v3: AVX2, 8 floats; 16 with AVX-512) */
+    cr_expect(gf > 0 && gf < 1000, "peak %g GFLOP/s", gf);
+    const char *l = strstr(out, "\"simd_lanes\":");
+    cr_assert(l, "%s", out);
+    int lanes = atoi(l + strlen("\"simd_lanes\":"));
+    cr_expect(lanes == 8 || lanes == 16, "%d-lane vectors", lanes);
 }
