@@ -140,6 +140,35 @@ static int wants_json(http_req *r)
     return a && strstr(a, "application/json") != NULL;
 }
 
+/* The label map's format: the `format` field (nifti | nrrd), else Accept: application/x-nrrd.
+ * 1 NRRD, 0 NIfTI, -1 after answering 422. */
+static int wants_nrrd(http_req *r, const char *format)
+{
+    if (format && *format) {
+        if (strcmp(format, "nrrd") && strcmp(format, "nifti")) {
+            http_error(r, 422, "invalid_field", "format", "format must be 'nifti' or 'nrrd'");
+            return -1;
+        }
+        return !strcmp(format, "nrrd");
+    }
+    const char *a = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
+    return a && strstr(a, "application/x-nrrd") != NULL;
+}
+
+/* The `volume` field (a 4-D image's volume, 0-based) into ro. 0, or -1 after answering 422. */
+static int volume_field(http_req *r, const char *s, vol_read_opts *ro)
+{
+    if (!s || !*s)
+        return 0;
+    if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 9) {
+        http_error(r, 422, "invalid_field", "volume", "volume must be a non-negative integer (0 is the first)");
+        return -1;
+    }
+    ro->has_volume = 1;
+    ro->volume = atoll(s);
+    return 0;
+}
+
 void h_segment(http_req *r)
 {
     upload *u = upload_finish(r);
@@ -166,11 +195,14 @@ void h_segment(http_req *r)
         http_error(r, 422, "invalid_field", "tta", "tta must be 0, 1, true or false");
         return;
     }
-    int gz = 0, lgz = 0;
+    int gz = 0, lgz = 0, nrrd;
+    vol_read_opts ro = {0};
+    if ((nrrd = wants_nrrd(r, upload_get_field(u, "format"))) < 0 ||
+        volume_field(r, upload_get_field(u, "volume"), &ro) < 0)
+        return;
     if (hs_upload_nifti(r, vf, &gz) < 0 || (lf && hs_upload_nifti(r, lf, &lgz) < 0))
         return;
     char err[512];
-    vol_read_opts ro = {0};
     if (vol_read_header(vf->path, &ro, NULL, NULL, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_volume", "vol", "vol: %s", err);
         return;
@@ -210,8 +242,11 @@ void h_segment(http_req *r)
     snprintf(t->vol_path, sizeof t->vol_path, "%s", vf->path);
     if (lf)
         snprintf(t->label_path, sizeof t->label_path, "%s", lf->path);
-    snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s.nii%s", cfg->data_dir, r->id, gz ? ".gz" : "");
+    snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s%s", cfg->data_dir, r->id,
+             nrrd ? ".nrrd" : gz ? ".nii.gz" : ".nii");
     t->out_mode = mode;
+    t->has_volume = ro.has_volume;
+    t->volume = ro.volume;
     t->tta = tta;
     if (epool_submit(t) < 0) {
         free(t);
@@ -286,8 +321,8 @@ void h_segment(http_req *r)
         json_decref(structs), json_decref(dice), json_decref(tim);
         char path[1400];
         svc_abs(cfg->data_dir, mrel, path, sizeof path);
-        if (hs_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream",
-                          gz ? "seg.nii.gz" : "seg.nii") < 0) {
+        if (hs_reply_file(r, path, nrrd ? "application/x-nrrd" : gz ? "application/gzip" : "application/octet-stream",
+                          nrrd ? "seg.nrrd" : gz ? "seg.nii.gz" : "seg.nii") < 0) {
             free(t);
             return;
         }
@@ -323,7 +358,17 @@ void h_inference_mask(http_req *r)
     svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, sizeof path);
     PQclear(res);
     int gz = 0;
-    char why[128];
+    char why[128], magic[4] = {0};
+    FILE *mf = fopen(path, "rb");
+    if (mf) {
+        if (fread(magic, 1, sizeof magic, mf) != sizeof magic)
+            magic[0] = 0;
+        fclose(mf);
+    }
+    if (!memcmp(magic, "NRRD", 4)) { /* asked for as NRRD (format=nrrd) */
+        hs_reply_file(r, path, "application/x-nrrd", "seg.nrrd");
+        return;
+    }
     svc_nifti_sniff(path, &gz, why, sizeof why);
     hs_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
 }
