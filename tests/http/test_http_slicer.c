@@ -350,28 +350,34 @@ static void check_geometry(const nrrd_img *m, const char *path, const vol_read_o
         cr_assert_lt(m->data[i], VOL_NCLASSES, "label %d at voxel %ld", m->data[i], (long)i);
 }
 
-/* mkdseg's own /segment on path (class indices), through libcurl: the reference labels. */
-static uint8_t *segment_reference(const char *path, const char *volume)
+/* POST /segment through libcurl: vol=@path plus name=value fields (NULL-terminated), the answer
+ * written to out. Returns the status. */
+static long segment_to(const char *path, const char *const *fields, const char *accept, const char *out)
 {
     CURL *c = curl_easy_init();
-    char url[256], out[700], err[512];
+    char url[256], ah[128];
     snprintf(url, sizeof url, "%s/segment", srv.base);
-    snprintf(out, sizeof out, "%s/ref.nii.gz", dir);
     curl_mime *m = curl_mime_init(c);
     curl_mimepart *p = curl_mime_addpart(m);
     curl_mime_name(p, "vol");
     curl_mime_filedata(p, path);
-    p = curl_mime_addpart(m);
-    curl_mime_name(p, "labels");
-    curl_mime_data(p, "index", CURL_ZERO_TERMINATED);
-    if (volume) {
+    for (int i = 0; fields && fields[i]; i++) {
+        const char *eq = strchr(fields[i], '=');
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - fields[i]), fields[i]);
         p = curl_mime_addpart(m);
-        curl_mime_name(p, "volume");
-        curl_mime_data(p, volume, CURL_ZERO_TERMINATED);
+        curl_mime_name(p, name);
+        curl_mime_data(p, eq + 1, CURL_ZERO_TERMINATED);
+    }
+    struct curl_slist *hl = NULL;
+    if (accept) {
+        snprintf(ah, sizeof ah, "Accept: %s", accept);
+        hl = curl_slist_append(hl, ah);
     }
     FILE *f = fopen(out, "wb");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_MIMEPOST, m);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     cr_assert_eq(curl_easy_perform(c), CURLE_OK);
@@ -379,7 +385,19 @@ static uint8_t *segment_reference(const char *path, const char *volume)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     fclose(f);
     curl_mime_free(m);
+    curl_slist_free_all(hl);
     curl_easy_cleanup(c);
+    return status;
+}
+
+/* mkdseg's own /segment on path (class indices, NIfTI): the reference labels. */
+static uint8_t *segment_reference(const char *path, const char *volume)
+{
+    char out[700], err[512], vf[64];
+    snprintf(out, sizeof out, "%s/ref.nii.gz", dir);
+    snprintf(vf, sizeof vf, "volume=%s", volume ? volume : "");
+    const char *fields[] = {"labels=index", volume ? vf : NULL, NULL};
+    long status = segment_to(path, fields, NULL, out);
     cr_assert_eq(status, 200, "/segment of %s: %ld", path, status);
     uint8_t *cls;
     vol_geom g;
@@ -569,6 +587,15 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
     for (int i = 0; i < 40 * 40 * 16; i++)
         cr_assert_eq(pick[i], ref[i], "voxel %d", i);
     free(pick);
+    char out[700];
+    snprintf(out, sizeof out, "%s/err.json", dir);
+    cr_assert_eq(segment_to(four, NULL, NULL, out), 422, "a multi-volume file without volume");
+    size_t el;
+    char *eb = slurp(out, &el);
+    cr_assert(strstr(eb, "3 volumes") && strstr(eb, "\"field\":\"vol\""), "%s", eb);
+    free(eb);
+    const char *bad[] = {"volume=3", NULL};
+    cr_assert_eq(segment_to(four, bad, NULL, out), 422, "volume 3 of three");
 
     rawresp r;
     ml_send("PUT", "/monailabel/datastore/?image=four+d", NULL, "{}", four, &r);
@@ -618,4 +645,34 @@ Test(slicer, prefix_setting, .timeout = 120)
     const char *bad[] = {"--monailabel-prefix", "/models", NULL};
     tsrv s2;
     cr_assert_eq(tsrv_start(&s2, url, bad), -1, "--monailabel-prefix /models hides GET /models");
+}
+
+/* NRRD from /segment (format=nrrd, or Accept) and from the CLI (--out x.nrrd): decoded by
+ * teem-unu, the same voxels and world positions as the NIfTI twin read by nibabel. */
+Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
+{
+    start(NULL);
+    char img[700], nii[700], nrrd[700], nrrd2[700], cli_nii[700], cli_nrrd[700];
+    snprintf(img, sizeof img, "%s/ct.nii.gz", dir);
+    snprintf(nii, sizeof nii, "%s/seg.nii.gz", dir);
+    snprintf(nrrd, sizeof nrrd, "%s/seg.nrrd", dir);
+    snprintf(nrrd2, sizeof nrrd2, "%s/seg2.nrrd", dir);
+    snprintf(cli_nii, sizeof cli_nii, "%s/cli.nii.gz", dir);
+    snprintf(cli_nrrd, sizeof cli_nrrd, "%s/cli.nrrd", dir);
+    phantom(img, 6);
+    const char *nifti[] = {"labels=mmwhs", NULL}, *as_nrrd[] = {"labels=mmwhs", "format=nrrd", NULL};
+    cr_assert_eq(segment_to(img, nifti, NULL, nii), 200);
+    cr_assert_eq(segment_to(img, as_nrrd, NULL, nrrd), 200);
+    cr_assert_eq(segment_to(img, nifti, "application/x-nrrd", nrrd2), 200);
+    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd, nii);
+    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd2, nii);
+    const char *badf[] = {"format=dicom", NULL};
+    char out[700];
+    snprintf(out, sizeof out, "%s/err.json", dir);
+    cr_assert_eq(segment_to(img, badf, NULL, out), 422);
+    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index --threads 1 >/dev/null",
+       tenv("MKDSEG_TEST_BIN"), img, cli_nii);
+    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index --threads 1 >/dev/null",
+       tenv("MKDSEG_TEST_BIN"), img, cli_nrrd);
+    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", cli_nrrd, cli_nii);
 }
