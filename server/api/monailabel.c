@@ -1,7 +1,7 @@
 /* monailabel.c: the MONAI Label protocol subset for 3D Slicer (see monailabel.h).
  *
  * Uploads are streamed to disk by upload.c and kept as content-addressed blobs, named in
- * slicer_images (sql/0002_slicer_images.sql). Inference goes through the engine pool like
+ * slicer_images (sql/0003_slicer_images.sql). Inference goes through the engine pool like
  * /segment (a seg_task), writes the label map as NRRD (or NIfTI when the client asks for
  * .nii/.nii.gz) and answers it in a multipart body with a Content-Length (http_multipart.h). */
 #include "monailabel.h"
@@ -247,7 +247,7 @@ void ml_datastore_put(http_req *r)
     if (hs_upload_nifti(r, f, &gz) < 0)
         return;
     char err[512], rel[256], size[24];
-    vol_read_opts ro = {0, 1, 0}; /* a 4-D file is stored; infer picks its volume */
+    vol_read_opts ro = {.has_volume = 1, .volume = 0}; /* a 4-D file is kept; infer picks */
     if (vol_read_header(f->path, &ro, NULL, NULL, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_volume", "file", "file '%s': %s", f->filename,
                    strip_path(err, f->path));
@@ -365,12 +365,14 @@ static int infer_inputs(http_req *r, const char *image, seg_task *t, char *model
 }
 
 /* Runs t on the engine pool. 0, or -1 after answering (queue full, bad volume, failure). */
-static int infer_run(http_req *r, seg_task *t)
+static int infer_run(http_req *r, seg_task *t, const char *image)
 {
     char err[512];
-    vol_read_opts ro = {0, t->has_volume, t->volume};
+    vol_read_opts ro = {.has_volume = t->has_volume, .volume = t->volume};
     if (vol_read_header(t->vol_path, &ro, NULL, NULL, err, sizeof err) < 0) {
-        http_error(r, 422, "invalid_volume", "volume", "%s", strip_path(err, t->vol_path));
+        int multi = !t->has_volume && strstr(err, "volumes (dims") != NULL;
+        http_error(r, 422, "invalid_volume", "volume", "image '%s': %s%s", image,
+                   strip_path(err, t->vol_path), multi ? " (params volume=N, or ?volume=N)" : "");
         return -1;
     }
     if (epool_submit(t) < 0) {
@@ -461,7 +463,7 @@ void ml_infer(http_req *r)
     t->out_mode = VOL_LABELS_INDEX;
     t->has_volume = o.has_volume;
     t->volume = o.volume;
-    if (infer_run(r, t) < 0)
+    if (infer_run(r, t, image) < 0)
         goto done;
     infer_answer(r, t, &o, model, image);
     unlink(t->out_path); /* the answer holds an open descriptor */

@@ -78,7 +78,7 @@ int cmd_segment(int argc, char **argv)
     const nn_backend *be = nn_backend_from_env(err, sizeof err);
     infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg segment: %s\n", err); return 1; }
-    vol_read_opts ro = {maxvox, volume >= 0, volume >= 0 ? volume : 0};
+    vol_read_opts ro = {.max_voxels = maxvox, .has_volume = volume >= 0, .volume = volume >= 0 ? volume : 0};
     if (vol_read(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
     size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
     cls = malloc(n);

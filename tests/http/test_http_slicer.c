@@ -507,7 +507,7 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     rawresp_free(&r);
     ml_send("PUT", "/monailabel/datastore/?image=bad", NULL, "{}", "models/default.safetensors", &r);
     cr_assert_eq(r.status, 415, "%s", r.body);
-    cr_assert_null(strstr(r.body, dir), "no server path in %s", r.body);
+    cr_assert_null(strstr(r.body, srv.dir), "no server path in %s", r.body);
     rawresp_free(&r);
     json_decref(info);
 }
@@ -603,8 +603,9 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
     rawresp_free(&r);
     ml_send("POST", "/monailabel/infer/default?image=four+d", NULL, "{}", NULL, &r);
     cr_assert_eq(r.status, 422, "%s", r.body);
-    cr_assert(strstr(detail(&r), "3 volumes"), "%s", r.body);
-    cr_assert_null(strstr(r.body, dir), "no server path in %s", r.body);
+    cr_assert(strstr(detail(&r), "image 'four d': a 4-D image with 3 volumes"), "%s", r.body);
+    cr_assert(strstr(detail(&r), "params volume"), "the answer says how to choose: %s", r.body);
+    cr_assert_null(strstr(r.body, srv.dir), "no server path in %s", r.body);
     rawresp_free(&r);
     ml_send("POST", "/monailabel/infer/default?image=four+d", NULL, "{\"volume\": 3}", NULL, &r);
     cr_assert_eq(r.status, 422, "%s", r.body);

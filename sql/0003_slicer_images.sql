@@ -1,4 +1,4 @@
--- 0002_slicer_images.sql: images uploaded through the MONAI Label protocol (3D Slicer).
+-- 0003_slicer_images.sql: images uploaded through the MONAI Label protocol (3D Slicer).
 -- The module refers to an uploaded volume only by the name it chose (PUT /datastore/?image=NAME)
 -- and later asks to segment that name; the file itself is a content-addressed blob.
 CREATE TABLE slicer_images (
