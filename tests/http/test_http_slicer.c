@@ -10,6 +10,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -676,4 +678,62 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
     sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index --threads 1 >/dev/null",
        tenv("MKDSEG_TEST_BIN"), img, cli_nrrd);
     sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", cli_nrrd, cli_nii);
+}
+
+/* The module waits on its GUI thread: auth/, info/ and train/ answer while a segmentation holds
+ * the only engine thread (MKDSEG_SEGMENT_DELAY_MS keeps it busy for 8 s). */
+typedef struct {
+    atomic_int done;
+    int status;
+} busy_infer;
+
+static void *infer_thread(void *arg)
+{
+    busy_infer *b = arg;
+    rawresp r;
+    ml_send("POST", "/monailabel/infer/default?image=busy", NULL, "{}", NULL, &r);
+    b->status = r.status;
+    rawresp_free(&r);
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static long in_flight(void)
+{
+    rawresp r;
+    wire("GET", "/metrics", NULL, NULL, NULL, 0, &r);
+    static const char key[] = "\nmkdseg_http_requests_in_flight ";
+    const char *p = strstr(r.body, key);
+    long n = p ? atol(p + sizeof key - 1) : -1;
+    rawresp_free(&r);
+    return n;
+}
+
+Test(slicer, info_answers_while_the_engine_is_busy, .timeout = 120)
+{
+    setenv("MKDSEG_SEGMENT_DELAY_MS", "8000", 1);
+    start(NULL);
+    unsetenv("MKDSEG_SEGMENT_DELAY_MS");
+    char img[700];
+    snprintf(img, sizeof img, "%s/busy.nii.gz", dir);
+    phantom(img, 2);
+    rawresp r;
+    ml_send("PUT", "/monailabel/datastore/?image=busy", NULL, "{}", img, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    rawresp_free(&r);
+    busy_infer b = {0};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, infer_thread, &b), 0);
+    while (in_flight() < 2 && !atomic_load(&b.done))
+        ; /* the infer request is in the server (this /metrics request is the other one) */
+    static const char *const paths[] = {"/monailabel/auth/", "/monailabel/info/",
+                                        "/monailabel/train/?check_if_running=true"};
+    for (int i = 0; i < 3; i++) {
+        wire("GET", paths[i], NULL, NULL, NULL, 0, &r);
+        cr_assert(r.status == 200 || r.status == 404, "%s: %d", paths[i], r.status);
+        rawresp_free(&r);
+    }
+    cr_assert_not(atomic_load(&b.done), "auth/, info/ and train/ were answered while infer ran");
+    pthread_join(th, NULL);
+    cr_assert_eq(b.status, 200);
 }
