@@ -10,6 +10,7 @@ pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev post
       libssl-dev curl)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev)
+  pkgs+=(teem-apps) # teem-unu: an independent NRRD reader (tests/unit/test_nrrd.c)
 fi
 
 missing=()

@@ -72,10 +72,14 @@ typedef struct {
 
 typedef struct {
     int64_t max_voxels;         /* refuse headers claiming more voxels (0: the default) */
+    int has_volume;             /* 1: read the 3-D volume `volume` of a 4-D (or higher) file */
+    int64_t volume;             /* with has_volume: its index, 0-based, over dims 4..7 in file
+                                 * order (a 3-D file has volume 0 only) */
 } vol_read_opts;
 
 /* Reads the header of path (.nii, .nii.gz, .hdr/.img[.gz]) and validates it without reading
- * the data: magic/sizes, dimensions (a 4-D image with more than one volume is refused),
+ * the data: magic/sizes, dimensions (a 4-D image with more than one volume is refused unless
+ * opts->has_volume picks one; an index beyond the last volume is an error),
  * datatype (every real scalar type, uint8 .. float64), voxel count against opts->max_voxels,
  * the data size implied by the header against the real file size (uncompressed files),
  * finite pixdim and affines. opts may be NULL. Fills g and h (either may be NULL). */
@@ -101,6 +105,18 @@ int vol_write(const char *path, const vol_geom *g, const float *data, int dataty
 /* Same, from data already in the on-disk type (raw [nz][ny][nx] elements of datatype). */
 int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
                   char *err, size_t errlen);
+
+/* Writes raw [nz][ny][nx] elements of datatype as one NRRD file, header attached (nrrd_write.c):
+ * NRRD0004, `space: left-posterior-superior`, `space directions` and `space origin` from the
+ * affine in use converted from RAS to LPS (x and y negated), kinds domain, gzip encoding, the
+ * CPU's byte order. World coordinates of every voxel equal the NIfTI's (as ITK and 3D Slicer
+ * read both). Written to a temporary file and renamed, like vol_write. */
+int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int datatype,
+                   char *err, size_t errlen);
+
+/* Whether path names an NRRD file (ends in .nrrd, any case): the label writers pick the format
+ * by name. */
+int vol_path_is_nrrd(const char *path);
 
 /* ---- geometry ------------------------------------------------------------------------ */
 
@@ -172,7 +188,8 @@ int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode 
                     vol_geom *g, uint8_t **cls, char *err, size_t errlen);
 
 /* Writes class indices [nz][ny][nx] as a label map with geometry g: uint8 class indices
- * (VOL_LABELS_INDEX) or int16 MM-WHS codes (VOL_LABELS_MMWHS). */
+ * (VOL_LABELS_INDEX) or int16 MM-WHS codes (VOL_LABELS_MMWHS); NRRD when path ends in .nrrd
+ * (vol_write_nrrd), else NIfTI. */
 int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
                      vol_label_mode mode, char *err, size_t errlen);
 

@@ -74,6 +74,14 @@ int vol_labels_to_classes(const float *values, int64_t n, vol_label_mode mode, u
     return -1;
 }
 
+/* The label writers' format: NRRD by name, else NIfTI. */
+static int write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
+                     char *err, size_t errlen)
+{
+    return vol_path_is_nrrd(path) ? vol_write_nrrd(path, g, data, datatype, err, errlen)
+                                  : vol_write_raw(path, g, data, datatype, err, errlen);
+}
+
 int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
                      vol_label_mode mode, char *err, size_t errlen)
 {
@@ -86,7 +94,7 @@ int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
             return -1;
         }
     if (mode != VOL_LABELS_MMWHS)
-        return vol_write_raw(path, g, cls, VOL_DT_UINT8, err, errlen);
+        return write_raw(path, g, cls, VOL_DT_UINT8, err, errlen);
     int16_t *buf = malloc((size_t)n * sizeof *buf);
     if (!buf) {
         if (err && errlen)
@@ -95,7 +103,7 @@ int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
     }
     for (int64_t i = 0; i < n; i++)
         buf[i] = (int16_t)vol_mmwhs_codes[cls[i]];
-    int rc = vol_write_raw(path, g, buf, VOL_DT_INT16, err, errlen);
+    int rc = write_raw(path, g, buf, VOL_DT_INT16, err, errlen);
     free(buf);
     return rc;
 }

@@ -199,7 +199,8 @@ static void geom_from_nim(const nifti_image *nim, vol_geom *g)
 
 /* Validates an opened header; fills g and h. */
 static int check_header(const char *path, nifti_image *nim, int version, int64_t max_voxels,
-                        vol_geom *g, vol_header *h, char *err, size_t errlen)
+                        const vol_read_opts *opts, vol_geom *g, vol_header *h, char *err,
+                        size_t errlen)
 {
     /* nifticlib 3.0 reports single-file NIfTI-2 as NIFTI_FTYPE_NIFTI1_1: trust sizeof_hdr */
     if (version == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_1)
@@ -234,10 +235,17 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
         if (d >= 4)
             nvol *= n;
     }
-    if (nvol > 1) {
-        mkd_seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted",
+    int pick = opts && opts->has_volume;
+    if (nvol > 1 && !pick) {
+        mkd_seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted unless one volume (0..%lld) is chosen",
                path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],
-               (long long)nim->dim[3], (long long)nvol);
+               (long long)nim->dim[3], (long long)nvol, (long long)nvol - 1);
+        return -1;
+    }
+    if (pick && (opts->volume < 0 || opts->volume >= nvol)) {
+        mkd_seterr(err, errlen, "%s: volume %lld does not exist: the image has %lld volume%s (0..%lld)",
+               path, (long long)opts->volume, (long long)nvol, nvol > 1 ? "s" : "",
+               (long long)nvol - 1);
         return -1;
     }
     int sz = dt_size(nim->datatype);
@@ -353,7 +361,7 @@ int vol_read_header(const char *path, const vol_read_opts *opts, vol_geom *g, vo
     nifti_image *nim = open_header(path, &version, err, errlen);
     if (!nim)
         return -1;
-    int rc = check_header(path, nim, version, maxv, g, h, err, errlen);
+    int rc = check_header(path, nim, version, maxv, opts, g, h, err, errlen);
     nifti_image_free(nim);
     return rc;
 }
@@ -403,7 +411,7 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
     nifti_image *nim = open_header(path, &version, err, errlen);
     if (!nim)
         return -1;
-    if (check_header(path, nim, version, maxv, &v->geom, &v->hdr, err, errlen) != 0)
+    if (check_header(path, nim, version, maxv, opts, &v->geom, &v->hdr, err, errlen) != 0)
         goto fail;
 
     int dt = v->hdr.datatype, sz = dt_size(dt);
@@ -426,7 +434,9 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
         mkd_seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname, strerror(errno));
         goto fail;
     }
-    if (znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) < 0) {
+    /* the chosen volume of a 4-D file: volumes follow each other, x fastest within each */
+    int64_t skip = opts && opts->has_volume ? opts->volume * nvox * sz : 0;
+    if (znzseek(fp, (znz_off_t)(nim->iname_offset + skip), SEEK_SET) < 0) {
         mkd_seterr(err, errlen, "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
                path, (long long)nim->iname_offset);
         goto fail;

@@ -122,7 +122,7 @@ done:
 int dataset_add_files(train_slices *s, const dataset_opts *o, const char *image_path,
                       const char *label_path, int64_t max_voxels, char *err, size_t errlen)
 {
-    vol_read_opts ro = {max_voxels};
+    vol_read_opts ro = {.max_voxels = max_voxels};
     vol_t im = {0}, lb = {0};
     uint8_t *cls = NULL;
     int rc = -1;

@@ -39,10 +39,41 @@ static int wants_json(http_req *r)
     return a && strstr(a, "application/json") != NULL;
 }
 
+/* The label map's format: the `format` field (nifti | nrrd), else Accept: application/x-nrrd.
+ * 1 NRRD, 0 NIfTI, -1 after answering 422. */
+static int wants_nrrd(http_req *r, const char *format)
+{
+    if (format && *format) {
+        if (strcmp(format, "nrrd") && strcmp(format, "nifti")) {
+            http_error(r, 422, "invalid_field", "format", "format must be 'nifti' or 'nrrd'");
+            return -1;
+        }
+        return !strcmp(format, "nrrd");
+    }
+    const char *a = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
+    return a && strstr(a, "application/x-nrrd") != NULL;
+}
+
+/* The `volume` field (a 4-D image's volume, 0-based) into ro. 0, or -1 after answering 422. */
+static int volume_field(http_req *r, const char *s, vol_read_opts *ro)
+{
+    if (!s || !*s)
+        return 0;
+    if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 9) {
+        http_error(r, 422, "invalid_field", "volume", "volume must be a non-negative integer (0 is the first)");
+        return -1;
+    }
+    ro->has_volume = 1;
+    ro->volume = atoll(s);
+    return 0;
+}
+
 /* One POST /segment from its fields to its answer. */
 typedef struct {
     upload_file *vf, *lf;      /* the volume and the optional label map */
     int gz;                    /* the volume came gzip-compressed: so does the mask */
+    int nrrd;                  /* the label map is asked for as NRRD */
+    vol_read_opts ro;          /* the volume of a 4-D input */
     seg_task *t;
     char msha[65], mrel[256];  /* the mask blob */
     json_t *structs, *dice, *tim;
@@ -72,11 +103,13 @@ static int seg_fields(http_req *r, upload *u, seg_request *q, const char **model
         return -1;
     }
     int lgz = 0;
+    if ((q->nrrd = wants_nrrd(r, upload_get_field(u, "format"))) < 0 ||
+        volume_field(r, upload_get_field(u, "volume"), &q->ro) < 0)
+        return -1;
     if (api_upload_nifti(r, q->vf, &q->gz) < 0 || (q->lf && api_upload_nifti(r, q->lf, &lgz) < 0))
         return -1;
     char err[512];
-    vol_read_opts ro = {0};
-    if (vol_read_header(q->vf->path, &ro, NULL, NULL, err, sizeof err) < 0) {
+    if (vol_read_header(q->vf->path, &q->ro, NULL, NULL, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_volume", "vol", "vol: %s", err);
         return -1;
     }
@@ -117,8 +150,10 @@ static int seg_run(http_req *r, seg_request *q)
     snprintf(t->vol_path, sizeof t->vol_path, "%s", q->vf->path);
     if (q->lf)
         snprintf(t->label_path, sizeof t->label_path, "%s", q->lf->path);
-    snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s.nii%s", r->app->cfg.data_dir, r->id,
-             q->gz ? ".gz" : "");
+    snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s%s", r->app->cfg.data_dir, r->id,
+             q->nrrd ? ".nrrd" : q->gz ? ".nii.gz" : ".nii");
+    t->has_volume = q->ro.has_volume;
+    t->volume = q->ro.volume;
     if (epool_submit(t) < 0) {
         int w, run;
         epool_depth(&w, &run);
@@ -208,8 +243,8 @@ static void seg_reply(http_req *r, seg_request *q)
     } else {
         char path[1400];
         svc_abs(r->app->cfg.data_dir, q->mrel, path, sizeof path);
-        if (api_reply_file(r, path, q->gz ? "application/gzip" : "application/octet-stream",
-                           q->gz ? "seg.nii.gz" : "seg.nii") < 0)
+        if (api_reply_file(r, path, q->nrrd ? "application/x-nrrd" : q->gz ? "application/gzip" : "application/octet-stream",
+                           q->nrrd ? "seg.nrrd" : q->gz ? "seg.nii.gz" : "seg.nii") < 0)
             return;
     }
     http_header(r, "X-Mkdseg-Model", mid);
@@ -246,6 +281,17 @@ void h_inference_mask(http_req *r)
     if (api_stored_path(r, "inference", &sql_inferences_mask_path, &id, path, sizeof path) < 0)
         return;
     int gz = 0;
+    char magic[4] = {0};
+    FILE *mf = fopen(path, "rb");
+    if (mf) {
+        if (fread(magic, 1, sizeof magic, mf) != sizeof magic)
+            magic[0] = 0;
+        fclose(mf);
+    }
+    if (!memcmp(magic, "NRRD", 4)) { /* asked for as NRRD (format=nrrd) */
+        api_reply_file(r, path, "application/x-nrrd", "seg.nrrd");
+        return;
+    }
     svc_nifti_sniff(path, &gz, why, sizeof why);
     api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
 }

@@ -2,6 +2,7 @@
  * operation there not marked `x-mkdseg-status: planned` must be here): tests/unit/
  * test_http_openapi.c checks both directions. Order matters only for readability. */
 #include "handlers.h"
+#include "monailabel.h"
 #include "upload.h"
 #include "http.h"
 
@@ -32,5 +33,13 @@ const http_route http_routes[] = {
     {"POST", "/models/{id}/promote", h_models_promote, HTTP_MUTATING, NULL},
     {"POST", "/models/{id}/evaluate", h_models_evaluate, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/dice", h_dice, 0, NULL},
+    /* the MONAI Label protocol for 3D Slicer (monailabel.h), served under --monailabel-prefix */
+    {"GET", "/monailabel/auth/", ml_auth, HTTP_DETAIL, NULL},
+    {"POST", "/monailabel/auth/token", ml_auth_token, HTTP_DETAIL, NULL},
+    {"GET", "/monailabel/auth/token/valid", ml_auth_token_valid, HTTP_DETAIL, NULL},
+    {"GET", "/monailabel/info/", ml_info, HTTP_DETAIL, NULL},
+    {"GET", "/monailabel/train/", ml_train_status, HTTP_DETAIL, NULL},
+    {"PUT", "/monailabel/datastore/", ml_datastore_put, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
+    {"POST", "/monailabel/infer/{model}", ml_infer, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
 };
 const int http_nroutes = (int)(sizeof http_routes / sizeof http_routes[0]);

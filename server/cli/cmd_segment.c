@@ -10,11 +10,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mkdseg segment --model M.safetensors --in IMAGE.nii[.gz] --out LABELS.nii[.gz] [options]\n\n"
+            "usage: mkdseg segment --model M.safetensors --in IMAGE.nii[.gz] --out LABELS.nii[.gz]|LABELS.nrrd [options]\n\n"
             "Segments the heart: the label map is written on the input's exact grid (dims, qform, sform).\n\n"
             "  --model F          model file (safetensors, from mkdseg train or GET /models/{id}/weights)\n"
             "  --in F             input volume (NIfTI-1/-2, .nii or .nii.gz)\n"
-            "  --out F            output label map (.nii or .nii.gz)\n"
+            "  --out F            output label map (.nii, .nii.gz, or .nrrd: gzip NRRD in LPS space for\n"
+            "                     ITK / 3D Slicer, same voxels and world coordinates)\n"
+            "  --volume N         segment volume N (0-based) of a 4-D input (needed when it has several)\n"
             "  --labels mmwhs|index  MM-WHS codes as int16 (default) or class indices 0..7 as uint8\n"
             "  --member ensemble|syn|real  which segmentor(s) to use (default ensemble: the mean of both\n"
             "                     probability maps, as the paper; single-segmentor models have one)\n"
@@ -39,7 +41,7 @@ int cmd_segment(int argc, char **argv)
     vol_label_mode lm = VOL_LABELS_MMWHS;
     infer_opts o = {-1, 0, 0.5};
     int threads = 0;
-    long long maxvox = 0;
+    long long maxvox = 0, volume = -1;
     for (int i = 1; i < argc; i++) {
         int miss = 0;
         const char *v;
@@ -50,6 +52,11 @@ int cmd_segment(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--out", &miss))) out = v;
         else if ((v = cli_opt(argc, argv, &i, "--threads", &miss))) threads = atoi(v);
         else if ((v = cli_opt(argc, argv, &i, "--max-voxels", &miss))) maxvox = atoll(v);
+        else if ((v = cli_opt(argc, argv, &i, "--volume", &miss))) {
+            char *end;
+            volume = strtoll(v, &end, 10);
+            if (end == v || *end || volume < 0) { fprintf(stderr, "mkdseg segment: --volume must be a non-negative integer\n"); return 2; }
+        }
         else if ((v = cli_opt(argc, argv, &i, "--labels", &miss))) {
             if (!strcmp(v, "mmwhs")) lm = VOL_LABELS_MMWHS;
             else if (!strcmp(v, "index")) lm = VOL_LABELS_INDEX;
@@ -71,7 +78,7 @@ int cmd_segment(int argc, char **argv)
     const nn_backend *be = nn_backend_from_env(err, sizeof err);
     infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg segment: %s\n", err); return 1; }
-    vol_read_opts ro = {maxvox};
+    vol_read_opts ro = {.max_voxels = maxvox, .has_volume = volume >= 0, .volume = volume >= 0 ? volume : 0};
     if (vol_read(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
     size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
     cls = malloc(n);

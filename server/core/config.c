@@ -12,7 +12,7 @@
 
 #include "log.h"
 
-typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL } cfg_type;
+typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL, T_PREFIX } cfg_type; /* T_PREFIX: a URL path prefix */
 
 typedef struct {
     const char *flag;  /* --flag */
@@ -85,6 +85,9 @@ static const cfg_opt cfg_table[] = {
      "model file registered and promoted at start-up when no model exists; empty: none"},
     {"threads", "MKDSEG_THREADS", NULL, T_INT, "0", OFF(engine_threads), 0, 0, 1024, SW,
      "CPU threads of each segmentation or training task; 0 = all cores"},
+    {"monailabel-prefix", "MKDSEG_MONAILABEL_PREFIX", NULL, T_PREFIX, "/monailabel",
+     OFF(monailabel_prefix), SZ(monailabel_prefix), 1, 0, CFG_SERVE,
+     "path prefix of the MONAI Label protocol for 3D Slicer (/a or /a/b: letters, digits, . _ -)"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */
@@ -159,12 +162,37 @@ static const char *src_name(const cfg_opt *o, cfg_source src, const char *envnam
 }
 
 /* Sets one option from text. */
+/* Whether s is a URL path prefix: one or more "/segment" parts of [A-Za-z0-9._-], no trailing
+ * slash, no "." or ".." part. */
+static int prefix_ok(const char *s)
+{
+    if (*s != '/')
+        return 0;
+    while (*s == '/') {
+        const char *e = ++s;
+        while (isalnum((unsigned char)*e) || *e == '.' || *e == '_' || *e == '-')
+            e++;
+        size_t n = (size_t)(e - s);
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && !strncmp(s, "..", 2)))
+            return 0;
+        s = e;
+    }
+    return *s == 0;
+}
+
 static int set_opt(mkd_config *c, const cfg_opt *o, const char *val, cfg_source src,
                    const char *envname, char *err, size_t errlen)
 {
     char *p = (char *)c + o->off;
     long long v = 0;
     switch (o->type) {
+    case T_PREFIX:
+        if (!prefix_ok(val)) {
+            snprintf(err, errlen, "%s: invalid path prefix '%s' (expected /name or /a/b, letters, "
+                     "digits, '.', '_' or '-', no trailing slash)", src_name(o, src, envname), val);
+            return -1;
+        }
+        __attribute__((fallthrough)); /* then stored as a string */
     case T_STR:
         if (strlen(val) >= o->size) {
             snprintf(err, errlen, "%s: value too long (at most %zu characters)",
@@ -385,6 +413,7 @@ json_t *cfg_to_json(const mkd_config *c, unsigned cmd)
         const char *p = (const char *)c + t->off;
         json_t *v = NULL;
         switch (t->type) {
+        case T_PREFIX:
         case T_STR:
             if (t->off == OFF(database_url)) {
                 char m[1100];

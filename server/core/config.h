@@ -37,6 +37,7 @@ typedef struct {
     int segment_workers;     /* engine threads running /segment requests */
     char default_model[1024]; /* model file registered and promoted when none exists */
     int engine_threads;      /* --threads: CPU threads of each engine task; 0 = all cores */
+    char monailabel_prefix[256]; /* path prefix of the MONAI Label protocol (3D Slicer) */
     unsigned char source[32]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 

@@ -95,6 +95,28 @@ http_match_result http_match(const http_route *routes, int n, const char *method
     return HTTP_MATCH_NO_METHOD;
 }
 
+/* Whether path is base or lies below it (base + "/..."). */
+static int under(const char *path, const char *base)
+{
+    size_t n = strlen(base);
+    return !strncmp(path, base, n) && (path[n] == 0 || path[n] == '/');
+}
+
+char *http_mount_map(const char *path, const char *canonical, const char *prefix)
+{
+    if (!prefix || !*prefix || !strcmp(canonical, prefix) ||
+        (!under(path, prefix) && !under(path, canonical)))
+        return strdup(path);
+    if (!under(path, prefix))
+        return strdup(""); /* the default prefix while another one is configured */
+    const char *rest = path + strlen(prefix);
+    size_t n = strlen(canonical) + strlen(rest) + 1;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s%s", canonical, rest);
+    return out;
+}
+
 int http_request_id_ok(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
@@ -174,7 +196,11 @@ void http_error(http_req *r, int status, const char *code, const char *field, co
     redact_utf8(shown); /* the client's file names just put in */
     if (strcmp(shown, msg) && status < 500)
         log_json(LOG_INFO, r->id, msg, json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
-    http_reply_json(r, status, http_error_body(code, shown, field ? fld : NULL));
+    json_t *body = http_error_body(code, shown, field ? fld : NULL);
+    if (body && ((r->route && (r->route->flags & HTTP_DETAIL)) ||
+                 (r->mpath && under(r->mpath, HTTP_MOUNT_MONAILABEL))))
+        json_object_set_new(body, "detail", json_string(shown));
+    http_reply_json(r, status, body);
 }
 
 void http_header(http_req *r, const char *name, const char *value)
@@ -243,6 +269,7 @@ static void req_free(http_req *r)
         MHD_destroy_response(r->resp);
     json_decref(r->json);
     free(r->body);
+    free(r->mpath);
     free(r->path);
     free(r);
 }
@@ -293,7 +320,7 @@ static void answer_options(http_req *r)
     char allow[256];
     int idx, np;
     char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];
-    http_match_result m = http_match(http_routes, http_nroutes, "OPTIONS", r->path, &idx, params,
+    http_match_result m = http_match(http_routes, http_nroutes, "OPTIONS", r->mpath, &idx, params,
                                      &np, allow, sizeof allow);
     if (m == HTTP_MATCH_NO_PATH) {
         http_error(r, 404, "not_found", NULL, "no route for %s", r->path);
@@ -327,11 +354,16 @@ static void req_begin(http_req *r)
             len = ~0ULL;
     }
     r->has_body = (cl && len > 0) || te;
+    r->mpath = http_mount_map(r->path, HTTP_MOUNT_MONAILABEL, a->cfg.monailabel_prefix);
+    if (!r->mpath) {
+        http_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
     if (!strcmp(r->method, "OPTIONS")) {
         answer_options(r);
         return;
     }
-    http_match_result m = http_match(http_routes, http_nroutes, r->method, r->path, &r->route_idx,
+    http_match_result m = http_match(http_routes, http_nroutes, r->method, r->mpath, &r->route_idx,
                                      r->params, &r->nparams, allow, sizeof allow);
     /* rate limit per client address; probes and metrics (HTTP_NO_LIMIT) are exempt */
     int retry = 0;
@@ -535,9 +567,29 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_json(LOG_WARN, NULL, buf, json_pack("{s:s}", "component", "libmicrohttpd"));
 }
 
+/* The configured MONAI Label prefix must not hide one of mkdseg's own routes. 0 / -1 + err. */
+static int check_mount(const char *prefix, char *err, size_t errlen)
+{
+    if (!*prefix)
+        return 0;
+    for (int i = 0; i < http_nroutes; i++) {
+        const char *p = http_routes[i].pattern;
+        if (under(p, HTTP_MOUNT_MONAILABEL))
+            continue;
+        if (under(p, prefix)) {
+            snprintf(err, errlen, "--monailabel-prefix %s would hide the route %s %s: choose "
+                     "another prefix", prefix, http_routes[i].method, p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int http_start(app *a, char *err, size_t errlen)
 {
     const mkd_config *c = &a->cfg;
+    if (check_mount(c->monailabel_prefix, err, errlen) < 0)
+        return -1;
     ratelimit_configure(c->rate_limit, 2.0 * c->rate_limit);
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;

@@ -36,6 +36,12 @@ typedef int (*http_body_fn)(http_req *r, const char *data, size_t len);
 #define HTTP_JSON     1u /* body is JSON (Content-Type checked, size <= max-json, parsed) */
 #define HTTP_MUTATING 2u /* needs a bearer token when auth is on */
 #define HTTP_NO_LIMIT 4u /* exempt from the per-address rate limit (probes, metrics) */
+#define HTTP_DETAIL   8u /* errors also carry {"detail": message}, as MONAI Label clients expect */
+
+/* The MONAI Label protocol (3D Slicer) is mounted under a configurable prefix
+ * (--monailabel-prefix): the routing table and api/openapi.yaml name its routes by this default
+ * prefix, and a request under the configured one is matched as if it used the default. */
+#define HTTP_MOUNT_MONAILABEL "/monailabel"
 
 typedef struct {
     const char *method;  /* "GET", "POST", "DELETE", ... */
@@ -57,6 +63,7 @@ struct http_req {
     int route_idx;                  /* index in http_routes, -1 when unmatched */
     char method[16];
     char *path;                     /* owned */
+    char *mpath;                    /* the path matched against the table (http_mount_map), owned */
     char id[65];                    /* request id */
     char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];
     int nparams;
@@ -83,6 +90,11 @@ typedef enum { HTTP_MATCH_OK = 0, HTTP_MATCH_NO_PATH, HTTP_MATCH_NO_METHOD } htt
 http_match_result http_match(const http_route *routes, int n, const char *method, const char *path,
                              int *idx, char params[][HTTP_PARAM_MAX], int *nparams, char *allow,
                              size_t allowlen);
+
+/* The path to match for a request path when the mount `canonical` is served under `prefix`:
+ * prefix[/rest] becomes canonical[/rest]; canonical[/rest] itself becomes "" (matches nothing)
+ * when the prefixes differ; other paths are unchanged. New string (NULL when out of memory). */
+char *http_mount_map(const char *path, const char *canonical, const char *prefix);
 
 /* Whether `id` is an acceptable client-supplied request id (1-64 of [A-Za-z0-9._:-]). */
 int http_request_id_ok(const char *id);

@@ -118,6 +118,52 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
+/* Sets u->close_delim from the request's boundary parameter (quoted or not). */
+static void set_close_delim(http_req *r, upload *u)
+{
+    const char *ct = http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *b = ct ? strcasestr(ct, "boundary=") : NULL;
+    if (!b)
+        return;
+    b += 9;
+    int quoted = *b == '"';
+    b += quoted;
+    size_t n = strcspn(b, quoted ? "\"" : "; \t");
+    if (n == 0 || n > 70) /* RFC 2046: 1-70 characters */
+        return;
+    u->close_len = (size_t)snprintf(u->close_delim, sizeof u->close_delim, "\r\n--%.*s--", (int)n, b);
+}
+
+/* How many bytes of data to pass to the parser: all, or up to the end of the closing delimiter
+ * (then u->closed is set). Keeps the tail for a delimiter split across chunks. */
+static size_t until_close(upload *u, const char *data, size_t len)
+{
+    size_t dl = u->close_len, keep = dl - 1, end = len;
+    char win[2 * sizeof u->tail];
+    size_t head = len < keep ? len : keep;
+    memcpy(win, u->tail, u->tail_len);
+    memcpy(win + u->tail_len, data, head);
+    const char *m = memmem(win, u->tail_len + head, u->close_delim, dl);
+    if (m)
+        end = (size_t)(m - win) + dl - u->tail_len;
+    else if ((m = memmem(data, len, u->close_delim, dl)))
+        end = (size_t)(m - data) + dl;
+    if (m) {
+        u->closed = 1;
+        return end;
+    }
+    /* the new tail: the last `keep` bytes of tail + data */
+    size_t total = u->tail_len + len, t = total < keep ? total : keep;
+    if (len >= t)
+        memcpy(u->tail, data + len - t, t);
+    else {
+        memmove(u->tail, u->tail + u->tail_len - (t - len), t - len);
+        memcpy(u->tail + (t - len), data, len);
+    }
+    u->tail_len = t;
+    return len;
+}
+
 static int is_multipart(http_req *r)
 {
     const char *ct = http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -161,7 +207,12 @@ int upload_on_body(http_req *r, const char *data, size_t len)
                        "cannot parse the multipart/form-data request (no boundary?)");
             return -1;
         }
+        set_close_delim(r, u);
     }
+    if (u->closed)
+        return 0; /* the epilogue */
+    if (u->close_len)
+        len = until_close(u, data, len);
     if (MHD_post_process(u->pp, data, len) != MHD_YES) {
         if (u->disk_errno)
             return disk_error(r, u->disk_errno);

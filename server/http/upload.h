@@ -37,6 +37,13 @@ typedef struct {
     int nfields;
     int finished;
     int disk_errno;    /* errno of a failed temporary-file write (ENOSPC: answered 507) */
+    /* the closing delimiter "\r\n--BOUNDARY--": libmicrohttpd's parser refuses some epilogues
+     * (the CRLF pair some clients send after it), so nothing after it is passed on */
+    char close_delim[96];
+    size_t close_len;
+    char tail[96];               /* the last close_len - 1 bytes seen, for a split delimiter */
+    size_t tail_len;
+    int closed;                  /* the closing delimiter went by: the rest is ignored */
 } upload;
 
 /* The on_body of multipart routes (http_route.on_body). Answers 415 when the request is not

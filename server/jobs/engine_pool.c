@@ -235,7 +235,8 @@ static void run_task(seg_task *t)
     const infer_model *m = mcache_model(ref);
     snprintf(t->method, sizeof t->method, "%s", m->method);
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (vol_read(t->vol_path, NULL, &v, err, sizeof err) < 0) {
+    vol_read_opts ro = {.has_volume = t->has_volume, .volume = t->volume};
+    if (vol_read(t->vol_path, &ro, &v, err, sizeof err) < 0) {
         fail(t, 422, "invalid_volume", err);
         goto done;
     }

@@ -23,7 +23,9 @@ typedef struct seg_task {
     char model_path[1200];  /* weights file */
     char vol_path[1200];    /* the image (.nii / .nii.gz name) */
     char label_path[1200];  /* optional ground truth ("" = none) */
-    char out_path[1200];    /* the label map to write */
+    char out_path[1200];    /* the label map to write (NRRD when it ends in .nrrd) */
+    int has_volume;         /* 1: segment volume `volume` (0-based) of a 4-D image */
+    long long volume;
     vol_label_mode out_mode;
     int tta;
     /* outputs */
