@@ -5,6 +5,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "dicom.h"
 #include "infer.h"
 
 static void usage(FILE *f)
@@ -72,7 +73,7 @@ int cmd_segment(int argc, char **argv)
     infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg segment: %s\n", err); return 1; }
     vol_read_opts ro = {maxvox};
-    if (vol_read(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
+    if (vol_read_any(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
     size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
     cls = malloc(n);
     if (!cls) { fprintf(stderr, "mkdseg segment: out of memory\n"); goto done; }
