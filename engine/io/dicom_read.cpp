@@ -107,8 +107,11 @@ static std::unique_ptr<DcmFileFormat> parse(const unsigned char *d, size_t n, st
     ff->transferInit();
     OFCondition c = ff->read(is, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
     ff->transferEnd();
-    if (c.bad()) {
-        why = c.text();
+    if (c == EC_StreamNotifyClient) /* the buffer ended inside an element */
+        c = EC_StreamNotifyClient, why = "the file ends inside an element";
+    if (c.bad() || !why.empty()) {
+        if (why.empty())
+            why = c.text();
         return nullptr;
     }
     return ff;
@@ -212,7 +215,7 @@ static int check_pixels(const File &f, const File &first, dicom_code *code, char
 {
     const char *n = f.name.c_str();
     if (!f.has_pixels)
-        return fail(code, DICOM_E_NO_PIXELS, err, errlen, "'%s' (SOP class %s) has no PixelData", n, f.sop_class.c_str());
+        return fail(code, DICOM_E_NO_PIXELS, err, errlen, "'%s' (SOP class %s) has no PixelData (truncated?)", n, f.sop_class.c_str());
     if (f.spp != 1 || (f.photometric != "MONOCHROME2" && f.photometric != "MONOCHROME1"))
         return fail(code, DICOM_E_UNSUPPORTED, err, errlen,
                     "'%s' is %s with %d samples per pixel: only greyscale (MONOCHROME1/2) is read", n,

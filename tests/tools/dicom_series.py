@@ -6,6 +6,7 @@ DICOM tests (mkdseg never writes its input series itself).
       [--dtype int16|uint16] [--slope S] [--intercept I] [--shape NX,NY,NZ] [--seed N]
       [--enhanced] [--modality CT|MR] and one defect for refusal tests:
       [--defect drop-slice|tilt|no-pixels|two-series|one-slice|jpeg2000|truncate|duplicate]
+      [--zip-defect traversal|empties|bomb|not-dicom|truncated-zip]
 
 File names and InstanceNumbers are shuffled (seeded), SliceThickness is deliberately not the
 slice spacing, positions and orientation carry the geometry. Prints one JSON line: the UIDs,
@@ -23,6 +24,7 @@ import zipfile
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -181,8 +183,7 @@ def apply_defect(a, files, uids):
         for ds in files:
             ds.file_meta.TransferSyntaxUID = JPEG2000
             frag = b"\xff\x4f\xff\x51" + b"\0" * 60  # a J2K start, not a decodable stream
-            item = b"\xfe\xff\x00\xe0" + len(frag).to_bytes(4, "little") + frag
-            ds.PixelData = b"\xfe\xff\x00\xe0\0\0\0\0" + item + b"\xfe\xff\xdd\xe0\0\0\0\0"
+            ds.PixelData = encapsulate([frag])
             ds["PixelData"].is_undefined_length = True
             ds["PixelData"].VR = "OB"
 
@@ -193,6 +194,30 @@ def encode(ds):
     ds.is_little_endian, ds.is_implicit_VR = little, False
     pydicom.dcmwrite(buf, ds, write_like_original=False)
     return buf.getvalue()
+
+
+def zip_defect(kind, out, blobs):
+    """Archives that must be refused before (or while) they are unpacked."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if kind == "traversal":
+            for i, b in enumerate(blobs):
+                z.writestr(("../" if i == 1 else "s/") + "%04d.dcm" % i, b)
+        elif kind == "empties":
+            for i in range(100000):
+                z.writestr("e/%06d" % i, b"")
+        elif kind == "bomb":
+            with z.open("bomb.dcm", "w") as f:
+                chunk = b"\0" * (1 << 20)
+                for _ in range(300):
+                    f.write(chunk)
+        elif kind == "not-dicom":
+            z.writestr("readme.txt", b"not a DICOM file\n" * 20)
+    if kind == "truncated-zip":
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for i, b in enumerate(blobs):
+                z.writestr("s/%04d.dcm" % i, b)
+        data = open(out, "rb").read()
+        open(out, "wb").write(data[: len(data) // 2])
 
 
 def main():
@@ -207,6 +232,8 @@ def main():
     p.add_argument("--modality", default="CT")
     p.add_argument("--enhanced", action="store_true")
     p.add_argument("--defect", default="")
+    p.add_argument("--zip-defect", default="",
+                   choices=["", "traversal", "empties", "bomb", "not-dicom", "truncated-zip"])
     a = p.parse_args()
     nx, ny, nz = (int(v) for v in a.shape.split(","))
     vol = phantom(nx, ny, nz, a.dtype, a.seed)
@@ -225,7 +252,10 @@ def main():
     apply_defect(a, files, uids)
     blobs = [encode(ds) for ds in files]
     if a.defect == "truncate":
-        blobs[0] = blobs[0][: len(blobs[0]) // 2]
+        blobs[0] = blobs[0][: len(blobs[0]) - 100]  # inside PixelData
+    if a.zip_defect:
+        zip_defect(a.zip_defect, a.out, blobs)
+        return
     names = ["%08x.dcm" % random.Random(a.seed * 1000 + i).getrandbits(32) for i in range(len(blobs))]
     if a.out.endswith(".zip"):
         with zipfile.ZipFile(a.out, "w", zipfile.ZIP_DEFLATED) as z:
