@@ -4,7 +4,7 @@ DICOM tests (mkdseg never writes its input series itself).
 
   dicom_series.py OUT.zip|OUTDIR [--orient axial-hf|axial-ff|coronal|sagittal|oblique]
       [--dtype int16|uint16] [--slope S] [--intercept I] [--shape NX,NY,NZ] [--seed N]
-      [--enhanced] [--modality CT|MR] and one defect for refusal tests:
+      [--enhanced] [--modality CT|MR] [--from-nifti F.nii.gz] and one defect for refusal tests:
       [--defect drop-slice|tilt|no-pixels|two-series|one-slice|jpeg2000|truncate|duplicate]
       [--zip-defect traversal|empties|bomb|not-dicom|truncated-zip]
 
@@ -231,17 +231,30 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--modality", default="CT")
     p.add_argument("--enhanced", action="store_true")
+    p.add_argument("--from-nifti", default="", help="stored values from this NIfTI (rounded, minus the intercept)")
     p.add_argument("--defect", default="")
     p.add_argument("--zip-defect", default="",
                    choices=["", "traversal", "empties", "bomb", "not-dicom", "truncated-zip"])
     a = p.parse_args()
     nx, ny, nz = (int(v) for v in a.shape.split(","))
-    vol = phantom(nx, ny, nz, a.dtype, a.seed)
+    if a.from_nifti:
+        import nibabel
+        img = nibabel.load(a.from_nifti)
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+        x = np.asarray(img.dataobj, dtype=np.float64).transpose(2, 1, 0)
+        vol = np.clip(np.rint((x - a.intercept) / a.slope), -32768 if a.dtype == "int16" else 0, 32767)
+        vol = vol.astype(np.int16 if a.dtype == "int16" else np.uint16)
+        nz, ny, nx = vol.shape
+    else:
+        vol = phantom(nx, ny, nz, a.dtype, a.seed)
     r, c, pos = orientation(a.orient)
     n = np.cross(r, c)
     ps = (0.8, 0.7)  # row spacing (between rows), column spacing
+    dz = 2.5
+    if a.from_nifti:  # the NIfTI's voxel size, so that anatomy keeps its size in mm
+        ps, dz = (zooms[1], zooms[0]), zooms[2]
     origin = np.array([-10.25, 20.5, -30.75])
-    step = n * 2.5
+    step = n * dz
     if a.defect == "tilt":
         step = step + c * 0.4  # each slice shifted along the columns: a gantry tilt
     geo = (r, c, pos, origin, step, ps)
