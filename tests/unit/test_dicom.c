@@ -200,3 +200,55 @@ Test(dicom, voxel_limit)
     cr_assert_eq(dicom_read(zip, &o, 1, &v, NULL, &code, err, sizeof err), -1);
     cr_assert_eq(code, DICOM_E_TOO_LARGE, "%s", err);
 }
+
+/* A SEG of a known class map (the phantom's own labels on a series pydicom wrote from the
+ * phantom's image): dciodvfy finds no error, and pydicom + nibabel place every frame on the
+ * label map written for the same input (tests/tools/seg_check.py). */
+static void check_seg(const char *orient)
+{
+    char img[600], lab[600], zip[600], seg[600], nii[600], cmd[4096], err[768];
+    snprintf(img, sizeof img, "%s/ph.nii.gz", tmpdir);
+    snprintf(lab, sizeof lab, "%s/ph_label.nii.gz", tmpdir);
+    snprintf(zip, sizeof zip, "%s/ph.zip", tmpdir);
+    snprintf(seg, sizeof seg, "%s/seg.dcm", tmpdir);
+    snprintf(nii, sizeof nii, "%s/seg.nii.gz", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 4 --shape 40,36,12 --image '%s' --label '%s' > /dev/null",
+             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", img, lab);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char args[1400];
+    snprintf(args, sizeof args, "--from-nifti '%s' --intercept -1024 --orient %s", img, orient);
+    gen(zip, args);
+    vol_t v;
+    vol_geom lg;
+    uint8_t *truth = NULL;
+    cr_assert_eq(dicom_read(zip, NULL, 1, &v, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &truth, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lg.nx * lg.ny * lg.nz, v.geom.nx * v.geom.ny * v.geom.nz);
+    /* the generator stores slice k of the NIfTI as the k-th position along the normal */
+    cr_assert_eq(vol_write_labels(nii, &v.geom, truth, VOL_LABELS_INDEX, err, sizeof err), 0, "%s", err);
+    char uids[2][65];
+    cr_assert_eq(dicom_seg_write(zip, truth, seg, uids, err, sizeof err), 0, "%s", err);
+    cr_assert_gt(strlen(uids[0]), 10);
+    snprintf(cmd, sizeof cmd, "dciodvfy '%s' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", seg, tmpdir, tmpdir);
+    cr_assert_eq(system(cmd), 0, "dciodvfy reports errors (see %s/dciodvfy.txt)", tmpdir);
+    snprintf(cmd, sizeof cmd, PY " tests/tools/seg_check.py '%s' '%s' '%s' > '%s/check.json'", seg, zip, nii, tmpdir);
+    cr_assert_eq(system(cmd), 0, "seg_check.py failed");
+    free(truth);
+    vol_free(&v);
+}
+
+Test(dicom, seg_axial_valid_and_placed) { check_seg("axial-hf"); }
+Test(dicom, seg_oblique_valid_and_placed) { check_seg("oblique"); }
+
+/* A class map without any structure has no segment to write: refused, no file. */
+Test(dicom, seg_needs_a_structure)
+{
+    char zip[600], seg[600], err[768];
+    snprintf(zip, sizeof zip, "%s/s.zip", tmpdir);
+    snprintf(seg, sizeof seg, "%s/seg.dcm", tmpdir);
+    gen(zip, "--shape 10,8,6");
+    uint8_t cls[10 * 8 * 6] = {0};
+    cr_assert_eq(dicom_seg_write(zip, cls, seg, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "no structure") != NULL, "%s", err);
+    cr_assert_neq(access(seg, F_OK), 0);
+}
