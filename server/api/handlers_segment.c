@@ -5,7 +5,9 @@
  * the handler checks the fields, resolves the model (the named one, else the promoted one),
  * queues a seg_task on the engine pool (503 + Retry-After when the queue is full), waits,
  * stores the mask as a blob, records the inference and answers the label map (NIfTI, gzip
- * when the upload was gzip) or, with Accept: application/json, the inference as JSON. */
+ * when the upload was gzip) or, with Accept: application/json, the inference as JSON. A DICOM
+ * series (a zip or a multi-frame file, handlers_dicom.c) is accepted as 'vol' too; its answer
+ * is then a DICOM SEG on request (format=seg or Accept: application/dicom). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -166,12 +168,26 @@ void h_segment(http_req *r)
         http_error(r, 422, "invalid_field", "tta", "tta must be 0, 1, true or false");
         return;
     }
-    int gz = 0, lgz = 0;
-    if (hs_upload_nifti(r, vf, &gz) < 0 || (lf && hs_upload_nifti(r, lf, &lgz) < 0))
+    const char *fmt = upload_get_field(u, "format");
+    const char *acc = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
+    int want_seg = (fmt && !strcmp(fmt, "seg")) || (acc && strstr(acc, "application/dicom"));
+    if (fmt && *fmt && strcmp(fmt, "seg") && strcmp(fmt, "nifti")) {
+        http_error(r, 422, "invalid_field", "format", "format must be 'nifti' or 'seg', not '%s'", fmt);
+        return;
+    }
+    int gz = 0, lgz = 0, is_dcm = hs_upload_dicom(r, vf);
+    if (is_dcm < 0)
+        return;
+    if (want_seg && !is_dcm) {
+        http_error(r, 422, "seg_needs_dicom", "format",
+                   "a DICOM SEG answer (format=seg, Accept: application/dicom) needs a DICOM series as 'vol'");
+        return;
+    }
+    if ((!is_dcm && hs_upload_nifti(r, vf, &gz) < 0) || (lf && hs_upload_nifti(r, lf, &lgz) < 0))
         return;
     char err[512];
     vol_read_opts ro = {0};
-    if (vol_read_header(vf->path, &ro, NULL, NULL, err, sizeof err) < 0) {
+    if (!is_dcm && vol_read_header(vf->path, &ro, NULL, NULL, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_volume", "vol", "vol: %s", err);
         return;
     }
@@ -275,7 +291,36 @@ void h_segment(http_req *r)
     snprintf(tms, sizeof tms, "%.1f", t->total_ms);
     snprintf(iid, sizeof iid, "%lld", inf_id);
     snprintf(url, sizeof url, "/inferences/%lld/mask", inf_id);
-    if (wants_json(r)) {
+    char segpath[1300], uids[2][65] = {"", ""};
+    snprintf(segpath, sizeof segpath, "%s/tmp/seg-%s.dcm", cfg->data_dir, r->id);
+    want_seg = want_seg && !wants_json(r); /* JSON answers describe the inference only */
+    if (want_seg) {
+        char mpath[1400];
+        if (svc_nifti_link(cfg->data_dir, mrel, mpath, sizeof mpath, err, sizeof err) < 0) {
+            json_decref(structs), json_decref(dice), json_decref(tim);
+            free(t);
+            http_error(r, 500, "internal", NULL, "cannot read the label map back");
+            return;
+        }
+        int wrc = hs_write_seg(r, vf->path, mpath, segpath, uids);
+        unlink(mpath);
+        if (wrc < 0) {
+            json_decref(structs), json_decref(dice), json_decref(tim);
+            free(t);
+            return;
+        }
+    }
+    if (want_seg && !wants_json(r)) {
+        json_decref(structs), json_decref(dice), json_decref(tim);
+        int rc = hs_reply_file(r, segpath, "application/dicom", "seg.dcm");
+        unlink(segpath); /* the response holds the open file */
+        if (rc < 0) {
+            free(t);
+            return;
+        }
+        http_header(r, "X-Mkdseg-Seg-Sop-Instance-Uid", uids[0]);
+        http_header(r, "X-Mkdseg-Seg-Series-Uid", uids[1]);
+    } else if (wants_json(r)) {
         json_t *b = json_pack("{s:I,s:I,s:s,s:[I,I,I],s:[f,f,f],s:o,s:o,s:o,s:s,s:s}", "id", (json_int_t)inf_id,
                               "model", (json_int_t)t->model_id, "method", t->method, "dims",
                               (json_int_t)t->dims[0], (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing",

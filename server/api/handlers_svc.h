@@ -45,4 +45,16 @@ int hs_upload_nifti(http_req *r, upload_file *f, int *gz);
  * class 23 or 22) is not answered: its SQLSTATE is left in sqlstate for the caller. */
 PGresult *hs_exec(http_req *r, const db_stmt *st, const char *const *v, char sqlstate[6]);
 
+/* ---- DICOM uploads (handlers_dicom.c) ---- */
+/* Whether the upload f is DICOM input (a zip, a DICOM Part 10 file): 0 when it is not; 1 when
+ * it is and its series passes every check of the reader (no pixel decoded yet); -1 after
+ * answering the refusal (422, 415 for an undecodable encoding, 413 when too large). */
+int hs_upload_dicom(http_req *r, upload_file *f);
+/* Replaces a DICOM upload by its NIfTI (gzip, float32): f->path, size and sha256 then name
+ * the NIfTI. 0, or -1 after answering. */
+int hs_dicom_to_nifti(http_req *r, upload_file *f);
+/* Writes the SEG of the label map at mask_path (computed on the DICOM upload src) to
+ * out_path; uids get its SOPInstanceUID and SeriesInstanceUID. 0, or -1 after answering. */
+int hs_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path, char uids[2][65]);
+
 #endif

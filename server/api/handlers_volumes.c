@@ -5,7 +5,9 @@
  * only known label values (MM-WHS codes or class indices: vol_labels_to_classes names the
  * others) and lie on the image's grid (vol_geom_same). Both files then become content-
  * addressed blobs (the same file uploaded twice is stored once) and the volume row records
- * dims, spacing, affine and label statistics (voxels and mL per structure). */
+ * dims, spacing, affine and label statistics (voxels and mL per structure). A DICOM series
+ * (handlers_dicom.c) is checked the same way and stored as its NIfTI conversion (float32,
+ * the RAS affine of the series), so that training reads every volume alike. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +60,13 @@ void h_volumes_add(http_req *r)
     PQclear(res);
     upload_file *im = upload_get_file(u, "image"), *lb = upload_get_file(u, "label");
     if (!im) {
-        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume) is required");
+        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume or DICOM series zip) is required");
         return;
     }
-    int gz, lgz;
-    if (hs_upload_nifti(r, im, &gz) < 0 || (lb && hs_upload_nifti(r, lb, &lgz) < 0))
+    int gz, lgz, is_dcm = hs_upload_dicom(r, im);
+    if (is_dcm < 0 || (is_dcm && hs_dicom_to_nifti(r, im) < 0))
+        return;
+    if ((!is_dcm && hs_upload_nifti(r, im, &gz) < 0) || (lb && hs_upload_nifti(r, lb, &lgz) < 0))
         return;
     vol_t v = {0};
     uint8_t *cls = NULL;

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dicom.h"
 #include "log.h"
 #include "metrics.h"
 #include "svc.h"
@@ -187,7 +188,7 @@ static void run_task(seg_task *t)
     const infer_model *m = mcache_model(ref);
     snprintf(t->method, sizeof t->method, "%s", m->method);
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (vol_read(t->vol_path, NULL, &v, err, sizeof err) < 0) {
+    if (vol_read_any(t->vol_path, NULL, &v, err, sizeof err) < 0) {
         fail(t, 422, "invalid_volume", err);
         goto done;
     }

@@ -835,3 +835,130 @@ Test(svc, killed_worker_training_resumes_from_checkpoint, .timeout = 200)
     free(resumed);
     stop();
 }
+
+/* ---- DICOM input and SEG answers (engine/io/dicom_*, server/api/handlers_dicom.c) ---------- */
+
+/* A DICOM series zip of the phantom <dir>/<name>.nii.gz written by pydicom, plus defects. */
+static void dicom_zip(const char *name, const char *zipname, const char *extra)
+{
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' --intercept -1024 %s > /dev/null",
+       dir, zipname, dir, name, extra);
+}
+
+static void save(const tresp *r, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(r->body, 1, r->len, f), r->len);
+    fclose(f);
+}
+
+Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 5);
+    dicom_zip("ct", "ct.zip", "--orient axial-ff");
+    char vol[600], p[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.zip", dir);
+    /* the NIfTI label map of the series, then its SEG */
+    const char *parts[] = {vol, "labels=index", NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    snprintf(p, sizeof p, "%s/mask.nii", dir);
+    save(&r, p);
+    tresp_free(&r);
+    const char *parts2[] = {vol, "format=seg", NULL};
+    cr_assert_eq(tform("/segment", parts2, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char h[128];
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/dicom");
+    cr_assert(tresp_header(&r, "X-Mkdseg-Seg-Sop-Instance-Uid", h, sizeof h) && strlen(h) > 10);
+    cr_assert(r.len > 132 && !memcmp(r.body + 128, "DICM", 4), "a DICOM Part 10 file");
+    snprintf(p, sizeof p, "%s/seg.dcm", dir);
+    save(&r, p);
+    tresp_free(&r);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > /dev/null", dir, dir, dir);
+    /* Accept: application/dicom asks for the same */
+    const char *acc[] = {"Accept: application/dicom", NULL};
+    cr_assert_eq(tform("/segment", parts, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/dicom");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, segment_dicom_refusals, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 6);
+    struct {
+        const char *defect, *code;
+        long status;
+    } cases[] = {
+        {"--defect two-series", "several_series", 422},
+        {"--defect drop-slice", "nonuniform_spacing", 422},
+        {"--defect tilt", "gantry_tilt", 422},
+        {"--defect one-slice", "one_slice", 422},
+        {"--defect no-pixels", "no_pixel_data", 422},
+        {"--defect jpeg2000", "unsupported_transfer_syntax", 415},
+        {"--defect truncate", "invalid_dicom", 422},
+        {"--zip-defect traversal", "unsafe_archive", 422},
+        {"--zip-defect bomb", "unsafe_archive", 422},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dicom_zip("ct", "bad.zip", cases[i].defect);
+        char vol[600];
+        snprintf(vol, sizeof vol, "vol=@%s/bad.zip", dir);
+        const char *parts[] = {vol, NULL};
+        tresp r;
+        cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+        cr_assert_eq(r.status, cases[i].status, "%s: %ld %s", cases[i].defect, r.status, r.body);
+        cr_assert_str_eq(err_code(&r), cases[i].code, "%s: %s", cases[i].defect, r.body);
+        cr_assert(strstr(err_msg(&r), dir) == NULL, "a server path in the message: %s", r.body);
+        tresp_free(&r);
+    }
+    /* a SEG answer needs DICOM input */
+    char vol[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    const char *parts[] = {vol, "format=seg", NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "seg_needs_dicom");
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "the server survived every refusal");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, dataset_volume_from_dicom, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 7);
+    dicom_zip("ct", "ct.zip", "--orient coronal");
+    long long id = create_dataset("dicom-ct", "ct");
+    char path[64], img[600];
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
+    snprintf(img, sizeof img, "image=@%s/ct.zip", dir);
+    const char *parts[] = {img, NULL};
+    tresp r;
+    cr_assert_eq(tform(path, parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    json_t *dims = json_object_get(r.json, "dims");
+    cr_assert_eq(json_integer_value(json_array_get(dims, 0)), 40, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_array_get(dims, 2)), 16, "%s", r.body);
+    tresp_free(&r);
+    /* the stored volume is the NIfTI conversion: the same voxels as `mkdseg convert` */
+    char *rel = tdb_value(pg, "SELECT path FROM volumes");
+    cr_assert(rel);
+    sh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
+    sh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
+    sh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); b=n.load(sys.argv[2]); "
+       "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, b.affine, atol=1e-4) else 1)\" "
+       "'%s/stored.nii.gz' '%s/conv.nii.gz'", dir, dir);
+    free(rel);
+    stop();
+}
