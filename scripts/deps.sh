@@ -10,7 +10,7 @@ pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev post
       libssl-dev curl libdcmtk-dev libarchive-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev)
-  pkgs+=(python3-pydicom dcm2niix dicom3tools zip)  # DICOM tests: writer, oracle, validator
+  pkgs+=(python3-pydicom dcm2niix dicom3tools zip orthanc orthanc-dicomweb)  # DICOM tests: writer, oracle, validator, PACS
 fi
 
 missing=()

@@ -144,7 +144,8 @@ static int wants_json(http_req *r)
 
 void h_segment(http_req *r)
 {
-    upload *u = upload_finish(r);
+    int dweb = hs_is_dicomweb(r);
+    upload *u = dweb ? hs_dicomweb_pull(r, "vol") : upload_finish(r);
     if (!u)
         return;
     const mkd_config *cfg = &r->app->cfg;
@@ -293,7 +294,8 @@ void h_segment(http_req *r)
     snprintf(url, sizeof url, "/inferences/%lld/mask", inf_id);
     char segpath[1300], uids[2][65] = {"", ""};
     snprintf(segpath, sizeof segpath, "%s/tmp/seg-%s.dcm", cfg->data_dir, r->id);
-    want_seg = want_seg && !wants_json(r); /* JSON answers describe the inference only */
+    /* JSON answers describe the inference only, except for DICOMweb, whose SEG goes to the PACS */
+    want_seg = want_seg && (dweb || !wants_json(r));
     if (want_seg) {
         char mpath[1400];
         if (svc_nifti_link(cfg->data_dir, mrel, mpath, sizeof mpath, err, sizeof err) < 0) {
@@ -310,7 +312,16 @@ void h_segment(http_req *r)
             return;
         }
     }
-    if (want_seg && !wants_json(r)) {
+    if (dweb) {
+        int src = hs_dicomweb_store(r, segpath);
+        unlink(segpath);
+        if (src < 0) {
+            json_decref(structs), json_decref(dice), json_decref(tim);
+            free(t);
+            return;
+        }
+    }
+    if (want_seg && !dweb && !wants_json(r)) {
         json_decref(structs), json_decref(dice), json_decref(tim);
         int rc = hs_reply_file(r, segpath, "application/dicom", "seg.dcm");
         unlink(segpath); /* the response holds the open file */
@@ -320,12 +331,16 @@ void h_segment(http_req *r)
         }
         http_header(r, "X-Mkdseg-Seg-Sop-Instance-Uid", uids[0]);
         http_header(r, "X-Mkdseg-Seg-Series-Uid", uids[1]);
-    } else if (wants_json(r)) {
+    } else if (dweb || wants_json(r)) {
         json_t *b = json_pack("{s:I,s:I,s:s,s:[I,I,I],s:[f,f,f],s:o,s:o,s:o,s:s,s:s}", "id", (json_int_t)inf_id,
                               "model", (json_int_t)t->model_id, "method", t->method, "dims",
                               (json_int_t)t->dims[0], (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing",
                               t->spacing[0], t->spacing[1], t->spacing[2], "structures", structs, "dice",
                               dice ? dice : json_null(), "timings_ms", tim, "mask_url", url, "mask_sha256", msha);
+        if (dweb)
+            json_object_set_new(b, "seg", json_pack("{s:s,s:s,s:s,s:s}", "sop_instance_uid", uids[0], "series_instance_uid",
+                                                    uids[1], "study_instance_uid", hs_dicomweb_study(r),
+                                                    "stored_to", hs_dicomweb_url(r)));
         http_reply_json(r, 200, b);
     } else {
         json_decref(structs), json_decref(dice), json_decref(tim);

@@ -57,4 +57,21 @@ int hs_dicom_to_nifti(http_req *r, upload_file *f);
  * out_path; uids get its SOPInstanceUID and SeriesInstanceUID. 0, or -1 after answering. */
 int hs_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path, char uids[2][65]);
 
+/* ---- DICOMweb requests (handlers_dicomweb.c) ---- */
+/* on_body of the volume routes: a JSON body is a DICOMweb request (buffered up to max-json),
+ * anything else a multipart upload (upload_on_body). */
+int hs_volume_body(http_req *r, const char *data, size_t len);
+/* Whether r is a DICOMweb request. */
+int hs_is_dicomweb(http_req *r);
+/* Pulls the series the JSON body names (WADO-RS) into a folder standing in for the upload's
+ * file field `field` ("vol": also asks for a SEG). The upload, or NULL after answering: 400/422
+ * bad body, 403 PACS not allowed, 404 no such series, 413 too large, 502 the PACS failed. */
+upload *hs_dicomweb_pull(http_req *r, const char *field);
+/* Stores the SEG at seg_path on the request's PACS (STOW-RS). 0, or -1 after answering 502. */
+int hs_dicomweb_store(http_req *r, const char *seg_path);
+/* The request's DICOMweb root, or NULL. */
+const char *hs_dicomweb_url(http_req *r);
+/* The request's StudyInstanceUID (the SEG joins that study), or NULL. */
+const char *hs_dicomweb_study(http_req *r);
+
 #endif

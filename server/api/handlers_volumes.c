@@ -43,7 +43,7 @@ void h_volumes_add(http_req *r)
     char ids[24], err[512];
     if (hs_id(r, "dataset", &id, ids) < 0)
         return;
-    upload *u = upload_finish(r);
+    upload *u = hs_is_dicomweb(r) ? hs_dicomweb_pull(r, "image") : upload_finish(r);
     if (!u)
         return;
     const char *v1[1] = {ids};

@@ -17,9 +17,9 @@ const http_route http_routes[] = {
     {"GET", "/datasets", h_datasets_list, 0, NULL},
     {"GET", "/datasets/{id}", h_datasets_get, 0, NULL},
     /* issue 6: segmentation, models, jobs, volumes, Dice (handlers_svc.h) */
-    {"POST", "/segment", h_segment, HTTP_MUTATING, upload_on_body},
+    {"POST", "/segment", h_segment, HTTP_MUTATING, hs_volume_body}, /* multipart, or JSON for DICOMweb */
     {"GET", "/inferences/{id}/mask", h_inference_mask, 0, NULL},
-    {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, upload_on_body},
+    {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, hs_volume_body},
     {"DELETE", "/datasets/{id}", h_datasets_delete, HTTP_MUTATING, NULL},
     {"POST", "/train", h_train, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/jobs", h_jobs_list, 0, NULL},

@@ -37,6 +37,9 @@ typedef struct {
     int segment_workers;     /* engine threads running /segment requests (issue 6) */
     char default_model[1024]; /* model file registered and promoted when none exists (issue 6) */
     int engine_threads;      /* CPU threads of each engine task (segmentation, job); 0 = all cores */
+    char dicomweb_allow[4096]; /* DICOMweb roots mkdseg may reach: "URL[|basic:U:P|bearer:T],..." */
+    int dicomweb_timeout;    /* seconds for one DICOMweb request */
+    long long dicomweb_max_bytes; /* bytes of one series pulled by WADO-RS */
     unsigned char source[32]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 

@@ -962,3 +962,116 @@ Test(svc, dataset_volume_from_dicom, .timeout = 300)
     free(rel);
     stop();
 }
+
+/* ---- DICOMweb round trip with a real PACS (Orthanc, scripts/orthanc.sh; MKDSEG_TEST_ORTHANC) */
+
+static void orthanc_start_server(const char *root)
+{
+    static char allow[1200];
+    snprintf(allow, sizeof allow, "%s", root);
+    const char *extra[] = {"--dicomweb-allow", allow, "--dicomweb-timeout", "60", NULL};
+    start(extra);
+}
+
+static void json_field(const char *body, const char *key, char *out, size_t outlen)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    cr_assert(j, "not JSON: %s", body);
+    snprintf(out, outlen, "%s", json_string_value(json_object_get(j, key)) ? json_string_value(json_object_get(j, key)) : "");
+    json_decref(j);
+}
+
+Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
+{
+    const char *root = tenv("MKDSEG_TEST_ORTHANC");
+    orthanc_start_server(root);
+    phantom("ct", "ct", 8);
+    dicom_zip("ct", "ct.zip", "--orient axial-hf");
+    char gen_json[700], study[80], series[80];
+    snprintf(gen_json, sizeof gen_json, "%s/uids.json", dir);
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' --intercept -1024 > '%s'",
+       dir, dir, gen_json);
+    FILE *f = fopen(gen_json, "r");
+    char line[8192] = "";
+    cr_assert(f && fgets(line, sizeof line, f));
+    fclose(f);
+    json_field(line, "study", study, sizeof study);
+    json_field(line, "series", series, sizeof series);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
+    /* segment by UIDs: the SEG goes back to the PACS */
+    char body[1200];
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\",\"labels\":\"index\"}", root,
+             study, series);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *seg = json_object_get(r.json, "seg");
+    cr_assert(json_is_object(seg), "%s", r.body);
+    char segseries[80], mask_url[128];
+    snprintf(segseries, sizeof segseries, "%s", json_string_value(json_object_get(seg, "series_instance_uid")));
+    snprintf(mask_url, sizeof mask_url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    cr_assert_str_eq(json_string_value(json_object_get(seg, "study_instance_uid")), study);
+    tresp_free(&r);
+    /* QIDO-RS finds it as a SEG series of the study; WADO-RS brings it back; it is checked */
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root, study, dir);
+    sh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root, study, segseries, dir);
+    cr_assert_eq(thttp(&srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    char p[700];
+    snprintf(p, sizeof p, "%s/mask.nii%s", dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
+    save(&r, p);
+    tresp_free(&r);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir, dir, p);
+    /* the same series into a dataset */
+    long long id = create_dataset("pacs-ct", "ct");
+    char path[64];
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\"}", root, study, series);
+    cr_assert_eq(thttp(&srv, "POST", path, json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    tresp_free(&r);
+    /* an unknown series on an allowed PACS: 404 */
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"1.2.3.4\"}", root, study);
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "series_not_found");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, dicomweb_deny_by_default, .timeout = 120)
+{
+    const char *root = tenv("MKDSEG_TEST_ORTHANC");
+    orthanc_start_server(root);
+    char body[1400];
+    /* not on the list: another path on the same host, a longer URL, another host */
+    const char *urls[3];
+    char u1[600], u2[600];
+    snprintf(u1, sizeof u1, "%s-other", root);
+    snprintf(u2, sizeof u2, "%s/studies/1", root);
+    urls[0] = u1, urls[1] = u2, urls[2] = "http://127.0.0.2:9/dicom-web";
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", urls[i]);
+        tresp r;
+        cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+        cr_assert_eq(r.status, 403, "%s: %s", urls[i], r.body);
+        cr_assert_str_eq(err_code(&r), "pacs_not_allowed");
+        tresp_free(&r);
+    }
+    /* UIDs that are not UIDs never reach a URL */
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2/../x\",\"series\":\"1.3\"}", root);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    tresp_free(&r);
+    stop();
+    /* a server without the setting refuses every PACS */
+    start(NULL);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", root);
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 403, "%s", r.body);
+    tresp_free(&r);
+    stop();
+}
