@@ -56,7 +56,7 @@ int hs_dicom_to_nifti(http_req *r, upload_file *f)
         http_error(r, 500, "internal", NULL, "cannot convert the DICOM series to NIfTI");
         return -1;
     }
-    unlink(f->path);
+    upload_discard(f);
     snprintf(f->path, sizeof f->path, "%s", np);
     f->size = size;
     return 0;

@@ -172,6 +172,7 @@ upload *hs_dicomweb_pull(http_req *r, const char *field)
     snprintf(f->field, sizeof f->field, "%s", field);
     snprintf(f->filename, sizeof f->filename, "%s", d->series);
     snprintf(f->path, sizeof f->path, "%s", d->dir);
+    f->is_dir = 1;
     snprintf(f->sha256, sizeof f->sha256, "%s", res.sha256);
     d->u.nfiles = 1;
     d->u.finished = 1;

@@ -1075,3 +1075,58 @@ Test(svc, dicomweb_deny_by_default, .timeout = 120)
     tresp_free(&r);
     stop();
 }
+
+/* The files of a series as several parts of one field (curl -F vol=@a.dcm -F vol=@b.dcm ...):
+ * the same label map as the zip of those files. */
+Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 9);
+    dicom_zip("ct", "ct.zip", "--orient coronal");
+    sh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", dir, dir);
+    static char vols[64][700];
+    const char *parts[70];
+    int n = 0;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls '%s/files'", dir);
+    FILE *ls = popen(cmd, "r");
+    char name[256];
+    while (ls && n < 64 && fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = 0;
+        snprintf(vols[n], sizeof vols[n], "vol=@%s/files/%s", dir, name);
+        parts[n] = vols[n];
+        n++;
+    }
+    pclose(ls);
+    cr_assert_eq(n, 16, "the phantom has 16 slices");
+    parts[n++] = "labels=index";
+    parts[n] = NULL;
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char p1[700], p2[700];
+    snprintf(p1, sizeof p1, "%s/parts.nii", dir);
+    save(&r, p1);
+    tresp_free(&r);
+    char zipv[700];
+    snprintf(zipv, sizeof zipv, "vol=@%s/ct.zip", dir);
+    const char *zparts[] = {zipv, "labels=index", NULL};
+    cr_assert_eq(tform("/segment", zparts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    snprintf(p2, sizeof p2, "%s/zip.nii", dir);
+    save(&r, p2);
+    tresp_free(&r);
+    sh("cmp '%s' '%s'", p1, p2);
+    /* several NIfTI files in one field are no series: refused */
+    char a[700], b[700];
+    snprintf(a, sizeof a, "vol=@%s/ct.nii.gz", dir);
+    snprintf(b, sizeof b, "vol=@%s/ct_label.nii.gz", dir);
+    const char *nparts[] = {a, b, NULL};
+    cr_assert_eq(tform("/segment", nparts, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "not_dicom");
+    tresp_free(&r);
+    /* no part file is left behind */
+    sh("test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\"", srv.dir);
+    stop();
+}
