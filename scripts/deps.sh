@@ -7,10 +7,11 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev postgresql
       libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
-      libssl-dev curl)
+      libssl-dev curl libdcmtk-dev libarchive-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev)
   pkgs+=(teem-apps) # teem-unu: an independent NRRD reader (tests/unit/test_nrrd.c)
+  pkgs+=(python3-pydicom dcm2niix dicom3tools zip orthanc orthanc-dicomweb)  # DICOM tests: writer, oracle, validator, PACS
 fi
 
 missing=()

@@ -9,8 +9,9 @@ export MKDSEG_TEST_DATABASE_URL=$(scripts/pg.sh fresh mkdseg_test) || exit 1
 export MKDSEG_TEST_PG="$top/scripts/pg.sh"
 export MKDSEG_TEST_BIN="$top/$BUILD/mkdseg"
 export MKDSEG_TEST_TMP=$(mktemp -d /tmp/mkdseg-test.XXXXXX)
+export MKDSEG_TEST_ORTHANC=$(scripts/orthanc.sh fresh) || exit 1  # a real PACS for the DICOMweb tests
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lib/lsan.supp:print_suppressions=0}
-trap 'rm -rf "$MKDSEG_TEST_TMP"' EXIT
+trap 'rm -rf "$MKDSEG_TEST_TMP"; scripts/orthanc.sh stop' EXIT
 rc=0
 echo "== layers: server/ includes point down (scripts/check-layers.sh)"
 scripts/check-layers.sh || rc=1

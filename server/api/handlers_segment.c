@@ -4,7 +4,11 @@
  * the handler checks the fields, resolves the model (the named one, else the promoted one),
  * queues a seg_task on the engine pool (503 + Retry-After when the queue is full), waits,
  * stores the mask as a blob, records the inference and answers the label map (NIfTI, gzip
- * when the upload was gzip) or, with Accept: application/json, the inference as JSON. */
+ * when the upload was gzip; NRRD with format=nrrd) or, with Accept: application/json, the
+ * inference as JSON. A DICOM series (a zip or a multi-frame file, handlers_dicom.c), or a series
+ * pulled from a PACS by a JSON body (handlers_dicomweb.c), is accepted as 'vol' too; its answer
+ * is then a DICOM SEG on request (format=seg or Accept: application/dicom), and a pulled
+ * series' SEG goes back to the PACS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine_pool.h"
+#include "api_dicom.h"
 #include "api_util.h"
 #include "handlers.h"
 #include "sql.h"
@@ -39,19 +44,22 @@ static int wants_json(http_req *r)
     return a && strstr(a, "application/json") != NULL;
 }
 
-/* The label map's format: the `format` field (nifti | nrrd), else Accept: application/x-nrrd.
- * 1 NRRD, 0 NIfTI, -1 after answering 422. */
-static int wants_nrrd(http_req *r, const char *format)
+/* The answer's format: the `format` field (nifti | nrrd | seg), else the Accept header
+ * (application/x-nrrd, application/dicom). Sets *nrrd and *seg; 0, or -1 after answering 422. */
+static int answer_format(http_req *r, const char *format, int *nrrd, int *seg)
 {
+    const char *a = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
     if (format && *format) {
-        if (strcmp(format, "nrrd") && strcmp(format, "nifti")) {
-            http_error(r, 422, "invalid_field", "format", "format must be 'nifti' or 'nrrd'");
+        if (strcmp(format, "nrrd") && strcmp(format, "nifti") && strcmp(format, "seg")) {
+            http_error(r, 422, "invalid_field", "format", "format must be 'nifti', 'nrrd' or 'seg', not '%s'", format);
             return -1;
         }
-        return !strcmp(format, "nrrd");
+        *nrrd = !strcmp(format, "nrrd"), *seg = !strcmp(format, "seg");
+        return 0;
     }
-    const char *a = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
-    return a && strstr(a, "application/x-nrrd") != NULL;
+    *nrrd = a && strstr(a, "application/x-nrrd") != NULL;
+    *seg = a && strstr(a, "application/dicom") != NULL;
+    return 0;
 }
 
 /* The `volume` field (a 4-D image's volume, 0-based) into ro. 0, or -1 after answering 422. */
@@ -73,6 +81,7 @@ typedef struct {
     upload_file *vf, *lf;      /* the volume and the optional label map */
     int gz;                    /* the volume came gzip-compressed: so does the mask */
     int nrrd;                  /* the label map is asked for as NRRD */
+    int seg, dcm, dweb;        /* a DICOM SEG is asked for; the input is DICOM; pulled by DICOMweb */
     vol_read_opts ro;          /* the volume of a 4-D input */
     seg_task *t;
     char msha[65], mrel[256];  /* the mask blob */
@@ -103,13 +112,18 @@ static int seg_fields(http_req *r, upload *u, seg_request *q, const char **model
         return -1;
     }
     int lgz = 0;
-    if ((q->nrrd = wants_nrrd(r, upload_get_field(u, "format"))) < 0 ||
-        volume_field(r, upload_get_field(u, "volume"), &q->ro) < 0)
+    if (answer_format(r, upload_get_field(u, "format"), &q->nrrd, &q->seg) < 0 ||
+        volume_field(r, upload_get_field(u, "volume"), &q->ro) < 0 || (q->dcm = api_upload_dicom(r, q->vf)) < 0)
         return -1;
-    if (api_upload_nifti(r, q->vf, &q->gz) < 0 || (q->lf && api_upload_nifti(r, q->lf, &lgz) < 0))
+    if (q->seg && !q->dcm) {
+        http_error(r, 422, "seg_needs_dicom", "format",
+                   "a DICOM SEG answer (format=seg, Accept: application/dicom) needs a DICOM series as 'vol'");
+        return -1;
+    }
+    if ((!q->dcm && api_upload_nifti(r, q->vf, &q->gz) < 0) || (q->lf && api_upload_nifti(r, q->lf, &lgz) < 0))
         return -1;
     char err[512];
-    if (vol_read_header(q->vf->path, &q->ro, NULL, NULL, err, sizeof err) < 0) {
+    if (!q->dcm && vol_read_header(q->vf->path, &q->ro, NULL, NULL, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_volume", "vol", "vol: %s", err);
         return -1;
     }
@@ -222,23 +236,65 @@ static int seg_record(http_req *r, seg_request *q)
     return 0;
 }
 
-/* The label map (NIfTI, gzip when the upload was) or, with Accept: application/json, the
- * inference as JSON; headers name the model, the time and the inference. */
+/* The DICOM outputs: the SEG written next to the mask (when asked for, and the answer is not
+ * plain JSON, or the series came by DICOMweb) and stored back on the PACS for DICOMweb.
+ * 0, or -1 answered. */
+static int seg_dicom(http_req *r, seg_request *q, char segpath[1300], char uids[2][65])
+{
+    const char *dd = r->app->cfg.data_dir;
+    char mpath[1400], err[512];
+    snprintf(segpath, 1300, "%s/tmp/seg-%s.dcm", dd, r->id);
+    q->seg = q->seg && (q->dweb || !wants_json(r));
+    if (q->seg) {
+        if (svc_nifti_link(dd, q->mrel, mpath, sizeof mpath, err, sizeof err) < 0) {
+            http_error(r, 500, "internal", NULL, "cannot read the label map back");
+            return -1;
+        }
+        int wrc = api_write_seg(r, q->vf->path, mpath, segpath, uids);
+        unlink(mpath);
+        if (wrc < 0)
+            return -1;
+    }
+    if (q->dweb) {
+        int src = api_dicomweb_store(r, segpath);
+        unlink(segpath);
+        if (src < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The label map (NIfTI, gzip when the upload was; NRRD on request), the SEG, or, with Accept:
+ * application/json (and always for DICOMweb), the inference as JSON; headers name the model,
+ * the time and the inference. */
 static void seg_reply(http_req *r, seg_request *q)
 {
     const seg_task *t = q->t;
-    char tms[32], iid[24], url[64], mid[24];
+    char tms[32], iid[24], url[64], mid[24], segpath[1300], uids[2][65] = {"", ""};
+    if (seg_dicom(r, q, segpath, uids) < 0)
+        return;
     snprintf(mid, sizeof mid, "%lld", t->model_id);
     snprintf(tms, sizeof tms, "%.1f", t->total_ms);
     snprintf(iid, sizeof iid, "%lld", q->inf_id);
     snprintf(url, sizeof url, "/inferences/%lld/mask", q->inf_id);
-    if (wants_json(r)) {
+    if (q->seg && !q->dweb) {
+        int rc = api_reply_file(r, segpath, "application/dicom", "seg.dcm");
+        unlink(segpath); /* the response holds the open file */
+        if (rc < 0)
+            return;
+        http_header(r, "X-Mkdseg-Seg-Sop-Instance-Uid", uids[0]);
+        http_header(r, "X-Mkdseg-Seg-Series-Uid", uids[1]);
+    } else if (q->dweb || wants_json(r)) {
         json_t *b = json_pack("{s:I,s:I,s:s,s:[I,I,I],s:[f,f,f],s:O,s:O,s:O,s:s,s:s}", "id", (json_int_t)q->inf_id,
                               "model", (json_int_t)t->model_id, "method", t->method, "dims",
                               (json_int_t)t->dims[0], (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing",
                               t->spacing[0], t->spacing[1], t->spacing[2], "structures", q->structs, "dice",
                               q->dice ? q->dice : json_null(), "timings_ms", q->tim, "mask_url", url, "mask_sha256",
                               q->msha);
+        if (q->dweb)
+            json_object_set_new(b, "seg", json_pack("{s:s,s:s,s:s,s:s}", "sop_instance_uid", uids[0],
+                                                    "series_instance_uid", uids[1], "study_instance_uid",
+                                                    api_dicomweb_study(r), "stored_to", api_dicomweb_url(r)));
         http_reply_json(r, 200, b);
     } else {
         char path[1400];
@@ -255,9 +311,9 @@ static void seg_reply(http_req *r, seg_request *q)
 
 void h_segment(http_req *r)
 {
-    seg_request q = {0};
+    seg_request q = {.dweb = api_is_dicomweb(r)};
     const char *model = NULL;
-    upload *u = upload_finish(r);
+    upload *u = q.dweb ? api_dicomweb_pull(r, "vol") : upload_finish(r);
     if (!u)
         return;
     if (!(q.t = calloc(1, sizeof *q.t))) {

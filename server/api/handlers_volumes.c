@@ -5,12 +5,15 @@
  * only known label values (MM-WHS codes or class indices: vol_labels_to_classes names the
  * others) and lie on the image's grid (vol_geom_same). Both files then become content-
  * addressed blobs (the same file uploaded twice is stored once) and the volume row records
- * dims, spacing, affine and label statistics (voxels and mL per structure). */
+ * dims, spacing, affine and label statistics (voxels and mL per structure). A DICOM series
+ * (handlers_dicom.c) is checked the same way and stored as its NIfTI conversion (float32,
+ * the RAS affine of the series), so that training reads every volume alike. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "api_dicom.h"
 #include "api_util.h"
 #include "handlers.h"
 #include "sql.h"
@@ -123,16 +126,18 @@ void h_volumes_add(http_req *r)
     char ids[24], err[512], modality[4];
     if (api_id(r, "dataset", &id, ids) < 0)
         return;
-    upload *u = upload_finish(r);
+    upload *u = api_is_dicomweb(r) ? api_dicomweb_pull(r, "image") : upload_finish(r);
     if (!u || vol_dataset(r, id, ids, modality) < 0)
         return;
     upload_file *im = upload_get_file(u, "image"), *lb = upload_get_file(u, "label");
     if (!im) {
-        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume) is required");
+        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume or DICOM series zip) is required");
         return;
     }
-    int gz, lgz;
-    if (api_upload_nifti(r, im, &gz) < 0 || (lb && api_upload_nifti(r, lb, &lgz) < 0))
+    int gz, lgz, is_dcm = api_upload_dicom(r, im);
+    if (is_dcm < 0 || (is_dcm && api_dicom_to_nifti(r, im) < 0))
+        return;
+    if ((!is_dcm && api_upload_nifti(r, im, &gz) < 0) || (lb && api_upload_nifti(r, lb, &lgz) < 0))
         return;
     vol_t v = {0};
     json_t *stats = NULL;

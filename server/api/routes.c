@@ -1,6 +1,7 @@
 /* routes.c: the static routing table. Every route here must be in api/openapi.yaml (and every
  * operation there not marked `x-mkdseg-status: planned` must be here): tests/unit/
  * test_http_openapi.c checks both directions. Order matters only for readability. */
+#include "api_dicom.h"
 #include "handlers.h"
 #include "monailabel.h"
 #include "upload.h"
@@ -17,9 +18,9 @@ const http_route http_routes[] = {
     {"GET", "/datasets", h_datasets_list, 0, NULL},
     {"GET", "/datasets/{id}", h_datasets_get, 0, NULL},
     /* segmentation, volumes, training and jobs, models, Dice */
-    {"POST", "/segment", h_segment, HTTP_MUTATING, upload_on_body},
+    {"POST", "/segment", h_segment, HTTP_MUTATING, api_volume_body}, /* multipart, or JSON for DICOMweb */
     {"GET", "/inferences/{id}/mask", h_inference_mask, 0, NULL},
-    {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, upload_on_body},
+    {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, api_volume_body},
     {"DELETE", "/datasets/{id}", h_datasets_delete, HTTP_MUTATING, NULL},
     {"POST", "/train", h_train, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/jobs", h_jobs_list, 0, NULL},

@@ -1,4 +1,4 @@
-/* cmd_info.c: `mkdseg info F.nii.gz [--json]`: what the volume reader sees in a file.
+/* cmd_info.c: `mkdseg info F.nii.gz|SERIES.zip [--json]`: what the volume reader sees in a file.
  * Exit 0 on success, 1 when the file cannot be read (the reason on stderr), 2 on usage errors. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,11 +7,14 @@
 #include <jansson.h>
 
 #include "commands.h"
+#include "dicom.h"
 #include "vol.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mkdseg info FILE.nii[.gz] [--json] [--max-voxels N]\n"
+    fprintf(f, "usage: mkdseg info FILE.nii[.gz]|SERIES.zip|DICOMDIR/ [--json] [--max-voxels N]\n"
+               "  A DICOM series (zip, folder, multi-frame file): series and study UIDs, modality,\n"
+               "  dims, spacing, orientation, slice order, rescale, the RAS affine.\n"
                "  Reads FILE with the same checks as uploads and training and prints its dims,\n"
                "  datatype, spacing, the affine in use and its source (sform, qform, pixdim),\n"
                "  orientation code, slicing axis and intensity range. The data are read too:\n"
@@ -19,6 +22,53 @@ static void usage(FILE *f)
                "  --json          one JSON object on stdout\n"
                "  --max-voxels N  voxel limit (default %lld)\n",
             (long long)VOL_DEFAULT_MAX_VOXELS);
+}
+
+/* What the DICOM reader saw: series identity, grid, orientation and how slices were ordered. */
+static int info_dicom(const char *path, const vol_read_opts *opts, int json)
+{
+    char err[768], orient[4];
+    vol_t v;
+    dicom_meta m;
+    dicom_code code;
+    if (dicom_read(path, opts, 1, &v, &m, &code, err, sizeof err) < 0) {
+        fprintf(stderr, "mkdseg info: %s (%s)\n", err, dicom_code_name(code));
+        return 1;
+    }
+    double sp[3];
+    vol_geom_spacing(&v.geom, sp);
+    vol_geom_orientation(&v.geom, orient);
+    if (json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[iii],s:[fff],s:s,s:[ffffff],s:s,s:b,s:i,s:f,s:f,s:f,s:f}",
+                              "file", path, "format", "DICOM", "series_uid", m.series_uid, "study_uid", m.study_uid,
+                              "modality", m.modality, "transfer_syntax", m.transfer_syntax, "dims", m.cols, m.rows,
+                              m.nslices, "spacing", sp[0], sp[1], sp[2], "orientation", orient, "image_orientation",
+                              m.iop[0], m.iop[1], m.iop[2], m.iop[3], m.iop[4], m.iop[5], "slice_order", m.slice_order,
+                              "multiframe", m.multiframe, "files", m.nfiles, "rescale_slope", m.slope,
+                              "rescale_intercept", m.intercept, "min", (double)v.vmin, "max", (double)v.vmax);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        puts(s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else {
+        printf("file:          %s\nformat:        DICOM (%s%s, %d file%s)\n", path, m.transfer_syntax,
+               m.multiframe ? ", multi-frame" : "", m.nfiles, m.nfiles == 1 ? "" : "s");
+        printf("series:        %s\nstudy:         %s\nmodality:      %s\n", m.series_uid, m.study_uid, m.modality);
+        printf("dims:          %d x %d x %d (columns x rows x slices)\n", m.cols, m.rows, m.nslices);
+        printf("spacing:       %.6g x %.6g x %.6g (slice step from positions; largest deviation %.3g mm)\n", sp[0],
+               sp[1], sp[2], m.max_step_dev);
+        printf("orientation:   %s (ImageOrientationPatient %g %g %g / %g %g %g)\n", orient, m.iop[0], m.iop[1],
+               m.iop[2], m.iop[3], m.iop[4], m.iop[5]);
+        printf("slice order:   %s\n", m.slice_order);
+        printf("rescale:       slope %g, intercept %g\n", m.slope, m.intercept);
+        for (int r = 0; r < 4; r++)
+            printf("%s[%12.6f %12.6f %12.6f %12.6f]\n", r ? "               " : "affine (RAS): ", v.geom.affine[r][0],
+                   v.geom.affine[r][1], v.geom.affine[r][2], v.geom.affine[r][3]);
+        printf("intensity:     %g .. %g\n", (double)v.vmin, (double)v.vmax);
+    }
+    dicom_meta_free(&m);
+    vol_free(&v);
+    return 0;
 }
 
 static const char *format_name(const vol_header *h)
@@ -138,6 +188,8 @@ int cmd_info(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (dicom_sniff(path) == 1)
+        return info_dicom(path, &opts, json);
     char err[512];
     vol_t v;
     if (vol_read(path, &opts, &v, err, sizeof err) != 0) {

@@ -5,6 +5,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "dicom.h"
 #include "infer.h"
 
 static void usage(FILE *f)
@@ -17,6 +18,7 @@ static void usage(FILE *f)
             "  --out F            output label map (.nii, .nii.gz, or .nrrd: gzip NRRD in LPS space for\n"
             "                     ITK / 3D Slicer, same voxels and world coordinates)\n"
             "  --volume N         segment volume N (0-based) of a 4-D input (needed when it has several)\n"
+            "  --seg F            also write a DICOM Segmentation object (DICOM input only)\n"
             "  --labels mmwhs|index  MM-WHS codes as int16 (default) or class indices 0..7 as uint8\n"
             "  --member ensemble|syn|real  which segmentor(s) to use (default ensemble: the mean of both\n"
             "                     probability maps, as the paper; single-segmentor models have one)\n"
@@ -37,7 +39,7 @@ int cli_parse_member(const char *v, int *member)
 
 int cmd_segment(int argc, char **argv)
 {
-    const char *model = NULL, *in = NULL, *out = NULL;
+    const char *model = NULL, *in = NULL, *out = NULL, *segf = NULL;
     vol_label_mode lm = VOL_LABELS_MMWHS;
     infer_opts o = {-1, 0, 0.5};
     int threads = 0;
@@ -50,6 +52,7 @@ int cmd_segment(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--model", &miss))) model = v;
         else if ((v = cli_opt(argc, argv, &i, "--in", &miss))) in = v;
         else if ((v = cli_opt(argc, argv, &i, "--out", &miss))) out = v;
+        else if ((v = cli_opt(argc, argv, &i, "--seg", &miss))) segf = v;
         else if ((v = cli_opt(argc, argv, &i, "--threads", &miss))) threads = atoi(v);
         else if ((v = cli_opt(argc, argv, &i, "--max-voxels", &miss))) maxvox = atoll(v);
         else if ((v = cli_opt(argc, argv, &i, "--volume", &miss))) {
@@ -70,6 +73,7 @@ int cmd_segment(int argc, char **argv)
         if (miss) { fprintf(stderr, "mkdseg segment: %s needs a value\n", argv[i]); return 2; }
     }
     if (!model || !in || !out) { fprintf(stderr, "mkdseg segment: --model, --in and --out are required\n"); return 2; }
+    if (segf && dicom_sniff(in) != 1) { fprintf(stderr, "mkdseg segment: --seg needs a DICOM input\n"); return 2; }
     nn_set_threads(threads);
     char err[512];
     int rc = 1;
@@ -79,13 +83,14 @@ int cmd_segment(int argc, char **argv)
     infer_model *m = be ? infer_model_load(model, be, err, sizeof err) : NULL;
     if (!m) { fprintf(stderr, "mkdseg segment: %s\n", err); return 1; }
     vol_read_opts ro = {.max_voxels = maxvox, .has_volume = volume >= 0, .volume = volume >= 0 ? volume : 0};
-    if (vol_read(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
+    if (vol_read_any(in, &ro, &v, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s: %s\n", in, err); goto done; }
     size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
     cls = malloc(n);
     if (!cls) { fprintf(stderr, "mkdseg segment: out of memory\n"); goto done; }
     infer_timing tm;
     if (infer_volume(m, &v, &o, cls, &tm, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s\n", err); goto done; }
     if (vol_write_labels(out, &v.geom, cls, lm, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s\n", err); goto done; }
+    if (segf && dicom_seg_write(in, cls, segf, NULL, err, sizeof err)) { fprintf(stderr, "mkdseg segment: %s\n", err); goto done; }
     long long counts[VOL_NCLASSES] = {0};
     for (size_t i = 0; i < n; i++) if (cls[i] < VOL_NCLASSES) counts[cls[i]]++;
     double sp[3];

@@ -11,14 +11,15 @@ const cmd_entry mkdseg_commands[] = {
     {"serve",   cmd_serve,   "run the HTTP service (and in-process workers)"},
     {"worker",  cmd_worker,  "run job workers only, against the same database"},
     {"migrate", cmd_migrate, "apply the SQL migrations in sql/ and exit"},
-    {"info",    cmd_info,    "print what a NIfTI file holds: dims, spacing, affine, orientation"},
+    {"info",    cmd_info,    "print what a NIfTI file or DICOM series holds: dims, spacing, affine, orientation"},
     {"phantom", cmd_phantom, "generate a labelled synthetic cardiac CT or MR volume"},
     {"train",   cmd_train,   "train a model (mkd, baselines, ablations) from labelled NIfTI files"},
-    {"segment", cmd_segment, "segment a NIfTI volume with a model file"},
+    {"segment", cmd_segment, "segment a NIfTI volume or DICOM series with a model file"},
     {"eval",    cmd_eval,    "Dice, ASSD and HD95 of a model on labelled volumes"},
     {"bench",   cmd_bench,   "run the engine benchmarks (see `make bench`)"},
     {"token",   cmd_token,   "create, list or revoke API bearer tokens (MKDSEG_AUTH=on)"},
     {"dice-check", cmd_dice_check, "evaluate a model on a server and fail under a Dice floor (CI)"},
+    {"convert", cmd_convert, "write a DICOM series (zip, folder, multi-frame file) or NIfTI as NIfTI"},
     {NULL, NULL, NULL},
 };
 

@@ -88,6 +88,14 @@ static const cfg_opt cfg_table[] = {
     {"monailabel-prefix", "MKDSEG_MONAILABEL_PREFIX", NULL, T_PREFIX, "/monailabel",
      OFF(monailabel_prefix), SZ(monailabel_prefix), 1, 0, CFG_SERVE,
      "path prefix of the MONAI Label protocol for 3D Slicer (/a or /a/b: letters, digits, . _ -)"},
+    {"dicomweb-allow", "MKDSEG_DICOMWEB_ALLOW", NULL, T_STR, "", OFF(dicomweb_allow), SZ(dicomweb_allow), 0, 0,
+     CFG_SERVE,
+     "DICOMweb roots (PACS) that /segment and dataset uploads may pull from and store to, comma-separated, "
+     "each URL optionally followed by |basic:USER:PASSWORD or |bearer:TOKEN; empty: none (403)"},
+    {"dicomweb-timeout", "MKDSEG_DICOMWEB_TIMEOUT", NULL, T_INT, "120", OFF(dicomweb_timeout), 0, 1, 86400,
+     CFG_SERVE, "seconds one DICOMweb request (WADO-RS, STOW-RS) may take"},
+    {"dicomweb-max-bytes", "MKDSEG_DICOMWEB_MAX_BYTES", NULL, T_SIZE, "1G", OFF(dicomweb_max_bytes), 0, 1024,
+     (long long)1 << 40, CFG_SERVE, "largest series pulled by WADO-RS"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */
@@ -403,6 +411,26 @@ static void mask_url(const char *url, char *out, size_t outlen)
     }
 }
 
+/* Copies a DICOMweb allow list with each entry's credentials (after '|') replaced by "***". */
+static void mask_credentials(const char *list, char *out, size_t outlen)
+{
+    size_t o = 0;
+    int hide = 0;
+    for (const char *p = list; *p && o + 4 < outlen; p++) {
+        if (*p == ',')
+            hide = 0;
+        if (hide)
+            continue;
+        out[o++] = *p;
+        if (*p == '|') {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            hide = 1;
+        }
+    }
+    out[o] = 0;
+}
+
 json_t *cfg_to_json(const mkd_config *c, unsigned cmd)
 {
     json_t *o = json_object();
@@ -415,7 +443,11 @@ json_t *cfg_to_json(const mkd_config *c, unsigned cmd)
         switch (t->type) {
         case T_PREFIX:
         case T_STR:
-            if (t->off == OFF(database_url)) {
+            if (t->off == OFF(dicomweb_allow)) {
+                char m[4096];
+                mask_credentials(p, m, sizeof m);
+                v = json_string(m);
+            } else if (t->off == OFF(database_url)) {
                 char m[1100];
                 mask_url(p, m, sizeof m);
                 v = json_string(m);

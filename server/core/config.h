@@ -38,7 +38,10 @@ typedef struct {
     char default_model[1024]; /* model file registered and promoted when none exists */
     int engine_threads;      /* --threads: CPU threads of each engine task; 0 = all cores */
     char monailabel_prefix[256]; /* path prefix of the MONAI Label protocol (3D Slicer) */
-    unsigned char source[32]; /* cfg_source of each table entry (config.c) */
+    char dicomweb_allow[4096]; /* DICOMweb roots mkdseg may reach: "URL[|basic:U:P|bearer:T],..." */
+    int dicomweb_timeout;    /* seconds for one DICOMweb request */
+    long long dicomweb_max_bytes; /* bytes of one series pulled by WADO-RS */
+    unsigned char source[64]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 
 /* Where a setting's value came from. */

@@ -1,6 +1,7 @@
 /* upload.c: see upload.h. */
 #include "upload.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,23 @@
 #include "redact.h"
 #include "svc.h"
 
+/* Removes a folder of parts (flat: files only). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[1500];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
 static void upload_free(http_req *r)
 {
     upload *u = r->user;
@@ -26,7 +44,9 @@ static void upload_free(http_req *r)
         upload_file *f = &u->files[i];
         if (f->fd >= 0)
             close(f->fd);
-        if (f->path[0])
+        if (f->path[0] && f->is_dir)
+            remove_dir(f->path);
+        else if (f->path[0])
             unlink(f->path); /* partial or unclaimed */
         if (f->md)
             EVP_MD_CTX_free(f->md);
@@ -63,6 +83,34 @@ static upload_file *new_file(upload *u, const char *key, const char *filename)
     return f;
 }
 
+/* Turns field f into a folder of parts on its second part (the first part's file moves into
+ * it), and opens the file of the next part. 0 / -1. */
+static int next_part(upload_file *f)
+{
+    if (f->nparts >= UPLOAD_MAX_PARTS)
+        return -1;
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    char p[1300];
+    if (!f->is_dir) {
+        char dir[1200], first[1300];
+        snprintf(dir, sizeof dir, "%.1190s.d", f->path);
+        snprintf(first, sizeof first, "%s/000000", dir);
+        if (mkdir(dir, 0700) < 0 || rename(f->path, first) < 0)
+            return -1;
+        snprintf(f->path, sizeof f->path, "%s", dir);
+        f->is_dir = 1;
+    }
+    snprintf(p, sizeof p, "%s/%06d", f->path, f->nparts);
+    f->fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (f->fd < 0)
+        return -1;
+    f->nparts++;
+    f->part_size = 0;
+    return 0;
+}
+
 static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *filename, const char *content_type,
                                const char *transfer_encoding, const char *data, uint64_t off,
@@ -77,12 +125,14 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         for (int i = 0; i < u->nfiles; i++)
             if (!strcmp(u->files[i].field, key))
                 f = &u->files[i];
-        if (f && off == 0 && f->size > 0)
-            return MHD_NO; /* the same file field twice */
+        if (f && off == 0 && f->part_size > 0 && next_part(f) < 0)
+            return MHD_NO; /* another file under the same field: a folder of parts */
         if (!f && !(f = new_file(u, key, filename))) {
             u->disk_errno = u->nfiles < UPLOAD_MAX_FILES ? errno : 0;
             return MHD_NO;
         }
+        if (off == 0 && f->nparts == 0)
+            f->nparts = 1;
         size_t done = 0;
         while (done < size) {
             ssize_t k = write(f->fd, data + done, size - done);
@@ -96,6 +146,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         }
         EVP_DigestUpdate(f->md, data, size);
         f->size += (long long)size;
+        f->part_size += (long long)size;
         return MHD_YES;
     }
     int i = 0;
@@ -217,9 +268,9 @@ int upload_on_body(http_req *r, const char *data, size_t len)
         if (u->disk_errno)
             return disk_error(r, u->disk_errno);
         http_error(r, 400, "malformed_multipart", NULL,
-                   "the multipart body is malformed, repeats a field, has more than %d files or "
-                   "%d fields, a field over %d bytes, or could not be written to disk",
-                   UPLOAD_MAX_FILES, UPLOAD_MAX_FIELDS, UPLOAD_MAX_VALUE);
+                   "the multipart body is malformed, has more than %d file fields, %d parts under one "
+                   "field or %d fields, a field over %d bytes, or could not be written to disk",
+                   UPLOAD_MAX_FILES, UPLOAD_MAX_PARTS, UPLOAD_MAX_FIELDS, UPLOAD_MAX_VALUE);
         return -1;
     }
     return 0;
@@ -286,4 +337,14 @@ void upload_redact(const http_req *r, char *msg, size_t cap)
         const upload_file *f = &u->files[i];
         redact_replace(msg, cap, f->path, f->filename[0] ? f->filename : f->field);
     }
+}
+
+void upload_discard(upload_file *f)
+{
+    if (f->path[0] && f->is_dir)
+        remove_dir(f->path);
+    else if (f->path[0])
+        unlink(f->path);
+    f->path[0] = 0;
+    f->is_dir = 0;
 }

@@ -3,7 +3,9 @@
  * temporary file under <data-dir>/tmp (hashed with SHA-256 as it arrives) and every plain
  * field kept in memory (up to UPLOAD_MAX_VALUE bytes). The state lives in the request
  * (r->user) and is freed with it: temporary files still owned then (failed request, client
- * gone away) are removed. */
+ * gone away) are removed. Several file parts under one field name (curl -F vol=@a.dcm -F
+ * vol=@b.dcm, e.g. the files of a DICOM series) make that field a folder with one file per
+ * part (is_dir); its sha256 covers the parts in the order sent. */
 #ifndef MKDSEG_UPLOAD_H
 #define MKDSEG_UPLOAD_H
 
@@ -14,6 +16,7 @@
 #define UPLOAD_MAX_FILES 4
 #define UPLOAD_MAX_FIELDS 8
 #define UPLOAD_MAX_VALUE 4096
+#define UPLOAD_MAX_PARTS 20000 /* file parts under one field name (a DICOM series) */
 
 typedef struct {
     char field[64];
@@ -21,8 +24,11 @@ typedef struct {
     char path[1200];   /* temporary file ("" once taken by upload_take) */
     int fd;
     long long size;
-    char sha256[65];   /* after upload_finish */
+    char sha256[65];   /* after upload_finish (of all parts, in order) */
     void *md;          /* EVP_MD_CTX */
+    int nparts;        /* file parts sent under this field name */
+    long long part_size; /* bytes of the current part */
+    int is_dir;        /* several parts: path is a folder holding one file per part */
 } upload_file;
 
 typedef struct {
@@ -58,6 +64,8 @@ upload *upload_finish(http_req *r);
 
 /* The file field `name`, or NULL. */
 upload_file *upload_get_file(upload *u, const char *name);
+/* Removes the file (or folder of parts) of f now; f->path becomes "". */
+void upload_discard(upload_file *f);
 /* The plain field `name` (NUL-terminated), or NULL. */
 const char *upload_get_field(upload *u, const char *name);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "dicom.h"
 #include "log.h"
 #include "prom.h"
 #include "svc.h"
@@ -236,7 +237,7 @@ static void run_task(seg_task *t)
     snprintf(t->method, sizeof t->method, "%s", m->method);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     vol_read_opts ro = {.has_volume = t->has_volume, .volume = t->volume};
-    if (vol_read(t->vol_path, &ro, &v, err, sizeof err) < 0) {
+    if (vol_read_any(t->vol_path, &ro, &v, err, sizeof err) < 0) {
         fail(t, 422, "invalid_volume", err);
         goto done;
     }

@@ -1067,3 +1067,298 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
     free(n);
     stop();
 }
+
+/* ---- DICOM input and SEG answers (engine/io/dicom_*, server/api/handlers_dicom.c) ---------- */
+
+/* A DICOM series zip of the phantom <dir>/<name>.nii.gz written by pydicom, plus defects. */
+static void dicom_zip(const char *name, const char *zipname, const char *extra)
+{
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' --intercept -1024 %s > /dev/null",
+       dir, zipname, dir, name, extra);
+}
+
+static void save(const tresp *r, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(r->body, 1, r->len, f), r->len);
+    fclose(f);
+}
+
+Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 5);
+    dicom_zip("ct", "ct.zip", "--orient axial-ff");
+    char vol[600], p[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.zip", dir);
+    /* the NIfTI label map of the series, then its SEG */
+    const char *parts[] = {vol, "labels=index", NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    snprintf(p, sizeof p, "%s/mask.nii", dir);
+    save(&r, p);
+    tresp_free(&r);
+    const char *parts2[] = {vol, "format=seg", NULL};
+    cr_assert_eq(tform("/segment", parts2, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char h[128];
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/dicom");
+    cr_assert(tresp_header(&r, "X-Mkdseg-Seg-Sop-Instance-Uid", h, sizeof h) && strlen(h) > 10);
+    cr_assert(r.len > 132 && !memcmp(r.body + 128, "DICM", 4), "a DICOM Part 10 file");
+    snprintf(p, sizeof p, "%s/seg.dcm", dir);
+    save(&r, p);
+    tresp_free(&r);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > /dev/null", dir, dir, dir);
+    /* Accept: application/dicom asks for the same */
+    const char *acc[] = {"Accept: application/dicom", NULL};
+    cr_assert_eq(tform("/segment", parts, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/dicom");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, segment_dicom_refusals, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 6);
+    struct {
+        const char *defect, *code;
+        long status;
+    } cases[] = {
+        {"--defect two-series", "several_series", 422},
+        {"--defect drop-slice", "nonuniform_spacing", 422},
+        {"--defect tilt", "gantry_tilt", 422},
+        {"--defect one-slice", "one_slice", 422},
+        {"--defect no-pixels", "no_pixel_data", 422},
+        {"--defect jpeg2000", "unsupported_transfer_syntax", 415},
+        {"--defect truncate", "invalid_dicom", 422},
+        {"--zip-defect traversal", "unsafe_archive", 422},
+        {"--zip-defect bomb", "unsafe_archive", 422},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dicom_zip("ct", "bad.zip", cases[i].defect);
+        char vol[600];
+        snprintf(vol, sizeof vol, "vol=@%s/bad.zip", dir);
+        const char *parts[] = {vol, NULL};
+        tresp r;
+        cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+        cr_assert_eq(r.status, cases[i].status, "%s: %ld %s", cases[i].defect, r.status, r.body);
+        cr_assert_str_eq(err_code(&r), cases[i].code, "%s: %s", cases[i].defect, r.body);
+        cr_assert(strstr(err_msg(&r), dir) == NULL, "a server path in the message: %s", r.body);
+        tresp_free(&r);
+    }
+    /* a SEG answer needs DICOM input */
+    char vol[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    const char *parts[] = {vol, "format=seg", NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "seg_needs_dicom");
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "the server survived every refusal");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, dataset_volume_from_dicom, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 7);
+    dicom_zip("ct", "ct.zip", "--orient coronal");
+    long long id = create_dataset("dicom-ct", "ct");
+    char path[64], img[600];
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
+    snprintf(img, sizeof img, "image=@%s/ct.zip", dir);
+    const char *parts[] = {img, NULL};
+    tresp r;
+    cr_assert_eq(tform(path, parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    json_t *dims = json_object_get(r.json, "dims");
+    cr_assert_eq(json_integer_value(json_array_get(dims, 0)), 40, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_array_get(dims, 2)), 16, "%s", r.body);
+    tresp_free(&r);
+    /* the stored volume is the NIfTI conversion: the same voxels as `mkdseg convert` */
+    char *rel = tdb_value(pg, "SELECT path FROM volumes");
+    cr_assert(rel);
+    sh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
+    sh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
+    sh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); b=n.load(sys.argv[2]); "
+       "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, b.affine, atol=1e-4) else 1)\" "
+       "'%s/stored.nii.gz' '%s/conv.nii.gz'", dir, dir);
+    free(rel);
+    stop();
+}
+
+/* ---- DICOMweb round trip with a real PACS (Orthanc, scripts/orthanc.sh; MKDSEG_TEST_ORTHANC) */
+
+static void orthanc_start_server(const char *root)
+{
+    static char allow[1200];
+    snprintf(allow, sizeof allow, "%s", root);
+    const char *extra[] = {"--dicomweb-allow", allow, "--dicomweb-timeout", "60", NULL};
+    start(extra);
+}
+
+static void json_field(const char *body, const char *key, char *out, size_t outlen)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    cr_assert(j, "not JSON: %s", body);
+    snprintf(out, outlen, "%s", json_string_value(json_object_get(j, key)) ? json_string_value(json_object_get(j, key)) : "");
+    json_decref(j);
+}
+
+Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
+{
+    const char *root = tenv("MKDSEG_TEST_ORTHANC");
+    orthanc_start_server(root);
+    phantom("ct", "ct", 8);
+    dicom_zip("ct", "ct.zip", "--orient axial-hf");
+    char gen_json[700], study[80], series[80];
+    snprintf(gen_json, sizeof gen_json, "%s/uids.json", dir);
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' --intercept -1024 > '%s'",
+       dir, dir, gen_json);
+    FILE *f = fopen(gen_json, "r");
+    char line[8192] = "";
+    cr_assert(f && fgets(line, sizeof line, f));
+    fclose(f);
+    json_field(line, "study", study, sizeof study);
+    json_field(line, "series", series, sizeof series);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
+    /* segment by UIDs: the SEG goes back to the PACS */
+    char body[1200];
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\",\"labels\":\"index\"}", root,
+             study, series);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *seg = json_object_get(r.json, "seg");
+    cr_assert(json_is_object(seg), "%s", r.body);
+    char segseries[80], mask_url[128];
+    snprintf(segseries, sizeof segseries, "%s", json_string_value(json_object_get(seg, "series_instance_uid")));
+    snprintf(mask_url, sizeof mask_url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    cr_assert_str_eq(json_string_value(json_object_get(seg, "study_instance_uid")), study);
+    tresp_free(&r);
+    /* QIDO-RS finds it as a SEG series of the study; WADO-RS brings it back; it is checked */
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root, study, dir);
+    sh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root, study, segseries, dir);
+    cr_assert_eq(thttp(&srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    char p[700];
+    snprintf(p, sizeof p, "%s/mask.nii%s", dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
+    save(&r, p);
+    tresp_free(&r);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir, dir, p);
+    /* the same series into a dataset */
+    long long id = create_dataset("pacs-ct", "ct");
+    char path[64];
+    snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\"}", root, study, series);
+    cr_assert_eq(thttp(&srv, "POST", path, json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    tresp_free(&r);
+    /* an unknown series on an allowed PACS: 404 */
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"1.2.3.4\"}", root, study);
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "series_not_found");
+    tresp_free(&r);
+    stop();
+}
+
+Test(svc, dicomweb_deny_by_default, .timeout = 120)
+{
+    const char *root = tenv("MKDSEG_TEST_ORTHANC");
+    orthanc_start_server(root);
+    char body[1400];
+    /* not on the list: another path on the same host, a longer URL, another host */
+    const char *urls[3];
+    char u1[600], u2[600];
+    snprintf(u1, sizeof u1, "%s-other", root);
+    snprintf(u2, sizeof u2, "%s/studies/1", root);
+    urls[0] = u1, urls[1] = u2, urls[2] = "http://127.0.0.2:9/dicom-web";
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", urls[i]);
+        tresp r;
+        cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+        cr_assert_eq(r.status, 403, "%s: %s", urls[i], r.body);
+        cr_assert_str_eq(err_code(&r), "pacs_not_allowed");
+        tresp_free(&r);
+    }
+    /* UIDs that are not UIDs never reach a URL */
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2/../x\",\"series\":\"1.3\"}", root);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    tresp_free(&r);
+    stop();
+    /* a server without the setting refuses every PACS */
+    start(NULL);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", root);
+    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 403, "%s", r.body);
+    tresp_free(&r);
+    stop();
+}
+
+/* The files of a series as several parts of one field (curl -F vol=@a.dcm -F vol=@b.dcm ...):
+ * the same label map as the zip of those files. */
+Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
+{
+    start(NULL);
+    phantom("ct", "ct", 9);
+    dicom_zip("ct", "ct.zip", "--orient coronal");
+    sh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", dir, dir);
+    static char vols[64][700];
+    const char *parts[70];
+    int n = 0;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls '%s/files'", dir);
+    FILE *ls = popen(cmd, "r");
+    char name[256];
+    while (ls && n < 64 && fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = 0;
+        snprintf(vols[n], sizeof vols[n], "vol=@%s/files/%s", dir, name);
+        parts[n] = vols[n];
+        n++;
+    }
+    pclose(ls);
+    cr_assert_eq(n, 16, "the phantom has 16 slices");
+    parts[n++] = "labels=index";
+    parts[n] = NULL;
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char p1[700], p2[700];
+    snprintf(p1, sizeof p1, "%s/parts.nii", dir);
+    save(&r, p1);
+    tresp_free(&r);
+    char zipv[700];
+    snprintf(zipv, sizeof zipv, "vol=@%s/ct.zip", dir);
+    const char *zparts[] = {zipv, "labels=index", NULL};
+    cr_assert_eq(tform("/segment", zparts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    snprintf(p2, sizeof p2, "%s/zip.nii", dir);
+    save(&r, p2);
+    tresp_free(&r);
+    sh("cmp '%s' '%s'", p1, p2);
+    /* several NIfTI files in one field are no series: refused */
+    char a[700], b[700];
+    snprintf(a, sizeof a, "vol=@%s/ct.nii.gz", dir);
+    snprintf(b, sizeof b, "vol=@%s/ct_label.nii.gz", dir);
+    const char *nparts[] = {a, b, NULL};
+    cr_assert_eq(tform("/segment", nparts, NULL, &r), 0);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "not_dicom");
+    tresp_free(&r);
+    /* no part file is left behind */
+    sh("test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\"", srv.dir);
+    stop();
+}
