@@ -117,9 +117,10 @@ static const db_stmt st_model_default = {
 static const db_stmt st_infer_insert = {
     "seg_infer_insert",
     "INSERT INTO inferences (model_id, request_id, input_name, input_sha256, dims, spacing, "
-    "mask_sha256, mask_path, structures, dice, timings_ms) VALUES ($1::bigint, $2, $3, $4, "
-    "$5::int[], $6::float8[], $7, $8, $9::jsonb, $10::jsonb, $11::jsonb) RETURNING id",
-    11};
+    "mask_sha256, mask_path, structures, dice, timings_ms, uncertainty_sha256, uncertainty_path, "
+    "uncertainty) VALUES ($1::bigint, $2, $3, $4, $5::int[], $6::float8[], $7, $8, $9::jsonb, "
+    "$10::jsonb, $11::jsonb, nullif($12, ''), nullif($13, ''), $14::jsonb) RETURNING id",
+    14};
 
 static int parse_bool_field(const char *s, int *out)
 {
@@ -211,6 +212,7 @@ void h_segment(http_req *r)
     if (lf)
         snprintf(t->label_path, sizeof t->label_path, "%s", lf->path);
     snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s.nii%s", cfg->data_dir, r->id, gz ? ".gz" : "");
+    snprintf(t->unc_path, sizeof t->unc_path, "%s/tmp/unc-%s.nii.gz", cfg->data_dir, r->id);
     t->out_mode = mode;
     t->tta = tta;
     if (epool_submit(t) < 0) {
@@ -229,6 +231,7 @@ void h_segment(http_req *r)
         if (t->status == 503)
             http_header(r, "Retry-After", "5");
         unlink(t->out_path);
+        unlink(t->unc_path);
         free(t);
         return;
     }
@@ -240,6 +243,12 @@ void h_segment(http_req *r)
         unlink(t->out_path);
         free(t);
         http_error(r, 500, "internal", NULL, "cannot store the mask");
+        return;
+    }
+    char usha[65], urel[256];
+    json_t *unc = NULL;
+    if (hs_unc_store(r, t, usha, urel, &unc) < 0) {
+        free(t);
         return;
     }
     double ml = t->spacing[0] * t->spacing[1] * t->spacing[2] / 1000.0;
@@ -256,16 +265,16 @@ void h_segment(http_req *r)
                             "read", t->read_ms, "prep", t->prep_ms, "net", t->net_ms, "post", t->post_ms,
                             "dice", t->dice_ms, "write", t->write_ms, "total", t->total_ms);
     char *ss = json_dumps(structs, JSON_COMPACT), *ds = dice ? json_dumps(dice, JSON_COMPACT) : NULL,
-         *ts = json_dumps(tim, JSON_COMPACT);
+         *ts = json_dumps(tim, JSON_COMPACT), *us = unc ? json_dumps(unc, JSON_COMPACT) : NULL;
     char mid[24], dims[96], sp[128];
     snprintf(mid, sizeof mid, "%lld", t->model_id);
     snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2]);
     snprintf(sp, sizeof sp, "{%.9g,%.9g,%.9g}", t->spacing[0], t->spacing[1], t->spacing[2]);
-    const char *v[11] = {mid, r->id, vf->filename, vf->sha256, dims, sp, msha, mrel, ss, ds, ts};
+    const char *v[14] = {mid, r->id, vf->filename, vf->sha256, dims, sp, msha, mrel, ss, ds, ts, usha, urel, us};
     res = hs_exec(r, &st_infer_insert, v, NULL);
-    free(ss), free(ds), free(ts);
+    free(ss), free(ds), free(ts), free(us);
     if (!res) {
-        json_decref(structs), json_decref(dice), json_decref(tim);
+        json_decref(structs), json_decref(dice), json_decref(tim), json_decref(unc);
         free(t);
         return;
     }
@@ -281,9 +290,16 @@ void h_segment(http_req *r)
                               (json_int_t)t->dims[0], (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing",
                               t->spacing[0], t->spacing[1], t->spacing[2], "structures", structs, "dice",
                               dice ? dice : json_null(), "timings_ms", tim, "mask_url", url, "mask_sha256", msha);
+        if (unc) {
+            char uurl[80];
+            snprintf(uurl, sizeof uurl, "/inferences/%lld/uncertainty", inf_id);
+            json_object_set_new(unc, "url", json_string(uurl));
+            json_object_set_new(unc, "sha256", json_string(usha));
+        }
+        json_object_set_new(b, "uncertainty", unc ? unc : json_null());
         http_reply_json(r, 200, b);
     } else {
-        json_decref(structs), json_decref(dice), json_decref(tim);
+        json_decref(structs), json_decref(dice), json_decref(tim), json_decref(unc);
         char path[1400];
         svc_abs(cfg->data_dir, mrel, path, sizeof path);
         if (hs_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream",

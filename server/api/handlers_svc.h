@@ -30,6 +30,13 @@ void h_jobs_events(http_req *r);
 void h_volumes_add(http_req *r);
 void h_datasets_delete(http_req *r);
 
+/* handlers_uncertainty.c */
+void h_inference_uncertainty(http_req *r);
+struct seg_task;
+/* Stores the disagreement map t wrote (when it wrote one) as a blob: sha, rel (blob path) and
+ * *summary (JSON, caller owns; NULL when there is no map). 0, or -1 after answering 500. */
+int hs_unc_store(http_req *r, const struct seg_task *t, char sha[65], char rel[256], json_t **summary);
+
 /* ---- helpers (handlers_segment.c) ---- */
 /* Answers with the file at path (streamed from its descriptor). 0, or -1 after answering 404
  * (missing file) / 500. */

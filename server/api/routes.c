@@ -33,5 +33,7 @@ const http_route http_routes[] = {
     {"POST", "/models/{id}/promote", h_models_promote, HTTP_MUTATING, NULL},
     {"POST", "/models/{id}/evaluate", h_models_evaluate, HTTP_JSON | HTTP_MUTATING, NULL},
     {"GET", "/dice", h_dice, 0, NULL},
+    /* the dashboard: the ensemble's disagreement map, the static page (handlers_ui.c) */
+    {"GET", "/inferences/{id}/uncertainty", h_inference_uncertainty, 0, NULL},
 };
 const int http_nroutes = (int)(sizeof http_routes / sizeof http_routes[0]);

@@ -24,6 +24,8 @@ typedef struct seg_task {
     char vol_path[1200];    /* the image (.nii / .nii.gz name) */
     char label_path[1200];  /* optional ground truth ("" = none) */
     char out_path[1200];    /* the label map to write */
+    char unc_path[1200];    /* the disagreement map to write (float32 NIfTI) for a two-member
+                             * model; not written for one member */
     vol_label_mode out_mode;
     int tta;
     /* outputs */
@@ -36,6 +38,9 @@ typedef struct seg_task {
     int has_dice;
     metrics_struct ms[VOL_NCLASSES];
     double dice_mean;
+    int has_unc;            /* unc_path was written */
+    double unc_mean[VOL_NCLASSES]; /* mean disagreement over the voxels given class c */
+    double unc_all;         /* mean disagreement over the whole volume */
     char method[32];
     double queue_ms, load_ms, read_ms, prep_ms, net_ms, post_ms, dice_ms, write_ms, total_ms;
     /* synchronisation (owned by the pool) */
