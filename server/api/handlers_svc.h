@@ -37,6 +37,20 @@ struct seg_task;
  * *summary (JSON, caller owns; NULL when there is no map). 0, or -1 after answering 500. */
 int hs_unc_store(http_req *r, const struct seg_task *t, char sha[65], char rel[256], json_t **summary);
 
+/* handlers_volume_files.c: a dataset volume's stored image and label files */
+void h_volume_image(http_req *r);
+void h_volume_label(http_req *r);
+
+/* handlers_ui.c: the dashboard's static files */
+void h_ui_index(http_req *r);
+void h_ui_file(http_req *r);
+void h_ui_vendor(http_req *r);
+/* Whether name is an acceptable dashboard file name (one segment of [A-Za-z0-9._-], no
+ * leading dot); the Content-Type for its extension (NULL: not served), *text when it is text. */
+int ui_name_ok(const char *name);
+const char *ui_content_type(const char *name, int *text);
+extern const char ui_csp[];
+
 /* ---- helpers (handlers_segment.c) ---- */
 /* Answers with the file at path (streamed from its descriptor). 0, or -1 after answering 404
  * (missing file) / 500. */

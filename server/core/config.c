@@ -85,6 +85,8 @@ static const cfg_opt cfg_table[] = {
      "model file registered and promoted at start-up when no model exists; empty: none"},
     {"threads", "MKDSEG_THREADS", NULL, T_INT, "0", OFF(engine_threads), 0, 0, 1024, SW,
      "CPU threads of each segmentation or training task; 0 = all cores"},
+    {"ui-dir", "MKDSEG_UI_DIR", NULL, T_STR, "server/api/ui", OFF(ui_dir), SZ(ui_dir), 0, 0,
+     CFG_SERVE, "folder of the dashboard served at / (its vendor/ is filled by make); empty: none"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */

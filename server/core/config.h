@@ -37,6 +37,7 @@ typedef struct {
     int segment_workers;     /* engine threads running /segment requests (issue 6) */
     char default_model[1024]; /* model file registered and promoted when none exists (issue 6) */
     int engine_threads;      /* CPU threads of each engine task (segmentation, job); 0 = all cores */
+    char ui_dir[1024];       /* the dashboard's static files; "" = no dashboard */
     unsigned char source[32]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 
