@@ -69,8 +69,9 @@ export class Viewer {
     }
     if (uncertainty) {
       this.unc = await NVImage.loadFromUrl({
+        // voxels under 0.02 bits (the two members practically agree) stay transparent
         url: uncertainty.url, name: uncertainty.name, colormap: 'warm', opacity: 0,
-        cal_min: 0, cal_max: uncertainty.max > 0 ? uncertainty.max : 1,
+        cal_min: 0.02, cal_max: uncertainty.max > 0.04 ? uncertainty.max : 1,
       });
       nv.addVolume(this.unc);
     }
