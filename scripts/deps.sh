@@ -8,8 +8,14 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev postgresql
       libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
       libssl-dev curl libdcmtk-dev libarchive-dev)
+# node and npm (the dashboard's libraries, npm ci at make): Debian's packages unless a node
+# with npm is already installed some other way
+if ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev)
+  pkgs+=(python3-torch python3-nibabel python3-numpy valgrind clang libclang-rt-14-dev
+         chromium)
   pkgs+=(teem-apps) # teem-unu: an independent NRRD reader (tests/unit/test_nrrd.c)
   pkgs+=(python3-pydicom dcm2niix dicom3tools zip orthanc orthanc-dicomweb)  # DICOM tests: writer, oracle, validator, PACS
 fi

@@ -9,5 +9,6 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL
 fi
 export MKDSEG_DATA_DIR=${MKDSEG_DATA_DIR:-$top/var/data}
+export MKDSEG_UI_DIR=${MKDSEG_UI_DIR:-$top/server/api/ui}
 export MKDSEG_DEFAULT_MODEL=${MKDSEG_DEFAULT_MODEL:-$top/models/default.safetensors}
 exec "$BUILD/mkdseg" serve "$@"

@@ -27,6 +27,8 @@ if ldd "$BUILD/mkdseg" | grep -q libasan; then
 else
   scripts/valgrind-train.sh "$BUILD/mkdseg" "$MKDSEG_TEST_TMP/valgrind" || rc=1
 fi
+echo "== browser tests (Chromium + playwright-core against mkdseg serve; tests/browser)"
+scripts/browser-test.sh || rc=1
 echo "== CUDA tests"
 scripts/cuda-test.sh "$BUILD" || rc=1
 exit $rc

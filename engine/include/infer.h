@@ -55,4 +55,18 @@ typedef struct {
 int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
                  infer_timing *timing, char *err, size_t errlen);
 
+/* Same, and for an ensemble of two members (o->member = -1 on an s_syn/s_real model) the
+ * members' disagreement into disagree[nx*ny*nz] (may be NULL): at every voxel the
+ * Jensen-Shannon divergence, in bits (0 = the two class distributions are identical, 1 = they
+ * put all their mass on different classes), between the two members' class probabilities,
+ * each accumulated over tiles and flips and resampled to the input grid on its own; the
+ * ensemble is then the mean of the two maps. It measures how much the two segmentors differ,
+ * not the probability of an error. With one member, or one member chosen, disagree is zeros. */
+int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
+                    float *disagree, infer_timing *timing, char *err, size_t errlen);
+
+/* The Jensen-Shannon divergence in bits of two distributions over K classes, each read at
+ * p[c * stride] and q[c * stride]; clamped to [0, 1]. */
+float infer_js_divergence(const float *p, const float *q, int K, size_t stride);
+
 #endif

@@ -109,13 +109,15 @@ fail:
     return NULL;
 }
 
-/* Probabilities of n tiles [n][T][T] -> out [n][K][T][T], the chosen members averaged.
- * tmp has room for one more such output. */
-static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int n, int member, float *out,
-                     float *tmp, char *err, size_t errlen)
+/* Probabilities of n tiles [n][T][T] -> out [n][K][T][T], the chosen members averaged; with
+ * split (both members of a two-member model) out [n][2][K][T][T] keeps each member's own
+ * probabilities instead, so they can be accumulated separately. tmp has room for one member's
+ * output. */
+static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int n, int member, int split,
+                     float *out, float *tmp, char *err, size_t errlen)
 {
     const int T = m->size, K = m->classes;
-    size_t per = (size_t)n * K * T * T;
+    const size_t tt = (size_t)T * T, per = (size_t)n * K * tt;
     int used = 0;
     for (int k = 0; k < m->members; k++) {
         if (member >= 0 && member != k) continue;
@@ -123,14 +125,46 @@ static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int 
         nn_tensor *x = nn_tensor_from(ctx, n, 1, T, T, tiles);
         nn_tensor *p = nn_softmax(ctx, segmentor_infer(m->seg[k], ctx, x));
         if (!p) { mkd_seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
-        nn_tensor_read(p, used ? tmp : out);
-        if (used)
+        nn_tensor_read(p, used || split ? tmp : out);
+        if (split)
+            for (int i = 0; i < n; i++)
+                memcpy(out + ((size_t)i * 2 + k) * K * tt, tmp + (size_t)i * K * tt, sizeof(float) * K * tt);
+        else if (used)
             for (size_t i = 0; i < per; i++) out[i] += tmp[i];
         used++;
     }
-    if (used > 1)
+    if (used > 1 && !split)
         for (size_t i = 0; i < per; i++) out[i] /= (float)used;
     return 0;
+}
+
+float infer_js_divergence(const float *p, const float *q, int K, size_t stride)
+{
+    double js = 0;
+    for (int c = 0; c < K; c++) {
+        double a = p[(size_t)c * stride], b = q[(size_t)c * stride], mid = 0.5 * (a + b);
+        if (a > 0) js += 0.5 * a * log2(a / mid);
+        if (b > 0) js += 0.5 * b * log2(b / mid);
+    }
+    return js < 0 ? 0.0f : js > 1 ? 1.0f : (float)js;
+}
+
+/* One slice's probabilities bk ([K][np], or [2][K][np] when split) -> class indices lb and,
+ * when split, the members' Jensen-Shannon divergence dis; the split ensemble is the mean of
+ * the two members' maps. */
+static void finish_slice(const float *bk, int K, int split, int64_t np, uint8_t *lb, float *dis)
+{
+    const size_t st = (size_t)np;
+    for (int64_t i = 0; i < np; i++) {
+        int best = 0;
+        float bv = -1.0f;
+        for (int c = 0; c < K; c++) {
+            float v = split ? 0.5f * (bk[c * st + i] + bk[(K + c) * st + i]) : bk[c * st + i];
+            if (v > bv) { bv = v; best = c; }
+        }
+        lb[i] = (uint8_t)best;
+        if (split) dis[i] = infer_js_divergence(bk + i, bk + K * st + i, K, st);
+    }
 }
 
 static void flip(float *x, int C, int T, int lr, int ud)
@@ -159,6 +193,12 @@ static void flip(float *x, int C, int T, int lr, int ud)
 int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
                  infer_timing *timing, char *err, size_t errlen)
 {
+    return infer_volume_ex(m, image, o, cls, NULL, timing, err, errlen);
+}
+
+int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
+                    float *disagree, infer_timing *timing, char *err, size_t errlen)
+{
     const vol_geom *g = &image->geom;
     const int T = m->size, K = m->classes;
     infer_opts dflt = {-1, 0, 0.5};
@@ -178,6 +218,8 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
         return -1;
     }
     int ntile = ny * nx, passes = o->tta ? 3 : 1;
+    /* the disagreement needs each member's probabilities accumulated on their own: KK channels */
+    const int split = disagree && m->members == 2 && o->member < 0, KK = split ? 2 * K : K;
     /* Slices per network call: the CPU takes one slice at a time (memory of one slice);
      * a GPU backend takes several, so each call fills the device (a 256x256 tile alone
      * leaves most of an H100 idle), and the slices' preparation and post-processing run
@@ -190,15 +232,16 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     }
     size_t tt = (size_t)T * T, nsl = (size_t)(f.w * f.h), nrs = (size_t)(rw * rh);
     float *sl = malloc(sizeof(float) * nsl * SB), *rs = malloc(sizeof(float) * nrs * SB);
-    float *tiles = malloc(sizeof(float) * ntile * tt * SB), *probs = malloc(sizeof(float) * ntile * K * tt * SB);
+    float *tiles = malloc(sizeof(float) * ntile * tt * SB), *probs = malloc(sizeof(float) * ntile * KK * tt * SB);
     float *ptmp = malloc(sizeof(float) * ntile * K * tt * SB);
-    float *acc = malloc(sizeof(float) * K * nrs * SB), *wsum = malloc(sizeof(float) * nrs * SB);
-    float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * K * nsl * SB);
+    float *acc = malloc(sizeof(float) * KK * nrs * SB), *wsum = malloc(sizeof(float) * nrs * SB);
+    float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * KK * nsl * SB);
     uint8_t *lab = malloc(nsl * SB);
+    float *dis = malloc(sizeof(float) * nsl * SB);
     nn_ctx *ctx = nn_ctx_new(m->be, 0, err, errlen);
     int rc = -1;
     if (!ctx) goto done;
-    if (!sl || !rs || !tiles || !probs || !ptmp || !acc || !wsum || !gw || !back || !lab) {
+    if (!sl || !rs || !tiles || !probs || !ptmp || !acc || !wsum || !gw || !back || !lab || !dis) {
         mkd_seterr(err, errlen, "out of memory");
         goto done;
     }
@@ -212,7 +255,7 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
             prep_slice_get(g, &f, image->data, s0 + j, slj);
             prep_norm_apply(&m->norm, &st, slj, f.h * f.w);
             prep_resize_linear(slj, 1, f.h, f.w, rsj, rh, rw);
-            memset(acc + K * nrs * j, 0, sizeof(float) * K * nrs);
+            memset(acc + KK * nrs * j, 0, sizeof(float) * KK * nrs);
             memset(wsum + nrs * j, 0, sizeof(float) * nrs);
         }
         for (int pass = 0; pass < passes; pass++) {
@@ -228,34 +271,30 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
              * background value): the device keeps the shapes it has tuned algorithms for */
             for (size_t i = (size_t)nb * ntile * tt; i < (size_t)SB * ntile * tt; i++) tiles[i] = -1.0f;
             double tn = now_s();
-            if (run_tiles(m, ctx, tiles, SB * ntile, o->member, probs, ptmp, err, errlen)) goto done;
+            if (run_tiles(m, ctx, tiles, SB * ntile, o->member, split, probs, ptmp, err, errlen)) goto done;
             t_net += now_s() - tn;
             for (int j = 0; j < nb; j++)
                 for (int i = 0; i < ntile; i++) {
-                    float *p = probs + ((size_t)j * ntile + i) * K * tt;
-                    flip(p, K, T, lr, ud);
-                    prep_tile_accumulate(acc + K * nrs * j, wsum + nrs * j, K, rh, rw, py[i / nx], px[i % nx], T, p, gw);
+                    float *p = probs + ((size_t)j * ntile + i) * KK * tt;
+                    flip(p, KK, T, lr, ud);
+                    prep_tile_accumulate(acc + KK * nrs * j, wsum + nrs * j, KK, rh, rw, py[i / nx], px[i % nx], T, p, gw);
                 }
         }
         double tp = now_s();
 #pragma omp parallel for if (nb > 1) schedule(static, 1)
         for (int j = 0; j < nb; j++) {
-            float *accj = acc + K * nrs * j, *wsj = wsum + nrs * j, *bk = back + K * nsl * j;
+            float *accj = acc + KK * nrs * j, *wsj = wsum + nrs * j, *bk = back + KK * nsl * j;
             uint8_t *lb = lab + nsl * j;
-            for (int64_t c = 0; c < K; c++)
+            for (int64_t c = 0; c < KK; c++)
                 for (int64_t i = 0; i < rh * rw; i++) accj[c * rh * rw + i] /= wsj[i] > 0 ? wsj[i] : 1.0f;
-            prep_resize_linear(accj, K, rh, rw, bk, f.h, f.w);
-            for (int64_t i = 0; i < f.h * f.w; i++) {
-                int best = 0;
-                float bv = bk[i];
-                for (int c = 1; c < K; c++)
-                    if (bk[(size_t)c * f.h * f.w + i] > bv) { bv = bk[(size_t)c * f.h * f.w + i]; best = c; }
-                lb[i] = (uint8_t)best;
-            }
+            prep_resize_linear(accj, KK, rh, rw, bk, f.h, f.w);
+            finish_slice(bk, K, split, f.h * f.w, lb, dis + nsl * j);
             prep_slice_put_u8(g, &f, cls, s0 + j, lb);
+            if (split) prep_slice_put(g, &f, disagree, s0 + j, dis + nsl * j);
         }
         t_post += now_s() - tp;
     }
+    if (disagree && !split) memset(disagree, 0, sizeof(float) * (size_t)(g->nx * g->ny * g->nz));
     rc = 0;
 done:
     if (timing) {
@@ -265,6 +304,6 @@ done:
         timing->prep_s = timing->total_s - t_net - t_post;
     }
     nn_ctx_free(ctx);
-    free(sl); free(rs); free(tiles); free(probs); free(ptmp); free(acc); free(wsum); free(gw); free(back); free(lab);
+    free(sl); free(rs); free(tiles); free(probs); free(ptmp); free(acc); free(wsum); free(gw); free(back); free(lab); free(dis);
     return rc;
 }

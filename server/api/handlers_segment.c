@@ -17,6 +17,7 @@
 
 #include "engine_pool.h"
 #include "api_dicom.h"
+#include "api_ui.h"
 #include "api_util.h"
 #include "handlers.h"
 #include "sql.h"
@@ -85,7 +86,8 @@ typedef struct {
     vol_read_opts ro;          /* the volume of a 4-D input */
     seg_task *t;
     char msha[65], mrel[256];  /* the mask blob */
-    json_t *structs, *dice, *tim;
+    char usha[65], urel[256];  /* the disagreement map's blob ("" none) */
+    json_t *structs, *dice, *tim, *unc;
     long long inf_id;
 } seg_request;
 
@@ -166,6 +168,7 @@ static int seg_run(http_req *r, seg_request *q)
         snprintf(t->label_path, sizeof t->label_path, "%s", q->lf->path);
     snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s%s", r->app->cfg.data_dir, r->id,
              q->nrrd ? ".nrrd" : q->gz ? ".nii.gz" : ".nii");
+    snprintf(t->unc_path, sizeof t->unc_path, "%s/tmp/unc-%s.nii.gz", r->app->cfg.data_dir, r->id);
     t->has_volume = q->ro.has_volume;
     t->volume = q->ro.volume;
     if (epool_submit(t) < 0) {
@@ -183,6 +186,7 @@ static int seg_run(http_req *r, seg_request *q)
         if (t->status == 503 || t->status == 507)
             http_header(r, "Retry-After", "5");
         unlink(t->out_path);
+        unlink(t->unc_path);
         return -1;
     }
     return 0;
@@ -219,16 +223,19 @@ static int seg_record(http_req *r, seg_request *q)
         http_error(r, 500, "internal", NULL, "cannot store the mask");
         return -1;
     }
+    if (api_unc_store(r, t, q->usha, q->urel, &q->unc) < 0)
+        return -1;
     seg_summaries(q);
     char *ss = json_dumps(q->structs, JSON_COMPACT), *ds = q->dice ? json_dumps(q->dice, JSON_COMPACT) : NULL,
-         *ts = json_dumps(q->tim, JSON_COMPACT);
+         *ts = json_dumps(q->tim, JSON_COMPACT), *us = q->unc ? json_dumps(q->unc, JSON_COMPACT) : NULL;
     char mid[24], dims[96], sp[128];
     snprintf(mid, sizeof mid, "%lld", t->model_id);
     snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2]);
     snprintf(sp, sizeof sp, "{%.9g,%.9g,%.9g}", t->spacing[0], t->spacing[1], t->spacing[2]);
-    const char *v[11] = {mid, r->id, q->vf->filename, q->vf->sha256, dims, sp, q->msha, q->mrel, ss, ds, ts};
+    const char *v[14] = {mid,  r->id, q->vf->filename, q->vf->sha256, dims,    sp,      q->msha,
+                         q->mrel, ss, ds,            ts,            q->usha, q->urel, us};
     PGresult *res = api_exec(r, &sql_inferences_insert, v, NULL);
-    free(ss), free(ds), free(ts);
+    free(ss), free(ds), free(ts), free(us);
     if (!res)
         return -1;
     q->inf_id = atoll(PQgetvalue(res, 0, 0));
@@ -295,6 +302,13 @@ static void seg_reply(http_req *r, seg_request *q)
             json_object_set_new(b, "seg", json_pack("{s:s,s:s,s:s,s:s}", "sop_instance_uid", uids[0],
                                                     "series_instance_uid", uids[1], "study_instance_uid",
                                                     api_dicomweb_study(r), "stored_to", api_dicomweb_url(r)));
+        if (q->unc) {
+            char uurl[80];
+            snprintf(uurl, sizeof uurl, "/inferences/%lld/uncertainty", q->inf_id);
+            json_object_set_new(q->unc, "url", json_string(uurl));
+            json_object_set_new(q->unc, "sha256", json_string(q->usha));
+        }
+        json_object_set(b, "uncertainty", q->unc ? q->unc : json_null());
         http_reply_json(r, 200, b);
     } else {
         char path[1400];
@@ -323,7 +337,7 @@ void h_segment(http_req *r)
     if (seg_fields(r, u, &q, &model) == 0 && seg_model(r, model, q.t) == 0 && seg_run(r, &q) == 0 &&
         seg_record(r, &q) == 0)
         seg_reply(r, &q);
-    json_decref(q.structs), json_decref(q.dice), json_decref(q.tim);
+    json_decref(q.structs), json_decref(q.dice), json_decref(q.tim), json_decref(q.unc);
     free(q.t);
 }
 

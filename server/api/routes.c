@@ -42,5 +42,12 @@ const http_route http_routes[] = {
     {"GET", "/monailabel/train/", ml_train_status, HTTP_DETAIL, NULL},
     {"PUT", "/monailabel/datastore/", ml_datastore_put, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
     {"POST", "/monailabel/infer/{model}", ml_infer, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
+    /* the dashboard: the ensemble's disagreement map, the static page (handlers_ui.c) */
+    {"GET", "/inferences/{id}/uncertainty", h_inference_uncertainty, 0, NULL},
+    {"GET", "/volumes/{id}/image", h_volume_image, 0, NULL},
+    {"GET", "/volumes/{id}/label", h_volume_label, 0, NULL},
+    {"GET", "/", h_ui_index, 0, NULL},
+    {"GET", "/ui/{file}", h_ui_file, 0, NULL},
+    {"GET", "/ui/vendor/{file}", h_ui_vendor, 0, NULL},
 };
 const int http_nroutes = (int)(sizeof http_routes / sizeof http_routes[0]);

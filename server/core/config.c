@@ -96,6 +96,8 @@ static const cfg_opt cfg_table[] = {
      CFG_SERVE, "seconds one DICOMweb request (WADO-RS, STOW-RS) may take"},
     {"dicomweb-max-bytes", "MKDSEG_DICOMWEB_MAX_BYTES", NULL, T_SIZE, "1G", OFF(dicomweb_max_bytes), 0, 1024,
      (long long)1 << 40, CFG_SERVE, "largest series pulled by WADO-RS"},
+    {"ui-dir", "MKDSEG_UI_DIR", NULL, T_STR, "server/api/ui", OFF(ui_dir), SZ(ui_dir), 0, 0,
+     CFG_SERVE, "folder of the dashboard served at / (its vendor/ is filled by make); empty: none"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */

@@ -41,6 +41,7 @@ typedef struct {
     char dicomweb_allow[4096]; /* DICOMweb roots mkdseg may reach: "URL[|basic:U:P|bearer:T],..." */
     int dicomweb_timeout;    /* seconds for one DICOMweb request */
     long long dicomweb_max_bytes; /* bytes of one series pulled by WADO-RS */
+    char ui_dir[1024];       /* the dashboard's static files; "" = no dashboard */
     unsigned char source[64]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 

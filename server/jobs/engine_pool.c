@@ -218,6 +218,25 @@ static void test_gate(void)
         nanosleep(&nap, NULL);
 }
 
+/* The disagreement map of a two-member model: its per-class and overall means into t, the map
+ * itself to t->unc_path (float32 on the input grid). 0 / -1 with err. */
+static int write_uncertainty(seg_task *t, const vol_t *v, const uint8_t *cls, const float *dis,
+                             char *err, size_t errlen)
+{
+    size_t n = (size_t)(v->geom.nx * v->geom.ny * v->geom.nz);
+    double sum[VOL_NCLASSES] = {0}, all = 0;
+    long long cnt[VOL_NCLASSES] = {0};
+    for (size_t i = 0; i < n; i++) {
+        all += dis[i];
+        if (cls[i] < VOL_NCLASSES) sum[cls[i]] += dis[i], cnt[cls[i]]++;
+    }
+    for (int c = 0; c < VOL_NCLASSES; c++) t->unc_mean[c] = cnt[c] ? sum[c] / (double)cnt[c] : 0;
+    t->unc_all = n ? all / (double)n : 0;
+    if (vol_write(t->unc_path, &v->geom, dis, VOL_DT_FLOAT32, err, errlen) < 0) return -1;
+    t->has_unc = 1;
+    return 0;
+}
+
 /* Runs one segmentation (on an engine thread). */
 static void run_task(seg_task *t)
 {
@@ -225,6 +244,7 @@ static void run_task(seg_task *t)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vol_t v = {0};
     uint8_t *cls = NULL;
+    float *dis = NULL;
     char err[512];
     test_gate();
     mcache_ref *ref = mcache_acquire(t->model_id, t->model_path, err, sizeof err);
@@ -249,9 +269,13 @@ static void run_task(seg_task *t)
         fail(t, 500, "internal", "out of memory");
         goto done;
     }
+    if (m->members == 2 && t->unc_path[0] && !(dis = malloc(sizeof(float) * n))) {
+        fail(t, 500, "internal", "out of memory");
+        goto done;
+    }
     infer_opts o = {-1, t->tta, 0.5};
     infer_timing tm = {0};
-    if (infer_volume(m, &v, &o, cls, &tm, err, sizeof err) < 0) {
+    if (infer_volume_ex(m, &v, &o, cls, dis, &tm, err, sizeof err) < 0) {
         fail(t, 422, "inference_failed", err);
         goto done;
     }
@@ -269,10 +293,15 @@ static void run_task(seg_task *t)
              full ? "the server's data folder is full: the label map cannot be written; retry later" : err);
         goto done;
     }
+    if (dis && write_uncertainty(t, &v, cls, dis, err, sizeof err) < 0) {
+        fail(t, 500, "internal", err);
+        goto done;
+    }
     t->write_ms = ms_since(&ts);
     t->status = 0;
 done:
     mcache_release(ref);
+    free(dis);
     free(cls);
     vol_free(&v);
 }

@@ -1085,6 +1085,18 @@ static void save(const tresp *r, const char *path)
     fclose(f);
 }
 
+/* ---- the ensemble's disagreement map ---------------------------------------------------- */
+
+/* Writes an answer body to dir/name and returns the path in out. */
+static void save_body(const tresp *r, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", dir, name);
+    FILE *f = fopen(out, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(r->body, 1, r->len, f), r->len);
+    fclose(f);
+}
+
 Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
 {
     start(NULL);
@@ -1360,5 +1372,74 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     tresp_free(&r);
     /* no part file is left behind */
     sh("test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\"", srv.dir);
+/* The default model is an mkd ensemble: its answer carries the disagreement summary, the map
+ * lies on the input grid with values in [0, 1], and the per-structure means in the JSON are
+ * the means of the map over the voxels the mask gives each structure (recomputed here from
+ * the two downloaded files). */
+Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
+{
+    start(NULL);
+    phantom("ct", "ct", 5);
+    char vol[600];
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    const char *parts[] = {vol, "labels=index", NULL};
+    const char *acc[] = {"Accept: application/json", NULL};
+    tresp r;
+    cr_assert_eq(tform("/segment", parts, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *u = json_object_get(r.json, "uncertainty");
+    cr_assert(json_is_object(u), "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(u, "measure")), "js_divergence_bits");
+    json_t *means = json_incref(json_object_get(u, "structures"));
+    double all = json_number_value(json_object_get(u, "mean"));
+    char uurl[128], murl[128];
+    snprintf(uurl, sizeof uurl, "%s", json_string_value(json_object_get(u, "url")));
+    snprintf(murl, sizeof murl, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    tresp_free(&r);
+
+    char upath[700], mpath[700], in[700], err[256];
+    cr_assert_eq(thttp(&srv, "GET", uurl, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char h[128];
+    cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/gzip");
+    save_body(&r, "unc.nii.gz", upath, sizeof upath);
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", murl, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    save_body(&r, "mask.nii.gz", mpath, sizeof mpath);
+    tresp_free(&r);
+
+    vol_t uv = {0}, mv = {0}, iv = {0};
+    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
+    cr_assert_eq(vol_read(upath, NULL, &uv, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read(mpath, NULL, &mv, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_header(in, NULL, &iv.geom, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(uv.hdr.datatype, VOL_DT_FLOAT32);
+    cr_assert_eq(vol_geom_same(&iv.geom, &uv.geom, 1e-4, err, sizeof err), 0, "%s", err);
+    size_t n = (size_t)(uv.geom.nx * uv.geom.ny * uv.geom.nz);
+    double sum[VOL_NCLASSES] = {0}, tot = 0;
+    long long cnt[VOL_NCLASSES] = {0};
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(uv.data[i] >= 0 && uv.data[i] <= 1, "voxel %zu: %g", i, uv.data[i]);
+        int c = (int)mv.data[i];
+        cr_assert(c >= 0 && c < VOL_NCLASSES);
+        sum[c] += uv.data[i], cnt[c]++, tot += uv.data[i];
+    }
+    cr_expect_float_eq(all, tot / (double)n, 1e-6);
+    for (int c = 1; c < VOL_NCLASSES; c++) {
+        double want = cnt[c] ? sum[c] / (double)cnt[c] : 0;
+        json_t *got = json_object_get(means, vol_class_names[c]);
+        cr_assert(json_is_number(got), "%s missing", vol_class_names[c]);
+        cr_expect_float_eq(json_number_value(got), want, 1e-6, "%s: %g vs %g", vol_class_names[c],
+                           json_number_value(got), want);
+    }
+    cr_expect_gt(tot, 0, "two trained segmentors disagree somewhere");
+    json_decref(means);
+    vol_free(&uv), vol_free(&mv);
+
+    cr_assert_eq(thttp(&srv, "GET", "/inferences/999999/uncertainty", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 404);
+    cr_expect_str_eq(err_code(&r), "not_found");
+    tresp_free(&r);
     stop();
 }

@@ -117,6 +117,87 @@ Test(infer, ensemble_averages_probabilities_and_members_can_be_chosen)
     infer_model_free(m);
 }
 
+/* The Jensen-Shannon divergence in bits, written out from its definition (natural logs). */
+static double js_bits(const double *p, const double *q, int K)
+{
+    double kl_p = 0, kl_q = 0;
+    for (int c = 0; c < K; c++) {
+        double m = (p[c] + q[c]) / 2;
+        if (p[c] > 0) kl_p += p[c] * log(p[c] / m);
+        if (q[c] > 0) kl_q += q[c] * log(q[c] / m);
+    }
+    return (kl_p + kl_q) / 2 / log(2.0);
+}
+
+static void softmax_of(const float *b, double *p)
+{
+    double z = 0;
+    for (int c = 0; c < VOL_NCLASSES; c++) z += exp(b[c]);
+    for (int c = 0; c < VOL_NCLASSES; c++) p[c] = exp(b[c]) / z;
+}
+
+Test(infer, js_divergence_known_values)
+{
+    float a[2] = {1, 0}, b[2] = {0, 1}, h[2] = {0.5f, 0.5f};
+    cr_expect_float_eq(infer_js_divergence(a, b, 2, 1), 1.0f, 1e-6);
+    cr_expect_float_eq(infer_js_divergence(a, a, 2, 1), 0.0f, 1e-6);
+    double pa[2] = {1, 0}, ph[2] = {0.5, 0.5};
+    cr_expect_float_eq(infer_js_divergence(a, h, 2, 1), (float)js_bits(pa, ph, 2), 1e-6);
+    /* strided reads: the classes of one pixel lie `stride` apart */
+    float sa[4] = {1, 9, 0, 9}, sb[4] = {0, 9, 1, 9};
+    cr_expect_float_eq(infer_js_divergence(sa, sb, 2, 2), 1.0f, 1e-6);
+}
+
+/* Members with constant outputs: every voxel's disagreement is the divergence of the two
+ * members' softmax(bias), whatever the tiling, flips and resampling; one member or one chosen
+ * member gives zeros; identical members give zeros. */
+Test(infer, disagreement_map_is_the_members_js_divergence)
+{
+    char path[300], err[256], img[300], lab[300];
+    snprintf(img, sizeof img, "%s/p_image.nii.gz", dir);
+    snprintf(lab, sizeof lab, "%s/p_label.nii.gz", dir);
+    phantom(img, lab);
+    vol_t v = {0};
+    cr_assert_eq(vol_read(img, NULL, &v, err, sizeof err), 0, "%s", err);
+    size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
+    uint8_t *cls = malloc(n), *cls0 = malloc(n);
+    float *dis = malloc(sizeof(float) * n);
+    float cases[3][2][VOL_NCLASSES] = {{{0, 3, 0, 0, 0, 0, 0, 0}, {0, 0, 1, 0, 0, 0, 0, 0}},
+                                       {{0, 0, 0, 0, 0, 0, 4, 0}, {5, 0, 0, 0, 0, 0, 0, 0}},
+                                       {{0, 2, 1, 0, 0, 0, 0, 0}, {0, 2, 1, 0, 0, 0, 0, 0}}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/two%d.safetensors", dir, k);
+        write_const_model(path, 2, cases[k], NULL);
+        infer_model *m = infer_model_load(path, nn_backend_cpu(), err, sizeof err);
+        cr_assert_not_null(m, "%s", err);
+        double p[VOL_NCLASSES], q[VOL_NCLASSES];
+        softmax_of(cases[k][0], p);
+        softmax_of(cases[k][1], q);
+        double expect = js_bits(p, q, VOL_NCLASSES);
+        for (int tta = 0; tta <= 1; tta++) {
+            infer_opts o = {-1, tta, 0.5};
+            for (size_t i = 0; i < n; i++) dis[i] = -1;
+            cr_assert_eq(infer_volume_ex(m, &v, &o, cls, dis, NULL, err, sizeof err), 0, "%s", err);
+            cr_assert_eq(infer_volume(m, &v, &o, cls0, NULL, err, sizeof err), 0, "%s", err);
+            size_t bad = 0, badc = 0;
+            for (size_t i = 0; i < n; i++) {
+                bad += fabs(dis[i] - expect) > 1e-4;
+                badc += cls[i] != cls0[i];
+            }
+            cr_expect_eq(bad, 0, "case %d tta %d: %zu voxels differ from %.6f (first %.6f)", k, tta, bad, expect, dis[0]);
+            cr_expect_eq(badc, 0, "case %d: the ensemble's classes changed in %zu voxels", k, badc);
+        }
+        infer_opts o0 = {0, 0, 0.5};
+        cr_assert_eq(infer_volume_ex(m, &v, &o0, cls, dis, NULL, err, sizeof err), 0, "%s", err);
+        size_t nz = 0;
+        for (size_t i = 0; i < n; i++) nz += dis[i] != 0;
+        cr_expect_eq(nz, 0, "one chosen member: the map is zeros");
+        infer_model_free(m);
+    }
+    free(cls), free(cls0), free(dis);
+    vol_free(&v);
+}
+
 Test(infer, broken_model_files_are_refused_with_reasons)
 {
     char path[300], err[256];

@@ -1,0 +1,40 @@
+/* handlers_volume_files.c: GET /volumes/{id}/image and /volumes/{id}/label, a dataset volume's
+ * stored NIfTI files (for viewers: the dashboard opens any volume of a dataset). */
+#include <string.h>
+
+#include "api_ui.h"
+#include "api_util.h"
+#include "handlers.h"
+#include "svc.h"
+
+static const db_stmt st_vol_files = {
+    "volfiles_get", "SELECT path, label_path FROM volumes WHERE id = $1::bigint", 1};
+
+/* Answers column col (0 image, 1 label) of volume {id}. */
+static void reply_volume_file(http_req *r, int col)
+{
+    long long id;
+    char ids[24];
+    if (api_id(r, "volume", &id, ids) < 0)
+        return;
+    const char *v[1] = {ids};
+    PGresult *res = api_exec(r, &st_vol_files, v, NULL);
+    if (!res)
+        return;
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, col)) {
+        int none = PQntuples(res) == 0;
+        PQclear(res);
+        http_error(r, 404, "not_found", "id", none ? "volume %lld not found" : "volume %lld has no label", id);
+        return;
+    }
+    char path[1400], why[128];
+    svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, col), path, sizeof path);
+    PQclear(res);
+    int gz = 0;
+    svc_nifti_sniff(path, &gz, why, sizeof why);
+    const char *name = col ? (gz ? "label.nii.gz" : "label.nii") : (gz ? "image.nii.gz" : "image.nii");
+    api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", name);
+}
+
+void h_volume_image(http_req *r) { reply_volume_file(r, 0); }
+void h_volume_label(http_req *r) { reply_volume_file(r, 1); }
