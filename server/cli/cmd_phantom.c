@@ -61,50 +61,59 @@ static int phantom_geometry(phantom_opts *o, const char *shape, const char *fov)
     return 0;
 }
 
-int cmd_phantom(int argc, char **argv)
+/* The command line of one `mkdseg phantom`. */
+typedef struct {
+    const char *mod, *image, *label, *shape, *fov, *paired_ct, *paired_mr;
+    long long seed;
+    double noise;
+    int fixed;
+} phantom_args;
+
+/* Reads the options into a. 0, 1 after --help, 2 on an error (printed). */
+static int phantom_parse(phantom_args *a, int argc, char **argv)
 {
-    const char *mod = NULL, *image = NULL, *label = NULL, *shape = NULL, *fov = NULL;
-    const char *paired_ct = NULL, *paired_mr = NULL;
-    long long seed = -1;
-    double noise = 1.0;
-    int fixed = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--fixed-fov")) {
-            fixed = 1;
-        } else if (next && !strcmp(a, "--modality")) {
-            mod = next, i++;
-        } else if (next && !strcmp(a, "--seed")) {
+            return 1;
+        } else if (!strcmp(o, "--fixed-fov")) {
+            a->fixed = 1;
+        } else if (next && !strcmp(o, "--seed")) {
             char *end;
-            seed = strtoll(next, &end, 10), i++;
-            if (*end || seed < 0) {
+            a->seed = strtoll(next, &end, 10), i++;
+            if (*end || a->seed < 0) {
                 fprintf(stderr, "mkdseg phantom: --seed needs a non-negative integer\n");
                 return 2;
             }
-        } else if (next && !strcmp(a, "--image")) {
-            image = next, i++;
-        } else if (next && !strcmp(a, "--label")) {
-            label = next, i++;
-        } else if (next && !strcmp(a, "--shape")) {
-            shape = next, i++;
-        } else if (next && !strcmp(a, "--fov")) {
-            fov = next, i++;
-        } else if (next && !strcmp(a, "--paired-ct")) {
-            paired_ct = next, i++;
-        } else if (next && !strcmp(a, "--paired-mr")) {
-            paired_mr = next, i++;
-        } else if (next && !strcmp(a, "--noise")) {
-            noise = atof(next), i++;
+        } else if (next && !strcmp(o, "--noise")) {
+            a->noise = atof(next), i++;
+        } else if (next && (!strcmp(o, "--modality") || !strcmp(o, "--image") || !strcmp(o, "--label") ||
+                            !strcmp(o, "--shape") || !strcmp(o, "--fov") || !strcmp(o, "--paired-ct") ||
+                            !strcmp(o, "--paired-mr"))) {
+            const char **dst = !strcmp(o, "--modality") ? &a->mod : !strcmp(o, "--image") ? &a->image
+                             : !strcmp(o, "--label")    ? &a->label : !strcmp(o, "--shape") ? &a->shape
+                             : !strcmp(o, "--fov")      ? &a->fov : !strcmp(o, "--paired-ct") ? &a->paired_ct
+                                                        : &a->paired_mr;
+            *dst = next, i++;
         } else {
-            fprintf(stderr, "mkdseg phantom: unknown or incomplete option %s\n", a);
+            fprintf(stderr, "mkdseg phantom: unknown or incomplete option %s\n", o);
             usage(stderr);
             return 2;
         }
     }
+    return 0;
+}
+
+int cmd_phantom(int argc, char **argv)
+{
+    phantom_args a = {.seed = -1, .noise = 1.0};
+    int prc = phantom_parse(&a, argc, argv);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    const char *mod = a.mod, *image = a.image, *label = a.label, *paired_ct = a.paired_ct, *paired_mr = a.paired_mr;
+    long long seed = a.seed;
     prep_modality m = PREP_CT;
     if (prep_modality_parse(mod, &m) < 0 || seed < 0 || (!image && !label)) {
         fprintf(stderr, "mkdseg phantom: --modality ct|mr, --seed and --image and/or --label are required\n");
@@ -118,9 +127,9 @@ int cmd_phantom(int argc, char **argv)
     const char *paired = m == PREP_MR ? paired_ct : paired_mr;
     phantom_opts o;
     phantom_default(&o, m, (uint64_t)seed);
-    o.fixed_fov = fixed;
-    o.noise = noise;
-    if (phantom_geometry(&o, shape, fov) < 0)
+    o.fixed_fov = a.fixed;
+    o.noise = a.noise;
+    if (phantom_geometry(&o, a.shape, a.fov) < 0)
         return 2;
     char err[512];
     phantom_vol p;

@@ -1372,6 +1372,9 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     tresp_free(&r);
     /* no part file is left behind */
     sh("test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\"", srv.dir);
+    stop();
+}
+
 /* The default model is an mkd ensemble: its answer carries the disagreement summary, the map
  * lies on the input grid with values in [0, 1], and the per-structure means in the JSON are
  * the means of the map over the voxels the mask gives each structure (recomputed here from
