@@ -563,10 +563,15 @@ static int fold_bn(nn_ctx *ctx, const nn_node *nd, int OC, const float **w, cons
     float *fb = nn_ctx_scratch(ctx, (size_t)OC * 4);
     if (!fw || !fb)
         return -1;
+    /* the scale in double, the per-weight product in float (a vectorised loop: it runs on
+     * every inference call, and in double it took 9% of a whole-CT segmentation) */
     for (int oc = 0; oc < OC; oc++) {
         double sc = (ga ? ga[oc] : 1.0) / sqrt((double)rv[oc] + nd->f[0]);
+        const float scf = (float)sc, *wo = *w + oc * per;
+        float *fo = fw + oc * per;
+#pragma omp simd
         for (size_t j = 0; j < per; j++)
-            fw[oc * per + j] = (float)((*w)[oc * per + j] * sc);
+            fo[j] = wo[j] * scf;
         fb[oc] = (float)(((*b ? (*b)[oc] : 0.0) - rm[oc]) * sc + (be ? be[oc] : 0.0));
     }
     *w = fw;
