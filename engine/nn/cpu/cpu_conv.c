@@ -416,10 +416,13 @@ static int direct_ok(const conv_state *s, const geom *g, int k)
                               k == K_BWD_WEIGHTS);
 }
 
-static double now_ms(void)
+/* the clock a timed choice reads: at one thread the calling thread's CPU time, which does
+ * not run while the thread waits for a core (on a shared machine, wall times of a
+ * millisecond-long call are often a preemption); with a team, wall time */
+static double now_ms(int threads)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
@@ -427,9 +430,12 @@ static double now_ms(void)
  * overwrites the whole of its outputs, so running several in turn leaves the last one's. */
 typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct);
 
+#define PICK_REPS 5   /* timed runs of each path, after one warm-up run */
+
 /* Run pass k on the path chosen for its shape (cpu_conv_pick.c): the forced one, the cached
- * timed choice, or, the first time in the process, both timed (a warm-up run and 3 timed
- * runs each, alternating) and the faster one run last so its result is the one kept. */
+ * timed choice, or, the first time in the process, both timed (a warm-up run and PICK_REPS
+ * timed runs each, alternating; the least time of each) and the faster one run last so its
+ * result is the one kept. */
 static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
 {
     if (!direct_ok(s, g, k))
@@ -444,12 +450,13 @@ static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f,
     if (direct >= 0)
         return f(ctx, s, g, args, direct);
     double best[2] = {1e300, 1e300};
-    for (int r = 0; r < 4; r++)
+    const int threads = key[CPU_PICK_KEY - 1];
+    for (int r = 0; r < 1 + PICK_REPS; r++)
         for (int p = 0; p < 2; p++) {
-            const double t0 = now_ms();
+            const double t0 = now_ms(threads);
             if (f(ctx, s, g, args, p))
                 return -1;
-            const double t = now_ms() - t0;
+            const double t = now_ms(threads) - t0;
             if (r > 0 && t < best[p])
                 best[p] = t;
         }
