@@ -3,6 +3,9 @@
 #   make bench                 every workload at 1 and 2 threads, warm-up 2, median of 5
 #   make bench BENCH_QUICK=1   warm-up 1, median of 3 (the machine is shared)
 #   BENCH_ARGS="--workloads seg16_train_128 --threads 1 --peak-gflops 116.8" for a subset
+#   the rows mkd_iter_64 (one experiment-scale mkd iteration, tests/bench/mkd_bench.py) and
+#   ct512_segment (a 512x512x300 CT through mkdseg segment, tests/bench/ct_bench.py; makes its
+#   phantom under build/bench_ct/ once) run whole mkdseg processes against PyTorch peers
 # Writes build/bench.json; docs/benchmarks.md says how to read it.
 
 BENCH_QUICK ?= 0

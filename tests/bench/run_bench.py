@@ -7,7 +7,9 @@
 
 For each workload (tests/bench/torch_bench.py WORKLOADS, the same list as `mkdseg bench
 --list`, and mkd_iter_64: one experiment-scale mkd training iteration, `mkdseg train` against
-tests/gpu/torch_mkd.py on the CPU, through tests/bench/mkd_bench.py) and thread count, runs `mkdseg bench --workload W --threads T --json` and then
+tests/gpu/torch_mkd.py on the CPU, through tests/bench/mkd_bench.py; ct512_segment: a
+512x512x300 int16 CT through `mkdseg segment` with the default model against
+tests/bench/torch_segment.py, through tests/bench/ct_bench.py) and thread count, runs `mkdseg bench --workload W --threads T --json` and then
 `torch_bench.py --workload W --threads T`, each in its own process (so peak RSS is per
 process), one after the other (never at the same time). Each does its warm-up and takes the
 median of its repetitions. Prints the table and writes --out: a JSON list of objects with
@@ -31,8 +33,9 @@ TOP = os.path.abspath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, HERE)
 from torch_bench import WORKLOADS  # noqa: E402  (no torch import at module level)
 
-# workloads measured by tests/bench/mkd_bench.py (`mkdseg train` against torch_mkd.py)
-TRAIN_WORKLOADS = ('mkd_iter_64',)
+# workloads measured by tests/bench/mkd_bench.py (`mkdseg train` against torch_mkd.py) and
+# tests/bench/ct_bench.py (a whole CT through `mkdseg segment` against torch_segment.py)
+TRAIN_WORKLOADS = ('mkd_iter_64', 'ct512_segment')
 
 
 def run_json(cmd, env=None):
@@ -44,6 +47,15 @@ def run_json(cmd, env=None):
 
 def measure(mkdseg, w, t, warmup, reps):
     """(mkdseg's JSON, PyTorch's JSON) for workload w at t threads, one after the other."""
+    if w == 'ct512_segment':
+        # whole processes of about a minute each: one repetition, no warm-up
+        cb = os.path.join(HERE, 'ct_bench.py')
+        c = run_json(['/usr/bin/python3', cb, '--side', 'mkdseg', '--mkdseg', mkdseg, '--threads', str(t)])
+        p = run_json(['/usr/bin/python3', cb, '--side', 'torch', '--mkdseg', mkdseg, '--threads', str(t)])
+        if c['labels'] != p['labels']:
+            print(f'note: {w}: label voxel counts differ (mkdseg {c["labels"]}, PyTorch {p["labels"]})',
+                  file=sys.stderr)
+        return c, p
     if w in TRAIN_WORKLOADS:
         # whole iterations: more warm-up (path timing, pools filling) and more repetitions
         mb = os.path.join(HERE, 'mkd_bench.py')

@@ -6,8 +6,8 @@
  * avx512 kernels can win on the same shapes (docs/benchmarks.md). So the choice is measured
  * on the running machine: the first time a shape (geometry, pass and thread count) is seen in
  * the process, both paths run a few times on the real arguments and the faster one (least of
- * 3 timed runs each, after a warm-up run that also creates oneDNN's primitive) is kept in a
- * process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
+ * 5 timed runs each, after a warm-up run that also creates oneDNN's primitive; CPU time of
+ * the calling thread at one thread, wall time with more) is kept in a process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
  * takes the cached path. MKDSEG_CONV_PATH=onednn|direct (read when a context first convolves)
  * forces one path for every shape the kernels support, for tests and for runs that must be
  * bit-reproducible across processes (a timed choice can differ from one process to the
@@ -88,7 +88,7 @@ void cpu_conv_pick_report(FILE *f)
     static const char *const pass[] = {"fwd", "bwd_data", "bwd_weights"};
     pthread_mutex_lock(&g_lock);
     if (g_n)
-        fprintf(f, "conv path per shape (timed, least of 3): pass, N IC->OC HxW kernel stride pad "
+        fprintf(f, "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
                    "threads: oneDNN ms, direct ms -> choice\n");
     for (int i = 0; i < g_n; i++) {
         const int *k = g_ent[i].key;
