@@ -24,16 +24,20 @@ $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_HTTP_TARGETS)): tests/fuzz/fuzz_http.c $(FU
 	$(FUZZ_CC) $(FUZZ_SRV_CFLAGS) -fsanitize=fuzzer -DFUZZ_HTTP_MODE="'$(FUZZ_MODE)'" -o $@ \
 	  tests/fuzz/fuzz_http.c $(FUZZ_SRV_OBJ) $(SQL_EMBED_O) $(ENGINE_A) $(LIBS) -lstdc++
 
-.PHONY: $(addprefix fuzz-,$(FUZZ_HTTP_TARGETS))
-fuzz: $(addprefix fuzz-,$(FUZZ_HTTP_TARGETS))
-fuzz-%: $(FUZZ_DIR)/fuzz_%
-	@d=$(FUZZ_DIR)/$*; rm -rf $$d && mkdir -p $$d/corpus $$d/artifacts; \
-	url=$$(scripts/pg.sh fresh mkdseg_fuzz) || exit 1; \
-	cd $$d && MKDSEG_FUZZ_DATABASE_URL="$$url" ../fuzz_$* -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+# one rule per target (pattern rules are not applied to phony targets)
+define FUZZ_HTTP_RUN
+.PHONY: fuzz-$(1)
+fuzz: fuzz-$(1)
+fuzz-$(1): $(FUZZ_DIR)/fuzz_$(1)
+	@d=$(FUZZ_DIR)/$(1); rm -rf $$$$d && mkdir -p $$$$d/corpus $$$$d/artifacts; \
+	url=$$$$(scripts/pg.sh fresh mkdseg_fuzz) || exit 1; \
+	cd $$$$d && MKDSEG_FUZZ_DATABASE_URL="$$$$url" ../fuzz_$(1) -max_total_time=$(FUZZ_TIME) -max_len=65536 \
 	  -rss_limit_mb=4096 -timeout=30 -artifact_prefix=artifacts/ -print_final_stats=1 \
-	  corpus $(CURDIR)/tests/fuzz/corpus/$* > fuzz.log 2>&1; rc=$$?; \
-	runs=$$(grep -o 'stat::number_of_executed_units: *[0-9]*' fuzz.log | grep -o '[0-9]*$$'); \
-	n=$$(ls artifacts | wc -l); \
-	{ echo "fuzz_$*: $${runs:-?} executions in $(FUZZ_TIME) s; exit status $$rc;"; \
-	  echo "corpus: $$(ls corpus | wc -l) new inputs; findings: $$n ($$d/artifacts/)"; } | tee summary.txt; \
-	test $$rc -eq 0 -a $$n -eq 0
+	  corpus $(CURDIR)/tests/fuzz/corpus/$(1) > fuzz.log 2>&1; rc=$$$$?; \
+	runs=$$$$(grep -o 'stat::number_of_executed_units: *[0-9]*' fuzz.log | grep -o '[0-9]*$$$$'); \
+	n=$$$$(ls artifacts | wc -l); \
+	{ echo "fuzz_$(1): $$$${runs:-?} executions in $(FUZZ_TIME) s; exit status $$$$rc;"; \
+	  echo "corpus: $$$$(ls corpus | wc -l) new inputs; findings: $$$$n ($$$$d/artifacts/)"; } | tee summary.txt; \
+	test $$$$rc -eq 0 -a $$$$n -eq 0
+endef
+$(foreach t,$(FUZZ_HTTP_TARGETS),$(eval $(call FUZZ_HTTP_RUN,$(t))))
