@@ -25,3 +25,7 @@ ui-vendor:
 	  echo "uplot-$(UPLOT_VER).{js,css}: uplot $(UPLOT_VER), dist/uPlot.esm.js and uPlot.min.css, licence MIT:"; \
 	  echo; cat node_modules/uplot/LICENSE; } > $(UI_VENDOR)/LICENSES.txt && \
 	echo "mkdseg: dashboard libraries in $(UI_VENDOR) (NiiVue $(NIIVUE_VER), uPlot $(UPLOT_VER))"
+
+# what the ensemble's disagreement map costs a segmentation (tests/bench/uncertainty_cost.c)
+$(BUILD)/uncertainty_cost: tests/bench/uncertainty_cost.c $(ENGINE_A)
+	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS) -ljansson $(CUDA_LIBS) $(LDSAN)

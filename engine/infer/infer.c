@@ -140,13 +140,17 @@ static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int 
 
 float infer_js_divergence(const float *p, const float *q, int K, size_t stride)
 {
-    double js = 0;
+    /* single precision is plenty for a map shown and averaged; classes where both members put
+     * (almost) no mass add nothing and are skipped */
+    float js = 0;
     for (int c = 0; c < K; c++) {
-        double a = p[(size_t)c * stride], b = q[(size_t)c * stride], mid = 0.5 * (a + b);
-        if (a > 0) js += 0.5 * a * log2(a / mid);
-        if (b > 0) js += 0.5 * b * log2(b / mid);
+        float a = p[(size_t)c * stride], b = q[(size_t)c * stride], mid = 0.5f * (a + b);
+        if (mid < 1e-12f) continue;
+        if (a > 0) js += a * log2f(a / mid);
+        if (b > 0) js += b * log2f(b / mid);
     }
-    return js < 0 ? 0.0f : js > 1 ? 1.0f : (float)js;
+    js *= 0.5f;
+    return js < 0 ? 0.0f : js > 1 ? 1.0f : js;
 }
 
 /* One slice's probabilities bk ([K][np], or [2][K][np] when split) -> class indices lb and,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createDb, dropDb, startServer, phantom, json, launch, newPage, shot, tmp, bin } from './lib.mjs';
 import { execFileSync } from 'node:child_process';
 
-const T = { timeout: 120000 };
+const T = { timeout: 300000 }; // only catches hangs: the machine may be busy
 let dir, db, srv, browser, ct, ctLab, dsCt, dsMr;
 const tiny = { size: 32, seg_width: 2, ngf: 4, ngen_blocks: 1, ndf: 4, batch: 2 };
 

@@ -1444,5 +1444,31 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     cr_expect_eq(r.status, 404);
     cr_expect_str_eq(err_code(&r), "not_found");
     tresp_free(&r);
+
+    /* a single segmentor (baseline) has no map: null in the answer, 404 no_uncertainty */
+    long long d = create_dataset("ct", "ct");
+    add_volume(d, "ct");
+    char body[512];
+    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d, tiny_cfg);
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    json_t *j = wait_job(jid, NULL, 100);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    char model[64];
+    snprintf(model, sizeof model, "model=%lld", (long long)json_integer_value(json_object_get(j, "model_id")));
+    json_decref(j);
+    const char *parts2[] = {vol, model, NULL};
+    cr_assert_eq(tform("/segment", parts2, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect(json_is_null(json_object_get(r.json, "uncertainty")), "%s", r.body);
+    char path[96];
+    snprintf(path, sizeof path, "/inferences/%lld/uncertainty", (long long)json_integer_value(json_object_get(r.json, "id")));
+    tresp_free(&r);
+    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 404);
+    cr_expect_str_eq(err_code(&r), "no_uncertainty");
+    tresp_free(&r);
     stop();
 }
