@@ -107,11 +107,12 @@ static std::unique_ptr<DcmFileFormat> parse(const unsigned char *d, size_t n, st
     ff->transferInit();
     OFCondition c = ff->read(is, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
     ff->transferEnd();
-    if (c == EC_StreamNotifyClient) /* the buffer ended inside an element */
-        c = EC_StreamNotifyClient, why = "the file ends inside an element";
-    if (c.bad() || !why.empty()) {
-        if (why.empty())
-            why = c.text();
+    if (c == EC_StreamNotifyClient) { /* the buffer ended inside an element */
+        why = "the file ends inside an element";
+        return nullptr;
+    }
+    if (c.bad()) {
+        why = c.text();
         return nullptr;
     }
     return ff;
