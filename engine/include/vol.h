@@ -71,7 +71,8 @@ typedef struct {
 } vol_t;
 
 typedef struct {
-    int64_t max_voxels;         /* refuse headers claiming more voxels (0: the default) */
+    int64_t max_voxels;         /* refuse headers claiming more voxels (0: the default); with
+                                 * has_volume, more in the chosen 3-D volume */
     int has_volume;             /* 1: read the 3-D volume `volume` of a 4-D (or higher) file */
     int64_t volume;             /* with has_volume: its index, 0-based, over dims 4..7 in file
                                  * order (a 3-D file has volume 0 only) */

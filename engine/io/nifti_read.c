@@ -216,17 +216,20 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
                path, (long long)nim->dim[0]);
         return -1;
     }
-    int64_t nvox = 1, nvol = 1;
+    /* the voxel limit bounds what is read: one 3-D volume when one is chosen (the whole file
+     * then only has to stay far from overflowing the byte count; its size is checked below) */
+    int pick = opts && opts->has_volume;
+    int64_t nvox = 1, nvol = 1, file_cap = pick ? INT64_C(1) << 40 : max_voxels;
     for (int d = 1; d <= nim->dim[0]; d++) {
-        int64_t n = nim->dim[d];
+        int64_t n = nim->dim[d], cap = d <= 3 ? max_voxels : file_cap;
         if (n < 1) {
             mkd_seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
                    (long long)n);
             return -1;
         }
-        if (n > max_voxels || nvox > max_voxels / n) {
+        if (n > cap || nvox > cap / n) {
             mkd_seterr(err, errlen, "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): above the voxel limit",
-                   path, (long long)max_voxels, (long long)nim->dim[1],
+                   path, (long long)cap, (long long)nim->dim[1],
                    (long long)(nim->dim[0] >= 2 ? nim->dim[2] : 1),
                    (long long)(nim->dim[0] >= 3 ? nim->dim[3] : 1));
             return -1;
@@ -235,7 +238,6 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
         if (d >= 4)
             nvol *= n;
     }
-    int pick = opts && opts->has_volume;
     if (nvol > 1 && !pick) {
         mkd_seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted unless one volume (0..%lld) is chosen",
                path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],

@@ -737,3 +737,35 @@ Test(slicer, info_answers_while_the_engine_is_busy, .timeout = 120)
     pthread_join(th, NULL);
     cr_assert_eq(b.status, 200);
 }
+
+/* The same round through Python's http.client and cgi.FieldStorage, the parser the module is
+ * built on (tests/tools/ml_client.py): it reads the answer with the Content-Length. */
+Test(slicer, python_cgi_client_reads_the_answer, .timeout = 180)
+{
+    start(NULL);
+    char img[700], out[700], cmd[2400], line[4096];
+    snprintf(img, sizeof img, "%s/heart scan 2.nii.gz", dir);
+    snprintf(out, sizeof out, "%s/result.nrrd", dir);
+    phantom(img, 8);
+    snprintf(cmd, sizeof cmd, PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'",
+             srv.port, img, out);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    cr_assert(fgets(line, sizeof line, p), "the client printed nothing");
+    cr_assert_eq(pclose(p), 0, "the client failed: %s", line);
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert(j, "%s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "filename")), "heart scan 2.nrrd");
+    json_t *names = json_object_get(json_object_get(j, "params"), "label_names");
+    for (int c = 1; c < VOL_NCLASSES; c++)
+        cr_assert_eq(json_integer_value(json_object_get(names, vol_class_names[c])), c);
+    json_decref(j);
+    size_t len;
+    char *buf = slurp(out, &len);
+    nrrd_img m;
+    nrrd_parse(buf, len, &m);
+    check_geometry(&m, img, NULL);
+    uint8_t *ref = segment_reference(img, NULL);
+    cr_assert_eq(memcmp(m.data, ref, 40 * 40 * 16), 0, "the labels of /segment");
+    free(ref), free(m.data), free(buf);
+}

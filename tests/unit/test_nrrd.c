@@ -132,6 +132,17 @@ Test(nrrd, four_d_volume_choice, .timeout = 60)
     double t = 17.0 * M_PI / 180.0;
     cr_assert(fabs(v.geom.affine[0][0] - cos(t) * -0.8) < 1e-5 && fabs(v.geom.affine[1][3] - 37.5) < 1e-5);
     vol_free(&v);
+    /* the voxel limit bounds the volume read, not the whole file (630 voxels, 210 a volume) */
+    vol_read_opts lim = {.max_voxels = 300};
+    cr_assert_eq(vol_read(path, &lim, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "voxel limit"), "%s", err);
+    lim.has_volume = 1, lim.volume = 2;
+    cr_assert_eq(vol_read(path, &lim, &v, err, sizeof err), 0, "%s", err);
+    /* the helper: voxel 0 of volume k is (k * 210) * 7 + 100 k = 1570 k */
+    cr_assert(want[0] == 1570.0f && v.data[0] == 3140.0f, "volume 2 voxel 0: %g", v.data[0]);
+    vol_free(&v);
+    lim.max_voxels = 200;
+    cr_assert_eq(vol_read(path, &lim, &v, err, sizeof err), -1, "210 voxels > 200");
     snprintf(path, sizeof path, "%s/one4d.nii.gz", tmpdir);
     cr_assert_eq(vol_read(path, NULL, &v, err, sizeof err), 0, "a 4-D file of one volume: %s", err);
     vol_free(&v);
