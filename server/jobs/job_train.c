@@ -180,6 +180,9 @@ static int evaluate(job_ctx *j, PGconn *pg, const infer_model *m, const char *mo
             return -1;
         e.done++;
         job_progress(j, json_pack("{s:s,s:i,s:i}", "stage", "evaluate", "volume", e.done, "volumes", L->n));
+        char point[32];
+        snprintf(point, sizeof point, "evaluate:%d", e.done);
+        job_test_hold(j, point);
     }
     double total = 0, nv = e.done ? e.done : 1;
     for (int c = 1; c < VOL_NCLASSES; c++) {
@@ -203,6 +206,9 @@ typedef struct {
 static int on_progress(const train_progress *p, void *user)
 {
     prog_state *ps = user;
+    char point[32];
+    snprintf(point, sizeof point, "train:%d", p->iter);
+    job_test_hold(ps->j, point);
     double t = now_s();
     if (t - ps->last >= 0.5 || p->iter == p->total || p->iter == 1) {
         ps->last = t;
@@ -266,20 +272,58 @@ static int train_open(train_run *run, char *err, size_t errlen)
     return 0;
 }
 
-/* A model registered by an earlier attempt that died before finishing: 1 (the result is set),
- * 0 none, -1 + err. */
-static int train_recovered(train_run *run, char *err, size_t errlen)
+/* Evaluates the model run->mid on the validation volumes into the job's result: an earlier
+ * attempt's rows are replaced. 0, 1 stopped, -1 + err. */
+static int train_validate(train_run *run, json_t *res, char *err, size_t errlen)
 {
     const char *vj[1] = {run->jid};
+    PGresult *r = db_query(run->pg, &sql_dice_results_delete_job, vj, err, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    double mean = 0;
+    int erc = evaluate(run->j, run->pg, run->m, run->mid, run->tds, run->vv, &mean, err, errlen);
+    if (erc == 0)
+        json_object_set_new(res, "mean_dice", json_real(mean));
+    return erc;
+}
+
+/* A model row committed by an earlier attempt that died before its job finished: that model is
+ * validated again and reported, so a retry never trains a second one. 1 (the result is set),
+ * 0 none, 2 stopped, -1 + err. */
+static int train_recovered(train_run *run, char *err, size_t errlen)
+{
+    const char *vj[1] = {run->jid}, *vm[1] = {run->mid};
     PGresult *r = db_query(run->pg, &sql_models_of_job, vj, err, errlen);
     if (!r)
         return -1;
     int found = PQntuples(r) > 0;
     if (found)
-        job_set_result(run->j, json_pack("{s:I,s:b}", "model_id", (json_int_t)atoll(PQgetvalue(r, 0, 0)),
-                                         "recovered", 1));
+        snprintf(run->mid, sizeof run->mid, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    return found;
+    if (!found)
+        return 0;
+    unlink(run->ckpt); /* left over when the attempt died between the commit and the unlink */
+    rmdir(run->jdir);
+    json_t *res = json_pack("{s:I,s:b}", "model_id", (json_int_t)atoll(run->mid), "recovered", 1);
+    int rc = load_vols(run->pg, &run->p.validation_volumes, NULL, run->vv, err, errlen);
+    if (rc == 0 && run->vv->n) {
+        char path[1400];
+        if (!(r = db_query(run->pg, &sql_models_weights_path, vm, err, errlen))) {
+            json_decref(res);
+            return -1;
+        }
+        svc_abs(svc_config()->data_dir, PQgetvalue(r, 0, 0), path, sizeof path);
+        PQclear(r);
+        run->m = infer_model_load(path, svc_backend(), err, errlen);
+        rc = run->m ? train_validate(run, res, err, errlen) : -1;
+    }
+    if (rc != 0) {
+        json_decref(res);
+        return rc < 0 ? -1 : 2;
+    }
+    job_set_result(run->j, res);
+    return 1;
 }
 
 /* The volumes of the params, read into training slices. */
@@ -350,7 +394,17 @@ static int train_write_model(train_run *run, char *err, size_t errlen)
     return run->m ? 0 : -1;
 }
 
-/* The model file becomes a blob and gets its (immutable) row and model_datasets rows. */
+/* sql_tx_begin / sql_tx_commit on the job's own connection. 0, or -1 + err. */
+static int train_tx(train_run *run, const db_stmt *st, char *err, size_t errlen)
+{
+    PGresult *r = db_query(run->pg, st, NULL, err, errlen);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+/* The model file becomes a blob and gets its (immutable) row and model_datasets rows, in one
+ * transaction: a retry finds both (and only validates) or neither (and resumes from the final
+ * checkpoint, which is removed only once they are committed). */
 static int train_register(train_run *run, char *err, size_t errlen)
 {
     char sha[65], rel[256], size[32], *cfgs = NULL, *metas = NULL;
@@ -364,6 +418,9 @@ static int train_register(train_run *run, char *err, size_t errlen)
         goto done;
     snprintf(size, sizeof size, "%lld", bytes);
     cfgs = train_config_to_json(&run->p.config), metas = json_dumps(meta, JSON_COMPACT);
+    job_test_hold(run->j, "train:saved");
+    if (train_tx(run, &sql_tx_begin, err, errlen) < 0)
+        goto done; /* an unfinished transaction rolls back when the connection closes */
     const char *mv[8] = {train_method_name(run->p.config.method), prep_modality_name(run->p.target_modality),
                          cfgs, metas, sha, rel, size, run->jid};
     PGresult *r = db_query(run->pg, &sql_models_insert_trained, mv, err, errlen);
@@ -381,6 +438,11 @@ static int train_register(train_run *run, char *err, size_t errlen)
             goto done;
         PQclear(r);
     }
+    if (train_tx(run, &sql_tx_commit, err, errlen) < 0)
+        goto done;
+    unlink(run->ckpt);
+    rmdir(run->jdir);
+    job_test_hold(run->j, "train:committed");
     rc = 0;
 done:
     json_decref(meta);
@@ -389,20 +451,14 @@ done:
 }
 
 /* The job's result: the model, its iterations and (when there are validation volumes and the
- * job was not stopped meanwhile) the mean Dice on them. */
+ * job was not stopped meanwhile) the mean Dice on them. 0, or -1 + err. */
 static int train_result(train_run *run, char *err, size_t errlen)
 {
     json_t *res = json_pack("{s:I,s:i}", "model_id", (json_int_t)atoll(run->mid), "iterations",
                             trainer_iter(run->t));
-    if (run->vv->n) {
-        double mean = 0;
-        int erc = evaluate(run->j, run->pg, run->m, run->mid, run->tds, run->vv, &mean, err, errlen);
-        if (erc < 0) {
-            json_decref(res);
-            return -1;
-        }
-        if (erc == 0)
-            json_object_set_new(res, "mean_dice", json_real(mean));
+    if (run->vv->n && train_validate(run, res, err, errlen) < 0) {
+        json_decref(res);
+        return -1;
     }
     job_set_result(run->j, res);
     return 0;
@@ -428,8 +484,8 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     int rc = train_open(&run, err, errlen);
     if (rc == 0)
         rc = train_recovered(&run, err, errlen);
-    if (rc == 1)
-        st = JOB_DONE;
+    if (rc == 1 || rc == 2)
+        st = rc == 1 ? JOB_DONE : JOB_STOPPED;
     if (rc != 0 || train_load(&run, err, errlen) < 0 || (rc = train_fit(&run, err, errlen)) < 0)
         goto done;
     if (rc == 1) {
@@ -439,9 +495,6 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     if (train_write_model(&run, err, errlen) < 0 || train_register(&run, err, errlen) < 0 ||
         train_result(&run, err, errlen) < 0)
         goto done;
-    /* the checkpoint is no longer needed */
-    unlink(run.ckpt);
-    rmdir(run.jdir);
     st = JOB_DONE;
 done:
     train_close(&run);
