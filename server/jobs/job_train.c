@@ -315,7 +315,8 @@ static int train_recovered(train_run *run, char *err, size_t errlen)
         }
         svc_abs(svc_config()->data_dir, PQgetvalue(r, 0, 0), path, sizeof path);
         PQclear(r);
-        rc = (run->m = infer_model_load(path, svc_backend(), err, errlen)) ? train_validate(run, res, err, errlen) : -1;
+        run->m = infer_model_load(path, svc_backend(), err, errlen);
+        rc = run->m ? train_validate(run, res, err, errlen) : -1;
     }
     if (rc != 0) {
         json_decref(res);
@@ -393,15 +394,12 @@ static int train_write_model(train_run *run, char *err, size_t errlen)
     return run->m ? 0 : -1;
 }
 
-/* BEGIN / COMMIT on the job's own connection. 0, or -1 + err. */
-static int train_tx(train_run *run, const char *what, char *err, size_t errlen)
+/* sql_tx_begin / sql_tx_commit on the job's own connection. 0, or -1 + err. */
+static int train_tx(train_run *run, const db_stmt *st, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(run->pg, what);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        snprintf(err, errlen, "database: %s: %s", what, PQerrorMessage(run->pg));
+    PGresult *r = db_query(run->pg, st, NULL, err, errlen);
     PQclear(r);
-    return ok ? 0 : -1;
+    return r ? 0 : -1;
 }
 
 /* The model file becomes a blob and gets its (immutable) row and model_datasets rows, in one
@@ -421,7 +419,7 @@ static int train_register(train_run *run, char *err, size_t errlen)
     snprintf(size, sizeof size, "%lld", bytes);
     cfgs = train_config_to_json(&run->p.config), metas = json_dumps(meta, JSON_COMPACT);
     job_test_hold(run->j, "train:saved");
-    if (train_tx(run, "BEGIN", err, errlen) < 0)
+    if (train_tx(run, &sql_tx_begin, err, errlen) < 0)
         goto done; /* an unfinished transaction rolls back when the connection closes */
     const char *mv[8] = {train_method_name(run->p.config.method), prep_modality_name(run->p.target_modality),
                          cfgs, metas, sha, rel, size, run->jid};
@@ -440,7 +438,7 @@ static int train_register(train_run *run, char *err, size_t errlen)
             goto done;
         PQclear(r);
     }
-    if (train_tx(run, "COMMIT", err, errlen) < 0)
+    if (train_tx(run, &sql_tx_commit, err, errlen) < 0)
         goto done;
     unlink(run->ckpt);
     rmdir(run->jdir);

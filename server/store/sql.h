@@ -8,8 +8,10 @@
 
 #include "db.h"
 
-/* no table (sql_ops.c) */
+/* no table (sql_ops.c): the readiness probe, transactions on a direct connection */
 extern const db_stmt sql_ops_ping;
+extern const db_stmt sql_tx_begin;
+extern const db_stmt sql_tx_commit;
 
 /* datasets (sql_datasets.c) */
 extern const db_stmt sql_datasets_insert;
