@@ -13,6 +13,7 @@
 #include "engine_pool.h"
 #include "api_ui.h"
 #include "api_util.h"
+#include "sql.h"
 #include "handlers.h"
 #include "svc.h"
 
@@ -38,8 +39,6 @@ int api_unc_store(http_req *r, const seg_task *t, char sha[65], char rel[256], j
     return 0;
 }
 
-static const db_stmt st_unc = {
-    "unc_path", "SELECT uncertainty_path, mask_path FROM inferences WHERE id = $1::bigint", 1};
 
 void h_inference_uncertainty(http_req *r)
 {
@@ -48,7 +47,7 @@ void h_inference_uncertainty(http_req *r)
     if (api_id(r, "inference", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_unc, v, NULL);
+    PGresult *res = api_exec(r, &sql_inferences_uncertainty_path, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0) {

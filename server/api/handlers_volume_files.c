@@ -4,11 +4,10 @@
 
 #include "api_ui.h"
 #include "api_util.h"
+#include "sql.h"
 #include "handlers.h"
 #include "svc.h"
 
-static const db_stmt st_vol_files = {
-    "volfiles_get", "SELECT path, label_path FROM volumes WHERE id = $1::bigint", 1};
 
 /* Answers column col (0 image, 1 label) of volume {id}. */
 static void reply_volume_file(http_req *r, int col)
@@ -18,7 +17,7 @@ static void reply_volume_file(http_req *r, int col)
     if (api_id(r, "volume", &id, ids) < 0)
         return;
     const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &st_vol_files, v, NULL);
+    PGresult *res = api_exec(r, &sql_volumes_files, v, NULL);
     if (!res)
         return;
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, col)) {

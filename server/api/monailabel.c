@@ -17,36 +17,13 @@
 #include "engine_pool.h"
 #include "handlers.h"
 #include "api_util.h"
+#include "sql.h"
 #include "http_multipart.h"
 #include "svc.h"
 #include "upload.h"
 #include "version.h"
 
-/* a model's name as the API shows it: its name, else model-<id> */
-#define ML_MODEL_NAME "coalesce(m.name, 'model-' || m.id)"
 
-static const db_stmt st_models = {
-    "ml_models",
-    "SELECT " ML_MODEL_NAME ", m.id, m.method, coalesce(m.modality, ''), m.is_default "
-    "FROM models m ORDER BY m.is_default DESC, m.id",
-    0};
-static const db_stmt st_model = {
-    "ml_model",
-    "SELECT m.id, m.weights_path, " ML_MODEL_NAME " FROM models m WHERE " ML_MODEL_NAME " = $1 "
-    "OR m.id::text = $1 ORDER BY (" ML_MODEL_NAME " = $1) DESC LIMIT 1",
-    1};
-static const db_stmt st_count = {"ml_count", "SELECT count(*) FROM slicer_images", 0};
-static const db_stmt st_image_put = {
-    "ml_image_put",
-    "INSERT INTO slicer_images (name, sha256, path, size, ext, filename, client_id) VALUES ($1, $2, "
-    "$3, $4::bigint, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, path = "
-    "EXCLUDED.path, size = EXCLUDED.size, ext = EXCLUDED.ext, filename = EXCLUDED.filename, "
-    "client_id = EXCLUDED.client_id, updated_at = now()",
-    7};
-static const db_stmt st_image_get = {"ml_image_get", "SELECT path FROM slicer_images WHERE name = $1", 1};
-static const db_stmt st_token = {
-    "ml_token",
-    "SELECT 1 FROM api_tokens WHERE name = $1 AND token_sha256 = $2 AND revoked_at IS NULL", 2};
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers */
@@ -149,7 +126,7 @@ void ml_auth_token(http_req *r)
     }
     auth_hash_token(pass, hex);
     const char *v[2] = {user, hex};
-    PGresult *res = api_exec(r, &st_token, v, NULL);
+    PGresult *res = api_exec(r, &sql_api_tokens_by_name, v, NULL);
     if (!res)
         return;
     int ok = PQntuples(res) == 1;
@@ -183,7 +160,7 @@ static json_t *info_model(PGresult *res, int i)
 
 void ml_info(http_req *r)
 {
-    PGresult *res = api_exec(r, &st_models, NULL, NULL);
+    PGresult *res = api_exec(r, &sql_models_named, NULL, NULL);
     if (!res)
         return;
     json_t *models = json_object(), *labels = json_array();
@@ -192,7 +169,7 @@ void ml_info(http_req *r)
     PQclear(res);
     for (int c = 1; c < VOL_NCLASSES; c++)
         json_array_append_new(labels, json_string(vol_class_names[c]));
-    if (!(res = api_exec(r, &st_count, NULL, NULL))) {
+    if (!(res = api_exec(r, &sql_slicer_images_count, NULL, NULL))) {
         json_decref(models), json_decref(labels);
         return;
     }
@@ -261,7 +238,7 @@ void ml_datastore_put(http_req *r)
     snprintf(size, sizeof size, "%lld", f->size);
     const char *v[7] = {image, f->sha256, rel, size, gz ? ".nii.gz" : ".nii", f->filename,
                         *client ? client : NULL};
-    PGresult *res = api_exec(r, &st_image_put, v, NULL);
+    PGresult *res = api_exec(r, &sql_slicer_images_put, v, NULL);
     if (!res)
         return;
     PQclear(res);
@@ -326,13 +303,13 @@ static int infer_inputs(http_req *r, const char *image, seg_task *t, char *model
     char name[HTTP_PARAM_MAX], err[512];
     snprintf(name, sizeof name, "%s", r->params[0]);
     const char *v[1] = {name};
-    PGresult *res = api_exec(r, &st_model, v, NULL);
+    PGresult *res = api_exec(r, &sql_models_by_name, v, NULL);
     if (res && PQntuples(res) == 0 && strchr(name, '+')) {
         /* the module writes spaces as '+' (quote_plus) and paths are not form-decoded */
         PQclear(res);
         for (char *p = name; *p; p++)
             *p = *p == '+' ? ' ' : *p;
-        res = api_exec(r, &st_model, v, NULL);
+        res = api_exec(r, &sql_models_by_name, v, NULL);
     }
     if (!res)
         return -1;
@@ -346,7 +323,7 @@ static int infer_inputs(http_req *r, const char *image, seg_task *t, char *model
     snprintf(model, modellen, "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     const char *iv[1] = {image};
-    if (!(res = api_exec(r, &st_image_get, iv, NULL)))
+    if (!(res = api_exec(r, &sql_slicer_images_get, iv, NULL)))
         return -1;
     if (PQntuples(res) == 0) {
         PQclear(res);

@@ -27,6 +27,7 @@ extern const db_stmt sql_datasets_labelled_count;
 extern const db_stmt sql_volumes_insert;
 extern const db_stmt sql_volumes_labelled_by_ids;
 extern const db_stmt sql_volumes_labelled_of_dataset;
+extern const db_stmt sql_volumes_files;
 
 /* models (sql_models.c) */
 extern const db_stmt sql_models_list;
@@ -43,6 +44,8 @@ extern const db_stmt sql_models_of_job;
 extern const db_stmt sql_models_insert_trained;
 extern const db_stmt sql_models_count;
 extern const db_stmt sql_models_insert_default;
+extern const db_stmt sql_models_named;
+extern const db_stmt sql_models_by_name;
 
 /* model_datasets (sql_models.c) */
 extern const db_stmt sql_model_datasets_insert;
@@ -50,6 +53,12 @@ extern const db_stmt sql_model_datasets_insert;
 /* inferences (sql_inferences.c) */
 extern const db_stmt sql_inferences_insert;
 extern const db_stmt sql_inferences_mask_path;
+extern const db_stmt sql_inferences_uncertainty_path;
+
+/* slicer_images (sql_slicer_images.c): the MONAI Label datastore */
+extern const db_stmt sql_slicer_images_count;
+extern const db_stmt sql_slicer_images_put;
+extern const db_stmt sql_slicer_images_get;
 
 /* dice_results (sql_dice_results.c) */
 extern const db_stmt sql_dice_results_list;
@@ -81,5 +90,6 @@ extern const db_stmt sql_api_tokens_use;
 extern const db_stmt sql_api_tokens_insert;
 extern const db_stmt sql_api_tokens_revoke;
 extern const db_stmt sql_api_tokens_list;
+extern const db_stmt sql_api_tokens_by_name;
 
 #endif

@@ -21,3 +21,7 @@ const db_stmt sql_api_tokens_list = {
     "api_tokens_list",
     "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id",
     0};
+
+const db_stmt sql_api_tokens_by_name = {
+    "api_tokens_by_name",
+    "SELECT 1 FROM api_tokens WHERE name = $1 AND token_sha256 = $2 AND revoked_at IS NULL", 2};

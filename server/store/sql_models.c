@@ -101,3 +101,18 @@ const db_stmt sql_model_datasets_insert = {
     "INSERT INTO model_datasets (model_id, dataset_id, role) VALUES ($1::bigint, "
     "$2::bigint, $3) ON CONFLICT DO NOTHING",
     3};
+
+/* a model's name as the API shows it: its name, else model-<id> */
+#define ML_MODEL_NAME "coalesce(m.name, 'model-' || m.id)"
+
+const db_stmt sql_models_named = {
+    "models_named",
+    "SELECT " ML_MODEL_NAME ", m.id, m.method, coalesce(m.modality, ''), m.is_default "
+    "FROM models m ORDER BY m.is_default DESC, m.id",
+    0};
+
+const db_stmt sql_models_by_name = {
+    "models_by_name",
+    "SELECT m.id, m.weights_path, " ML_MODEL_NAME " FROM models m WHERE " ML_MODEL_NAME " = $1 "
+    "OR m.id::text = $1 ORDER BY (" ML_MODEL_NAME " = $1) DESC LIMIT 1",
+    1};

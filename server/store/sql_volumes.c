@@ -22,3 +22,6 @@ const db_stmt sql_volumes_labelled_of_dataset = {
     "SELECT id, path, label_path FROM volumes WHERE dataset_id = $1::bigint AND "
     "label_path IS NOT NULL ORDER BY id",
     1};
+
+const db_stmt sql_volumes_files = {
+    "volumes_files", "SELECT path, label_path FROM volumes WHERE id = $1::bigint", 1};
