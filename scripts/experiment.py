@@ -4,9 +4,9 @@
 usage: scripts/experiment.py [CONFIG.json] [--bin build/mkdseg] [--only-report | --from-results RESULTS.json]
 
 Runs `mkdseg train` and `mkdseg eval` for every direction, fold, seed and method of the config
-(experiments/cpu.json by default), in parallel, skipping runs whose results exist and
-evaluating, without training again, runs whose training had finished (so an interrupted
-experiment continues), then writes docs/results.json and docs/results.md. --from-results writes only
+(experiments/cpu.json by default), in parallel, skipping runs whose results exist,
+evaluating, without training again, runs whose training had finished and resuming unfinished
+trainings from their checkpoints (so an interrupted experiment continues), then writes docs/results.json and docs/results.md. --from-results writes only
 results.md again, from the runs of an existing results.json.
 Only the standard library: it runs with Debian's /usr/bin/python3 or any python3.
 """
@@ -183,8 +183,13 @@ def train(run, cfg, binary, model, log_path):
         sc = score_set(cfg)
         cmd += ["--score-every", str(cfg["score_every"]), "--score-images", ",".join(p[0] for p in sc),
                 "--score-labels", ",".join(p[1] for p in sc), "--score-oracle", ",".join(p[2] for p in sc)]
+    # an interrupted training continues from its checkpoint (bit-for-bit on the CPU with the same
+    # threads; the checkpoint keeps the translation scores taken so far)
+    resume = os.path.exists(model + ".ckpt")
+    if resume:
+        cmd += ["--resume"]
     t0 = time.time()
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if resume else "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     return time.time() - t0
 
