@@ -235,7 +235,7 @@ def t975(df):
 def run_value(r, key, which="eval"):
     """Dice of run r for a table key ("mkd@oracle/syn", "joint"), from its test ("eval") or validation ("val") volumes."""
     method, _, member = key.partition("/")
-    if r["method"] != method or which not in r:
+    if r["method"] != method or which not in r or (member or "ensemble") not in r[which]:
         return None
     return r[which][member or "ensemble"]["dice"]
 
