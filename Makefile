@@ -1,6 +1,6 @@
 # mkdseg build. `make` builds build/mkdseg; see `make help`.
-# Source lists are wildcards: a new engine/**/*.c, server/*.c or tests/unit/*.c file is built
-# without editing this file. Module-specific targets live in mk/*.mk.
+# Source lists are wildcards: a new engine/**/*.c, server/<room>/*.c or tests/unit/*.c file is
+# built without editing this file. Module-specific targets live in mk/*.mk.
 
 SHELL      := /bin/bash
 BUILD      ?= build
@@ -12,9 +12,14 @@ SANITIZE   ?= 0
 OPT        ?= -O2
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
+# server/ is one folder per layer (docs/architecture.md); headers are found by bare name, and
+# scripts/check-layers.sh keeps includes pointing down the layers
+SERVER_ROOMS := core store http jobs api cli
+SERVER_INC   := $(addprefix -Iserver/,$(SERVER_ROOMS))
+
 PKGS       := libmicrohttpd jansson libpq libcurl
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -march=x86-64-v3 -fopenmp \
-              -Iengine/include -Iserver -I$(BUILD)/gen
+              -Iengine/include $(SERVER_INC) -I$(BUILD)/gen
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -lm -lpthread -fopenmp
@@ -40,7 +45,7 @@ else
 endif
 
 ENGINE_SRC := $(shell find engine -name '*.c' | sort)
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/cli/main.c,$(foreach r,$(SERVER_ROOMS),$(wildcard server/$(r)/*.c)))
 ENGINE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC))
 SERVER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SERVER_SRC))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
@@ -95,7 +100,7 @@ $(SERVER_A): $(SERVER_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(MKDSEG): $(BUILD)/obj/server/main.o $(SERVER_A) $(ENGINE_A)
+$(MKDSEG): $(BUILD)/obj/server/cli/main.o $(SERVER_A) $(ENGINE_A)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 # ---- tests -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ $(SQL_EMBED_C): $(SQL_FILES) mk/server.mk
 	   i=0; for f in $(SQL_FILES); do echo "    {\"$$(basename $$f)\", mkd_sql_$$i},"; i=$$((i+1)); done; \
 	   echo '    {0, 0},'; echo '};'; } > $@.tmp && mv $@.tmp $@
 
-$(SQL_EMBED_O): $(SQL_EMBED_C) $(SQL_FILES) server/db_migrate.h
+$(SQL_EMBED_O): $(SQL_EMBED_C) $(SQL_FILES) server/store/db_migrate.h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(SERVER_A): $(SQL_EMBED_O)

@@ -2,9 +2,8 @@
 #
 # Error messages of these files are built with snprintf into fixed buffers and may be cut
 # short on purpose (a path in a message); gcc's -Wformat-truncation would flag each one.
-SVC_SRC := server/svc.c server/upload.c server/engine_pool.c $(wildcard server/handlers_segment.c \
-           server/handlers_models.c server/handlers_jobs.c server/handlers_volumes.c \
-           server/job_train.c server/cmd_dice_check.c server/cmd_token.c tests/http/test_http_svc.c)
+SVC_SRC := server/store/svc.c server/http/upload.c server/jobs/engine_pool.c $(wildcard server/api/handlers_*.c) \
+           server/jobs/job_train.c server/cli/cmd_dice_check.c server/cli/cmd_token.c tests/http/test_http_svc.c
 $(patsubst %.c,$(BUILD)/obj/%.o,$(SVC_SRC)): CFLAGS += -Wno-format-truncation
 
 # `make default-model`: the small model /segment serves out of the box (models/default.safetensors,

@@ -12,6 +12,8 @@ export MKDSEG_TEST_TMP=$(mktemp -d /tmp/mkdseg-test.XXXXXX)
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lib/lsan.supp:print_suppressions=0}
 trap 'rm -rf "$MKDSEG_TEST_TMP"' EXIT
 rc=0
+echo "== layers: server/ includes point down (scripts/check-layers.sh)"
+scripts/check-layers.sh || rc=1
 echo "== unit tests"
 "$BUILD/tests/unit" --jobs=${MKDSEG_TEST_JOBS:-2} ${CRITERION_ARGS:-} || rc=1
 echo "== HTTP tests (real server, real PostgreSQL, libcurl)"

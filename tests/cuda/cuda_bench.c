@@ -3,7 +3,7 @@
  *   build/tests/cuda-bench --workload NAME [--device cuda|cpu] [--warmup W] [--reps R]
  *   build/tests/cuda-bench --list
  *
- * The workloads of `mkdseg bench` (server/cmd_bench.c, tests/bench/torch_bench.py: same
+ * The workloads of `mkdseg bench` (server/cli/cmd_bench.c, tests/bench/torch_bench.py: same
  * networks, sizes and steps) plus mkd_iter_b8: one full `mkd` training iteration (six
  * networks, paper size, batch 8 at 256x256) through the trainer (its host work included:
  * sampling, augmentation, uploads, image pools), and seg_infer_512_b8 (8 CT

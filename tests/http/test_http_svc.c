@@ -780,58 +780,189 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     stop();
 }
 
-/* ---- a killed server's training job resumes from its checkpoint elsewhere ------------------ */
+/* ---- a killed server's job resumes elsewhere, whatever stage it died at ------------------ */
 
-Test(svc, killed_worker_training_resumes_from_checkpoint, .timeout = 200)
+/* Waits until job jid reports {"stage":"hold"} (MKDSEG_TEST_HOLD reached); the outer limit
+ * only catches a hang. */
+static void wait_hold(long long jid, const char *point)
 {
-    char data[600];
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", jid);
+    for (int i = 0; i < 3000; i++) {
+        json_t *j = get_json(path);
+        json_t *pr = json_object_get(j, "progress");
+        const char *st = json_string_value(json_object_get(pr, "stage"));
+        const char *at = json_string_value(json_object_get(pr, "at"));
+        int held = st && at && !strcmp(st, "hold") && !strcmp(at, point);
+        const char *state = json_string_value(json_object_get(j, "state"));
+        cr_assert(state && (!strcmp(state, "queued") || !strcmp(state, "running")),
+                  "job %lld reached '%s' before its hold point %s", jid, state ? state : "?", point);
+        json_decref(j);
+        if (held)
+            return;
+        usleep(100000);
+    }
+    cr_assert_fail("job %lld never reached its hold point %s", jid, point);
+}
+
+/* Starts a server on a fresh database that holds its jobs at `hold` (NULL: none). url and data
+ * are kept for a second server on the same database and blob store. */
+static void start_shared(const char *hold, char *url, size_t urllen, char *data, size_t datalen)
+{
     const char *tmp = getenv("MKDSEG_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof data, "%s/data", dir); /* shared by both servers (one blob store) */
-    pg = tdb_create(dbname);
-    char url[1024];
-    tdb_url(dbname, url);
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        cr_assert(mkdtemp(dir));
+        pg = tdb_create(dbname);
+    }
+    snprintf(data, datalen, "%s/data", dir);
+    char u[1024];
+    tdb_url(dbname, u);
+    snprintf(url, urllen, "%s", u);
     setenv("MKDSEG_THREADS", "1", 1);
+    if (hold)
+        setenv("MKDSEG_TEST_HOLD", hold, 1);
+    else
+        unsetenv("MKDSEG_TEST_HOLD");
     const char *args[] = {"--data-dir", data, "--job-lease", "3", "--job-poll", "1", "--default-model", "", NULL};
     cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    unsetenv("MKDSEG_TEST_HOLD");
+}
+
+/* Kills the server with SIGKILL while its job is held at `hold`, starts another one on the
+ * same database and blob store, and waits for the job to finish there. Returns the job. */
+static json_t *kill_and_take_over(long long jid, const char *hold, char *url, size_t urllen, char *data, size_t datalen)
+{
+    wait_hold(jid, hold);
+    kill(srv.pid, SIGKILL);
+    cr_assert_eq(tsrv_stop(&srv), 137);
+    start_shared(NULL, url, urllen, data, datalen);
+    json_t *j = wait_job(jid, NULL, 300);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2, "%s", json_dumps(j, 0));
+    return j;
+}
+
+static char *job_sql(const char *sql, long long jid)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", jid);
+    return tdb_valuep(pg, sql, 1, ids);
+}
+
+/* A training job of `iters` iterations (checkpoint every 10) with two validation volumes,
+ * killed at `hold`; the retry must finish it with exactly one model row and one validation
+ * run, resuming from iteration `resume` (-1: no training left to resume). */
+static void kill_training_at(const char *hold, int iters, int resume)
+{
+    char url[1024], data[600];
+    start_shared(hold, url, sizeof url, data, sizeof data);
     phantom("c1", "ct", 61);
+    phantom("c2", "ct", 62);
+    phantom("c3", "ct", 63);
     long long d = create_dataset("ct", "ct");
     add_volume(d, "c1");
+    long long v2 = add_volume(d, "c2"), v3 = add_volume(d, "c3");
     char body[512];
     snprintf(body, sizeof body,
-             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":150,\"checkpoint_every\":10,%s}}", d,
-             tiny_cfg);
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"validation\":[%lld,%lld],"
+             "\"config\":{\"iters\":%d,\"checkpoint_every\":10,%s}}", d, v2, v3, iters, tiny_cfg);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
-    char path[64];
-    snprintf(path, sizeof path, "/jobs/%lld", jid);
-    int it = 0;
-    for (int i = 0; i < 900 && it < 25; i++) {
-        json_t *j = get_json(path);
-        it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
-        json_decref(j);
-        usleep(100000);
-    }
-    cr_assert_geq(it, 25, "training did not progress");
-    kill(srv.pid, SIGKILL);
-    cr_assert_eq(tsrv_stop(&srv), 137);
-    /* another server on the same database and blob store takes the job over after its lease */
-    cr_assert_eq(tsrv_start(&srv, url, args), 0);
-    json_t *j = wait_job(jid, NULL, 150);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
-    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
-    cr_assert_gt(json_integer_value(json_object_get(j, "model_id")), 0);
+    json_t *j = kill_and_take_over(jid, hold, url, sizeof url, data, sizeof data);
+    long long mid = (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
+    cr_assert_gt(mid, 0, "%s", json_dumps(j, 0));
+    cr_assert(json_is_number(json_object_get(json_object_get(j, "result"), "mean_dice")), "validated: %s", json_dumps(j, 0));
     json_decref(j);
-    char ids[24];
-    snprintf(ids, sizeof ids, "%lld", jid);
-    char *resumed = tdb_valuep(pg, "SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
-                                   "data->>'stage' = 'resume'", 1, ids);
-    cr_assert(resumed, "no resume event");
-    cr_assert_geq(atoi(resumed), 10, "resumed from the checkpoint, not from scratch (%s)", resumed);
+    char *n = job_sql("SELECT count(*) FROM models WHERE job_id = $1::bigint", jid);
+    cr_assert_str_eq(n, "1", "exactly one model row");
+    free(n);
+    n = job_sql("SELECT count(*) FROM model_datasets d JOIN models m ON m.id = d.model_id WHERE m.job_id = $1::bigint", jid);
+    cr_assert_str_eq(n, "2", "the model's target and validation links");
+    free(n);
+    /* one validation run: 2 volumes x 7 structures + 7 means, none twice */
+    n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint", jid);
+    cr_assert_str_eq(n, "21");
+    free(n);
+    char *resumed = job_sql("SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
+                            "data->>'stage' = 'resume'", jid);
+    if (resume < 0) {
+        cr_assert(!resumed || !*resumed, "nothing left to train, yet it resumed at %s", resumed);
+    } else {
+        cr_assert(resumed && *resumed, "no resume event");
+        cr_assert_eq(atoi(resumed), resume, "resumed from iteration %s, not from the checkpoint at %d", resumed, resume);
+    }
     free(resumed);
+    /* the job's checkpoint folder is gone once the model is committed */
+    char jd[800];
+    snprintf(jd, sizeof jd, "%s/jobs/%lld", data, jid);
+    struct stat sb;
+    cr_assert_neq(stat(jd, &sb), 0, "%s is left behind", jd);
+    stop();
+}
+
+Test(svc, killed_in_training_resumes_from_checkpoint, .timeout = 400)
+{
+    kill_training_at("train:30", 40, 30);
+}
+
+Test(svc, killed_after_training_resumes_at_the_end, .timeout = 400)
+{
+    kill_training_at("train:saved", 20, 20);
+}
+
+Test(svc, killed_after_commit_keeps_one_model, .timeout = 400)
+{
+    kill_training_at("train:committed", 20, -1);
+}
+
+Test(svc, killed_in_validation_keeps_one_model, .timeout = 400)
+{
+    kill_training_at("evaluate:1", 20, -1);
+}
+
+Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
+{
+    char url[1024], data[600];
+    start_shared(NULL, url, sizeof url, data, sizeof data);
+    phantom("c1", "ct", 71);
+    phantom("c2", "ct", 72);
+    long long d = create_dataset("ct", "ct");
+    add_volume(d, "c1");
+    add_volume(d, "c2");
+    char body[512];
+    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d, tiny_cfg);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long tj = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    json_t *j = wait_job(tj, NULL, 300);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    long long mid = (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
+    json_decref(j);
+    /* restart holding evaluations after their first volume */
+    cr_assert_eq(tsrv_stop(&srv), 0);
+    start_shared("evaluate:1", url, sizeof url, data, sizeof data);
+    char ep[64], eb[64];
+    snprintf(ep, sizeof ep, "/models/%lld/evaluate", mid);
+    snprintf(eb, sizeof eb, "{\"dataset\":%lld}", d);
+    cr_assert_eq(thttp(&srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    long long ej = (long long)json_integer_value(json_object_get(r.json, "id"));
+    tresp_free(&r);
+    j = kill_and_take_over(ej, "evaluate:1", url, sizeof url, data, sizeof data);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "volumes")), 2);
+    json_decref(j);
+    char *n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint", ej);
+    cr_assert_str_eq(n, "21", "2 volumes x 7 structures + 7 means, the first attempt's rows replaced");
+    free(n);
+    n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint AND volume_id IS NOT NULL "
+                "GROUP BY volume_id, structure HAVING count(*) > 1", ej);
+    cr_assert(!n || !*n, "a volume scored twice");
+    free(n);
     stop();
 }

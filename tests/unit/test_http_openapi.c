@@ -1,4 +1,4 @@
-/* test_http_openapi.c: api/openapi.yaml and the routing table (server/routes.c) agree:
+/* test_http_openapi.c: api/openapi.yaml and the routing table (server/api/routes.c) agree:
  * every route is in the spec (and not marked planned), and every operation of the spec not
  * marked `x-mkdseg-status: planned` is a route. Also: every $ref resolves.
  * The YAML is read simply: under `paths:`, a path at indent 2 ("  /x:"), a method at indent 4
@@ -120,7 +120,7 @@ Test(http_openapi, every_built_operation_is_a_route)
         int found = 0;
         for (int r = 0; r < http_nroutes; r++)
             found |= !strcmp(ops[i].method, http_routes[r].method) && !strcmp(ops[i].path, http_routes[r].pattern);
-        cr_assert(found, "%s %s is in the spec (not planned) but not in server/routes.c", ops[i].method,
+        cr_assert(found, "%s %s is in the spec (not planned) but not in server/api/routes.c", ops[i].method,
                   ops[i].path);
     }
 }

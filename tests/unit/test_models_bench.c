@@ -1,4 +1,4 @@
-/* test_models_bench.c: `mkdseg bench`, the C side of `make bench` (server/cmd_bench.c).
+/* test_models_bench.c: `mkdseg bench`, the C side of `make bench` (server/cli/cmd_bench.c).
  * Runs the built binary ($MKDSEG_TEST_BIN, else build/mkdseg): the workload list matches the
  * PyTorch peer's (tests/bench/torch_bench.py), usage errors exit 2, and --peak reports a
  * plausible FMA rate. The workloads themselves are paper-size and belong to `make bench`. */

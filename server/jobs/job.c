@@ -57,6 +57,17 @@ void job_set_result(job_ctx *j, json_t *result)
     j->result = result;
 }
 
+void job_test_hold(job_ctx *j, const char *point)
+{
+    const char *h = getenv("MKDSEG_TEST_HOLD");
+    if (!h || strcmp(h, point))
+        return;
+    job_progress(j, json_pack("{s:s,s:s}", "stage", "hold", "at", point));
+    log_json(LOG_WARN, NULL, "job held by MKDSEG_TEST_HOLD", json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "at", point));
+    for (;;)
+        pause();
+}
+
 int job_should_stop(const job_ctx *j)
 {
     return atomic_load(&j->w->group->stopping) || atomic_load(&j->w->cancel) ||

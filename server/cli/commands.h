@@ -1,5 +1,5 @@
 /* commands.h: the subcommands of the single `mkdseg` binary.
- * Each command lives in server/cmd_<name>.c and has the signature
+ * Each command lives in server/cli/cmd_<name>.c and has the signature
  *     int cmd_<name>(int argc, char **argv);
  * argv[0] is the command name; the return value is the process exit status.
  * Every command prints its usage for `--help` and exits 0, and returns 2 on a usage error. */
@@ -26,7 +26,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_dice_check(int argc, char **argv);
 
-/* The static command table (server/main.c), NULL-terminated. */
+/* The static command table (server/cli/main.c), NULL-terminated. */
 extern const cmd_entry mkdseg_commands[];
 
 #endif

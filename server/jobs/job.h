@@ -51,6 +51,11 @@ int job_progress(job_ctx *j, json_t *progress);
 int job_should_stop(const job_ctx *j);
 /* Sets the result stored on success (stolen). */
 void job_set_result(job_ctx *j, json_t *result);
+/* Test hook for fault tests: when the environment variable MKDSEG_TEST_HOLD equals `point`
+ * (e.g. "train:30", "train:saved"), stores a progress event {"stage":"hold","at":point} and
+ * then blocks this worker thread for good, so that a test can kill the process at exactly that
+ * point instead of at a time it hopes for. Without the variable it returns at once. */
+void job_test_hold(job_ctx *j, const char *point);
 
 /* ---- for producers ---- */
 /* Inserts a queued job and notifies workers. *id receives its id. 0 / -1 + err. */

@@ -153,6 +153,9 @@ static int evaluate(job_ctx *j, PGconn *pg, const infer_model *m, const char *mo
         ok = 1;
         done++;
         job_progress(j, json_pack("{s:s,s:i,s:i}", "stage", "evaluate", "volume", done, "volumes", L->n));
+        char point[32];
+        snprintf(point, sizeof point, "evaluate:%d", done);
+        job_test_hold(j, point);
     vdone:
         unlink(im);
         if (*lb)
@@ -193,6 +196,9 @@ typedef struct {
 static int on_progress(const train_progress *p, void *user)
 {
     prog_state *ps = user;
+    char point[32];
+    snprintf(point, sizeof point, "train:%d", p->iter);
+    job_test_hold(ps->j, point);
     double t = now_s();
     if (t - ps->last >= 0.5 || p->iter == p->total || p->iter == 1) {
         ps->last = t;
@@ -220,6 +226,49 @@ static void mkdir_p2(const char *a, const char *b)
 {
     mkdir(a, 0755);
     mkdir(b, 0755);
+}
+
+/* A model row committed by an earlier attempt that died before its job finished: evaluates
+ * that model on the validation volumes again (the earlier attempt's rows replaced) and reports
+ * it, so a retry never trains a second model. */
+static job_status recover_model(job_ctx *j, PGconn *pg, const char *mid, const char *tds, vol_list *vv,
+                                char *err, size_t errlen)
+{
+    json_t *res = json_pack("{s:I,s:b}", "model_id", (json_int_t)atoll(mid), "recovered", 1);
+    char jid[24];
+    snprintf(jid, sizeof jid, "%lld", job_id(j));
+    const char *vj[1] = {jid}, *vm[1] = {mid};
+    if (load_vols(pg, json_object_get(job_params(j), "validation_volumes"), NULL, vv, err, errlen) < 0)
+        goto fail;
+    if (vv->n) {
+        PGresult *r = svc_q(pg, "DELETE FROM dice_results WHERE job_id = $1::bigint", 1, vj, err, errlen);
+        if (!r)
+            goto fail;
+        PQclear(r);
+        if (!(r = svc_q(pg, "SELECT weights_path FROM models WHERE id = $1::bigint", 1, vm, err, errlen)))
+            goto fail;
+        char path[1400];
+        svc_abs(svc_config()->data_dir, PQgetvalue(r, 0, 0), path, sizeof path);
+        PQclear(r);
+        infer_model *m = infer_model_load(path, svc_backend(), err, errlen);
+        if (!m)
+            goto fail;
+        double mean = 0;
+        int erc = evaluate(j, pg, m, mid, tds, vv, &mean, err, errlen);
+        infer_model_free(m);
+        if (erc < 0)
+            goto fail;
+        if (erc == 1) {
+            json_decref(res);
+            return JOB_STOPPED;
+        }
+        json_object_set_new(res, "mean_dice", json_real(mean));
+    }
+    job_set_result(j, res);
+    return JOB_DONE;
+fail:
+    json_decref(res);
+    return JOB_FAILED;
 }
 
 job_status job_train(job_ctx *j, char *err, size_t errlen)
@@ -256,9 +305,10 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     if (!r)
         goto done;
     if (PQntuples(r) > 0) {
-        job_set_result(j, json_pack("{s:I,s:b}", "model_id", (json_int_t)atoll(PQgetvalue(r, 0, 0)), "recovered", 1));
+        st = recover_model(j, pg, PQgetvalue(r, 0, 0), tds, vv, err, errlen);
         PQclear(r);
-        st = JOB_DONE;
+        unlink(ckpt); /* left over when the attempt died between the commit and the unlink */
+        rmdir(jdir);
         goto done;
     }
     PQclear(r);
@@ -341,6 +391,14 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
     snprintf(size, sizeof size, "%lld", bytes);
     char *cfgs = train_config_to_json(&c), *metas = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
+    job_test_hold(j, "train:saved");
+    /* the model row and its dataset links commit together: a retry either finds both (and
+     * only evaluates) or neither (and resumes from the final checkpoint, kept until here) */
+    if (!(r = svc_q(pg, "BEGIN", 0, NULL, err, errlen))) {
+        free(cfgs), free(metas);
+        goto done;
+    }
+    PQclear(r);
     const char *mv[8] = {train_method_name(c.method), tmod == PREP_CT ? "ct" : "mr", cfgs, metas, sha, rel, size, jid};
     r = svc_q(pg, "INSERT INTO models (method, modality, config, metadata, weights_sha256, weights_path, "
                   "weights_size, job_id) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7::bigint, $8::bigint) "
@@ -363,9 +421,15 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
         r = svc_q(pg, "INSERT INTO model_datasets (model_id, dataset_id, role) VALUES ($1::bigint, "
                       "$2::bigint, $3) ON CONFLICT DO NOTHING", 3, v3, err, errlen);
         if (!r)
-            goto done;
+            goto done; /* the connection closes unfinished: PostgreSQL rolls the transaction back */
         PQclear(r);
     }
+    if (!(r = svc_q(pg, "COMMIT", 0, NULL, err, errlen)))
+        goto done;
+    PQclear(r);
+    unlink(ckpt); /* the model row is committed: the checkpoint is no longer needed */
+    rmdir(jdir);
+    job_test_hold(j, "train:committed");
     json_t *res = json_pack("{s:I,s:i}", "model_id", (json_int_t)atoll(mid), "iterations", trainer_iter(t));
     if (vv->n) {
         double mean = 0;
@@ -378,9 +442,6 @@ job_status job_train(job_ctx *j, char *err, size_t errlen)
             json_object_set_new(res, "mean_dice", json_real(mean));
     }
     job_set_result(j, res);
-    /* the checkpoint is no longer needed */
-    unlink(ckpt);
-    rmdir(jdir);
     st = JOB_DONE;
 done:
     infer_model_free(m);

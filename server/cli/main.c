@@ -1,5 +1,5 @@
 /* main.c: `mkdseg CMD [options]` dispatch. One binary for the service, the workers and the
- * command-line tools; see server/commands.h for the contract of each command. */
+ * command-line tools; see commands.h for the contract of each command. */
 #include <stdio.h>
 #include <string.h>
 
