@@ -159,13 +159,24 @@ static int train_body_config(http_req *r, train_config *c)
             if (*q == '_')
                 *q = '-';
         if (!ms || train_method_parse(norm, &c->method) < 0) {
-            http_error(r, 422, "invalid_field", "method",
-                       "method must be one of mkd, baseline, joint, finetune, mkd-no-iam, mkd-no-kd-s2r, mkd-no-kd-r2s");
+            char names[256];
+            size_t off = 0;
+            for (int i = 0; i < TM_COUNT && off < sizeof names; i++)
+                off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
+                                        train_method_name((train_method)i));
+            http_error(r, 422, "invalid_field", "method", "method must be one of %s", names);
             return -1;
         }
     }
     if (train_config_validate(c, err, sizeof err) < 0) {
         http_error(r, 422, "invalid_field", "config", "config: %s", err);
+        return -1;
+    }
+    if (c->iam == TI_ORACLE) { /* the paired renderings exist only for phantom data, on the CLI */
+        http_error(r, 422, "invalid_field", "config.iam",
+                   "iam 'oracle' is a research setting for phantom data: it needs the assistant "
+                   "volumes' paired renderings (mkdseg phantom --paired-ct, mkdseg train "
+                   "--assistant-oracle), which a dataset does not hold");
         return -1;
     }
     return 0;

@@ -687,8 +687,10 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     /* bad requests */
     const char *bad[] = {"{\"target_dataset\":1,\"method\":\"magic\"}", "{\"target_dataset\":1,\"config\":{\"nope\":1}}",
                          "{\"target_dataset\":1,\"config\":{\"size\":30}}", "{\"method\":\"baseline\"}",
-                         "{\"target_dataset\":1,\"method\":\"mkd\"}", NULL};
-    const long want[] = {422, 422, 422, 400, 422};
+                         "{\"target_dataset\":1,\"method\":\"mkd\"}",
+                         "{\"target_dataset\":1,\"method\":\"joint-dsbn\",\"config\":{\"iam\":\"oracle\"}}", NULL};
+    const long want[] = {422, 422, 422, 400, 422, 422};
+    const char *want_field[] = {"method", "config", "config", "target_dataset", NULL, "config.iam"};
     for (int i = 0; bad[i]; i++) {
         char b[256];
         snprintf(b, sizeof b, "%s", bad[i]);
@@ -696,6 +698,11 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
             snprintf(b, sizeof b, "%.*s%lld%s", (int)(strstr(bad[i], ":1") + 1 - bad[i]), bad[i], d, strstr(bad[i], ":1") + 2);
         cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, b, strlen(b), &r), 0);
         cr_assert_eq(r.status, want[i], "%s -> %ld %s", b, r.status, r.body);
+        if (want_field[i])
+            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "field")), want_field[i],
+                             "%s -> %s", b, r.body);
+        if (i == 0)
+            cr_assert(strstr(r.body, "joint-dsbn"), "the method list names every method: %s", r.body);
         tresp_free(&r);
     }
     /* GET /jobs filters by state */
