@@ -6,14 +6,18 @@
 const mkd_env_info mkd_env_table[MKD_ENV_COUNT] = {
     [MKD_ENV_DEVICE] = {"MKDSEG_DEVICE", "auto",
                         "engine backend: auto (CUDA when a GPU is usable, else CPU), cpu or cuda"},
-    [MKD_ENV_THREADS] = {"MKDSEG_THREADS", "0",
-                         "CPU (OpenMP) threads when a command or setting asks for 0; 0 = all cores"},
+    [MKD_ENV_THREADS] =
+        {"MKDSEG_THREADS", "0",
+         "CPU (OpenMP) threads when a command or setting asks for 0; 0 = all cores"},
     [MKD_ENV_CONV_PATH] = {"MKDSEG_CONV_PATH", "auto",
-                           "CPU convolutions: auto (per shape, the faster of oneDNN and the direct AVX2 kernels, timed once per process), onednn or direct"},
-    [MKD_ENV_CONV_DIRECT] = {"MKDSEG_CONV_DIRECT", "",
-                             "older spelling of MKDSEG_CONV_PATH when that is unset: 0 = onednn, 1 = direct"},
-    [MKD_ENV_NN_PROFILE] = {"MKDSEG_NN_PROFILE", "",
-                            "set (to anything): time every op of a context, printed when it is freed"},
+                           "CPU convolutions: auto (per shape, the faster of oneDNN and the direct "
+                           "AVX2 kernels, timed once per process), onednn or direct"},
+    [MKD_ENV_CONV_DIRECT] =
+        {"MKDSEG_CONV_DIRECT", "",
+         "older spelling of MKDSEG_CONV_PATH when that is unset: 0 = onednn, 1 = direct"},
+    [MKD_ENV_NN_PROFILE] =
+        {"MKDSEG_NN_PROFILE", "",
+         "set (to anything): time every op of a context, printed when it is freed"},
     [MKD_ENV_INFER_TILES] = {"MKDSEG_INFER_TILES", "16",
                              "on a GPU: most tiles inference sends through one network call"},
     [MKD_ENV_CUDA_WORKSPACE_MB] = {"MKDSEG_CUDA_WORKSPACE_MB", "1024",

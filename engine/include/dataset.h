@@ -16,17 +16,17 @@
 #include "vol.h"
 
 typedef struct {
-    prep_norm norm;      /* intensity normalisation (modality and its parameters) */
-    double spacing;      /* in-plane pixel spacing in mm; 0 keeps each volume's own */
-    int size;            /* window side in pixels */
-    int empty_every;     /* keep every n-th slice without any label (0: none) */
+    prep_norm norm;  /* intensity normalisation (modality and its parameters) */
+    double spacing;  /* in-plane pixel spacing in mm; 0 keeps each volume's own */
+    int size;        /* window side in pixels */
+    int empty_every; /* keep every n-th slice without any label (0: none) */
     uint64_t seed;
 } dataset_opts;
 
 /* Appends the slices of one labelled volume (image: as read; cls: class indices on the same
  * grid) to s, growing its arrays (s starts zeroed; s->size is set from opts). 0 or -1. */
-int dataset_add_volume(train_slices *s, const dataset_opts *o, const vol_t *image, const uint8_t *cls,
-                       char *err, size_t errlen);
+int dataset_add_volume(train_slices *s, const dataset_opts *o, const vol_t *image,
+                       const uint8_t *cls, char *err, size_t errlen);
 
 /* Reads image and label files (labels: MM-WHS codes or class indices, checked: unknown values
  * are an error naming them; the grids must match) and appends their slices. */

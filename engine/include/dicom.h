@@ -45,20 +45,20 @@ typedef enum {
 const char *dicom_code_name(dicom_code c);
 
 /* Tolerances of the geometry checks. */
-#define DICOM_SPACING_REL_TOL 0.01   /* each step within 1% of the mean slice step */
-#define DICOM_TILT_TOL 1e-3          /* in-plane drift per mm along the normal (0.057 degrees) */
+#define DICOM_SPACING_REL_TOL 0.01 /* each step within 1% of the mean slice step */
+#define DICOM_TILT_TOL 1e-3        /* in-plane drift per mm along the normal (0.057 degrees) */
 
 /* Limits on archives (a zip bomb or 10^5 empty entries are refused, not unpacked). */
 #define DICOM_ZIP_MAX_ENTRIES 20000
-#define DICOM_ZIP_MAX_RATIO 200.0     /* unpacked / packed bytes, checked past 64 MiB unpacked */
+#define DICOM_ZIP_MAX_RATIO 200.0 /* unpacked / packed bytes, checked past 64 MiB unpacked */
 
 /* What was read besides the volume: enough for `mkdseg info` and for a SEG that references the
  * source. Slices are in volume order (k). */
 typedef struct {
     char sop_instance_uid[65];
     char sop_class_uid[65];
-    int frame;                  /* 1-based frame number in a multi-frame file, else 0 */
-    double ipp[3];              /* ImagePositionPatient (LPS mm) */
+    int frame;     /* 1-based frame number in a multi-frame file, else 0 */
+    double ipp[3]; /* ImagePositionPatient (LPS mm) */
     int instance_number;
 } dicom_slice;
 
@@ -67,16 +67,16 @@ typedef struct {
     char modality[17], sop_class_uid[65], transfer_syntax[65];
     char patient_id[65], series_description[65];
     int rows, cols, nslices;
-    int multiframe;             /* 1 when the slices are frames of one enhanced file */
+    int multiframe; /* 1 when the slices are frames of one enhanced file */
     int bits_allocated, bits_stored, pixel_signed;
-    double iop[6];              /* ImageOrientationPatient: row cosine, column cosine (LPS) */
-    double pixel_spacing[2];    /* row spacing (between rows), column spacing */
-    double slice_step;          /* mean distance between slices along the normal (mm) */
-    double max_step_dev;        /* largest |step - mean| (mm) */
-    double slope, intercept;    /* of the first slice (each slice's own is applied) */
-    int nfiles;                 /* DICOM files read */
-    char slice_order[160];      /* how the files were ordered, for `mkdseg info` */
-    dicom_slice *slices;        /* [nslices], malloc'ed */
+    double iop[6];           /* ImageOrientationPatient: row cosine, column cosine (LPS) */
+    double pixel_spacing[2]; /* row spacing (between rows), column spacing */
+    double slice_step;       /* mean distance between slices along the normal (mm) */
+    double max_step_dev;     /* largest |step - mean| (mm) */
+    double slope, intercept; /* of the first slice (each slice's own is applied) */
+    int nfiles;              /* DICOM files read */
+    char slice_order[160];   /* how the files were ordered, for `mkdseg info` */
+    dicom_slice *slices;     /* [nslices], malloc'ed */
 } dicom_meta;
 
 void dicom_meta_free(dicom_meta *m);
@@ -93,8 +93,8 @@ int dicom_read(const char *path, const vol_read_opts *opts, int with_pixels, vol
                dicom_meta *meta, dicom_code *code, char *err, size_t errlen);
 
 /* dicom_read from a zip archive or one DICOM file held in memory (buf, len). */
-int dicom_read_buffer(const void *buf, size_t len, const vol_read_opts *opts, int with_pixels, vol_t *v,
-                      dicom_meta *meta, dicom_code *code, char *err, size_t errlen);
+int dicom_read_buffer(const void *buf, size_t len, const vol_read_opts *opts, int with_pixels,
+                      vol_t *v, dicom_meta *meta, dicom_code *code, char *err, size_t errlen);
 
 /* Reads a volume from NIfTI or DICOM input, whichever the file is (dicom_sniff). */
 int vol_read_any(const char *path, const vol_read_opts *opts, vol_t *v, char *err, size_t errlen);

@@ -24,12 +24,12 @@
 #define INFER_MAX_MEMBERS 2
 
 typedef struct {
-    int members;                              /* 1 or 2 */
-    segmentor *seg[INFER_MAX_MEMBERS];        /* owned */
-    char member_name[INFER_MAX_MEMBERS][16];  /* "seg" | "s_syn", "s_real" */
+    int members;                             /* 1 or 2 */
+    segmentor *seg[INFER_MAX_MEMBERS];       /* owned */
+    char member_name[INFER_MAX_MEMBERS][16]; /* "seg" | "s_syn", "s_real" */
     prep_norm norm;
-    double spacing;                           /* mm; 0 = each volume's own */
-    int size;                                 /* tile side */
+    double spacing; /* mm; 0 = each volume's own */
+    int size;       /* tile side */
     int classes;
     char method[32];
     const nn_backend *be;
@@ -38,12 +38,12 @@ typedef struct {
 /* Loads and validates a model file: metadata present and consistent, every tensor of every
  * member present with the architecture's shape. NULL with err otherwise. */
 infer_model *infer_model_load(const char *path, const nn_backend *be, char *err, size_t errlen);
-void         infer_model_free(infer_model *m);
+void infer_model_free(infer_model *m);
 
 typedef struct {
-    int member;        /* -1: ensemble of all members; 0 or 1: that member only */
-    int tta;           /* 1: average with left-right and up-down flipped passes */
-    double overlap;    /* sliding-window overlap fraction (0.5) */
+    int member;     /* -1: ensemble of all members; 0 or 1: that member only */
+    int tta;        /* 1: average with left-right and up-down flipped passes */
+    double overlap; /* sliding-window overlap fraction (0.5) */
 } infer_opts;
 
 typedef struct {

@@ -33,9 +33,9 @@ extern "C" {
 #endif
 
 #define MODELS_BN_MOMENTUM 0.1f
-#define MODELS_NORM_EPS    1e-5f
+#define MODELS_NORM_EPS 1e-5f
 #define MODELS_LEAKY_SLOPE 0.2f
-#define MODELS_INIT_STD    0.02f
+#define MODELS_INIT_STD 0.02f
 
 /* ---- segmentor ---------------------------------------------------------------------- */
 
@@ -47,11 +47,11 @@ typedef struct {
 /* ResBlock(cin, cout): relu(bn2(conv2(relu(bn1(conv1 x)))) + skip_bn(skip x)). */
 typedef struct {
     int cin, cout;
-    nn_tensor *conv1;        /* [cout, cin, 3, 3]  */
+    nn_tensor *conv1; /* [cout, cin, 3, 3]  */
     models_bn bn1;
-    nn_tensor *conv2;        /* [cout, cout, 3, 3] */
+    nn_tensor *conv2; /* [cout, cout, 3, 3] */
     models_bn bn2;
-    nn_tensor *skip;         /* [cout, cin, 1, 1]  */
+    nn_tensor *skip; /* [cout, cin, 1, 1]  */
     models_bn skip_bn;
 } models_resblock;
 
@@ -59,20 +59,20 @@ typedef struct {
 
 typedef struct {
     int width, classes, in_ch;
-    nn_params *params;                        /* owned */
-    models_resblock enc[SEGMENTOR_LEVELS];    /* enc0..enc4 */
-    nn_tensor *up_w[SEGMENTOR_LEVELS - 1];    /* up{l}: [c(l+1), c(l), 2, 2] (transposed) */
-    nn_tensor *up_b[SEGMENTOR_LEVELS - 1];    /* [c(l), 1, 1, 1] */
-    models_resblock dec[SEGMENTOR_LEVELS - 1];/* dec{l}: ResBlock(2 c(l), c(l)) */
-    nn_tensor *head_w;                        /* [classes, width, 1, 1] */
-    nn_tensor *head_b;                        /* [classes, 1, 1, 1] */
+    nn_params *params;                         /* owned */
+    models_resblock enc[SEGMENTOR_LEVELS];     /* enc0..enc4 */
+    nn_tensor *up_w[SEGMENTOR_LEVELS - 1];     /* up{l}: [c(l+1), c(l), 2, 2] (transposed) */
+    nn_tensor *up_b[SEGMENTOR_LEVELS - 1];     /* [c(l), 1, 1, 1] */
+    models_resblock dec[SEGMENTOR_LEVELS - 1]; /* dec{l}: ResBlock(2 c(l), c(l)) */
+    nn_tensor *head_w;                         /* [classes, width, 1, 1] */
+    nn_tensor *head_b;                         /* [classes, 1, 1, 1] */
 } segmentor;
 
 /* A segmentor with level widths width * (1, 2, 4, 8, 16), `classes` output channels and
  * `in_ch` input channels, its memory on backend be. Parameters zero, running_var 1. */
-segmentor *segmentor_new(const nn_backend *be, int width, int classes, int in_ch,
-                         char *err, size_t errlen);
-void       segmentor_free(segmentor *s);
+segmentor *segmentor_new(const nn_backend *be, int width, int classes, int in_ch, char *err,
+                         size_t errlen);
+void segmentor_free(segmentor *s);
 /* PyTorch's default initialisation (torch_models.init_segmentor): every conv and transposed
  * conv weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = size(1)*kh*kw as
  * stored, BN gamma 1, beta 0, running mean 0 / var 1. Not CycleGAN's N(0, 0.02): with 0.02 the
@@ -80,7 +80,7 @@ void       segmentor_free(segmentor *s);
  * path, and on the phantom a width-8 U-Net learnt only the myocardium (the one structure
  * intensity separates) in 800 iterations, where the default init reached a loss of 0.43 vs
  * 0.95 (tests/golden/torch_models.py, same data, PyTorch). Returns 0 or -1. */
-int        segmentor_init(segmentor *s, nn_rng *r);
+int segmentor_init(segmentor *s, nn_rng *r);
 /* How a segmentor's BatchNorm layers normalise in segmentor_forward. */
 typedef enum {
     SEGMENTOR_BN_RUNNING = 0, /* the running statistics (evaluation) */
@@ -102,7 +102,7 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x);
  * own BatchNorm parameters and statistics; gradients through dst reach src's tensors. dst's
  * own convolution tensors stay in its registry unused (they never receive a gradient, so
  * Adam leaves them). 0, or -1 when the sizes differ. */
-int        segmentor_share_convs(segmentor *dst, const segmentor *src);
+int segmentor_share_convs(segmentor *dst, const segmentor *src);
 /* The segmentor loss of docs/method.md Eq. 6: cross-entropy + soft Dice (all classes,
  * smooth 1) of logits [N, K, H, W] against labels [N, 1, H, W]. */
 nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);
@@ -110,61 +110,61 @@ nn_tensor *segmentor_loss(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labels);
 /* ---- generator ---------------------------------------------------------------------- */
 
 typedef struct {
-    nn_tensor *w1, *b1;      /* conv1 [dim, dim, 3, 3], [dim, 1, 1, 1] */
-    nn_tensor *w2, *b2;      /* conv2 */
+    nn_tensor *w1, *b1; /* conv1 [dim, dim, 3, 3], [dim, 1, 1, 1] */
+    nn_tensor *w2, *b2; /* conv2 */
 } models_genblock;
 
 typedef struct {
     int ngf, n_blocks, in_ch, out_ch;
-    nn_params *params;                        /* owned */
-    nn_tensor *stem_w, *stem_b;               /* [ngf, in_ch, 7, 7] */
-    nn_tensor *down_w[2], *down_b[2];         /* [2ngf, ngf, 3, 3], [4ngf, 2ngf, 3, 3] */
-    models_genblock *blocks;                  /* n_blocks, owned */
-    nn_tensor *up_w[2], *up_b[2];             /* transposed: [4ngf, 2ngf, 3, 3], [2ngf, ngf, 3, 3] */
-    nn_tensor *head_w, *head_b;               /* [out_ch, ngf, 7, 7] */
+    nn_params *params;                /* owned */
+    nn_tensor *stem_w, *stem_b;       /* [ngf, in_ch, 7, 7] */
+    nn_tensor *down_w[2], *down_b[2]; /* [2ngf, ngf, 3, 3], [4ngf, 2ngf, 3, 3] */
+    models_genblock *blocks;          /* n_blocks, owned */
+    nn_tensor *up_w[2], *up_b[2];     /* transposed: [4ngf, 2ngf, 3, 3], [2ngf, ngf, 3, 3] */
+    nn_tensor *head_w, *head_b;       /* [out_ch, ngf, 7, 7] */
 } generator;
 
 /* CycleGAN ResnetGenerator(in_ch, out_ch, ngf, n_blocks), InstanceNorm without affine. */
 generator *generator_new(const nn_backend *be, int ngf, int n_blocks, int in_ch, int out_ch,
                          char *err, size_t errlen);
-void       generator_free(generator *g);
-int        generator_init(generator *g, nn_rng *r);
+void generator_free(generator *g);
+int generator_init(generator *g, nn_rng *r);
 /* tanh image [N, out_ch, H, W] of x [N, in_ch, H, W]; H, W multiples of 4, H/4 >= 2. */
 nn_tensor *generator_forward(generator *g, nn_ctx *ctx, nn_tensor *x);
 
 /* ---- discriminator ------------------------------------------------------------------ */
 
-#define DISCRIMINATOR_CONVS 5      /* the most convolutions (n_layers 3) */
+#define DISCRIMINATOR_CONVS 5 /* the most convolutions (n_layers 3) */
 
 typedef struct {
     int ndf, in_ch;
-    int n_layers;                             /* stride-2 convolutions, 1..3 */
-    int nconv;                                /* n_layers + 2 */
-    nn_params *params;                        /* owned */
-    nn_tensor *w[DISCRIMINATOR_CONVS];        /* conv0..conv{nconv-1}, 4x4 */
+    int n_layers;                      /* stride-2 convolutions, 1..3 */
+    int nconv;                         /* n_layers + 2 */
+    nn_params *params;                 /* owned */
+    nn_tensor *w[DISCRIMINATOR_CONVS]; /* conv0..conv{nconv-1}, 4x4 */
     nn_tensor *b[DISCRIMINATOR_CONVS];
 } discriminator;
 
 /* CycleGAN NLayerDiscriminator(in_ch, ndf, n_layers 3), InstanceNorm without affine. */
-discriminator *discriminator_new(const nn_backend *be, int ndf, int in_ch,
-                                 char *err, size_t errlen);
+discriminator *discriminator_new(const nn_backend *be, int ndf, int in_ch, char *err,
+                                 size_t errlen);
 /* The same with n_layers 1..3 stride-2 convolutions (receptive field 16, 34 or 70 pixels):
  * conv0 (ndf, stride 2), conv1..conv{n-1} (ndf x 2^i, stride 2), conv{n} (ndf x 2^n,
  * stride 1), conv{n+1} (1, stride 1), as NLayerDiscriminator(n_layers = n). */
 discriminator *discriminator_new_layers(const nn_backend *be, int ndf, int in_ch, int n_layers,
                                         char *err, size_t errlen);
-void           discriminator_free(discriminator *d);
-int            discriminator_init(discriminator *d, nn_rng *r);
+void discriminator_free(discriminator *d);
+int discriminator_init(discriminator *d, nn_rng *r);
 /* Patch scores [N, 1, H/2^n - 2, W/2^n - 2] of x [N, in_ch, H, W] (n = n_layers; H, W
  * multiples of 2^n, H/2^n >= 4; for n = 3 multiples of 8, >= 32). */
-nn_tensor     *discriminator_forward(discriminator *d, nn_ctx *ctx, nn_tensor *x);
+nn_tensor *discriminator_forward(discriminator *d, nn_ctx *ctx, nn_tensor *x);
 
 /* ---- shared helpers ----------------------------------------------------------------- */
 
 /* Set the parameter or buffer `name` of registry p from host data[numel]; numel must equal
  * the tensor's element count. 0, or -1 with a message. */
-int models_param_set(nn_params *p, const char *name, const float *data, size_t numel,
-                     char *err, size_t errlen);
+int models_param_set(nn_params *p, const char *name, const float *data, size_t numel, char *err,
+                     size_t errlen);
 
 /* Multiply-add FLOPs (2 per MAC) of the network's convolutions for an input [n, ., h, w]:
  * forward only (train = 0), or a training step's forward + backward (train = 1: 3x forward

@@ -65,36 +65,36 @@ extern "C" {
 /* Every op the tape can hold. Closed: adding one means adding it to nn_op_names (a static
  * assert in nn_core.c checks the table's length) and to every backend's switch. */
 typedef enum {
-    NN_OP_CONV2D = 0,        /* in: x, w, b?                    */
-    NN_OP_CONV_T2D,          /* in: x, w, b?                    */
-    NN_OP_PAD_REFLECT,       /* in: x                           */
-    NN_OP_PAD_ZERO,          /* in: x                           */
-    NN_OP_INSTANCE_NORM,     /* in: x, gamma?, beta?            */
-    NN_OP_BATCH_NORM,        /* in: x, gamma?, beta?, rmean, rvar */
-    NN_OP_RELU,              /* in: x                           */
-    NN_OP_LEAKY_RELU,        /* in: x                           */
-    NN_OP_TANH,              /* in: x                           */
-    NN_OP_SIGMOID,           /* in: x                           */
-    NN_OP_SOFTMAX,           /* in: x (softmax over channels)   */
-    NN_OP_MAX_POOL,          /* in: x                           */
-    NN_OP_CONCAT,            /* in: x0..xk (over channels)      */
-    NN_OP_ADD,               /* in: a, b                        */
-    NN_OP_SCALE,             /* in: x                           */
-    NN_OP_RESIZE_BILINEAR,   /* in: x                           */
-    NN_OP_RESIZE_NEAREST,    /* in: x                           */
-    NN_OP_LOSS_CE,           /* in: logits, labels, weights?    */
-    NN_OP_LOSS_DICE,         /* in: probs, labels               */
-    NN_OP_LOSS_KD,           /* in: target probs (detached), probs */
-    NN_OP_LOSS_L1,           /* in: a, b                        */
-    NN_OP_LOSS_LSGAN,        /* in: x                           */
-    NN_OP_CONV2D_FUSED,      /* in: x, w, b?, gamma?, beta?, rmean?, rvar?; forward only */
+    NN_OP_CONV2D = 0,      /* in: x, w, b?                    */
+    NN_OP_CONV_T2D,        /* in: x, w, b?                    */
+    NN_OP_PAD_REFLECT,     /* in: x                           */
+    NN_OP_PAD_ZERO,        /* in: x                           */
+    NN_OP_INSTANCE_NORM,   /* in: x, gamma?, beta?            */
+    NN_OP_BATCH_NORM,      /* in: x, gamma?, beta?, rmean, rvar */
+    NN_OP_RELU,            /* in: x                           */
+    NN_OP_LEAKY_RELU,      /* in: x                           */
+    NN_OP_TANH,            /* in: x                           */
+    NN_OP_SIGMOID,         /* in: x                           */
+    NN_OP_SOFTMAX,         /* in: x (softmax over channels)   */
+    NN_OP_MAX_POOL,        /* in: x                           */
+    NN_OP_CONCAT,          /* in: x0..xk (over channels)      */
+    NN_OP_ADD,             /* in: a, b                        */
+    NN_OP_SCALE,           /* in: x                           */
+    NN_OP_RESIZE_BILINEAR, /* in: x                           */
+    NN_OP_RESIZE_NEAREST,  /* in: x                           */
+    NN_OP_LOSS_CE,         /* in: logits, labels, weights?    */
+    NN_OP_LOSS_DICE,       /* in: probs, labels               */
+    NN_OP_LOSS_KD,         /* in: target probs (detached), probs */
+    NN_OP_LOSS_L1,         /* in: a, b                        */
+    NN_OP_LOSS_LSGAN,      /* in: x                           */
+    NN_OP_CONV2D_FUSED,    /* in: x, w, b?, gamma?, beta?, rmean?, rvar?; forward only */
     NN_OP_COUNT
 } nn_op;
 
 /* The op's name ("conv2d", "conv_transpose2d", ...); "?" when out of range. */
 const char *nn_op_name(nn_op op);
 
-typedef struct nn_backend nn_backend;  /* defined in nn_backend.h */
+typedef struct nn_backend nn_backend; /* defined in nn_backend.h */
 
 /* The CPU backend (oneDNN + OpenMP); always available. */
 const nn_backend *nn_backend_cpu(void);
@@ -129,11 +129,11 @@ int nn_get_threads(void);
  * Random numbers (deterministic, for initialisation and tests)
  * ====================================================================================== */
 
-typedef mkd_rng nn_rng;     /* rng.h: one generator for the whole engine */
-void   nn_rng_seed(nn_rng *r, uint64_t seed);
+typedef mkd_rng nn_rng; /* rng.h: one generator for the whole engine */
+void nn_rng_seed(nn_rng *r, uint64_t seed);
 uint64_t nn_rng_u64(nn_rng *r);
-float  nn_rng_uniform(nn_rng *r);             /* in [0, 1) */
-float  nn_rng_normal(nn_rng *r);              /* N(0, 1), Box-Muller */
+float nn_rng_uniform(nn_rng *r); /* in [0, 1) */
+float nn_rng_normal(nn_rng *r);  /* N(0, 1), Box-Muller */
 
 /* ======================================================================================
  * Arena: a bump allocator. Blocks are 64-byte aligned.
@@ -146,11 +146,11 @@ typedef struct nn_arena nn_arena;
  * loop of identical steps allocates only during the first one. Host memory (CPU arenas);
  * the context creates its arena through its backend. NULL when out of memory. */
 nn_arena *nn_arena_new(size_t bytes);
-void     *nn_arena_alloc(nn_arena *a, size_t bytes);   /* NULL when out of memory */
-void      nn_arena_reset(nn_arena *a);                 /* frees every block at once */
-size_t    nn_arena_used(const nn_arena *a);
-size_t    nn_arena_peak(const nn_arena *a);
-void      nn_arena_free(nn_arena *a);
+void *nn_arena_alloc(nn_arena *a, size_t bytes); /* NULL when out of memory */
+void nn_arena_reset(nn_arena *a);                /* frees every block at once */
+size_t nn_arena_used(const nn_arena *a);
+size_t nn_arena_peak(const nn_arena *a);
+void nn_arena_free(nn_arena *a);
 /* A position in an arena, and a rollback to it: every block allocated after the mark is
  * freed at once (their memory is reused by the next allocations). */
 typedef struct {
@@ -158,7 +158,7 @@ typedef struct {
     size_t chunk_used, used;
 } nn_arena_mark;
 nn_arena_mark nn_arena_pos(const nn_arena *a);
-void          nn_arena_rollback(nn_arena *a, nn_arena_mark m);
+void nn_arena_rollback(nn_arena *a, nn_arena_mark m);
 
 /* ======================================================================================
  * Tensors
@@ -166,23 +166,23 @@ void          nn_arena_rollback(nn_arena *a, nn_arena_mark m);
 
 typedef enum { NN_F32 = 0, NN_I32 = 1 } nn_dtype;
 
-#define NN_MAX_IN 8          /* most inputs an op takes (concat: at most 8 tensors) */
+#define NN_MAX_IN 8 /* most inputs an op takes (concat: at most 8 tensors) */
 
 typedef struct nn_param nn_param;
-typedef struct nn_node  nn_node;
+typedef struct nn_node nn_node;
 
 typedef struct nn_tensor {
-    int n, c, h, w;          /* shape, NCHW */
-    nn_dtype dtype;          /* NN_F32, or NN_I32 for labels */
-    void *data;              /* [n, c, h, w] in backend memory (float* for NN_F32) */
-    float *grad;             /* [n, c, h, w] gradient, NULL when none was computed */
-    int grad_valid;          /* 0: grad's contents are undefined and mean zeros */
-    int requires_grad;       /* set by ops/params; change with nn_requires_grad only */
-    nn_node *node;           /* the tape node that produced it, NULL for leaves */
-    nn_param *param;         /* the parameter it belongs to, NULL otherwise */
-    const nn_backend *be;    /* whose memory data/grad live in */
-    int lab_known;           /* NN_I32 from the host: lab_lo..lab_hi is the range of its values */
-    int32_t lab_lo, lab_hi;  /* (device backends check label ranges without a download) */
+    int n, c, h, w;         /* shape, NCHW */
+    nn_dtype dtype;         /* NN_F32, or NN_I32 for labels */
+    void *data;             /* [n, c, h, w] in backend memory (float* for NN_F32) */
+    float *grad;            /* [n, c, h, w] gradient, NULL when none was computed */
+    int grad_valid;         /* 0: grad's contents are undefined and mean zeros */
+    int requires_grad;      /* set by ops/params; change with nn_requires_grad only */
+    nn_node *node;          /* the tape node that produced it, NULL for leaves */
+    nn_param *param;        /* the parameter it belongs to, NULL otherwise */
+    const nn_backend *be;   /* whose memory data/grad live in */
+    int lab_known;          /* NN_I32 from the host: lab_lo..lab_hi is the range of its values */
+    int32_t lab_lo, lab_hi; /* (device backends check label ranges without a download) */
 } nn_tensor;
 
 static inline size_t nn_numel(const nn_tensor *t)
@@ -199,23 +199,23 @@ typedef struct nn_ctx nn_ctx;
 nn_ctx *nn_ctx_new(const nn_backend *be, size_t arena_bytes, char *err, size_t errlen);
 /* Forget the tape and every tensor allocated from the arena (keeps the memory). Leaf
  * gradients of arena tensors go too; parameter gradients are kept. Clears the error. */
-void    nn_ctx_reset(nn_ctx *ctx);
-void    nn_ctx_free(nn_ctx *ctx);
+void nn_ctx_reset(nn_ctx *ctx);
+void nn_ctx_free(nn_ctx *ctx);
 const nn_backend *nn_ctx_backend(const nn_ctx *ctx);
 nn_arena *nn_ctx_arena(nn_ctx *ctx);
 /* Enable (1) or disable (0) recording; returns the previous setting. Default: enabled.
  * Disabled = no_grad mode: ops compute only, nothing is recorded or kept for backward. */
-int     nn_ctx_set_grad_enabled(nn_ctx *ctx, int enabled);
-int     nn_ctx_grad_enabled(const nn_ctx *ctx);
+int nn_ctx_set_grad_enabled(nn_ctx *ctx, int enabled);
+int nn_ctx_grad_enabled(const nn_ctx *ctx);
 /* The first error since the last reset, or NULL. */
 const char *nn_ctx_error(const nn_ctx *ctx);
 /* Record an error (printf-style) unless one is already recorded. Returns NULL. */
-void   *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Number of nodes on the tape (tests: no_grad records nothing). */
-size_t  nn_ctx_tape_len(const nn_ctx *ctx);
+size_t nn_ctx_tape_len(const nn_ctx *ctx);
 /* Convolution FLOPs (2 per multiply-add; forward, data and weight gradients as run) done
  * through this context since it was made; the other ops count 0. */
-double  nn_ctx_flops(const nn_ctx *ctx);
+double nn_ctx_flops(const nn_ctx *ctx);
 
 /* Scopes for inference memory: the arena frees nothing until nn_ctx_reset, so a no_grad
  * forward keeps every intermediate tensor alive. Wrap each block of a network:
@@ -229,7 +229,7 @@ typedef struct {
     nn_arena_mark mark;
     size_t tape;
 } nn_scope;
-nn_scope   nn_ctx_scope(nn_ctx *ctx);
+nn_scope nn_ctx_scope(nn_ctx *ctx);
 nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep);
 
 /* A new uninitialised float tensor [n, c, h, w] in the context's arena. */
@@ -257,36 +257,36 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t);
 typedef enum { NN_PARAM = 0, NN_BUFFER = 1 } nn_param_kind;
 
 struct nn_param {
-    char name[96];           /* e.g. "enc1.conv1.weight", PyTorch state_dict style */
-    nn_param_kind kind;      /* NN_PARAM: trained by Adam; NN_BUFFER: saved, not trained */
-    int frozen;              /* 1: no gradient, not stepped (see nn_params_set_frozen) */
-    nn_tensor t;             /* the value; t.grad is persistent (NN_PARAM only) */
-    int ever_grad;           /* 1 once a gradient has been accumulated (Adam skips others,
+    char name[96];          /* e.g. "enc1.conv1.weight", PyTorch state_dict style */
+    nn_param_kind kind;     /* NN_PARAM: trained by Adam; NN_BUFFER: saved, not trained */
+    int frozen;             /* 1: no gradient, not stepped (see nn_params_set_frozen) */
+    nn_tensor t;            /* the value; t.grad is persistent (NN_PARAM only) */
+    int ever_grad;          /* 1 once a gradient has been accumulated (Adam skips others,
                                 like PyTorch skips params whose .grad is None) */
-    float *adam_m, *adam_v;  /* Adam moments (owned by the registry, NULL until used) */
-    int64_t adam_step;       /* Adam steps taken on this parameter */
+    float *adam_m, *adam_v; /* Adam moments (owned by the registry, NULL until used) */
+    int64_t adam_step;      /* Adam steps taken on this parameter */
 };
 
 typedef struct nn_params nn_params;
 
 /* A new empty registry whose memory comes from backend `be`. NULL on error. */
 nn_params *nn_params_new(const nn_backend *be, char *err, size_t errlen);
-void       nn_params_free(nn_params *p);
+void nn_params_free(nn_params *p);
 /* Add a parameter (requires a gradient unless frozen) or a buffer, zero-filled, shape
  * [n, c, h, w] (bias: [c,1,1,1] stored as n=c, c=h=w=1; see each op for the shape it wants).
  * Names must be unique. Returns the tensor (owned by the registry), NULL on error. */
-nn_tensor *nn_param_add(nn_params *p, const char *name, nn_param_kind kind,
-                        int n, int c, int h, int w, char *err, size_t errlen);
-int        nn_params_count(const nn_params *p);
-nn_param  *nn_params_at(nn_params *p, int i);          /* in insertion order */
-nn_param  *nn_params_find(nn_params *p, const char *name);
-size_t     nn_params_numel(const nn_params *p, nn_param_kind kind);
+nn_tensor *nn_param_add(nn_params *p, const char *name, nn_param_kind kind, int n, int c, int h,
+                        int w, char *err, size_t errlen);
+int nn_params_count(const nn_params *p);
+nn_param *nn_params_at(nn_params *p, int i); /* in insertion order */
+nn_param *nn_params_find(nn_params *p, const char *name);
+size_t nn_params_numel(const nn_params *p, nn_param_kind kind);
 /* Freeze (1) or unfreeze (0) every NN_PARAM of the registry. */
-void       nn_params_set_frozen(nn_params *p, int frozen);
-void       nn_param_set_frozen(nn_param *q, int frozen);
+void nn_params_set_frozen(nn_params *p, int frozen);
+void nn_param_set_frozen(nn_param *q, int frozen);
 /* Zero every parameter gradient (PyTorch's zero_grad(set_to_none=False)). Lazy: it sets
  * grad_valid = 0, which means "all zeros"; the next backward overwrites instead of adding. */
-void       nn_params_zero_grad(nn_params *p);
+void nn_params_zero_grad(nn_params *p);
 
 /* Initialisation helpers (host side, then written to the backend). */
 void nn_init_uniform(nn_tensor *t, float lo, float hi, nn_rng *r);
@@ -305,24 +305,29 @@ void nn_init_torch_conv(nn_tensor *w, nn_tensor *b, nn_rng *r);
 
 /* 2-D convolution (cross-correlation), symmetric stride/padding/dilation, zero padding.
  * b may be NULL. Output [N, OC, (H + 2p - d(KH-1) - 1)/s + 1, likewise W]. */
-nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                     int stride, int pad, int dilation);
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad,
+                     int dilation);
 /* Transposed convolution (PyTorch ConvTranspose2d, dilation 1): output
  * [N, OC, (H-1)s - 2p + KH + out_pad, likewise W]; out_pad < stride. b may be NULL. */
-nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                               int stride, int pad, int out_pad);
+nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride,
+                               int pad, int out_pad);
 /* Activations for fused ops. */
-typedef enum { NN_ACT_NONE = 0, NN_ACT_RELU, NN_ACT_LEAKY_RELU, NN_ACT_TANH, NN_ACT_SIGMOID } nn_act;
+typedef enum {
+    NN_ACT_NONE = 0,
+    NN_ACT_RELU,
+    NN_ACT_LEAKY_RELU,
+    NN_ACT_TANH,
+    NN_ACT_SIGMOID
+} nn_act;
 /* act(bn_eval(conv2d(x, w, b))): a convolution, then optionally batch norm with its running
  * statistics (eval mode; pass rmean == NULL for none: gamma/beta may then be NULL too), then
  * an activation (slope: LeakyReLU's). Always equal to composing nn_conv2d, nn_batch_norm
  * (training = 0, eps) and the activation op. When a gradient is needed it is exactly that
  * composition on the tape; otherwise (inference) the CPU runs it as one oneDNN primitive,
  * the batch norm folded into the weights and bias and the activation a post-op. */
-nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                            int stride, int pad, int dilation,
-                            nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
-                            nn_tensor *rvar, float eps, nn_act act, float slope);
+nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride,
+                            int pad, int dilation, nn_tensor *gamma, nn_tensor *beta,
+                            nn_tensor *rmean, nn_tensor *rvar, float eps, nn_act act, float slope);
 /* Padding (PyTorch F.pad order): left, right, top, bottom. Reflection needs pad < size. */
 nn_tensor *nn_pad_reflect(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);
 nn_tensor *nn_pad_zero(nn_ctx *ctx, nn_tensor *x, int left, int right, int top, int bottom);
@@ -338,8 +343,8 @@ nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tens
  *   untouched (batch statistics without tracking).
  * training = 0: normalise with rmean/rvar (eval); gradients still flow to x, gamma, beta. */
 nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
-                         nn_tensor *rmean, nn_tensor *rvar, int training,
-                         float momentum, float eps);
+                         nn_tensor *rmean, nn_tensor *rvar, int training, float momentum,
+                         float eps);
 nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_leaky_relu(nn_ctx *ctx, nn_tensor *x, float slope);
 nn_tensor *nn_tanh(nn_ctx *ctx, nn_tensor *x);
@@ -382,8 +387,8 @@ nn_tensor *nn_loss_cross_entropy(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labe
  *   L = 1 - 1/|C| * sum_{c in C} (2 sum_i p_ic g_ic + smooth) / (sum_i p_ic + sum_i g_ic + smooth)
  * with C = {first_class, ..., K-1} (first_class 0 includes background, 1 excludes it).
  * The models use smooth = 1, first_class = 0. */
-nn_tensor *nn_loss_dice(nn_ctx *ctx, nn_tensor *probs, nn_tensor *labels,
-                        int first_class, float smooth);
+nn_tensor *nn_loss_dice(nn_ctx *ctx, nn_tensor *probs, nn_tensor *labels, int first_class,
+                        float smooth);
 /* Distillation cross-entropy (docs/method.md Eq. 7) of a probability map p against a soft target
  * probability map t (same shape [N, K, H, W]); t is treated as detached (no gradient):
  *   L = -1/(N H W) * sum_{n,h,w} sum_c t_c log(max(p_c, NN_KD_EPS)). */
@@ -417,10 +422,10 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
  * ====================================================================================== */
 
 typedef struct {
-    float lr;                /* learning rate (PyTorch default 1e-3; the paper: 2e-4) */
-    float beta1, beta2;      /* (0.9, 0.999) by default; CycleGAN: (0.5, 0.999) */
-    float eps;               /* 1e-8 */
-    float weight_decay;      /* L2 added to the gradient, as torch.optim.Adam; 0 default */
+    float lr;           /* learning rate (PyTorch default 1e-3; the paper: 2e-4) */
+    float beta1, beta2; /* (0.9, 0.999) by default; CycleGAN: (0.5, 0.999) */
+    float eps;          /* 1e-8 */
+    float weight_decay; /* L2 added to the gradient, as torch.optim.Adam; 0 default */
 } nn_adam_cfg;
 #define NN_ADAM_DEFAULT ((nn_adam_cfg){1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f})
 
@@ -430,10 +435,10 @@ typedef struct nn_adam nn_adam;
  *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)       (t counted per parameter)
  * Frozen parameters and parameters that never received a gradient are skipped. */
 nn_adam *nn_adam_new(nn_params *p, nn_adam_cfg cfg, char *err, size_t errlen);
-int      nn_adam_step(nn_adam *opt, char *err, size_t errlen);
-void     nn_adam_set_lr(nn_adam *opt, float lr);
-float    nn_adam_lr(const nn_adam *opt);
-void     nn_adam_free(nn_adam *opt);
+int nn_adam_step(nn_adam *opt, char *err, size_t errlen);
+void nn_adam_set_lr(nn_adam *opt, float lr);
+float nn_adam_lr(const nn_adam *opt);
+void nn_adam_free(nn_adam *opt);
 
 /* Step decay: base * gamma^floor(epoch / every) (the paper: gamma 0.9, every 2 epochs). */
 float nn_lr_step_decay(float base, int epoch, int every, float gamma);

@@ -37,19 +37,19 @@ struct nn_node {
     int i[8];
     float f[4];
     void *saved;
-    int recorded;            /* 1: on the tape (forward may skip saving when 0) */
+    int recorded; /* 1: on the tape (forward may skip saving when 0) */
 };
 
 struct nn_backend {
     const char *name;
     /* Memory for arenas and parameters. alloc returns 64-byte aligned memory or NULL. */
     void *(*mem_alloc)(size_t bytes);
-    void  (*mem_free)(void *p);
-    void  (*mem_upload)(void *dst, const void *host, size_t bytes);
-    void  (*mem_download)(void *host, const void *src, size_t bytes);
-    void  (*mem_zero)(void *dst, size_t bytes);
+    void (*mem_free)(void *p);
+    void (*mem_upload)(void *dst, const void *host, size_t bytes);
+    void (*mem_download)(void *host, const void *src, size_t bytes);
+    void (*mem_zero)(void *dst, size_t bytes);
     /* Copy within backend memory; the ranges may overlap (memmove). */
-    void  (*mem_move)(void *dst, const void *src, size_t bytes);
+    void (*mem_move)(void *dst, const void *src, size_t bytes);
     /* Compute node->out from node->in. 0, or -1 after nn_ctx_fail(). */
     int (*forward)(nn_ctx *ctx, nn_node *node);
     /* Given node->out->grad (valid), accumulate into the gradient of every input that

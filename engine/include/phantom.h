@@ -17,21 +17,21 @@
 typedef struct {
     prep_modality modality;
     uint64_t seed;
-    int64_t shape[3];   /* array size nx, ny, nz (defaults CT 96x96x80, MR 80x80x40) */
-    double fov[3];      /* field of view in mm (defaults CT 220x220x160, MR 300x300x160),
+    int64_t shape[3]; /* array size nx, ny, nz (defaults CT 96x96x80, MR 80x80x40) */
+    double fov[3];    /* field of view in mm (defaults CT 220x220x160, MR 300x300x160),
                            varied by +-6% per subject unless fixed_fov */
     int fixed_fov;
-    double noise;       /* multiplier on the modality's noise level (1) */
-    int paired;         /* 1: the same subject, on the same grid, rendered with the other
+    double noise; /* multiplier on the modality's noise level (1) */
+    int paired;   /* 1: the same subject, on the same grid, rendered with the other
                            modality's appearance (tissue values, texture, blur, noise; no MR
                            bias field for CT), with fresh noise: the oracle translation of
                            the image modality gives. Labels equal the unpaired rendering's. */
 } phantom_opts;
 
 typedef struct {
-    vol_geom geom;      /* CT: LPS axial grid; MR: RAS grid tilted by a few degrees */
-    float *image;       /* [nz][ny][nx]: HU (CT) or arbitrary MR signal units */
-    uint8_t *label;     /* [nz][ny][nx]: class indices 0..7 (vol_mmwhs_codes for MM-WHS) */
+    vol_geom geom;  /* CT: LPS axial grid; MR: RAS grid tilted by a few degrees */
+    float *image;   /* [nz][ny][nx]: HU (CT) or arbitrary MR signal units */
+    uint8_t *label; /* [nz][ny][nx]: class indices 0..7 (vol_mmwhs_codes for MM-WHS) */
 } phantom_vol;
 
 void phantom_default(phantom_opts *o, prep_modality m, uint64_t seed);

@@ -7,9 +7,11 @@
 
 #include <stdint.h>
 
-typedef struct { uint64_t s[4]; } mkd_rng;
+typedef struct {
+    uint64_t s[4];
+} mkd_rng;
 
-void     mkd_rng_seed(mkd_rng *r, uint64_t seed);
+void mkd_rng_seed(mkd_rng *r, uint64_t seed);
 uint64_t mkd_rng_u64(mkd_rng *r);
 
 #endif

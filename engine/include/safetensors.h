@@ -20,12 +20,12 @@
 typedef enum { ST_F32 = 0, ST_I64, ST_U8, ST_F64, ST_I32 } st_dtype;
 
 typedef struct {
-    const char *name;       /* owned by the st_file */
+    const char *name; /* owned by the st_file */
     st_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     int64_t numel;
-    const void *data;       /* points into the st_file's buffer, 8-byte aligned */
+    const void *data; /* points into the st_file's buffer, 8-byte aligned */
     size_t nbytes;
 } st_tensor;
 

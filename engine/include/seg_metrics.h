@@ -19,8 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { METRICS_BOTH_PRESENT = 0, METRICS_PRED_EMPTY = 1, METRICS_TRUTH_EMPTY = 2,
-       METRICS_BOTH_EMPTY = 3 };
+enum {
+    METRICS_BOTH_PRESENT = 0,
+    METRICS_PRED_EMPTY = 1,
+    METRICS_TRUTH_EMPTY = 2,
+    METRICS_BOTH_EMPTY = 3
+};
 
 typedef struct {
     double dice, assd, hd95;
@@ -31,8 +35,8 @@ typedef struct {
 /* Computes out[c] for c = 1 .. nclasses-1 (out[0], background, is zeroed). Labels >= nclasses
  * are an error. Memory: O(bounding box of the structure) doubles. Returns 0 / -1. */
 int metrics_compute(const uint8_t *pred, const uint8_t *truth, int64_t nx, int64_t ny, int64_t nz,
-                    const double spacing[3], int nclasses, metrics_struct *out,
-                    char *err, size_t errlen);
+                    const double spacing[3], int nclasses, metrics_struct *out, char *err,
+                    size_t errlen);
 
 /* Means of dice, assd and hd95 over structures 1 .. nclasses-1 (every structure counts). */
 void metrics_mean(const metrics_struct *m, int nclasses, double *dice, double *assd, double *hd95);

@@ -11,14 +11,14 @@
 #include <stdio.h>
 
 typedef enum {
-    TM_MKD = 0,      /* the paper: IAM + mutual distillation, Algorithm 1 */
-    TM_BASELINE,     /* one segmentor, target labels only */
-    TM_JOINT,        /* one segmentor, target and raw assistant slices */
-    TM_FINETUNE,     /* pretrain on assistant, then train on target */
-    TM_MKD_NO_IAM,   /* no translation: S_syn sees raw assistant images */
+    TM_MKD = 0,    /* the paper: IAM + mutual distillation, Algorithm 1 */
+    TM_BASELINE,   /* one segmentor, target labels only */
+    TM_JOINT,      /* one segmentor, target and raw assistant slices */
+    TM_FINETUNE,   /* pretrain on assistant, then train on target */
+    TM_MKD_NO_IAM, /* no translation: S_syn sees raw assistant images */
     TM_MKD_NO_KD_S2R,
     TM_MKD_NO_KD_R2S,
-    TM_JOINT_DSBN,   /* joint with domain-specific BatchNorm: shared convolutions, per-modality
+    TM_JOINT_DSBN, /* joint with domain-specific BatchNorm: shared convolutions, per-modality
                       * BN statistics and affines; the model keeps the target's */
     TM_COUNT
 } train_method;
@@ -48,7 +48,7 @@ int train_method_is_mkd(train_method m);
 
 typedef struct {
     train_method method;
-    int iters;            /* total iterations; 0: epochs * iters_per_epoch */
+    int iters; /* total iterations; 0: epochs * iters_per_epoch */
     int epochs;
     int iters_per_epoch;
     int batch;
@@ -60,32 +60,32 @@ typedef struct {
     int classes;          /* background + 7 structures */
     float lr_seg, lr_gan;
     float seg_beta1, gan_beta1, beta2;
-    float seg_decay;      /* segmentor lr *= seg_decay every seg_decay_every epochs */
+    float seg_decay; /* segmentor lr *= seg_decay every seg_decay_every epochs */
     int seg_decay_every;
     float lambda_cyc, lambda_kd1, lambda_kd2;
-    int pool_size;        /* image pool of earlier fakes for the discriminators */
-    int bn_target_stats;  /* mkd: 1 (default) = the segmentors' BN running statistics follow
+    int pool_size;       /* image pool of earlier fakes for the discriminators */
+    int bn_target_stats; /* mkd: 1 (default) = the segmentors' BN running statistics follow
                            * only the real target batches; the translated (or raw, no-IAM)
                            * assistant batches are normalised by their own batch statistics.
                            * 0 = every training batch updates them (docs/method.md) */
-    train_iam iam;        /* the alignment module (mkd; joint, joint-dsbn and finetune use
+    train_iam iam;       /* the alignment module (mkd; joint, joint-dsbn and finetune use
                            * oracle and histmatch, and see raw images otherwise) */
-    int iam_pretrain;     /* frozen: GAN-only iterations before the segmentors start */
-    float lambda_seg_g;   /* weight of the segmentation feedback L_sup^syn in G_a2t's loss */
-    int seg_g_warmup;     /* ... off for the first seg_g_warmup iterations, */
-    int seg_g_ramp;       /* ... then ramped linearly to lambda_seg_g over seg_g_ramp */
-    float lambda_idt;     /* CycleGAN's identity loss, weight lambda_idt x lambda_cyc
+    int iam_pretrain;    /* frozen: GAN-only iterations before the segmentors start */
+    float lambda_seg_g;  /* weight of the segmentation feedback L_sup^syn in G_a2t's loss */
+    int seg_g_warmup;    /* ... off for the first seg_g_warmup iterations, */
+    int seg_g_ramp;      /* ... then ramped linearly to lambda_seg_g over seg_g_ramp */
+    float lambda_idt;    /* CycleGAN's identity loss, weight lambda_idt x lambda_cyc
                            * (its reference code: 0.5); 0 = off (the paper's) */
-    int disc_layers;      /* PatchGAN stride-2 layers: 3 = 70x70 receptive field, 2 = 34, 1 = 16 */
-    float lr_disc;        /* discriminator learning rate; 0 = lr_gan */
-    int score_every;      /* translation score on held-out assistant slices every N iterations
+    int disc_layers;     /* PatchGAN stride-2 layers: 3 = 70x70 receptive field, 2 = 34, 1 = 16 */
+    float lr_disc;       /* discriminator learning rate; 0 = lr_gan */
+    int score_every;     /* translation score on held-out assistant slices every N iterations
                            * (and at the end); 0 = never */
     float aug_flip, aug_rot_deg, aug_scale;
-    float finetune_pretrain;   /* finetune: fraction of iterations spent on the assistant */
-    float val_fraction;        /* volumes held out for validation (0: none) */
-    int checkpoint_every;      /* iterations between checkpoints (0: once per epoch) */
+    float finetune_pretrain; /* finetune: fraction of iterations spent on the assistant */
+    float val_fraction;      /* volumes held out for validation (0: none) */
+    int checkpoint_every;    /* iterations between checkpoints (0: once per epoch) */
     unsigned long long seed;
-    int threads;               /* 0: MKDSEG_THREADS or all cores */
+    int threads; /* 0: MKDSEG_THREADS or all cores */
 } train_config;
 
 /* The defaults. */

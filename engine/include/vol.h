@@ -21,15 +21,22 @@
 
 /* NIfTI datatype codes this module reads and writes (values of nifti1.h's DT_*). */
 enum {
-    VOL_DT_UINT8 = 2, VOL_DT_INT16 = 4, VOL_DT_INT32 = 8, VOL_DT_FLOAT32 = 16,
-    VOL_DT_FLOAT64 = 64, VOL_DT_INT8 = 256, VOL_DT_UINT16 = 512, VOL_DT_UINT32 = 768,
-    VOL_DT_INT64 = 1024, VOL_DT_UINT64 = 1280
+    VOL_DT_UINT8 = 2,
+    VOL_DT_INT16 = 4,
+    VOL_DT_INT32 = 8,
+    VOL_DT_FLOAT32 = 16,
+    VOL_DT_FLOAT64 = 64,
+    VOL_DT_INT8 = 256,
+    VOL_DT_UINT16 = 512,
+    VOL_DT_UINT32 = 768,
+    VOL_DT_INT64 = 1024,
+    VOL_DT_UINT64 = 1280
 };
 
 typedef enum {
-    VOL_AFFINE_SFORM = 0,   /* sform_code > 0 */
-    VOL_AFFINE_QFORM = 1,   /* else qform_code > 0 */
-    VOL_AFFINE_PIXDIM = 2   /* else diag(pixdim[1..3]), zero offset (NIfTI "method 1") */
+    VOL_AFFINE_SFORM = 0, /* sform_code > 0 */
+    VOL_AFFINE_QFORM = 1, /* else qform_code > 0 */
+    VOL_AFFINE_PIXDIM = 2 /* else diag(pixdim[1..3]), zero offset (NIfTI "method 1") */
 } vol_affine_src;
 
 /* Geometry of a 3-D volume: the header fields that place it in patient space, kept exactly as
@@ -43,38 +50,38 @@ typedef struct {
     int qform_code, sform_code; /* NIFTI_XFORM_* codes */
     double quatern_b, quatern_c, quatern_d;
     double qoffset_x, qoffset_y, qoffset_z, qfac;
-    double srow[3][4];          /* sform rows (srow_x, srow_y, srow_z) */
-    int xyz_units, time_units;  /* NIFTI_UNITS_* codes */
+    double srow[3][4];         /* sform rows (srow_x, srow_y, srow_z) */
+    int xyz_units, time_units; /* NIFTI_UNITS_* codes */
     /* derived by vol_geom_update() */
-    double affine[4][4];        /* voxel (i,j,k,1) -> world (x,y,z,1): the affine in use */
+    double affine[4][4]; /* voxel (i,j,k,1) -> world (x,y,z,1): the affine in use */
     vol_affine_src affine_src;
 } vol_geom;
 
 /* What the header said, for `mkdseg info` and for callers that want the original type. */
 typedef struct {
-    int datatype;               /* NIfTI datatype code on disk */
-    int nifti_type;             /* nifticlib's NIFTI_FTYPE_* (0 ANALYZE, 1 NIfTI-1, 4 NIfTI-2..) */
-    int compressed;             /* image data is gzip-compressed */
-    int byteswapped;            /* on-disk byte order differs from this CPU's */
-    int ndim;                   /* dim[0] */
-    int64_t dim[8];             /* dim[1..7] as in the header */
-    double scl_slope, scl_inter;/* as in the header (slope 0 or non-finite: no scaling) */
-    int64_t data_offset;        /* byte offset of the data in the image file */
+    int datatype;                /* NIfTI datatype code on disk */
+    int nifti_type;              /* nifticlib's NIFTI_FTYPE_* (0 ANALYZE, 1 NIfTI-1, 4 NIfTI-2..) */
+    int compressed;              /* image data is gzip-compressed */
+    int byteswapped;             /* on-disk byte order differs from this CPU's */
+    int ndim;                    /* dim[0] */
+    int64_t dim[8];              /* dim[1..7] as in the header */
+    double scl_slope, scl_inter; /* as in the header (slope 0 or non-finite: no scaling) */
+    int64_t data_offset;         /* byte offset of the data in the image file */
 } vol_header;
 
 /* A float32 volume: geometry + data [nz][ny][nx]. Owns data (free with vol_free). */
 typedef struct {
     vol_geom geom;
     vol_header hdr;
-    float *data;                /* [nz][ny][nx], scl_slope/scl_inter applied */
-    float vmin, vmax;           /* intensity range of data */
+    float *data;      /* [nz][ny][nx], scl_slope/scl_inter applied */
+    float vmin, vmax; /* intensity range of data */
 } vol_t;
 
 typedef struct {
-    int64_t max_voxels;         /* refuse headers claiming more voxels (0: the default); with
+    int64_t max_voxels; /* refuse headers claiming more voxels (0: the default); with
                                  * has_volume, more in the chosen 3-D volume */
-    int has_volume;             /* 1: read the 3-D volume `volume` of a 4-D (or higher) file */
-    int64_t volume;             /* with has_volume: its index, 0-based, over dims 4..7 in file
+    int has_volume;     /* 1: read the 3-D volume `volume` of a 4-D (or higher) file */
+    int64_t volume;     /* with has_volume: its index, 0-based, over dims 4..7 in file
                                  * order (a 3-D file has volume 0 only) */
 } vol_read_opts;
 
@@ -100,20 +107,20 @@ void vol_free(vol_t *v);
  * g->nifti_version == 2) and data [nz][ny][nx] converted to datatype (integers: rounded to
  * nearest and clamped to the type's range; NaN is an error). Writes to a temporary file in the
  * same folder and renames it, so a failed write leaves no partial file at path. */
-int vol_write(const char *path, const vol_geom *g, const float *data, int datatype,
-              char *err, size_t errlen);
+int vol_write(const char *path, const vol_geom *g, const float *data, int datatype, char *err,
+              size_t errlen);
 
 /* Same, from data already in the on-disk type (raw [nz][ny][nx] elements of datatype). */
-int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
-                  char *err, size_t errlen);
+int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
+                  size_t errlen);
 
 /* Writes raw [nz][ny][nx] elements of datatype as one NRRD file, header attached (nrrd_write.c):
  * NRRD0004, `space: left-posterior-superior`, `space directions` and `space origin` from the
  * affine in use converted from RAS to LPS (x and y negated), kinds domain, gzip encoding, the
  * CPU's byte order. World coordinates of every voxel equal the NIfTI's (as ITK and 3D Slicer
  * read both). Written to a temporary file and renamed, like vol_write. */
-int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int datatype,
-                   char *err, size_t errlen);
+int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
+                   size_t errlen);
 
 /* Whether path names an NRRD file (ends in .nrrd, any case): the label writers pick the format
  * by name. */
@@ -150,8 +157,8 @@ int vol_geom_slicing_axis(const vol_geom *g);
 typedef struct {
     int slice_axis, u_axis, v_axis;
     int u_flip, v_flip;
-    int64_t w, h, nslices;      /* slice width (u), height (v), number of slices */
-    double du, dv, ds;          /* spacing along u, v and between slices */
+    int64_t w, h, nslices; /* slice width (u), height (v), number of slices */
+    double du, dv, ds;     /* spacing along u, v and between slices */
 } vol_slice_frame;
 
 void vol_geom_slice_frame(const vol_geom *g, vol_slice_frame *f);
@@ -166,10 +173,10 @@ const char *vol_affine_src_name(vol_affine_src s);
 
 /* ---- label tables -------------------------------------------------------------------- */
 
-#define VOL_NCLASSES 8          /* background + 7 structures */
+#define VOL_NCLASSES 8 /* background + 7 structures */
 /* MM-WHS codes of classes 1..7: MYO 205, LA 420, LV 500, RA 550, RV 600, AA 820, PA 850. */
-extern const int vol_mmwhs_codes[VOL_NCLASSES];       /* [0] = 0 */
-extern const char *const vol_class_names[VOL_NCLASSES];/* "background", "MYO", ... */
+extern const int vol_mmwhs_codes[VOL_NCLASSES];         /* [0] = 0 */
+extern const char *const vol_class_names[VOL_NCLASSES]; /* "background", "MYO", ... */
 
 typedef enum {
     VOL_LABELS_AUTO = 0,  /* reading: all values in 0..7 -> class indices, else MM-WHS codes */
@@ -185,13 +192,13 @@ int vol_labels_to_classes(const float *values, int64_t n, vol_label_mode mode, u
 
 /* Reads a label file and converts it to class indices (vol_labels_to_classes): *cls gets a
  * malloc'ed [nz][ny][nx] array the caller frees, g its geometry. */
-int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode,
-                    vol_geom *g, uint8_t **cls, char *err, size_t errlen);
+int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode, vol_geom *g,
+                    uint8_t **cls, char *err, size_t errlen);
 
 /* Writes class indices [nz][ny][nx] as a label map with geometry g: uint8 class indices
  * (VOL_LABELS_INDEX) or int16 MM-WHS codes (VOL_LABELS_MMWHS); NRRD when path ends in .nrrd
  * (vol_write_nrrd), else NIfTI. */
-int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
-                     vol_label_mode mode, char *err, size_t errlen);
+int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls, vol_label_mode mode,
+                     char *err, size_t errlen);
 
 #endif

@@ -23,8 +23,10 @@ static double now_s(void)
 
 void infer_model_free(infer_model *m)
 {
-    if (!m) return;
-    for (int i = 0; i < INFER_MAX_MEMBERS; i++) segmentor_free(m->seg[i]);
+    if (!m)
+        return;
+    for (int i = 0; i < INFER_MAX_MEMBERS; i++)
+        segmentor_free(m->seg[i]);
     free(m);
 }
 
@@ -34,20 +36,33 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
     json_t *arch = NULL;
     infer_model *m = NULL;
     char e2[300];
-    if (st_open(path, 0, &f, e2, sizeof e2)) { mkd_seterr(err, errlen, "model %s: %s", path, e2); return NULL; }
+    if (st_open(path, 0, &f, e2, sizeof e2)) {
+        mkd_seterr(err, errlen, "model %s: %s", path, e2);
+        return NULL;
+    }
     const char *kind = st_meta(f, "mkdseg.kind"), *members = st_meta(f, "mkdseg.members"),
                *arch_s = st_meta(f, "mkdseg.arch"), *norm_s = st_meta(f, "mkdseg.prep.norm"),
                *sp_s = st_meta(f, "mkdseg.prep.spacing"), *size_s = st_meta(f, "mkdseg.prep.size"),
                *method = st_meta(f, "mkdseg.method");
-    if (!kind || strcmp(kind, "model")) { mkd_seterr(err, errlen, "model %s: not an mkdseg model file (mkdseg.kind is not 'model')", path); goto fail; }
+    if (!kind || strcmp(kind, "model")) {
+        mkd_seterr(err, errlen, "model %s: not an mkdseg model file (mkdseg.kind is not 'model')",
+                   path);
+        goto fail;
+    }
     if (!members || !arch_s || !norm_s || !sp_s || !size_s) {
         mkd_seterr(err, errlen, "model %s: metadata lacks %s", path,
-               !members ? "mkdseg.members" : !arch_s ? "mkdseg.arch" : !norm_s ? "mkdseg.prep.norm"
-               : !sp_s ? "mkdseg.prep.spacing" : "mkdseg.prep.size");
+                   !members  ? "mkdseg.members"
+                   : !arch_s ? "mkdseg.arch"
+                   : !norm_s ? "mkdseg.prep.norm"
+                   : !sp_s   ? "mkdseg.prep.spacing"
+                             : "mkdseg.prep.size");
         goto fail;
     }
     m = calloc(1, sizeof *m);
-    if (!m) { mkd_seterr(err, errlen, "out of memory"); goto fail; }
+    if (!m) {
+        mkd_seterr(err, errlen, "out of memory");
+        goto fail;
+    }
     m->be = be;
     snprintf(m->method, sizeof m->method, "%s", method ? method : "unknown");
     if (!strcmp(members, "seg")) {
@@ -71,16 +86,28 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
         goto fail;
     }
     m->classes = (int)classes;
-    if (prep_norm_from_string(&m->norm, norm_s, e2, sizeof e2)) { mkd_seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+    if (prep_norm_from_string(&m->norm, norm_s, e2, sizeof e2)) {
+        mkd_seterr(err, errlen, "model %s: %s", path, e2);
+        goto fail;
+    }
     char *end;
     m->spacing = strtod(sp_s, &end);
-    if (*end || !(m->spacing >= 0 && m->spacing < 100)) { mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.spacing", path); goto fail; }
+    if (*end || !(m->spacing >= 0 && m->spacing < 100)) {
+        mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.spacing", path);
+        goto fail;
+    }
     long sz = strtol(size_s, &end, 10);
-    if (*end || sz < 16 || sz > 2048 || sz % 16) { mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.size", path); goto fail; }
+    if (*end || sz < 16 || sz > 2048 || sz % 16) {
+        mkd_seterr(err, errlen, "model %s: bad mkdseg.prep.size", path);
+        goto fail;
+    }
     m->size = (int)sz;
     for (int k = 0; k < m->members; k++) {
         m->seg[k] = segmentor_new(be, (int)width, (int)classes, 1, e2, sizeof e2);
-        if (!m->seg[k]) { mkd_seterr(err, errlen, "model %s: %s", path, e2); goto fail; }
+        if (!m->seg[k]) {
+            mkd_seterr(err, errlen, "model %s: %s", path, e2);
+            goto fail;
+        }
         nn_params *p = m->seg[k]->params;
         for (int i = 0; i < nn_params_count(p); i++) {
             nn_param *q = nn_params_at(p, i);
@@ -88,12 +115,14 @@ infer_model *infer_model_load(const char *path, const nn_backend *be, char *err,
             snprintf(name, sizeof name, "%s.%s", m->member_name[k], q->name);
             const st_tensor *t = st_get(f, name);
             if (!t || t->dtype != ST_F32 || (size_t)t->numel != nn_numel(&q->t)) {
-                mkd_seterr(err, errlen, "model %s: tensor %s %s", path, name, t ? "has the wrong shape or type" : "is missing");
+                mkd_seterr(err, errlen, "model %s: tensor %s %s", path, name,
+                           t ? "has the wrong shape or type" : "is missing");
                 goto fail;
             }
             for (int64_t j = 0; j < t->numel; j++)
                 if (!isfinite(((const float *)t->data)[j])) {
-                    mkd_seterr(err, errlen, "model %s: tensor %s holds non-finite values", path, name);
+                    mkd_seterr(err, errlen, "model %s: tensor %s holds non-finite values", path,
+                               name);
                     goto fail;
                 }
             nn_tensor_write(&q->t, t->data);
@@ -113,28 +142,36 @@ fail:
  * split (both members of a two-member model) out [n][2][K][T][T] keeps each member's own
  * probabilities instead, so they can be accumulated separately. tmp has room for one member's
  * output. */
-static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int n, int member, int split,
-                     float *out, float *tmp, char *err, size_t errlen)
+static int run_tiles(const infer_model *m, nn_ctx *ctx, const float *tiles, int n, int member,
+                     int split, float *out, float *tmp, char *err, size_t errlen)
 {
     const int T = m->size, K = m->classes;
     const size_t tt = (size_t)T * T, per = (size_t)n * K * tt;
     int used = 0;
     for (int k = 0; k < m->members; k++) {
-        if (member >= 0 && member != k) continue;
+        if (member >= 0 && member != k)
+            continue;
         nn_ctx_reset(ctx);
         nn_tensor *x = nn_tensor_from(ctx, n, 1, T, T, tiles);
         nn_tensor *p = nn_softmax(ctx, segmentor_infer(m->seg[k], ctx, x));
-        if (!p) { mkd_seterr(err, errlen, "inference: %s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed"); return -1; }
+        if (!p) {
+            mkd_seterr(err, errlen, "inference: %s",
+                       nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "forward failed");
+            return -1;
+        }
         nn_tensor_read(p, used || split ? tmp : out);
         if (split)
             for (int i = 0; i < n; i++)
-                memcpy(out + ((size_t)i * 2 + k) * K * tt, tmp + (size_t)i * K * tt, sizeof(float) * K * tt);
+                memcpy(out + ((size_t)i * 2 + k) * K * tt, tmp + (size_t)i * K * tt,
+                       sizeof(float) * K * tt);
         else if (used)
-            for (size_t i = 0; i < per; i++) out[i] += tmp[i];
+            for (size_t i = 0; i < per; i++)
+                out[i] += tmp[i];
         used++;
     }
     if (used > 1 && !split)
-        for (size_t i = 0; i < per; i++) out[i] /= (float)used;
+        for (size_t i = 0; i < per; i++)
+            out[i] /= (float)used;
     return 0;
 }
 
@@ -145,9 +182,12 @@ float infer_js_divergence(const float *p, const float *q, int K, size_t stride)
     float js = 0;
     for (int c = 0; c < K; c++) {
         float a = p[(size_t)c * stride], b = q[(size_t)c * stride], mid = 0.5f * (a + b);
-        if (mid < 1e-12f) continue;
-        if (a > 0) js += a * log2f(a / mid);
-        if (b > 0) js += b * log2f(b / mid);
+        if (mid < 1e-12f)
+            continue;
+        if (a > 0)
+            js += a * log2f(a / mid);
+        if (b > 0)
+            js += b * log2f(b / mid);
     }
     js *= 0.5f;
     return js < 0 ? 0.0f : js > 1 ? 1.0f : js;
@@ -164,10 +204,14 @@ static void finish_slice(const float *bk, int K, int split, int64_t np, uint8_t 
         float bv = -1.0f;
         for (int c = 0; c < K; c++) {
             float v = split ? 0.5f * (bk[c * st + i] + bk[(K + c) * st + i]) : bk[c * st + i];
-            if (v > bv) { bv = v; best = c; }
+            if (v > bv) {
+                bv = v;
+                best = c;
+            }
         }
         lb[i] = (uint8_t)best;
-        if (split) dis[i] = infer_js_divergence(bk + i, bk + K * st + i, K, st);
+        if (split)
+            dis[i] = infer_js_divergence(bk + i, bk + K * st + i, K, st);
     }
 }
 
@@ -206,19 +250,28 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
     const vol_geom *g = &image->geom;
     const int T = m->size, K = m->classes;
     infer_opts dflt = {-1, 0, 0.5};
-    if (!o) o = &dflt;
-    if (o->member >= m->members) { mkd_seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members, o->member); return -1; }
+    if (!o)
+        o = &dflt;
+    if (o->member >= m->members) {
+        mkd_seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members,
+                   o->member);
+        return -1;
+    }
     double t0 = now_s(), t_net = 0, t_post = 0;
     vol_slice_frame f;
     vol_geom_slice_frame(g, &f);
     prep_norm_stats st;
-    if (prep_norm_fit(&m->norm, image->data, g->nx * g->ny * g->nz, &st, err, errlen)) return -1;
+    if (prep_norm_fit(&m->norm, image->data, g->nx * g->ny * g->nz, &st, err, errlen))
+        return -1;
     double tsu = m->spacing > 0 ? m->spacing : f.du, tsv = m->spacing > 0 ? m->spacing : f.dv;
     int64_t rw = prep_resampled_size(f.w, f.du, tsu), rh = prep_resampled_size(f.h, f.dv, tsv);
     int64_t py[MAX_TILES], px[MAX_TILES];
-    int ny = prep_tile_positions(rh, T, o->overlap, py, MAX_TILES), nx = prep_tile_positions(rw, T, o->overlap, px, MAX_TILES);
+    int ny = prep_tile_positions(rh, T, o->overlap, py, MAX_TILES),
+        nx = prep_tile_positions(rw, T, o->overlap, px, MAX_TILES);
     if (ny > MAX_TILES || nx > MAX_TILES || (int64_t)ny * nx > 1024) {
-        mkd_seterr(err, errlen, "slice of %lldx%lld pixels at the model spacing needs too many tiles", (long long)rh, (long long)rw);
+        mkd_seterr(err, errlen,
+                   "slice of %lldx%lld pixels at the model spacing needs too many tiles",
+                   (long long)rh, (long long)rw);
         return -1;
     }
     int ntile = ny * nx, passes = o->tta ? 3 : 1;
@@ -232,11 +285,13 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
     if (nn_backend_is_device(m->be)) {
         int cap = (int)mkd_env_pos(MKD_ENV_INFER_TILES);
         SB = cap / ntile > 1 ? cap / ntile : 1;
-        if (SB > f.nslices) SB = f.nslices > 0 ? (int)f.nslices : 1;
+        if (SB > f.nslices)
+            SB = f.nslices > 0 ? (int)f.nslices : 1;
     }
     size_t tt = (size_t)T * T, nsl = (size_t)(f.w * f.h), nrs = (size_t)(rw * rh);
     float *sl = malloc(sizeof(float) * nsl * SB), *rs = malloc(sizeof(float) * nrs * SB);
-    float *tiles = malloc(sizeof(float) * ntile * tt * SB), *probs = malloc(sizeof(float) * ntile * KK * tt * SB);
+    float *tiles = malloc(sizeof(float) * ntile * tt * SB),
+          *probs = malloc(sizeof(float) * ntile * KK * tt * SB);
     float *ptmp = malloc(sizeof(float) * ntile * K * tt * SB);
     float *acc = malloc(sizeof(float) * KK * nrs * SB), *wsum = malloc(sizeof(float) * nrs * SB);
     float *gw = malloc(sizeof(float) * tt), *back = malloc(sizeof(float) * KK * nsl * SB);
@@ -244,7 +299,8 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
     float *dis = malloc(sizeof(float) * nsl * SB);
     nn_ctx *ctx = nn_ctx_new(m->be, 0, err, errlen);
     int rc = -1;
-    if (!ctx) goto done;
+    if (!ctx)
+        goto done;
     if (!sl || !rs || !tiles || !probs || !ptmp || !acc || !wsum || !gw || !back || !lab || !dis) {
         mkd_seterr(err, errlen, "out of memory");
         goto done;
@@ -273,15 +329,18 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
                     }
             /* a short last group runs at the full group size (the spare tiles hold -1, the
              * background value): the device keeps the shapes it has tuned algorithms for */
-            for (size_t i = (size_t)nb * ntile * tt; i < (size_t)SB * ntile * tt; i++) tiles[i] = -1.0f;
+            for (size_t i = (size_t)nb * ntile * tt; i < (size_t)SB * ntile * tt; i++)
+                tiles[i] = -1.0f;
             double tn = now_s();
-            if (run_tiles(m, ctx, tiles, SB * ntile, o->member, split, probs, ptmp, err, errlen)) goto done;
+            if (run_tiles(m, ctx, tiles, SB * ntile, o->member, split, probs, ptmp, err, errlen))
+                goto done;
             t_net += now_s() - tn;
             for (int j = 0; j < nb; j++)
                 for (int i = 0; i < ntile; i++) {
                     float *p = probs + ((size_t)j * ntile + i) * KK * tt;
                     flip(p, KK, T, lr, ud);
-                    prep_tile_accumulate(acc + KK * nrs * j, wsum + nrs * j, KK, rh, rw, py[i / nx], px[i % nx], T, p, gw);
+                    prep_tile_accumulate(acc + KK * nrs * j, wsum + nrs * j, KK, rh, rw, py[i / nx],
+                                         px[i % nx], T, p, gw);
                 }
         }
         double tp = now_s();
@@ -290,15 +349,18 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
             float *accj = acc + KK * nrs * j, *wsj = wsum + nrs * j, *bk = back + KK * nsl * j;
             uint8_t *lb = lab + nsl * j;
             for (int64_t c = 0; c < KK; c++)
-                for (int64_t i = 0; i < rh * rw; i++) accj[c * rh * rw + i] /= wsj[i] > 0 ? wsj[i] : 1.0f;
+                for (int64_t i = 0; i < rh * rw; i++)
+                    accj[c * rh * rw + i] /= wsj[i] > 0 ? wsj[i] : 1.0f;
             prep_resize_linear(accj, KK, rh, rw, bk, f.h, f.w);
             finish_slice(bk, K, split, f.h * f.w, lb, dis + nsl * j);
             prep_slice_put_u8(g, &f, cls, s0 + j, lb);
-            if (split) prep_slice_put(g, &f, disagree, s0 + j, dis + nsl * j);
+            if (split)
+                prep_slice_put(g, &f, disagree, s0 + j, dis + nsl * j);
         }
         t_post += now_s() - tp;
     }
-    if (disagree && !split) memset(disagree, 0, sizeof(float) * (size_t)(g->nx * g->ny * g->nz));
+    if (disagree && !split)
+        memset(disagree, 0, sizeof(float) * (size_t)(g->nx * g->ny * g->nz));
     rc = 0;
 done:
     if (timing) {
@@ -308,6 +370,16 @@ done:
         timing->prep_s = timing->total_s - t_net - t_post;
     }
     nn_ctx_free(ctx);
-    free(sl); free(rs); free(tiles); free(probs); free(ptmp); free(acc); free(wsum); free(gw); free(back); free(lab); free(dis);
+    free(sl);
+    free(rs);
+    free(tiles);
+    free(probs);
+    free(ptmp);
+    free(acc);
+    free(wsum);
+    free(gw);
+    free(back);
+    free(lab);
+    free(dis);
     return rc;
 }

@@ -43,7 +43,8 @@ void dcm_entries_free(dcm_entries *x)
 
 int dcm_is_zip(const unsigned char *b, size_t n)
 {
-    return n >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6));
+    return n >= 4 && b[0] == 'P' && b[1] == 'K' &&
+           ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6));
 }
 
 static dcm_entry *add_entry(dcm_entries *x, const char *name)
@@ -59,7 +60,8 @@ static dcm_entry *add_entry(dcm_entries *x, const char *name)
     dcm_entry *e = &x->e[x->n++];
     memset(e, 0, sizeof *e);
     size_t l = strlen(name);
-    snprintf(e->name, sizeof e->name, "%s", l < sizeof e->name ? name : name + l - (sizeof e->name - 1));
+    snprintf(e->name, sizeof e->name, "%s",
+             l < sizeof e->name ? name : name + l - (sizeof e->name - 1));
     return e;
 }
 
@@ -93,24 +95,30 @@ static int read_entry(struct archive *a, dcm_entry *e, size_t budget, size_t *to
     for (;;) {
         la_ssize_t k = archive_read_data(a, buf, sizeof buf);
         if (k < 0)
-            return fail(code, DICOM_E_ARCHIVE, err, errlen, "zip entry '%s' cannot be unpacked: %s", e->name,
+            return fail(code, DICOM_E_ARCHIVE, err, errlen, "zip entry '%s' cannot be unpacked: %s",
+                        e->name,
                         archive_error_string(a) ? archive_error_string(a) : "corrupt data");
         if (k == 0)
             return 0;
         *total += (size_t)k;
         if (*total > budget)
+            return fail(
+                code, DICOM_E_ZIP_UNSAFE, err, errlen,
+                "the zip unpacks to more than %zu MiB (the limit for this volume size): refused",
+                budget >> 20);
+        if (*total > RATIO_FLOOR &&
+            (double)*total > DICOM_ZIP_MAX_RATIO * (double)(packed ? packed : 1))
             return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "the zip unpacks to more than %zu MiB (the limit for this volume size): refused", budget >> 20);
-        if (*total > RATIO_FLOOR && (double)*total > DICOM_ZIP_MAX_RATIO * (double)(packed ? packed : 1))
-            return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "the zip unpacks more than %.0f times its size (a zip bomb?): refused", DICOM_ZIP_MAX_RATIO);
+                        "the zip unpacks more than %.0f times its size (a zip bomb?): refused",
+                        DICOM_ZIP_MAX_RATIO);
         if (e->size + (size_t)k > cap) {
             size_t nc = cap ? cap * 2 : 1 << 20;
             while (nc < e->size + (size_t)k)
                 nc *= 2;
             unsigned char *nd = realloc(e->data, nc);
             if (!nd)
-                return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory unpacking '%s'", e->name);
+                return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory unpacking '%s'",
+                            e->name);
             e->data = nd;
             cap = nc;
         }
@@ -119,8 +127,8 @@ static int read_entry(struct archive *a, dcm_entry *e, size_t budget, size_t *to
     }
 }
 
-static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_entries *out, dicom_code *code,
-                        char *err, size_t errlen)
+static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_entries *out,
+                        dicom_code *code, char *err, size_t errlen)
 {
     struct archive_entry *ae;
     size_t total = 0;
@@ -135,7 +143,8 @@ static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_
                         "the zip has more than %d entries: refused", DICOM_ZIP_MAX_ENTRIES);
         if (unsafe_name(name))
             return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "zip entry '%.100s' has an absolute path or a '..' component: refused", name);
+                        "zip entry '%.100s' has an absolute path or a '..' component: refused",
+                        name);
         if (archive_entry_filetype(ae) != AE_IFREG || skip_name(name) ||
             (archive_entry_size_is_set(ae) && archive_entry_size(ae) == 0)) {
             out->skipped++;
@@ -153,7 +162,8 @@ static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_
     }
     if (r != ARCHIVE_EOF)
         return fail(code, DICOM_E_ARCHIVE, err, errlen, "the zip cannot be read: %s",
-                    archive_error_string(a) ? archive_error_string(a) : "corrupt or truncated archive");
+                    archive_error_string(a) ? archive_error_string(a)
+                                            : "corrupt or truncated archive");
     return 0;
 }
 
@@ -165,8 +175,8 @@ static struct archive *zip_reader(void)
     return a;
 }
 
-int dcm_collect_mem(const void *buf, size_t len, size_t max_bytes, dcm_entries *out, dicom_code *code,
-                    char *err, size_t errlen)
+int dcm_collect_mem(const void *buf, size_t len, size_t max_bytes, dcm_entries *out,
+                    dicom_code *code, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     struct archive *a = zip_reader();
@@ -181,21 +191,23 @@ int dcm_collect_mem(const void *buf, size_t len, size_t max_bytes, dcm_entries *
     return rc;
 }
 
-static int read_file(const char *path, const char *name, size_t max_bytes, size_t *total, dcm_entries *out,
-                     dicom_code *code, char *err, size_t errlen)
+static int read_file(const char *path, const char *name, size_t max_bytes, size_t *total,
+                     dcm_entries *out, dicom_code *code, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     struct stat st;
     if (!f || fstat(fileno(f), &st) < 0) {
         if (f)
             fclose(f);
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open '%s': %s", name, strerror(errno));
+        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open '%s': %s", name,
+                    strerror(errno));
     }
     int rc = 0;
     if (st.st_size == 0) {
         out->skipped++;
     } else if ((size_t)st.st_size > max_bytes - *total) {
-        rc = fail(code, DICOM_E_TOO_LARGE, err, errlen, "the input is larger than %zu MiB: refused", max_bytes >> 20);
+        rc = fail(code, DICOM_E_TOO_LARGE, err, errlen, "the input is larger than %zu MiB: refused",
+                  max_bytes >> 20);
     } else {
         dcm_entry *e = add_entry(out, name);
         if (!e || !(e->data = malloc((size_t)st.st_size))) {
@@ -212,19 +224,21 @@ static int read_file(const char *path, const char *name, size_t max_bytes, size_
 }
 
 /* Regular files of a folder and its subfolders (depth 4), in no particular order. */
-static int read_dir(const char *dir, const char *rel, int depth, size_t max_bytes, size_t *total, int *count,
-                    dcm_entries *out, dicom_code *code, char *err, size_t errlen)
+static int read_dir(const char *dir, const char *rel, int depth, size_t max_bytes, size_t *total,
+                    int *count, dcm_entries *out, dicom_code *code, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the folder '%s': %s", rel, strerror(errno));
+        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the folder '%s': %s", rel,
+                    strerror(errno));
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
         if (++*count > DICOM_ZIP_MAX_ENTRIES) {
-            rc = fail(code, DICOM_E_ZIP_UNSAFE, err, errlen, "more than %d files: refused", DICOM_ZIP_MAX_ENTRIES);
+            rc = fail(code, DICOM_E_ZIP_UNSAFE, err, errlen, "more than %d files: refused",
+                      DICOM_ZIP_MAX_ENTRIES);
             break;
         }
         char p[4096], r[1024];
@@ -242,12 +256,14 @@ static int read_dir(const char *dir, const char *rel, int depth, size_t max_byte
     return rc;
 }
 
-int dcm_collect(const char *path, size_t max_bytes, dcm_entries *out, dicom_code *code, char *err, size_t errlen)
+int dcm_collect(const char *path, size_t max_bytes, dcm_entries *out, dicom_code *code, char *err,
+                size_t errlen)
 {
     memset(out, 0, sizeof *out);
     struct stat st;
     if (stat(path, &st) < 0)
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the input: %s", strerror(errno));
+        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the input: %s",
+                    strerror(errno));
     size_t total = 0;
     int rc, count = 0;
     if (S_ISDIR(st.st_mode)) {

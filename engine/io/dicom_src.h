@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 typedef struct {
-    char name[128];         /* name inside the archive or folder (shortened) */
+    char name[128]; /* name inside the archive or folder (shortened) */
     unsigned char *data;
     size_t size;
 } dcm_entry;
@@ -21,7 +21,7 @@ typedef struct {
 typedef struct {
     dcm_entry *e;
     int n, cap;
-    int skipped;            /* entries left out: folders, empty files, resource forks */
+    int skipped; /* entries left out: folders, empty files, resource forks */
     int is_archive;
 } dcm_entries;
 

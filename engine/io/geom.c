@@ -11,15 +11,18 @@
 const char *vol_affine_src_name(vol_affine_src s)
 {
     switch (s) {
-    case VOL_AFFINE_SFORM: return "sform";
-    case VOL_AFFINE_QFORM: return "qform";
-    default: return "pixdim";
+    case VOL_AFFINE_SFORM:
+        return "sform";
+    case VOL_AFFINE_QFORM:
+        return "qform";
+    default:
+        return "pixdim";
     }
 }
 
 void vol_geom_update(vol_geom *g)
 {
-    double (*A)[4] = g->affine;
+    double(*A)[4] = g->affine;
     memset(g->affine, 0, sizeof g->affine);
     A[3][3] = 1.0;
     if (g->sform_code > 0) {
@@ -101,11 +104,13 @@ void vol_geom_axes(const vol_geom *g, int world_axis[3], int sign[3])
     for (int c = 0; c < 3; c++)
         for (int r = 0; r < 3; r++)
             cosv[c][r] = sp[c] > 0 ? g->affine[r][c] / sp[c] : (r == c);
-    static const int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    static const int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                   {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     int best = 0;
     double bestv = -1;
     for (int p = 0; p < 6; p++) {
-        double s = fabs(cosv[0][perm[p][0]]) + fabs(cosv[1][perm[p][1]]) + fabs(cosv[2][perm[p][2]]);
+        double s =
+            fabs(cosv[0][perm[p][0]]) + fabs(cosv[1][perm[p][1]]) + fabs(cosv[2][perm[p][2]]);
         if (s > bestv + 1e-12) {
             bestv = s;
             best = p;
@@ -168,16 +173,17 @@ int vol_geom_same(const vol_geom *a, const vol_geom *b, double tol, char *err, s
 {
     if (a->nx != b->nx || a->ny != b->ny || a->nz != b->nz) {
         if (err && errlen)
-            snprintf(err, errlen, "grids differ: %lldx%lldx%lld vs %lldx%lldx%lld", (long long)a->nx,
-                     (long long)a->ny, (long long)a->nz, (long long)b->nx, (long long)b->ny, (long long)b->nz);
+            snprintf(err, errlen, "grids differ: %lldx%lldx%lld vs %lldx%lldx%lld",
+                     (long long)a->nx, (long long)a->ny, (long long)a->nz, (long long)b->nx,
+                     (long long)b->ny, (long long)b->nz);
         return -1;
     }
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 4; c++)
             if (!(fabs(a->affine[r][c] - b->affine[r][c]) <= tol)) {
                 if (err && errlen)
-                    snprintf(err, errlen, "affines differ at [%d][%d]: %g vs %g", r, c, a->affine[r][c],
-                             b->affine[r][c]);
+                    snprintf(err, errlen, "affines differ at [%d][%d]: %g vs %g", r, c,
+                             a->affine[r][c], b->affine[r][c]);
                 return -1;
             }
     return 0;

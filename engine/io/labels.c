@@ -9,7 +9,7 @@
 
 const int vol_mmwhs_codes[VOL_NCLASSES] = {0, 205, 420, 500, 550, 600, 820, 850};
 const char *const vol_class_names[VOL_NCLASSES] = {"background", "MYO", "LA", "LV",
-                                                   "RA", "RV", "AA", "PA"};
+                                                   "RA",         "RV",  "AA", "PA"};
 
 static int code_to_class(float v, vol_label_mode mode)
 {
@@ -64,7 +64,8 @@ int vol_labels_to_classes(const float *values, int64_t n, vol_label_mode mode, u
         return 0;
     if (err && errlen) {
         int off = snprintf(err, errlen, "unknown label value%s (%s table): ", nunk > 1 ? "s" : "",
-                           mode == VOL_LABELS_INDEX ? "class index 0..7" : "MM-WHS 0,205,420,500,550,600,820,850");
+                           mode == VOL_LABELS_INDEX ? "class index 0..7"
+                                                    : "MM-WHS 0,205,420,500,550,600,820,850");
         for (int k = 0; k < nunk && off > 0 && (size_t)off < errlen; k++)
             off += snprintf(err + off, errlen - (size_t)off, "%s%g (%lld voxels)", k ? ", " : "",
                             (double)unknown[k], (long long)counts[k]);
@@ -75,22 +76,22 @@ int vol_labels_to_classes(const float *values, int64_t n, vol_label_mode mode, u
 }
 
 /* The label writers' format: NRRD by name, else NIfTI. */
-static int write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
-                     char *err, size_t errlen)
+static int write_raw(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
+                     size_t errlen)
 {
     return vol_path_is_nrrd(path) ? vol_write_nrrd(path, g, data, datatype, err, errlen)
                                   : vol_write_raw(path, g, data, datatype, err, errlen);
 }
 
-int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
-                     vol_label_mode mode, char *err, size_t errlen)
+int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls, vol_label_mode mode,
+                     char *err, size_t errlen)
 {
     int64_t n = g->nx * g->ny * g->nz;
     for (int64_t i = 0; i < n; i++)
         if (cls[i] >= VOL_NCLASSES) {
             if (err && errlen)
-                snprintf(err, errlen, "%s: class index %d at voxel %lld is out of range 0..7",
-                         path, cls[i], (long long)i);
+                snprintf(err, errlen, "%s: class index %d at voxel %lld is out of range 0..7", path,
+                         cls[i], (long long)i);
             return -1;
         }
     if (mode != VOL_LABELS_MMWHS)
@@ -108,8 +109,8 @@ int vol_write_labels(const char *path, const vol_geom *g, const uint8_t *cls,
     return rc;
 }
 
-int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode,
-                    vol_geom *g, uint8_t **cls, char *err, size_t errlen)
+int vol_read_labels(const char *path, const vol_read_opts *opts, vol_label_mode mode, vol_geom *g,
+                    uint8_t **cls, char *err, size_t errlen)
 {
     vol_t v;
     *cls = NULL;

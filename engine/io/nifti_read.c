@@ -32,28 +32,50 @@ static void quiet_nifticlib(void) { nifti_set_debug_level(0); }
 const char *vol_datatype_name(int dt)
 {
     switch (dt) {
-    case VOL_DT_UINT8: return "uint8";
-    case VOL_DT_INT8: return "int8";
-    case VOL_DT_INT16: return "int16";
-    case VOL_DT_UINT16: return "uint16";
-    case VOL_DT_INT32: return "int32";
-    case VOL_DT_UINT32: return "uint32";
-    case VOL_DT_INT64: return "int64";
-    case VOL_DT_UINT64: return "uint64";
-    case VOL_DT_FLOAT32: return "float32";
-    case VOL_DT_FLOAT64: return "float64";
-    default: return "unknown";
+    case VOL_DT_UINT8:
+        return "uint8";
+    case VOL_DT_INT8:
+        return "int8";
+    case VOL_DT_INT16:
+        return "int16";
+    case VOL_DT_UINT16:
+        return "uint16";
+    case VOL_DT_INT32:
+        return "int32";
+    case VOL_DT_UINT32:
+        return "uint32";
+    case VOL_DT_INT64:
+        return "int64";
+    case VOL_DT_UINT64:
+        return "uint64";
+    case VOL_DT_FLOAT32:
+        return "float32";
+    case VOL_DT_FLOAT64:
+        return "float64";
+    default:
+        return "unknown";
     }
 }
 
 static int dt_size(int dt)
 {
     switch (dt) {
-    case VOL_DT_UINT8: case VOL_DT_INT8: return 1;
-    case VOL_DT_INT16: case VOL_DT_UINT16: return 2;
-    case VOL_DT_INT32: case VOL_DT_UINT32: case VOL_DT_FLOAT32: return 4;
-    case VOL_DT_INT64: case VOL_DT_UINT64: case VOL_DT_FLOAT64: return 8;
-    default: return 0;
+    case VOL_DT_UINT8:
+    case VOL_DT_INT8:
+        return 1;
+    case VOL_DT_INT16:
+    case VOL_DT_UINT16:
+        return 2;
+    case VOL_DT_INT32:
+    case VOL_DT_UINT32:
+    case VOL_DT_FLOAT32:
+        return 4;
+    case VOL_DT_INT64:
+    case VOL_DT_UINT64:
+    case VOL_DT_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -85,7 +107,8 @@ static float rd_f32(const unsigned char *b, int swap)
  * with any other magic as ANALYZE 7.5 and take the data after it at a guessed offset. The
  * header of a pair ("ni1" / "ni2", or ANALYZE 7.5 without magic) is read only under a .hdr
  * name, next to its .img. 1 (refused, err set) or 0. */
-static int magic_refused(const char *path, const unsigned char *magic, uint32_t sh, char *err, size_t errlen)
+static int magic_refused(const char *path, const unsigned char *magic, uint32_t sh, char *err,
+                         size_t errlen)
 {
     if (!ends_with(path, ".nii") && !ends_with(path, ".nii.gz"))
         return 0;
@@ -93,10 +116,15 @@ static int magic_refused(const char *path, const unsigned char *magic, uint32_t 
     if (!memcmp(magic, single, 4))
         return 0;
     if (!memcmp(magic, pair, 4))
-        mkd_seterr(err, errlen, "%s: magic '%s' is the header of a .hdr/.img pair, not a single .nii file", path, pair);
+        mkd_seterr(err, errlen,
+                   "%s: magic '%s' is the header of a .hdr/.img pair, not a single .nii file", path,
+                   pair);
     else
-        mkd_seterr(err, errlen, "%s: not a NIfTI file: its magic is neither '%s' nor '%s' (an ANALYZE 7.5 header "
-               "is read only as a .hdr/.img pair)", path, single, pair);
+        mkd_seterr(
+            err, errlen,
+            "%s: not a NIfTI file: its magic is neither '%s' nor '%s' (an ANALYZE 7.5 header "
+            "is read only as a .hdr/.img pair)",
+            path, single, pair);
     return 1;
 }
 
@@ -114,7 +142,8 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     size_t got = znzread(b, 1, sizeof b, fp);
     znzclose(fp);
     if (got > sizeof b || got < 4) {
-        mkd_seterr(err, errlen, "%s: not a NIfTI file: shorter than a header (or a broken gzip stream)", path);
+        mkd_seterr(err, errlen,
+                   "%s: not a NIfTI file: shorter than a header (or a broken gzip stream)", path);
         return -1;
     }
     int swap;
@@ -124,7 +153,10 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     else if ((uint32_t)rd(b, 4, 1) == 348 || (uint32_t)rd(b, 4, 1) == 540)
         swap = 1, sh = (uint32_t)rd(b, 4, 1);
     else {
-        mkd_seterr(err, errlen, "%s: not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)", path);
+        mkd_seterr(
+            err, errlen,
+            "%s: not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)",
+            path);
         return -1;
     }
     *version = sh == 540 ? 2 : 1;
@@ -135,17 +167,18 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     int64_t dim[8];
     int dt;
     for (int i = 0; i < 8; i++)
-        dim[i] = sh == 348 ? (int16_t)rd(b + 40 + 2 * i, 2, swap) : (int64_t)rd(b + 16 + 8 * i, 8, swap);
+        dim[i] =
+            sh == 348 ? (int16_t)rd(b + 40 + 2 * i, 2, swap) : (int64_t)rd(b + 16 + 8 * i, 8, swap);
     dt = sh == 348 ? (int16_t)rd(b + 70, 2, swap) : (int16_t)rd(b + 12, 2, swap);
     if (dim[0] < 1 || dim[0] > 7) {
         mkd_seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)", path,
-               (long long)dim[0]);
+                   (long long)dim[0]);
         return -1;
     }
     for (int d = 1; d <= dim[0]; d++)
         if (dim[d] < 1) {
             mkd_seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
-                   (long long)dim[d]);
+                       (long long)dim[d]);
             return -1;
         }
     /* nifticlib reads the extensions between the header and vox_offset before anything else:
@@ -154,17 +187,22 @@ static int preparse(const char *path, int *version, char *err, size_t errlen)
     if (magic_refused(path, magic, sh, err, errlen))
         return -1;
     if (magic[0] == 'n' && magic[1] == '+') {
-        double off = sh == 348 ? (double)rd_f32(b + 108, swap) : (double)(int64_t)rd(b + 168, 8, swap);
+        double off =
+            sh == 348 ? (double)rd_f32(b + 108, swap) : (double)(int64_t)rd(b + 168, 8, swap);
         if (!(off >= 0 && off <= VOX_OFFSET_MAX)) {
-            mkd_seterr(err, errlen, "%s: data offset vox_offset=%g is negative or beyond %d MiB of header extensions",
-                   path, off, VOX_OFFSET_MAX >> 20);
+            mkd_seterr(
+                err, errlen,
+                "%s: data offset vox_offset=%g is negative or beyond %d MiB of header extensions",
+                path, off, VOX_OFFSET_MAX >> 20);
             return -1;
         }
     }
     if (!dt_supported(dt)) {
         const char *name = nifti_datatype_string(dt);
-        mkd_seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
-               path, dt, name && name[0] != '*' ? name : "unknown code");
+        mkd_seterr(err, errlen,
+                   "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are "
+                   "accepted",
+                   path, dt, name && name[0] != '*' ? name : "unknown code");
         return -1;
     }
     return 0;
@@ -212,8 +250,8 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
         return -1;
     }
     if (nim->dim[0] < 1 || nim->dim[0] > 7) {
-        mkd_seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)",
-               path, (long long)nim->dim[0]);
+        mkd_seterr(err, errlen, "%s: invalid number of dimensions dim[0]=%lld (must be 1..7)", path,
+                   (long long)nim->dim[0]);
         return -1;
     }
     /* the voxel limit bounds what is read: one 3-D volume when one is chosen (the whole file
@@ -224,14 +262,16 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
         int64_t n = nim->dim[d], cap = d <= 3 ? max_voxels : file_cap;
         if (n < 1) {
             mkd_seterr(err, errlen, "%s: invalid dimension dim[%d]=%lld (must be >= 1)", path, d,
-                   (long long)n);
+                       (long long)n);
             return -1;
         }
         if (n > cap || nvox > cap / n) {
-            mkd_seterr(err, errlen, "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): above the voxel limit",
-                   path, (long long)cap, (long long)nim->dim[1],
-                   (long long)(nim->dim[0] >= 2 ? nim->dim[2] : 1),
-                   (long long)(nim->dim[0] >= 3 ? nim->dim[3] : 1));
+            mkd_seterr(err, errlen,
+                       "%s: header claims more than %lld voxels (dims %lld x %lld x %lld ...): "
+                       "above the voxel limit",
+                       path, (long long)cap, (long long)nim->dim[1],
+                       (long long)(nim->dim[0] >= 2 ? nim->dim[2] : 1),
+                       (long long)(nim->dim[0] >= 3 ? nim->dim[3] : 1));
             return -1;
         }
         nvox *= n;
@@ -239,27 +279,32 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
             nvol *= n;
     }
     if (nvol > 1 && !pick) {
-        mkd_seterr(err, errlen, "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only single-volume 3-D images are accepted unless one volume (0..%lld) is chosen",
-               path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],
-               (long long)nim->dim[3], (long long)nvol, (long long)nvol - 1);
+        mkd_seterr(err, errlen,
+                   "%s: a 4-D image with %lld volumes (dims %lld x %lld x %lld x %lld): only "
+                   "single-volume 3-D images are accepted unless one volume (0..%lld) is chosen",
+                   path, (long long)nvol, (long long)nim->dim[1], (long long)nim->dim[2],
+                   (long long)nim->dim[3], (long long)nvol, (long long)nvol - 1);
         return -1;
     }
     if (pick && (opts->volume < 0 || opts->volume >= nvol)) {
-        mkd_seterr(err, errlen, "%s: volume %lld does not exist: the image has %lld volume%s (0..%lld)",
-               path, (long long)opts->volume, (long long)nvol, nvol > 1 ? "s" : "",
-               (long long)nvol - 1);
+        mkd_seterr(err, errlen,
+                   "%s: volume %lld does not exist: the image has %lld volume%s (0..%lld)", path,
+                   (long long)opts->volume, (long long)nvol, nvol > 1 ? "s" : "",
+                   (long long)nvol - 1);
         return -1;
     }
     int sz = dt_size(nim->datatype);
     if (sz == 0) {
         const char *name = nifti_datatype_string(nim->datatype);
-        mkd_seterr(err, errlen, "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are accepted",
-               path, nim->datatype, name ? name : "unknown");
+        mkd_seterr(err, errlen,
+                   "%s: unsupported datatype %d (%s): only real scalar types uint8 .. float64 are "
+                   "accepted",
+                   path, nim->datatype, name ? name : "unknown");
         return -1;
     }
     if (nim->nbyper != sz) {
         mkd_seterr(err, errlen, "%s: datatype %d has %d bytes per voxel, header says %d", path,
-               nim->datatype, sz, nim->nbyper);
+                   nim->datatype, sz, nim->nbyper);
         return -1;
     }
     for (int d = 1; d <= 3; d++)
@@ -281,25 +326,30 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
     if (!gz) {
         if ((int64_t)st.st_size < nim->iname_offset ||
             (int64_t)st.st_size - nim->iname_offset < bytes) {
-            mkd_seterr(err, errlen, "%s: file is truncated: the header implies %lld bytes of data at offset %lld, the file has %lld bytes",
-                   path, (long long)bytes, (long long)nim->iname_offset, (long long)st.st_size);
+            mkd_seterr(err, errlen,
+                       "%s: file is truncated: the header implies %lld bytes of data at offset "
+                       "%lld, the file has %lld bytes",
+                       path, (long long)bytes, (long long)nim->iname_offset, (long long)st.st_size);
             return -1;
         }
-    } else if ((int64_t)st.st_size < INT64_MAX / 1100 && bytes > (int64_t)st.st_size * 1032 + 65536) {
+    } else if ((int64_t)st.st_size < INT64_MAX / 1100 &&
+               bytes > (int64_t)st.st_size * 1032 + 65536) {
         /* deflate cannot compress better than about 1032:1 */
-        mkd_seterr(err, errlen, "%s: compressed file of %lld bytes cannot hold the %lld bytes of data its header claims: truncated or corrupt",
-               path, (long long)st.st_size, (long long)bytes);
+        mkd_seterr(err, errlen,
+                   "%s: compressed file of %lld bytes cannot hold the %lld bytes of data its "
+                   "header claims: truncated or corrupt",
+                   path, (long long)st.st_size, (long long)bytes);
         return -1;
     }
 
     if (g) {
         geom_from_nim(nim, g);
-        const double (*A)[4] = (const double (*)[4])g->affine;
+        const double(*A)[4] = (const double(*)[4])g->affine;
         for (int r = 0; r < 3; r++)
             for (int c = 0; c < 4; c++)
                 if (!isfinite(A[r][c])) {
                     mkd_seterr(err, errlen, "%s: the %s affine is not finite", path,
-                           vol_affine_src_name(g->affine_src));
+                               vol_affine_src_name(g->affine_src));
                     return -1;
                 }
     }
@@ -373,28 +423,49 @@ int vol_read_header(const char *path, const vol_read_opts *opts, vol_geom *g, vo
 static int64_t convert(const void *raw, int dt, int64_t n, int scale, double slope, double inter,
                        float *out)
 {
-#define CONV(T)                                                                         \
-    do {                                                                                \
-        const T *p = (const T *)raw;                                                    \
-        for (int64_t i = 0; i < n; i++) {                                               \
-            double v = (double)p[i];                                                    \
-            if (scale)                                                                  \
-                v = v * slope + inter;                                                  \
-            out[i] = (float)v;                                                          \
-        }                                                                               \
+#define CONV(T)                                                                                    \
+    do {                                                                                           \
+        const T *p = (const T *)raw;                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            double v = (double)p[i];                                                               \
+            if (scale)                                                                             \
+                v = v * slope + inter;                                                             \
+            out[i] = (float)v;                                                                     \
+        }                                                                                          \
     } while (0)
     switch (dt) {
-    case VOL_DT_UINT8: CONV(uint8_t); break;
-    case VOL_DT_INT8: CONV(int8_t); break;
-    case VOL_DT_INT16: CONV(int16_t); break;
-    case VOL_DT_UINT16: CONV(uint16_t); break;
-    case VOL_DT_INT32: CONV(int32_t); break;
-    case VOL_DT_UINT32: CONV(uint32_t); break;
-    case VOL_DT_INT64: CONV(int64_t); break;
-    case VOL_DT_UINT64: CONV(uint64_t); break;
-    case VOL_DT_FLOAT32: CONV(float); break;
-    case VOL_DT_FLOAT64: CONV(double); break;
-    default: return 0;
+    case VOL_DT_UINT8:
+        CONV(uint8_t);
+        break;
+    case VOL_DT_INT8:
+        CONV(int8_t);
+        break;
+    case VOL_DT_INT16:
+        CONV(int16_t);
+        break;
+    case VOL_DT_UINT16:
+        CONV(uint16_t);
+        break;
+    case VOL_DT_INT32:
+        CONV(int32_t);
+        break;
+    case VOL_DT_UINT32:
+        CONV(uint32_t);
+        break;
+    case VOL_DT_INT64:
+        CONV(int64_t);
+        break;
+    case VOL_DT_UINT64:
+        CONV(uint64_t);
+        break;
+    case VOL_DT_FLOAT32:
+        CONV(float);
+        break;
+    case VOL_DT_FLOAT64:
+        CONV(double);
+        break;
+    default:
+        return 0;
     }
 #undef CONV
     for (int64_t i = 0; i < n; i++)
@@ -433,14 +504,16 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
     }
     fp = znzopen(nim->iname, "rb", v->hdr.compressed);
     if (znz_isnull(fp)) {
-        mkd_seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname, strerror(errno));
+        mkd_seterr(err, errlen, "%s: cannot open image data %s: %s", path, nim->iname,
+                   strerror(errno));
         goto fail;
     }
     /* the chosen volume of a 4-D file: volumes follow each other, x fastest within each */
     int64_t skip = opts && opts->has_volume ? opts->volume * nvox * sz : 0;
     if (znzseek(fp, (znz_off_t)(nim->iname_offset + skip), SEEK_SET) < 0) {
-        mkd_seterr(err, errlen, "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
-               path, (long long)nim->iname_offset);
+        mkd_seterr(err, errlen,
+                   "%s: cannot seek to the data at offset %lld (stream ends early or is corrupt)",
+                   path, (long long)nim->iname_offset);
         goto fail;
     }
     for (int64_t done = 0; done < nvox;) {
@@ -451,10 +524,12 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
             /* znzread returns (size_t)-1 on a zlib error, fewer bytes at end of stream */
             if (got > want)
                 mkd_seterr(err, errlen, "%s: corrupt compressed data after %lld of %lld voxels",
-                       path, (long long)done, (long long)nvox);
+                           path, (long long)done, (long long)nvox);
             else
-                mkd_seterr(err, errlen, "%s: data ends early: %lld of %lld voxels present (truncated file or gzip stream)",
-                       path, (long long)(done + (int64_t)(got / (size_t)sz)), (long long)nvox);
+                mkd_seterr(err, errlen,
+                           "%s: data ends early: %lld of %lld voxels present (truncated file or "
+                           "gzip stream)",
+                           path, (long long)(done + (int64_t)(got / (size_t)sz)), (long long)nvox);
             goto fail;
         }
         if (v->hdr.byteswapped)
@@ -464,9 +539,11 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
             int64_t idx = done + bad;
             int64_t i = idx % v->geom.nx, j = (idx / v->geom.nx) % v->geom.ny,
                     k = idx / (v->geom.nx * v->geom.ny);
-            mkd_seterr(err, errlen, "%s: %s value at voxel (%lld,%lld,%lld)%s: NaN and infinite intensities are refused",
-                   path, isnan(v->data[idx]) ? "NaN" : "infinite", (long long)i, (long long)j,
-                   (long long)k, scale ? " after scl_slope/scl_inter" : "");
+            mkd_seterr(err, errlen,
+                       "%s: %s value at voxel (%lld,%lld,%lld)%s: NaN and infinite intensities are "
+                       "refused",
+                       path, isnan(v->data[idx]) ? "NaN" : "infinite", (long long)i, (long long)j,
+                       (long long)k, scale ? " after scl_slope/scl_inter" : "");
             goto fail;
         }
         done += n;
@@ -478,7 +555,9 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
         while ((got = znzread(extra, 1, sizeof extra, fp)) == sizeof extra)
             ;
         if (got > sizeof extra) {
-            mkd_seterr(err, errlen, "%s: corrupt compressed data (gzip check failed after the image data)", path);
+            mkd_seterr(err, errlen,
+                       "%s: corrupt compressed data (gzip check failed after the image data)",
+                       path);
             goto fail;
         }
         /* a stream cut inside its last block or its CRC trailer ends without an error from
@@ -487,7 +566,8 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
         if (fp->withz && fp->zfptr)
             gzerror(fp->zfptr, &zerr);
         if (zerr != Z_OK && zerr != Z_STREAM_END) {
-            mkd_seterr(err, errlen, "%s: truncated gzip stream: it ends before its end-of-stream check", path);
+            mkd_seterr(err, errlen,
+                       "%s: truncated gzip stream: it ends before its end-of-stream check", path);
             goto fail;
         }
     }

@@ -20,11 +20,22 @@
 static int dt_size(int dt)
 {
     switch (dt) {
-    case VOL_DT_UINT8: case VOL_DT_INT8: return 1;
-    case VOL_DT_INT16: case VOL_DT_UINT16: return 2;
-    case VOL_DT_INT32: case VOL_DT_UINT32: case VOL_DT_FLOAT32: return 4;
-    case VOL_DT_INT64: case VOL_DT_UINT64: case VOL_DT_FLOAT64: return 8;
-    default: return 0;
+    case VOL_DT_UINT8:
+    case VOL_DT_INT8:
+        return 1;
+    case VOL_DT_INT16:
+    case VOL_DT_UINT16:
+        return 2;
+    case VOL_DT_INT32:
+    case VOL_DT_UINT32:
+    case VOL_DT_FLOAT32:
+        return 4;
+    case VOL_DT_INT64:
+    case VOL_DT_UINT64:
+    case VOL_DT_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -50,8 +61,8 @@ static mode_t current_umask(void)
     return (mode_t)(m & 0777);
 }
 
-int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype,
-                  char *err, size_t errlen)
+int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
+                  size_t errlen)
 {
     int sz = dt_size(datatype);
     char *tmp = NULL;
@@ -126,7 +137,7 @@ int vol_write_raw(const char *path, const vol_geom *g, const void *data, int dat
     hlen += 4; /* extension flag: no extensions */
     if ((int64_t)hlen != nim->iname_offset) {
         mkd_seterr(err, errlen, "%s: internal: header length %zu != data offset %lld", path, hlen,
-               (long long)nim->iname_offset);
+                   (long long)nim->iname_offset);
         goto fail;
     }
 
@@ -211,31 +222,50 @@ int vol_write(const char *path, const vol_geom *g, const float *data, int dataty
         mkd_seterr(err, errlen, "%s: out of memory", path);
         return -1;
     }
-#define CONVI(T, LO, HI)                                                                   \
-    do {                                                                                   \
-        T *q = buf;                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            double x = nearbyint((double)data[i]);                                         \
-            q[i] = (T)(x < (double)(LO) ? (LO) : x > (double)(HI) ? (HI) : x);             \
-        }                                                                                  \
+#define CONVI(T, LO, HI)                                                                           \
+    do {                                                                                           \
+        T *q = buf;                                                                                \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            double x = nearbyint((double)data[i]);                                                 \
+            q[i] = (T)(x < (double)(LO) ? (LO) : x > (double)(HI) ? (HI) : x);                     \
+        }                                                                                          \
     } while (0)
     for (int64_t i = 0; i < n; i++)
         if (isnan(data[i])) {
             free(buf);
-            mkd_seterr(err, errlen, "%s: NaN in the data to write (voxel %lld)", path, (long long)i);
+            mkd_seterr(err, errlen, "%s: NaN in the data to write (voxel %lld)", path,
+                       (long long)i);
             return -1;
         }
     switch (datatype) {
-    case VOL_DT_UINT8: CONVI(uint8_t, 0, UINT8_MAX); break;
-    case VOL_DT_INT8: CONVI(int8_t, INT8_MIN, INT8_MAX); break;
-    case VOL_DT_INT16: CONVI(int16_t, INT16_MIN, INT16_MAX); break;
-    case VOL_DT_UINT16: CONVI(uint16_t, 0, UINT16_MAX); break;
-    case VOL_DT_INT32: CONVI(int32_t, INT32_MIN, INT32_MAX); break;
-    case VOL_DT_UINT32: CONVI(uint32_t, 0, UINT32_MAX); break;
+    case VOL_DT_UINT8:
+        CONVI(uint8_t, 0, UINT8_MAX);
+        break;
+    case VOL_DT_INT8:
+        CONVI(int8_t, INT8_MIN, INT8_MAX);
+        break;
+    case VOL_DT_INT16:
+        CONVI(int16_t, INT16_MIN, INT16_MAX);
+        break;
+    case VOL_DT_UINT16:
+        CONVI(uint16_t, 0, UINT16_MAX);
+        break;
+    case VOL_DT_INT32:
+        CONVI(int32_t, INT32_MIN, INT32_MAX);
+        break;
+    case VOL_DT_UINT32:
+        CONVI(uint32_t, 0, UINT32_MAX);
+        break;
     /* float32 data fits 64-bit integers up to 2^63 - 2^39; clamp below the limits */
-    case VOL_DT_INT64: CONVI(int64_t, -9.2e18, 9.2e18); break;
-    case VOL_DT_UINT64: CONVI(uint64_t, 0, 1.8e19); break;
-    case VOL_DT_FLOAT32: memcpy(buf, data, (size_t)n * sizeof(float)); break;
+    case VOL_DT_INT64:
+        CONVI(int64_t, -9.2e18, 9.2e18);
+        break;
+    case VOL_DT_UINT64:
+        CONVI(uint64_t, 0, 1.8e19);
+        break;
+    case VOL_DT_FLOAT32:
+        memcpy(buf, data, (size_t)n * sizeof(float));
+        break;
     case VOL_DT_FLOAT64: {
         double *q = buf;
         for (int64_t i = 0; i < n; i++)

@@ -31,17 +31,39 @@ int vol_path_is_nrrd(const char *path)
 static const char *nrrd_type(int dt, int *size)
 {
     switch (dt) {
-    case VOL_DT_UINT8: *size = 1; return "uint8";
-    case VOL_DT_INT8: *size = 1; return "int8";
-    case VOL_DT_INT16: *size = 2; return "int16";
-    case VOL_DT_UINT16: *size = 2; return "uint16";
-    case VOL_DT_INT32: *size = 4; return "int32";
-    case VOL_DT_UINT32: *size = 4; return "uint32";
-    case VOL_DT_INT64: *size = 8; return "int64";
-    case VOL_DT_UINT64: *size = 8; return "uint64";
-    case VOL_DT_FLOAT32: *size = 4; return "float";
-    case VOL_DT_FLOAT64: *size = 8; return "double";
-    default: *size = 0; return NULL;
+    case VOL_DT_UINT8:
+        *size = 1;
+        return "uint8";
+    case VOL_DT_INT8:
+        *size = 1;
+        return "int8";
+    case VOL_DT_INT16:
+        *size = 2;
+        return "int16";
+    case VOL_DT_UINT16:
+        *size = 2;
+        return "uint16";
+    case VOL_DT_INT32:
+        *size = 4;
+        return "int32";
+    case VOL_DT_UINT32:
+        *size = 4;
+        return "uint32";
+    case VOL_DT_INT64:
+        *size = 8;
+        return "int64";
+    case VOL_DT_UINT64:
+        *size = 8;
+        return "uint64";
+    case VOL_DT_FLOAT32:
+        *size = 4;
+        return "float";
+    case VOL_DT_FLOAT64:
+        *size = 8;
+        return "double";
+    default:
+        *size = 0;
+        return NULL;
     }
 }
 
@@ -56,7 +78,7 @@ static int host_little_endian(void)
 /* The header: sizes, the LPS geometry from the affine in use, gzip encoding. */
 static int write_header(FILE *f, const vol_geom *g, const char *type, int size)
 {
-    const double (*A)[4] = (const double (*)[4])g->affine;
+    const double(*A)[4] = (const double(*)[4])g->affine;
     static const double lps[3] = {-1.0, -1.0, 1.0}; /* RAS -> LPS */
     fprintf(f, "NRRD0004\n# written by mkdseg: a label map in the input image's world space\n");
     fprintf(f, "type: %s\ndimension: 3\nspace: left-posterior-superior\n", type);
@@ -108,8 +130,8 @@ static int write_gzip(FILE *f, const unsigned char *data, size_t len)
     return rc;
 }
 
-int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int datatype,
-                   char *err, size_t errlen)
+int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
+                   size_t errlen)
 {
     int size;
     const char *type = nrrd_type(datatype, &size);
@@ -143,7 +165,8 @@ int vol_write_nrrd(const char *path, const vol_geom *g, const void *data, int da
     }
     size_t bytes = (size_t)(g->nx * g->ny * g->nz) * (size_t)size;
     if (write_header(f, g, type, size) < 0 || write_gzip(f, data, bytes) < 0) {
-        mkd_seterr(err, errlen, "%s: cannot write: %s", path, errno ? strerror(errno) : "zlib error");
+        mkd_seterr(err, errlen, "%s: cannot write: %s", path,
+                   errno ? strerror(errno) : "zlib error");
         goto fail;
     }
     int rc = fclose(f);

@@ -120,7 +120,7 @@ int metrics_compute(const uint8_t *pred, const uint8_t *truth, int64_t nx, int64
                     const double sp[3], int nclasses, metrics_struct *out, char *err, size_t errlen)
 {
     int64_t n = nx * ny * nz;
-    int64_t (*bb)[6] = calloc((size_t)nclasses, sizeof *bb);
+    int64_t(*bb)[6] = calloc((size_t)nclasses, sizeof *bb);
     double *fa = NULL, *fb = NULL, *da = NULL, *db = NULL;
     if (!bb)
         goto oom;
@@ -146,12 +146,18 @@ int metrics_compute(const uint8_t *pred, const uint8_t *truth, int64_t nx, int64
                     out[p].n_inter++;
                 for (int s = 0; s < 2; s++) {
                     int c = s ? t : p;
-                    if (i < bb[c][0]) bb[c][0] = i;
-                    if (j < bb[c][1]) bb[c][1] = j;
-                    if (k < bb[c][2]) bb[c][2] = k;
-                    if (i > bb[c][3]) bb[c][3] = i;
-                    if (j > bb[c][4]) bb[c][4] = j;
-                    if (k > bb[c][5]) bb[c][5] = k;
+                    if (i < bb[c][0])
+                        bb[c][0] = i;
+                    if (j < bb[c][1])
+                        bb[c][1] = j;
+                    if (k < bb[c][2])
+                        bb[c][2] = k;
+                    if (i > bb[c][3])
+                        bb[c][3] = i;
+                    if (j > bb[c][4])
+                        bb[c][4] = j;
+                    if (k > bb[c][5])
+                        bb[c][5] = k;
                 }
             }
     (void)n;
@@ -229,7 +235,10 @@ void metrics_mean(const metrics_struct *m, int nclasses, double *dice, double *a
         s[2] += m[c].hd95;
     }
     int k = nclasses > 1 ? nclasses - 1 : 1;
-    if (dice) *dice = s[0] / k;
-    if (assd) *assd = s[1] / k;
-    if (hd95) *hd95 = s[2] / k;
+    if (dice)
+        *dice = s[0] / k;
+    if (assd)
+        *assd = s[1] / k;
+    if (hd95)
+        *hd95 = s[2] / k;
 }

@@ -16,7 +16,8 @@ discriminator *discriminator_new_layers(const nn_backend *be, int ndf, int in_ch
     discriminator *d = NULL;
     char name[16];
     if (ndf < 1 || ndf > 1024 || in_ch < 1 || in_ch > 64 || n_layers < 1 || n_layers > 3) {
-        snprintf(err, errlen, "discriminator: bad sizes (ndf %d, in_ch %d, n_layers %d)", ndf, in_ch, n_layers);
+        snprintf(err, errlen, "discriminator: bad sizes (ndf %d, in_ch %d, n_layers %d)", ndf,
+                 in_ch, n_layers);
         return NULL;
     }
     if (!(d = calloc(1, sizeof *d))) {
@@ -43,8 +44,7 @@ fail:
     return NULL;
 }
 
-discriminator *discriminator_new(const nn_backend *be, int ndf, int in_ch, char *err,
-                                 size_t errlen)
+discriminator *discriminator_new(const nn_backend *be, int ndf, int in_ch, char *err, size_t errlen)
 {
     return discriminator_new_layers(be, ndf, in_ch, 3, err, errlen);
 }
@@ -73,9 +73,10 @@ nn_tensor *discriminator_forward(discriminator *d, nn_ctx *ctx, nn_tensor *x)
         return nn_ctx_fail(ctx, "discriminator: no input");
     if (x->c != d->in_ch || x->h % f || x->w % f || x->h < 4 * f || x->w < 4 * f ||
         (d->n_layers == 3 && (x->h < 32 || x->w < 32)))
-        return nn_ctx_fail(ctx, "discriminator: input [%d, %d, %d, %d] needs %d channels and "
-                           "H, W multiples of %d, at least %d", x->n, x->c, x->h, x->w, d->in_ch, f,
-                           d->n_layers == 3 ? 32 : 4 * f);
+        return nn_ctx_fail(ctx,
+                           "discriminator: input [%d, %d, %d, %d] needs %d channels and "
+                           "H, W multiples of %d, at least %d",
+                           x->n, x->c, x->h, x->w, d->in_ch, f, d->n_layers == 3 ? 32 : 4 * f);
     /* n = 3: [N, ndf, H/2], [N, 2ndf, H/4], [N, 4ndf, H/8], [N, 8ndf, H/8-1], [N, 1, H/8-2] */
     nn_tensor *h = x;
     for (int i = 0; i < d->nconv; i++) {

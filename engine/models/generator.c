@@ -97,10 +97,13 @@ nn_tensor *generator_forward(generator *g, nn_ctx *ctx, nn_tensor *x)
     if (!x)
         return nn_ctx_fail(ctx, "generator: no input");
     if (x->c != g->in_ch || x->h % 4 || x->w % 4 || x->h < 8 || x->w < 8)
-        return nn_ctx_fail(ctx, "generator: input [%d, %d, %d, %d] needs %d channels and H, W "
-                           "multiples of 4, at least 8", x->n, x->c, x->h, x->w, g->in_ch);
+        return nn_ctx_fail(ctx,
+                           "generator: input [%d, %d, %d, %d] needs %d channels and H, W "
+                           "multiples of 4, at least 8",
+                           x->n, x->c, x->h, x->w, g->in_ch);
     /* [N, ngf, H, W] */
-    nn_tensor *h = nn_conv2d(ctx, nn_pad_reflect(ctx, x, 3, 3, 3, 3), g->stem_w, g->stem_b, 1, 0, 1);
+    nn_tensor *h =
+        nn_conv2d(ctx, nn_pad_reflect(ctx, x, 3, 3, 3, 3), g->stem_w, g->stem_b, 1, 0, 1);
     h = nn_relu(ctx, inorm(ctx, h));
     /* [N, 2ngf, H/2, W/2], then [N, 4ngf, H/4, W/4] */
     for (int i = 0; i < 2; i++)
@@ -116,7 +119,7 @@ nn_tensor *generator_forward(generator *g, nn_ctx *ctx, nn_tensor *x)
     for (int i = 0; i < 2; i++)
         h = nn_relu(ctx, inorm(ctx, nn_conv_transpose2d(ctx, h, g->up_w[i], g->up_b[i], 2, 1, 1)));
     h = nn_conv2d(ctx, nn_pad_reflect(ctx, h, 3, 3, 3, 3), g->head_w, g->head_b, 1, 0, 1);
-    return nn_tanh(ctx, h);                              /* [N, out_ch, H, W] */
+    return nn_tanh(ctx, h); /* [N, out_ch, H, W] */
 }
 
 double generator_flops(const generator *g, int n, int h, int w, int train)
@@ -126,7 +129,7 @@ double generator_flops(const generator *g, int n, int h, int w, int train)
     t += models_conv_flops(n, f, 2 * f, 3, h / 2, w / 2);
     t += models_conv_flops(n, 2 * f, d, 3, h / 4, w / 4);
     t += 2.0 * g->n_blocks * models_conv_flops(n, d, d, 3, h / 4, w / 4);
-    t += models_conv_flops(n, d, 2 * f, 3, h / 4, w / 4);      /* transposed: input size */
+    t += models_conv_flops(n, d, 2 * f, 3, h / 4, w / 4); /* transposed: input size */
     t += models_conv_flops(n, 2 * f, f, 3, h / 2, w / 2);
     t += models_conv_flops(n, f, g->out_ch, 7, h, w);
     if (!train)

@@ -16,8 +16,7 @@ nn_tensor *models_add(nn_params *p, const char *prefix, const char *suffix, nn_p
     return nn_param_add(p, name, kind, n, c, h, w, err, errlen);
 }
 
-int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *err,
-                  size_t errlen)
+int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *err, size_t errlen)
 {
     if (!(bn->gamma = models_add(p, prefix, "weight", NN_PARAM, c, 1, 1, 1, err, errlen)) ||
         !(bn->beta = models_add(p, prefix, "bias", NN_PARAM, c, 1, 1, 1, err, errlen)) ||
@@ -43,8 +42,8 @@ nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, seg
                          mode == SEGMENTOR_BN_BATCH ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
 }
 
-int models_param_set(nn_params *p, const char *name, const float *data, size_t numel,
-                     char *err, size_t errlen)
+int models_param_set(nn_params *p, const char *name, const float *data, size_t numel, char *err,
+                     size_t errlen)
 {
     nn_param *q = nn_params_find(p, name);
     if (!q) {

@@ -9,8 +9,7 @@ nn_tensor *models_add(nn_params *p, const char *prefix, const char *suffix, nn_p
                       int n, int c, int h, int w, char *err, size_t errlen);
 /* Register a BatchNorm2d(c) under prefix: weight, bias (params), running_mean, running_var
  * (buffers; running_var set to 1), in state_dict order. 0 or -1. */
-int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *err,
-                  size_t errlen);
+int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *err, size_t errlen);
 /* CycleGAN init of one conv of the generator or discriminator (weight N(0, 0.02), bias 0
  * when b != NULL). */
 void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r);

@@ -8,18 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int resblock_add(nn_params *p, const char *prefix, int cin, int cout,
-                        models_resblock *rb, char *err, size_t errlen)
+static int resblock_add(nn_params *p, const char *prefix, int cin, int cout, models_resblock *rb,
+                        char *err, size_t errlen)
 {
     char sub[64];
     rb->cin = cin;
     rb->cout = cout;
 #define SUB(s) (snprintf(sub, sizeof sub, "%s.%s", prefix, s), sub)
-    if (!(rb->conv1 = models_add(p, SUB("conv1"), "weight", NN_PARAM, cout, cin, 3, 3, err, errlen)) ||
+    if (!(rb->conv1 =
+              models_add(p, SUB("conv1"), "weight", NN_PARAM, cout, cin, 3, 3, err, errlen)) ||
         models_add_bn(p, SUB("bn1"), cout, &rb->bn1, err, errlen) ||
-        !(rb->conv2 = models_add(p, SUB("conv2"), "weight", NN_PARAM, cout, cout, 3, 3, err, errlen)) ||
+        !(rb->conv2 =
+              models_add(p, SUB("conv2"), "weight", NN_PARAM, cout, cout, 3, 3, err, errlen)) ||
         models_add_bn(p, SUB("bn2"), cout, &rb->bn2, err, errlen) ||
-        !(rb->skip = models_add(p, SUB("skip"), "weight", NN_PARAM, cout, cin, 1, 1, err, errlen)) ||
+        !(rb->skip =
+              models_add(p, SUB("skip"), "weight", NN_PARAM, cout, cin, 1, 1, err, errlen)) ||
         models_add_bn(p, SUB("skip_bn"), cout, &rb->skip_bn, err, errlen))
         return -1;
 #undef SUB
@@ -50,8 +53,8 @@ static void resblock_init(models_resblock *rb, nn_rng *r)
 static nn_tensor *conv_bn_eval(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, int pad,
                                const models_bn *bn, nn_act act)
 {
-    return nn_conv2d_bn_act(ctx, x, w, NULL, 1, pad, 1, bn->gamma, bn->beta, bn->rmean,
-                            bn->rvar, MODELS_NORM_EPS, act, 0.0f);
+    return nn_conv2d_bn_act(ctx, x, w, NULL, 1, pad, 1, bn->gamma, bn->beta, bn->rmean, bn->rvar,
+                            MODELS_NORM_EPS, act, 0.0f);
 }
 
 /* x [N, cin, H, W] -> [N, cout, H, W] */
@@ -79,8 +82,8 @@ static double resblock_flops(const models_resblock *rb, int n, int h, int w)
            models_conv_flops(n, rb->cin, rb->cout, 1, h, w);
 }
 
-segmentor *segmentor_new(const nn_backend *be, int width, int classes, int in_ch,
-                         char *err, size_t errlen)
+segmentor *segmentor_new(const nn_backend *be, int width, int classes, int in_ch, char *err,
+                         size_t errlen)
 {
     segmentor *s = NULL;
     char name[32];
@@ -108,15 +111,18 @@ segmentor *segmentor_new(const nn_backend *be, int width, int classes, int in_ch
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
         int c = width << l;
         snprintf(name, sizeof name, "up%d", l);
-        if (!(s->up_w[l] = models_add(s->params, name, "weight", NN_PARAM, 2 * c, c, 2, 2, err, errlen)) ||
+        if (!(s->up_w[l] =
+                  models_add(s->params, name, "weight", NN_PARAM, 2 * c, c, 2, 2, err, errlen)) ||
             !(s->up_b[l] = models_add(s->params, name, "bias", NN_PARAM, c, 1, 1, 1, err, errlen)))
             goto fail;
         snprintf(name, sizeof name, "dec%d", l);
         if (resblock_add(s->params, name, 2 * c, c, &s->dec[l], err, errlen))
             goto fail;
     }
-    if (!(s->head_w = models_add(s->params, "head", "weight", NN_PARAM, classes, width, 1, 1, err, errlen)) ||
-        !(s->head_b = models_add(s->params, "head", "bias", NN_PARAM, classes, 1, 1, 1, err, errlen)))
+    if (!(s->head_w = models_add(s->params, "head", "weight", NN_PARAM, classes, width, 1, 1, err,
+                                 errlen)) ||
+        !(s->head_b =
+              models_add(s->params, "head", "bias", NN_PARAM, classes, 1, 1, 1, err, errlen)))
         goto fail;
     return s;
 fail:
@@ -155,7 +161,8 @@ static void resblock_share(models_resblock *d, const models_resblock *s)
 
 int segmentor_share_convs(segmentor *dst, const segmentor *src)
 {
-    if (!dst || !src || dst->width != src->width || dst->classes != src->classes || dst->in_ch != src->in_ch)
+    if (!dst || !src || dst->width != src->width || dst->classes != src->classes ||
+        dst->in_ch != src->in_ch)
         return -1;
     for (int l = 0; l < SEGMENTOR_LEVELS; l++)
         resblock_share(&dst->enc[l], &src->enc[l]);
@@ -175,8 +182,10 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, segmentor_
     if (!x)
         return nn_ctx_fail(ctx, "segmentor: no input");
     if (x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
-        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
-                           "multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
+        return nn_ctx_fail(ctx,
+                           "segmentor: input [%d, %d, %d, %d] needs %d channels and H, W "
+                           "multiples of 16",
+                           x->n, x->c, x->h, x->w, s->in_ch);
     /* encoder: e[l] [N, w<<l, H>>l, W>>l] */
     nn_tensor *h = x;
     for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
@@ -189,7 +198,7 @@ nn_tensor *segmentor_forward(segmentor *s, nn_ctx *ctx, nn_tensor *x, segmentor_
         nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
         h = resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), bn);
     }
-    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1);   /* [N, classes, H, W] */
+    return nn_conv2d(ctx, h, s->head_w, s->head_b, 1, 0, 1); /* [N, classes, H, W] */
 }
 
 /* Eval-mode logits [1, classes, H, W] of one sample x [1, in_ch, H, W]. Each residual block
@@ -202,14 +211,17 @@ static nn_tensor *infer_one(segmentor *s, nn_ctx *ctx, nn_tensor *x)
     for (int l = 0; l < SEGMENTOR_LEVELS; l++) {
         nn_scope sc = nn_ctx_scope(ctx);
         nn_tensor *in = l ? nn_max_pool2d(ctx, h, 2, 2) : h;
-        h = e[l] = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, SEGMENTOR_BN_RUNNING));
+        h = e[l] =
+            nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->enc[l], in, SEGMENTOR_BN_RUNNING));
         if (!h)
             return NULL;
     }
     for (int l = SEGMENTOR_LEVELS - 2; l >= 0; l--) {
         nn_scope sc = nn_ctx_scope(ctx);
         nn_tensor *u = nn_conv_transpose2d(ctx, h, s->up_w[l], s->up_b[l], 2, 0, 0);
-        h = nn_ctx_scope_end(ctx, sc, resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), SEGMENTOR_BN_RUNNING));
+        h = nn_ctx_scope_end(
+            ctx, sc,
+            resblock_forward(ctx, &s->dec[l], nn_concat2(ctx, e[l], u), SEGMENTOR_BN_RUNNING));
         if (!h)
             return NULL;
     }
@@ -220,10 +232,11 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
 {
     if (!x)
         return nn_ctx_fail(ctx, "segmentor: no input");
-    if (x->dtype != NN_F32 || x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 ||
-        x->w < 16)
-        return nn_ctx_fail(ctx, "segmentor: input [%d, %d, %d, %d] needs float32, %d channels "
-                           "and H, W multiples of 16", x->n, x->c, x->h, x->w, s->in_ch);
+    if (x->dtype != NN_F32 || x->c != s->in_ch || x->h % 16 || x->w % 16 || x->h < 16 || x->w < 16)
+        return nn_ctx_fail(ctx,
+                           "segmentor: input [%d, %d, %d, %d] needs float32, %d channels "
+                           "and H, W multiples of 16",
+                           x->n, x->c, x->h, x->w, s->in_ch);
     int was = nn_ctx_set_grad_enabled(ctx, 0);
     nn_tensor *out = NULL;
     /* batch 1, or a device backend (memory is not the constraint there; batch 1 would leave
@@ -244,7 +257,7 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
     }
     int i;
     for (i = 0; i < x->n; i++) {
-        nn_tensor v = *x;    /* a view of sample i: no history, no gradient */
+        nn_tensor v = *x; /* a view of sample i: no history, no gradient */
         v.n = 1;
         v.data = (float *)x->data + (size_t)i * per_in;
         v.grad = NULL;

@@ -17,18 +17,23 @@
 /* ---- op names ------------------------------------------------------------------------ */
 
 static const char *const op_names[] = {
-    "conv2d", "conv_transpose2d", "pad_reflect", "pad_zero", "instance_norm", "batch_norm",
-    "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "max_pool2d", "concat", "add",
-    "scale", "resize_bilinear", "resize_nearest", "loss_cross_entropy", "loss_dice",
-    "loss_kd", "loss_l1", "loss_lsgan", "conv2d_fused",
+    "conv2d",         "conv_transpose2d",
+    "pad_reflect",    "pad_zero",
+    "instance_norm",  "batch_norm",
+    "relu",           "leaky_relu",
+    "tanh",           "sigmoid",
+    "softmax",        "max_pool2d",
+    "concat",         "add",
+    "scale",          "resize_bilinear",
+    "resize_nearest", "loss_cross_entropy",
+    "loss_dice",      "loss_kd",
+    "loss_l1",        "loss_lsgan",
+    "conv2d_fused",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == NN_OP_COUNT,
                "op_names must name every nn_op");
 
-const char *nn_op_name(nn_op op)
-{
-    return (unsigned)op < NN_OP_COUNT ? op_names[op] : "?";
-}
+const char *nn_op_name(nn_op op) { return (unsigned)op < NN_OP_COUNT ? op_names[op] : "?"; }
 
 /* ---- threads ------------------------------------------------------------------------- */
 
@@ -48,10 +53,7 @@ int nn_set_threads(int n)
     return n;
 }
 
-int nn_get_threads(void)
-{
-    return g_threads > 0 ? g_threads : nn_set_threads(0);
-}
+int nn_get_threads(void) { return g_threads > 0 ? g_threads : nn_set_threads(0); }
 
 /* omp_set_num_threads sets the calling thread's value only: a pthread that runs ops (a
  * server worker) would otherwise use OpenMP's default. Applied before every kernel. */
@@ -68,10 +70,7 @@ void nn_rng_seed(nn_rng *r, uint64_t seed) { mkd_rng_seed(r, seed); }
 
 uint64_t nn_rng_u64(nn_rng *r) { return mkd_rng_u64(r); }
 
-float nn_rng_uniform(nn_rng *r)
-{
-    return (float)(nn_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
-}
+float nn_rng_uniform(nn_rng *r) { return (float)(nn_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
 
 float nn_rng_normal(nn_rng *r)
 {
@@ -89,7 +88,7 @@ typedef struct chunk {
 } chunk;
 
 struct nn_arena {
-    chunk *cur;              /* list, newest first */
+    chunk *cur; /* list, newest first */
     size_t used, peak, capacity;
     void *(*alloc)(size_t);
     void (*free)(void *);
@@ -135,10 +134,7 @@ nn_arena *nn_arena_new_with(size_t bytes, void *(*alloc)(size_t), void (*fr)(voi
     return a;
 }
 
-nn_arena *nn_arena_new(size_t bytes)
-{
-    return nn_arena_new_with(bytes, host_alloc, free);
-}
+nn_arena *nn_arena_new(size_t bytes) { return nn_arena_new_with(bytes, host_alloc, free); }
 
 void *nn_arena_alloc(nn_arena *a, size_t bytes)
 {
@@ -161,7 +157,7 @@ void *nn_arena_alloc(nn_arena *a, size_t bytes)
 
 void nn_arena_reset(nn_arena *a)
 {
-    if (a->cur->next) {      /* merge every chunk into one of the peak size */
+    if (a->cur->next) { /* merge every chunk into one of the peak size */
         size_t want = a->peak + a->peak / 8;
         while (a->cur) {
             chunk *n = a->cur->next;
@@ -171,7 +167,7 @@ void nn_arena_reset(nn_arena *a)
         }
         a->capacity = 0;
         if (!chunk_new(a, want))
-            chunk_new(a, ARENA_DEFAULT);   /* last resort; next alloc may fail cleanly */
+            chunk_new(a, ARENA_DEFAULT); /* last resort; next alloc may fail cleanly */
     }
     if (a->cur)
         a->cur->used = 0;
@@ -190,9 +186,9 @@ void nn_arena_rollback(nn_arena *a, nn_arena_mark m)
     for (c = a->cur; c && c != (chunk *)m.chunk; c = c->next)
         ;
     if (!c || m.chunk_used > c->used)
-        return;              /* not a mark of this arena's current state: ignore */
+        return; /* not a mark of this arena's current state: ignore */
     for (c = a->cur; c != (chunk *)m.chunk; c = c->next)
-        c->used = 0;         /* newer chunks: emptied (the head one is reused next) */
+        c->used = 0; /* newer chunks: emptied (the head one is reused next) */
     c->used = m.chunk_used;
     a->used = m.used;
 }
@@ -216,16 +212,16 @@ void nn_arena_free(nn_arena *a)
 /* ---- context ------------------------------------------------------------------------- */
 
 struct nn_ctx {
-    int profile;             /* $MKDSEG_NN_PROFILE set: time every op, print at free */
+    int profile; /* $MKDSEG_NN_PROFILE set: time every op, print at free */
     double prof_s[NN_OP_COUNT][2];
     long prof_n[NN_OP_COUNT][2];
     double prof_flop[NN_OP_COUNT][2];
-    double flops;            /* convolution FLOPs run since the context was made */
+    double flops; /* convolution FLOPs run since the context was made */
     const nn_backend *be;
     nn_arena *arena;
     nn_node **tape;
     size_t ntape, captape;
-    nn_arena *meta;          /* host arena for tensor structs and tape nodes when the
+    nn_arena *meta; /* host arena for tensor structs and tape nodes when the
                                 backend's memory is not host memory (CUDA); else NULL and
                                 they share `arena` */
     int grad_enabled;
@@ -237,7 +233,7 @@ struct nn_ctx {
     struct gblk {
         void *p;
         size_t bytes;
-    } *pool;
+    } * pool;
     size_t npool, cappool;
 };
 
@@ -296,7 +292,8 @@ static double node_flops(const nn_node *nd, int backward)
     /* conv2d: every output pixel takes IC KH KW products; transposed: every input pixel
      * spreads OC KH KW of them (w is [IC, OC, KH, KW] there) */
     const nn_tensor *spread = nd->op == NN_OP_CONV_T2D ? x : y;
-    const double macs = (double)spread->n * spread->h * spread->w * (double)w->n * w->c * w->h * w->w;
+    const double macs =
+        (double)spread->n * spread->h * spread->w * (double)w->n * w->c * w->h * w->w;
     if (!backward)
         return 2 * macs;
     return 2 * macs * ((x->requires_grad ? 1 : 0) + (w->requires_grad ? 1 : 0));
@@ -368,10 +365,7 @@ int nn_ctx_set_grad_enabled(nn_ctx *ctx, int enabled)
     return old;
 }
 
-const char *nn_ctx_error(const nn_ctx *ctx)
-{
-    return ctx->has_err ? ctx->err : NULL;
-}
+const char *nn_ctx_error(const nn_ctx *ctx) { return ctx->has_err ? ctx->err : NULL; }
 
 void *nn_ctx_fail(nn_ctx *ctx, const char *fmt, ...)
 {
@@ -590,7 +584,7 @@ static void pool_put(nn_ctx *ctx, void *p, size_t bytes)
         size_t cap = ctx->cappool ? 2 * ctx->cappool : 64;
         struct gblk *n = realloc(ctx->pool, cap * sizeof *n);
         if (!n)
-            return;          /* the block is simply not reused */
+            return; /* the block is simply not reused */
         ctx->pool = n;
         ctx->cappool = cap;
     }
@@ -639,8 +633,9 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
         return -1;
     }
     if (!out->requires_grad || !out->node) {
-        snprintf(err, errlen, "backward: the output does not require a gradient "
-                              "(no_grad mode, or nothing it depends on requires one)");
+        snprintf(err, errlen,
+                 "backward: the output does not require a gradient "
+                 "(no_grad mode, or nothing it depends on requires one)");
         return -1;
     }
     for (end = ctx->ntape; end > 0 && ctx->tape[end - 1] != out->node; end--)
@@ -662,7 +657,7 @@ int nn_backward_from(nn_ctx *ctx, nn_tensor *out, const float *gy, char *err, si
     for (size_t i = end; i-- > 0;) {
         nn_node *nd = ctx->tape[i];
         if (!nd->out->grad_valid)
-            continue;        /* the output does not depend on it */
+            continue; /* the output does not depend on it */
         if (nn_run_node(ctx, nd, 1))
             goto fail;
         /* every consumer of nd->out ran its backward before nd: its gradient is dead */

@@ -68,26 +68,26 @@ static int check_affine(nn_ctx *ctx, const char *op, nn_tensor *x, nn_tensor *g,
 
 /* ---- convolutions -------------------------------------------------------------------- */
 
-nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                     int stride, int pad, int dilation)
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad,
+                     int dilation)
 {
     if (bad_in(ctx, "conv2d", x) || bad_in(ctx, "conv2d", w))
         return NULL;
     if (b && bad_in(ctx, "conv2d", b))
         return NULL;
     if (stride < 1 || pad < 0 || dilation < 1)
-        return nn_ctx_fail(ctx, "conv2d: bad stride/pad/dilation %d/%d/%d", stride, pad,
-                           dilation);
+        return nn_ctx_fail(ctx, "conv2d: bad stride/pad/dilation %d/%d/%d", stride, pad, dilation);
     if (w->c != x->c)
-        return nn_ctx_fail(ctx, "conv2d: x [%d,%d,%d,%d] has %d channels, weight "
-                           "[%d,%d,%d,%d] wants %d", SHAPE(x), x->c, SHAPE(w), w->c);
+        return nn_ctx_fail(ctx,
+                           "conv2d: x [%d,%d,%d,%d] has %d channels, weight "
+                           "[%d,%d,%d,%d] wants %d",
+                           SHAPE(x), x->c, SHAPE(w), w->c);
     if (b && (int)nn_numel(b) != w->n)
         return nn_ctx_fail(ctx, "conv2d: bias has %zu elements, want %d", nn_numel(b), w->n);
     int oh = (x->h + 2 * pad - dilation * (w->h - 1) - 1) / stride + 1;
     int ow = (x->w + 2 * pad - dilation * (w->w - 1) - 1) / stride + 1;
     if (x->h + 2 * pad < dilation * (w->h - 1) + 1 || x->w + 2 * pad < dilation * (w->w - 1) + 1)
-        return nn_ctx_fail(ctx, "conv2d: input [%d,%d,%d,%d] smaller than the kernel",
-                           SHAPE(x));
+        return nn_ctx_fail(ctx, "conv2d: input [%d,%d,%d,%d] smaller than the kernel", SHAPE(x));
     nn_node nd = node0(NN_OP_CONV2D, 3);
     nd.in[0] = x;
     nd.in[1] = w;
@@ -98,22 +98,24 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     return run(ctx, &nd, nn_tensor_new(ctx, x->n, w->n, oh, ow), 7);
 }
 
-nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                               int stride, int pad, int out_pad)
+nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride,
+                               int pad, int out_pad)
 {
     if (bad_in(ctx, "conv_transpose2d", x) || bad_in(ctx, "conv_transpose2d", w))
         return NULL;
     if (b && bad_in(ctx, "conv_transpose2d", b))
         return NULL;
     if (stride < 1 || pad < 0 || out_pad < 0 || out_pad >= stride)
-        return nn_ctx_fail(ctx, "conv_transpose2d: bad stride/pad/out_pad %d/%d/%d", stride,
-                           pad, out_pad);
+        return nn_ctx_fail(ctx, "conv_transpose2d: bad stride/pad/out_pad %d/%d/%d", stride, pad,
+                           out_pad);
     if (w->n != x->c)
-        return nn_ctx_fail(ctx, "conv_transpose2d: x [%d,%d,%d,%d] has %d channels, weight "
-                           "[%d,%d,%d,%d] wants %d", SHAPE(x), x->c, SHAPE(w), w->n);
+        return nn_ctx_fail(ctx,
+                           "conv_transpose2d: x [%d,%d,%d,%d] has %d channels, weight "
+                           "[%d,%d,%d,%d] wants %d",
+                           SHAPE(x), x->c, SHAPE(w), w->n);
     if (b && (int)nn_numel(b) != w->c)
-        return nn_ctx_fail(ctx, "conv_transpose2d: bias has %zu elements, want %d",
-                           nn_numel(b), w->c);
+        return nn_ctx_fail(ctx, "conv_transpose2d: bias has %zu elements, want %d", nn_numel(b),
+                           w->c);
     int oh = (x->h - 1) * stride - 2 * pad + w->h + out_pad;
     int ow = (x->w - 1) * stride - 2 * pad + w->w + out_pad;
     if (oh < 1 || ow < 1)
@@ -128,10 +130,9 @@ nn_tensor *nn_conv_transpose2d(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tenso
     return run(ctx, &nd, nn_tensor_new(ctx, x->n, w->c, oh, ow), 7);
 }
 
-nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b,
-                            int stride, int pad, int dilation,
-                            nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
-                            nn_tensor *rvar, float eps, nn_act act, float slope)
+nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride,
+                            int pad, int dilation, nn_tensor *gamma, nn_tensor *beta,
+                            nn_tensor *rmean, nn_tensor *rvar, float eps, nn_act act, float slope)
 {
     if ((unsigned)act > NN_ACT_SIGMOID)
         return nn_ctx_fail(ctx, "conv2d_bn_act: bad activation %d", (int)act);
@@ -141,7 +142,7 @@ nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *
     int need = 0;
     for (int k = 0; k < 5; k++)
         need |= ins[k] && ins[k]->requires_grad;
-    if (need && nn_ctx_grad_enabled(ctx)) {  /* the composition, recorded */
+    if (need && nn_ctx_grad_enabled(ctx)) { /* the composition, recorded */
         nn_tensor *y = nn_conv2d(ctx, x, w, b, stride, pad, dilation);
         if (rmean)
             y = nn_batch_norm(ctx, y, gamma, beta, rmean, rvar, 0, 0.0f, eps);
@@ -166,8 +167,7 @@ nn_tensor *nn_conv2d_bn_act(nn_ctx *ctx, nn_tensor *x, nn_tensor *w, nn_tensor *
     if (stride < 1 || pad < 0 || dilation < 1)
         return nn_ctx_fail(ctx, "conv2d_bn_act: bad stride/pad/dilation");
     if (w->c != x->c)
-        return nn_ctx_fail(ctx, "conv2d_bn_act: x has %d channels, weight wants %d", x->c,
-                           w->c);
+        return nn_ctx_fail(ctx, "conv2d_bn_act: x has %d channels, weight wants %d", x->c, w->c);
     if (b && (int)nn_numel(b) != w->n)
         return nn_ctx_fail(ctx, "conv2d_bn_act: bias needs %d elements", w->n);
     if (rmean) {
@@ -205,8 +205,8 @@ static nn_tensor *pad_op(nn_ctx *ctx, nn_op op, nn_tensor *x, int l, int r, int 
     if (l < 0 || r < 0 || t < 0 || bo < 0)
         return nn_ctx_fail(ctx, "%s: negative padding", name);
     if (op == NN_OP_PAD_REFLECT && (l >= x->w || r >= x->w || t >= x->h || bo >= x->h))
-        return nn_ctx_fail(ctx, "%s: padding %d,%d,%d,%d too large for [%d,%d,%d,%d]", name,
-                           l, r, t, bo, SHAPE(x));
+        return nn_ctx_fail(ctx, "%s: padding %d,%d,%d,%d too large for [%d,%d,%d,%d]", name, l, r,
+                           t, bo, SHAPE(x));
     nn_node nd = node0(op, 1);
     nd.in[0] = x;
     nd.i[0] = l;
@@ -243,8 +243,7 @@ static int check_affine(nn_ctx *ctx, const char *op, nn_tensor *x, nn_tensor *g,
     return 0;
 }
 
-nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
-                            float eps)
+nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps)
 {
     if (bad_in(ctx, "instance_norm", x) || check_affine(ctx, "instance_norm", x, gamma, beta))
         return NULL;
@@ -257,8 +256,7 @@ nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tens
 }
 
 nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
-                         nn_tensor *rmean, nn_tensor *rvar, int training,
-                         float momentum, float eps)
+                         nn_tensor *rmean, nn_tensor *rvar, int training, float momentum, float eps)
 {
     if (bad_in(ctx, "batch_norm", x) || check_affine(ctx, "batch_norm", x, gamma, beta) ||
         bad_in(ctx, "batch_norm", rmean) || bad_in(ctx, "batch_norm", rvar))
@@ -309,8 +307,8 @@ nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b)
     if (bad_in(ctx, "add", a) || bad_in(ctx, "add", b))
         return NULL;
     if (!same_shape(a, b))
-        return nn_ctx_fail(ctx, "add: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ",
-                           SHAPE(a), SHAPE(b));
+        return nn_ctx_fail(ctx, "add: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", SHAPE(a),
+                           SHAPE(b));
     nn_node nd = node0(NN_OP_ADD, 2);
     nd.in[0] = a;
     nd.in[1] = b;
@@ -322,14 +320,12 @@ nn_tensor *nn_max_pool2d(nn_ctx *ctx, nn_tensor *x, int k, int s)
     if (bad_in(ctx, "max_pool2d", x))
         return NULL;
     if (k < 1 || s < 1 || k > x->h || k > x->w)
-        return nn_ctx_fail(ctx, "max_pool2d: bad window %d/%d for [%d,%d,%d,%d]", k, s,
-                           SHAPE(x));
+        return nn_ctx_fail(ctx, "max_pool2d: bad window %d/%d for [%d,%d,%d,%d]", k, s, SHAPE(x));
     nn_node nd = node0(NN_OP_MAX_POOL, 1);
     nd.in[0] = x;
     nd.i[0] = k;
     nd.i[1] = s;
-    return run(ctx, &nd,
-               nn_tensor_new(ctx, x->n, x->c, (x->h - k) / s + 1, (x->w - k) / s + 1), 1);
+    return run(ctx, &nd, nn_tensor_new(ctx, x->n, x->c, (x->h - k) / s + 1, (x->w - k) / s + 1), 1);
 }
 
 nn_tensor *nn_concat(nn_ctx *ctx, nn_tensor **xs, int k)
@@ -397,8 +393,8 @@ nn_tensor *nn_loss_cross_entropy(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labe
     if (bad_in(ctx, "loss_cross_entropy", logits) ||
         check_labels(ctx, "loss_cross_entropy", logits, labels))
         return NULL;
-    if (weights && (bad_in(ctx, "loss_cross_entropy", weights) ||
-                    (int)nn_numel(weights) != logits->c))
+    if (weights &&
+        (bad_in(ctx, "loss_cross_entropy", weights) || (int)nn_numel(weights) != logits->c))
         return nn_ctx_fail(ctx, "loss_cross_entropy: weights need %d elements", logits->c);
     nn_node nd = node0(NN_OP_LOSS_CE, 3);
     nd.in[0] = logits;
@@ -407,8 +403,8 @@ nn_tensor *nn_loss_cross_entropy(nn_ctx *ctx, nn_tensor *logits, nn_tensor *labe
     return run(ctx, &nd, nn_tensor_new(ctx, 1, 1, 1, 1), 1);
 }
 
-nn_tensor *nn_loss_dice(nn_ctx *ctx, nn_tensor *probs, nn_tensor *labels,
-                        int first_class, float smooth)
+nn_tensor *nn_loss_dice(nn_ctx *ctx, nn_tensor *probs, nn_tensor *labels, int first_class,
+                        float smooth)
 {
     if (bad_in(ctx, "loss_dice", probs) || check_labels(ctx, "loss_dice", probs, labels))
         return NULL;
@@ -441,8 +437,8 @@ nn_tensor *nn_loss_l1(nn_ctx *ctx, nn_tensor *a, nn_tensor *b)
     if (bad_in(ctx, "loss_l1", a) || bad_in(ctx, "loss_l1", b))
         return NULL;
     if (!same_shape(a, b))
-        return nn_ctx_fail(ctx, "loss_l1: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ",
-                           SHAPE(a), SHAPE(b));
+        return nn_ctx_fail(ctx, "loss_l1: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", SHAPE(a),
+                           SHAPE(b));
     nn_node nd = node0(NN_OP_LOSS_L1, 2);
     nd.in[0] = a;
     nd.in[1] = b;

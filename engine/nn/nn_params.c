@@ -40,13 +40,12 @@ void nn_params_free(nn_params *p)
     free(p);
 }
 
-nn_tensor *nn_param_add(nn_params *p, const char *name, nn_param_kind kind,
-                        int n, int c, int h, int w, char *err, size_t errlen)
+nn_tensor *nn_param_add(nn_params *p, const char *name, nn_param_kind kind, int n, int c, int h,
+                        int w, char *err, size_t errlen)
 {
     nn_param *q = NULL;
     if (!name || strlen(name) >= sizeof q->name) {
-        snprintf(err, errlen, "nn_param_add: name missing or longer than %zu",
-                 sizeof q->name - 1);
+        snprintf(err, errlen, "nn_param_add: name missing or longer than %zu", sizeof q->name - 1);
         return NULL;
     }
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {
@@ -101,10 +100,7 @@ oom:
 
 int nn_params_count(const nn_params *p) { return p->n; }
 
-nn_param *nn_params_at(nn_params *p, int i)
-{
-    return i >= 0 && i < p->n ? p->v[i] : NULL;
-}
+nn_param *nn_params_at(nn_params *p, int i) { return i >= 0 && i < p->n ? p->v[i] : NULL; }
 
 nn_param *nn_params_find(nn_params *p, const char *name)
 {
@@ -142,16 +138,13 @@ void nn_params_zero_grad(nn_params *p)
     for (int i = 0; i < p->n; i++) {
         nn_param *q = p->v[i];
         if (q->kind == NN_PARAM)
-            q->t.grad_valid = 0;     /* lazily: an invalid gradient means zeros */
+            q->t.grad_valid = 0; /* lazily: an invalid gradient means zeros */
     }
 }
 
 /* ---- initialisers: computed on the host, then written through the tensor's backend -- */
 
-static float *host_of(const nn_tensor *t)
-{
-    return malloc(nn_numel(t) * sizeof(float) + 1);
-}
+static float *host_of(const nn_tensor *t) { return malloc(nn_numel(t) * sizeof(float) + 1); }
 
 void nn_init_uniform(nn_tensor *t, float lo, float hi, nn_rng *r)
 {
@@ -240,7 +233,7 @@ int nn_adam_step(nn_adam *o, char *err, size_t errlen)
         if (q->kind != NN_PARAM || q->frozen || !q->ever_grad)
             continue;
         size_t bytes = nn_numel(&q->t) * 4;
-        if (!q->t.grad_valid) {          /* zero_grad'ed lazily: the gradient is zero */
+        if (!q->t.grad_valid) { /* zero_grad'ed lazily: the gradient is zero */
             be->mem_zero(q->t.grad, bytes);
             q->t.grad_valid = 1;
         }

@@ -13,11 +13,32 @@
 #include "phantom.h"
 
 enum {
-    T_AIR, T_LUNG, T_LUNGVES, T_FAT, T_PERIFAT, T_MUSCLE, T_SOFT, T_LIVER, T_BONE_CANC,
-    T_BONE_CORT, T_CSF, T_ESO, T_WALL, T_MYO,
-    T_LV, T_LA, T_AA, T_DAO, T_PV, /* left-heart blood */
-    T_RV, T_RA, T_PA, T_PAB,       /* right-heart blood */
-    T_SVC, T_IVC, T_NT
+    T_AIR,
+    T_LUNG,
+    T_LUNGVES,
+    T_FAT,
+    T_PERIFAT,
+    T_MUSCLE,
+    T_SOFT,
+    T_LIVER,
+    T_BONE_CANC,
+    T_BONE_CORT,
+    T_CSF,
+    T_ESO,
+    T_WALL,
+    T_MYO,
+    T_LV,
+    T_LA,
+    T_AA,
+    T_DAO,
+    T_PV, /* left-heart blood */
+    T_RV,
+    T_RA,
+    T_PA,
+    T_PAB, /* right-heart blood */
+    T_SVC,
+    T_IVC,
+    T_NT
 };
 
 static const uint8_t tissue_class[T_NT] = {
@@ -29,7 +50,7 @@ typedef struct {
     double R[3][3]; /* local = R (p - c): rows are the local axes in world coordinates */
     double a[3];
     double pk[3][3], pamp[3], pph[3];
-    double rb;      /* bounding radius (without grow) */
+    double rb; /* bounding radius (without grow) */
 } ellip;
 
 typedef struct {
@@ -135,7 +156,8 @@ static int ellip_in(const ellip *e, const double p[3], double grow, double *t)
         return 1;
     double s = 1;
     for (int m = 0; m < 3; m++)
-        s += e->pamp[m] * sin((e->pk[m][0] * q[0] + e->pk[m][1] * q[1] + e->pk[m][2] * q[2]) / rho + e->pph[m]);
+        s += e->pamp[m] *
+             sin((e->pk[m][0] * q[0] + e->pk[m][1] * q[1] + e->pk[m][2] * q[2]) / rho + e->pph[m]);
     return rho < s;
 }
 
@@ -175,8 +197,8 @@ static int cap_in(const capsule *c, const double p[3])
 /* Smooth value noise in [-1, 1]: hashed lattice with cell size `cell` mm, trilinear. */
 static double hash01(int64_t x, int64_t y, int64_t z, uint64_t salt)
 {
-    uint64_t h = salt ^ ((uint64_t)x * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)y * 0xC2B2AE3D27D4EB4FULL) ^
-                 ((uint64_t)z * 0x165667B19E3779F9ULL);
+    uint64_t h = salt ^ ((uint64_t)x * 0x9E3779B97F4A7C15ULL) ^
+                 ((uint64_t)y * 0xC2B2AE3D27D4EB4FULL) ^ ((uint64_t)z * 0x165667B19E3779F9ULL);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -216,7 +238,8 @@ static void hpt(const double H[3], const double Rh[3][3], double s, double x, do
                 prep_rng *r, double o[3])
 {
     double v[3] = {s * (x + 2.0 * prep_rng_normal(r)), s * (y + 2.0 * prep_rng_normal(r)),
-                   s * (z + 2.0 * prep_rng_normal(r))}, w[3];
+                   s * (z + 2.0 * prep_rng_normal(r))},
+           w[3];
     v_rot(Rh, v, w);
     add3(H, w, o);
 }
@@ -329,7 +352,6 @@ static void draw_subject(subject *S, prep_modality mod, prep_rng *r, double H[3]
     a[0] = 60;
     ellip_make(&S->lung_l, r, c, I3, I3, a, 0.03);
     draw_appearance(S, mod, r);
-
 }
 
 /* The tissue values, texture, noise, blur and (MR) bias field of modality mod, drawn from r;
@@ -422,7 +444,8 @@ static int paint(const subject *S, const double p[3])
                              S->zl - ((x + 60) * (x + 60) + y * y) / 260.0);
             if (z > zd + 2) {
                 t = T_FAT; /* mediastinal fat unless something else is there */
-                if (fabs(x) > 10 && (ellip_in(&S->lung_r, p, 0, NULL) || ellip_in(&S->lung_l, p, 0, NULL)))
+                if (fabs(x) > 10 &&
+                    (ellip_in(&S->lung_r, p, 0, NULL) || ellip_in(&S->lung_l, p, 0, NULL)))
                     t = vnoise(p, S->texcell[T_LUNGVES], S->salt ^ 7) > 0.55 ? T_LUNGVES : T_LUNG;
             } else {
                 t = T_SOFT;
@@ -463,7 +486,8 @@ static int paint(const subject *S, const double p[3])
     if (ellip_in(&S->lv_out, p, 6, NULL) || ellip_in(&S->rv, p, 6, NULL) ||
         ellip_in(&S->la, p, 5, NULL) || ellip_in(&S->ra, p, 5, NULL))
         t = T_PERIFAT;
-    if (ellip_in(&S->rv, p, 3, NULL) || ellip_in(&S->la, p, 2, NULL) || ellip_in(&S->ra, p, 2, NULL))
+    if (ellip_in(&S->rv, p, 3, NULL) || ellip_in(&S->la, p, 2, NULL) ||
+        ellip_in(&S->ra, p, 2, NULL))
         t = T_WALL;
     if (ellip_in(&S->la, p, 0, NULL))
         t = T_LA;
@@ -541,7 +565,8 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
     for (int i = 0; i < 3; i++)
         if (n[i] < 1 || n[i] > 2048 || !(o->fov[i] > 0) || o->fov[i] > 2000) {
             if (err && errlen)
-                snprintf(err, errlen, "phantom: shape must be 1..2048 and field of view 0..2000 mm per axis");
+                snprintf(err, errlen,
+                         "phantom: shape must be 1..2048 and field of view 0..2000 mm per axis");
             return -1;
         }
     prep_rng r;
@@ -557,8 +582,8 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
         fov[i] = o->fov[i] * (o->fixed_fov ? 1.0 : prep_rng_range(&r, 0.88, 1.12));
         sp[i] = fov[i] / (double)n[i];
     }
-    double ctr[3] = {H[0] + 10 + prep_rng_range(&r, -15, 15), H[1] - 5 + prep_rng_range(&r, -15, 15),
-                     H[2] + prep_rng_range(&r, -10, 10)};
+    double ctr[3] = {H[0] + 10 + prep_rng_range(&r, -15, 15),
+                     H[1] - 5 + prep_rng_range(&r, -15, 15), H[2] + prep_rng_range(&r, -10, 10)};
     double Rg[3][3], A[4][4] = {{0}};
     if (o->modality == PREP_CT) {
         double d[3] = {-1, -1, 1}; /* LPS, as CT converted from DICOM usually is */
@@ -567,7 +592,8 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
             Rg[i][i] = d[i];
     } else {
         double Rt[3][3];
-        rot_xyz(prep_rng_range(&r, -6, 6) * M_PI / 180, prep_rng_range(&r, -6, 6) * M_PI / 180, 0, Rt);
+        rot_xyz(prep_rng_range(&r, -6, 6) * M_PI / 180, prep_rng_range(&r, -6, 6) * M_PI / 180, 0,
+                Rt);
         memcpy(Rg, Rt, sizeof Rg);
     }
     for (int rr = 0; rr < 3; rr++) {
@@ -598,7 +624,7 @@ int phantom_generate(const phantom_opts *o, phantom_vol *out, char *err, size_t 
     tmp = malloc((size_t)nmax * sizeof(float));
     if (!out->image || !out->label || !line || !tmp)
         goto oom;
-    #pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t k = 0; k < n[2]; k++)
         for (int64_t j = 0; j < n[1]; j++)
             for (int64_t i = 0; i < n[0]; i++) {
@@ -666,7 +692,8 @@ int phantom_write(const phantom_vol *p, prep_modality m, const char *image_path,
     if (image_path && vol_write(image_path, &p->geom, p->image,
                                 m == PREP_CT ? VOL_DT_INT16 : VOL_DT_FLOAT32, err, errlen) != 0)
         return -1;
-    if (label_path && vol_write_labels(label_path, &p->geom, p->label, VOL_LABELS_MMWHS, err, errlen) != 0)
+    if (label_path &&
+        vol_write_labels(label_path, &p->geom, p->label, VOL_LABELS_MMWHS, err, errlen) != 0)
         return -1;
     return 0;
 }

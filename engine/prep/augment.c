@@ -14,8 +14,8 @@ void prep_aug_default(prep_aug *a)
     a->max_scale = 1.1;
 }
 
-int prep_augment(const prep_aug *a, prep_rng *rng, float *img, uint8_t *lab, int64_t h,
-                 int64_t w, float fill)
+int prep_augment(const prep_aug *a, prep_rng *rng, float *img, uint8_t *lab, int64_t h, int64_t w,
+                 float fill)
 {
     /* always draw the same four numbers, so the stream does not depend on the outcome */
     int fu = prep_rng_uniform(rng) < a->p_flip_u;

@@ -43,7 +43,8 @@ int prep_norm_fit(const prep_norm *p, const float *x, int64_t n, prep_norm_stats
         st->lo = p->ct_lo, st->hi = p->ct_hi;
         return 0;
     }
-    if (n <= 0 || !(p->mr_plo >= 0 && p->mr_plo < p->mr_phi && p->mr_phi <= 100) || !(p->mr_zscale > 0)) {
+    if (n <= 0 || !(p->mr_plo >= 0 && p->mr_plo < p->mr_phi && p->mr_phi <= 100) ||
+        !(p->mr_zscale > 0)) {
         if (err && errlen)
             snprintf(err, errlen, "prep_norm_fit: empty volume or invalid MR percentiles/scale");
         return -1;
@@ -110,7 +111,8 @@ const char *prep_modality_name(prep_modality m) { return m == PREP_CT ? "ct" : "
 
 int prep_norm_to_string(const prep_norm *p, char *buf, size_t len)
 {
-    int n = snprintf(buf, len, "modality=%s;ct_lo=%.9g;ct_hi=%.9g;mr_plo=%.9g;mr_phi=%.9g;mr_zscale=%.9g",
+    int n = snprintf(buf, len,
+                     "modality=%s;ct_lo=%.9g;ct_hi=%.9g;mr_plo=%.9g;mr_phi=%.9g;mr_zscale=%.9g",
                      prep_modality_name(p->modality), (double)p->ct_lo, (double)p->ct_hi,
                      (double)p->mr_plo, (double)p->mr_phi, (double)p->mr_zscale);
     return n > 0 && (size_t)n < len ? 0 : -1;
@@ -145,11 +147,16 @@ int prep_norm_from_string(prep_norm *p, const char *s, char *err, size_t errlen)
             have_mod = 1;
         } else if (!isnum) {
             goto bad;
-        } else if (kl == 5 && !strncmp(s, "ct_lo", 5)) p->ct_lo = f;
-        else if (kl == 5 && !strncmp(s, "ct_hi", 5)) p->ct_hi = f;
-        else if (kl == 6 && !strncmp(s, "mr_plo", 6)) p->mr_plo = f;
-        else if (kl == 6 && !strncmp(s, "mr_phi", 6)) p->mr_phi = f;
-        else if (kl == 9 && !strncmp(s, "mr_zscale", 9)) p->mr_zscale = f;
+        } else if (kl == 5 && !strncmp(s, "ct_lo", 5))
+            p->ct_lo = f;
+        else if (kl == 5 && !strncmp(s, "ct_hi", 5))
+            p->ct_hi = f;
+        else if (kl == 6 && !strncmp(s, "mr_plo", 6))
+            p->mr_plo = f;
+        else if (kl == 6 && !strncmp(s, "mr_phi", 6))
+            p->mr_phi = f;
+        else if (kl == 9 && !strncmp(s, "mr_zscale", 9))
+            p->mr_zscale = f;
         else
             goto bad;
         s = *end ? end + 1 : end;
@@ -159,8 +166,8 @@ int prep_norm_from_string(prep_norm *p, const char *s, char *err, size_t errlen)
             snprintf(err, errlen, "normalisation: bad entry '%.*s'", (int)(end - s), s);
         return -1;
     }
-    if (!have_mod || !(p->ct_hi > p->ct_lo) || !(p->mr_plo >= 0 && p->mr_plo < p->mr_phi && p->mr_phi <= 100) ||
-        !(p->mr_zscale > 0)) {
+    if (!have_mod || !(p->ct_hi > p->ct_lo) ||
+        !(p->mr_plo >= 0 && p->mr_plo < p->mr_phi && p->mr_phi <= 100) || !(p->mr_zscale > 0)) {
         if (err && errlen)
             snprintf(err, errlen, "normalisation: missing modality or inconsistent values");
         return -1;

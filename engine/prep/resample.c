@@ -66,7 +66,8 @@ void prep_resize_linear(const float *in, int C, int64_t h, int64_t w, float *out
         int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : y0;
         float ty = (float)(fy - (double)y0);
         for (int c = 0; c < C; c++) {
-            const float *r0 = in + (int64_t)c * h * w + y0 * w, *r1 = in + (int64_t)c * h * w + y1 * w;
+            const float *r0 = in + (int64_t)c * h * w + y0 * w,
+                        *r1 = in + (int64_t)c * h * w + y1 * w;
             float *o = out + (int64_t)c * oh * ow + y * ow;
             for (int64_t x = 0; x < ow; x++) {
                 float a = r0[x0[x]] + tx[x] * (r0[x1[x]] - r0[x0[x]]);

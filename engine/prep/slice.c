@@ -12,15 +12,15 @@ static void frame_steps(const vol_geom *g, const vol_slice_frame *f, int64_t s, 
             (f->v_flip ? (f->h - 1) * stride[f->v_axis] : 0);
 }
 
-#define SLICE_COPY(GET)                                                                    \
-    do {                                                                                   \
-        int64_t base, su, sv;                                                              \
-        frame_steps(g, f, s, &base, &su, &sv);                                             \
-        for (int64_t v = 0; v < f->h; v++) {                                               \
-            int64_t p = base + v * sv;                                                     \
-            for (int64_t u = 0; u < f->w; u++, p += su)                                    \
-                GET;                                                                       \
-        }                                                                                  \
+#define SLICE_COPY(GET)                                                                            \
+    do {                                                                                           \
+        int64_t base, su, sv;                                                                      \
+        frame_steps(g, f, s, &base, &su, &sv);                                                     \
+        for (int64_t v = 0; v < f->h; v++) {                                                       \
+            int64_t p = base + v * sv;                                                             \
+            for (int64_t u = 0; u < f->w; u++, p += su)                                            \
+                GET;                                                                               \
+        }                                                                                          \
     } while (0)
 
 void prep_slice_get(const vol_geom *g, const vol_slice_frame *f, const float *data, int64_t s,
@@ -29,8 +29,8 @@ void prep_slice_get(const vol_geom *g, const vol_slice_frame *f, const float *da
     SLICE_COPY(out[v * f->w + u] = data[p]);
 }
 
-void prep_slice_get_u8(const vol_geom *g, const vol_slice_frame *f, const uint8_t *data,
-                       int64_t s, uint8_t *out)
+void prep_slice_get_u8(const vol_geom *g, const vol_slice_frame *f, const uint8_t *data, int64_t s,
+                       uint8_t *out)
 {
     SLICE_COPY(out[v * f->w + u] = data[p]);
 }

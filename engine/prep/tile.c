@@ -35,8 +35,8 @@ void prep_gaussian_weights(int t, float *w)
         }
 }
 
-void prep_tile_get(const float *img, int64_t h, int64_t w, int64_t y0, int64_t x0, int t,
-                   float pad, float *tile)
+void prep_tile_get(const float *img, int64_t h, int64_t w, int64_t y0, int64_t x0, int t, float pad,
+                   float *tile)
 {
     for (int y = 0; y < t; y++)
         for (int x = 0; x < t; x++) {

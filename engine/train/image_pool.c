@@ -11,7 +11,8 @@ int image_pool_init(image_pool *p, int cap, size_t isz)
     p->isz = isz;
     if (cap > 0) {
         p->img = malloc((size_t)cap * isz * sizeof(float));
-        if (!p->img) return -1;
+        if (!p->img)
+            return -1;
     }
     return 0;
 }
@@ -24,7 +25,8 @@ void image_pool_free(image_pool *p)
 
 void image_pool_query(image_pool *p, float *in, int n, nn_rng *r)
 {
-    if (p->cap <= 0) return;
+    if (p->cap <= 0)
+        return;
     for (int i = 0; i < n; i++) {
         float *x = in + (size_t)i * p->isz;
         if (p->num < p->cap) {

@@ -9,13 +9,13 @@
 #include "nn.h"
 
 typedef struct {
-    int cap;        /* pool size (0: the pool passes images through) */
-    int num;        /* images stored */
-    size_t isz;     /* floats per image */
-    float *img;     /* [cap, isz] */
+    int cap;    /* pool size (0: the pool passes images through) */
+    int num;    /* images stored */
+    size_t isz; /* floats per image */
+    float *img; /* [cap, isz] */
 } image_pool;
 
-int  image_pool_init(image_pool *p, int cap, size_t isz);
+int image_pool_init(image_pool *p, int cap, size_t isz);
 void image_pool_free(image_pool *p);
 /* Replaces in[n*isz] by what the discriminator should see, in place. */
 void image_pool_query(image_pool *p, float *in, int n, nn_rng *r);

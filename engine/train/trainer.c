@@ -17,14 +17,14 @@
 #include "mkd_err.h"
 
 static const char *const loss_names[] = {
-    "g_a2t", "d_t", "g_t2a", "d_a", "cyc", "sup_syn", "sup_real", "kd_s2r", "kd_r2s", "seg",
-    "g_a2t_adv", "g_t2a_adv", "cyc_a", "cyc_t", "idt_a2t", "idt_t2a", "g_a2t_seg",
-    "d_t_real", "d_t_fake", "d_a_real", "d_a_fake", "score_dice", "score_mae",
+    "g_a2t",    "d_t",      "g_t2a",    "d_a",        "cyc",       "sup_syn",
+    "sup_real", "kd_s2r",   "kd_r2s",   "seg",        "g_a2t_adv", "g_t2a_adv",
+    "cyc_a",    "cyc_t",    "idt_a2t",  "idt_t2a",    "g_a2t_seg", "d_t_real",
+    "d_t_fake", "d_a_real", "d_a_fake", "score_dice", "score_mae",
 };
 _Static_assert(sizeof loss_names / sizeof loss_names[0] == TL_COUNT, "loss name table");
 
 const char *train_loss_name(train_loss l) { return (unsigned)l < TL_COUNT ? loss_names[l] : "?"; }
-
 
 train_iam trainer_effective_iam(const train_config *c)
 {
@@ -56,27 +56,33 @@ static int sample_slice(const train_config *c, const train_slices *s, int idx, n
     const size_t ss = (size_t)s->size * s->size;
     memcpy(img, s->img + (size_t)idx * ss, ss * sizeof(float));
     const int32_t *sl = s->lab + (size_t)idx * ss;
-    for (size_t i = 0; i < ss; i++) u8[i] = (uint8_t)sl[i];
+    for (size_t i = 0; i < ss; i++)
+        u8[i] = (uint8_t)sl[i];
     prep_aug a = {c->aug_flip, c->aug_flip, c->aug_rot_deg, 1.0 - c->aug_scale, 1.0 + c->aug_scale};
-    if (prep_augment(&a, r, img, u8, s->size, s->size, -1.0f)) return -1;
-    for (size_t i = 0; i < ss; i++) lab[i] = u8[i];
+    if (prep_augment(&a, r, img, u8, s->size, s->size, -1.0f))
+        return -1;
+    for (size_t i = 0; i < ss; i++)
+        lab[i] = u8[i];
     return 0;
 }
 
 /* n augmented slices of s; with pair (same slices in the target modality), the same slices
  * of pair with the same augmentation into pimg (the stream is replayed for them). */
-static int sample_pairs(trainer *t, const train_slices *s, const train_slices *pair, int n, float *img,
-                        int32_t *lab, float *pimg)
+static int sample_pairs(trainer *t, const train_slices *s, const train_slices *pair, int n,
+                        float *img, int32_t *lab, float *pimg)
 {
     const size_t ss = (size_t)s->size * s->size;
     for (int b = 0; b < n; b++) {
         int idx = (int)(nn_rng_u64(&t->rng) % (uint64_t)s->n);
         nn_rng r0 = t->rng;
-        if (sample_slice(&t->c, s, idx, &t->rng, img + b * ss, lab + b * ss, t->u8)) return -1;
-        if (!pair) continue;
+        if (sample_slice(&t->c, s, idx, &t->rng, img + b * ss, lab + b * ss, t->u8))
+            return -1;
+        if (!pair)
+            continue;
         nn_rng r1 = t->rng;
         t->rng = r0;
-        if (sample_slice(&t->c, pair, idx, &t->rng, pimg + b * ss, t->yp, t->u8)) return -1;
+        if (sample_slice(&t->c, pair, idx, &t->rng, pimg + b * ss, t->yp, t->u8))
+            return -1;
         t->rng = r1;
     }
     return 0;
@@ -90,8 +96,10 @@ static int sample_batch(trainer *t, const train_slices *s, int n, float *img, in
 /* n assistant slices; where the alignment module pairs them, the paired images replace them */
 static int sample_assistant(trainer *t, int n, float *img, int32_t *lab)
 {
-    if (!uses_pair(&t->c)) return sample_batch(t, t->ast, n, img, lab);
-    if (sample_pairs(t, t->ast, t->pair, n, img, lab, t->xp)) return -1;
+    if (!uses_pair(&t->c))
+        return sample_batch(t, t->ast, n, img, lab);
+    if (sample_pairs(t, t->ast, t->pair, n, img, lab, t->xp))
+        return -1;
     memcpy(img, t->xp, (size_t)n * t->ast->size * t->ast->size * sizeof(float));
     return 0;
 }
@@ -109,24 +117,31 @@ static void train_only(trainer *t, nn_params *keep, nn_params *keep2)
         t->seg_a ? t->seg_a->params : NULL,
     };
     for (int i = 0; i < 7; i++)
-        if (all[i]) nn_params_set_frozen(all[i], all[i] != keep && all[i] != keep2);
+        if (all[i])
+            nn_params_set_frozen(all[i], all[i] != keep && all[i] != keep2);
 }
 
 /* Zero the gradients of `net`, backpropagate `loss`, take one Adam step. */
-static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, char *err, size_t errlen)
+static int update(trainer *t, nn_params *net, nn_adam *opt, nn_tensor *loss, char *err,
+                  size_t errlen)
 {
-    if (!loss) { mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed"); return -1; }
+    if (!loss) {
+        mkd_seterr(err, errlen, "%s",
+                   nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : "forward failed");
+        return -1;
+    }
     nn_params_zero_grad(net);
-    if (nn_backward(t->ctx, loss, err, errlen)) return -1;
+    if (nn_backward(t->ctx, loss, err, errlen))
+        return -1;
     return nn_adam_step(opt, err, errlen);
 }
 
-#define CHECK(x)                                                                          \
-    do {                                                                                  \
-        if (!(x)) {                                                                       \
-            mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);  \
-            return -1;                                                                    \
-        }                                                                                 \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            mkd_seterr(err, errlen, "%s", nn_ctx_error(t->ctx) ? nn_ctx_error(t->ctx) : #x);       \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static nn_tensor *sum2(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return nn_add(ctx, a, b); }
@@ -151,8 +166,10 @@ static int read_losses(trainer *t, nn_tensor **lt)
  * seg_g_warmup iterations, then ramped linearly to lambda_seg_g over seg_g_ramp. */
 static float seg_feedback_weight(const train_config *c, int it)
 {
-    if (it < c->seg_g_warmup) return 0.0f;
-    if (c->seg_g_ramp <= 0) return c->lambda_seg_g;
+    if (it < c->seg_g_warmup)
+        return 0.0f;
+    if (c->seg_g_ramp <= 0)
+        return c->lambda_seg_g;
     float f = (float)(it - c->seg_g_warmup + 1) / (float)c->seg_g_ramp;
     return c->lambda_seg_g * (f < 1.0f ? f : 1.0f);
 }
@@ -185,7 +202,8 @@ static int step_g_a2t(trainer *t, const mkd_batch *m, float wseg, nn_tensor **L,
     }
     if (wseg > 0) {
         /* S_syn is fixed: batch statistics, its running statistics untouched */
-        nn_tensor *sup = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, fake_t, SEGMENTOR_BN_BATCH), m->ya);
+        nn_tensor *sup = segmentor_loss(
+            ctx, segmentor_forward(t->seg[0], ctx, fake_t, SEGMENTOR_BN_BATCH), m->ya);
         loss = wseg == 1.0f ? sum2(ctx, loss, sup) : wsum(ctx, loss, wseg, sup);
         L[TL_G_A2T_SEG] = sup;
     }
@@ -221,8 +239,8 @@ static int step_disc(trainer *t, discriminator *d, nn_adam *opt, image_pool *poo
 
 /* Step 4: G_t2a by L_adv^a + lambda_cyc (L_cyc^a + L_cyc^t) [+ identity], recomputed with the
  * updated G_a2t. *x_syn: G_a2t(x^a) with G_a2t final for this iteration; *fake: G_t2a(x^t). */
-static int step_g_t2a(trainer *t, const mkd_batch *m, nn_tensor **L, nn_tensor **x_syn, nn_tensor **fake,
-                      char *err, size_t errlen)
+static int step_g_t2a(trainer *t, const mkd_batch *m, nn_tensor **L, nn_tensor **x_syn,
+                      nn_tensor **fake, char *err, size_t errlen)
 {
     const train_config *c = &t->c;
     nn_ctx *ctx = t->ctx;
@@ -252,20 +270,27 @@ static int steps_gan(trainer *t, const mkd_batch *m, float wseg, nn_tensor **L, 
                      char *err, size_t errlen)
 {
     nn_tensor *fake_t, *fake_a;
-    if (step_g_a2t(t, m, wseg, L, &fake_t, err, errlen)) return -1;
-    if (t->stop_after == 2) return 1;
-    if (step_disc(t, t->d_t, t->opt_d_t, &t->pool_t, m->xt, fake_t, L, 0, err, errlen)) return -1;
-    if (t->stop_after == 3) return 1;
-    if (step_g_t2a(t, m, L, x_syn, &fake_a, err, errlen)) return -1;
-    if (t->stop_after == 4) return 1;
-    if (step_disc(t, t->d_a, t->opt_d_a, &t->pool_a, m->xa, fake_a, L, 1, err, errlen)) return -1;
+    if (step_g_a2t(t, m, wseg, L, &fake_t, err, errlen))
+        return -1;
+    if (t->stop_after == 2)
+        return 1;
+    if (step_disc(t, t->d_t, t->opt_d_t, &t->pool_t, m->xt, fake_t, L, 0, err, errlen))
+        return -1;
+    if (t->stop_after == 3)
+        return 1;
+    if (step_g_t2a(t, m, L, x_syn, &fake_a, err, errlen))
+        return -1;
+    if (t->stop_after == 4)
+        return 1;
+    if (step_disc(t, t->d_a, t->opt_d_a, &t->pool_a, m->xa, fake_a, L, 1, err, errlen))
+        return -1;
     return t->stop_after == 5;
 }
 
 /* Step 6: S_syn by L_sup^syn + lambda_kd2 L_kd^{r->s}, then S_real by L_sup^real +
  * lambda_kd1 L_kd^{s->r}. Distillation targets are detached. */
-static int step_segmentors(trainer *t, const mkd_batch *m, nn_tensor *x_syn, nn_tensor **L, char *err,
-                           size_t errlen)
+static int step_segmentors(trainer *t, const mkd_batch *m, nn_tensor *x_syn, nn_tensor **L,
+                           char *err, size_t errlen)
 {
     const train_config *c = &t->c;
     nn_ctx *ctx = t->ctx;
@@ -290,8 +315,10 @@ static int step_segmentors(trainer *t, const mkd_batch *m, nn_tensor *x_syn, nn_
     L[TL_SUP_REAL] = sup_real;
     L[TL_KD_S2R] = kd_s2r;
     L[TL_KD_R2S] = kd_r2s;
-    if (update(t, ss->params, t->opt_seg[0], seg_syn, err, errlen)) return -1;
-    if (t->stop_after == 6) return 0;
+    if (update(t, ss->params, t->opt_seg[0], seg_syn, err, errlen))
+        return -1;
+    if (t->stop_after == 6)
+        return 0;
     return update(t, sr->params, t->opt_seg[1], seg_real, err, errlen);
 }
 
@@ -318,8 +345,10 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
         if (!frozen || t->iter < c->iam_pretrain) {
             float w = frozen ? 0.0f : seg_feedback_weight(c, t->iter);
             int r = steps_gan(t, &m, w, L, &x_syn, err, errlen);
-            if (r < 0) return -1;
-            if (r > 0 || frozen) return read_losses(t, L);
+            if (r < 0)
+                return -1;
+            if (r > 0 || frozen)
+                return read_losses(t, L);
         } else {
             int prev = nn_ctx_set_grad_enabled(ctx, 0);
             x_syn = generator_forward(t->g_a2t, ctx, m.xa);
@@ -327,7 +356,8 @@ static int step_mkd(trainer *t, char *err, size_t errlen)
             CHECK(x_syn);
         }
     }
-    if (step_segmentors(t, &m, x_syn, L, err, errlen)) return -1;
+    if (step_segmentors(t, &m, x_syn, L, err, errlen))
+        return -1;
     return read_losses(t, L);
 }
 
@@ -340,10 +370,14 @@ static int step_dsbn(trainer *t, char *err, size_t errlen)
     const size_t ss = (size_t)S * S;
     nn_ctx *ctx = t->ctx;
     train_only(t, t->seg[0]->params, t->seg_a->params);
-    nn_tensor *xt = nn_tensor_from(ctx, B, 1, S, S, t->xt), *xa = nn_tensor_from(ctx, B, 1, S, S, t->xt + B * ss);
-    nn_tensor *yt = nn_labels_from(ctx, B, S, S, t->yt), *ya = nn_labels_from(ctx, B, S, S, t->yt + B * ss);
-    nn_tensor *lt = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, xt, SEGMENTOR_BN_TRAIN), yt);
-    nn_tensor *la = segmentor_loss(ctx, segmentor_forward(t->seg_a, ctx, xa, SEGMENTOR_BN_TRAIN), ya);
+    nn_tensor *xt = nn_tensor_from(ctx, B, 1, S, S, t->xt),
+              *xa = nn_tensor_from(ctx, B, 1, S, S, t->xt + B * ss);
+    nn_tensor *yt = nn_labels_from(ctx, B, S, S, t->yt),
+              *ya = nn_labels_from(ctx, B, S, S, t->yt + B * ss);
+    nn_tensor *lt =
+        segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, xt, SEGMENTOR_BN_TRAIN), yt);
+    nn_tensor *la =
+        segmentor_loss(ctx, segmentor_forward(t->seg_a, ctx, xa, SEGMENTOR_BN_TRAIN), ya);
     nn_tensor *loss = nn_scale(ctx, sum2(ctx, lt, la), 0.5f);
     CHECK(loss);
     nn_params_zero_grad(t->seg[0]->params);
@@ -368,7 +402,8 @@ static int step_single(trainer *t, char *err, size_t errlen)
         bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
     } else if (c->method == TM_JOINT || c->method == TM_JOINT_DSBN) {
         /* one batch of B target and B assistant slices */
-        bad = sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xt + B * ss, t->yt + B * ss);
+        bad = sample_batch(t, t->tgt, B, t->xt, t->yt) ||
+              sample_assistant(t, B, t->xt + B * ss, t->yt + B * ss);
         n = 2 * B;
     } else { /* finetune: assistant first, then target with a fresh optimiser */
         int pre = (int)lrintf(c->finetune_pretrain * (float)t->total);
@@ -382,15 +417,21 @@ static int step_single(trainer *t, char *err, size_t errlen)
             bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
         }
     }
-    if (bad) { mkd_seterr(err, errlen, "out of memory"); return -1; }
-    if (c->method == TM_JOINT_DSBN) return step_dsbn(t, err, errlen);
+    if (bad) {
+        mkd_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    if (c->method == TM_JOINT_DSBN)
+        return step_dsbn(t, err, errlen);
     train_only(t, t->seg[0]->params, NULL);
     nn_tensor *x = nn_tensor_from(ctx, n, 1, S, S, t->xt);
     nn_tensor *y = nn_labels_from(ctx, n, S, S, t->yt);
-    nn_tensor *loss = segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, SEGMENTOR_BN_TRAIN), y);
+    nn_tensor *loss =
+        segmentor_loss(ctx, segmentor_forward(t->seg[0], ctx, x, SEGMENTOR_BN_TRAIN), y);
     CHECK(loss);
-    if (update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen)) return -1;
-    t->prog.loss[TL_SEG] = nn_scalar(loss);     /* after the update: one wait a step */
+    if (update(t, t->seg[0]->params, t->opt_seg[0], loss, err, errlen))
+        return -1;
+    t->prog.loss[TL_SEG] = nn_scalar(loss); /* after the update: one wait a step */
     return 0;
 }
 
@@ -405,20 +446,27 @@ static int seg_iter(const trainer *t)
 int trainer_step(trainer *t, char *err, size_t errlen)
 {
     if (uses_pair(&t->c) && !t->pair) {
-        mkd_seterr(err, errlen, "iam %s needs the assistant's paired renderings in the target modality "
-               "(phantom data only: mkdseg phantom --paired-ct)", train_iam_name(t->iam));
+        mkd_seterr(err, errlen,
+                   "iam %s needs the assistant's paired renderings in the target modality "
+                   "(phantom data only: mkdseg phantom --paired-ct)",
+                   train_iam_name(t->iam));
         return -1;
     }
     nn_ctx_reset(t->ctx);
     int ipe = t->c.iters_per_epoch > 0 ? t->c.iters_per_epoch : 1;
     int epoch = seg_iter(t) / ipe;
     float lr = nn_lr_step_decay(t->c.lr_seg, epoch, t->c.seg_decay_every, t->c.seg_decay);
-    for (int i = 0; i < t->nseg; i++) nn_adam_set_lr(t->opt_seg[i], lr);
-    if (t->opt_seg_a) nn_adam_set_lr(t->opt_seg_a, lr);
-    for (int i = 0; i < TL_SCORE_DICE; i++) t->prog.loss[i] = NAN;   /* scores stay the latest */
+    for (int i = 0; i < t->nseg; i++)
+        nn_adam_set_lr(t->opt_seg[i], lr);
+    if (t->opt_seg_a)
+        nn_adam_set_lr(t->opt_seg_a, lr);
+    for (int i = 0; i < TL_SCORE_DICE; i++)
+        t->prog.loss[i] = NAN; /* scores stay the latest */
     const double flops0 = nn_ctx_flops(t->ctx);
-    int rc = train_method_is_mkd(t->c.method) ? step_mkd(t, err, errlen) : step_single(t, err, errlen);
-    if (rc) return -1;
+    int rc =
+        train_method_is_mkd(t->c.method) ? step_mkd(t, err, errlen) : step_single(t, err, errlen);
+    if (rc)
+        return -1;
     t->prog.gflop_per_iter = (nn_ctx_flops(t->ctx) - flops0) * 1e-9;
     t->iter++;
     t->prog.iter = t->iter;
@@ -439,13 +487,15 @@ static int new_gan(trainer *t, char *err, size_t errlen)
     const size_t ss = (size_t)c->size * c->size;
     nn_adam_cfg gan_ac = {c->lr_gan, c->gan_beta1, c->beta2, 1e-8f, 0.0f};
     nn_adam_cfg d_ac = gan_ac;
-    if (c->lr_disc > 0) d_ac.lr = c->lr_disc;
+    if (c->lr_disc > 0)
+        d_ac.lr = c->lr_disc;
     nn_rng init;
     t->g_a2t = generator_new(be, c->ngf, c->ngen_blocks, 1, 1, err, errlen);
     t->g_t2a = t->g_a2t ? generator_new(be, c->ngf, c->ngen_blocks, 1, 1, err, errlen) : NULL;
     t->d_t = t->g_t2a ? discriminator_new_layers(be, c->ndf, 1, c->disc_layers, err, errlen) : NULL;
     t->d_a = t->d_t ? discriminator_new_layers(be, c->ndf, 1, c->disc_layers, err, errlen) : NULL;
-    if (!t->d_a) return -1;
+    if (!t->d_a)
+        return -1;
     /* each network's initial weights from its own stream, so adding one doesn't shift others */
     nn_rng_seed(&init, c->seed * 1000003ULL + 21);
     int bad = generator_init(t->g_a2t, &init);
@@ -455,13 +505,17 @@ static int new_gan(trainer *t, char *err, size_t errlen)
     bad |= discriminator_init(t->d_t, &init);
     nn_rng_seed(&init, c->seed * 1000003ULL + 24);
     bad |= discriminator_init(t->d_a, &init);
-    if (bad) { mkd_seterr(err, errlen, "network initialisation failed"); return -1; }
+    if (bad) {
+        mkd_seterr(err, errlen, "network initialisation failed");
+        return -1;
+    }
     if (!(t->opt_g_a2t = nn_adam_new(t->g_a2t->params, gan_ac, err, errlen)) ||
         !(t->opt_g_t2a = nn_adam_new(t->g_t2a->params, gan_ac, err, errlen)) ||
         !(t->opt_d_t = nn_adam_new(t->d_t->params, d_ac, err, errlen)) ||
         !(t->opt_d_a = nn_adam_new(t->d_a->params, d_ac, err, errlen)))
         return -1;
-    if (image_pool_init(&t->pool_t, c->pool_size, ss) || image_pool_init(&t->pool_a, c->pool_size, ss)) {
+    if (image_pool_init(&t->pool_t, c->pool_size, ss) ||
+        image_pool_init(&t->pool_a, c->pool_size, ss)) {
         mkd_seterr(err, errlen, "out of memory for the image pools");
         return -1;
     }
@@ -477,17 +531,24 @@ static int new_segmentors(trainer *t, char *err, size_t errlen)
     t->nseg = train_method_is_mkd(c->method) ? 2 : 1;
     for (int i = 0; i < t->nseg; i++) {
         t->seg[i] = segmentor_new(t->be, c->seg_width, c->classes, 1, err, errlen);
-        if (!t->seg[i]) return -1;
+        if (!t->seg[i])
+            return -1;
         nn_rng_seed(&init, c->seed * 1000003ULL + 11 + (uint64_t)i);
-        if (segmentor_init(t->seg[i], &init)) { mkd_seterr(err, errlen, "segmentor init failed"); return -1; }
+        if (segmentor_init(t->seg[i], &init)) {
+            mkd_seterr(err, errlen, "segmentor init failed");
+            return -1;
+        }
         t->opt_seg[i] = nn_adam_new(t->seg[i]->params, seg_ac, err, errlen);
-        if (!t->opt_seg[i]) return -1;
+        if (!t->opt_seg[i])
+            return -1;
     }
-    if (c->method != TM_JOINT_DSBN) return 0;
+    if (c->method != TM_JOINT_DSBN)
+        return 0;
     /* initialised like seg[0] (BatchNorm gamma 1, beta 0, statistics 0 / 1), then its
      * convolutions replaced by seg[0]'s */
     t->seg_a = segmentor_new(t->be, c->seg_width, c->classes, 1, err, errlen);
-    if (!t->seg_a) return -1;
+    if (!t->seg_a)
+        return -1;
     nn_rng_seed(&init, c->seed * 1000003ULL + 11);
     if (segmentor_init(t->seg_a, &init) || segmentor_share_convs(t->seg_a, t->seg[0])) {
         mkd_seterr(err, errlen, "segmentor init failed");
@@ -500,31 +561,43 @@ static int new_segmentors(trainer *t, char *err, size_t errlen)
 trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_slices *target,
                      const train_slices *assistant, char *err, size_t errlen)
 {
-    if (train_config_validate(cfg, err, errlen)) return NULL;
+    if (train_config_validate(cfg, err, errlen))
+        return NULL;
     const train_config *c = cfg;
-    if (!target || target->n < 1) { mkd_seterr(err, errlen, "training needs at least one labelled target slice"); return NULL; }
+    if (!target || target->n < 1) {
+        mkd_seterr(err, errlen, "training needs at least one labelled target slice");
+        return NULL;
+    }
     if (c->method != TM_BASELINE && (!assistant || assistant->n < 1)) {
-        mkd_seterr(err, errlen, "method %s needs labelled assistant-modality slices", train_method_name(c->method));
+        mkd_seterr(err, errlen, "method %s needs labelled assistant-modality slices",
+                   train_method_name(c->method));
         return NULL;
     }
     if (target->size != c->size || (assistant && assistant->n && assistant->size != c->size)) {
-        mkd_seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size, c->size);
+        mkd_seterr(err, errlen, "slices are %d pixels but the config's size is %d", target->size,
+                   c->size);
         return NULL;
     }
     trainer *t = calloc(1, sizeof *t);
-    if (!t) { mkd_seterr(err, errlen, "out of memory"); return NULL; }
+    if (!t) {
+        mkd_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
     t->c = *c;
     t->iam = trainer_effective_iam(c);
     t->be = be;
     t->tgt = target;
     t->ast = assistant;
     t->total = train_config_total_iters(c);
-    if (trainer_uses_gan(c) && t->iam == TI_FROZEN) t->total += c->iam_pretrain;
+    if (trainer_uses_gan(c) && t->iam == TI_FROZEN)
+        t->total += c->iam_pretrain;
     t->prog.total = t->total;
     nn_rng_seed(&t->rng, c->seed);
     const size_t ss = (size_t)c->size * c->size;
-    if (!(t->ctx = nn_ctx_new(be, 0, err, errlen)) || new_segmentors(t, err, errlen)) goto fail;
-    if (trainer_uses_gan(c) && new_gan(t, err, errlen)) goto fail;
+    if (!(t->ctx = nn_ctx_new(be, 0, err, errlen)) || new_segmentors(t, err, errlen))
+        goto fail;
+    if (trainer_uses_gan(c) && new_gan(t, err, errlen))
+        goto fail;
     t->xt = malloc(2 * (size_t)c->batch * ss * sizeof(float));
     t->xa = malloc((size_t)c->batch * ss * sizeof(float));
     t->xp = malloc((size_t)c->batch * ss * sizeof(float));
@@ -538,10 +611,12 @@ trainer *trainer_new(const train_config *cfg, const nn_backend *be, const train_
         goto fail;
     }
     if (t->iam == TI_HISTMATCH && c->method != TM_BASELINE) {
-        if (trainer_histmatch_init(t, err, errlen)) goto fail;
+        if (trainer_histmatch_init(t, err, errlen))
+            goto fail;
         t->pair = &t->hm;
     }
-    for (int i = 0; i < TL_COUNT; i++) t->prog.loss[i] = NAN;
+    for (int i = 0; i < TL_COUNT; i++)
+        t->prog.loss[i] = NAN;
     return t;
 fail:
     trainer_free(t);
@@ -550,7 +625,8 @@ fail:
 
 void trainer_free(trainer *t)
 {
-    if (!t) return;
+    if (!t)
+        return;
     for (int i = 0; i < 2; i++) {
         nn_adam_free(t->opt_seg[i]);
         segmentor_free(t->seg[i]);
@@ -568,8 +644,16 @@ void trainer_free(trainer *t)
     image_pool_free(&t->pool_t);
     image_pool_free(&t->pool_a);
     nn_ctx_free(t->ctx);
-    free(t->xt); free(t->xa); free(t->xp); free(t->tmp); free(t->yt); free(t->ya); free(t->yp); free(t->u8);
-    free(t->hm.img); free(t->hm.lab);
+    free(t->xt);
+    free(t->xa);
+    free(t->xp);
+    free(t->tmp);
+    free(t->yt);
+    free(t->ya);
+    free(t->yp);
+    free(t->u8);
+    free(t->hm.img);
+    free(t->hm.lab);
     free(t->scores);
     free(t);
 }
@@ -594,20 +678,25 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int trainer_run(trainer *t, train_progress_fn cb, void *user, const char *ckpt_path, char *err, size_t errlen)
+int trainer_run(trainer *t, train_progress_fn cb, void *user, const char *ckpt_path, char *err,
+                size_t errlen)
 {
     double t0 = now_s();
     int start = t->iter;
     int every = t->c.checkpoint_every > 0 ? t->c.checkpoint_every : t->c.iters_per_epoch;
     while (t->iter < t->total) {
-        if (trainer_step(t, err, errlen)) return -1;
+        if (trainer_step(t, err, errlen))
+            return -1;
         double el = now_s() - t0;
         t->prog.iters_per_s = (double)(t->iter - start) / (el > 1e-9 ? el : 1e-9);
-        t->prog.eta_s = (double)(t->total - t->iter) / (t->prog.iters_per_s > 0 ? t->prog.iters_per_s : 1);
+        t->prog.eta_s =
+            (double)(t->total - t->iter) / (t->prog.iters_per_s > 0 ? t->prog.iters_per_s : 1);
         if (ckpt_path && every > 0 && (t->iter % every == 0 || t->iter == t->total))
-            if (trainer_save_checkpoint(t, ckpt_path, err, errlen)) return -1;
+            if (trainer_save_checkpoint(t, ckpt_path, err, errlen))
+                return -1;
         if (cb && cb(&t->prog, user)) {
-            if (ckpt_path && trainer_save_checkpoint(t, ckpt_path, err, errlen)) return -1;
+            if (ckpt_path && trainer_save_checkpoint(t, ckpt_path, err, errlen))
+                return -1;
             return 1;
         }
     }
@@ -632,13 +721,15 @@ void trainer_restore_state(trainer *t, const nn_rng *r, int iter, int finetune_s
     t->finetune_switched = finetune_switched;
 }
 
-int trainer_param_set_adam(const nn_backend *be, nn_param *q, const float *m, const float *v, int64_t step, size_t n)
+int trainer_param_set_adam(const nn_backend *be, nn_param *q, const float *m, const float *v,
+                           int64_t step, size_t n)
 {
     size_t bytes = n * sizeof(float);
     if (!q->adam_m) {
         q->adam_m = be->mem_alloc(bytes);
         q->adam_v = be->mem_alloc(bytes);
-        if (!q->adam_m || !q->adam_v) return -1;
+        if (!q->adam_m || !q->adam_v)
+            return -1;
     }
     be->mem_upload(q->adam_m, m, bytes);
     be->mem_upload(q->adam_v, v, bytes);

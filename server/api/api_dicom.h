@@ -16,7 +16,8 @@ int api_upload_dicom(http_req *r, upload_file *f);
 int api_dicom_to_nifti(http_req *r, upload_file *f);
 /* Writes the SEG of the label map at mask_path (computed on the DICOM upload src) to
  * out_path; uids get its SOPInstanceUID and SeriesInstanceUID. 0, or -1 after answering. */
-int api_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path, char uids[2][65]);
+int api_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path,
+                  char uids[2][65]);
 
 /* ---- DICOMweb requests (handlers_dicomweb.c) ---- */
 /* on_body of the volume routes: a JSON body is a DICOMweb request (buffered up to max-json),

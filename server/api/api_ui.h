@@ -11,7 +11,8 @@
 struct seg_task;
 /* Stores the disagreement map t wrote (when it wrote one) as a blob: sha, rel (blob path) and
  * *summary (JSON, caller owns; NULL when there is no map). 0, or -1 after answering 500. */
-int api_unc_store(http_req *r, const struct seg_task *t, char sha[65], char rel[256], json_t **summary);
+int api_unc_store(http_req *r, const struct seg_task *t, char sha[65], char rel[256],
+                  json_t **summary);
 
 /* Whether name is an acceptable dashboard file name (one segment of [A-Za-z0-9._-], no
  * leading dot); the Content-Type for its extension (NULL: not served), *text when it is text. */

@@ -173,9 +173,10 @@ int api_reply_file(http_req *r, const char *path, const char *ctype, const char 
 int api_upload_nifti(http_req *r, upload_file *f, int *gz)
 {
     if (f->is_dir) {
-        http_error(r, 415, "not_nifti", f->field,
-                   "field '%s' came as %d files: only the files of a DICOM series may share a field", f->field,
-                   f->nparts);
+        http_error(
+            r, 415, "not_nifti", f->field,
+            "field '%s' came as %d files: only the files of a DICOM series may share a field",
+            f->field, f->nparts);
         return -1;
     }
     char why[256];

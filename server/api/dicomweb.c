@@ -107,8 +107,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /* One request; the answer body in b. 0 when the PACS answered 2xx. */
-static int perform(const dw_pacs *p, const char *url, const char *accept, const char *ctype, const char *body,
-                   size_t len, dw_buf *b, dw_result *r)
+static int perform(const dw_pacs *p, const char *url, const char *accept, const char *ctype,
+                   const char *body, size_t len, dw_buf *b, dw_result *r)
 {
     CURL *c = curl_easy_init();
     if (!c) {
@@ -222,7 +222,8 @@ static int write_parts(const dw_buf *b, const char *dir, dw_result *r)
     return count ? count : -1;
 }
 
-int dw_wado_series(const dw_pacs *p, const char *study, const char *series, const char *dir, dw_result *r)
+int dw_wado_series(const dw_pacs *p, const char *study, const char *series, const char *dir,
+                   dw_result *r)
 {
     memset(r, 0, sizeof *r);
     char url[1400];

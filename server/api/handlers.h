@@ -27,7 +27,7 @@ void h_inference_mask(http_req *r);
 void h_inference_uncertainty(http_req *r); /* handlers_uncertainty.c */
 void h_volume_image(http_req *r);          /* handlers_volume_files.c */
 void h_volume_label(http_req *r);
-void h_ui_index(http_req *r);              /* handlers_ui.c: the dashboard's static files */
+void h_ui_index(http_req *r); /* handlers_ui.c: the dashboard's static files */
 void h_ui_file(http_req *r);
 void h_ui_vendor(http_req *r);
 

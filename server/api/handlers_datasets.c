@@ -33,7 +33,8 @@ static int str_field(http_req *r, const char *name, int required, size_t maxlen,
         return -1;
     }
     if (strlen(json_string_value(v)) != n) {
-        http_error(r, 422, "invalid_field", name, "field '%s' must not contain NUL characters", name);
+        http_error(r, 422, "invalid_field", name, "field '%s' must not contain NUL characters",
+                   name);
         return -1;
     }
     *out = json_string_value(v);
@@ -43,7 +44,8 @@ static int str_field(http_req *r, const char *name, int required, size_t maxlen,
 void h_datasets_create(http_req *r)
 {
     if (!r->json) {
-        http_error(r, 400, "missing_body", NULL, "a JSON object {name, modality, description} is required");
+        http_error(r, 400, "missing_body", NULL,
+                   "a JSON object {name, modality, description} is required");
         return;
     }
     if (!json_is_object(r->json)) {
@@ -52,9 +54,10 @@ void h_datasets_create(http_req *r)
     }
     const char *key;
     json_t *val;
-    json_object_foreach(r->json, key, val) {
+    json_object_foreach (r->json, key, val) {
         if (strcmp(key, "name") && strcmp(key, "modality") && strcmp(key, "description")) {
-            http_error(r, 422, "unknown_field", key, "unknown field '%s' (expected name, modality, description)", key);
+            http_error(r, 422, "unknown_field", key,
+                       "unknown field '%s' (expected name, modality, description)", key);
             return;
         }
     }
@@ -64,7 +67,8 @@ void h_datasets_create(http_req *r)
         return;
     prep_modality m;
     if (prep_modality_parse(modality, &m) < 0) {
-        http_error(r, 422, "invalid_field", "modality", "modality must be 'ct' or 'mr', not '%s'", modality);
+        http_error(r, 422, "invalid_field", "modality", "modality must be 'ct' or 'mr', not '%s'",
+                   modality);
         return;
     }
     char err[512];
@@ -91,7 +95,10 @@ void h_datasets_create(http_req *r)
     PQclear(res);
 }
 
-void h_datasets_list(http_req *r) { api_reply_json_row(r, &sql_datasets_list, NULL, 200, "datasets"); }
+void h_datasets_list(http_req *r)
+{
+    api_reply_json_row(r, &sql_datasets_list, NULL, 200, "datasets");
+}
 
 void h_datasets_get(http_req *r) { api_reply_by_id(r, "dataset", &sql_datasets_get); }
 
@@ -111,8 +118,9 @@ void h_datasets_delete(http_req *r)
         return;
     }
     if (models || jobs) {
-        http_error(r, 409, "conflict", "id", "dataset %lld is in use by %lld model(s) and %lld active job(s)", id,
-                   models, jobs);
+        http_error(r, 409, "conflict", "id",
+                   "dataset %lld is in use by %lld model(s) and %lld active job(s)", id, models,
+                   jobs);
         return;
     }
     char state[6] = "";

@@ -16,7 +16,8 @@ static int query_id(http_req *r, const char *name, char out[24])
     char *end;
     long long v = strtoll(s, &end, 10);
     if (*end || v < 1) {
-        http_error(r, 422, "invalid_field", name, "query parameter '%s' must be a positive integer", name);
+        http_error(r, 422, "invalid_field", name, "query parameter '%s' must be a positive integer",
+                   name);
         return -1;
     }
     snprintf(out, 24, "%lld", v);

@@ -16,10 +16,14 @@ static int dicom_status(dicom_code c)
 {
     switch (c) {
     case DICOM_E_COMPRESSION:
-    case DICOM_E_UNSUPPORTED: return 415;
-    case DICOM_E_TOO_LARGE: return 413;
-    case DICOM_E_INTERNAL: return 500;
-    default: return 422;
+    case DICOM_E_UNSUPPORTED:
+        return 415;
+    case DICOM_E_TOO_LARGE:
+        return 413;
+    case DICOM_E_INTERNAL:
+        return 500;
+    default:
+        return 422;
     }
 }
 
@@ -31,8 +35,8 @@ int api_upload_dicom(http_req *r, upload_file *f)
     vol_t v;
     dicom_code code = DICOM_OK;
     if (dicom_read(f->path, NULL, 0, &v, NULL, &code, err, sizeof err) < 0) {
-        http_error(r, dicom_status(code), dicom_code_name(code), f->field, "field '%s' (%s): %s", f->field,
-                   f->filename, err);
+        http_error(r, dicom_status(code), dicom_code_name(code), f->field, "field '%s' (%s): %s",
+                   f->field, f->filename, err);
         return -1;
     }
     return 1;
@@ -44,8 +48,8 @@ int api_dicom_to_nifti(http_req *r, upload_file *f)
     vol_t v;
     dicom_code code = DICOM_OK;
     if (dicom_read(f->path, NULL, 1, &v, NULL, &code, err, sizeof err) < 0) {
-        http_error(r, dicom_status(code), dicom_code_name(code), f->field, "field '%s' (%s): %s", f->field,
-                   f->filename, err);
+        http_error(r, dicom_status(code), dicom_code_name(code), f->field, "field '%s' (%s): %s",
+                   f->field, f->filename, err);
         return -1;
     }
     snprintf(np, sizeof np, "%s.nii.gz", f->path);
@@ -63,7 +67,8 @@ int api_dicom_to_nifti(http_req *r, upload_file *f)
     return 0;
 }
 
-int api_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path, char uids[2][65])
+int api_write_seg(http_req *r, const char *src, const char *mask_path, const char *out_path,
+                  char uids[2][65])
 {
     char err[768];
     vol_geom g;

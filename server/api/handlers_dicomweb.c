@@ -18,7 +18,7 @@
 #include "svc.h"
 
 typedef struct {
-    upload u;               /* first: upload_finish-compatible view of the pulled series */
+    upload u; /* first: upload_finish-compatible view of the pulled series */
     char *body;
     size_t n, cap;
     dw_pacs pacs;
@@ -43,10 +43,7 @@ static void dw_free(http_req *r)
     r->user_free = NULL;
 }
 
-int api_is_dicomweb(http_req *r)
-{
-    return r->user && r->user_free == dw_free;
-}
+int api_is_dicomweb(http_req *r) { return r->user && r->user_free == dw_free; }
 
 static int is_json(http_req *r)
 {
@@ -68,7 +65,8 @@ int api_volume_body(http_req *r, const char *data, size_t len)
         r->user_free = dw_free;
     }
     if ((long long)(d->n + len) > r->app->cfg.max_json) {
-        http_error(r, 413, "too_large", NULL, "the JSON body is larger than %lld bytes", r->app->cfg.max_json);
+        http_error(r, 413, "too_large", NULL, "the JSON body is larger than %lld bytes",
+                   r->app->cfg.max_json);
         return -1;
     }
     if (d->n + len + 1 > d->cap) {
@@ -103,7 +101,8 @@ static int parse_request(http_req *r, dw_req *d)
     json_t *j = d->body ? json_loadb(d->body, d->n, 0, &je) : NULL;
     if (!json_is_object(j)) {
         json_decref(j);
-        http_error(r, 400, "invalid_json", NULL, "the body must be a JSON object {\"dicomweb\",\"study\",\"series\"}");
+        http_error(r, 400, "invalid_json", NULL,
+                   "the body must be a JSON object {\"dicomweb\",\"study\",\"series\"}");
         return -1;
     }
     const char *url = json_string_value(json_object_get(j, "dicomweb")),
@@ -112,10 +111,15 @@ static int parse_request(http_req *r, dw_req *d)
     int rc = -1;
     const mkd_config *c = &r->app->cfg;
     if (!url || !st || !se) {
-        http_error(r, 400, "missing_field", !url ? "dicomweb" : !st ? "study" : "series",
-                   "'dicomweb' (the PACS's DICOMweb root), 'study' and 'series' (UIDs) are required");
+        http_error(
+            r, 400, "missing_field",
+            !url  ? "dicomweb"
+            : !st ? "study"
+                  : "series",
+            "'dicomweb' (the PACS's DICOMweb root), 'study' and 'series' (UIDs) are required");
     } else if (!dw_uid_ok(st) || !dw_uid_ok(se)) {
-        http_error(r, 422, "invalid_field", dw_uid_ok(st) ? "series" : "study", "study and series must be DICOM UIDs");
+        http_error(r, 422, "invalid_field", dw_uid_ok(st) ? "series" : "study",
+                   "study and series must be DICOM UIDs");
     } else if (!dw_allowed(c->dicomweb_allow, url, &d->pacs)) {
         http_error(r, 403, "pacs_not_allowed", "dicomweb",
                    "this DICOMweb root is not in the dicomweb-allow setting of the server");
@@ -130,8 +134,11 @@ static int parse_request(http_req *r, dw_req *d)
             char num[32];
             if (json_is_integer(v))
                 snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-            add_field(&d->u, keys[i], json_is_string(v) ? json_string_value(v) : json_is_integer(v) ? num
-                                                         : json_is_boolean(v) ? (json_is_true(v) ? "1" : "0") : NULL);
+            add_field(&d->u, keys[i],
+                      json_is_string(v)    ? json_string_value(v)
+                      : json_is_integer(v) ? num
+                      : json_is_boolean(v) ? (json_is_true(v) ? "1" : "0")
+                                           : NULL);
         }
         rc = 0;
     }
@@ -161,8 +168,8 @@ upload *api_dicomweb_pull(http_req *r, const char *field)
         if (res.too_large)
             http_error(r, 413, "too_large", "series", "%s", res.err);
         else if (res.http_status == 404)
-            http_error(r, 404, "series_not_found", "series", "the PACS has no series %s in study %s", d->series,
-                       d->study);
+            http_error(r, 404, "series_not_found", "series",
+                       "the PACS has no series %s in study %s", d->series, d->study);
         else
             http_error(r, 502, "pacs_error", "dicomweb", "WADO-RS: %s", res.err);
         return NULL;

@@ -64,7 +64,8 @@ void h_jobs_cancel(http_req *r)
     snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     if (!changed) {
-        http_error(r, 409, "conflict", "id", "job %lld is %s already: nothing to cancel", id, state);
+        http_error(r, 409, "conflict", "id", "job %lld is %s already: nothing to cancel", id,
+                   state);
         return;
     }
     api_reply_json_row(r, &sql_jobs_get, v, 202, "job");
@@ -81,7 +82,8 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_
     if (!d || json_is_null(d))
         return 1;
     if (!json_is_integer(d) || json_integer_value(d) < 1) {
-        http_error(r, 422, "invalid_field", field, "%s must be a dataset id (a positive integer)", field);
+        http_error(r, 422, "invalid_field", field, "%s must be a dataset id (a positive integer)",
+                   field);
         return -1;
     }
     *ds_id = (long long)json_integer_value(d);
@@ -94,7 +96,8 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_
     if (!res)
         return -1;
     json_t *a = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    int ok = prep_modality_parse(PQgetvalue(res, 0, 0), modality) == 0 && train_ids_from_json(vols, a) == 0;
+    int ok = prep_modality_parse(PQgetvalue(res, 0, 0), modality) == 0 &&
+             train_ids_from_json(vols, a) == 0;
     PQclear(res);
     json_decref(a);
     if (!ok) {
@@ -102,7 +105,8 @@ static int train_dataset(http_req *r, const char *field, long long *ds_id, prep_
         return -1;
     }
     if (vols->n == 0) {
-        http_error(r, 422, "invalid_field", field, "%s: dataset %lld has no labelled volumes", field, *ds_id);
+        http_error(r, 422, "invalid_field", field, "%s: dataset %lld has no labelled volumes",
+                   field, *ds_id);
         return -1;
     }
     return 0;
@@ -113,16 +117,19 @@ static int train_body(http_req *r)
 {
     if (!r->json || !json_is_object(r->json)) {
         http_error(r, 400, "missing_body", NULL,
-                   "a JSON object {target_dataset, assistant_dataset, method, config, validation} is required");
+                   "a JSON object {target_dataset, assistant_dataset, method, config, validation} "
+                   "is required");
         return -1;
     }
     const char *key;
     json_t *val;
-    json_object_foreach(r->json, key, val) {
-        if (strcmp(key, "target_dataset") && strcmp(key, "assistant_dataset") && strcmp(key, "method") &&
-            strcmp(key, "config") && strcmp(key, "validation")) {
+    json_object_foreach (r->json, key, val) {
+        if (strcmp(key, "target_dataset") && strcmp(key, "assistant_dataset") &&
+            strcmp(key, "method") && strcmp(key, "config") && strcmp(key, "validation")) {
             http_error(r, 422, "unknown_field", key,
-                       "unknown field '%s' (expected target_dataset, assistant_dataset, method, config, validation)", key);
+                       "unknown field '%s' (expected target_dataset, assistant_dataset, method, "
+                       "config, validation)",
+                       key);
             return -1;
         }
     }
@@ -194,8 +201,8 @@ static int train_body_datasets(http_req *r, train_params *p)
                       &p->assistant_volumes) < 0)
         goto done;
     if (p->config.method != TM_BASELINE && !p->assistant_dataset) {
-        http_error(r, 422, "missing_field", "assistant_dataset", "method %s needs an assistant_dataset",
-                   train_method_name(p->config.method));
+        http_error(r, 422, "missing_field", "assistant_dataset",
+                   "method %s needs an assistant_dataset", train_method_name(p->config.method));
         goto done;
     }
     if (train_split_validation(json_object_get(r->json, "validation"), &all, &p->target_volumes,
@@ -228,8 +235,8 @@ typedef struct {
     long long last_event;
     char *buf;
     size_t len, off;
-    int final;        /* the final state was sent */
-    int keepalive;    /* waits without news */
+    int final;     /* the final state was sent */
+    int keepalive; /* waits without news */
 } sse_state;
 
 static void sse_free(void *cls)
@@ -255,7 +262,8 @@ static int sse_fetch(sse_state *s)
     size_t tl = 0;
     if (PQntuples(r) > 0 && (f = open_memstream(&text, &tl))) {
         for (int i = 0; i < PQntuples(r); i++) {
-            fprintf(f, "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+            fprintf(f, "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                    PQgetvalue(r, i, 2));
             s->last_event = atoll(PQgetvalue(r, i, 0));
             if (!strcmp(PQgetvalue(r, i, 3), "t"))
                 s->final = 1;
@@ -348,7 +356,8 @@ void h_jobs_events(http_req *r)
         http_error(r, 404, "not_found", "id", "job %lld not found", id);
         return;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
     if (!resp) {
         sse_free(s);
         http_error(r, 500, "internal", NULL, "cannot create the stream");

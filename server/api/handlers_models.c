@@ -38,7 +38,8 @@ void h_models_upload(http_req *r)
     const char *name = upload_get_field(u, "name");
     if (!f) {
         http_error(r, 400, "missing_field", "weights",
-                   "field 'weights' (a safetensors model file, curl -F weights=@m.safetensors) is required");
+                   "field 'weights' (a safetensors model file, curl -F weights=@m.safetensors) is "
+                   "required");
         return;
     }
     if (name && strlen(name) > 200) {
@@ -73,7 +74,8 @@ void h_models_upload(http_req *r)
     }
     char rel[256], size[32];
     snprintf(size, sizeof size, "%lld", f->size);
-    if (svc_blob_adopt(r->app->cfg.data_dir, f->path, f->sha256, rel, sizeof rel, err, sizeof err) < 0) {
+    if (svc_blob_adopt(r->app->cfg.data_dir, f->path, f->sha256, rel, sizeof rel, err, sizeof err) <
+        0) {
         json_decref(meta);
         http_error(r, 500, "internal", NULL, "%s", err);
         return;
@@ -92,7 +94,8 @@ void h_models_upload(http_req *r)
         if (!strcmp(state, "23505"))
             http_error(r, 409, "conflict", "name", "a model named '%s' exists already", name);
         else if (*state)
-            http_error(r, 422, "invalid_field", NULL, "rejected by a database constraint (%s)", state);
+            http_error(r, 422, "invalid_field", NULL, "rejected by a database constraint (%s)",
+                       state);
         return;
     }
     char loc[64];
@@ -113,7 +116,8 @@ void h_models_promote(http_req *r)
         return;
     const char *v[1] = {ids};
     PGresult *res = NULL;
-    if (db_simple(c, "BEGIN", err, sizeof err) < 0 || db_exec(c, &sql_models_unpromote, v, NULL, err, sizeof err) < 0 ||
+    if (db_simple(c, "BEGIN", err, sizeof err) < 0 ||
+        db_exec(c, &sql_models_unpromote, v, NULL, err, sizeof err) < 0 ||
         db_exec(c, &sql_models_promote, v, &res, err, sizeof err) < 0) {
         api_db_error(r, c, err);
         db_simple(c, "ROLLBACK", err, sizeof err);
@@ -145,7 +149,8 @@ void h_models_evaluate(http_req *r)
         return;
     json_t *d = r->json ? json_object_get(r->json, "dataset") : NULL;
     if (!r->json || !json_is_object(r->json) || !d) {
-        http_error(r, 400, "missing_field", "dataset", "a JSON object {\"dataset\": ID} is required");
+        http_error(r, 400, "missing_field", "dataset",
+                   "a JSON object {\"dataset\": ID} is required");
         return;
     }
     if (!json_is_integer(d) || json_integer_value(d) < 1) {
@@ -167,10 +172,12 @@ void h_models_evaluate(http_req *r)
     long long nl = atoll(PQgetvalue(res, 0, 1));
     PQclear(res);
     if (nl == 0) {
-        http_error(r, 422, "invalid_field", "dataset", "dataset %s has no labelled volumes to evaluate on", dss);
+        http_error(r, 422, "invalid_field", "dataset",
+                   "dataset %s has no labelled volumes to evaluate on", dss);
         return;
     }
-    api_enqueue_job(r, "evaluate",
-                    json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d)),
-                    &sql_jobs_get_brief);
+    api_enqueue_job(
+        r, "evaluate",
+        json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d)),
+        &sql_jobs_get_brief);
 }

@@ -52,7 +52,8 @@ static int answer_format(http_req *r, const char *format, int *nrrd, int *seg)
     const char *a = http_get_header(r, MHD_HTTP_HEADER_ACCEPT);
     if (format && *format) {
         if (strcmp(format, "nrrd") && strcmp(format, "nifti") && strcmp(format, "seg")) {
-            http_error(r, 422, "invalid_field", "format", "format must be 'nifti', 'nrrd' or 'seg', not '%s'", format);
+            http_error(r, 422, "invalid_field", "format",
+                       "format must be 'nifti', 'nrrd' or 'seg', not '%s'", format);
             return -1;
         }
         *nrrd = !strcmp(format, "nrrd"), *seg = !strcmp(format, "seg");
@@ -69,7 +70,8 @@ static int volume_field(http_req *r, const char *s, vol_read_opts *ro)
     if (!s || !*s)
         return 0;
     if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 9) {
-        http_error(r, 422, "invalid_field", "volume", "volume must be a non-negative integer (0 is the first)");
+        http_error(r, 422, "invalid_field", "volume",
+                   "volume must be a non-negative integer (0 is the first)");
         return -1;
     }
     ro->has_volume = 1;
@@ -79,14 +81,14 @@ static int volume_field(http_req *r, const char *s, vol_read_opts *ro)
 
 /* One POST /segment from its fields to its answer. */
 typedef struct {
-    upload_file *vf, *lf;      /* the volume and the optional label map */
-    int gz;                    /* the volume came gzip-compressed: so does the mask */
-    int nrrd;                  /* the label map is asked for as NRRD */
-    int seg, dcm, dweb;        /* a DICOM SEG is asked for; the input is DICOM; pulled by DICOMweb */
-    vol_read_opts ro;          /* the volume of a 4-D input */
+    upload_file *vf, *lf; /* the volume and the optional label map */
+    int gz;               /* the volume came gzip-compressed: so does the mask */
+    int nrrd;             /* the label map is asked for as NRRD */
+    int seg, dcm, dweb;   /* a DICOM SEG is asked for; the input is DICOM; pulled by DICOMweb */
+    vol_read_opts ro;     /* the volume of a 4-D input */
     seg_task *t;
-    char msha[65], mrel[256];  /* the mask blob */
-    char usha[65], urel[256];  /* the disagreement map's blob ("" none) */
+    char msha[65], mrel[256]; /* the mask blob */
+    char usha[65], urel[256]; /* the disagreement map's blob ("" none) */
     json_t *structs, *dice, *tim, *unc;
     long long inf_id;
 } seg_request;
@@ -106,7 +108,8 @@ static int seg_fields(http_req *r, upload *u, seg_request *q, const char **model
     if (labels && !strcmp(labels, "index"))
         q->t->out_mode = VOL_LABELS_INDEX;
     else if (labels && *labels && strcmp(labels, "mmwhs")) {
-        http_error(r, 422, "invalid_field", "labels", "labels must be 'mmwhs' or 'index', not '%s'", labels);
+        http_error(r, 422, "invalid_field", "labels", "labels must be 'mmwhs' or 'index', not '%s'",
+                   labels);
         return -1;
     }
     if (parse_bool_field(tta_s, &q->t->tta) < 0) {
@@ -115,14 +118,17 @@ static int seg_fields(http_req *r, upload *u, seg_request *q, const char **model
     }
     int lgz = 0;
     if (answer_format(r, upload_get_field(u, "format"), &q->nrrd, &q->seg) < 0 ||
-        volume_field(r, upload_get_field(u, "volume"), &q->ro) < 0 || (q->dcm = api_upload_dicom(r, q->vf)) < 0)
+        volume_field(r, upload_get_field(u, "volume"), &q->ro) < 0 ||
+        (q->dcm = api_upload_dicom(r, q->vf)) < 0)
         return -1;
     if (q->seg && !q->dcm) {
         http_error(r, 422, "seg_needs_dicom", "format",
-                   "a DICOM SEG answer (format=seg, Accept: application/dicom) needs a DICOM series as 'vol'");
+                   "a DICOM SEG answer (format=seg, Accept: application/dicom) needs a DICOM "
+                   "series as 'vol'");
         return -1;
     }
-    if ((!q->dcm && api_upload_nifti(r, q->vf, &q->gz) < 0) || (q->lf && api_upload_nifti(r, q->lf, &lgz) < 0))
+    if ((!q->dcm && api_upload_nifti(r, q->vf, &q->gz) < 0) ||
+        (q->lf && api_upload_nifti(r, q->lf, &lgz) < 0))
         return -1;
     char err[512];
     if (!q->dcm && vol_read_header(q->vf->path, &q->ro, NULL, NULL, err, sizeof err) < 0) {
@@ -138,7 +144,8 @@ static int seg_model(http_req *r, const char *model, seg_task *t)
     PGresult *res;
     const char *v[1] = {model};
     int named = model && *model;
-    if (!(res = api_exec(r, named ? &sql_models_by_ref : &sql_models_default, named ? v : NULL, NULL)))
+    if (!(res = api_exec(r, named ? &sql_models_by_ref : &sql_models_default, named ? v : NULL,
+                         NULL)))
         return -1;
     if (PQntuples(res) == 0) {
         PQclear(res);
@@ -167,7 +174,9 @@ static int seg_run(http_req *r, seg_request *q)
     if (q->lf)
         snprintf(t->label_path, sizeof t->label_path, "%s", q->lf->path);
     snprintf(t->out_path, sizeof t->out_path, "%s/tmp/mask-%s%s", r->app->cfg.data_dir, r->id,
-             q->nrrd ? ".nrrd" : q->gz ? ".nii.gz" : ".nii");
+             q->nrrd ? ".nrrd"
+             : q->gz ? ".nii.gz"
+                     : ".nii");
     snprintf(t->unc_path, sizeof t->unc_path, "%s/tmp/unc-%s.nii.gz", r->app->cfg.data_dir, r->id);
     t->has_volume = q->ro.has_volume;
     t->volume = q->ro.volume;
@@ -181,7 +190,10 @@ static int seg_run(http_req *r, seg_request *q)
     }
     epool_wait(t);
     if (t->status) {
-        http_error(r, t->status, t->code, t->status == 422 && !strncmp(t->code, "invalid_label", 13) ? "label" : t->status == 422 ? "vol" : NULL,
+        http_error(r, t->status, t->code,
+                   t->status == 422 && !strncmp(t->code, "invalid_label", 13) ? "label"
+                   : t->status == 422                                         ? "vol"
+                                                                              : NULL,
                    "%s%s", !strcmp(t->code, "invalid_volume") ? "vol: " : "", t->err);
         if (t->status == 503 || t->status == 507)
             http_header(r, "Retry-After", "5");
@@ -199,16 +211,17 @@ static void seg_summaries(seg_request *q)
     double ml = t->spacing[0] * t->spacing[1] * t->spacing[2] / 1000.0;
     q->structs = json_object(), q->dice = t->has_dice ? json_object() : NULL;
     for (int c = 1; c < VOL_NCLASSES; c++) {
-        json_object_set_new(q->structs, vol_class_names[c],
-                            json_pack("{s:I,s:f}", "voxels", (json_int_t)t->counts[c], "ml", t->counts[c] * ml));
+        json_object_set_new(
+            q->structs, vol_class_names[c],
+            json_pack("{s:I,s:f}", "voxels", (json_int_t)t->counts[c], "ml", t->counts[c] * ml));
         if (q->dice)
             json_object_set_new(q->dice, vol_class_names[c], json_real(t->ms[c].dice));
     }
     if (q->dice)
         json_object_set_new(q->dice, "mean", json_real(t->dice_mean));
-    q->tim = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "queue", t->queue_ms, "load", t->load_ms,
-                       "read", t->read_ms, "prep", t->prep_ms, "net", t->net_ms, "post", t->post_ms,
-                       "dice", t->dice_ms, "write", t->write_ms, "total", t->total_ms);
+    q->tim = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "queue", t->queue_ms, "load",
+                       t->load_ms, "read", t->read_ms, "prep", t->prep_ms, "net", t->net_ms, "post",
+                       t->post_ms, "dice", t->dice_ms, "write", t->write_ms, "total", t->total_ms);
 }
 
 /* Stores the mask as a blob and records the inference. 0, or -1 answered. */
@@ -218,7 +231,8 @@ static int seg_record(http_req *r, seg_request *q)
     char err[512];
     long long msize = 0;
     if (svc_sha256_file(t->out_path, q->msha, &msize) < 0 ||
-        svc_blob_adopt(r->app->cfg.data_dir, t->out_path, q->msha, q->mrel, sizeof q->mrel, err, sizeof err) < 0) {
+        svc_blob_adopt(r->app->cfg.data_dir, t->out_path, q->msha, q->mrel, sizeof q->mrel, err,
+                       sizeof err) < 0) {
         unlink(t->out_path);
         http_error(r, 500, "internal", NULL, "cannot store the mask");
         return -1;
@@ -226,14 +240,17 @@ static int seg_record(http_req *r, seg_request *q)
     if (api_unc_store(r, t, q->usha, q->urel, &q->unc) < 0)
         return -1;
     seg_summaries(q);
-    char *ss = json_dumps(q->structs, JSON_COMPACT), *ds = q->dice ? json_dumps(q->dice, JSON_COMPACT) : NULL,
-         *ts = json_dumps(q->tim, JSON_COMPACT), *us = q->unc ? json_dumps(q->unc, JSON_COMPACT) : NULL;
+    char *ss = json_dumps(q->structs, JSON_COMPACT),
+         *ds = q->dice ? json_dumps(q->dice, JSON_COMPACT) : NULL,
+         *ts = json_dumps(q->tim, JSON_COMPACT),
+         *us = q->unc ? json_dumps(q->unc, JSON_COMPACT) : NULL;
     char mid[24], dims[96], sp[128];
     snprintf(mid, sizeof mid, "%lld", t->model_id);
-    snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2]);
+    snprintf(dims, sizeof dims, "{%lld,%lld,%lld}", (long long)t->dims[0], (long long)t->dims[1],
+             (long long)t->dims[2]);
     snprintf(sp, sizeof sp, "{%.9g,%.9g,%.9g}", t->spacing[0], t->spacing[1], t->spacing[2]);
-    const char *v[14] = {mid,  r->id, q->vf->filename, q->vf->sha256, dims,    sp,      q->msha,
-                         q->mrel, ss, ds,            ts,            q->usha, q->urel, us};
+    const char *v[14] = {mid, r->id, q->vf->filename, q->vf->sha256, dims, sp, q->msha, q->mrel, ss,
+                         ds,  ts,    q->usha,         q->urel,       us};
     PGresult *res = api_exec(r, &sql_inferences_insert, v, NULL);
     free(ss), free(ds), free(ts), free(us);
     if (!res)
@@ -292,16 +309,17 @@ static void seg_reply(http_req *r, seg_request *q)
         http_header(r, "X-Mkdseg-Seg-Sop-Instance-Uid", uids[0]);
         http_header(r, "X-Mkdseg-Seg-Series-Uid", uids[1]);
     } else if (q->dweb || wants_json(r)) {
-        json_t *b = json_pack("{s:I,s:I,s:s,s:[I,I,I],s:[f,f,f],s:O,s:O,s:O,s:s,s:s}", "id", (json_int_t)q->inf_id,
-                              "model", (json_int_t)t->model_id, "method", t->method, "dims",
-                              (json_int_t)t->dims[0], (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing",
-                              t->spacing[0], t->spacing[1], t->spacing[2], "structures", q->structs, "dice",
-                              q->dice ? q->dice : json_null(), "timings_ms", q->tim, "mask_url", url, "mask_sha256",
-                              q->msha);
+        json_t *b = json_pack(
+            "{s:I,s:I,s:s,s:[I,I,I],s:[f,f,f],s:O,s:O,s:O,s:s,s:s}", "id", (json_int_t)q->inf_id,
+            "model", (json_int_t)t->model_id, "method", t->method, "dims", (json_int_t)t->dims[0],
+            (json_int_t)t->dims[1], (json_int_t)t->dims[2], "spacing", t->spacing[0], t->spacing[1],
+            t->spacing[2], "structures", q->structs, "dice", q->dice ? q->dice : json_null(),
+            "timings_ms", q->tim, "mask_url", url, "mask_sha256", q->msha);
         if (q->dweb)
-            json_object_set_new(b, "seg", json_pack("{s:s,s:s,s:s,s:s}", "sop_instance_uid", uids[0],
-                                                    "series_instance_uid", uids[1], "study_instance_uid",
-                                                    api_dicomweb_study(r), "stored_to", api_dicomweb_url(r)));
+            json_object_set_new(b, "seg",
+                                json_pack("{s:s,s:s,s:s,s:s}", "sop_instance_uid", uids[0],
+                                          "series_instance_uid", uids[1], "study_instance_uid",
+                                          api_dicomweb_study(r), "stored_to", api_dicomweb_url(r)));
         if (q->unc) {
             char uurl[80];
             snprintf(uurl, sizeof uurl, "/inferences/%lld/uncertainty", q->inf_id);
@@ -313,8 +331,13 @@ static void seg_reply(http_req *r, seg_request *q)
     } else {
         char path[1400];
         svc_abs(r->app->cfg.data_dir, q->mrel, path, sizeof path);
-        if (api_reply_file(r, path, q->nrrd ? "application/x-nrrd" : q->gz ? "application/gzip" : "application/octet-stream",
-                           q->nrrd ? "seg.nrrd" : q->gz ? "seg.nii.gz" : "seg.nii") < 0)
+        if (api_reply_file(r, path,
+                           q->nrrd ? "application/x-nrrd"
+                           : q->gz ? "application/gzip"
+                                   : "application/octet-stream",
+                           q->nrrd ? "seg.nrrd"
+                           : q->gz ? "seg.nii.gz"
+                                   : "seg.nii") < 0)
             return;
     }
     http_header(r, "X-Mkdseg-Model", mid);
@@ -363,5 +386,6 @@ void h_inference_mask(http_req *r)
         return;
     }
     svc_nifti_sniff(path, &gz, why, sizeof why);
-    api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", gz ? "seg.nii.gz" : "seg.nii");
+    api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream",
+                   gz ? "seg.nii.gz" : "seg.nii");
 }

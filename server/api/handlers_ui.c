@@ -52,11 +52,17 @@ static const struct {
     const char *ext, *type;
     int text;
 } ui_types[] = {
-    {".html", "text/html; charset=utf-8", 1}, {".js", "text/javascript; charset=utf-8", 1},
-    {".mjs", "text/javascript; charset=utf-8", 1}, {".css", "text/css; charset=utf-8", 1},
-    {".json", "application/json", 1}, {".map", "application/json", 1},
-    {".svg", "image/svg+xml", 1}, {".txt", "text/plain; charset=utf-8", 1},
-    {".png", "image/png", 0}, {".ico", "image/x-icon", 0}, {".woff2", "font/woff2", 0},
+    {".html", "text/html; charset=utf-8", 1},
+    {".js", "text/javascript; charset=utf-8", 1},
+    {".mjs", "text/javascript; charset=utf-8", 1},
+    {".css", "text/css; charset=utf-8", 1},
+    {".json", "application/json", 1},
+    {".map", "application/json", 1},
+    {".svg", "image/svg+xml", 1},
+    {".txt", "text/plain; charset=utf-8", 1},
+    {".png", "image/png", 0},
+    {".ico", "image/x-icon", 0},
+    {".woff2", "font/woff2", 0},
 };
 
 int ui_name_ok(const char *name)
@@ -205,8 +211,8 @@ static void serve(http_req *r, const char *sub, const char *name)
     }
     snprintf(want, sizeof want, "%s/%s%s%s", root, sub, *sub ? "/" : "", name);
     size_t rl = strlen(root);
-    if (!realpath(want, real) || strncmp(real, root, rl) || real[rl] != '/' || stat(real, &st) < 0 ||
-        !S_ISREG(st.st_mode) || st.st_size > UI_MAX_FILE) {
+    if (!realpath(want, real) || strncmp(real, root, rl) || real[rl] != '/' ||
+        stat(real, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > UI_MAX_FILE) {
         not_found(r, name);
         return;
     }

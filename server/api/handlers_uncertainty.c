@@ -39,7 +39,6 @@ int api_unc_store(http_req *r, const seg_task *t, char sha[65], char rel[256], j
     return 0;
 }
 
-
 void h_inference_uncertainty(http_req *r)
 {
     long long id;
@@ -59,7 +58,8 @@ void h_inference_uncertainty(http_req *r)
         PQclear(res);
         http_error(r, 404, "no_uncertainty", "id",
                    "inference %lld has no uncertainty map: its model has one segmentor (only an "
-                   "ensemble of two, method mkd, has one)", id);
+                   "ensemble of two, method mkd, has one)",
+                   id);
         return;
     }
     char path[1400];

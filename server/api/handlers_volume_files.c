@@ -8,7 +8,6 @@
 #include "handlers.h"
 #include "svc.h"
 
-
 /* Answers column col (0 image, 1 label) of volume {id}. */
 static void reply_volume_file(http_req *r, int col)
 {
@@ -23,7 +22,8 @@ static void reply_volume_file(http_req *r, int col)
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, col)) {
         int none = PQntuples(res) == 0;
         PQclear(res);
-        http_error(r, 404, "not_found", "id", none ? "volume %lld not found" : "volume %lld has no label", id);
+        http_error(r, 404, "not_found", "id",
+                   none ? "volume %lld not found" : "volume %lld has no label", id);
         return;
     }
     char path[1400], why[128];
@@ -31,7 +31,8 @@ static void reply_volume_file(http_req *r, int col)
     PQclear(res);
     int gz = 0;
     svc_nifti_sniff(path, &gz, why, sizeof why);
-    const char *name = col ? (gz ? "label.nii.gz" : "label.nii") : (gz ? "image.nii.gz" : "image.nii");
+    const char *name =
+        col ? (gz ? "label.nii.gz" : "label.nii") : (gz ? "image.nii.gz" : "image.nii");
     api_reply_file(r, path, gz ? "application/gzip" : "application/octet-stream", name);
 }
 

@@ -59,8 +59,9 @@ static int vol_label_stats(http_req *r, const vol_t *v, const char *path, json_t
     double ml = sp[0] * sp[1] * sp[2] / 1000.0;
     *stats = json_object();
     for (int c = 1; c < VOL_NCLASSES; c++)
-        json_object_set_new(*stats, vol_class_names[c],
-                            json_pack("{s:I,s:f}", "voxels", (json_int_t)cnt[c], "ml", cnt[c] * ml));
+        json_object_set_new(
+            *stats, vol_class_names[c],
+            json_pack("{s:I,s:f}", "voxels", (json_int_t)cnt[c], "ml", cnt[c] * ml));
     rc = 0;
 done:
     free(cls);
@@ -76,7 +77,8 @@ static void vol_geom_text(const vol_geom *g, char dims[96], char sps[128], char 
     snprintf(sps, 128, "{%.9g,%.9g,%.9g}", sp[0], sp[1], sp[2]);
     size_t off = (size_t)snprintf(aff, 1024, "{");
     for (int i = 0; i < 16; i++)
-        off += (size_t)snprintf(aff + off, 1024 - off, "%s%.9g", i ? "," : "", g->affine[i / 4][i % 4]);
+        off += (size_t)snprintf(aff + off, 1024 - off, "%s%.9g", i ? "," : "",
+                                g->affine[i / 4][i % 4]);
     snprintf(aff + off, 1024 - off, "}");
 }
 
@@ -84,13 +86,16 @@ static void vol_geom_text(const vol_geom *g, char dims[96], char sps[128], char 
 static void vol_insert(http_req *r, long long id, const char *ids, const char *modality,
                        const vol_t *v, upload_file *im, upload_file *lb, const json_t *stats)
 {
-    char err[512], dims[96], sps[128], aff[1024], size[32], irel[256], lrel[256] = "", lsha[65] = "";
+    char err[512], dims[96], sps[128], aff[1024], size[32], irel[256], lrel[256] = "",
+                                                                       lsha[65] = "";
     vol_geom_text(&v->geom, dims, sps, aff);
     snprintf(size, sizeof size, "%lld", im->size);
     if (lb)
         snprintf(lsha, sizeof lsha, "%s", lb->sha256);
-    if (svc_blob_adopt(r->app->cfg.data_dir, im->path, im->sha256, irel, sizeof irel, err, sizeof err) < 0 ||
-        (lb && svc_blob_adopt(r->app->cfg.data_dir, lb->path, lb->sha256, lrel, sizeof lrel, err, sizeof err) < 0)) {
+    if (svc_blob_adopt(r->app->cfg.data_dir, im->path, im->sha256, irel, sizeof irel, err,
+                       sizeof err) < 0 ||
+        (lb && svc_blob_adopt(r->app->cfg.data_dir, lb->path, lb->sha256, lrel, sizeof lrel, err,
+                              sizeof err) < 0)) {
         http_error(r, 500, "internal", NULL, "%s", err);
         return;
     }
@@ -98,8 +103,9 @@ static void vol_insert(http_req *r, long long id, const char *ids, const char *m
     if (lb)
         lb->path[0] = 0;
     char *ss = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
-    const char *vals[12] = {ids, im->filename, modality, dims, sps, aff, im->sha256, irel, size,
-                            lb ? lsha : NULL, lb ? lrel : NULL, ss};
+    const char *vals[12] = {
+        ids,  im->filename,     modality,         dims, sps, aff, im->sha256, irel,
+        size, lb ? lsha : NULL, lb ? lrel : NULL, ss};
     char state[6] = "";
     PGresult *res = api_exec(r, &sql_volumes_insert, vals, state);
     free(ss);
@@ -109,7 +115,8 @@ static void vol_insert(http_req *r, long long id, const char *ids, const char *m
         else if (!strcmp(state, "23503"))
             http_error(r, 404, "not_found", "id", "dataset %lld not found", id);
         else if (*state)
-            http_error(r, 422, "invalid_volume", "image", "rejected by a database constraint (%s)", state);
+            http_error(r, 422, "invalid_volume", "image", "rejected by a database constraint (%s)",
+                       state);
         return;
     }
     json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
@@ -131,7 +138,8 @@ void h_volumes_add(http_req *r)
         return;
     upload_file *im = upload_get_file(u, "image"), *lb = upload_get_file(u, "label");
     if (!im) {
-        http_error(r, 400, "missing_field", "image", "field 'image' (a NIfTI volume or DICOM series zip) is required");
+        http_error(r, 400, "missing_field", "image",
+                   "field 'image' (a NIfTI volume or DICOM series zip) is required");
         return;
     }
     int gz, lgz, is_dcm = api_upload_dicom(r, im);

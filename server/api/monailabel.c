@@ -23,8 +23,6 @@
 #include "upload.h"
 #include "version.h"
 
-
-
 /* ------------------------------------------------------------------------------------------ */
 /* helpers */
 
@@ -101,8 +99,9 @@ static void result_name(const char *image, const char *ext, char *out, size_t ou
 
 void ml_auth(http_req *r)
 {
-    http_reply_json(r, 200, json_pack("{s:b,s:s,s:s}", "enabled", r->app->cfg.auth != 0, "client_id",
-                                      "mkdseg", "realm", "mkdseg"));
+    http_reply_json(r, 200,
+                    json_pack("{s:b,s:s,s:s}", "enabled", r->app->cfg.auth != 0, "client_id",
+                              "mkdseg", "realm", "mkdseg"));
 }
 
 void ml_auth_token(http_req *r)
@@ -113,8 +112,9 @@ void ml_auth_token(http_req *r)
     }
     const char *ct = http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
-        http_error(r, 415, "unsupported_media_type", NULL,
-                   "expected a form (application/x-www-form-urlencoded) with username and password");
+        http_error(
+            r, 415, "unsupported_media_type", NULL,
+            "expected a form (application/x-www-form-urlencoded) with username and password");
         return;
     }
     char user[256], pass[300], hex[65];
@@ -176,18 +176,20 @@ void ml_info(http_req *r)
     json_int_t total = (json_int_t)atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     /* no top-level "config": the module takes it for an old server's answer */
-    http_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:o,s:o,s:{},s:{},s:{},s:{s:I,s:i,s:{}}}",
-                                      "name", "mkdseg", "description",
-                                      "mkdseg: whole-heart segmentation of CT and MR (seven structures)",
-                                      "version", MKDSEG_VERSION, "labels", labels, "models", models,
-                                      "trainers", "strategies", "scoring", "datastore", "total",
-                                      total, "completed", 0, "label_tags"));
+    http_reply_json(r, 200,
+                    json_pack("{s:s,s:s,s:s,s:o,s:o,s:{},s:{},s:{},s:{s:I,s:i,s:{}}}", "name",
+                              "mkdseg", "description",
+                              "mkdseg: whole-heart segmentation of CT and MR (seven structures)",
+                              "version", MKDSEG_VERSION, "labels", labels, "models", models,
+                              "trainers", "strategies", "scoring", "datastore", "total", total,
+                              "completed", 0, "label_tags"));
 }
 
 void ml_train_status(http_req *r)
 {
-    http_error(r, 404, "not_found", NULL,
-               "no training task is running (mkdseg trains through POST /train, not this protocol)");
+    http_error(
+        r, 404, "not_found", NULL,
+        "no training task is running (mkdseg trains through POST /train, not this protocol)");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -206,7 +208,8 @@ void ml_datastore_put(http_req *r)
         return;
     }
     if (!f) {
-        http_error(r, 400, "missing_field", "file", "the multipart field 'file' (the volume) is required");
+        http_error(r, 400, "missing_field", "file",
+                   "the multipart field 'file' (the volume) is required");
         return;
     }
     const char *params = upload_get_field(u, "params");
@@ -217,8 +220,10 @@ void ml_datastore_put(http_req *r)
         return;
     }
     char client[201] = "";
-    snprintf(client, sizeof client, "%s", json_string_value(json_object_get(pj, "client_id")) ?
-             json_string_value(json_object_get(pj, "client_id")) : "");
+    snprintf(client, sizeof client, "%s",
+             json_string_value(json_object_get(pj, "client_id"))
+                 ? json_string_value(json_object_get(pj, "client_id"))
+                 : "");
     json_decref(pj);
     int gz = 0;
     if (api_upload_nifti(r, f, &gz) < 0)
@@ -230,28 +235,30 @@ void ml_datastore_put(http_req *r)
                    strip_path(err, f->path));
         return;
     }
-    if (svc_blob_adopt(r->app->cfg.data_dir, f->path, f->sha256, rel, sizeof rel, err, sizeof err) < 0) {
+    if (svc_blob_adopt(r->app->cfg.data_dir, f->path, f->sha256, rel, sizeof rel, err, sizeof err) <
+        0) {
         http_error(r, 500, "internal", NULL, "cannot store the volume");
         return;
     }
     f->path[0] = 0;
     snprintf(size, sizeof size, "%lld", f->size);
-    const char *v[7] = {image, f->sha256, rel, size, gz ? ".nii.gz" : ".nii", f->filename,
-                        *client ? client : NULL};
+    const char *v[7] = {
+        image, f->sha256, rel, size, gz ? ".nii.gz" : ".nii", f->filename, *client ? client : NULL};
     PGresult *res = api_exec(r, &sql_slicer_images_put, v, NULL);
     if (!res)
         return;
     PQclear(res);
-    http_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:s}", "image", image, "sha256", f->sha256,
-                                      "size", (json_int_t)f->size, "ext", gz ? ".nii.gz" : ".nii"));
+    http_reply_json(r, 200,
+                    json_pack("{s:s,s:s,s:I,s:s}", "image", image, "sha256", f->sha256, "size",
+                              (json_int_t)f->size, "ext", gz ? ".nii.gz" : ".nii"));
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* POST {p}/infer/MODEL?image=NAME */
 
 typedef struct {
-    char ext[8];       /* ".nrrd", ".nii.gz" or ".nii" */
-    char output[8];    /* "all", "image" or "json" */
+    char ext[8];    /* ".nrrd", ".nii.gz" or ".nii" */
+    char output[8]; /* "all", "image" or "json" */
     int has_volume;
     long long volume;
 } ml_infer_opts;
@@ -315,7 +322,8 @@ static int infer_inputs(http_req *r, const char *image, seg_task *t, char *model
         return -1;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        http_error(r, 404, "not_found", "model", "model '%s' not found (GET info/ lists them)", name);
+        http_error(r, 404, "not_found", "model", "model '%s' not found (GET info/ lists them)",
+                   name);
         return -1;
     }
     t->model_id = atoll(PQgetvalue(res, 0, 0));
@@ -328,10 +336,12 @@ static int infer_inputs(http_req *r, const char *image, seg_task *t, char *model
     if (PQntuples(res) == 0) {
         PQclear(res);
         http_error(r, 404, "not_found", "image",
-                   "image '%s' is not in the datastore: upload it first (PUT datastore/?image=...)", image);
+                   "image '%s' is not in the datastore: upload it first (PUT datastore/?image=...)",
+                   image);
         return -1;
     }
-    int rc = svc_nifti_link(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), link, linklen, err, sizeof err);
+    int rc =
+        svc_nifti_link(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), link, linklen, err, sizeof err);
     PQclear(res);
     if (rc < 0) {
         http_error(r, 500, "internal", NULL, "the stored image '%s' cannot be read", image);
@@ -374,8 +384,9 @@ static json_t *infer_params(const seg_task *t, const char *model, const char *im
     double ml = t->spacing[0] * t->spacing[1] * t->spacing[2] / 1000.0;
     json_t *st = json_object();
     for (int c = 1; c < VOL_NCLASSES; c++)
-        json_object_set_new(st, vol_class_names[c], json_pack("{s:I,s:f}", "voxels",
-                            (json_int_t)t->counts[c], "ml", t->counts[c] * ml));
+        json_object_set_new(
+            st, vol_class_names[c],
+            json_pack("{s:I,s:f}", "voxels", (json_int_t)t->counts[c], "ml", t->counts[c] * ml));
     return json_pack("{s:o,s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:s,s:I,s:s,s:s,s:o}", "label_names",
                      label_table(), "latencies", "pre", (t->read_ms + t->prep_ms) / 1e3, "infer",
                      t->net_ms / 1e3, "invert", 0.0, "post", t->post_ms / 1e3, "write",
@@ -421,7 +432,8 @@ void ml_infer(http_req *r)
         return;
     const char *image = http_query(r, "image");
     if (!image || !*image) {
-        http_error(r, 400, "missing_field", "image", "the query parameter image (a datastore name) is required");
+        http_error(r, 400, "missing_field", "image",
+                   "the query parameter image (a datastore name) is required");
         return;
     }
     ml_infer_opts o;

@@ -18,7 +18,8 @@ const http_route http_routes[] = {
     {"GET", "/datasets", h_datasets_list, 0, NULL},
     {"GET", "/datasets/{id}", h_datasets_get, 0, NULL},
     /* segmentation, volumes, training and jobs, models, Dice */
-    {"POST", "/segment", h_segment, HTTP_MUTATING, api_volume_body}, /* multipart, or JSON for DICOMweb */
+    {"POST", "/segment", h_segment, HTTP_MUTATING,
+     api_volume_body}, /* multipart, or JSON for DICOMweb */
     {"GET", "/inferences/{id}/mask", h_inference_mask, 0, NULL},
     {"POST", "/datasets/{id}/volumes", h_volumes_add, HTTP_MUTATING, api_volume_body},
     {"DELETE", "/datasets/{id}", h_datasets_delete, HTTP_MUTATING, NULL},
@@ -40,7 +41,8 @@ const http_route http_routes[] = {
     {"GET", "/monailabel/auth/token/valid", ml_auth_token_valid, HTTP_DETAIL, NULL},
     {"GET", "/monailabel/info/", ml_info, HTTP_DETAIL, NULL},
     {"GET", "/monailabel/train/", ml_train_status, HTTP_DETAIL, NULL},
-    {"PUT", "/monailabel/datastore/", ml_datastore_put, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
+    {"PUT", "/monailabel/datastore/", ml_datastore_put, HTTP_DETAIL | HTTP_MUTATING,
+     upload_on_body},
     {"POST", "/monailabel/infer/{model}", ml_infer, HTTP_DETAIL | HTTP_MUTATING, upload_on_body},
     /* the dashboard: the ensemble's disagreement map, the static page (handlers_ui.c) */
     {"GET", "/inferences/{id}/uncertainty", h_inference_uncertainty, 0, NULL},

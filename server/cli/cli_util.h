@@ -7,16 +7,17 @@
 /* A list of image/label path pairs. */
 typedef struct {
     int n, cap;
-    char **image, **label;   /* owned */
-    char **name;             /* the case name (file name without _image.nii[.gz]) */
+    char **image, **label; /* owned */
+    char **name;           /* the case name (file name without _image.nii[.gz]) */
 } cli_pairs;
 
 /* Adds every <name>_image.nii[.gz] in dir whose <name>_label.nii[.gz] exists, sorted by name.
  * A folder with no pair is an error. 0 or -1. */
-int  cli_pairs_from_dir(cli_pairs *p, const char *dir, char *err, size_t errlen);
+int cli_pairs_from_dir(cli_pairs *p, const char *dir, char *err, size_t errlen);
 /* Adds the pairs of two comma-separated lists of equal length (labels may be NULL: images
  * only). 0 or -1. */
-int  cli_pairs_from_lists(cli_pairs *p, const char *images, const char *labels, char *err, size_t errlen);
+int cli_pairs_from_lists(cli_pairs *p, const char *images, const char *labels, char *err,
+                         size_t errlen);
 void cli_pairs_free(cli_pairs *p);
 
 /* Value of option argv[*i] ("--name VALUE" or "--name=VALUE") when it is `name`; advances *i

@@ -27,19 +27,23 @@ typedef enum { MODE_INFER, MODE_TRAIN, MODE_FWDBWD } bench_mode;
 typedef struct {
     const char *name;
     bench_net net;
-    int size;                /* segmentor width, generator ngf, discriminator ndf */
-    int n, hw;               /* input [n, 1, hw, hw] */
+    int size;  /* segmentor width, generator ngf, discriminator ndf */
+    int n, hw; /* input [n, 1, hw, hw] */
     bench_mode mode;
     const char *what;
 } bench_workload;
 
 static const bench_workload workloads[] = {
-    {"seg_infer_b1",    NET_SEG,  32, 1, 256, MODE_INFER,  "segmentor w=32, inference, 1x1x256x256"},
-    {"seg_infer_b8",    NET_SEG,  32, 8, 256, MODE_INFER,  "segmentor w=32, inference, 8x1x256x256"},
-    {"seg_train_b8",    NET_SEG,  32, 8, 256, MODE_TRAIN,  "segmentor w=32, training step (CE+Dice, Adam), 8x1x256x256"},
-    {"gen_fwd_bwd",     NET_GEN,  64, 1, 256, MODE_FWDBWD, "generator ngf=64, 9 blocks, forward+L1+backward, 1x1x256x256"},
-    {"disc_fwd_bwd",    NET_DISC, 64, 1, 256, MODE_FWDBWD, "discriminator ndf=64, forward+LSGAN+backward, 1x1x256x256"},
-    {"seg16_train_128", NET_SEG,  16, 1, 128, MODE_TRAIN,  "segmentor w=16, training step (CE+Dice, Adam), 1x1x128x128"},
+    {"seg_infer_b1", NET_SEG, 32, 1, 256, MODE_INFER, "segmentor w=32, inference, 1x1x256x256"},
+    {"seg_infer_b8", NET_SEG, 32, 8, 256, MODE_INFER, "segmentor w=32, inference, 8x1x256x256"},
+    {"seg_train_b8", NET_SEG, 32, 8, 256, MODE_TRAIN,
+     "segmentor w=32, training step (CE+Dice, Adam), 8x1x256x256"},
+    {"gen_fwd_bwd", NET_GEN, 64, 1, 256, MODE_FWDBWD,
+     "generator ngf=64, 9 blocks, forward+L1+backward, 1x1x256x256"},
+    {"disc_fwd_bwd", NET_DISC, 64, 1, 256, MODE_FWDBWD,
+     "discriminator ndf=64, forward+LSGAN+backward, 1x1x256x256"},
+    {"seg16_train_128", NET_SEG, 16, 1, 128, MODE_TRAIN,
+     "segmentor w=16, training step (CE+Dice, Adam), 1x1x128x128"},
 };
 #define N_WORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -72,7 +76,7 @@ static double peak_rss_mb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;               /* ru_maxrss is in KiB on Linux */
+    return ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -83,30 +87,36 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---- one core's FMA peak --------------------------------------------------------------- */
 
-#define PEAK_ACC 12          /* independent accumulators: enough to cover FMA latency */
+#define PEAK_ACC 12 /* independent accumulators: enough to cover FMA latency */
 
 /* acc_i = acc_i * m + a on PEAK_ACC independent registers, explicit FMA intrinsics (ISO C
  * mode does not contract a*b+c), written out so that the accumulators stay in registers. */
 #define PEAK_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define PEAK_FN(fname, tgt, vt, set1, fmadd, storeu, lanes)                                \
-    __attribute__((target(tgt), noinline)) static float fname(long iters)                 \
-    {                                                                                        \
-        vt m = set1(0.999999f), a = set1(1e-7f);                                             \
-        PEAK_ALL(PEAK_DECL_##lanes)                                                          \
-        for (long it = 0; it < iters; it++) {                                                \
-            PEAK_ALL(PEAK_STEP_##lanes)                                                      \
-            __asm__ volatile("" : "+v"(m));                                                  \
-        }                                                                                    \
-        float s = 0, lane[lanes];                                                            \
-        PEAK_ALL(PEAK_SUM_##lanes)                                                           \
-        return s;                                                                            \
+#define PEAK_FN(fname, tgt, vt, set1, fmadd, storeu, lanes)                                        \
+    __attribute__((target(tgt), noinline)) static float fname(long iters)                          \
+    {                                                                                              \
+        vt m = set1(0.999999f), a = set1(1e-7f);                                                   \
+        PEAK_ALL(PEAK_DECL_##lanes)                                                                \
+        for (long it = 0; it < iters; it++) {                                                      \
+            PEAK_ALL(PEAK_STEP_##lanes)                                                            \
+            __asm__ volatile("" : "+v"(m));                                                        \
+        }                                                                                          \
+        float s = 0, lane[lanes];                                                                  \
+        PEAK_ALL(PEAK_SUM_##lanes)                                                                 \
+        return s;                                                                                  \
     }
-#define PEAK_DECL_8(i) __m256 acc##i = _mm256_set1_ps((float)(i) * 1e-3f);
+#define PEAK_DECL_8(i) __m256 acc##i = _mm256_set1_ps((float)(i)*1e-3f);
 #define PEAK_STEP_8(i) acc##i = _mm256_fmadd_ps(acc##i, m, a);
-#define PEAK_SUM_8(i) _mm256_storeu_ps(lane, acc##i); for (int l = 0; l < 8; l++) s += lane[l];
-#define PEAK_DECL_16(i) __m512 acc##i = _mm512_set1_ps((float)(i) * 1e-3f);
+#define PEAK_SUM_8(i)                                                                              \
+    _mm256_storeu_ps(lane, acc##i);                                                                \
+    for (int l = 0; l < 8; l++)                                                                    \
+        s += lane[l];
+#define PEAK_DECL_16(i) __m512 acc##i = _mm512_set1_ps((float)(i)*1e-3f);
 #define PEAK_STEP_16(i) acc##i = _mm512_fmadd_ps(acc##i, m, a);
-#define PEAK_SUM_16(i) _mm512_storeu_ps(lane, acc##i); for (int l = 0; l < 16; l++) s += lane[l];
+#define PEAK_SUM_16(i)                                                                             \
+    _mm512_storeu_ps(lane, acc##i);                                                                \
+    for (int l = 0; l < 16; l++)                                                                   \
+        s += lane[l];
 
 PEAK_FN(peak_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps, 8)
 PEAK_FN(peak_avx512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps, 16)
@@ -143,9 +153,9 @@ typedef struct {
     nn_params *params;
     nn_adam *opt;
     nn_ctx *ctx;
-    float *x;                /* [n, 1, hw, hw] host input */
-    float *target;           /* generator L1 target, same shape */
-    int32_t *labels;         /* [n, hw, hw] */
+    float *x;        /* [n, 1, hw, hw] host input */
+    float *target;   /* generator L1 target, same shape */
+    int32_t *labels; /* [n, hw, hw] */
 } bench_state;
 
 /* One repetition. 0 or -1 (message in err). */
@@ -303,7 +313,15 @@ done:
     return rc;
 }
 
-int cmd_bench(int argc, char **argv)
+/* The command line of one `mkdseg bench`. */
+typedef struct {
+    const char *name;
+    int threads, warmup, reps, json, list, peak;
+    long seed;
+} bench_args;
+
+/* Reads the options into a. 0, 1 after --help, 2 on an error (printed). */
+static int bench_parse(bench_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"workload", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},
@@ -312,25 +330,39 @@ int cmd_bench(int argc, char **argv)
         {"list", no_argument, 0, 'l'},           {"peak", no_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
-    const char *name = NULL;
-    int threads = 0, warmup = 2, reps = 5, json = 0, list = 0, peak = 0, c;
-    long seed = 0;
-    char err[512];
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'w': name = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 'W': warmup = atoi(optarg); break;
-        case 'r': reps = atoi(optarg); break;
-        case 's': seed = atol(optarg); break;
-        case 'j': json = 1; break;
-        case 'l': list = 1; break;
-        case 'p': peak = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        if (c == 'w')
+            a->name = optarg;
+        else if (c == 't' || c == 'W' || c == 'r')
+            *(c == 't' ? &a->threads : c == 'W' ? &a->warmup : &a->reps) = atoi(optarg);
+        else if (c == 's')
+            a->seed = atol(optarg);
+        else if (c == 'j' || c == 'l' || c == 'p')
+            *(c == 'j' ? &a->json : c == 'l' ? &a->list : &a->peak) = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 1;
+        } else {
+            usage(stderr);
+            return 2;
         }
     }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_args a = {.warmup = 2, .reps = 5};
+    int prc = bench_parse(&a, argc, argv);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    const char *name = a.name;
+    int threads = a.threads, warmup = a.warmup, reps = a.reps, json = a.json, list = a.list,
+        peak = a.peak;
+    long seed = a.seed;
+    char err[512];
     if (list || peak) {
         bench_print_info(list, json);
         return 0;
@@ -340,8 +372,9 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(name, workloads[i].name))
             wl = &workloads[i];
     if (!wl || warmup < 0 || reps < 1 || threads < 0) {
-        fprintf(stderr, "mkdseg bench: %s\n", !wl ? "--workload NAME required (see --list)"
-                                                  : "bad --warmup, --reps or --threads");
+        fprintf(stderr, "mkdseg bench: %s\n",
+                !wl ? "--workload NAME required (see --list)"
+                    : "bad --warmup, --reps or --threads");
         usage(stderr);
         return 2;
     }
@@ -356,16 +389,18 @@ int cmd_bench(int argc, char **argv)
     double rss = peak_rss_mb();
     if (json) {
         printf("{\"impl\": \"mkdseg\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.3f, "
-               "\"times_ms\": [", wl->name, threads, med);
+               "\"times_ms\": [",
+               wl->name, threads, med);
         for (int i = 0; i < reps; i++)
             printf("%s%.3f", i ? ", " : "", times[i]);
         printf("], \"warmup\": %d, \"reps\": %d, \"peak_rss_mb\": %.1f, \"flops\": %.0f, "
-               "\"arena_peak_mb\": %.1f}\n", warmup, reps, rss, flops,
-               nn_arena_peak(nn_ctx_arena(b.ctx)) / 1048576.0);
+               "\"arena_peak_mb\": %.1f}\n",
+               warmup, reps, rss, flops, nn_arena_peak(nn_ctx_arena(b.ctx)) / 1048576.0);
     } else {
         printf("%s (%s), %d thread%s: median %.1f ms over %d reps (after %d warm-up), "
-               "%.1f GFLOP/s, peak RSS %.1f MB\n", wl->name, wl->what, threads,
-               threads == 1 ? "" : "s", med, reps, warmup, flops / (med * 1e6), rss);
+               "%.1f GFLOP/s, peak RSS %.1f MB\n",
+               wl->name, wl->what, threads, threads == 1 ? "" : "s", med, reps, warmup,
+               flops / (med * 1e6), rss);
     }
     rc = 0;
 fail:

@@ -34,8 +34,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /* One request; *status, parsed JSON body (new ref, NULL when not JSON). 0 / -1 transport. */
-static int req(const char *base, const char *method, const char *path, const char *body, const char *token,
-               long *status, json_t **out)
+static int req(const char *base, const char *method, const char *path, const char *body,
+               const char *token, long *status, json_t **out)
 {
     CURL *c = curl_easy_init();
     if (!c)
@@ -67,19 +67,23 @@ static int req(const char *base, const char *method, const char *path, const cha
     if (rc != CURLE_OK)
         fprintf(stderr, "mkdseg dice-check: %s %s: %s\n", method, url, curl_easy_strerror(rc));
     else if (*status >= 400)
-        fprintf(stderr, "mkdseg dice-check: %s %s: HTTP %ld: %s\n", method, url, *status, b.p ? b.p : "");
+        fprintf(stderr, "mkdseg dice-check: %s %s: HTTP %ld: %s\n", method, url, *status,
+                b.p ? b.p : "");
     free(b.p);
     return rc == CURLE_OK ? 0 : -1;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mkdseg dice-check --server URL --model ID --dataset ID [--min-mean X] [--max-drop Y]\n"
-               "                         [--token T] [--timeout S]\n\n"
-               "Evaluates model ID on dataset ID on a running mkdseg server (a job), waits for it, and\n"
-               "exits 1 when the mean Dice is under X, or more than Y below the best earlier evaluation\n"
-               "on that dataset. Prints one JSON line with the numbers. --token (or MKDSEG_TOKEN) when\n"
-               "the server runs with --auth on. Exit 3 when the server or the job failed.\n");
+    fprintf(
+        f,
+        "usage: mkdseg dice-check --server URL --model ID --dataset ID [--min-mean X] [--max-drop "
+        "Y]\n"
+        "                         [--token T] [--timeout S]\n\n"
+        "Evaluates model ID on dataset ID on a running mkdseg server (a job), waits for it, and\n"
+        "exits 1 when the mean Dice is under X, or more than Y below the best earlier evaluation\n"
+        "on that dataset. Prints one JSON line with the numbers. --token (or MKDSEG_TOKEN) when\n"
+        "the server runs with --auth on. Exit 3 when the server or the job failed.\n");
 }
 
 /* The command line of one `mkdseg dice-check`. */
@@ -114,7 +118,8 @@ static int dc_parse(dc_args *o, int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--timeout", &miss)))
             o->timeout = atoi(v);
         else {
-            fprintf(stderr, "mkdseg dice-check: %s '%s' (see --help)\n", miss ? "missing value for" : "unknown option", argv[i]);
+            fprintf(stderr, "mkdseg dice-check: %s '%s' (see --help)\n",
+                    miss ? "missing value for" : "unknown option", argv[i]);
             return 2;
         }
         if (miss) {
@@ -152,10 +157,12 @@ static int dc_evaluate(const dc_args *o, long long *job)
         if (req(o->server, "GET", path, NULL, o->token, &st, &j) < 0 || st != 200 || !j)
             goto done;
         state = json_string_value(json_object_get(j, "state"));
-        if (state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled")))
+        if (state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
+                      !strcmp(state, "cancelled")))
             break;
         if (time(NULL) - t0 > o->timeout) {
-            fprintf(stderr, "mkdseg dice-check: job %lld did not finish within %d s\n", *job, o->timeout);
+            fprintf(stderr, "mkdseg dice-check: job %lld did not finish within %d s\n", *job,
+                    o->timeout);
             goto done;
         }
         struct timespec nap = {0, 300 * 1000000L};
@@ -163,7 +170,9 @@ static int dc_evaluate(const dc_args *o, long long *job)
     }
     if (strcmp(state, "succeeded"))
         fprintf(stderr, "mkdseg dice-check: job %lld %s: %s\n", *job, state,
-                json_string_value(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : "");
+                json_string_value(json_object_get(j, "error"))
+                    ? json_string_value(json_object_get(j, "error"))
+                    : "");
     else
         rc = 0;
 done:
@@ -172,7 +181,8 @@ done:
 }
 
 /* The job's mean Dice and the best earlier run's on the dataset (-1 when none). 0 / -1. */
-static int dc_scores(const dc_args *o, long long job, double *mean, double *best, long long *best_job)
+static int dc_scores(const dc_args *o, long long job, double *mean, double *best,
+                     long long *best_job)
 {
     long st = 0;
     json_t *j = NULL;
@@ -185,7 +195,7 @@ static int dc_scores(const dc_args *o, long long job, double *mean, double *best
     *mean = -1, *best = -1, *best_job = 0;
     size_t i;
     json_t *run;
-    json_array_foreach(json_object_get(j, "runs"), i, run) {
+    json_array_foreach (json_object_get(j, "runs"), i, run) {
         long long rj = (long long)json_integer_value(json_object_get(run, "job_id"));
         double md = json_number_value(json_object_get(run, "mean_dice"));
         if (rj == job)
@@ -208,21 +218,25 @@ static int dc_report(const dc_args *o, long long job, double mean, double best, 
 {
     int below = o->min_mean >= 0 && mean < o->min_mean;
     int dropped = o->max_drop >= 0 && best >= 0 && best - mean > o->max_drop;
-    json_t *out = json_pack("{s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o,s:b}", "model", (json_int_t)o->model, "dataset",
-                            (json_int_t)o->dataset, "job", (json_int_t)job, "mean_dice", mean, "best_earlier",
-                            best < 0 ? json_null() : json_real(best), "best_earlier_job",
-                            best_job ? json_integer(best_job) : json_null(), "min_mean",
-                            o->min_mean >= 0 ? json_real(o->min_mean) : json_null(), "max_drop",
-                            o->max_drop >= 0 ? json_real(o->max_drop) : json_null(), "pass", !(below || dropped));
+    json_t *out = json_pack("{s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o,s:b}", "model", (json_int_t)o->model,
+                            "dataset", (json_int_t)o->dataset, "job", (json_int_t)job, "mean_dice",
+                            mean, "best_earlier", best < 0 ? json_null() : json_real(best),
+                            "best_earlier_job", best_job ? json_integer(best_job) : json_null(),
+                            "min_mean", o->min_mean >= 0 ? json_real(o->min_mean) : json_null(),
+                            "max_drop", o->max_drop >= 0 ? json_real(o->max_drop) : json_null(),
+                            "pass", !(below || dropped));
     char *os = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", os);
     free(os);
     json_decref(out);
     if (below)
-        fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is under the floor %.4f\n", mean, o->min_mean);
+        fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is under the floor %.4f\n", mean,
+                o->min_mean);
     if (dropped)
-        fprintf(stderr, "mkdseg dice-check: FAIL: mean Dice %.4f is %.4f below the best earlier %.4f (job %lld)\n", mean,
-                best - mean, best, best_job);
+        fprintf(stderr,
+                "mkdseg dice-check: FAIL: mean Dice %.4f is %.4f below the best earlier %.4f (job "
+                "%lld)\n",
+                mean, best - mean, best, best_job);
     return below || dropped ? 1 : 0;
 }
 

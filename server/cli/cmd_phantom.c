@@ -9,22 +9,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mkdseg phantom --modality ct|mr --seed N --image F.nii.gz --label F.nii.gz\n"
-            "                      [--shape X,Y,Z] [--fov X,Y,Z] [--fixed-fov] [--noise S]\n"
-            "                      [--paired-ct F.nii.gz | --paired-mr F.nii.gz]\n"
-            "  Writes a synthetic thorax: the image (CT: int16 HU; MR: float32 bSSFP-like signal)\n"
-            "  and its label map (int16 MM-WHS codes: MYO 205, LA 420, LV 500, RA 550, RV 600,\n"
-            "  AA 820, PA 850). The same seed and options give the same files; CT and MR with the\n"
-            "  same seed are different subjects. See docs/phantom.md.\n"
-            "  --shape X,Y,Z  array size (default CT 96,96,80; MR 80,80,40)\n"
-            "  --fov X,Y,Z    field of view in mm (default CT 220,220,160; MR 300,300,160),\n"
-            "                 varied by +-6%% per subject unless --fixed-fov\n"
-            "  --noise S      multiplier on the modality's noise level (default 1)\n"
-            "  --paired-ct F  (with --modality mr) also write the same subject on the same grid\n"
-            "                 rendered as CT with fresh noise (int16 HU); its labels are the MR's.\n"
-            "                 A research oracle for the alignment module (train --iam oracle)\n"
-            "  --paired-mr F  (with --modality ct) the same, rendered as MR (float32)\n");
+    fprintf(
+        f, "usage: mkdseg phantom --modality ct|mr --seed N --image F.nii.gz --label F.nii.gz\n"
+           "                      [--shape X,Y,Z] [--fov X,Y,Z] [--fixed-fov] [--noise S]\n"
+           "                      [--paired-ct F.nii.gz | --paired-mr F.nii.gz]\n"
+           "  Writes a synthetic thorax: the image (CT: int16 HU; MR: float32 bSSFP-like signal)\n"
+           "  and its label map (int16 MM-WHS codes: MYO 205, LA 420, LV 500, RA 550, RV 600,\n"
+           "  AA 820, PA 850). The same seed and options give the same files; CT and MR with the\n"
+           "  same seed are different subjects. See docs/phantom.md.\n"
+           "  --shape X,Y,Z  array size (default CT 96,96,80; MR 80,80,40)\n"
+           "  --fov X,Y,Z    field of view in mm (default CT 220,220,160; MR 300,300,160),\n"
+           "                 varied by +-6%% per subject unless --fixed-fov\n"
+           "  --noise S      multiplier on the modality's noise level (default 1)\n"
+           "  --paired-ct F  (with --modality mr) also write the same subject on the same grid\n"
+           "                 rendered as CT with fresh noise (int16 HU); its labels are the MR's.\n"
+           "                 A research oracle for the alignment module (train --iam oracle)\n"
+           "  --paired-mr F  (with --modality ct) the same, rendered as MR (float32)\n");
 }
 
 static int parse3(const char *s, double v[3])
@@ -89,13 +89,16 @@ static int phantom_parse(phantom_args *a, int argc, char **argv)
             }
         } else if (next && !strcmp(o, "--noise")) {
             a->noise = atof(next), i++;
-        } else if (next && (!strcmp(o, "--modality") || !strcmp(o, "--image") || !strcmp(o, "--label") ||
-                            !strcmp(o, "--shape") || !strcmp(o, "--fov") || !strcmp(o, "--paired-ct") ||
-                            !strcmp(o, "--paired-mr"))) {
-            const char **dst = !strcmp(o, "--modality") ? &a->mod : !strcmp(o, "--image") ? &a->image
-                             : !strcmp(o, "--label")    ? &a->label : !strcmp(o, "--shape") ? &a->shape
-                             : !strcmp(o, "--fov")      ? &a->fov : !strcmp(o, "--paired-ct") ? &a->paired_ct
-                                                        : &a->paired_mr;
+        } else if (next && (!strcmp(o, "--modality") || !strcmp(o, "--image") ||
+                            !strcmp(o, "--label") || !strcmp(o, "--shape") || !strcmp(o, "--fov") ||
+                            !strcmp(o, "--paired-ct") || !strcmp(o, "--paired-mr"))) {
+            const char **dst = !strcmp(o, "--modality")    ? &a->mod
+                               : !strcmp(o, "--image")     ? &a->image
+                               : !strcmp(o, "--label")     ? &a->label
+                               : !strcmp(o, "--shape")     ? &a->shape
+                               : !strcmp(o, "--fov")       ? &a->fov
+                               : !strcmp(o, "--paired-ct") ? &a->paired_ct
+                                                           : &a->paired_mr;
             *dst = next, i++;
         } else {
             fprintf(stderr, "mkdseg phantom: unknown or incomplete option %s\n", o);
@@ -112,16 +115,20 @@ int cmd_phantom(int argc, char **argv)
     int prc = phantom_parse(&a, argc, argv);
     if (prc)
         return prc == 1 ? 0 : 2;
-    const char *mod = a.mod, *image = a.image, *label = a.label, *paired_ct = a.paired_ct, *paired_mr = a.paired_mr;
+    const char *mod = a.mod, *image = a.image, *label = a.label, *paired_ct = a.paired_ct,
+               *paired_mr = a.paired_mr;
     long long seed = a.seed;
     prep_modality m = PREP_CT;
     if (prep_modality_parse(mod, &m) < 0 || seed < 0 || (!image && !label)) {
-        fprintf(stderr, "mkdseg phantom: --modality ct|mr, --seed and --image and/or --label are required\n");
+        fprintf(
+            stderr,
+            "mkdseg phantom: --modality ct|mr, --seed and --image and/or --label are required\n");
         usage(stderr);
         return 2;
     }
     if ((paired_ct && m != PREP_MR) || (paired_mr && m != PREP_CT)) {
-        fprintf(stderr, "mkdseg phantom: --paired-ct goes with --modality mr, --paired-mr with --modality ct\n");
+        fprintf(stderr, "mkdseg phantom: --paired-ct goes with --modality mr, --paired-mr with "
+                        "--modality ct\n");
         return 2;
     }
     const char *paired = m == PREP_MR ? paired_ct : paired_mr;

@@ -15,12 +15,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mkdseg token create --name NAME [--database-url URL]\n"
-               "       mkdseg token list [--database-url URL]\n"
-               "       mkdseg token revoke --name NAME [--database-url URL]\n\n"
-               "Bearer tokens for `mkdseg serve --auth on` (MKDSEG_AUTH=on): mutating requests need\n"
-               "'Authorization: Bearer TOKEN'. Only the token's SHA-256 is stored; `create` prints the\n"
-               "token once. The database comes from --database-url, MKDSEG_DATABASE_URL or DATABASE_URL.\n");
+    fprintf(
+        f,
+        "usage: mkdseg token create --name NAME [--database-url URL]\n"
+        "       mkdseg token list [--database-url URL]\n"
+        "       mkdseg token revoke --name NAME [--database-url URL]\n\n"
+        "Bearer tokens for `mkdseg serve --auth on` (MKDSEG_AUTH=on): mutating requests need\n"
+        "'Authorization: Bearer TOKEN'. Only the token's SHA-256 is stored; `create` prints the\n"
+        "token once. The database comes from --database-url, MKDSEG_DATABASE_URL or "
+        "DATABASE_URL.\n");
 }
 
 /* Makes a token, stores its hash and prints it (the only time it is shown). 0 / 1. */
@@ -41,11 +44,13 @@ static int token_create(PGconn *pg, const char *name)
     const char *v[3] = {name, hex, prefix};
     PGresult *r = db_query(pg, &sql_api_tokens_insert, v, err, sizeof err);
     if (!r) {
-        fprintf(stderr, "mkdseg token: %s\n", strstr(err, "duplicate") ? "a token with this name exists already" : err);
+        fprintf(stderr, "mkdseg token: %s\n",
+                strstr(err, "duplicate") ? "a token with this name exists already" : err);
         return 1;
     }
     printf("%s\n", tok);
-    fprintf(stderr, "mkdseg token: created token '%s' (id %s); it is shown only now\n", name, PQgetvalue(r, 0, 0));
+    fprintf(stderr, "mkdseg token: created token '%s' (id %s); it is shown only now\n", name,
+            PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
 }
@@ -79,10 +84,11 @@ static int token_list(PGconn *pg)
         fprintf(stderr, "mkdseg token: %s\n", err);
         return 1;
     }
-    printf("%-6s %-24s %-10s %-32s %-32s %s\n", "id", "name", "prefix", "created", "last used", "revoked");
+    printf("%-6s %-24s %-10s %-32s %-32s %s\n", "id", "name", "prefix", "created", "last used",
+           "revoked");
     for (int i = 0; i < PQntuples(r); i++)
-        printf("%-6s %-24s %-10s %-32s %-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-               PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+        printf("%-6s %-24s %-10s %-32s %-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+               PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
     PQclear(r);
     return 0;
 }
@@ -104,7 +110,8 @@ int cmd_token(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--database-url", &miss)))
             url = v;
         else {
-            fprintf(stderr, "mkdseg token: %s '%s'\n", miss ? "missing value for" : "unknown option", argv[i]);
+            fprintf(stderr, "mkdseg token: %s '%s'\n",
+                    miss ? "missing value for" : "unknown option", argv[i]);
             return 2;
         }
         if (miss) {
@@ -112,7 +119,8 @@ int cmd_token(int argc, char **argv)
             return 2;
         }
     }
-    int create = !strcmp(sub, "create"), revoke = !strcmp(sub, "revoke"), list = !strcmp(sub, "list");
+    int create = !strcmp(sub, "create"), revoke = !strcmp(sub, "revoke"),
+        list = !strcmp(sub, "list");
     if (!create && !revoke && !list) {
         fprintf(stderr, "mkdseg token: unknown subcommand '%s' (create, list, revoke)\n", sub);
         return 2;

@@ -59,7 +59,8 @@ int cmd_worker(int argc, char **argv)
     }
     int sig = 0;
     sigwait(&sigs, &sig);
-    log_json(LOG_INFO, NULL, "stopping workers", json_pack("{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    log_json(LOG_INFO, NULL, "stopping workers",
+             json_pack("{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     job_workers_stop(w);
     log_info("stopped");
     return 0;

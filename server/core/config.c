@@ -12,18 +12,25 @@
 
 #include "log.h"
 
-typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL, T_PREFIX } cfg_type; /* T_PREFIX: a URL path prefix */
+typedef enum {
+    T_STR,
+    T_INT,
+    T_SIZE,
+    T_BOOL,
+    T_LEVEL,
+    T_PREFIX
+} cfg_type; /* T_PREFIX: a URL path prefix */
 
 typedef struct {
-    const char *flag;  /* --flag */
-    const char *env;   /* primary environment variable */
-    const char *env2;  /* fallback environment variable (or NULL) */
+    const char *flag; /* --flag */
+    const char *env;  /* primary environment variable */
+    const char *env2; /* fallback environment variable (or NULL) */
     cfg_type type;
-    const char *def;   /* default, as text */
-    size_t off;        /* offset in mkd_config */
-    size_t size;       /* T_STR: buffer size */
+    const char *def; /* default, as text */
+    size_t off;      /* offset in mkd_config */
+    size_t size;     /* T_STR: buffer size */
     long long min, max;
-    unsigned cmds;     /* CFG_SERVE | CFG_WORKER | CFG_MIGRATE */
+    unsigned cmds; /* CFG_SERVE | CFG_WORKER | CFG_MIGRATE */
     const char *help;
 } cfg_opt;
 
@@ -40,46 +47,44 @@ static const cfg_opt cfg_table[] = {
     {"database-url", "MKDSEG_DATABASE_URL", "DATABASE_URL", T_STR, "", OFF(database_url),
      SZ(database_url), 0, 0, ALL,
      "PostgreSQL URI or conninfo; empty: libpq defaults (PGHOST, PGDATABASE, ...)"},
-    {"data-dir", "MKDSEG_DATA_DIR", NULL, T_STR, "var/data", OFF(data_dir), SZ(data_dir), 1, 0,
-     SW, "folder for blobs (volumes, weights, masks), created when missing"},
+    {"data-dir", "MKDSEG_DATA_DIR", NULL, T_STR, "var/data", OFF(data_dir), SZ(data_dir), 1, 0, SW,
+     "folder for blobs (volumes, weights, masks), created when missing"},
     {"max-body", "MKDSEG_MAX_BODY", NULL, T_SIZE, "512M", OFF(max_body), 0, 1024,
      (long long)1 << 40, CFG_SERVE, "largest upload (streamed to disk); suffixes K, M, G"},
     {"max-json", "MKDSEG_MAX_JSON", NULL, T_SIZE, "1M", OFF(max_json), 0, 64, (long long)1 << 30,
      CFG_SERVE, "largest JSON (or other in-memory) request body; suffixes K, M, G"},
     {"max-connections", "MKDSEG_MAX_CONNECTIONS", NULL, T_INT, "256", OFF(max_connections), 0, 1,
      100000, CFG_SERVE, "simultaneous connections (more are refused)"},
-    {"per-ip-connections", "MKDSEG_PER_IP_CONNECTIONS", NULL, T_INT, "64",
-     OFF(per_ip_connections), 0, 0, 100000, CFG_SERVE,
-     "simultaneous connections from one IP address; 0 = no limit"},
-    {"connection-timeout", "MKDSEG_CONNECTION_TIMEOUT", NULL, T_INT, "60",
-     OFF(connection_timeout), 0, 0, 86400, CFG_SERVE,
-     "seconds of inactivity before a connection is closed; 0 = never"},
-    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(http_threads), 0, 0, 1024, CFG_SERVE,
-     "HTTP threads: 0 = one per connection (handlers may block); N = pool of N"},
+    {"per-ip-connections", "MKDSEG_PER_IP_CONNECTIONS", NULL, T_INT, "64", OFF(per_ip_connections),
+     0, 0, 100000, CFG_SERVE, "simultaneous connections from one IP address; 0 = no limit"},
+    {"connection-timeout", "MKDSEG_CONNECTION_TIMEOUT", NULL, T_INT, "60", OFF(connection_timeout),
+     0, 0, 86400, CFG_SERVE, "seconds of inactivity before a connection is closed; 0 = never"},
+    {"http-threads", "MKDSEG_HTTP_THREADS", NULL, T_INT, "0", OFF(http_threads), 0, 0, 1024,
+     CFG_SERVE, "HTTP threads: 0 = one per connection (handlers may block); N = pool of N"},
     {"workers", "MKDSEG_WORKERS", NULL, T_INT, "1", OFF(workers), 0, 0, 256, SW,
      "job workers (serve: in-process, 0 = none; worker: threads)"},
-    {"queue-size", "MKDSEG_QUEUE_SIZE", NULL, T_INT, "16", OFF(queue_size), 0, 1, 100000,
-     CFG_SERVE, "segmentation requests that may wait for an engine worker (then 503)"},
+    {"queue-size", "MKDSEG_QUEUE_SIZE", NULL, T_INT, "16", OFF(queue_size), 0, 1, 100000, CFG_SERVE,
+     "segmentation requests that may wait for an engine worker (then 503)"},
     {"db-pool", "MKDSEG_DB_POOL", NULL, T_INT, "8", OFF(db_pool), 0, 1, 1000, SW,
      "PostgreSQL connections kept by this process"},
     {"log-level", "MKDSEG_LOG_LEVEL", NULL, T_LEVEL, "info", OFF(log_level), 0, 0, 0, ALL,
      "debug, info, warn, error or off"},
-    {"cors-origin", "MKDSEG_CORS_ORIGIN", NULL, T_STR, "*", OFF(cors_origin), SZ(cors_origin), 0,
-     0, CFG_SERVE, "Access-Control-Allow-Origin for browsers; empty: no CORS headers"},
+    {"cors-origin", "MKDSEG_CORS_ORIGIN", NULL, T_STR, "*", OFF(cors_origin), SZ(cors_origin), 0, 0,
+     CFG_SERVE, "Access-Control-Allow-Origin for browsers; empty: no CORS headers"},
     {"auth", "MKDSEG_AUTH", NULL, T_BOOL, "off", OFF(auth), 0, 0, 1, CFG_SERVE,
      "on: mutating requests need 'Authorization: Bearer TOKEN'"},
-    {"rate-limit", "MKDSEG_RATE_LIMIT", NULL, T_INT, "0", OFF(rate_limit), 0, 0, 1000000,
-     CFG_SERVE, "requests per second per client address, burst twice that (then 429); 0 = off"},
-    {"shutdown-timeout", "MKDSEG_SHUTDOWN_TIMEOUT", NULL, T_INT, "30", OFF(shutdown_timeout), 0,
-     0, 3600, SW, "seconds to let in-flight requests and jobs finish on SIGTERM/SIGINT"},
+    {"rate-limit", "MKDSEG_RATE_LIMIT", NULL, T_INT, "0", OFF(rate_limit), 0, 0, 1000000, CFG_SERVE,
+     "requests per second per client address, burst twice that (then 429); 0 = off"},
+    {"shutdown-timeout", "MKDSEG_SHUTDOWN_TIMEOUT", NULL, T_INT, "30", OFF(shutdown_timeout), 0, 0,
+     3600, SW, "seconds to let in-flight requests and jobs finish on SIGTERM/SIGINT"},
     {"migrate", "MKDSEG_MIGRATE", NULL, T_BOOL, "on", OFF(migrate), 0, 0, 1, SW,
      "apply pending SQL migrations at start-up"},
     {"job-lease", "MKDSEG_JOB_LEASE", NULL, T_INT, "60", OFF(job_lease), 0, 2, 86400, SW,
      "seconds a claimed job stays leased without a heartbeat"},
     {"job-poll", "MKDSEG_JOB_POLL", NULL, T_INT, "5", OFF(job_poll), 0, 1, 3600, SW,
      "seconds between queue polls when no notification arrives"},
-    {"segment-workers", "MKDSEG_SEGMENT_WORKERS", NULL, T_INT, "1", OFF(segment_workers), 0, 1,
-     256, CFG_SERVE, "engine threads that run /segment requests (queue-size more may wait)"},
+    {"segment-workers", "MKDSEG_SEGMENT_WORKERS", NULL, T_INT, "1", OFF(segment_workers), 0, 1, 256,
+     CFG_SERVE, "engine threads that run /segment requests (queue-size more may wait)"},
     {"default-model", "MKDSEG_DEFAULT_MODEL", NULL, T_STR, "models/default.safetensors",
      OFF(default_model), SZ(default_model), 0, 0, CFG_SERVE,
      "model file registered and promoted at start-up when no model exists; empty: none"},
@@ -88,14 +93,15 @@ static const cfg_opt cfg_table[] = {
     {"monailabel-prefix", "MKDSEG_MONAILABEL_PREFIX", NULL, T_PREFIX, "/monailabel",
      OFF(monailabel_prefix), SZ(monailabel_prefix), 1, 0, CFG_SERVE,
      "path prefix of the MONAI Label protocol for 3D Slicer (/a or /a/b: letters, digits, . _ -)"},
-    {"dicomweb-allow", "MKDSEG_DICOMWEB_ALLOW", NULL, T_STR, "", OFF(dicomweb_allow), SZ(dicomweb_allow), 0, 0,
-     CFG_SERVE,
-     "DICOMweb roots (PACS) that /segment and dataset uploads may pull from and store to, comma-separated, "
+    {"dicomweb-allow", "MKDSEG_DICOMWEB_ALLOW", NULL, T_STR, "", OFF(dicomweb_allow),
+     SZ(dicomweb_allow), 0, 0, CFG_SERVE,
+     "DICOMweb roots (PACS) that /segment and dataset uploads may pull from and store to, "
+     "comma-separated, "
      "each URL optionally followed by |basic:USER:PASSWORD or |bearer:TOKEN; empty: none (403)"},
-    {"dicomweb-timeout", "MKDSEG_DICOMWEB_TIMEOUT", NULL, T_INT, "120", OFF(dicomweb_timeout), 0, 1, 86400,
-     CFG_SERVE, "seconds one DICOMweb request (WADO-RS, STOW-RS) may take"},
-    {"dicomweb-max-bytes", "MKDSEG_DICOMWEB_MAX_BYTES", NULL, T_SIZE, "1G", OFF(dicomweb_max_bytes), 0, 1024,
-     (long long)1 << 40, CFG_SERVE, "largest series pulled by WADO-RS"},
+    {"dicomweb-timeout", "MKDSEG_DICOMWEB_TIMEOUT", NULL, T_INT, "120", OFF(dicomweb_timeout), 0, 1,
+     86400, CFG_SERVE, "seconds one DICOMweb request (WADO-RS, STOW-RS) may take"},
+    {"dicomweb-max-bytes", "MKDSEG_DICOMWEB_MAX_BYTES", NULL, T_SIZE, "1G", OFF(dicomweb_max_bytes),
+     0, 1024, (long long)1 << 40, CFG_SERVE, "largest series pulled by WADO-RS"},
     {"ui-dir", "MKDSEG_UI_DIR", NULL, T_STR, "server/api/ui", OFF(ui_dir), SZ(ui_dir), 0, 0,
      CFG_SERVE, "folder of the dashboard served at / (its vendor/ is filled by make); empty: none"},
 };
@@ -124,10 +130,17 @@ static int parse_size(const char *s, long long *out)
     long long mul = 1;
     if (*end) {
         switch (toupper((unsigned char)*end)) {
-        case 'K': mul = 1LL << 10; break;
-        case 'M': mul = 1LL << 20; break;
-        case 'G': mul = 1LL << 30; break;
-        default: return -1;
+        case 'K':
+            mul = 1LL << 10;
+            break;
+        case 'M':
+            mul = 1LL << 20;
+            break;
+        case 'G':
+            mul = 1LL << 30;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (toupper((unsigned char)*end) == 'I')
@@ -145,7 +158,8 @@ static int parse_size(const char *s, long long *out)
 
 static int parse_bool(const char *s, int *out)
 {
-    static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false", "no", "0"};
+    static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
+                                                                                "no", "0"};
     for (int i = 0; i < 4; i++) {
         if (!strcasecmp(s, yes[i])) {
             *out = 1;
@@ -198,8 +212,10 @@ static int set_opt(mkd_config *c, const cfg_opt *o, const char *val, cfg_source 
     switch (o->type) {
     case T_PREFIX:
         if (!prefix_ok(val)) {
-            snprintf(err, errlen, "%s: invalid path prefix '%s' (expected /name or /a/b, letters, "
-                     "digits, '.', '_' or '-', no trailing slash)", src_name(o, src, envname), val);
+            snprintf(err, errlen,
+                     "%s: invalid path prefix '%s' (expected /name or /a/b, letters, "
+                     "digits, '.', '_' or '-', no trailing slash)",
+                     src_name(o, src, envname), val);
             return -1;
         }
         __attribute__((fallthrough)); /* then stored as a string */
@@ -227,7 +243,8 @@ static int set_opt(mkd_config *c, const cfg_opt *o, const char *val, cfg_source 
         if (parse_size(val, &v) < 0 || v < o->min || v > o->max) {
             snprintf(err, errlen,
                      "%s: invalid size '%s' (expected bytes with an optional K, M or G suffix, "
-                     "between %lld and %lld bytes)", src_name(o, src, envname), val, o->min, o->max);
+                     "between %lld and %lld bytes)",
+                     src_name(o, src, envname), val, o->min, o->max);
             return -1;
         }
         *(long long *)p = v;
@@ -245,7 +262,8 @@ static int set_opt(mkd_config *c, const cfg_opt *o, const char *val, cfg_source 
     case T_LEVEL: {
         log_level l;
         if (log_level_parse(val, &l) < 0) {
-            snprintf(err, errlen, "%s: invalid value '%s' (expected debug, info, warn, error or off)",
+            snprintf(err, errlen,
+                     "%s: invalid value '%s' (expected debug, info, warn, error or off)",
                      src_name(o, src, envname), val);
             return -1;
         }
@@ -285,7 +303,8 @@ static int cfg_from_env(mkd_config *c, unsigned cmd, char *err, size_t errlen)
 }
 
 /* The settings of cmd given as --flag VALUE or --flag=VALUE. */
-static int cfg_from_flags(mkd_config *c, unsigned cmd, int argc, char **argv, char *err, size_t errlen)
+static int cfg_from_flags(mkd_config *c, unsigned cmd, int argc, char **argv, char *err,
+                          size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -329,17 +348,19 @@ int cfg_load(mkd_config *c, unsigned cmd, int argc, char **argv, int *help, char
     for (size_t i = 0; i < NOPTS; i++)
         if (set_opt(c, &cfg_table[i], cfg_table[i].def, CFG_SRC_DEFAULT, NULL, err, errlen) < 0)
             return -1;
-    if (cfg_from_env(c, cmd, err, errlen) < 0 || cfg_from_flags(c, cmd, argc, argv, err, errlen) < 0)
+    if (cfg_from_env(c, cmd, err, errlen) < 0 ||
+        cfg_from_flags(c, cmd, argc, argv, err, errlen) < 0)
         return -1;
     /* a database URL that libpq cannot parse is a configuration error, not an outage */
     if (c->database_url[0]) {
         char *perr = NULL;
         PQconninfoOption *opts = PQconninfoParse(c->database_url, &perr);
         if (!opts) {
-            snprintf(err, errlen, "invalid database URL (%s): %s",
-                     src_name(&cfg_table[DATABASE_URL_OPT], (cfg_source)c->source[DATABASE_URL_OPT],
-                              getenv("MKDSEG_DATABASE_URL") ? "MKDSEG_DATABASE_URL" : "DATABASE_URL"),
-                     perr ? perr : "cannot parse");
+            snprintf(
+                err, errlen, "invalid database URL (%s): %s",
+                src_name(&cfg_table[DATABASE_URL_OPT], (cfg_source)c->source[DATABASE_URL_OPT],
+                         getenv("MKDSEG_DATABASE_URL") ? "MKDSEG_DATABASE_URL" : "DATABASE_URL"),
+                perr ? perr : "cannot parse");
             size_t n = strlen(err);
             while (n && err[n - 1] == '\n')
                 err[--n] = 0;
@@ -373,15 +394,20 @@ int cfg_source_of(const mkd_config *c, const char *flag)
 void cfg_usage(FILE *f, unsigned cmd, const char *cmdname, const char *summary)
 {
     fprintf(f, "usage: mkdseg %s [options]\n\n%s\n\n", cmdname, summary);
-    fprintf(f, "Each setting comes from its flag, else its environment variable, else the default.\n\n");
+    fprintf(
+        f,
+        "Each setting comes from its flag, else its environment variable, else the default.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
         const cfg_opt *o = &cfg_table[i];
         if (!(o->cmds & cmd))
             continue;
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o->flag,
-                 o->type == T_BOOL ? "on|off" : o->type == T_INT ? "N" : o->type == T_SIZE ? "SIZE"
-                 : o->type == T_LEVEL ? "LEVEL" : "VALUE");
+                 o->type == T_BOOL    ? "on|off"
+                 : o->type == T_INT   ? "N"
+                 : o->type == T_SIZE  ? "SIZE"
+                 : o->type == T_LEVEL ? "LEVEL"
+                                      : "VALUE");
         fprintf(f, "  %-30s %s\n", flag, o->help);
         fprintf(f, "  %-30s default: %s%s%s;  env: %s%s%s\n", "", *o->def ? "" : "\"", o->def,
                 *o->def ? "" : "\"", o->env, o->env2 ? " or " : "", o->env2 ? o->env2 : "");
@@ -457,10 +483,18 @@ json_t *cfg_to_json(const mkd_config *c, unsigned cmd)
                 v = json_string(p);
             }
             break;
-        case T_INT: v = json_integer(*(const int *)p); break;
-        case T_SIZE: v = json_integer(*(const long long *)p); break;
-        case T_BOOL: v = json_string(*(const int *)p ? "on" : "off"); break;
-        case T_LEVEL: v = json_string(log_level_name((log_level) * (const int *)p)); break;
+        case T_INT:
+            v = json_integer(*(const int *)p);
+            break;
+        case T_SIZE:
+            v = json_integer(*(const long long *)p);
+            break;
+        case T_BOOL:
+            v = json_string(*(const int *)p ? "on" : "off");
+            break;
+        case T_LEVEL:
+            v = json_string(log_level_name((log_level) * (const int *)p));
+            break;
         }
         json_object_set_new(o, t->flag, v);
     }

@@ -8,8 +8,8 @@
 #include <jansson.h>
 
 /* which commands a setting belongs to (bit mask) */
-#define CFG_SERVE   1u
-#define CFG_WORKER  2u
+#define CFG_SERVE 1u
+#define CFG_WORKER 2u
 #define CFG_MIGRATE 4u
 
 typedef struct {
@@ -22,27 +22,27 @@ typedef struct {
     int max_connections;     /* simultaneous connections */
     int per_ip_connections;  /* simultaneous connections from one IP address */
     int connection_timeout;  /* seconds of inactivity before a connection is closed */
-    int http_threads;        /* --http-threads: 0 = a thread per connection; N = N polling threads */
-    int workers;             /* job workers (in `serve`: in-process; in `worker`: threads) */
-    int queue_size;          /* segmentation requests waiting for an engine worker */
-    int db_pool;             /* PostgreSQL connections per process */
-    int log_level;           /* log_level (log.h) */
-    char cors_origin[256];   /* Access-Control-Allow-Origin; "" = no CORS headers */
-    int auth;                /* 1: mutating requests need a bearer token */
-    int rate_limit;          /* requests per second per client address (burst 2x); 0 = off */
-    int shutdown_timeout;    /* seconds to let in-flight requests finish on SIGTERM */
-    int migrate;             /* 1: apply migrations at start-up */
-    int job_lease;           /* seconds a worker's claim on a job lasts without a heartbeat */
-    int job_poll;            /* seconds between queue polls when no NOTIFY arrives */
-    int segment_workers;     /* engine threads running /segment requests */
-    char default_model[1024]; /* model file registered and promoted when none exists */
-    int engine_threads;      /* --threads: CPU threads of each engine task; 0 = all cores */
+    int http_threads;      /* --http-threads: 0 = a thread per connection; N = N polling threads */
+    int workers;           /* job workers (in `serve`: in-process; in `worker`: threads) */
+    int queue_size;        /* segmentation requests waiting for an engine worker */
+    int db_pool;           /* PostgreSQL connections per process */
+    int log_level;         /* log_level (log.h) */
+    char cors_origin[256]; /* Access-Control-Allow-Origin; "" = no CORS headers */
+    int auth;              /* 1: mutating requests need a bearer token */
+    int rate_limit;        /* requests per second per client address (burst 2x); 0 = off */
+    int shutdown_timeout;  /* seconds to let in-flight requests finish on SIGTERM */
+    int migrate;           /* 1: apply migrations at start-up */
+    int job_lease;         /* seconds a worker's claim on a job lasts without a heartbeat */
+    int job_poll;          /* seconds between queue polls when no NOTIFY arrives */
+    int segment_workers;   /* engine threads running /segment requests */
+    char default_model[1024];    /* model file registered and promoted when none exists */
+    int engine_threads;          /* --threads: CPU threads of each engine task; 0 = all cores */
     char monailabel_prefix[256]; /* path prefix of the MONAI Label protocol (3D Slicer) */
     char dicomweb_allow[4096]; /* DICOMweb roots mkdseg may reach: "URL[|basic:U:P|bearer:T],..." */
-    int dicomweb_timeout;    /* seconds for one DICOMweb request */
+    int dicomweb_timeout;      /* seconds for one DICOMweb request */
     long long dicomweb_max_bytes; /* bytes of one series pulled by WADO-RS */
-    char ui_dir[1024];       /* the dashboard's static files; "" = no dashboard */
-    unsigned char source[64]; /* cfg_source of each table entry (config.c) */
+    char ui_dir[1024];            /* the dashboard's static files; "" = no dashboard */
+    unsigned char source[64];     /* cfg_source of each table entry (config.c) */
 } mkd_config;
 
 /* Where a setting's value came from. */

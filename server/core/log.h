@@ -24,8 +24,8 @@ void log_msg(log_level level, const char *req_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, NULL, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, NULL, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, NULL, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, NULL, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, NULL, __VA_ARGS__)
 
 #endif

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 
 #define NSTATUS 600
-static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                 0.5,   1,     2.5,  5,     10,   30,  60};
 #define NBUCKETS (int)(sizeof buckets / sizeof buckets[0])
 
 typedef struct {
@@ -63,7 +64,7 @@ void prom_queue_set(long depth, long capacity)
 }
 
 void prom_write(FILE *f, int nroutes, const char *(*route_label)(int),
-                   const char *(*route_method)(int))
+                const char *(*route_method)(int))
 {
     if (!stats)
         return;
@@ -78,8 +79,9 @@ void prom_write(FILE *f, int nroutes, const char *(*route_label)(int),
         for (int st = 0; st < NSTATUS; st++) {
             unsigned long v = atomic_load(&s->status[st]);
             if (v)
-                fprintf(f, "mkdseg_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
-                        method, label, st, v);
+                fprintf(
+                    f, "mkdseg_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
+                    method, label, st, v);
         }
     }
     fprintf(f, "# HELP mkdseg_http_request_duration_seconds Time from request headers to "
@@ -94,22 +96,28 @@ void prom_write(FILE *f, int nroutes, const char *(*route_label)(int),
         unsigned long cum = 0;
         for (int b = 0; b < NBUCKETS; b++) {
             cum += atomic_load(&s->bucket[b]);
-            fprintf(f, "mkdseg_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %lu\n",
+            fprintf(f,
+                    "mkdseg_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%"
+                    "g\"} %lu\n",
                     method, label, buckets[b], cum);
         }
-        fprintf(f, "mkdseg_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %lu\n",
+        fprintf(f,
+                "mkdseg_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+"
+                "Inf\"} %lu\n",
                 method, label, count);
         fprintf(f, "mkdseg_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
                 method, label, (double)atomic_load(&s->sum_us) / 1e6);
         fprintf(f, "mkdseg_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %lu\n",
                 method, label, count);
     }
-    fprintf(f, "# HELP mkdseg_http_requests_in_flight HTTP requests being served now.\n"
-               "# TYPE mkdseg_http_requests_in_flight gauge\nmkdseg_http_requests_in_flight %ld\n",
+    fprintf(f,
+            "# HELP mkdseg_http_requests_in_flight HTTP requests being served now.\n"
+            "# TYPE mkdseg_http_requests_in_flight gauge\nmkdseg_http_requests_in_flight %ld\n",
             atomic_load(&inflight));
-    fprintf(f, "# HELP mkdseg_queue_depth Segmentation requests waiting for an engine worker.\n"
-               "# TYPE mkdseg_queue_depth gauge\nmkdseg_queue_depth %ld\n"
-               "# HELP mkdseg_queue_capacity Segmentation queue size (then 503).\n"
-               "# TYPE mkdseg_queue_capacity gauge\nmkdseg_queue_capacity %ld\n",
+    fprintf(f,
+            "# HELP mkdseg_queue_depth Segmentation requests waiting for an engine worker.\n"
+            "# TYPE mkdseg_queue_depth gauge\nmkdseg_queue_depth %ld\n"
+            "# HELP mkdseg_queue_capacity Segmentation queue size (then 503).\n"
+            "# TYPE mkdseg_queue_capacity gauge\nmkdseg_queue_capacity %ld\n",
             atomic_load(&q_depth), atomic_load(&q_cap));
 }

@@ -21,6 +21,6 @@ void prom_queue_set(long depth, long capacity);
 
 /* Writes the HTTP metrics. `route_label(i)` / `route_method(i)` give the labels of route i. */
 void prom_write(FILE *f, int nroutes, const char *(*route_label)(int),
-                   const char *(*route_method)(int));
+                const char *(*route_method)(int));
 
 #endif

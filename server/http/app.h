@@ -12,9 +12,9 @@
 typedef struct app {
     mkd_config cfg;
     db_pool *db;
-    atomic_int draining;      /* set on SIGTERM: /readyz answers 503, responses close */
+    atomic_int draining; /* set on SIGTERM: /readyz answers 503, responses close */
     struct MHD_Daemon *mhd;
-    int port;                 /* the port actually bound */
+    int port; /* the port actually bound */
     time_t started;
 } app;
 

@@ -22,7 +22,8 @@ int auth_check(struct http_req *r)
         return -1;
     }
     if (strncasecmp(h, "Bearer ", 7) || !h[7] || strlen(h + 7) > 256) {
-        http_error(r, 401, "unauthorized", NULL, "malformed Authorization header: expected 'Bearer TOKEN'");
+        http_error(r, 401, "unauthorized", NULL,
+                   "malformed Authorization header: expected 'Bearer TOKEN'");
         http_header(r, "WWW-Authenticate", "Bearer error=\"invalid_request\"");
         return -1;
     }

@@ -149,10 +149,11 @@ static void set_response(http_req *r, int status, struct MHD_Response *resp, con
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 }
 
-void http_reply_data(http_req *r, int status, const char *content_type, const void *data, size_t len)
+void http_reply_data(http_req *r, int status, const char *content_type, const void *data,
+                     size_t len)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data,
-                                                                MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     set_response(r, status, resp, content_type);
 }
 
@@ -164,7 +165,8 @@ void http_reply_json(http_req *r, int status, json_t *body)
                    : NULL;
     json_decref(body);
     if (!s) {
-        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         http_reply_data(r, 500, "application/json", oom, sizeof oom - 1);
         return;
     }
@@ -195,7 +197,8 @@ void http_error(http_req *r, int status, const char *code, const char *field, co
     redact_server_paths(shown, sizeof shown, r->app ? r->app->cfg.data_dir : NULL);
     redact_utf8(shown); /* the client's file names just put in */
     if (strcmp(shown, msg) && status < 500)
-        log_json(LOG_INFO, r->id, msg, json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
+        log_json(LOG_INFO, r->id, msg,
+                 json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "answered", shown));
     json_t *body = http_error_body(code, shown, field ? fld : NULL);
     if (body && ((r->route && (r->route->flags & HTTP_DETAIL)) ||
                  (r->mpath && under(r->mpath, HTTP_MOUNT_MONAILABEL))))
@@ -332,8 +335,9 @@ static void answer_options(http_req *r)
         http_header(r, "Access-Control-Allow-Methods", allow);
         const char *req_headers = http_get_header(r, "Access-Control-Request-Headers");
         http_header(r, "Access-Control-Allow-Headers",
-                    req_headers && strlen(req_headers) < 512 ? req_headers
-                                                             : "Content-Type, Authorization, X-Request-Id");
+                    req_headers && strlen(req_headers) < 512
+                        ? req_headers
+                        : "Content-Type, Authorization, X-Request-Id");
         http_header(r, "Access-Control-Max-Age", "600");
     }
 }
@@ -406,9 +410,10 @@ static void req_begin(http_req *r)
         return;
     }
     int has_body = r->has_body;
-    if (json && has_body && !content_type_is_json(http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-        http_error(r, 415, "unsupported_media_type", NULL, "%s %s expects Content-Type: application/json",
-                   r->method, r->route->pattern);
+    if (json && has_body &&
+        !content_type_is_json(http_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_error(r, 415, "unsupported_media_type", NULL,
+                   "%s %s expects Content-Type: application/json", r->method, r->route->pattern);
         return;
     }
     if (a->cfg.auth && (r->route->flags & HTTP_MUTATING) && auth_check(r) < 0)
@@ -535,20 +540,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double dt = since(&r->t0);
     if (r->queued)
         prom_observe(r->route_idx, r->status, dt);
-    log_level lvl = r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
+    log_level lvl =
+        r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO;
     if (log_enabled(lvl)) {
         char path[1024]; /* a decoded path may hold bytes that are not UTF-8: JSON needs it */
         snprintf(path, sizeof path, "%s", r->path ? r->path : "");
         redact_utf8(path);
-        json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", path, "route",
-                              r->route ? r->route->pattern : "", "status", r->status,
-                              "ms", dt * 1e3);
+        json_t *f =
+            json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", path, "route",
+                      r->route ? r->route->pattern : "", "status", r->status, "ms", dt * 1e3);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            json_object_set_new(f, "terminated",
-                                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-                                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client went away"
-                                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
-                                            : "error"));
+            json_object_set_new(
+                f, "terminated",
+                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED   ? "timeout"
+                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT    ? "client went away"
+                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                            : "error"));
         log_json(lvl, r->id, "request", f);
     }
     prom_inflight_add(-1);
@@ -577,8 +584,10 @@ static int check_mount(const char *prefix, char *err, size_t errlen)
         if (under(p, HTTP_MOUNT_MONAILABEL))
             continue;
         if (under(p, prefix)) {
-            snprintf(err, errlen, "--monailabel-prefix %s would hide the route %s %s: choose "
-                     "another prefix", prefix, http_routes[i].method, p);
+            snprintf(err, errlen,
+                     "--monailabel-prefix %s would hide the route %s %s: choose "
+                     "another prefix",
+                     prefix, http_routes[i].method, p);
             return -1;
         }
     }
@@ -626,11 +635,12 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)c->http_threads, NULL},
+        {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    a->mhd = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_access, a,
-                              MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    a->mhd = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_access, a, MHD_OPTION_ARRAY,
+                              opts, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "cannot listen on %s port %d (address in use, or not allowed?)",
                  c->host, c->port);

@@ -33,10 +33,10 @@ typedef void (*http_handler)(http_req *r);
 typedef int (*http_body_fn)(http_req *r, const char *data, size_t len);
 
 /* route flags */
-#define HTTP_JSON     1u /* body is JSON (Content-Type checked, size <= max-json, parsed) */
+#define HTTP_JSON 1u     /* body is JSON (Content-Type checked, size <= max-json, parsed) */
 #define HTTP_MUTATING 2u /* needs a bearer token when auth is on */
 #define HTTP_NO_LIMIT 4u /* exempt from the per-address rate limit (probes, metrics) */
-#define HTTP_DETAIL   8u /* errors also carry {"detail": message}, as MONAI Label clients expect */
+#define HTTP_DETAIL 8u   /* errors also carry {"detail": message}, as MONAI Label clients expect */
 
 /* The MONAI Label protocol (3D Slicer) is mounted under a configurable prefix
  * (--monailabel-prefix): the routing table and api/openapi.yaml name its routes by this default
@@ -60,21 +60,21 @@ struct http_req {
     app *app;
     struct MHD_Connection *conn;
     const http_route *route;
-    int route_idx;                  /* index in http_routes, -1 when unmatched */
+    int route_idx; /* index in http_routes, -1 when unmatched */
     char method[16];
-    char *path;                     /* owned */
-    char *mpath;                    /* the path matched against the table (http_mount_map), owned */
-    char id[65];                    /* request id */
+    char *path;  /* owned */
+    char *mpath; /* the path matched against the table (http_mount_map), owned */
+    char id[65]; /* request id */
     char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];
     int nparams;
-    char *body;                     /* buffered body (NUL-terminated), owned */
+    char *body; /* buffered body (NUL-terminated), owned */
     size_t body_len, body_cap;
     size_t body_limit;
     int too_large;
-    int has_body;                   /* Content-Length > 0 or chunked */
-    json_t *json;                   /* parsed JSON body (HTTP_JSON routes), owned */
-    int status;                     /* status of the response, 0 until answered */
-    struct MHD_Response *resp;      /* pending response, owned until queued */
+    int has_body;              /* Content-Length > 0 or chunked */
+    json_t *json;              /* parsed JSON body (HTTP_JSON routes), owned */
+    int status;                /* status of the response, 0 until answered */
+    struct MHD_Response *resp; /* pending response, owned until queued */
     int queued;
     struct timespec t0;
     void *user;                     /* handler state (e.g. an upload), freed by its owner */
@@ -106,7 +106,8 @@ json_t *http_error_body(const char *code, const char *message, const char *field
 /* Answers with `body` (stolen) as JSON. */
 void http_reply_json(http_req *r, int status, json_t *body);
 /* Answers with a copy of `data`. */
-void http_reply_data(http_req *r, int status, const char *content_type, const void *data, size_t len);
+void http_reply_data(http_req *r, int status, const char *content_type, const void *data,
+                     size_t len);
 /* Answers with the error shape; message is printf-style; field may be NULL. */
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

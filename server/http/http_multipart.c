@@ -56,10 +56,7 @@ static int seg_mem(http_multipart *mp, char *mem, size_t len)
     return 0;
 }
 
-static int safe_token(const char *s)
-{
-    return !s || !strpbrk(s, "\"\r\n");
-}
+static int safe_token(const char *s) { return !s || !strpbrk(s, "\"\r\n"); }
 
 /* The delimiter and headers of a new part (a CRLF ends the previous part's data). */
 static int part_head(http_multipart *mp, const char *name, const char *filename, const char *ctype)
@@ -81,8 +78,8 @@ static int part_head(http_multipart *mp, const char *name, const char *filename,
     return seg_mem(mp, h, (size_t)k);
 }
 
-int http_mp_add_data(http_multipart *mp, const char *name, const char *filename,
-                     const char *ctype, const void *data, size_t len)
+int http_mp_add_data(http_multipart *mp, const char *name, const char *filename, const char *ctype,
+                     const void *data, size_t len)
 {
     if (part_head(mp, name, filename, ctype) < 0)
         return -1;
@@ -93,8 +90,8 @@ int http_mp_add_data(http_multipart *mp, const char *name, const char *filename,
     return seg_mem(mp, copy, len);
 }
 
-int http_mp_add_file(http_multipart *mp, const char *name, const char *filename,
-                     const char *ctype, const char *path)
+int http_mp_add_file(http_multipart *mp, const char *name, const char *filename, const char *ctype,
+                     const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;

@@ -20,12 +20,12 @@ typedef struct http_multipart http_multipart;
 http_multipart *http_mp_new(void);
 /* Appends a part holding a copy of data. filename may be NULL (a plain field); ctype may be
  * NULL (none). Names and file names must not contain '"', CR or LF. 0 / -1. */
-int http_mp_add_data(http_multipart *mp, const char *name, const char *filename,
-                     const char *ctype, const void *data, size_t len);
+int http_mp_add_data(http_multipart *mp, const char *name, const char *filename, const char *ctype,
+                     const void *data, size_t len);
 /* Appends a part holding the file at path (opened now, read while the answer is sent). 0 / -1
  * (the file cannot be opened, too many parts). */
-int http_mp_add_file(http_multipart *mp, const char *name, const char *filename,
-                     const char *ctype, const char *path);
+int http_mp_add_file(http_multipart *mp, const char *name, const char *filename, const char *ctype,
+                     const char *path);
 /* Answers r with the parts (Content-Type multipart/form-data; boundary=...). Takes mp in every
  * case. 0, or -1 after answering 500. */
 int http_reply_multipart(http_req *r, int status, http_multipart *mp);

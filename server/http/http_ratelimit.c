@@ -13,7 +13,7 @@
 typedef struct {
     uint64_t key; /* hash of the address; 0 = unused */
     double tokens;
-    double last;  /* monotonic seconds of the last refill */
+    double last; /* monotonic seconds of the last refill */
 } bucket;
 
 static bucket buckets[NBUCKETS];

@@ -182,7 +182,8 @@ static void set_close_delim(http_req *r, upload *u)
     size_t n = strcspn(b, quoted ? "\"" : "; \t");
     if (n == 0 || n > 70) /* RFC 2046: 1-70 characters */
         return;
-    u->close_len = (size_t)snprintf(u->close_delim, sizeof u->close_delim, "\r\n--%.*s--", (int)n, b);
+    u->close_len =
+        (size_t)snprintf(u->close_delim, sizeof u->close_delim, "\r\n--%.*s--", (int)n, b);
 }
 
 /* How many bytes of data to pass to the parser: all, or up to the end of the closing delimiter
@@ -267,10 +268,11 @@ int upload_on_body(http_req *r, const char *data, size_t len)
     if (MHD_post_process(u->pp, data, len) != MHD_YES) {
         if (u->disk_errno)
             return disk_error(r, u->disk_errno);
-        http_error(r, 400, "malformed_multipart", NULL,
-                   "the multipart body is malformed, has more than %d file fields, %d parts under one "
-                   "field or %d fields, a field over %d bytes, or could not be written to disk",
-                   UPLOAD_MAX_FILES, UPLOAD_MAX_PARTS, UPLOAD_MAX_FIELDS, UPLOAD_MAX_VALUE);
+        http_error(
+            r, 400, "malformed_multipart", NULL,
+            "the multipart body is malformed, has more than %d file fields, %d parts under one "
+            "field or %d fields, a field over %d bytes, or could not be written to disk",
+            UPLOAD_MAX_FILES, UPLOAD_MAX_PARTS, UPLOAD_MAX_FIELDS, UPLOAD_MAX_VALUE);
         return -1;
     }
     return 0;

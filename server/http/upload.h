@@ -21,14 +21,14 @@
 typedef struct {
     char field[64];
     char filename[256];
-    char path[1200];   /* temporary file ("" once taken by upload_take) */
+    char path[1200]; /* temporary file ("" once taken by upload_take) */
     int fd;
     long long size;
-    char sha256[65];   /* after upload_finish (of all parts, in order) */
-    void *md;          /* EVP_MD_CTX */
-    int nparts;        /* file parts sent under this field name */
+    char sha256[65];     /* after upload_finish (of all parts, in order) */
+    void *md;            /* EVP_MD_CTX */
+    int nparts;          /* file parts sent under this field name */
     long long part_size; /* bytes of the current part */
-    int is_dir;        /* several parts: path is a folder holding one file per part */
+    int is_dir;          /* several parts: path is a folder holding one file per part */
 } upload_file;
 
 typedef struct {
@@ -42,14 +42,14 @@ typedef struct {
     } fields[UPLOAD_MAX_FIELDS];
     int nfields;
     int finished;
-    int disk_errno;    /* errno of a failed temporary-file write (ENOSPC: answered 507) */
+    int disk_errno; /* errno of a failed temporary-file write (ENOSPC: answered 507) */
     /* the closing delimiter "\r\n--BOUNDARY--": libmicrohttpd's parser refuses some epilogues
      * (the CRLF pair some clients send after it), so nothing after it is passed on */
     char close_delim[96];
     size_t close_len;
-    char tail[96];               /* the last close_len - 1 bytes seen, for a split delimiter */
+    char tail[96]; /* the last close_len - 1 bytes seen, for a split delimiter */
     size_t tail_len;
-    int closed;                  /* the closing delimiter went by: the rest is ignored */
+    int closed; /* the closing delimiter went by: the rest is ignored */
 } upload;
 
 /* The on_body of multipart routes (http_route.on_body). Answers 415 when the request is not

@@ -112,7 +112,9 @@ mcache_ref *mcache_acquire(long long id, const char *path, char *err, size_t err
     mc[slot] = r;
     pthread_mutex_unlock(&mc_mu);
     /* load outside the lock: other models stay usable meanwhile */
-    infer_model *m = blob_verify(path, err, errlen) < 0 ? NULL : infer_model_load(path, svc_backend(), err, errlen);
+    infer_model *m = blob_verify(path, err, errlen) < 0
+                         ? NULL
+                         : infer_model_load(path, svc_backend(), err, errlen);
     pthread_mutex_lock(&mc_mu);
     r->loading = 0;
     if (!m) {
@@ -123,7 +125,8 @@ mcache_ref *mcache_acquire(long long id, const char *path, char *err, size_t err
         r->m = m;
         r->refs = 1;
         r->last_use = ++mc_clock;
-        log_json(LOG_INFO, NULL, "model loaded", json_pack("{s:I,s:s}", "model", (json_int_t)id, "method", m->method));
+        log_json(LOG_INFO, NULL, "model loaded",
+                 json_pack("{s:I,s:s}", "model", (json_int_t)id, "method", m->method));
         mc_evict();
     }
     pthread_cond_broadcast(&mc_cv);
@@ -228,11 +231,14 @@ static int write_uncertainty(seg_task *t, const vol_t *v, const uint8_t *cls, co
     long long cnt[VOL_NCLASSES] = {0};
     for (size_t i = 0; i < n; i++) {
         all += dis[i];
-        if (cls[i] < VOL_NCLASSES) sum[cls[i]] += dis[i], cnt[cls[i]]++;
+        if (cls[i] < VOL_NCLASSES)
+            sum[cls[i]] += dis[i], cnt[cls[i]]++;
     }
-    for (int c = 0; c < VOL_NCLASSES; c++) t->unc_mean[c] = cnt[c] ? sum[c] / (double)cnt[c] : 0;
+    for (int c = 0; c < VOL_NCLASSES; c++)
+        t->unc_mean[c] = cnt[c] ? sum[c] / (double)cnt[c] : 0;
     t->unc_all = n ? all / (double)n : 0;
-    if (vol_write(t->unc_path, &v->geom, dis, VOL_DT_FLOAT32, err, errlen) < 0) return -1;
+    if (vol_write(t->unc_path, &v->geom, dis, VOL_DT_FLOAT32, err, errlen) < 0)
+        return -1;
     t->has_unc = 1;
     return 0;
 }
@@ -290,7 +296,8 @@ static void run_task(seg_task *t)
     if (vol_write_labels(t->out_path, &v.geom, cls, t->out_mode, err, sizeof err) < 0) {
         int full = errno == ENOSPC || errno == EDQUOT || strstr(err, "No space left");
         fail(t, full ? 507 : 500, full ? "insufficient_storage" : "internal",
-             full ? "the server's data folder is full: the label map cannot be written; retry later" : err);
+             full ? "the server's data folder is full: the label map cannot be written; retry later"
+                  : err);
         goto done;
     }
     if (dis && write_uncertainty(t, &v, cls, dis, err, sizeof err) < 0) {

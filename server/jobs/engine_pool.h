@@ -20,18 +20,18 @@
 typedef struct seg_task {
     /* inputs */
     long long model_id;
-    char model_path[1200];  /* weights file */
-    char vol_path[1200];    /* the image (.nii / .nii.gz name) */
-    char label_path[1200];  /* optional ground truth ("" = none) */
-    char out_path[1200];    /* the label map to write (NRRD when it ends in .nrrd) */
-    int has_volume;         /* 1: segment volume `volume` (0-based) of a 4-D image */
+    char model_path[1200]; /* weights file */
+    char vol_path[1200];   /* the image (.nii / .nii.gz name) */
+    char label_path[1200]; /* optional ground truth ("" = none) */
+    char out_path[1200];   /* the label map to write (NRRD when it ends in .nrrd) */
+    int has_volume;        /* 1: segment volume `volume` (0-based) of a 4-D image */
     long long volume;
-    char unc_path[1200];    /* the disagreement map to write (float32 NIfTI) for a two-member
+    char unc_path[1200]; /* the disagreement map to write (float32 NIfTI) for a two-member
                              * model; not written for one member */
     vol_label_mode out_mode;
     int tta;
     /* outputs */
-    int status;             /* 0 ok, else the HTTP status to answer */
+    int status; /* 0 ok, else the HTTP status to answer */
     char code[32];
     char err[768];
     int64_t dims[3];
@@ -40,9 +40,9 @@ typedef struct seg_task {
     int has_dice;
     metrics_struct ms[VOL_NCLASSES];
     double dice_mean;
-    int has_unc;            /* unc_path was written */
+    int has_unc;                   /* unc_path was written */
     double unc_mean[VOL_NCLASSES]; /* mean disagreement over the voxels given class c */
-    double unc_all;         /* mean disagreement over the whole volume */
+    double unc_all;                /* mean disagreement over the whole volume */
     char method[32];
     double queue_ms, load_ms, read_ms, prep_ms, net_ms, post_ms, dice_ms, write_ms, total_ms;
     /* synchronisation (owned by the pool) */

@@ -18,7 +18,6 @@
 #include "sql.h"
 #include "redact.h"
 
-
 typedef struct worker {
     struct job_workers *group;
     int index;
@@ -64,7 +63,8 @@ void job_test_hold(job_ctx *j, const char *point)
     if (!h || strcmp(h, point))
         return;
     job_progress(j, json_pack("{s:s,s:s}", "stage", "hold", "at", point));
-    log_json(LOG_WARN, NULL, "job held by MKDSEG_TEST_HOLD", json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "at", point));
+    log_json(LOG_WARN, NULL, "job held by MKDSEG_TEST_HOLD",
+             json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "at", point));
     for (;;)
         pause();
 }
@@ -104,7 +104,8 @@ int job_progress(job_ctx *j, json_t *progress)
     PGresult *r = db_query(j->pg, &sql_jobs_progress, v, err, sizeof err);
     free(p);
     if (!r) {
-        log_json(LOG_WARN, NULL, "job progress not stored", json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "error", err));
+        log_json(LOG_WARN, NULL, "job progress not stored",
+                 json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "error", err));
         return -1;
     }
     int rows = PQntuples(r);
@@ -157,8 +158,9 @@ static void finish(job_ctx *j, const char *state, const char *error)
                      json_pack("{s:I,s:s}", "job", (json_int_t)j->id, "worker", j->w->id));
     }
     if (!r)
-        log_json(LOG_ERROR, NULL, "cannot record job state",
-                 json_pack("{s:I,s:s,s:s}", "job", (json_int_t)j->id, "state", state, "error", err));
+        log_json(
+            LOG_ERROR, NULL, "cannot record job state",
+            json_pack("{s:I,s:s,s:s}", "job", (json_int_t)j->id, "state", state, "error", err));
     PQclear(r);
     free(res);
     free(evs);
@@ -174,7 +176,8 @@ static int claim_and_run(worker *w, PGconn *pg)
     const char *v[3] = {w->id, lease, kinds};
     PGresult *r = db_query(pg, &sql_jobs_claim, v, err, sizeof err);
     if (!r) {
-        log_json(LOG_WARN, NULL, "job claim failed", json_pack("{s:s,s:s}", "worker", w->id, "error", err));
+        log_json(LOG_WARN, NULL, "job claim failed",
+                 json_pack("{s:s,s:s}", "worker", w->id, "error", err));
         return -1;
     }
     if (PQntuples(r) == 0) {
@@ -215,17 +218,19 @@ static int claim_and_run(worker *w, PGconn *pg)
         finish(&j, "succeeded", NULL);
     else if (st == JOB_FAILED) {
         /* the log keeps the whole reason; the job's error, which clients read, no server path */
-        log_json(LOG_WARN, NULL, "job failed", json_pack("{s:I,s:s}", "job", (json_int_t)j.id, "error", jerr));
+        log_json(LOG_WARN, NULL, "job failed",
+                 json_pack("{s:I,s:s}", "job", (json_int_t)j.id, "error", jerr));
         redact_server_paths(jerr, sizeof jerr, g->cfg.data_dir);
         finish(&j, "failed", *jerr ? jerr : "failed");
-    }
-    else if (atomic_load(&w->cancel))
+    } else if (atomic_load(&w->cancel))
         finish(&j, "cancelled", "cancelled on request");
     else if (!atomic_load(&w->lost))
         finish(&j, "queued", NULL); /* shutting down: another worker resumes it */
     log_json(LOG_INFO, NULL, "job ended",
              json_pack("{s:I,s:s,s:s}", "job", (json_int_t)j.id, "status",
-                       st == JOB_DONE ? "succeeded" : st == JOB_FAILED ? "failed" : "stopped",
+                       st == JOB_DONE     ? "succeeded"
+                       : st == JOB_FAILED ? "failed"
+                                          : "stopped",
                        "worker", w->id));
     json_decref(j.params);
     json_decref(j.result);

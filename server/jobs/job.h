@@ -23,9 +23,9 @@ typedef struct job_ctx job_ctx;
 
 /* What a handler returns. */
 typedef enum {
-    JOB_DONE = 0,     /* succeeded (result set with job_set_result, optional) */
-    JOB_FAILED = -1,  /* failed; err holds the reason */
-    JOB_STOPPED = 1,  /* stopped at a safe point because job_should_stop() said so */
+    JOB_DONE = 0,    /* succeeded (result set with job_set_result, optional) */
+    JOB_FAILED = -1, /* failed; err holds the reason */
+    JOB_STOPPED = 1, /* stopped at a safe point because job_should_stop() said so */
 } job_status;
 
 typedef job_status (*job_fn)(job_ctx *j, char *err, size_t errlen);

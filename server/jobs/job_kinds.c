@@ -41,6 +41,7 @@ static job_status job_noop(job_ctx *j, char *err, size_t errlen)
 const job_kind job_kinds[] = {
     {"noop", job_noop, "diagnostic job: sleeps, reports progress, succeeds or fails on request"},
     {"train", job_train, "train a model (POST /train; job_train.c)"},
-    {"evaluate", job_evaluate, "Dice, ASSD, HD95 of a model on a dataset (POST /models/{id}/evaluate; job_train.c)"},
+    {"evaluate", job_evaluate,
+     "Dice, ASSD, HD95 of a model on a dataset (POST /models/{id}/evaluate; job_train.c)"},
     {NULL, NULL, NULL},
 };

@@ -28,7 +28,7 @@ int train_ids_from_json(train_ids *ids, const json_t *a)
     json_t *x;
     ids->id = NULL;
     ids->n = 0;
-    json_array_foreach(a, i, x) {
+    json_array_foreach (a, i, x) {
         if (!json_is_integer(x) || ids_push(ids, (long long)json_integer_value(x)) < 0) {
             ids_free(ids);
             return -1;
@@ -62,11 +62,12 @@ json_t *train_params_to_json(const train_params *p)
                      (json_int_t)p->target_dataset, "assistant_dataset",
                      p->assistant_dataset ? json_integer(p->assistant_dataset) : json_null(),
                      "method", train_method_name(p->config.method), "config",
-                     cj ? cj : json_object(), "target_volumes", train_ids_to_json(&p->target_volumes),
-                     "assistant_volumes", train_ids_to_json(&p->assistant_volumes),
-                     "validation_volumes", train_ids_to_json(&p->validation_volumes),
-                     "target_modality", prep_modality_name(p->target_modality),
-                     "assistant_modality", prep_modality_name(p->assistant_modality));
+                     cj ? cj : json_object(), "target_volumes",
+                     train_ids_to_json(&p->target_volumes), "assistant_volumes",
+                     train_ids_to_json(&p->assistant_volumes), "validation_volumes",
+                     train_ids_to_json(&p->validation_volumes), "target_modality",
+                     prep_modality_name(p->target_modality), "assistant_modality",
+                     prep_modality_name(p->assistant_modality));
 }
 
 static int ids_field(train_ids *ids, const json_t *j, const char *name, char *err, size_t errlen)
@@ -92,7 +93,8 @@ static int modality_field(prep_modality *m, const json_t *j, const char *name, c
 int train_params_from_json(train_params *p, const json_t *j, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    const json_t *t = json_object_get(j, "target_dataset"), *a = json_object_get(j, "assistant_dataset");
+    const json_t *t = json_object_get(j, "target_dataset"),
+                 *a = json_object_get(j, "assistant_dataset");
     const char *field = NULL;
     if (!json_is_integer(t)) {
         snprintf(err, errlen, "job params: target_dataset must be a dataset id");
@@ -127,9 +129,10 @@ static int split_ids(const json_t *validation, const train_ids *all, train_ids *
 {
     size_t i;
     json_t *x;
-    json_array_foreach(validation, i, x) {
+    json_array_foreach (validation, i, x) {
         if (!json_is_integer(x) || !train_ids_has(all, (long long)json_integer_value(x))) {
-            snprintf(err, errlen, "validation volume %s is not a labelled volume of the target dataset",
+            snprintf(err, errlen,
+                     "validation volume %s is not a labelled volume of the target dataset",
                      json_is_integer(x) ? "id" : "(not an integer)");
             return -1;
         }
@@ -143,7 +146,8 @@ oom:
 }
 
 /* validation = a fraction: the last max(1, round(f * n)) volumes */
-static int split_fraction(double f, const train_ids *all, train_ids *valid, char *err, size_t errlen)
+static int split_fraction(double f, const train_ids *all, train_ids *valid, char *err,
+                          size_t errlen)
 {
     if (!(f > 0 && f < 1)) {
         snprintf(err, errlen, "a validation fraction must be in (0, 1)");

@@ -12,17 +12,14 @@
 #include <openssl/evp.h>
 
 struct blob_writer {
-    char dir[1024];     /* data dir */
-    char tmp[1200];     /* temporary file */
+    char dir[1024]; /* data dir */
+    char tmp[1200]; /* temporary file */
     int fd;
     long long size;
     EVP_MD_CTX *md;
 };
 
-static int mkdir_one(const char *path)
-{
-    return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
+static int mkdir_one(const char *path) { return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0; }
 
 blob_writer *blob_begin(const char *data_dir, char *err, size_t errlen)
 {
@@ -70,7 +67,8 @@ int blob_write(blob_writer *w, const void *data, size_t len, char *err, size_t e
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
-            snprintf(err, errlen, "blob: write failed: %s", k < 0 ? strerror(errno) : "no progress");
+            snprintf(err, errlen, "blob: write failed: %s",
+                     k < 0 ? strerror(errno) : "no progress");
             return -1;
         }
         p += k;
@@ -171,7 +169,8 @@ int blob_verify(const char *path, char *err, size_t errlen)
         return 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "stored blob %.12s... is missing from the data folder (%s)", name, strerror(errno));
+        snprintf(err, errlen, "stored blob %.12s... is missing from the data folder (%s)", name,
+                 strerror(errno));
         return -1;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -197,8 +196,10 @@ int blob_verify(const char *path, char *err, size_t errlen)
         return -1;
     }
     if (strcmp(hex, name)) {
-        snprintf(err, errlen, "stored blob %.12s... is corrupt: its content changed on disk (sha256 now %.12s...)",
-                 name, hex);
+        snprintf(
+            err, errlen,
+            "stored blob %.12s... is corrupt: its content changed on disk (sha256 now %.12s...)",
+            name, hex);
         return -1;
     }
     return 0;

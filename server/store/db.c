@@ -281,8 +281,8 @@ static int exec_once(db_conn *c, const db_stmt *s, const char *const *values, PG
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         remember_error(c, res);
-        set_err(err, errlen, "database: ", PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-                                                                        : PQerrorMessage(c->pg));
+        set_err(err, errlen, "database: ",
+                PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
         PQclear(res);
         *lost = PQstatus(c->pg) != CONNECTION_OK;
         return -1;

@@ -51,8 +51,8 @@ PGconn *db_pg(db_conn *c);
  * SQLSTATE ("" when the connection failed). When the very first statement on a connection
  * fails because the server went away, the connection is reopened and the statement retried
  * once (a pooled connection may be stale after a PostgreSQL restart). */
-int db_exec(db_conn *c, const db_stmt *stmt, const char *const *values, PGresult **out,
-            char *err, size_t errlen);
+int db_exec(db_conn *c, const db_stmt *stmt, const char *const *values, PGresult **out, char *err,
+            size_t errlen);
 
 /* Runs `stmt` on a direct (not pooled) connection through PQexecParams with text parameters
  * `values[0..stmt->nparams-1]`: the result (caller PQclear-s it), or NULL with "database: ..."

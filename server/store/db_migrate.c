@@ -124,7 +124,8 @@ static int compare_applied(PGresult *res, const mig *v, int n, int *first_pendin
         if (!m) {
             snprintf(err, errlen,
                      "migrate: the database has migration %04d (%s) which this binary does not "
-                     "know: the database is newer than the binary", ver, name);
+                     "know: the database is newer than the binary",
+                     ver, name);
             return -1;
         }
         if (strcmp(m->checksum, sum)) {
@@ -147,7 +148,8 @@ static int compare_applied(PGresult *res, const mig *v, int n, int *first_pendin
         if (v[i].version < max_applied) {
             snprintf(err, errlen,
                      "migrate: migration %s is numbered below the newest applied one (%04d): "
-                     "renumber it after %04d", v[i].m->name, max_applied, max_applied);
+                     "renumber it after %04d",
+                     v[i].m->name, max_applied, max_applied);
             return -1;
         }
         if (*first_pending == n)
@@ -203,8 +205,10 @@ int db_migrate(PGconn *pg, const db_migration *list, int *applied, char *err, si
         char ver[16];
         snprintf(ver, sizeof ver, "%d", v[i].version);
         const char *p[3] = {ver, v[i].m->name, v[i].checksum};
-        res = PQexecParams(pg, "INSERT INTO schema_migrations (version, name, checksum) "
-                           "VALUES ($1::integer, $2, $3)", 3, NULL, p, NULL, NULL, 0);
+        res = PQexecParams(pg,
+                           "INSERT INTO schema_migrations (version, name, checksum) "
+                           "VALUES ($1::integer, $2, $3)",
+                           3, NULL, p, NULL, NULL, 0);
         if (exec_ok(pg, res, "record migration", err, errlen) < 0) {
             PQclear(PQexec(pg, "ROLLBACK"));
             goto fail;
@@ -224,7 +228,8 @@ int db_migrate(PGconn *pg, const db_migration *list, int *applied, char *err, si
 fail:
     PQclear(res);
     if (locked && PQstatus(pg) == CONNECTION_OK)
-        PQclear(PQexecParams(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, kp, NULL, NULL, 0));
+        PQclear(
+            PQexecParams(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, kp, NULL, NULL, 0));
     free(v);
     if (applied)
         *applied = count;
@@ -253,7 +258,8 @@ int db_migrate_check(PGconn *pg, const db_migration *list, char *err, size_t err
     if (compare_applied(res, v, n, &first, err, errlen) < 0)
         goto done;
     if (first < n) {
-        snprintf(err, errlen, "migrations pending: %s and %d more", v[first].m->name, n - first - 1);
+        snprintf(err, errlen, "migrations pending: %s and %d more", v[first].m->name,
+                 n - first - 1);
         goto done;
     }
     rc = 0;

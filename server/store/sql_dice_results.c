@@ -31,6 +31,4 @@ const db_stmt sql_dice_results_insert_mean = {
     7};
 
 const db_stmt sql_dice_results_delete_job = {
-    "dice_results_delete_job",
-    "DELETE FROM dice_results WHERE job_id = $1::bigint",
-    1};
+    "dice_results_delete_job", "DELETE FROM dice_results WHERE job_id = $1::bigint", 1};

@@ -11,8 +11,8 @@ const db_stmt sql_inferences_insert = {
 
 const db_stmt sql_inferences_mask_path = {
     "inferences_mask_path",
-    "SELECT mask_path FROM inferences WHERE id = $1::bigint AND mask_path IS NOT NULL",
-    1};
+    "SELECT mask_path FROM inferences WHERE id = $1::bigint AND mask_path IS NOT NULL", 1};
 
 const db_stmt sql_inferences_uncertainty_path = {
-    "inferences_uncertainty_path", "SELECT uncertainty_path, mask_path FROM inferences WHERE id = $1::bigint", 1};
+    "inferences_uncertainty_path",
+    "SELECT uncertainty_path, mask_path FROM inferences WHERE id = $1::bigint", 1};

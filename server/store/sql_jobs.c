@@ -8,15 +8,14 @@
     "(j.result->>'model_id')::bigint, 'created_at', j.created_at, 'started_at', j.started_at, "    \
     "'finished_at', j.finished_at)"
 
-const db_stmt sql_jobs_get = {
-    "jobs_get",
-    "SELECT " JOB_JSON "::text FROM jobs j WHERE j.id = $1::bigint",
-    1};
+const db_stmt sql_jobs_get = {"jobs_get",
+                              "SELECT " JOB_JSON "::text FROM jobs j WHERE j.id = $1::bigint", 1};
 
 const db_stmt sql_jobs_list = {
     "jobs_list",
     "SELECT json_build_object('jobs', coalesce(json_agg(x.o ORDER BY x.id DESC), '[]'))::text FROM "
-    "(SELECT j.id, " JOB_JSON " AS o FROM jobs j WHERE ($1 = '' OR j.state = $1) ORDER BY j.id DESC "
+    "(SELECT j.id, " JOB_JSON
+    " AS o FROM jobs j WHERE ($1 = '' OR j.state = $1) ORDER BY j.id DESC "
     "LIMIT 200) x",
     1};
 
@@ -25,10 +24,13 @@ const db_stmt sql_jobs_cancel = {
     "WITH q AS (UPDATE jobs SET state = 'cancelled', cancel_requested = true, finished_at = now(), "
     "updated_at = now(), error = 'cancelled on request' WHERE id = $1::bigint AND state = 'queued' "
     "RETURNING id), r AS (UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = "
-    "$1::bigint AND state = 'running' RETURNING id), e AS (INSERT INTO job_events (job_id, type, data) "
-    "SELECT id, 'state', '{\"state\":\"cancelled\",\"error\":\"cancelled on request\"}'::jsonb FROM q "
+    "$1::bigint AND state = 'running' RETURNING id), e AS (INSERT INTO job_events (job_id, type, "
+    "data) "
+    "SELECT id, 'state', '{\"state\":\"cancelled\",\"error\":\"cancelled on request\"}'::jsonb "
+    "FROM q "
     "UNION ALL SELECT id, 'log', '{\"message\":\"cancel requested\"}'::jsonb FROM r) "
-    "SELECT (SELECT state FROM jobs WHERE id = $1::bigint), (SELECT count(*) FROM q) + (SELECT count(*) "
+    "SELECT (SELECT state FROM jobs WHERE id = $1::bigint), (SELECT count(*) FROM q) + (SELECT "
+    "count(*) "
     "FROM r), pg_notify('mkdseg_job_events', $1::text)",
     1};
 
@@ -99,10 +101,7 @@ const db_stmt sql_jobs_claim = {
     "FROM c) SELECT * FROM c",
     3};
 
-const db_stmt sql_jobs_listen = {
-    "jobs_listen",
-    "LISTEN mkdseg_jobs",
-    0};
+const db_stmt sql_jobs_listen = {"jobs_listen", "LISTEN mkdseg_jobs", 0};
 
 const db_stmt sql_jobs_heartbeat = {
     "jobs_heartbeat",
@@ -111,10 +110,7 @@ const db_stmt sql_jobs_heartbeat = {
     "AND state = 'running' RETURNING cancel_requested",
     3};
 
-const db_stmt sql_jobs_exists = {
-    "jobs_exists",
-    "SELECT 1 FROM jobs WHERE id = $1::bigint",
-    1};
+const db_stmt sql_jobs_exists = {"jobs_exists", "SELECT 1 FROM jobs WHERE id = $1::bigint", 1};
 
 const db_stmt sql_job_events_after = {
     "job_events_after",
@@ -123,7 +119,4 @@ const db_stmt sql_job_events_after = {
     "AND e.id > $2::bigint ORDER BY e.id LIMIT 500",
     2};
 
-const db_stmt sql_job_events_listen = {
-    "job_events_listen",
-    "LISTEN mkdseg_job_events",
-    0};
+const db_stmt sql_job_events_listen = {"job_events_listen", "LISTEN mkdseg_job_events", 0};

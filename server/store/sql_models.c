@@ -13,15 +13,16 @@
     "coalesce((SELECT json_object_agg(x.dataset_id::text, x.s) FROM (SELECT d.dataset_id, "        \
     "json_build_object('job_id', d.job_id, 'created_at', max(d.created_at), 'mean', avg(d.dice), " \
     "'structures', json_object_agg(d.structure, d.dice)) AS s FROM dice_results d WHERE "          \
-    "d.model_id = m.id AND d.volume_id IS NULL AND d.job_id IS NOT DISTINCT FROM (SELECT d2.job_id " \
+    "d.model_id = m.id AND d.volume_id IS NULL AND d.job_id IS NOT DISTINCT FROM (SELECT "         \
+    "d2.job_id "                                                                                   \
     "FROM dice_results d2 WHERE d2.model_id = m.id AND d2.dataset_id = d.dataset_id ORDER BY "     \
     "d2.id DESC LIMIT 1) GROUP BY d.dataset_id, d.job_id) x), '{}')"
 
-const db_stmt sql_models_list = {
-    "models_list",
-    "SELECT json_build_object('models', coalesce(json_agg(" MODEL_JSON " ORDER BY m.id), '[]'))::text "
-    "FROM models m",
-    0};
+const db_stmt sql_models_list = {"models_list",
+                                 "SELECT json_build_object('models', coalesce(json_agg(" MODEL_JSON
+                                 " ORDER BY m.id), '[]'))::text "
+                                 "FROM models m",
+                                 0};
 
 const db_stmt sql_models_get = {
     "models_get",
@@ -30,9 +31,7 @@ const db_stmt sql_models_get = {
     1};
 
 const db_stmt sql_models_weights_path = {
-    "models_weights_path",
-    "SELECT weights_path FROM models WHERE id = $1::bigint",
-    1};
+    "models_weights_path", "SELECT weights_path FROM models WHERE id = $1::bigint", 1};
 
 const db_stmt sql_models_insert = {
     "models_insert",
@@ -41,25 +40,18 @@ const db_stmt sql_models_insert = {
     "$8::bigint) RETURNING *) SELECT m.id, (" MODEL_JSON ")::text FROM m",
     8};
 
-const db_stmt sql_models_exists = {
-    "models_exists",
-    "SELECT 1 FROM models WHERE id = $1::bigint",
-    1};
+const db_stmt sql_models_exists = {"models_exists", "SELECT 1 FROM models WHERE id = $1::bigint",
+                                   1};
 
 const db_stmt sql_models_unpromote = {
     "models_unpromote",
-    "UPDATE models SET is_default = false WHERE is_default AND id <> $1::bigint",
-    1};
+    "UPDATE models SET is_default = false WHERE is_default AND id <> $1::bigint", 1};
 
 const db_stmt sql_models_promote = {
-    "models_promote",
-    "UPDATE models SET is_default = true WHERE id = $1::bigint RETURNING id",
-    1};
+    "models_promote", "UPDATE models SET is_default = true WHERE id = $1::bigint RETURNING id", 1};
 
 const db_stmt sql_models_get_plain = {
-    "models_get_plain",
-    "SELECT (" MODEL_JSON ")::text FROM models m WHERE m.id = $1::bigint",
-    1};
+    "models_get_plain", "SELECT (" MODEL_JSON ")::text FROM models m WHERE m.id = $1::bigint", 1};
 
 const db_stmt sql_models_by_ref = {
     "models_by_ref",
@@ -68,14 +60,11 @@ const db_stmt sql_models_by_ref = {
     1};
 
 const db_stmt sql_models_default = {
-    "models_default",
-    "SELECT id, weights_path, coalesce(name, '') FROM models WHERE is_default",
+    "models_default", "SELECT id, weights_path, coalesce(name, '') FROM models WHERE is_default",
     0};
 
-const db_stmt sql_models_of_job = {
-    "models_of_job",
-    "SELECT id FROM models WHERE job_id = $1::bigint",
-    1};
+const db_stmt sql_models_of_job = {"models_of_job",
+                                   "SELECT id FROM models WHERE job_id = $1::bigint", 1};
 
 const db_stmt sql_models_insert_trained = {
     "models_insert_trained",
@@ -84,10 +73,7 @@ const db_stmt sql_models_insert_trained = {
     "RETURNING id",
     8};
 
-const db_stmt sql_models_count = {
-    "models_count",
-    "SELECT count(*) FROM models",
-    0};
+const db_stmt sql_models_count = {"models_count", "SELECT count(*) FROM models", 0};
 
 const db_stmt sql_models_insert_default = {
     "models_insert_default",
@@ -105,11 +91,11 @@ const db_stmt sql_model_datasets_insert = {
 /* a model's name as the API shows it: its name, else model-<id> */
 #define ML_MODEL_NAME "coalesce(m.name, 'model-' || m.id)"
 
-const db_stmt sql_models_named = {
-    "models_named",
-    "SELECT " ML_MODEL_NAME ", m.id, m.method, coalesce(m.modality, ''), m.is_default "
-    "FROM models m ORDER BY m.is_default DESC, m.id",
-    0};
+const db_stmt sql_models_named = {"models_named",
+                                  "SELECT " ML_MODEL_NAME
+                                  ", m.id, m.method, coalesce(m.modality, ''), m.is_default "
+                                  "FROM models m ORDER BY m.is_default DESC, m.id",
+                                  0};
 
 const db_stmt sql_models_by_name = {
     "models_by_name",

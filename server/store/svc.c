@@ -77,12 +77,17 @@ int svc_nifti_sniff(const char *path, int *gz, char *why, size_t whylen)
     if (nifti1 || nifti2)
         return 1;
     if (!memcmp(b + 344, "ni1", 4) || (n >= 540 && !memcmp(b + 4, "ni2", 4)))
-        snprintf(why, whylen, "the header of a .hdr/.img pair (magic ni1/ni2): upload a single-file .nii or .nii.gz");
+        snprintf(
+            why, whylen,
+            "the header of a .hdr/.img pair (magic ni1/ni2): upload a single-file .nii or .nii.gz");
     else if (s1 == 348 || s1s == 348 || s1 == 540 || s1s == 540)
-        snprintf(why, whylen, "not a NIfTI file: its magic is neither 'n+1' nor 'ni1' (ANALYZE 7.5 is read only as a "
-                 ".hdr/.img pair, which cannot be uploaded as one file)");
+        snprintf(
+            why, whylen,
+            "not a NIfTI file: its magic is neither 'n+1' nor 'ni1' (ANALYZE 7.5 is read only as a "
+            ".hdr/.img pair, which cannot be uploaded as one file)");
     else
-        snprintf(why, whylen, "not a NIfTI file: no NIfTI-1/-2 magic and header size %d (expected 348 or 540)",
+        snprintf(why, whylen,
+                 "not a NIfTI file: no NIfTI-1/-2 magic and header size %d (expected 348 or 540)",
                  (int)s1);
     return 0;
 }
@@ -173,8 +178,8 @@ int svc_blob_copy(const char *data_dir, const char *src, char sha256[65], char *
     return blob_commit(w, sha256, relpath, relpathlen, err, errlen);
 }
 
-int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t outlen,
-                   char *err, size_t errlen)
+int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t outlen, char *err,
+                   size_t errlen)
 {
     char target[1400], tdir[1200];
     if (relpath[0] == '/')
@@ -190,7 +195,8 @@ int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t 
         return -1;
     int fd = open(target, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "blob %s cannot be opened: %s", strrchr(target, '/') + 1, strerror(errno));
+        snprintf(err, errlen, "blob %s cannot be opened: %s", strrchr(target, '/') + 1,
+                 strerror(errno));
         return -1;
     }
     ssize_t k = read(fd, m, 2);
@@ -268,7 +274,8 @@ int svc_register_default_model(const mkd_config *cfg)
         goto fail;
     char sha[65], rel[256], size[32];
     long long sz = 0;
-    if (svc_blob_copy(cfg->data_dir, cfg->default_model, sha, rel, sizeof rel, &sz, err, sizeof err) < 0)
+    if (svc_blob_copy(cfg->data_dir, cfg->default_model, sha, rel, sizeof rel, &sz, err,
+                      sizeof err) < 0)
         goto fail;
     snprintf(size, sizeof size, "%lld", sz);
     metas = json_dumps(meta, JSON_COMPACT);
@@ -282,8 +289,8 @@ int svc_register_default_model(const mkd_config *cfg)
     rc = PQntuples(r) == 1;
     if (rc)
         log_json(LOG_INFO, NULL, "default model registered and promoted",
-                 json_pack("{s:s,s:s,s:s}", "model", PQgetvalue(r, 0, 0), "file", cfg->default_model,
-                           "sha256", sha));
+                 json_pack("{s:s,s:s,s:s}", "model", PQgetvalue(r, 0, 0), "file",
+                           cfg->default_model, "sha256", sha));
     PQclear(r);
     goto done;
 fail:

@@ -39,8 +39,8 @@ int svc_blob_copy(const char *data_dir, const char *src, char sha256[65], char *
 
 /* nifticlib chooses by file name: makes a symbolic link <data_dir>/tmp/rd-XXXXXX.nii[.gz] to
  * the blob data_dir/relpath (extension from the content) in out. Caller unlinks out. 0 / -1. */
-int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t outlen,
-                   char *err, size_t errlen);
+int svc_nifti_link(const char *data_dir, const char *relpath, char *out, size_t outlen, char *err,
+                   size_t errlen);
 
 /* Absolute path of data_dir/relpath into out. */
 void svc_abs(const char *data_dir, const char *relpath, char *out, size_t outlen);

@@ -39,7 +39,8 @@ static double best_ms(int direct, const int *a, int reps, double *checksum)
     double best = 1e30;
     for (int rep = 0; rep < reps + 1; rep++) {
         nn_ctx_reset(ctx);
-        nn_tensor *tx = nn_tensor_from(ctx, N, C, H, W, x), *tw = nn_tensor_from(ctx, O, C, K, K, w);
+        nn_tensor *tx = nn_tensor_from(ctx, N, C, H, W, x),
+                  *tw = nn_tensor_from(ctx, O, C, K, K, w);
         nn_tensor *tb = nn_tensor_from(ctx, O, 1, 1, 1, b);
         nn_requires_grad(tw);
         nn_requires_grad(tb);
@@ -65,7 +66,9 @@ static double best_ms(int direct, const int *a, int reps, double *checksum)
         free(gy);
     }
     nn_ctx_free(ctx);
-    free(x); free(w); free(b);
+    free(x);
+    free(w);
+    free(b);
     return best;
 }
 
@@ -84,8 +87,10 @@ int main(int argc, char **argv)
     const double flops = 2.0 * a[0] * a[4] * a[1] * a[5] * a[5] * OH * OW;
     double c1, c0;
     double d = best_ms(1, a, reps, &c1), o = best_ms(0, a, reps, &c0);
-    printf("N%d C%d %dx%d O%d K%d s%d p%d: direct %.2f ms (%.1f GFLOP/s), oneDNN %.2f ms (%.1f GFLOP/s), "
-           "ratio %.2f, checksums %.4g / %.4g\n", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
-           d, flops / d / 1e6, o, flops / o / 1e6, d / o, c1, c0);
+    printf("N%d C%d %dx%d O%d K%d s%d p%d: direct %.2f ms (%.1f GFLOP/s), oneDNN %.2f ms (%.1f "
+           "GFLOP/s), "
+           "ratio %.2f, checksums %.4g / %.4g\n",
+           a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], d, flops / d / 1e6, o, flops / o / 1e6,
+           d / o, c1, c0);
     return 0;
 }

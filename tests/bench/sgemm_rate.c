@@ -43,7 +43,8 @@ int main(int argc, char **argv)
         t = seconds() - t;
         best = t < best ? t : best;
     }
-    printf("M %ld N %ld K %ld: %.1f ms, %.1f GFLOP/s\n", M, N, K, best * 1e3, 2.0 * M * N * K / best / 1e9);
+    printf("M %ld N %ld K %ld: %.1f ms, %.1f GFLOP/s\n", M, N, K, best * 1e3,
+           2.0 * M * N * K / best / 1e9);
     free(a);
     free(b);
     free(c);

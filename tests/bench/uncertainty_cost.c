@@ -38,16 +38,19 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps && cls && dis; r++) {
         infer_timing a, b;
         double t0 = now_s();
-        if (infer_volume(m, &v, &o, cls, &a, err, sizeof err) < 0) goto done;
+        if (infer_volume(m, &v, &o, cls, &a, err, sizeof err) < 0)
+            goto done;
         double t1 = now_s();
-        if (infer_volume_ex(m, &v, &o, cls, dis, &b, err, sizeof err) < 0) goto done;
+        if (infer_volume_ex(m, &v, &o, cls, dis, &b, err, sizeof err) < 0)
+            goto done;
         double t2 = now_s();
-        printf("rep %d: ensemble %.3f s (post %.3f s), with the map %.3f s (post %.3f s)\n", r, t1 - t0,
-               a.post_s, t2 - t1, b.post_s);
+        printf("rep %d: ensemble %.3f s (post %.3f s), with the map %.3f s (post %.3f s)\n", r,
+               t1 - t0, a.post_s, t2 - t1, b.post_s);
     }
     rc = 0;
 done:
-    if (rc) fprintf(stderr, "%s\n", err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
     free(cls), free(dis);
     vol_free(&v);
     infer_model_free(m);

@@ -26,7 +26,7 @@
 
 #include <cuda_runtime_api.h>
 
-void nn_cuda_profile_reset(void);   /* kernels/cuda.h */
+void nn_cuda_profile_reset(void); /* kernels/cuda.h */
 
 typedef enum { NET_SEG, NET_GEN, NET_DISC, NET_MKD } bnet;
 typedef enum { M_INFER, M_TRAIN, M_FWDBWD } bmode;
@@ -74,7 +74,7 @@ typedef struct {
     nn_params *params;
     nn_adam *opt;
     nn_ctx *ctx;
-    nn_ctx *dctx;            /* the inputs, uploaded once (as the PyTorch peer's) */
+    nn_ctx *dctx; /* the inputs, uploaded once (as the PyTorch peer's) */
     nn_tensor *xin, *tin, *lin;
     trainer *tr;
     train_slices ts[2];
@@ -86,14 +86,15 @@ static int step(st_t *b, char *err, size_t errlen)
 {
     const wl_t *wl = b->wl;
     if (wl->net == NET_MKD)
-        return trainer_step(b->tr, err, errlen);   /* ends by reading its losses: a wait */
+        return trainer_step(b->tr, err, errlen); /* ends by reading its losses: a wait */
     nn_ctx *ctx = b->ctx;
     nn_ctx_reset(ctx);
     if (wl->mode != M_INFER)
         nn_params_zero_grad(b->params);
     nn_tensor *x = b->xin, *y, *loss = NULL;
     if (wl->net == NET_SEG) {
-        y = wl->mode == M_INFER ? segmentor_infer(b->seg, ctx, x) : segmentor_forward(b->seg, ctx, x, SEGMENTOR_BN_TRAIN);
+        y = wl->mode == M_INFER ? segmentor_infer(b->seg, ctx, x)
+                                : segmentor_forward(b->seg, ctx, x, SEGMENTOR_BN_TRAIN);
         if (wl->mode != M_INFER)
             loss = segmentor_loss(ctx, y, b->lin);
     } else if (wl->net == NET_GEN) {
@@ -120,7 +121,7 @@ static int step(st_t *b, char *err, size_t errlen)
         return -1;
     if (wl->mode == M_TRAIN && nn_adam_step(b->opt, err, errlen))
         return -1;
-    (void)nn_scalar(loss);                      /* waits for the device (Adam included) */
+    (void)nn_scalar(loss); /* waits for the device (Adam included) */
     return 0;
 }
 
@@ -128,7 +129,7 @@ static int setup(st_t *b, double *flops, char *err, size_t errlen)
 {
     const wl_t *wl = b->wl;
     size_t npix = (size_t)wl->n * wl->hw * wl->hw;
-    size_t nout = npix * 8;                     /* room for any output read back */
+    size_t nout = npix * 8; /* room for any output read back */
     nn_rng r;
     nn_rng_seed(&r, 1);
     int train = wl->mode != M_INFER;
@@ -138,7 +139,7 @@ static int setup(st_t *b, double *flops, char *err, size_t errlen)
         train_config_default(&c);
         c.method = TM_MKD;
         c.iters = 1000;
-        if (wl->hw != c.size) {  /* the small variant: every width from wl->size */
+        if (wl->hw != c.size) { /* the small variant: every width from wl->size */
             c.size = wl->hw;
             c.batch = wl->n;
             c.seg_width = c.ngf = c.ndf = wl->size;
@@ -235,20 +236,26 @@ static void teardown(st_t *b)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"workload", required_argument, 0, 'w'},
-                                         {"device", required_argument, 0, 'd'},
-                                         {"warmup", required_argument, 0, 'u'},
-                                         {"reps", required_argument, 0, 'r'},
-                                         {"list", no_argument, 0, 'l'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"workload", required_argument, 0, 'w'}, {"device", required_argument, 0, 'd'},
+        {"warmup", required_argument, 0, 'u'},   {"reps", required_argument, 0, 'r'},
+        {"list", no_argument, 0, 'l'},           {0, 0, 0, 0}};
     const char *name = NULL, *dev = "cuda";
     int warmup = 2, reps = 5, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'w': name = optarg; break;
-        case 'd': dev = optarg; break;
-        case 'u': warmup = atoi(optarg); break;
-        case 'r': reps = atoi(optarg); break;
+        case 'w':
+            name = optarg;
+            break;
+        case 'd':
+            dev = optarg;
+            break;
+        case 'u':
+            warmup = atoi(optarg);
+            break;
+        case 'r':
+            reps = atoi(optarg);
+            break;
         case 'l':
             for (int i = 0; i < NWL; i++)
                 printf("%s\n", wls[i].name);
@@ -284,7 +291,7 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < warmup + reps && !rc; i++) {
         if (i == warmup)
-            nn_cuda_profile_reset();         /* MKDSEG_CUDA_PROFILE: the measured reps only */
+            nn_cuda_profile_reset(); /* MKDSEG_CUDA_PROFILE: the measured reps only */
         double t0 = now_ms();
         if (step(&b, err, sizeof err)) {
             fprintf(stderr, "cuda-bench: %s: %s\n", b.wl->name, err);
@@ -298,7 +305,8 @@ int main(int argc, char **argv)
         qsort(sorted, (size_t)reps, sizeof *sorted, cmpd);
         double med = reps % 2 ? sorted[reps / 2] : 0.5 * (sorted[reps / 2 - 1] + sorted[reps / 2]);
         printf("{\"impl\": \"mkdseg\", \"workload\": \"%s\", \"device\": \"%s\", \"ms\": %.3f, "
-               "\"times_ms\": [", b.wl->name, nn_backend_name(b.be), med);
+               "\"times_ms\": [",
+               b.wl->name, nn_backend_name(b.be), med);
         for (int i = 0; i < reps; i++)
             printf("%s%.3f", i ? ", " : "", t[i]);
         printf("], \"warmup\": %d, \"reps\": %d, \"flops\": %.6g}\n", warmup, reps, flops);

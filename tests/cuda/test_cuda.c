@@ -41,11 +41,11 @@ static void setup(void)
     nn_set_threads(1);
 }
 
-#define NEED_GPU()                                                          \
-    do {                                                                    \
-        setup();                                                            \
-        if (nn_cuda_device_count() <= 0)                                    \
-            cr_skip_test("no CUDA device: %s", nn_cuda_device_describe()); \
+#define NEED_GPU()                                                                                 \
+    do {                                                                                           \
+        setup();                                                                                   \
+        if (nn_cuda_device_count() <= 0)                                                           \
+            cr_skip_test("no CUDA device: %s", nn_cuda_device_describe());                         \
     } while (0)
 
 /* ---- host copies ---------------------------------------------------------------------- */
@@ -118,8 +118,8 @@ static nn_tensor *build(env *e, const char *cs)
     if (starts(cs, "instance_norm"))
         return nn_instance_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), fa[0]);
     if (starts(cs, "batch_norm"))
-        return nn_batch_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), T(e, "rmean"),
-                             T(e, "rvar"), ia[0], fa[0], fa[1]);
+        return nn_batch_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), T(e, "rmean"), T(e, "rvar"),
+                             ia[0], fa[0], fa[1]);
     if (!strcmp(cs, "relu"))
         return nn_relu(c, T(e, "x"));
     if (!strcmp(cs, "leaky_relu"))
@@ -250,7 +250,7 @@ static void run_case(const char *cs)
     golden_free(g);
 }
 
-#define GOLDEN(cs) \
+#define GOLDEN(cs)                                                                                 \
     Test(cuda_golden, cs) { run_case(#cs); }
 
 GOLDEN(conv2d_3x3)
@@ -384,15 +384,19 @@ Test(cuda_ops, conv2d_bn_act_matches_cpu_composition)
             nn_tensor *trv = nn_tensor_from(ctx, OC, 1, 1, 1, rv);
             nn_tensor *y;
             if (k == 0) {
-                y = nn_conv2d_bn_act(ctx, tx, tw, tb, 1, 1, 1, tg, tbe, trm, trv, 1e-5f,
-                                     acts[a], 0.2f);
+                y = nn_conv2d_bn_act(ctx, tx, tw, tb, 1, 1, 1, tg, tbe, trm, trv, 1e-5f, acts[a],
+                                     0.2f);
             } else {
-                y = nn_batch_norm(ctx, nn_conv2d(ctx, tx, tw, tb, 1, 1, 1), tg, tbe, trm, trv,
-                                  0, 0.1f, 1e-5f);
-                if (acts[a] == NN_ACT_RELU) y = nn_relu(ctx, y);
-                if (acts[a] == NN_ACT_LEAKY_RELU) y = nn_leaky_relu(ctx, y, 0.2f);
-                if (acts[a] == NN_ACT_TANH) y = nn_tanh(ctx, y);
-                if (acts[a] == NN_ACT_SIGMOID) y = nn_sigmoid(ctx, y);
+                y = nn_batch_norm(ctx, nn_conv2d(ctx, tx, tw, tb, 1, 1, 1), tg, tbe, trm, trv, 0,
+                                  0.1f, 1e-5f);
+                if (acts[a] == NN_ACT_RELU)
+                    y = nn_relu(ctx, y);
+                if (acts[a] == NN_ACT_LEAKY_RELU)
+                    y = nn_leaky_relu(ctx, y, 0.2f);
+                if (acts[a] == NN_ACT_TANH)
+                    y = nn_tanh(ctx, y);
+                if (acts[a] == NN_ACT_SIGMOID)
+                    y = nn_sigmoid(ctx, y);
             }
             cr_assert(y, "%s", nn_ctx_error(ctx));
             outs[k] = host_data(y);
@@ -457,7 +461,7 @@ Test(cuda_ops, bad_label_fails_the_loss)
     float x[2 * 3 * 4 * 4];
     int32_t lab[2 * 4 * 4] = {0};
     fill(x, sizeof x / 4, 12);
-    lab[7] = 3;              /* 3 classes: 0..2 */
+    lab[7] = 3; /* 3 classes: 0..2 */
     nn_ctx *ctx = nn_ctx_new(nn_backend_cuda(), 0, err, sizeof err);
     cr_assert(ctx, "%s", err);
     nn_tensor *t = nn_tensor_from(ctx, 2, 3, 4, 4, x);
@@ -479,8 +483,8 @@ Test(cuda_ops, bad_label_fails_the_loss)
             lt->lab_known = 0;
             l = op ? nn_loss_dice(ctx, nn_softmax(ctx, t), lt, 0, 1.0f)
                    : nn_loss_cross_entropy(ctx, t, lt, NULL);
-            cr_expect(badl ? l == NULL : l != NULL, "%s, label %d: %s", op ? "dice" : "ce",
-                      lab[7], nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "(no error)");
+            cr_expect(badl ? l == NULL : l != NULL, "%s, label %d: %s", op ? "dice" : "ce", lab[7],
+                      nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "(no error)");
             nn_ctx_free(ctx);
         }
 }
@@ -507,7 +511,8 @@ Test(cuda_ops, parameter_used_twice_accumulates_like_cpu)
         nn_tensor *tx = nn_requires_grad(nn_tensor_from(ctx, 2, 3, 8, 8, x));
         nn_tensor *y1 = nn_conv2d(ctx, tx, tw, tb, 1, 1, 1);
         nn_tensor *y2 = nn_conv2d(ctx, tx, tw, tb, 2, 1, 1);
-        nn_tensor *l = nn_add(ctx, nn_loss_lsgan(ctx, y1, 1.0f), nn_loss_l1(ctx, nn_resize_nearest(ctx, y2, 8, 8), y1));
+        nn_tensor *l = nn_add(ctx, nn_loss_lsgan(ctx, y1, 1.0f),
+                              nn_loss_l1(ctx, nn_resize_nearest(ctx, y2, 8, 8), y1));
         cr_assert(l, "%s", nn_ctx_error(ctx));
         cr_assert(nn_backward(ctx, l, err, sizeof err) == 0, "%s", err);
         loss[k] = nn_scalar(l);
@@ -545,8 +550,10 @@ static train_slices make_slices(int n, int seed, float contrast)
             for (int j = 0; j < S; j++) {
                 size_t o = (size_t)k * S * S + i * S + j;
                 int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6) lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad) lab = 1;
+                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
+                    lab = 2;
+                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
+                    lab = 1;
                 float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
                 s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
                 s.lab[o] = lab;
@@ -599,8 +606,7 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
     char err[256];
     trainer *t[2];
     for (int k = 0; k < 2; k++) {
-        t[k] = trainer_new(&c, k ? nn_backend_cpu() : nn_backend_cuda(), &tg, &as, err,
-                           sizeof err);
+        t[k] = trainer_new(&c, k ? nn_backend_cpu() : nn_backend_cuda(), &tg, &as, err, sizeof err);
         cr_assert_not_null(t[k], "%s", err);
         cr_assert_eq(trainer_step(t[k], err, sizeof err), 0, "%s step: %s", k ? "cpu" : "cuda",
                      err);
@@ -642,8 +648,8 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
         }
         cr_expect(worst <= 2.5 * lr + 1e-5, "%s: max |cuda - cpu| %.3g > %.3g", names[j], worst,
                   2.5 * lr + 1e-5);
-        cr_expect(far <= ng / 100, "%s: %zu of %zu parameters differ by more than 0.1 lr",
-                  names[j], far, ng);
+        cr_expect(far <= ng / 100, "%s: %zu of %zu parameters differ by more than 0.1 lr", names[j],
+                  far, ng);
         free(pgv);
         free(pcv);
     }
@@ -685,7 +691,8 @@ static void infer_compare(const nn_backend *be)
         }
     }
     const char *base = getenv("MKDSEG_TEST_TMP");
-    snprintf(path, sizeof path, "%s/cuda-infer-%d.safetensors", base ? base : "/tmp", (int)getpid());
+    snprintf(path, sizeof path, "%s/cuda-infer-%d.safetensors", base ? base : "/tmp",
+             (int)getpid());
     prep_norm pn;
     prep_norm_default(&pn, PREP_CT);
     char norm[256];
@@ -726,9 +733,10 @@ static void infer_compare(const nn_backend *be)
     }
     cr_expect(classes >= 3, "the cpu map has %d classes: too uniform to compare", classes);
     cr_expect(cls[0][0] != 255 && cls[0][n - 1] != 255, "cuda left voxels unwritten");
-    cr_expect(diff * 200 <= n, "%zu of %zu voxels differ between %s and cpu", diff, n, nn_backend_name(be));
-    cr_log_info("%s vs cpu inference: %zu of %zu voxels differ (%zu non-background on cpu)", nn_backend_name(be),
-                diff, n, fg);
+    cr_expect(diff * 200 <= n, "%zu of %zu voxels differ between %s and cpu", diff, n,
+              nn_backend_name(be));
+    cr_log_info("%s vs cpu inference: %zu of %zu voxels differ (%zu non-background on cpu)",
+                nn_backend_name(be), diff, n, fg);
     unlink(path);
     free(cls[0]);
     free(cls[1]);
@@ -781,9 +789,9 @@ Test(cuda_core, host_records_beside_the_data_arena)
         nn_tensor *tw = nn_param_add(p, "w", NN_PARAM, 4, 3, 3, 3, err, sizeof err);
         cr_assert(tw, "%s", err);
         nn_tensor_write(tw, w);
-        nn_ctx *ctx = nn_ctx_new(be, 1 << 16, err, sizeof err);   /* small: forces growth */
+        nn_ctx *ctx = nn_ctx_new(be, 1 << 16, err, sizeof err); /* small: forces growth */
         cr_assert(ctx, "%s", err);
-        for (int rep = 0; rep < 2; rep++) {                       /* reset, then again */
+        for (int rep = 0; rep < 2; rep++) { /* reset, then again */
             nn_ctx_reset(ctx);
             nn_params_zero_grad(p);
             nn_tensor *tx = nn_tensor_from(ctx, 2, 3, 8, 8, x);

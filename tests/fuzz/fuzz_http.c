@@ -50,26 +50,48 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     const char *t = getenv("TMPDIR");
-    snprintf(data_dir, sizeof data_dir, "%s/mkdseg-fuzz-http-%d", t && *t ? t : "/tmp", (int)getpid());
+    snprintf(data_dir, sizeof data_dir, "%s/mkdseg-fuzz-http-%d", t && *t ? t : "/tmp",
+             (int)getpid());
     const char *url = getenv("MKDSEG_FUZZ_DATABASE_URL");
-    char *args[] = {"serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data_dir,
-                    "--database-url", (char *)(url && *url ? url : "postgresql:///none?host=/nonexistent"),
-                    "--default-model", "", "--log-level", "off", "--workers", "0",
-                    "--max-connections", "1000", "--per-ip-connections", "1000", NULL};
+    char *args[] = {"serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--data-dir",
+                    data_dir,
+                    "--database-url",
+                    (char *)(url && *url ? url : "postgresql:///none?host=/nonexistent"),
+                    "--default-model",
+                    "",
+                    "--log-level",
+                    "off",
+                    "--workers",
+                    "0",
+                    "--max-connections",
+                    "1000",
+                    "--per-ip-connections",
+                    "1000",
+                    NULL};
     char err[1024];
     int help = 0;
-    if (cfg_load(&a.cfg, CFG_SERVE, (int)(sizeof args / sizeof args[0]) - 1, args, &help, err, sizeof err) < 0)
+    if (cfg_load(&a.cfg, CFG_SERVE, (int)(sizeof args / sizeof args[0]) - 1, args, &help, err,
+                 sizeof err) < 0)
         die("config", err);
     log_set_level((log_level)a.cfg.log_level);
-    if (!(a.db = db_pool_create(a.cfg.database_url, 4, err, sizeof err)) || metrics_init(http_nroutes) < 0)
+    if (!(a.db = db_pool_create(a.cfg.database_url, 4, err, sizeof err)) ||
+        metrics_init(http_nroutes) < 0)
         die("database pool", err);
     svc_set_config(&a.cfg);
     if (url && *url) {
         PGconn *pg = PQconnectdb(url);
-        if (PQstatus(pg) != CONNECTION_OK || db_migrate(pg, db_migrations_embedded, NULL, err, sizeof err) < 0)
+        if (PQstatus(pg) != CONNECTION_OK ||
+            db_migrate(pg, db_migrations_embedded, NULL, err, sizeof err) < 0)
             die("migrate", PQstatus(pg) != CONNECTION_OK ? PQerrorMessage(pg) : err);
         /* one dataset and one model row, so that bodies naming id 1 get past the lookups */
-        PQclear(PQexec(pg, "INSERT INTO datasets (name, modality) VALUES ('fuzz', 'ct') ON CONFLICT DO NOTHING"));
+        PQclear(PQexec(
+            pg,
+            "INSERT INTO datasets (name, modality) VALUES ('fuzz', 'ct') ON CONFLICT DO NOTHING"));
         PQfinish(pg);
     }
     if (epool_start(1, 2, err, sizeof err) < 0 || http_start(&a, err, sizeof err) < 0)
@@ -143,11 +165,13 @@ static int sent(const char *head, const uint8_t *body, size_t blen, const char *
         }
     }
     dec[o] = 0;
-    return strstr(head, what) || memmem(dec, o, what, strlen(what)) || memmem(body, blen, what, strlen(what));
+    return strstr(head, what) || memmem(dec, o, what, strlen(what)) ||
+           memmem(body, blen, what, strlen(what));
 }
 
 /* Checks the service's rules on one answer; abort() is the finding. */
-static void check_answer(const char *req, const uint8_t *body_sent, size_t blen, const char *ans, long len)
+static void check_answer(const char *req, const uint8_t *body_sent, size_t blen, const char *ans,
+                         long len)
 {
     if (len < 12 || strncmp(ans, "HTTP/1.", 7)) {
         fprintf(stderr, "no answer or not HTTP (%ld bytes) to:\n%.300s\n", len, req);
@@ -162,12 +186,14 @@ static void check_answer(const char *req, const uint8_t *body_sent, size_t blen,
     }
     if (status >= 400 && strstr(ans, "application/json") && strncmp(req, "HEAD ", 5)) {
         json_t *j = json_loads(body, 0, NULL), *e = json_object_get(j, "error");
-        int shaped = json_is_string(json_object_get(e, "code")) && json_is_string(json_object_get(e, "message"));
+        int shaped = json_is_string(json_object_get(e, "code")) &&
+                     json_is_string(json_object_get(e, "message"));
         json_decref(j);
         int leak = (strstr(body, data_dir) && !sent(req, body_sent, blen, data_dir)) ||
                    (strstr(body, "/tmp/") && !sent(req, body_sent, blen, "/tmp/"));
         if (!shaped || leak) {
-            fprintf(stderr, "error body breaks the rules (shape %d) to:\n%.300s\nanswer:\n%.600s\n", shaped, req, ans);
+            fprintf(stderr, "error body breaks the rules (shape %d) to:\n%.300s\nanswer:\n%.600s\n",
+                    shaped, req, ans);
             abort();
         }
     }
@@ -185,18 +211,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     if (FUZZ_HTTP_MODE == 'm') {
         static const char *const paths[] = {"/segment", "/models", "/datasets/1/volumes"};
         snprintf(head, sizeof head,
-                 "POST %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Type: multipart/form-data; "
-                 "boundary=mkdsegfuzz\r\nContent-Length: %zu\r\n\r\n", paths[sel % 3], n);
+                 "POST %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Type: "
+                 "multipart/form-data; "
+                 "boundary=mkdsegfuzz\r\nContent-Length: %zu\r\n\r\n",
+                 paths[sel % 3], n);
     } else if (FUZZ_HTTP_MODE == 'j') {
-        static const char *const paths[] = {"/train", "/datasets", "/models/1/evaluate", "/models/1/promote"};
+        static const char *const paths[] = {"/train", "/datasets", "/models/1/evaluate",
+                                            "/models/1/promote"};
         snprintf(head, sizeof head,
-                 "POST %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n\r\n", paths[sel % 4], n);
+                 "POST %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Type: "
+                 "application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 paths[sel % 4], n);
     } else {
         static const char *const methods[] = {"GET", "POST", "DELETE", "HEAD", "OPTIONS", "PUT"};
         char target[4096];
         target_from(d, n, target, sizeof target);
-        snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        snprintf(head, sizeof head,
+                 "%s %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
                  methods[sel % 6], target);
         blen = 0;
     }

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path_nii[0]) {
         const char *dir = getenv("TMPDIR");
-        snprintf(path_nii, sizeof path_nii, "%s/mkdseg-fuzz-%d.nii", dir ? dir : "/tmp", (int)getpid());
+        snprintf(path_nii, sizeof path_nii, "%s/mkdseg-fuzz-%d.nii", dir ? dir : "/tmp",
+                 (int)getpid());
         snprintf(path_gz, sizeof path_gz, "%s.gz", path_nii);
     }
     const char *path = size >= 2 && data[0] == 0x1f && data[1] == 0x8b ? path_gz : path_nii;

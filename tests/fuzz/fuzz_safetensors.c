@@ -16,8 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         volatile uint8_t sink = 0;
         for (int i = 0; i < st_count(f); i++) {
             const st_tensor *t = st_at(f, i);
-            if (t->nbytes) sink ^= ((const uint8_t *)t->data)[t->nbytes - 1];
-            if (st_get(f, t->name) == NULL) __builtin_trap();
+            if (t->nbytes)
+                sink ^= ((const uint8_t *)t->data)[t->nbytes - 1];
+            if (st_get(f, t->name) == NULL)
+                __builtin_trap();
         }
         for (int i = 0; i < st_meta_count(f); i++) {
             const char *k, *v;

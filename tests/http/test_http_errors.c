@@ -43,8 +43,9 @@ static void no_server_path(const char *what, const char *text)
     if (!realpath(srv.dir, real))
         real[0] = 0;
     const char *tmp = getenv("MKDSEG_TEST_TMP");
-    const char *bad[] = {srv.dir, real, tmp && *tmp ? tmp : NULL, "/tmp/", "/var/tmp", "data/tmp", "part-",
-                         "blobs/", NULL};
+    const char *bad[] = {srv.dir, real,       tmp && *tmp ? tmp : NULL,
+                         "/tmp/", "/var/tmp", "data/tmp",
+                         "part-", "blobs/",   NULL};
     for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]) - 1; i++)
         if (bad[i] && *bad[i])
             cr_assert(!strstr(text, bad[i]), "%s shows a server path (%s): %s", what, bad[i], text);
@@ -55,16 +56,22 @@ static const char *error_answer(const char *what, const tresp *r)
 {
     cr_assert_geq(r->status, 400, "%s: %ld %s", what, r->status, r->body);
     json_t *e = json_object_get(r->json, "error");
-    cr_assert(json_is_string(json_object_get(e, "code")) && json_is_string(json_object_get(e, "message")),
+    cr_assert(json_is_string(json_object_get(e, "code")) &&
+                  json_is_string(json_object_get(e, "message")),
               "%s: not the error shape: %s", what, r->body);
     no_server_path(what, r->body);
     return json_string_value(json_object_get(e, "message"));
 }
 
-static const char *broken[] = {"4d.nii.gz", "bad_datatype.nii", "corrupt.nii.gz", "empty.nii", "huge_claim.nii",
-                               "huge_claim.nii.gz", "huge_offset.nii", "inf_scaled.nii", "nan.nii",
-                               "nan_affine.nii", "negative_dim.nii", "not_nifti.nii", "not_nifti.nii.gz",
-                               "truncated.nii", "truncated.nii.gz", "unknown_datatype.nii", "zero_dim.nii", NULL};
+static const char *broken[] = {"4d.nii.gz",        "bad_datatype.nii",
+                               "corrupt.nii.gz",   "empty.nii",
+                               "huge_claim.nii",   "huge_claim.nii.gz",
+                               "huge_offset.nii",  "inf_scaled.nii",
+                               "nan.nii",          "nan_affine.nii",
+                               "negative_dim.nii", "not_nifti.nii",
+                               "not_nifti.nii.gz", "truncated.nii",
+                               "truncated.nii.gz", "unknown_datatype.nii",
+                               "zero_dim.nii",     NULL};
 
 static long long create_dataset(const char *name)
 {
@@ -82,7 +89,9 @@ static long long create_dataset(const char *name)
 static void phantom(const char *image, const char *label)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' phantom --modality ct --seed 3 --shape 40,40,16 --image '%s' --label '%s' 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "'%s' phantom --modality ct --seed 3 --shape 40,40,16 --image '%s' --label '%s' "
+             "2>/dev/null",
              tenv("MKDSEG_TEST_BIN"), image, label);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
@@ -105,11 +114,13 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
         if (r.status != 200) {
             snprintf(what, sizeof what, "/segment vol=%s", broken[i]);
             const char *m = error_answer(what, &r);
-            const char *code = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
+            const char *code =
+                json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
             if (!strcmp(code, "invalid_volume")) {
                 char want[300];
                 snprintf(want, sizeof want, "vol: %s:", broken[i]);
-                cr_assert(strstr(m, want), "%s: the message names the field and the file: %s", what, m);
+                cr_assert(strstr(m, want), "%s: the message names the field and the file: %s", what,
+                          m);
             }
             refused++;
         }
@@ -181,8 +192,10 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
     damage(blob);
     char body[512];
     snprintf(body, sizeof body,
-             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":2,\"size\":32,\"seg_width\":2,"
-             "\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2}}", ds);
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":2,\"size\":32,"
+             "\"seg_width\":2,"
+             "\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2}}",
+             ds);
     const char *ct[] = {"Content-Type: application/json", NULL};
     cr_assert_eq(thttp(&srv, "POST", "/train", ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
@@ -194,7 +207,8 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
     for (int i = 0; i < 6000; i++) {
         cr_assert_eq(thttp(&srv, "GET", jp, NULL, NULL, 0, &r), 0);
         state = json_string_value(json_object_get(r.json, "state"));
-        if (state && (!strcmp(state, "failed") || !strcmp(state, "succeeded") || !strcmp(state, "cancelled")))
+        if (state && (!strcmp(state, "failed") || !strcmp(state, "succeeded") ||
+                      !strcmp(state, "cancelled")))
             break;
         tresp_free(&r);
         usleep(100000);
@@ -274,7 +288,9 @@ Test(errors, a_nii_without_the_nifti_magic_is_415)
     static const char *const magics[] = {"abc", "ni1"};
     for (int k = 0; k < 2; k++) {
         snprintf(raw, sizeof raw, "%s/magic-%s.nii", srv.dir, magics[k]);
-        snprintf(cmd, sizeof cmd, "gzip -dc '%s' > '%s' && printf '%s\\0' | dd of='%s' bs=1 seek=344 conv=notrunc 2>/dev/null",
+        snprintf(cmd, sizeof cmd,
+                 "gzip -dc '%s' > '%s' && printf '%s\\0' | dd of='%s' bs=1 seek=344 conv=notrunc "
+                 "2>/dev/null",
                  img, raw, magics[k], raw);
         cr_assert_eq(system(cmd), 0, "%s", cmd);
         char part[700];
@@ -284,7 +300,9 @@ Test(errors, a_nii_without_the_nifti_magic_is_415)
         cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
         cr_assert_eq(r.status, 415, "magic %s: %ld %s", magics[k], r.status, r.body);
         const char *m = error_answer("/segment", &r);
-        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")), "not_nifti");
+        cr_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
+            "not_nifti");
         cr_assert(strstr(m, strrchr(raw, '/') + 1), "names the file: %s", m);
         tresp_free(&r);
     }

@@ -18,7 +18,10 @@
 
 static tsrv srv;
 
-static void start_default(void) { cr_assert_eq(tsrv_start(&srv, NULL, NULL), 0, "server did not start"); }
+static void start_default(void)
+{
+    cr_assert_eq(tsrv_start(&srv, NULL, NULL), 0, "server did not start");
+}
 static void stop_checked(void)
 {
     int rc = tsrv_stop(&srv);
@@ -93,7 +96,8 @@ static long metric(const char *text, const char *series)
 Test(http, metrics_count_requests)
 {
     tresp r;
-    const char *series = "mkdseg_http_requests_total{method=\"GET\",route=\"/version\",status=\"200\"}";
+    const char *series =
+        "mkdseg_http_requests_total{method=\"GET\",route=\"/version\",status=\"200\"}";
     cr_assert_eq(thttp(&srv, "GET", "/metrics", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     char ct[128];
@@ -101,9 +105,11 @@ Test(http, metrics_count_requests)
     long before = metric(r.body, series);
     cr_assert_eq(before, -1, "no /version request yet");
     cr_assert(strstr(r.body, "# TYPE mkdseg_http_request_duration_seconds histogram"));
-    cr_assert_eq(metric(r.body, "mkdseg_jobs{state=\"queued\"}") >= 0, 1, "jobs by state: %s", r.body);
+    cr_assert_eq(metric(r.body, "mkdseg_jobs{state=\"queued\"}") >= 0, 1, "jobs by state: %s",
+                 r.body);
     cr_assert_eq(metric(r.body, "mkdseg_db_up"), 1);
-    cr_assert_geq(metric(r.body, "mkdseg_http_requests_in_flight"), 1, "the /metrics request itself");
+    cr_assert_geq(metric(r.body, "mkdseg_http_requests_in_flight"), 1,
+                  "the /metrics request itself");
     tresp_free(&r);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(thttp(&srv, "GET", "/version", NULL, NULL, 0, &r), 0);
@@ -113,9 +119,17 @@ Test(http, metrics_count_requests)
     tresp_free(&r);
     cr_assert_eq(thttp(&srv, "GET", "/metrics", NULL, NULL, 0, &r), 0);
     cr_assert_eq(metric(r.body, series), 3, "%s", r.body);
-    cr_assert_eq(metric(r.body, "mkdseg_http_requests_total{method=\"\",route=\"unmatched\",status=\"404\"}"), 1);
-    cr_assert_eq(metric(r.body, "mkdseg_http_request_duration_seconds_count{method=\"GET\",route=\"/version\"}"), 3);
-    cr_assert_eq(metric(r.body, "mkdseg_http_request_duration_seconds_bucket{method=\"GET\",route=\"/version\",le=\"+Inf\"}"), 3);
+    cr_assert_eq(
+        metric(r.body,
+               "mkdseg_http_requests_total{method=\"\",route=\"unmatched\",status=\"404\"}"),
+        1);
+    cr_assert_eq(
+        metric(r.body,
+               "mkdseg_http_request_duration_seconds_count{method=\"GET\",route=\"/version\"}"),
+        3);
+    cr_assert_eq(metric(r.body, "mkdseg_http_request_duration_seconds_bucket{method=\"GET\",route="
+                                "\"/version\",le=\"+Inf\"}"),
+                 3);
     tresp_free(&r);
 }
 
@@ -221,7 +235,8 @@ Test(http, create_and_read_dataset)
 {
     char name[64], body[256], loc[128], path[160];
     snprintf(name, sizeof name, "ds-%d-%ld", (int)getpid(), (long)time(NULL));
-    snprintf(body, sizeof body, "{\"name\":\"%s\",\"modality\":\"mr\",\"description\":\"d\"}", name);
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"modality\":\"mr\",\"description\":\"d\"}",
+             name);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/datasets", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
@@ -260,7 +275,8 @@ Test(http, cors_preflight_and_headers)
     const char *o[] = {"Origin: http://dashboard.example", NULL};
     cr_assert_eq(thttp(&srv, "GET", "/healthz", o, NULL, 0, &r), 0);
     cr_assert_str_eq(tresp_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "*");
-    cr_assert(strstr(tresp_header(&r, "Access-Control-Expose-Headers", v, sizeof v), "X-Request-Id"));
+    cr_assert(
+        strstr(tresp_header(&r, "Access-Control-Expose-Headers", v, sizeof v), "X-Request-Id"));
     tresp_free(&r);
     cr_assert_eq(thttp(&srv, "OPTIONS", "/nope", h, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 404);
@@ -324,8 +340,8 @@ static void restart_pg_after(void)
     stop_checked();
 }
 
-Test(http_db, database_down_readyz_503_then_recovers, .init = start_default, .fini = restart_pg_after,
-     .timeout = 400)
+Test(http_db, database_down_readyz_503_then_recovers, .init = start_default,
+     .fini = restart_pg_after, .timeout = 400)
 {
     tresp r;
     cr_assert(wait_status("/readyz", 200, 120000), "ready at first");
@@ -389,8 +405,8 @@ static void *slow_post(void *arg)
     slow_req *q = arg;
     char url[128];
     snprintf(url, sizeof url, "%s/datasets", q->s->base);
-    snprintf(q->body, sizeof q->body, "{\"name\":\"slow-%d-%ld\",\"modality\":\"ct\"}", (int)getpid(),
-             (long)time(NULL));
+    snprintf(q->body, sizeof q->body, "{\"name\":\"slow-%d-%ld\",\"modality\":\"ct\"}",
+             (int)getpid(), (long)time(NULL));
     slow_src src = {q->body, 0, strlen(q->body), &q->half, &q->go};
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -428,7 +444,8 @@ Test(http_shutdown, sigterm_lets_in_flight_requests_finish, .timeout = 120)
     int logged = 0;
     for (int i = 0; i < 6000 && !(logged = tsrv_log_contains(&srv, "\"in_flight\":1")); i++)
         usleep(10000);
-    cr_assert(logged && tsrv_log_contains(&srv, "shutting down"), "shutdown began with the request in flight");
+    cr_assert(logged && tsrv_log_contains(&srv, "shutting down"),
+              "shutdown began with the request in flight");
     __atomic_store_n(&q.go, 1, __ATOMIC_SEQ_CST);
     pthread_join(t, NULL);
     cr_assert_eq(q.status, 201, "the in-flight request completed (status %ld)", q.status);
@@ -454,8 +471,8 @@ Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop
     PGconn *pg = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     const char *tv[2] = {token, hex};
-    PGresult *res = PQexecParams(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ($1, $2)", 2,
-                                 NULL, tv, NULL, NULL, 0);
+    PGresult *res = PQexecParams(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ($1, $2)",
+                                 2, NULL, tv, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
     PQclear(res);
     PQfinish(pg);
@@ -610,11 +627,22 @@ Test(http_cli, serve_help_lists_every_setting)
     size_t n = fread(buf, 1, sizeof buf - 1, p);
     buf[n] = 0;
     cr_assert_eq(pclose(p), 0, "--help exits 0");
-    const char *want[] = {"MKDSEG_HOST", "MKDSEG_PORT", "DATABASE_URL", "MKDSEG_DATA_DIR",
-                          "MKDSEG_MAX_BODY", "MKDSEG_MAX_CONNECTIONS", "MKDSEG_PER_IP_CONNECTIONS",
-                          "MKDSEG_CONNECTION_TIMEOUT", "MKDSEG_HTTP_THREADS", "MKDSEG_WORKERS",
-                          "MKDSEG_QUEUE_SIZE", "MKDSEG_LOG_LEVEL", "MKDSEG_CORS_ORIGIN",
-                          "MKDSEG_AUTH", "default: 8080", "default: 127.0.0.1"};
+    const char *want[] = {"MKDSEG_HOST",
+                          "MKDSEG_PORT",
+                          "DATABASE_URL",
+                          "MKDSEG_DATA_DIR",
+                          "MKDSEG_MAX_BODY",
+                          "MKDSEG_MAX_CONNECTIONS",
+                          "MKDSEG_PER_IP_CONNECTIONS",
+                          "MKDSEG_CONNECTION_TIMEOUT",
+                          "MKDSEG_HTTP_THREADS",
+                          "MKDSEG_WORKERS",
+                          "MKDSEG_QUEUE_SIZE",
+                          "MKDSEG_LOG_LEVEL",
+                          "MKDSEG_CORS_ORIGIN",
+                          "MKDSEG_AUTH",
+                          "default: 8080",
+                          "default: 127.0.0.1"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(buf, want[i]), "--help lacks %s", want[i]);
 }

@@ -86,7 +86,8 @@ TestSuite(slicer, .fini = cleanup);
 /* A 40x40x16 phantom CT at path (the module's default upload format, .nii.gz). */
 static void phantom(const char *path, int seed)
 {
-    sh("'%s' phantom --modality ct --seed %d --shape 40,40,16 --image '%s' --label '%s.label.nii.gz' 2>/dev/null",
+    sh("'%s' phantom --modality ct --seed %d --shape 40,40,16 --image '%s' --label "
+       "'%s.label.nii.gz' 2>/dev/null",
        tenv("MKDSEG_TEST_BIN"), seed, path, path);
 }
 
@@ -109,10 +110,10 @@ static char *slurp(const char *path, size_t *len)
 
 typedef struct {
     int status;
-    char *head;       /* status line and headers, NUL-terminated */
+    char *head; /* status line and headers, NUL-terminated */
     char *body;
     size_t len;
-    json_t *json;     /* the body when it parses as JSON */
+    json_t *json; /* the body when it parses as JSON */
 } rawresp;
 
 static void rawresp_free(rawresp *r)
@@ -151,11 +152,13 @@ static void wire(const char *method, const char *path, const char *extra_headers
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s", strerror(errno));
     char head[2048];
-    int hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept-Encoding: identity\r\n"
-                      "Connection: close\r\n%s", method, path, srv.port, extra_headers ? extra_headers : "");
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept-Encoding: identity\r\n"
+                      "Connection: close\r\n%s",
+                      method, path, srv.port, extra_headers ? extra_headers : "");
     if (body)
-        hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                       ctype, blen);
+        hn += snprintf(head + hn, sizeof head - (size_t)hn,
+                       "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, blen);
     hn += snprintf(head + hn, sizeof head - (size_t)hn, "\r\n");
     cr_assert_eq(send(fd, head, (size_t)hn, MSG_NOSIGNAL), hn);
     for (size_t off = 0; body && off < blen;) {
@@ -190,7 +193,8 @@ static void wire(const char *method, const char *path, const char *extra_headers
     char v[128];
     cr_assert_null(rhdr(out, "Transfer-Encoding", v, sizeof v), "the answer must not be chunked");
     cr_assert(rhdr(out, "Content-Length", v, sizeof v), "%s %s: no Content-Length", method, path);
-    cr_assert_eq(strtoull(v, NULL, 10), out->len, "Content-Length %s but %zu bytes came", v, out->len);
+    cr_assert_eq(strtoull(v, NULL, 10), out->len, "Content-Length %s but %zu bytes came", v,
+                 out->len);
     out->json = json_loadb(out->body, out->len, 0, NULL);
 }
 
@@ -202,12 +206,14 @@ static char *ml_multipart(const char *params, const char *file_field, const char
     char *data = file ? slurp(file, &flen) : NULL;
     size_t cap = flen + 4096, n = 0;
     char *b = malloc(cap);
-    n += (size_t)snprintf(b + n, cap - n, "--%s\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n%s\r\n",
+    n += (size_t)snprintf(b + n, cap - n,
+                          "--%s\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n%s\r\n",
                           BOUNDARY, params);
     if (file) {
-        n += (size_t)snprintf(b + n, cap - n, "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
-                              "filename=\"%s\"\r\nContent-Type: application/x-gzip\r\n\r\n", BOUNDARY,
-                              file_field, file);
+        n += (size_t)snprintf(b + n, cap - n,
+                              "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
+                              "filename=\"%s\"\r\nContent-Type: application/x-gzip\r\n\r\n",
+                              BOUNDARY, file_field, file);
         memcpy(b + n, data, flen);
         n += flen;
         n += (size_t)snprintf(b + n, cap - n, "\r\n");
@@ -304,12 +310,16 @@ static void nrrd_parse(const char *buf, size_t len, nrrd_img *m)
             continue;
         *c = 0;
         const char *v = c + 2;
-        if (!strcmp(l, "type")) snprintf(m->type, sizeof m->type, "%s", v);
-        else if (!strcmp(l, "space")) snprintf(m->space, sizeof m->space, "%s", v);
-        else if (!strcmp(l, "encoding")) snprintf(m->encoding, sizeof m->encoding, "%s", v);
+        if (!strcmp(l, "type"))
+            snprintf(m->type, sizeof m->type, "%s", v);
+        else if (!strcmp(l, "space"))
+            snprintf(m->space, sizeof m->space, "%s", v);
+        else if (!strcmp(l, "encoding"))
+            snprintf(m->encoding, sizeof m->encoding, "%s", v);
         else if (!strcmp(l, "sizes"))
             cr_assert_eq(sscanf(v, "%ld %ld %ld", &m->sizes[0], &m->sizes[1], &m->sizes[2]), 3);
-        else if (!strcmp(l, "space origin")) nrrd_vec(v, m->origin);
+        else if (!strcmp(l, "space origin"))
+            nrrd_vec(v, m->origin);
         else if (!strcmp(l, "space directions")) {
             const char *q = v;
             for (int a = 0; a < 3; a++, q = strchr(q, ')') + 1)
@@ -343,10 +353,11 @@ static void check_geometry(const nrrd_img *m, const char *path, const vol_read_o
     cr_assert(m->sizes[0] == g.nx && m->sizes[1] == g.ny && m->sizes[2] == g.nz);
     static const double flip[3] = {-1, -1, 1};
     for (int r = 0; r < 3; r++) {
-        cr_assert(fabs(m->origin[r] - flip[r] * g.affine[r][3]) < 1e-6, "origin[%d] %.9g vs %.9g", r,
-                  m->origin[r], flip[r] * g.affine[r][3]);
+        cr_assert(fabs(m->origin[r] - flip[r] * g.affine[r][3]) < 1e-6, "origin[%d] %.9g vs %.9g",
+                  r, m->origin[r], flip[r] * g.affine[r][3]);
         for (int a = 0; a < 3; a++)
-            cr_assert(fabs(m->dirs[a][r] - flip[r] * g.affine[r][a]) < 1e-6, "direction %d[%d]", a, r);
+            cr_assert(fabs(m->dirs[a][r] - flip[r] * g.affine[r][a]) < 1e-6, "direction %d[%d]", a,
+                      r);
     }
     for (int64_t i = 0; i < g.nx * g.ny * g.nz; i++)
         cr_assert_lt(m->data[i], VOL_NCLASSES, "label %d at voxel %ld", m->data[i], (long)i);
@@ -354,7 +365,8 @@ static void check_geometry(const nrrd_img *m, const char *path, const vol_read_o
 
 /* POST /segment through libcurl: vol=@path plus name=value fields (NULL-terminated), the answer
  * written to out. Returns the status. */
-static long segment_to(const char *path, const char *const *fields, const char *accept, const char *out)
+static long segment_to(const char *path, const char *const *fields, const char *accept,
+                       const char *out)
 {
     CURL *c = curl_easy_init();
     char url[256], ah[128];
@@ -403,7 +415,8 @@ static uint8_t *segment_reference(const char *path, const char *volume)
     cr_assert_eq(status, 200, "/segment of %s: %ld", path, status);
     uint8_t *cls;
     vol_geom g;
-    cr_assert_eq(vol_read_labels(out, NULL, VOL_LABELS_INDEX, &g, &cls, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_labels(out, NULL, VOL_LABELS_INDEX, &g, &cls, err, sizeof err), 0, "%s",
+                 err);
     return cls;
 }
 
@@ -425,7 +438,8 @@ static void check_labels(json_t *info, const char *model, json_t *label_names)
         cr_assert_str_eq(name, vol_class_names[c]);
         cr_assert_eq(json_integer_value(json_object_get(ml, name)), c, "model label %s", name);
         if (label_names)
-            cr_assert_eq(json_integer_value(json_object_get(label_names, name)), c, "label_names %s", name);
+            cr_assert_eq(json_integer_value(json_object_get(label_names, name)), c,
+                         "label_names %s", name);
     }
 }
 
@@ -451,7 +465,8 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     cr_assert_str_eq(json_string_value(json_object_get(def, "type")), "segmentation");
     cr_assert(json_is_string(json_object_get(def, "description")));
     cr_assert(json_is_integer(json_object_get(json_object_get(info, "datastore"), "total")));
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "datastore"), "total")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "datastore"), "total")),
+                 0);
     check_labels(info, "default", NULL);
     rawresp_free(&r);
     wire("GET", "/monailabel/train/?check_if_running=true", NULL, NULL, NULL, 0, &r);
@@ -459,7 +474,8 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     rawresp_free(&r);
 
     /* upload under a name with a space, URL-encoded as quote_plus does */
-    ml_send("PUT", "/monailabel/datastore/?image=phantom+CT", NULL, "{\"client_id\": \"user-xyz\"}", img, &r);
+    ml_send("PUT", "/monailabel/datastore/?image=phantom+CT", NULL, "{\"client_id\": \"user-xyz\"}",
+            img, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_str_eq(json_string_value(json_object_get(r.json, "image")), "phantom CT");
     rawresp_free(&r);
@@ -468,7 +484,8 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     free(n);
 
     ml_send("POST", "/monailabel/infer/default?image=phantom+CT", NULL,
-            "{\"result_extension\": \".nrrd\", \"result_dtype\": \"uint8\", \"client_id\": \"user-xyz\"}",
+            "{\"result_extension\": \".nrrd\", \"result_dtype\": \"uint8\", \"client_id\": "
+            "\"user-xyz\"}",
             NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     mp_answer a;
@@ -482,7 +499,8 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     uint8_t *ref = segment_reference(img, NULL);
     long fg = 0;
     for (int64_t i = 0; i < m.sizes[0] * m.sizes[1] * m.sizes[2]; i++) {
-        cr_assert_eq(m.data[i], ref[i], "voxel %ld: %d, /segment says %d", (long)i, m.data[i], ref[i]);
+        cr_assert_eq(m.data[i], ref[i], "voxel %ld: %d, /segment says %d", (long)i, m.data[i],
+                     ref[i]);
         fg += m.data[i] != 0;
     }
     cr_assert_gt(fg, 0, "the phantom's heart is found");
@@ -490,12 +508,14 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     rawresp_free(&r);
 
     /* output=image: the file alone */
-    ml_send("POST", "/monailabel/infer/default?image=phantom+CT&output=image", NULL, "{}", NULL, &r);
+    ml_send("POST", "/monailabel/infer/default?image=phantom+CT&output=image", NULL, "{}", NULL,
+            &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(r.len > 8 && !memcmp(r.body, "NRRD0004", 8));
     rawresp_free(&r);
     wire("GET", "/monailabel/info/", NULL, NULL, NULL, 0, &r);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "datastore"), "total")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "datastore"), "total")),
+                 1);
     rawresp_free(&r);
 
     /* errors the user sees as status and body: short, with detail */
@@ -507,7 +527,8 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     cr_assert_eq(r.status, 404);
     cr_assert(strstr(detail(&r), "model 'nosuchmodel' not found"), "%s", r.body);
     rawresp_free(&r);
-    ml_send("PUT", "/monailabel/datastore/?image=bad", NULL, "{}", "models/default.safetensors", &r);
+    ml_send("PUT", "/monailabel/datastore/?image=bad", NULL, "{}", "models/default.safetensors",
+            &r);
     cr_assert_eq(r.status, 415, "%s", r.body);
     cr_assert_null(strstr(r.body, srv.dir), "no server path in %s", r.body);
     rawresp_free(&r);
@@ -522,7 +543,8 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     char url[1024], tokfile[700], img[700];
     tdb_url(dbname, url);
     snprintf(tokfile, sizeof tokfile, "%s/token", dir);
-    sh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"), url, tokfile);
+    sh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null",
+       tenv("MKDSEG_TEST_BIN"), url, tokfile);
     size_t tl;
     char *tok = slurp(tokfile, &tl);
     tok[strcspn(tok, "\r\n")] = 0;
@@ -551,7 +573,8 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     wire("GET", "/monailabel/auth/token/valid", authz, NULL, NULL, 0, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     rawresp_free(&r);
-    wire("GET", "/monailabel/auth/token/valid", "Authorization: bearer nope\r\n", NULL, NULL, 0, &r);
+    wire("GET", "/monailabel/auth/token/valid", "Authorization: bearer nope\r\n", NULL, NULL, 0,
+         &r);
     cr_assert_eq(r.status, 401);
     rawresp_free(&r);
     ml_send("PUT", "/monailabel/datastore/?image=ct+a", NULL, "{}", img, &r);
@@ -561,7 +584,8 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     ml_send("PUT", "/monailabel/datastore/?image=ct+a", authz, "{}", img, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     rawresp_free(&r);
-    ml_send("POST", "/monailabel/infer/default?image=ct+a", authz, "{\"result_extension\": \".nrrd\"}", NULL, &r);
+    ml_send("POST", "/monailabel/infer/default?image=ct+a", authz,
+            "{\"result_extension\": \".nrrd\"}", NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     mp_answer a;
     parse_answer(&r, &a);
@@ -663,7 +687,8 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
     snprintf(cli_nii, sizeof cli_nii, "%s/cli.nii.gz", dir);
     snprintf(cli_nrrd, sizeof cli_nrrd, "%s/cli.nrrd", dir);
     phantom(img, 6);
-    const char *nifti[] = {"labels=mmwhs", NULL}, *as_nrrd[] = {"labels=mmwhs", "format=nrrd", NULL};
+    const char *nifti[] = {"labels=mmwhs", NULL},
+               *as_nrrd[] = {"labels=mmwhs", "format=nrrd", NULL};
     cr_assert_eq(segment_to(img, nifti, NULL, nii), 200);
     cr_assert_eq(segment_to(img, as_nrrd, NULL, nrrd), 200);
     cr_assert_eq(segment_to(img, nifti, "application/x-nrrd", nrrd2), 200);
@@ -673,9 +698,11 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
     char out[700];
     snprintf(out, sizeof out, "%s/err.json", dir);
     cr_assert_eq(segment_to(img, badf, NULL, out), 422);
-    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index --threads 1 >/dev/null",
+    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
+       "--threads 1 >/dev/null",
        tenv("MKDSEG_TEST_BIN"), img, cli_nii);
-    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index --threads 1 >/dev/null",
+    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
+       "--threads 1 >/dev/null",
        tenv("MKDSEG_TEST_BIN"), img, cli_nrrd);
     sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", cli_nrrd, cli_nii);
 }
@@ -747,8 +774,9 @@ Test(slicer, python_cgi_client_reads_the_answer, .timeout = 180)
     snprintf(img, sizeof img, "%s/heart scan 2.nii.gz", dir);
     snprintf(out, sizeof out, "%s/result.nrrd", dir);
     phantom(img, 8);
-    snprintf(cmd, sizeof cmd, PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'",
-             srv.port, img, out);
+    snprintf(cmd, sizeof cmd,
+             PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'", srv.port, img,
+             out);
     FILE *p = popen(cmd, "r");
     cr_assert(p);
     cr_assert(fgets(line, sizeof line, p), "the client printed nothing");

@@ -40,7 +40,8 @@ static void sh(const char *fmt, ...)
 /* A phantom pair <dir>/<name>.nii.gz and <dir>/<name>_label.nii.gz (40x40x16). */
 static void phantom(const char *name, const char *modality, int seed)
 {
-    sh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label '%s/%s_label.nii.gz' 2>/dev/null",
+    sh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label "
+       "'%s/%s_label.nii.gz' 2>/dev/null",
        tenv("MKDSEG_TEST_BIN"), modality, seed, dir, name, dir, name);
 }
 
@@ -92,7 +93,6 @@ static void cleanup(void)
     stop();
 }
 TestSuite(svc, .fini = cleanup);
-
 
 /* One multipart request. parts: name=value pairs ("vol=@path" uploads a file). */
 static int tform(const char *path, const char *const *parts, const char *const *headers, tresp *out)
@@ -146,7 +146,8 @@ static const char *err_code(const tresp *r)
 }
 static const char *err_msg(const tresp *r)
 {
-    const char *m = json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
+    const char *m =
+        json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
     return m ? m : "";
 }
 
@@ -202,7 +203,8 @@ static json_t *wait_job(long long id, const char *want, int timeout_s)
         json_decref(j);
         usleep(100000);
     }
-    cr_assert_fail("job %lld did not reach %s in %d s", id, want ? want : "a final state", timeout_s);
+    cr_assert_fail("job %lld did not reach %s in %d s", id, want ? want : "a final state",
+                   timeout_s);
     return NULL;
 }
 
@@ -213,8 +215,10 @@ static double dice_by_count(const char *mask, const char *truth, double per[VOL_
     vol_geom ga, gb;
     uint8_t *a = NULL, *b = NULL;
     char err[512];
-    cr_assert_eq(vol_read_labels(mask, NULL, VOL_LABELS_AUTO, &ga, &a, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(vol_read_labels(truth, NULL, VOL_LABELS_AUTO, &gb, &b, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_labels(mask, NULL, VOL_LABELS_AUTO, &ga, &a, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(vol_read_labels(truth, NULL, VOL_LABELS_AUTO, &gb, &b, err, sizeof err), 0, "%s",
+                 err);
     int64_t n = ga.nx * ga.ny * ga.nz;
     cr_assert_eq(n, gb.nx * gb.ny * gb.nz);
     long long na[VOL_NCLASSES] = {0}, nb[VOL_NCLASSES] = {0}, both[VOL_NCLASSES] = {0};
@@ -256,7 +260,8 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/gzip");
     cr_assert_eq(atoll(tresp_header(&r, "X-Mkdseg-Model", h, sizeof h)), mid);
     cr_assert(tresp_header(&r, "X-Mkdseg-Time-Ms", h, sizeof h) && atof(h) > 0);
-    cr_assert(r.len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b, "gzip answer");
+    cr_assert(r.len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b,
+              "gzip answer");
     /* the label map lies on the input's grid */
     char out[600], err[256];
     snprintf(out, sizeof out, "%s/seg.nii.gz", dir);
@@ -287,7 +292,8 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     double md = json_number_value(json_object_get(dice, "mean"));
     json_t *lv = json_object_get(json_object_get(r.json, "structures"), "LV");
     cr_assert(json_is_integer(json_object_get(lv, "voxels")), "%s", r.body);
-    cr_assert(json_number_value(json_object_get(json_object_get(r.json, "timings_ms"), "total")) > 0);
+    cr_assert(json_number_value(json_object_get(json_object_get(r.json, "timings_ms"), "total")) >
+              0);
     char url[128];
     snprintf(url, sizeof url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
     long long iid = (long long)json_integer_value(json_object_get(r.json, "id"));
@@ -304,10 +310,11 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     fclose(f);
     tresp_free(&r);
     double per[VOL_NCLASSES];
-    cr_assert_float_eq(md, dice_by_count(maskf, lab + strlen("label=@"), per), 1e-9, "mean Dice %g", md);
+    cr_assert_float_eq(md, dice_by_count(maskf, lab + strlen("label=@"), per), 1e-9, "mean Dice %g",
+                       md);
     for (int c = 1; c < VOL_NCLASSES; c++)
-        cr_assert_float_eq(json_number_value(json_object_get(dice, vol_class_names[c])), per[c], 1e-9,
-                           "%s", vol_class_names[c]);
+        cr_assert_float_eq(json_number_value(json_object_get(dice, vol_class_names[c])), per[c],
+                           1e-9, "%s", vol_class_names[c]);
     json_decref(dice);
     /* every inference is recorded */
     char ids[24];
@@ -315,7 +322,10 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     char *n = tdb_value(pg, "SELECT count(*) FROM inferences WHERE mask_path IS NOT NULL");
     cr_assert_str_eq(n, "2");
     free(n);
-    n = tdb_valuep(pg, "SELECT dice->>'mean' IS NOT NULL AND input_sha256 ~ '^[0-9a-f]{64}$' FROM inferences WHERE id = $1::bigint", 1, ids);
+    n = tdb_valuep(pg,
+                   "SELECT dice->>'mean' IS NOT NULL AND input_sha256 ~ '^[0-9a-f]{64}$' FROM "
+                   "inferences WHERE id = $1::bigint",
+                   1, ids);
     cr_assert_str_eq(n, "t");
     free(n);
 
@@ -391,8 +401,9 @@ Test(svc, segment_errors, .timeout = 120)
     snprintf(cmd, sizeof cmd, "test -z \"$(ls '%s/data/tmp' 2>/dev/null)\"", srv.dir);
     cr_assert_eq(system(cmd), 0, "temporary files left in %s/data/tmp", srv.dir);
     /* unknown resources */
-    const char *paths[] = {"/models/999", "/models/999/weights", "/inferences/999/mask", "/jobs/999", "/jobs/999/events",
-                           "/datasets/999", "/models/abc", NULL};
+    const char *paths[] = {
+        "/models/999",      "/models/999/weights", "/inferences/999/mask", "/jobs/999",
+        "/jobs/999/events", "/datasets/999",       "/models/abc",          NULL};
     for (int i = 0; paths[i]; i++) {
         cr_assert_eq(thttp(&srv, "GET", paths[i], NULL, NULL, 0, &r), 0);
         cr_assert_eq(r.status, 404, "%s: %ld %s", paths[i], r.status, r.body);
@@ -488,7 +499,8 @@ Test(svc, queue_full_503_and_health_stays_fast, .timeout = 180)
     cr_assert_eq(answered, 2, "two of four requests answered while the pool was held");
     cr_assert_eq(log_count("segmentation held"), 1, "one engine worker holds one task");
     tresp r;
-    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0, "/healthz answers while the pool is full");
+    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0,
+                 "/healthz answers while the pool is full");
     cr_assert_eq(r.status, 200);
     tresp_free(&r);
     for (int k = 0; k < 4; k++)
@@ -504,7 +516,8 @@ Test(svc, queue_full_503_and_health_stays_fast, .timeout = 180)
         ok += res[i].status == 200;
         full += res[i].status == 503;
     }
-    cr_assert_eq(ok, 2, "statuses %ld %ld %ld %ld", res[0].status, res[1].status, res[2].status, res[3].status);
+    cr_assert_eq(ok, 2, "statuses %ld %ld %ld %ld", res[0].status, res[1].status, res[2].status,
+                 res[3].status);
     cr_assert_eq(full, 2);
     cr_assert_eq(log_count("segmentation held"), 1, "the waiting task ran after the gate opened");
     stop();
@@ -543,7 +556,8 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     const char *vals[] = {img, lab, NULL};
     cr_assert_eq(tform(path, vals, NULL, &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "field")), "label");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "field")),
+                     "label");
     tresp_free(&r);
     /* the same files in another dataset: stored once */
     char cmd[700], count[600];
@@ -552,7 +566,8 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     sh("%s", cmd);
     long long v2 = add_volume(d2, "a");
     cr_assert_neq(v1, v2);
-    snprintf(cmd, sizeof cmd, "test $(find '%s/data/blobs' -type f | wc -l) -eq $(cat '%s')", srv.dir, count);
+    snprintf(cmd, sizeof cmd, "test $(find '%s/data/blobs' -type f | wc -l) -eq $(cat '%s')",
+             srv.dir, count);
     cr_assert_eq(system(cmd), 0, "image and label stored once each");
     /* GET /datasets/{id}: dims, spacing, label statistics */
     snprintf(path, sizeof path, "/datasets/%lld", d2);
@@ -561,7 +576,9 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     cr_assert_eq(json_integer_value(json_array_get(json_object_get(v, "dims"), 0)), 40);
     cr_assert_eq(json_integer_value(json_array_get(json_object_get(v, "dims"), 2)), 16);
     cr_assert(json_is_true(json_object_get(v, "has_label")));
-    cr_assert_gt(json_integer_value(json_object_get(json_object_get(json_object_get(v, "label_stats"), "LV"), "voxels")), 0);
+    cr_assert_gt(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(v, "label_stats"), "LV"), "voxels")),
+                 0);
     json_decref(d);
     /* delete: 204, then 404 */
     cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
@@ -583,7 +600,8 @@ Test(svc, bearer_tokens, .timeout = 120)
     char url[1024], tokfile[600];
     tdb_url(dbname, url);
     snprintf(tokfile, sizeof tokfile, "%s/token", dir);
-    sh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"), url, tokfile);
+    sh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null",
+       tenv("MKDSEG_TEST_BIN"), url, tokfile);
     char tok[128] = "";
     FILE *f = fopen(tokfile, "r");
     cr_assert(f && fgets(tok, sizeof tok, f));
@@ -623,7 +641,8 @@ Test(svc, bearer_tokens, .timeout = 120)
 
 /* ---- jobs: cancel ------------------------------------------------------------------------- */
 
-static const char *tiny_cfg = "\"size\":32,\"seg_width\":2,\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2";
+static const char *tiny_cfg =
+    "\"size\":32,\"seg_width\":2,\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2";
 
 Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
 {
@@ -632,7 +651,9 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     long long d = create_dataset("ct", "ct");
     add_volume(d, "c1");
     char body[512];
-    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":100000,%s}}", d, tiny_cfg);
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":100000,%s}}",
+             d, tiny_cfg);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
@@ -647,9 +668,11 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     int seen = 0;
     for (int i = 0; i < 3000 && seen < 2; i++) {
         json_t *j = get_json(path);
-        seen = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
+        seen =
+            (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
         const char *st = json_string_value(json_object_get(j, "state"));
-        cr_assert(st && (!strcmp(st, "queued") || !strcmp(st, "running")), "job %s before it ran", st ? st : "?");
+        cr_assert(st && (!strcmp(st, "queued") || !strcmp(st, "running")), "job %s before it ran",
+                  st ? st : "?");
         if (seen >= 2)
             cr_assert_str_eq(st, "running", "progress comes from a running job");
         json_decref(j);
@@ -668,7 +691,8 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     tresp_free(&r);
     /* 100000 iterations cannot finish within the outer limit: only the cancel ends the job */
     json_t *j = wait_job(jid, NULL, 600);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "cancelled", "%s", json_dumps(j, 0));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "cancelled", "%s",
+                     json_dumps(j, 0));
     int it = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "iteration"));
     cr_assert_geq(it, seen, "progress kept after the cancel (%d, had %d)", it, seen);
     json_decref(j);
@@ -677,32 +701,41 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     char *nm = tdb_valuep(pg, "SELECT count(*) FROM models WHERE job_id = $1::bigint", 1, jids);
     cr_assert_str_eq(nm, "0", "a cancelled training registers no model");
     free(nm);
-    nm = tdb_valuep(pg, "SELECT count(*) FROM job_events WHERE job_id = $1::bigint AND type = 'state' "
-                        "AND data->>'state' = 'cancelled'", 1, jids);
+    nm = tdb_valuep(pg,
+                    "SELECT count(*) FROM job_events WHERE job_id = $1::bigint AND type = 'state' "
+                    "AND data->>'state' = 'cancelled'",
+                    1, jids);
     cr_assert_str_eq(nm, "1", "one cancelled transition");
     free(nm);
     cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
     tresp_free(&r);
     /* bad requests */
-    const char *bad[] = {"{\"target_dataset\":1,\"method\":\"magic\"}", "{\"target_dataset\":1,\"config\":{\"nope\":1}}",
-                         "{\"target_dataset\":1,\"config\":{\"size\":30}}", "{\"method\":\"baseline\"}",
-                         "{\"target_dataset\":1,\"method\":\"mkd\"}",
-                         "{\"target_dataset\":1,\"method\":\"joint-dsbn\",\"config\":{\"iam\":\"oracle\"}}", NULL};
+    const char *bad[] = {
+        "{\"target_dataset\":1,\"method\":\"magic\"}",
+        "{\"target_dataset\":1,\"config\":{\"nope\":1}}",
+        "{\"target_dataset\":1,\"config\":{\"size\":30}}",
+        "{\"method\":\"baseline\"}",
+        "{\"target_dataset\":1,\"method\":\"mkd\"}",
+        "{\"target_dataset\":1,\"method\":\"joint-dsbn\",\"config\":{\"iam\":\"oracle\"}}",
+        NULL};
     const long want[] = {422, 422, 422, 400, 422, 422};
     const char *want_field[] = {"method", "config", "config", "target_dataset", NULL, "config.iam"};
     for (int i = 0; bad[i]; i++) {
         char b[256];
         snprintf(b, sizeof b, "%s", bad[i]);
         if (strstr(b, "\"target_dataset\":1"))
-            snprintf(b, sizeof b, "%.*s%lld%s", (int)(strstr(bad[i], ":1") + 1 - bad[i]), bad[i], d, strstr(bad[i], ":1") + 2);
+            snprintf(b, sizeof b, "%.*s%lld%s", (int)(strstr(bad[i], ":1") + 1 - bad[i]), bad[i], d,
+                     strstr(bad[i], ":1") + 2);
         cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, b, strlen(b), &r), 0);
         cr_assert_eq(r.status, want[i], "%s -> %ld %s", b, r.status, r.body);
         if (want_field[i])
-            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "field")), want_field[i],
-                             "%s -> %s", b, r.body);
+            cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(r.json, "error"), "field")),
+                want_field[i], "%s -> %s", b, r.body);
         if (i == 0)
-            cr_assert(strstr(r.body, "joint-dsbn"), "the method list names every method: %s", r.body);
+            cr_assert(strstr(r.body, "joint-dsbn"), "the method list names every method: %s",
+                      r.body);
         tresp_free(&r);
     }
     /* GET /jobs filters by state */
@@ -717,7 +750,10 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
 
 /* ---- the complete round ------------------------------------------------------------------- */
 
-static size_t sse_data(char *ptr, size_t size, size_t nmemb, void *ud) { return tbuf_write(ptr, size, nmemb, ud); }
+static size_t sse_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    return tbuf_write(ptr, size, nmemb, ud);
+}
 
 Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240)
 {
@@ -735,14 +771,18 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     add_volume(mr, "m2");
     char body[512];
     snprintf(body, sizeof body,
-             "{\"target_dataset\":%lld,\"assistant_dataset\":%lld,\"method\":\"mkd\",\"config\":{\"iters\":40,"
-             "\"iters_per_epoch\":20,\"checkpoint_every\":10,\"lr_seg\":0.001,%s},\"validation\":[%lld]}",
+             "{\"target_dataset\":%lld,\"assistant_dataset\":%lld,\"method\":\"mkd\",\"config\":{"
+             "\"iters\":40,"
+             "\"iters_per_epoch\":20,\"checkpoint_every\":10,\"lr_seg\":0.001,%s},\"validation\":[%"
+             "lld]}",
              ct, mr, tiny_cfg, v3);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
-    cr_assert_eq(json_array_size(json_object_get(json_object_get(r.json, "params"), "validation_volumes")), 1);
+    cr_assert_eq(
+        json_array_size(json_object_get(json_object_get(r.json, "params"), "validation_volumes")),
+        1);
     tresp_free(&r);
     /* watch it through Server-Sent Events until the final state */
     char url[256];
@@ -767,12 +807,14 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     cr_assert(strstr(ev.p, "\"iteration\""), "progress carries the iteration");
     cr_assert(strstr(ev.p, "\"eta_s\""), "progress carries an ETA");
     const char *last = strstr(ev.p, "\"state\": \"succeeded\"");
-    cr_assert(last, "the stream ends with the final state: %s", ev.p + (ev.n > 600 ? ev.n - 600 : 0));
+    cr_assert(last, "the stream ends with the final state: %s",
+              ev.p + (ev.n > 600 ? ev.n - 600 : 0));
     free(ev.p);
     char jp[64];
     snprintf(jp, sizeof jp, "/jobs/%lld", jid);
     json_t *j = get_json(jp);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
+                     json_dumps(j, 0));
     long long mid = (long long)json_integer_value(json_object_get(j, "model_id"));
     cr_assert_gt(mid, 0);
     json_decref(j);
@@ -781,16 +823,19 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     snprintf(mp, sizeof mp, "/models/%lld", mid);
     json_t *m = get_json(mp);
     cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "mkd");
-    cr_assert_eq(json_array_size(json_object_get(m, "datasets")), 3, "target, assistant, validation");
+    cr_assert_eq(json_array_size(json_object_get(m, "datasets")), 3,
+                 "target, assistant, validation");
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "config"), "seg_width")), 2);
-    {   /* a float setting reads as it was given (15 digits, not 0.0010000000000000000208) */
+    { /* a float setting reads as it was given (15 digits, not 0.0010000000000000000208) */
         tresp rr;
         cr_assert_eq(thttp(&srv, "GET", mp, NULL, NULL, 0, &rr), 0);
-        cr_expect(strstr(rr.body, "\"lr_seg\":0.001,"), "%.400s", strstr(rr.body, "lr_seg") ? strstr(rr.body, "lr_seg") : rr.body);
+        cr_expect(strstr(rr.body, "\"lr_seg\":0.001,"), "%.400s",
+                  strstr(rr.body, "lr_seg") ? strstr(rr.body, "lr_seg") : rr.body);
         tresp_free(&rr);
     }
     cr_assert(json_is_object(json_object_get(json_object_get(m, "dice"), "1")) ||
-              json_object_size(json_object_get(m, "dice")) == 1, "%s", json_dumps(m, 0));
+                  json_object_size(json_object_get(m, "dice")) == 1,
+              "%s", json_dumps(m, 0));
     json_decref(m);
     /* promote, then segment with the default: it is the new model */
     char pp[64];
@@ -818,13 +863,15 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     long long ej = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
     j = wait_job(ej, NULL, 60);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
+                     json_dumps(j, 0));
     json_decref(j);
     char dp[96];
     snprintf(dp, sizeof dp, "/dice?model=%lld&dataset=%lld", mid, ct);
     json_t *dice = get_json(dp);
     json_t *runs = json_object_get(dice, "runs");
-    cr_assert_eq(json_array_size(runs), 2, "the validation run and the evaluation: %s", json_dumps(dice, 0));
+    cr_assert_eq(json_array_size(runs), 2, "the validation run and the evaluation: %s",
+                 json_dumps(dice, 0));
     json_t *run = json_array_get(runs, 1);
     cr_assert_eq(json_integer_value(json_object_get(run, "job_id")), ej);
     double md = json_number_value(json_object_get(run, "mean_dice"));
@@ -833,8 +880,9 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     size_t ri;
     double sum = 0, ssum[VOL_NCLASSES] = {0};
     int nrow = 0, nper[VOL_NCLASSES] = {0};
-    json_array_foreach(rows, ri, row) {
-        if (json_integer_value(json_object_get(row, "job_id")) != ej || json_is_null(json_object_get(row, "volume_id")))
+    json_array_foreach (rows, ri, row) {
+        if (json_integer_value(json_object_get(row, "job_id")) != ej ||
+            json_is_null(json_object_get(row, "volume_id")))
             continue;
         double dv = json_number_value(json_object_get(row, "dice"));
         sum += dv, nrow++;
@@ -847,10 +895,12 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     cr_assert_float_eq(md, sum / nrow, 1e-5, "mean Dice %g vs its rows %g", md, sum / nrow);
     for (int c = 1; c < VOL_NCLASSES; c++) {
         cr_assert_eq(nper[c], 3, "%s", vol_class_names[c]);
-        json_t *sd = json_object_get(json_object_get(json_object_get(run, "structures"), vol_class_names[c]), "dice");
+        json_t *sd = json_object_get(
+            json_object_get(json_object_get(run, "structures"), vol_class_names[c]), "dice");
         cr_assert_float_eq(json_number_value(sd), ssum[c] / 3, 1e-5, "%s", vol_class_names[c]);
     }
-    cr_assert(json_is_number(json_object_get(json_object_get(json_object_get(run, "structures"), "LV"), "hd95")));
+    cr_assert(json_is_number(
+        json_object_get(json_object_get(json_object_get(run, "structures"), "LV"), "hd95")));
     /* per volume and structure: 3 volumes x 7 structures + 7 means, plus the validation run's 7 + 7 */
     cr_assert_eq(json_array_size(json_object_get(dice, "results")), 3 * 7 + 7 + 7 + 7);
     json_decref(dice);
@@ -882,12 +932,16 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     tresp_free(&r);
     /* dice-check: passes a zero floor, fails an impossible one */
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 0 --max-drop 1 > /dev/null 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 0 --max-drop 1 > "
+             "/dev/null 2>&1",
              tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
     int rc = system(cmd);
     cr_assert_eq(WEXITSTATUS(rc), 0, "dice-check with a zero floor");
-    snprintf(cmd, sizeof cmd, "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 1.01 > /dev/null 2>&1",
-             tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 1.01 > /dev/null 2>&1",
+        tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
     rc = system(cmd);
     cr_assert_eq(WEXITSTATUS(rc), 1, "dice-check under the floor exits 1");
     stop();
@@ -909,7 +963,8 @@ static void wait_hold(long long jid, const char *point)
         int held = st && at && !strcmp(st, "hold") && !strcmp(at, point);
         const char *state = json_string_value(json_object_get(j, "state"));
         cr_assert(state && (!strcmp(state, "queued") || !strcmp(state, "running")),
-                  "job %lld reached '%s' before its hold point %s", jid, state ? state : "?", point);
+                  "job %lld reached '%s' before its hold point %s", jid, state ? state : "?",
+                  point);
         json_decref(j);
         if (held)
             return;
@@ -937,21 +992,24 @@ static void start_shared(const char *hold, char *url, size_t urllen, char *data,
         setenv("MKDSEG_TEST_HOLD", hold, 1);
     else
         unsetenv("MKDSEG_TEST_HOLD");
-    const char *args[] = {"--data-dir", data, "--job-lease", "3", "--job-poll", "1", "--default-model", "", NULL};
+    const char *args[] = {"--data-dir",      data, "--job-lease", "3", "--job-poll", "1",
+                          "--default-model", "",   NULL};
     cr_assert_eq(tsrv_start(&srv, url, args), 0);
     unsetenv("MKDSEG_TEST_HOLD");
 }
 
 /* Kills the server with SIGKILL while its job is held at `hold`, starts another one on the
  * same database and blob store, and waits for the job to finish there. Returns the job. */
-static json_t *kill_and_take_over(long long jid, const char *hold, char *url, size_t urllen, char *data, size_t datalen)
+static json_t *kill_and_take_over(long long jid, const char *hold, char *url, size_t urllen,
+                                  char *data, size_t datalen)
 {
     wait_hold(jid, hold);
     kill(srv.pid, SIGKILL);
     cr_assert_eq(tsrv_stop(&srv), 137);
     start_shared(NULL, url, urllen, data, datalen);
     json_t *j = wait_job(jid, NULL, 300);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
+                     json_dumps(j, 0));
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2, "%s", json_dumps(j, 0));
     return j;
 }
@@ -979,34 +1037,42 @@ static void kill_training_at(const char *hold, int iters, int resume)
     char body[512];
     snprintf(body, sizeof body,
              "{\"target_dataset\":%lld,\"method\":\"baseline\",\"validation\":[%lld,%lld],"
-             "\"config\":{\"iters\":%d,\"checkpoint_every\":10,%s}}", d, v2, v3, iters, tiny_cfg);
+             "\"config\":{\"iters\":%d,\"checkpoint_every\":10,%s}}",
+             d, v2, v3, iters, tiny_cfg);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
     json_t *j = kill_and_take_over(jid, hold, url, sizeof url, data, sizeof data);
-    long long mid = (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
+    long long mid =
+        (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
     cr_assert_gt(mid, 0, "%s", json_dumps(j, 0));
-    cr_assert(json_is_number(json_object_get(json_object_get(j, "result"), "mean_dice")), "validated: %s", json_dumps(j, 0));
+    cr_assert(json_is_number(json_object_get(json_object_get(j, "result"), "mean_dice")),
+              "validated: %s", json_dumps(j, 0));
     json_decref(j);
     char *n = job_sql("SELECT count(*) FROM models WHERE job_id = $1::bigint", jid);
     cr_assert_str_eq(n, "1", "exactly one model row");
     free(n);
-    n = job_sql("SELECT count(*) FROM model_datasets d JOIN models m ON m.id = d.model_id WHERE m.job_id = $1::bigint", jid);
+    n = job_sql("SELECT count(*) FROM model_datasets d JOIN models m ON m.id = d.model_id WHERE "
+                "m.job_id = $1::bigint",
+                jid);
     cr_assert_str_eq(n, "2", "the model's target and validation links");
     free(n);
     /* one validation run: 2 volumes x 7 structures + 7 means, none twice */
     n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint", jid);
     cr_assert_str_eq(n, "21");
     free(n);
-    char *resumed = job_sql("SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
-                            "data->>'stage' = 'resume'", jid);
+    char *resumed = job_sql(
+        "SELECT max((data->>'iteration')::int) FROM job_events WHERE job_id = $1::bigint AND "
+        "data->>'stage' = 'resume'",
+        jid);
     if (resume < 0) {
         cr_assert(!resumed || !*resumed, "nothing left to train, yet it resumed at %s", resumed);
     } else {
         cr_assert(resumed && *resumed, "no resume event");
-        cr_assert_eq(atoi(resumed), resume, "resumed from iteration %s, not from the checkpoint at %d", resumed, resume);
+        cr_assert_eq(atoi(resumed), resume,
+                     "resumed from iteration %s, not from the checkpoint at %d", resumed, resume);
     }
     free(resumed);
     /* the job's checkpoint folder is gone once the model is committed */
@@ -1047,15 +1113,19 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
     add_volume(d, "c1");
     add_volume(d, "c2");
     char body[512];
-    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d, tiny_cfg);
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d,
+             tiny_cfg);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long tj = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
     json_t *j = wait_job(tj, NULL, 300);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s", json_dumps(j, 0));
-    long long mid = (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
+                     json_dumps(j, 0));
+    long long mid =
+        (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
     json_decref(j);
     /* restart holding evaluations after their first volume */
     cr_assert_eq(tsrv_stop(&srv), 0);
@@ -1071,10 +1141,13 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "volumes")), 2);
     json_decref(j);
     char *n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint", ej);
-    cr_assert_str_eq(n, "21", "2 volumes x 7 structures + 7 means, the first attempt's rows replaced");
+    cr_assert_str_eq(n, "21",
+                     "2 volumes x 7 structures + 7 means, the first attempt's rows replaced");
     free(n);
-    n = job_sql("SELECT count(*) FROM dice_results WHERE job_id = $1::bigint AND volume_id IS NOT NULL "
-                "GROUP BY volume_id, structure HAVING count(*) > 1", ej);
+    n = job_sql(
+        "SELECT count(*) FROM dice_results WHERE job_id = $1::bigint AND volume_id IS NOT NULL "
+        "GROUP BY volume_id, structure HAVING count(*) > 1",
+        ej);
     cr_assert(!n || !*n, "a volume scored twice");
     free(n);
     stop();
@@ -1085,7 +1158,8 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
 /* A DICOM series zip of the phantom <dir>/<name>.nii.gz written by pydicom, plus defects. */
 static void dicom_zip(const char *name, const char *zipname, const char *extra)
 {
-    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' --intercept -1024 %s > /dev/null",
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' "
+       "--intercept -1024 %s > /dev/null",
        dir, zipname, dir, name, extra);
 }
 
@@ -1134,8 +1208,11 @@ Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
     snprintf(p, sizeof p, "%s/seg.dcm", dir);
     save(&r, p);
     tresp_free(&r);
-    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
-    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > /dev/null", dir, dir, dir);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
+       dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > "
+       "/dev/null",
+       dir, dir, dir);
     /* Accept: application/dicom asks for the same */
     const char *acc[] = {"Accept: application/dicom", NULL};
     cr_assert_eq(tform("/segment", parts, acc, &r), 0);
@@ -1212,9 +1289,12 @@ Test(svc, dataset_volume_from_dicom, .timeout = 300)
     cr_assert(rel);
     sh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
     sh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
-    sh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); b=n.load(sys.argv[2]); "
-       "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, b.affine, atol=1e-4) else 1)\" "
-       "'%s/stored.nii.gz' '%s/conv.nii.gz'", dir, dir);
+    sh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); "
+       "b=n.load(sys.argv[2]); "
+       "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, "
+       "b.affine, atol=1e-4) else 1)\" "
+       "'%s/stored.nii.gz' '%s/conv.nii.gz'",
+       dir, dir);
     free(rel);
     stop();
 }
@@ -1233,7 +1313,9 @@ static void json_field(const char *body, const char *key, char *out, size_t outl
 {
     json_t *j = json_loads(body, 0, NULL);
     cr_assert(j, "not JSON: %s", body);
-    snprintf(out, outlen, "%s", json_string_value(json_object_get(j, key)) ? json_string_value(json_object_get(j, key)) : "");
+    snprintf(out, outlen, "%s",
+             json_string_value(json_object_get(j, key)) ? json_string_value(json_object_get(j, key))
+                                                        : "");
     json_decref(j);
 }
 
@@ -1245,7 +1327,8 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     dicom_zip("ct", "ct.zip", "--orient axial-hf");
     char gen_json[700], study[80], series[80];
     snprintf(gen_json, sizeof gen_json, "%s/uids.json", dir);
-    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' --intercept -1024 > '%s'",
+    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' "
+       "--intercept -1024 > '%s'",
        dir, dir, gen_json);
     FILE *f = fopen(gen_json, "r");
     char line[8192] = "";
@@ -1256,7 +1339,8 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     sh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
     /* segment by UIDs: the SEG goes back to the PACS */
     char body[1200];
-    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\",\"labels\":\"index\"}", root,
+    snprintf(body, sizeof body,
+             "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\",\"labels\":\"index\"}", root,
              study, series);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
@@ -1264,32 +1348,40 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     json_t *seg = json_object_get(r.json, "seg");
     cr_assert(json_is_object(seg), "%s", r.body);
     char segseries[80], mask_url[128];
-    snprintf(segseries, sizeof segseries, "%s", json_string_value(json_object_get(seg, "series_instance_uid")));
-    snprintf(mask_url, sizeof mask_url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    snprintf(segseries, sizeof segseries, "%s",
+             json_string_value(json_object_get(seg, "series_instance_uid")));
+    snprintf(mask_url, sizeof mask_url, "%s",
+             json_string_value(json_object_get(r.json, "mask_url")));
     cr_assert_str_eq(json_string_value(json_object_get(seg, "study_instance_uid")), study);
     tresp_free(&r);
     /* QIDO-RS finds it as a SEG series of the study; WADO-RS brings it back; it is checked */
-    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root, study, dir);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root,
+       study, dir);
     sh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
-    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root, study, segseries, dir);
+    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root,
+       study, segseries, dir);
     cr_assert_eq(thttp(&srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     char p[700];
     snprintf(p, sizeof p, "%s/mask.nii%s", dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
     save(&r, p);
     tresp_free(&r);
-    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir, dir, dir);
-    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir, dir, p);
+    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
+       dir, dir);
+    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir,
+       dir, p);
     /* the same series into a dataset */
     long long id = create_dataset("pacs-ct", "ct");
     char path[64];
     snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
-    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\"}", root, study, series);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\"}", root,
+             study, series);
     cr_assert_eq(thttp(&srv, "POST", path, json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     tresp_free(&r);
     /* an unknown series on an allowed PACS: 404 */
-    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"1.2.3.4\"}", root, study);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"1.2.3.4\"}",
+             root, study);
     cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 404, "%s", r.body);
     cr_assert_str_eq(err_code(&r), "series_not_found");
@@ -1309,7 +1401,8 @@ Test(svc, dicomweb_deny_by_default, .timeout = 120)
     snprintf(u2, sizeof u2, "%s/studies/1", root);
     urls[0] = u1, urls[1] = u2, urls[2] = "http://127.0.0.2:9/dicom-web";
     for (int i = 0; i < 3; i++) {
-        snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", urls[i]);
+        snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}",
+                 urls[i]);
         tresp r;
         cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
         cr_assert_eq(r.status, 403, "%s: %s", urls[i], r.body);
@@ -1317,7 +1410,8 @@ Test(svc, dicomweb_deny_by_default, .timeout = 120)
         tresp_free(&r);
     }
     /* UIDs that are not UIDs never reach a URL */
-    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2/../x\",\"series\":\"1.3\"}", root);
+    snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2/../x\",\"series\":\"1.3\"}",
+             root);
     tresp r;
     cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
@@ -1384,8 +1478,10 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     tresp_free(&r);
     /* no part file is left behind once the requests are complete (the server frees an upload
      * after its response is sent: wait for that, 30 s at most) */
-    sh("for i in $(seq 300); do test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\" && exit 0; sleep 0.1; done; "
-       "ls -la '%s/data/tmp'; exit 1", srv.dir, srv.dir);
+    sh("for i in $(seq 300); do test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\" && exit 0; sleep "
+       "0.1; done; "
+       "ls -la '%s/data/tmp'; exit 1",
+       srv.dir, srv.dir);
     stop();
 }
 
@@ -1463,7 +1559,9 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     long long d = create_dataset("ct", "ct");
     add_volume(d, "ct");
     char body[512];
-    snprintf(body, sizeof body, "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d, tiny_cfg);
+    snprintf(body, sizeof body,
+             "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d,
+             tiny_cfg);
     cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
@@ -1471,14 +1569,16 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     json_t *j = wait_job(jid, NULL, 100);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
     char model[64];
-    snprintf(model, sizeof model, "model=%lld", (long long)json_integer_value(json_object_get(j, "model_id")));
+    snprintf(model, sizeof model, "model=%lld",
+             (long long)json_integer_value(json_object_get(j, "model_id")));
     json_decref(j);
     const char *parts2[] = {vol, model, NULL};
     cr_assert_eq(tform("/segment", parts2, acc, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_expect(json_is_null(json_object_get(r.json, "uncertainty")), "%s", r.body);
     char path[96];
-    snprintf(path, sizeof path, "/inferences/%lld/uncertainty", (long long)json_integer_value(json_object_get(r.json, "id")));
+    snprintf(path, sizeof path, "/inferences/%lld/uncertainty",
+             (long long)json_integer_value(json_object_get(r.json, "id")));
     tresp_free(&r);
     cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
     cr_expect_eq(r.status, 404);

@@ -100,7 +100,7 @@ double golden_rel_err(const float *a, const float *b, size_t n, double floor)
             scale = fabs((double)b[i]);
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= err))            /* NaN counts as infinitely wrong */
+        if (!(d <= err)) /* NaN counts as infinitely wrong */
             err = isnan(d) ? INFINITY : d;
     }
     return err / scale;

@@ -16,11 +16,11 @@
 
 typedef struct {
     char name[128];
-    int dtype;               /* 0 float32, 1 int32, 2 float64 */
+    int dtype; /* 0 float32, 1 int32, 2 float64 */
     int ndim;
     int dims[8];
     size_t numel;
-    void *data;              /* numel elements of dtype */
+    void *data; /* numel elements of dtype */
 } golden_entry;
 
 typedef struct {

@@ -7,8 +7,8 @@
 
 #include <curl/curl.h>
 
-int tform_post(const tsrv *s, const char *path, const char *const *parts, const char *const *headers,
-               tresp *out)
+int tform_post(const tsrv *s, const char *path, const char *const *parts,
+               const char *const *headers, tresp *out)
 {
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();

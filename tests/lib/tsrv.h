@@ -14,9 +14,9 @@
 typedef struct {
     pid_t pid;
     int port;
-    char base[64];     /* "http://127.0.0.1:PORT" */
-    char dir[256];     /* private temporary folder (data dir, log) */
-    char log[300];     /* the server's stderr */
+    char base[64]; /* "http://127.0.0.1:PORT" */
+    char dir[256]; /* private temporary folder (data dir, log) */
+    char log[300]; /* the server's stderr */
 } tsrv;
 
 /* The environment variable `name`, or aborts the test with a message saying to use make test. */
@@ -34,10 +34,10 @@ int tsrv_log_contains(const tsrv *s, const char *needle);
 
 typedef struct {
     long status;
-    char *body;     /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
-    char *headers;  /* raw header block */
-    json_t *json;   /* parsed body when it is JSON, else NULL */
+    char *headers; /* raw header block */
+    json_t *json;  /* parsed body when it is JSON, else NULL */
 } tresp;
 
 /* Sends one request. `headers`: NULL-terminated "Name: value" strings (may be NULL); body may

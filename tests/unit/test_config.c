@@ -11,9 +11,17 @@
 /* Criterion runs each test in its own process: setenv/unsetenv do not leak between tests. */
 static void clean_env(void)
 {
-    const char *vars[] = {"MKDSEG_HOST", "MKDSEG_PORT", "MKDSEG_DATABASE_URL", "DATABASE_URL",
-                          "MKDSEG_MAX_BODY", "MKDSEG_AUTH", "MKDSEG_LOG_LEVEL", "MKDSEG_HTTP_THREADS",
-                          "MKDSEG_MAX_JSON", "MKDSEG_CORS_ORIGIN", NULL};
+    const char *vars[] = {"MKDSEG_HOST",
+                          "MKDSEG_PORT",
+                          "MKDSEG_DATABASE_URL",
+                          "DATABASE_URL",
+                          "MKDSEG_MAX_BODY",
+                          "MKDSEG_AUTH",
+                          "MKDSEG_LOG_LEVEL",
+                          "MKDSEG_HTTP_THREADS",
+                          "MKDSEG_MAX_JSON",
+                          "MKDSEG_CORS_ORIGIN",
+                          NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
 }
@@ -153,7 +161,7 @@ Test(config, help_lists_every_setting_with_default_and_env)
     cr_assert_geq(json_object_size(j), 14, "at least the 14 settings the issue names");
     const char *key;
     json_t *v;
-    json_object_foreach(j, key, v) {
+    json_object_foreach (j, key, v) {
         char flag[80], env[80];
         snprintf(flag, sizeof flag, "--%s ", key);
         snprintf(env, sizeof env, "MKDSEG_");

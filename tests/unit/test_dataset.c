@@ -24,8 +24,11 @@ TestSuite(dataset, .init = setup, .fini = teardown);
 static void phantom(const char *mod, int seed, const char *img, const char *lab)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s phantom --modality %s --seed %d --shape 48,44,16 --image %s --label %s 2>/dev/null",
-             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", mod, seed, img, lab);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s phantom --modality %s --seed %d --shape 48,44,16 --image %s --label %s 2>/dev/null",
+        getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", mod, seed, img,
+        lab);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
@@ -39,14 +42,19 @@ Test(dataset, slices_hold_the_labelled_structures_in_range)
     cr_assert_eq(vol_read(lab, NULL, &lv, err, sizeof err), 0, "%s", err);
     int64_t n = lv.geom.nx * lv.geom.ny * lv.geom.nz;
     uint8_t *cls = malloc((size_t)n);
-    cr_assert_eq(vol_labels_to_classes(lv.data, n, VOL_LABELS_AUTO, cls, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_labels_to_classes(lv.data, n, VOL_LABELS_AUTO, cls, err, sizeof err), 0, "%s",
+                 err);
     vol_slice_frame f;
     vol_geom_slice_frame(&lv.geom, &f);
     int labelled = 0;
     for (int64_t k = 0; k < f.nslices; k++) {
         uint8_t *sl = malloc((size_t)(f.w * f.h));
         prep_slice_get_u8(&lv.geom, &f, cls, k, sl);
-        for (int64_t i = 0; i < f.w * f.h; i++) if (sl[i]) { labelled++; break; }
+        for (int64_t i = 0; i < f.w * f.h; i++)
+            if (sl[i]) {
+                labelled++;
+                break;
+            }
         free(sl);
     }
     cr_assert_gt(labelled, 0);
@@ -86,7 +94,8 @@ Test(dataset, mismatched_grids_and_unknown_labels_are_errors)
     snprintf(bl, sizeof bl, "%s/b_label.nii.gz", dir);
     phantom("ct", 3, a, al);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 4 --shape 40,40,16 --image %s --label %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "%s phantom --modality ct --seed 4 --shape 40,40,16 --image %s --label %s 2>/dev/null",
              getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", b, bl);
     cr_assert_eq(system(cmd), 0);
     train_slices s = {0};

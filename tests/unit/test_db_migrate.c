@@ -40,17 +40,21 @@ Test(db_migrate, embedded_schema_applies_once_with_comments)
     cr_assert_geq(n, 1);
     cr_assert_eq(db_migrate(pg, db_migrations_embedded, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, n);
-    const char *tables[] = {"datasets", "volumes", "models", "jobs", "job_events", "dice_results",
+    const char *tables[] = {"datasets",   "volumes",    "models",
+                            "jobs",       "job_events", "dice_results",
                             "inferences", "api_tokens", "schema_migrations"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        char *c = tdb_valuep(pg, "SELECT obj_description(to_regclass($1), 'pg_class')", 1, tables[i]);
+        char *c =
+            tdb_valuep(pg, "SELECT obj_description(to_regclass($1), 'pg_class')", 1, tables[i]);
         cr_assert(c && strlen(c) > 10, "table %s missing or without COMMENT", tables[i]);
         free(c);
     }
     /* every table of the schema has a comment */
-    cr_assert_eq(count("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                       "WHERE n.nspname = 'public' AND c.relkind = 'r' "
-                       "AND obj_description(c.oid, 'pg_class') IS NULL"), 0);
+    cr_assert_eq(
+        count("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE n.nspname = 'public' AND c.relkind = 'r' "
+              "AND obj_description(c.oid, 'pg_class') IS NULL"),
+        0);
     cr_assert_eq(db_migrate(pg, db_migrations_embedded, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, 0, "second run applies nothing");
     cr_assert_eq(db_migrate_check(pg, db_migrations_embedded, err, sizeof err), 0, "%s", err);
@@ -97,14 +101,17 @@ Test(db_migrate, applies_in_version_order_and_records)
     db_migration list[] = {{"0002_b.sql", SQL_B}, {"0001_a.sql", SQL_A}, {NULL, NULL}};
     cr_assert_eq(db_migrate(pg, list, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, 2);
-    char *v = tdb_value(pg, "SELECT string_agg(version || ':' || name, ',' ORDER BY applied_at, version) "
-                            "FROM schema_migrations");
+    char *v =
+        tdb_value(pg, "SELECT string_agg(version || ':' || name, ',' ORDER BY applied_at, version) "
+                      "FROM schema_migrations");
     cr_assert_str_eq(v, "1:0001_a.sql,2:0002_b.sql");
     free(v);
     cr_assert_eq(count("SELECT count(*) FROM b"), 0);
     /* adding 0003 later applies only it */
-    db_migration more[] = {{"0001_a.sql", SQL_A}, {"0002_b.sql", SQL_B},
-                           {"0003_c.sql", "ALTER TABLE a ADD COLUMN c text;"}, {NULL, NULL}};
+    db_migration more[] = {{"0001_a.sql", SQL_A},
+                           {"0002_b.sql", SQL_B},
+                           {"0003_c.sql", "ALTER TABLE a ADD COLUMN c text;"},
+                           {NULL, NULL}};
     cr_assert_eq(db_migrate(pg, more, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, 1);
     cr_assert_eq(count("SELECT count(*) FROM schema_migrations"), 3);
@@ -125,10 +132,13 @@ Test(db_migrate, refuses_changed_migration)
 Test(db_migrate, refuses_out_of_order_and_unknown)
 {
     char err[1024];
-    db_migration l13[] = {{"0001_a.sql", SQL_A}, {"0003_c.sql", "CREATE TABLE c (x int);"}, {NULL, NULL}};
+    db_migration l13[] = {
+        {"0001_a.sql", SQL_A}, {"0003_c.sql", "CREATE TABLE c (x int);"}, {NULL, NULL}};
     cr_assert_eq(db_migrate(pg, l13, NULL, err, sizeof err), 0, "%s", err);
-    db_migration l123[] = {{"0001_a.sql", SQL_A}, {"0002_b.sql", SQL_B},
-                           {"0003_c.sql", "CREATE TABLE c (x int);"}, {NULL, NULL}};
+    db_migration l123[] = {{"0001_a.sql", SQL_A},
+                           {"0002_b.sql", SQL_B},
+                           {"0003_c.sql", "CREATE TABLE c (x int);"},
+                           {NULL, NULL}};
     cr_assert_eq(db_migrate(pg, l123, NULL, err, sizeof err), -1);
     cr_assert(strstr(err, "0002_b.sql") && strstr(err, "below"), "%s", err);
     cr_assert_null(tdb_value(pg, "SELECT to_regclass('b')::text"), "0002 must not have run");
@@ -164,7 +174,8 @@ Test(db_migrate, failing_migration_rolls_back)
 Test(db_migrate, rejects_bad_names_and_duplicates)
 {
     char err[1024];
-    const char *bad[] = {"1_x.sql", "0001-x.sql", "0000_x.sql", "0001_X.sql", "0001_x.txt", "abcd_x.sql"};
+    const char *bad[] = {"1_x.sql",    "0001-x.sql", "0000_x.sql",
+                         "0001_X.sql", "0001_x.txt", "abcd_x.sql"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         db_migration l[] = {{bad[i], "SELECT 1;"}, {NULL, NULL}};
         cr_assert_eq(db_migrate(pg, l, NULL, err, sizeof err), -1, "%s accepted", bad[i]);

@@ -15,7 +15,8 @@ Test(dice_regression, tiny_mkd_model_stays_above_the_committed_floor, .timeout =
     char line[256];
     double floor_ = -1;
     while (fgets(line, sizeof line, f))
-        if (line[0] != '#' && sscanf(line, "%lf", &floor_) == 1) break;
+        if (line[0] != '#' && sscanf(line, "%lf", &floor_) == 1)
+            break;
     fclose(f);
     cr_assert(floor_ > 0 && floor_ < 1, "no floor in tests/dice_floor.txt");
 
@@ -28,7 +29,8 @@ Test(dice_regression, tiny_mkd_model_stays_above_the_committed_floor, .timeout =
     int rc = system(cmd);
     char tail[1200];
     snprintf(tail, sizeof tail, "tail -5 %s/train.log >&2", dir);
-    if (rc) (void)!system(tail);
+    if (rc)
+        (void)!system(tail);
     cr_assert_eq(rc, 0, "%s failed", cmd);
     char path[600];
     snprintf(path, sizeof path, "%s/eval.json", dir);
@@ -37,7 +39,8 @@ Test(dice_regression, tiny_mkd_model_stays_above_the_committed_floor, .timeout =
     cr_assert_not_null(j, "%s: %s", path, je.text);
     double dice = json_real_value(json_object_get(json_object_get(j, "mean"), "dice"));
     fprintf(stderr, "dice-ci: ensemble mean Dice %.4f (floor %.4f)\n", dice, floor_);
-    cr_expect_geq(dice, floor_, "ensemble mean Dice %.4f fell below the committed floor %.4f", dice, floor_);
+    cr_expect_geq(dice, floor_, "ensemble mean Dice %.4f fell below the committed floor %.4f", dice,
+                  floor_);
     json_decref(j);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     (void)!system(cmd);

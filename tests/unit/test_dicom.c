@@ -47,8 +47,9 @@ static void oracle(const char *dir, vol_t *ref)
 {
     char cmd[4096], out[600], err[512];
     snprintf(out, sizeof out, "%s/ref", tmpdir);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && dcm2niix -z n -b n -f ref -o '%s' '%s' > '%s/dcm2niix.log' 2>&1", out,
-             out, dir, tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && dcm2niix -z n -b n -f ref -o '%s' '%s' > '%s/dcm2niix.log' 2>&1",
+             out, out, dir, tmpdir);
     cr_assert_eq(system(cmd), 0, "dcm2niix failed");
     snprintf(out, sizeof out, "%s/ref/ref.nii", tmpdir);
     cr_assert_eq(vol_read(out, NULL, ref, err, sizeof err), 0, "%s", err);
@@ -57,8 +58,9 @@ static void oracle(const char *dir, vol_t *ref)
 /* Checks that v and ref are the same grid in world space and hold the same voxels. */
 static void same_in_world(const vol_t *v, const vol_t *ref)
 {
-    const double (*A)[4] = v->geom.affine, (*R)[4] = ref->geom.affine;
-    int64_t dm[3] = {v->geom.nx, v->geom.ny, v->geom.nz}, dr[3] = {ref->geom.nx, ref->geom.ny, ref->geom.nz};
+    const double(*A)[4] = v->geom.affine, (*R)[4] = ref->geom.affine;
+    int64_t dm[3] = {v->geom.nx, v->geom.ny, v->geom.nz},
+            dr[3] = {ref->geom.nx, ref->geom.ny, ref->geom.nz};
     /* the reference axis (and direction) each of mkdseg's array axes runs along */
     int ax[3], sg[3];
     for (int c = 0; c < 3; c++) {
@@ -72,10 +74,13 @@ static void same_in_world(const vol_t *v, const vol_t *ref)
             if (fabs(cosv) > best)
                 best = fabs(cosv), ax[c] = d, sg[c] = cosv > 0 ? 1 : -1;
         }
-        cr_assert_gt(best, 1 - 1e-6, "axis %d of mkdseg's grid is parallel to no axis of dcm2niix's", c);
-        cr_assert_eq(dm[c], dr[ax[c]], "axis %d: %lld voxels, dcm2niix %lld", c, (long long)dm[c], (long long)dr[ax[c]]);
+        cr_assert_gt(best, 1 - 1e-6,
+                     "axis %d of mkdseg's grid is parallel to no axis of dcm2niix's", c);
+        cr_assert_eq(dm[c], dr[ax[c]], "axis %d: %lld voxels, dcm2niix %lld", c, (long long)dm[c],
+                     (long long)dr[ax[c]]);
         for (int r = 0; r < 3; r++)
-            cr_assert(fabs(A[r][c] - sg[c] * R[r][ax[c]]) < 1e-4, "affine column %d differs from dcm2niix by %g mm", c,
+            cr_assert(fabs(A[r][c] - sg[c] * R[r][ax[c]]) < 1e-4,
+                      "affine column %d differs from dcm2niix by %g mm", c,
                       A[r][c] - sg[c] * R[r][ax[c]]);
     }
     /* voxel (0,0,0) of mkdseg's grid: where it lies in dcm2niix's */
@@ -86,7 +91,8 @@ static void same_in_world(const vol_t *v, const vol_t *ref)
         double w = R[r][3];
         for (int d = 0; d < 3; d++)
             w += R[r][d] * (double)o[d];
-        cr_assert(fabs(A[r][3] - w) < 1e-4, "origin differs from dcm2niix by %g mm on axis %d", A[r][3] - w, r);
+        cr_assert(fabs(A[r][3] - w) < 1e-4, "origin differs from dcm2niix by %g mm on axis %d",
+                  A[r][3] - w, r);
     }
     int64_t diff = 0;
     for (int64_t k = 0; k < dm[2]; k++)
@@ -95,7 +101,8 @@ static void same_in_world(const vol_t *v, const vol_t *ref)
                 int64_t idx[3] = {i, j, k}, q[3];
                 for (int c = 0; c < 3; c++)
                     q[ax[c]] = sg[c] > 0 ? idx[c] : dr[ax[c]] - 1 - idx[c];
-                float a = v->data[(k * dm[1] + j) * dm[0] + i], b = ref->data[(q[2] * dr[1] + q[1]) * dr[0] + q[0]];
+                float a = v->data[(k * dm[1] + j) * dm[0] + i],
+                      b = ref->data[(q[2] * dr[1] + q[1]) * dr[0] + q[0]];
                 diff += a != b;
             }
     cr_assert_eq(diff, 0, "%lld voxels differ from dcm2niix", (long long)diff);
@@ -119,24 +126,47 @@ static void check_series(const char *args)
     cr_assert_eq(code, DICOM_OK);
     same_in_world(&v, &ref);
     cr_assert_eq(m.nslices, (int)v.geom.nz);
-    cr_assert_eq(m.slices[0].ipp[0] * -1, v.geom.affine[0][3], "the first slice is the affine's origin (LPS->RAS)");
+    cr_assert_eq(m.slices[0].ipp[0] * -1, v.geom.affine[0][3],
+                 "the first slice is the affine's origin (LPS->RAS)");
     /* the folder reads the same */
     cr_assert_eq(vol_read_any(dir, NULL, &vd, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(memcmp(vd.data, v.data, (size_t)(v.geom.nx * v.geom.ny * v.geom.nz) * sizeof(float)), 0);
+    cr_assert_eq(
+        memcmp(vd.data, v.data, (size_t)(v.geom.nx * v.geom.ny * v.geom.nz) * sizeof(float)), 0);
     dicom_meta_free(&m);
     vol_free(&v);
     vol_free(&vd);
     vol_free(&ref);
 }
 
-Test(dicom, axial_head_first_int16_rescaled) { check_series("--orient axial-hf --dtype int16 --slope 0.5 --intercept -1024"); }
+Test(dicom, axial_head_first_int16_rescaled)
+{
+    check_series("--orient axial-hf --dtype int16 --slope 0.5 --intercept -1024");
+}
 Test(dicom, axial_feet_first_uint16) { check_series("--orient axial-ff --dtype uint16 --seed 2"); }
-Test(dicom, coronal_int16) { check_series("--orient coronal --dtype int16 --slope 2 --intercept -1000 --seed 3"); }
-Test(dicom, sagittal_uint16_rescaled) { check_series("--orient sagittal --dtype uint16 --slope 1.25 --intercept 10 --seed 4"); }
-Test(dicom, oblique_int16) { check_series("--orient oblique --dtype int16 --slope 1 --intercept -1024 --seed 5"); }
-Test(dicom, oblique_uint16_mr) { check_series("--orient oblique --dtype uint16 --modality MR --seed 6 --shape 16,18,9"); }
-Test(dicom, enhanced_multiframe_axial) { check_series("--enhanced --orient axial-hf --slope 0.5 --intercept -1024 --seed 7"); }
-Test(dicom, enhanced_multiframe_oblique) { check_series("--enhanced --orient oblique --dtype uint16 --seed 8"); }
+Test(dicom, coronal_int16)
+{
+    check_series("--orient coronal --dtype int16 --slope 2 --intercept -1000 --seed 3");
+}
+Test(dicom, sagittal_uint16_rescaled)
+{
+    check_series("--orient sagittal --dtype uint16 --slope 1.25 --intercept 10 --seed 4");
+}
+Test(dicom, oblique_int16)
+{
+    check_series("--orient oblique --dtype int16 --slope 1 --intercept -1024 --seed 5");
+}
+Test(dicom, oblique_uint16_mr)
+{
+    check_series("--orient oblique --dtype uint16 --modality MR --seed 6 --shape 16,18,9");
+}
+Test(dicom, enhanced_multiframe_axial)
+{
+    check_series("--enhanced --orient axial-hf --slope 0.5 --intercept -1024 --seed 7");
+}
+Test(dicom, enhanced_multiframe_oblique)
+{
+    check_series("--enhanced --orient oblique --dtype uint16 --seed 8");
+}
 
 /* The slices come out in position order whatever InstanceNumber says, and the metadata that
  * `mkdseg info` prints is what was written. */
@@ -167,26 +197,52 @@ static void refused(const char *args, dicom_code want, const char *needle)
     gen(zip, args);
     vol_t v;
     dicom_code code = DICOM_OK;
-    cr_assert_eq(dicom_read(zip, NULL, 1, &v, NULL, &code, err, sizeof err), -1, "%s was read", args);
-    cr_assert_eq(code, want, "%s: code %s (%s), expected %s", args, dicom_code_name(code), err, dicom_code_name(want));
+    cr_assert_eq(dicom_read(zip, NULL, 1, &v, NULL, &code, err, sizeof err), -1, "%s was read",
+                 args);
+    cr_assert_eq(code, want, "%s: code %s (%s), expected %s", args, dicom_code_name(code), err,
+                 dicom_code_name(want));
     cr_assert(strstr(err, needle) != NULL, "%s: '%s' lacks '%s'", args, err, needle);
     cr_assert(strstr(err, tmpdir) == NULL, "the message names a server path: %s", err);
     cr_assert_null(v.data);
 }
 
-Test(dicom, refuses_several_series) { refused("--defect two-series", DICOM_E_SEVERAL_SERIES, "2 series"); }
-Test(dicom, refuses_missing_slice) { refused("--defect drop-slice", DICOM_E_SPACING, "not uniform"); }
+Test(dicom, refuses_several_series)
+{
+    refused("--defect two-series", DICOM_E_SEVERAL_SERIES, "2 series");
+}
+Test(dicom, refuses_missing_slice)
+{
+    refused("--defect drop-slice", DICOM_E_SPACING, "not uniform");
+}
 Test(dicom, refuses_gantry_tilt) { refused("--defect tilt", DICOM_E_TILT, "tilted by 9.09"); }
-Test(dicom, refuses_missing_pixels) { refused("--defect no-pixels", DICOM_E_NO_PIXELS, "no PixelData"); }
+Test(dicom, refuses_missing_pixels)
+{
+    refused("--defect no-pixels", DICOM_E_NO_PIXELS, "no PixelData");
+}
 Test(dicom, refuses_one_slice) { refused("--defect one-slice", DICOM_E_ONE_SLICE, "one slice"); }
-Test(dicom, refuses_duplicate_positions) { refused("--defect duplicate", DICOM_E_DUPLICATE, "same position"); }
+Test(dicom, refuses_duplicate_positions)
+{
+    refused("--defect duplicate", DICOM_E_DUPLICATE, "same position");
+}
 Test(dicom, refuses_jpeg2000) { refused("--defect jpeg2000", DICOM_E_COMPRESSION, "JPEG 2000"); }
 Test(dicom, refuses_truncated_file) { refused("--defect truncate", DICOM_E_CORRUPT, "truncated"); }
-Test(dicom, refuses_path_traversal) { refused("--zip-defect traversal", DICOM_E_ZIP_UNSAFE, "'..'"); }
-Test(dicom, refuses_many_empty_entries) { refused("--zip-defect empties", DICOM_E_ZIP_UNSAFE, "entries"); }
+Test(dicom, refuses_path_traversal)
+{
+    refused("--zip-defect traversal", DICOM_E_ZIP_UNSAFE, "'..'");
+}
+Test(dicom, refuses_many_empty_entries)
+{
+    refused("--zip-defect empties", DICOM_E_ZIP_UNSAFE, "entries");
+}
 Test(dicom, refuses_zip_bomb) { refused("--zip-defect bomb", DICOM_E_ZIP_UNSAFE, "zip bomb"); }
-Test(dicom, refuses_truncated_zip) { refused("--zip-defect truncated-zip", DICOM_E_ARCHIVE, "zip"); }
-Test(dicom, refuses_zip_without_dicom) { refused("--zip-defect not-dicom", DICOM_E_NOT_DICOM, "no DICOM file"); }
+Test(dicom, refuses_truncated_zip)
+{
+    refused("--zip-defect truncated-zip", DICOM_E_ARCHIVE, "zip");
+}
+Test(dicom, refuses_zip_without_dicom)
+{
+    refused("--zip-defect not-dicom", DICOM_E_NOT_DICOM, "no DICOM file");
+}
 
 /* The limit on voxels holds for DICOM as for NIfTI. */
 Test(dicom, voxel_limit)
@@ -212,8 +268,10 @@ static void check_seg(const char *orient)
     snprintf(zip, sizeof zip, "%s/ph.zip", tmpdir);
     snprintf(seg, sizeof seg, "%s/seg.dcm", tmpdir);
     snprintf(nii, sizeof nii, "%s/seg.nii.gz", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 4 --shape 40,36,12 --image '%s' --label '%s' > /dev/null",
-             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", img, lab);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s phantom --modality ct --seed 4 --shape 40,36,12 --image '%s' --label '%s' > /dev/null",
+        getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", img, lab);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     char args[1400];
     snprintf(args, sizeof args, "--from-nifti '%s' --intercept -1024 --orient %s", img, orient);
@@ -222,16 +280,21 @@ static void check_seg(const char *orient)
     vol_geom lg;
     uint8_t *truth = NULL;
     cr_assert_eq(dicom_read(zip, NULL, 1, &v, NULL, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &truth, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &truth, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_eq(lg.nx * lg.ny * lg.nz, v.geom.nx * v.geom.ny * v.geom.nz);
     /* the generator stores slice k of the NIfTI as the k-th position along the normal */
-    cr_assert_eq(vol_write_labels(nii, &v.geom, truth, VOL_LABELS_INDEX, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_write_labels(nii, &v.geom, truth, VOL_LABELS_INDEX, err, sizeof err), 0, "%s",
+                 err);
     char uids[2][65];
     cr_assert_eq(dicom_seg_write(zip, truth, seg, uids, err, sizeof err), 0, "%s", err);
     cr_assert_gt(strlen(uids[0]), 10);
-    snprintf(cmd, sizeof cmd, "dciodvfy '%s' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", seg, tmpdir, tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "dciodvfy '%s' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", seg,
+             tmpdir, tmpdir);
     cr_assert_eq(system(cmd), 0, "dciodvfy reports errors (see %s/dciodvfy.txt)", tmpdir);
-    snprintf(cmd, sizeof cmd, PY " tests/tools/seg_check.py '%s' '%s' '%s' > '%s/check.json'", seg, zip, nii, tmpdir);
+    snprintf(cmd, sizeof cmd, PY " tests/tools/seg_check.py '%s' '%s' '%s' > '%s/check.json'", seg,
+             zip, nii, tmpdir);
     cr_assert_eq(system(cmd), 0, "seg_check.py failed");
     free(truth);
     vol_free(&v);

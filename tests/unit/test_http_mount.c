@@ -21,8 +21,9 @@ Test(http_mount, maps_the_configured_prefix_only)
     mapped("/datasets/3", "/monailabel", "/datasets/3");
     mapped("/slicer/ml/info/", "/slicer/ml", "/monailabel/info/");
     mapped("/slicer/ml", "/slicer/ml", "/monailabel");
-    mapped("/slicer/mlx/info/", "/slicer/ml", "/slicer/mlx/info/"); /* a longer segment is not the prefix */
-    mapped("/monailabel/info/", "/slicer/ml", "");                  /* the default is off then */
+    mapped("/slicer/mlx/info/", "/slicer/ml",
+           "/slicer/mlx/info/");                   /* a longer segment is not the prefix */
+    mapped("/monailabel/info/", "/slicer/ml", ""); /* the default is off then */
     mapped("/models", "/slicer/ml", "/models");
     mapped("/x", "", "/x");
 }
@@ -39,8 +40,8 @@ Test(http_mount, prefix_setting_is_a_url_path)
 {
     char err[512];
     static const char *const good[] = {"/monailabel", "/a", "/slicer/ml", "/v1.2/x_y-z"};
-    static const char *const bad[] = {"", "monailabel", "/", "/a/", "//a", "/a//b", "/a b", "/a?b",
-                                      "/..", "/a/./b", "/%20"};
+    static const char *const bad[] = {"",     "monailabel", "/",   "/a/",    "//a", "/a//b",
+                                      "/a b", "/a?b",       "/..", "/a/./b", "/%20"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         cr_assert_eq(load(good[i], err), 0, "%s: %s", good[i], err);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

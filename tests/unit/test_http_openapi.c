@@ -88,7 +88,8 @@ TestSuite(http_openapi, .init = load_spec, .fini = free_spec);
 Test(http_openapi, spec_has_operations)
 {
     cr_assert_geq(nops, 20, "the spec lists the service's operations (found %d)", nops);
-    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+    static const char *const methods[] = {"GET",    "POST", "PUT",    "PATCH",
+                                          "DELETE", "HEAD", "OPTIONS"};
     for (int i = 0; i < nops; i++) {
         int ok = 0;
         for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
@@ -102,7 +103,8 @@ Test(http_openapi, every_route_is_in_the_spec)
     for (int r = 0; r < http_nroutes; r++) {
         int found = 0;
         for (int i = 0; i < nops; i++)
-            if (!strcmp(ops[i].method, http_routes[r].method) && !strcmp(ops[i].path, http_routes[r].pattern)) {
+            if (!strcmp(ops[i].method, http_routes[r].method) &&
+                !strcmp(ops[i].path, http_routes[r].pattern)) {
                 found = 1;
                 cr_assert(!ops[i].planned, "%s %s is built but marked planned in the spec",
                           http_routes[r].method, http_routes[r].pattern);
@@ -119,23 +121,39 @@ Test(http_openapi, every_built_operation_is_a_route)
             continue;
         int found = 0;
         for (int r = 0; r < http_nroutes; r++)
-            found |= !strcmp(ops[i].method, http_routes[r].method) && !strcmp(ops[i].path, http_routes[r].pattern);
-        cr_assert(found, "%s %s is in the spec (not planned) but not in server/api/routes.c", ops[i].method,
-                  ops[i].path);
+            found |= !strcmp(ops[i].method, http_routes[r].method) &&
+                     !strcmp(ops[i].path, http_routes[r].pattern);
+        cr_assert(found, "%s %s is in the spec (not planned) but not in server/api/routes.c",
+                  ops[i].method, ops[i].path);
     }
 }
 
 Test(http_openapi, issue_routes_are_specified)
 {
     /* the endpoints the issues name must all be in the contract, built or planned */
-    static const char *const want[][2] = {
-        {"POST", "/segment"}, {"GET", "/inferences/{id}/mask"}, {"POST", "/datasets"},
-        {"POST", "/datasets/{id}/volumes"}, {"GET", "/datasets"}, {"GET", "/datasets/{id}"},
-        {"DELETE", "/datasets/{id}"}, {"POST", "/train"}, {"GET", "/jobs"}, {"GET", "/jobs/{id}"},
-        {"GET", "/jobs/{id}/events"}, {"DELETE", "/jobs/{id}"}, {"GET", "/models"},
-        {"GET", "/models/{id}"}, {"GET", "/models/{id}/weights"}, {"POST", "/models"},
-        {"POST", "/models/{id}/promote"}, {"POST", "/models/{id}/evaluate"}, {"GET", "/dice"},
-        {"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/version"}};
+    static const char *const want[][2] = {{"POST", "/segment"},
+                                          {"GET", "/inferences/{id}/mask"},
+                                          {"POST", "/datasets"},
+                                          {"POST", "/datasets/{id}/volumes"},
+                                          {"GET", "/datasets"},
+                                          {"GET", "/datasets/{id}"},
+                                          {"DELETE", "/datasets/{id}"},
+                                          {"POST", "/train"},
+                                          {"GET", "/jobs"},
+                                          {"GET", "/jobs/{id}"},
+                                          {"GET", "/jobs/{id}/events"},
+                                          {"DELETE", "/jobs/{id}"},
+                                          {"GET", "/models"},
+                                          {"GET", "/models/{id}"},
+                                          {"GET", "/models/{id}/weights"},
+                                          {"POST", "/models"},
+                                          {"POST", "/models/{id}/promote"},
+                                          {"POST", "/models/{id}/evaluate"},
+                                          {"GET", "/dice"},
+                                          {"GET", "/healthz"},
+                                          {"GET", "/readyz"},
+                                          {"GET", "/metrics"},
+                                          {"GET", "/version"}};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
         int found = 0;
         for (int i = 0; i < nops; i++)
@@ -172,10 +190,12 @@ Test(http_openapi, refs_resolve)
         /* the name must appear before the next section at indent 2 */
         const char *next = sec + strlen(sec_line);
         const char *end = next;
-        while ((end = strchr(end, '\n')) && end[1] && (end[1] == ' ' && end[2] == ' ' && end[3] == ' '))
+        while ((end = strchr(end, '\n')) && end[1] &&
+               (end[1] == ' ' && end[2] == ' ' && end[3] == ' '))
             end++;
         const char *hit = strstr(sec, name_line);
-        cr_assert(hit && (!end || hit < end), "$ref #/components/%s/%s does not resolve", section, name);
+        cr_assert(hit && (!end || hit < end), "$ref #/components/%s/%s does not resolve", section,
+                  name);
         nrefs++;
     }
     cr_assert_gt(nrefs, 10);

@@ -59,10 +59,19 @@ Test(http_router, unknown_paths)
 {
     int idx = -1, np = 0;
     char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX], allow[256];
-    const char *paths[] = {"/", "/nope", "/healthz/", "/datasets/", "/datasets//volumes",
-                           "/datasets/1/volumes/2", "/healthzz", "healthz", "/a/x/b", ""};
+    const char *paths[] = {"/",
+                           "/nope",
+                           "/healthz/",
+                           "/datasets/",
+                           "/datasets//volumes",
+                           "/datasets/1/volumes/2",
+                           "/healthzz",
+                           "healthz",
+                           "/a/x/b",
+                           ""};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
-        cr_assert_eq(m("GET", paths[i], &idx, params, &np, allow), HTTP_MATCH_NO_PATH, "%s", paths[i]);
+        cr_assert_eq(m("GET", paths[i], &idx, params, &np, allow), HTTP_MATCH_NO_PATH, "%s",
+                     paths[i]);
     /* a capture longer than the buffer does not match (no truncation) */
     char longp[300] = "/datasets/";
     memset(longp + 10, '1', 200);
@@ -90,7 +99,8 @@ Test(http_router, real_table_has_no_duplicates_and_valid_patterns)
         cr_assert(a->fn, "route %d has no handler", i);
         cr_assert_eq(a->pattern[0], '/', "%s", a->pattern);
         for (int j = i + 1; j < http_nroutes; j++)
-            cr_assert(strcmp(a->method, http_routes[j].method) || strcmp(a->pattern, http_routes[j].pattern),
+            cr_assert(strcmp(a->method, http_routes[j].method) ||
+                          strcmp(a->pattern, http_routes[j].pattern),
                       "duplicate route %s %s", a->method, a->pattern);
         /* each route is found by its own pattern (with captures filled by "1") */
         char path[256];
@@ -109,8 +119,9 @@ Test(http_router, real_table_has_no_duplicates_and_valid_patterns)
         path[o] = 0;
         int idx = -1, np = 0;
         char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX], allow[256];
-        cr_assert_eq(http_match(http_routes, http_nroutes, a->method, path, &idx, params, &np, allow,
-                                sizeof allow), HTTP_MATCH_OK, "%s %s", a->method, path);
+        cr_assert_eq(http_match(http_routes, http_nroutes, a->method, path, &idx, params, &np,
+                                allow, sizeof allow),
+                     HTTP_MATCH_OK, "%s %s", a->method, path);
         cr_assert_eq(idx, i, "%s %s matched route %d", a->method, path, idx);
     }
 }
@@ -138,7 +149,8 @@ Test(http_router, error_body_shape)
     cr_assert(json_is_object(in));
     cr_assert_eq(json_object_size(e), 1);
     cr_assert_str_eq(json_string_value(json_object_get(in, "code")), "invalid_field");
-    cr_assert_str_eq(json_string_value(json_object_get(in, "message")), "modality must be 'ct' or 'mr'");
+    cr_assert_str_eq(json_string_value(json_object_get(in, "message")),
+                     "modality must be 'ct' or 'mr'");
     cr_assert_str_eq(json_string_value(json_object_get(in, "field")), "modality");
     json_decref(e);
     e = http_error_body("not_found", "x", NULL);

@@ -9,10 +9,12 @@
 Test(http_ui, names_are_one_safe_segment)
 {
     const char *ok[] = {"index.html", "app.js", "page_train.js", "niivue-0.69.0.js", "a"};
-    const char *bad[] = {"", ".", "..", ".gitignore", "../x.js", "a/b.js", "a\\b.js", "a b.js", "x%2e.js", "é.js",
-                         "a;b.js"};
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) cr_expect(ui_name_ok(ok[i]), "%s", ok[i]);
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) cr_expect(!ui_name_ok(bad[i]), "%s", bad[i]);
+    const char *bad[] = {"",        ".",      "..",      ".gitignore", "../x.js", "a/b.js",
+                         "a\\b.js", "a b.js", "x%2e.js", "é.js",       "a;b.js"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_expect(ui_name_ok(ok[i]), "%s", ok[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect(!ui_name_ok(bad[i]), "%s", bad[i]);
     char longname[128];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = 0;

@@ -32,7 +32,8 @@ static void teardown(void)
 TestSuite(infer, .init = setup, .fini = teardown);
 
 /* A model file whose member k predicts logits bias[k][c] at every pixel. */
-static void write_const_model(const char *path, int members, const float bias[2][VOL_NCLASSES], const char *drop)
+static void write_const_model(const char *path, int members, const float bias[2][VOL_NCLASSES],
+                              const char *drop)
 {
     char err[256];
     st_writer *w = st_writer_new();
@@ -47,11 +48,13 @@ static void write_const_model(const char *path, int members, const float bias[2]
             nn_param *q = nn_params_at(s[k]->params, i);
             char name[200];
             snprintf(name, sizeof name, "%s.%s", names[k], q->name);
-            if (drop && !strcmp(name, drop)) continue;
+            if (drop && !strcmp(name, drop))
+                continue;
             bufs[k][i] = malloc(nn_numel(&q->t) * sizeof(float));
             nn_tensor_read(&q->t, bufs[k][i]);
             int64_t shape[4] = {q->t.n, q->t.c, q->t.h, q->t.w};
-            cr_assert_eq(st_writer_add(w, name, ST_F32, 4, shape, bufs[k][i], err, sizeof err), 0, "%s", err);
+            cr_assert_eq(st_writer_add(w, name, ST_F32, 4, shape, bufs[k][i], err, sizeof err), 0,
+                         "%s", err);
         }
     }
     prep_norm pn;
@@ -68,7 +71,8 @@ static void write_const_model(const char *path, int members, const float bias[2]
     cr_assert_eq(st_writer_write(w, path, err, sizeof err), 0, "%s", err);
     st_writer_free(w);
     for (int k = 0; k < members; k++) {
-        for (int i = 0; i < 512; i++) free(bufs[k][i]);
+        for (int i = 0; i < 512; i++)
+            free(bufs[k][i]);
         segmentor_free(s[k]);
     }
 }
@@ -76,7 +80,8 @@ static void write_const_model(const char *path, int members, const float bias[2]
 static void phantom(const char *img, const char *lab)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 5 --shape 40,36,12 --image %s --label %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "%s phantom --modality ct --seed 5 --shape 40,36,12 --image %s --label %s 2>/dev/null",
              getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", img, lab);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
@@ -107,8 +112,10 @@ Test(infer, ensemble_averages_probabilities_and_members_can_be_chosen)
         memset(cls, 255, n);
         cr_assert_eq(infer_volume(m, &v, &o, cls, NULL, err, sizeof err), 0, "%s", err);
         size_t bad = 0;
-        for (size_t i = 0; i < n; i++) bad += cls[i] != expect[member + 1];
-        cr_expect_eq(bad, 0, "member %d: %zu voxels are not class %d", member, bad, expect[member + 1]);
+        for (size_t i = 0; i < n; i++)
+            bad += cls[i] != expect[member + 1];
+        cr_expect_eq(bad, 0, "member %d: %zu voxels are not class %d", member, bad,
+                     expect[member + 1]);
     }
     infer_opts o3 = {2, 0, 0.5};
     cr_expect_eq(infer_volume(m, &v, &o3, cls, NULL, err, sizeof err), -1);
@@ -123,8 +130,10 @@ static double js_bits(const double *p, const double *q, int K)
     double kl_p = 0, kl_q = 0;
     for (int c = 0; c < K; c++) {
         double m = (p[c] + q[c]) / 2;
-        if (p[c] > 0) kl_p += p[c] * log(p[c] / m);
-        if (q[c] > 0) kl_q += q[c] * log(q[c] / m);
+        if (p[c] > 0)
+            kl_p += p[c] * log(p[c] / m);
+        if (q[c] > 0)
+            kl_q += q[c] * log(q[c] / m);
     }
     return (kl_p + kl_q) / 2 / log(2.0);
 }
@@ -132,8 +141,10 @@ static double js_bits(const double *p, const double *q, int K)
 static void softmax_of(const float *b, double *p)
 {
     double z = 0;
-    for (int c = 0; c < VOL_NCLASSES; c++) z += exp(b[c]);
-    for (int c = 0; c < VOL_NCLASSES; c++) p[c] = exp(b[c]) / z;
+    for (int c = 0; c < VOL_NCLASSES; c++)
+        z += exp(b[c]);
+    for (int c = 0; c < VOL_NCLASSES; c++)
+        p[c] = exp(b[c]) / z;
 }
 
 Test(infer, js_divergence_known_values)
@@ -176,7 +187,8 @@ Test(infer, disagreement_map_is_the_members_js_divergence)
         double expect = js_bits(p, q, VOL_NCLASSES);
         for (int tta = 0; tta <= 1; tta++) {
             infer_opts o = {-1, tta, 0.5};
-            for (size_t i = 0; i < n; i++) dis[i] = -1;
+            for (size_t i = 0; i < n; i++)
+                dis[i] = -1;
             cr_assert_eq(infer_volume_ex(m, &v, &o, cls, dis, NULL, err, sizeof err), 0, "%s", err);
             cr_assert_eq(infer_volume(m, &v, &o, cls0, NULL, err, sizeof err), 0, "%s", err);
             size_t bad = 0, badc = 0;
@@ -184,13 +196,15 @@ Test(infer, disagreement_map_is_the_members_js_divergence)
                 bad += fabs(dis[i] - expect) > 1e-4;
                 badc += cls[i] != cls0[i];
             }
-            cr_expect_eq(bad, 0, "case %d tta %d: %zu voxels differ from %.6f (first %.6f)", k, tta, bad, expect, dis[0]);
+            cr_expect_eq(bad, 0, "case %d tta %d: %zu voxels differ from %.6f (first %.6f)", k, tta,
+                         bad, expect, dis[0]);
             cr_expect_eq(badc, 0, "case %d: the ensemble's classes changed in %zu voxels", k, badc);
         }
         infer_opts o0 = {0, 0, 0.5};
         cr_assert_eq(infer_volume_ex(m, &v, &o0, cls, dis, NULL, err, sizeof err), 0, "%s", err);
         size_t nz = 0;
-        for (size_t i = 0; i < n; i++) nz += dis[i] != 0;
+        for (size_t i = 0; i < n; i++)
+            nz += dis[i] != 0;
         cr_expect_eq(nz, 0, "one chosen member: the map is zeros");
         infer_model_free(m);
     }
@@ -223,7 +237,11 @@ Test(infer, broken_model_files_are_refused_with_reasons)
     cr_expect(strstr(err, "cannot open"), "%s", err);
 }
 
-static int run(const char *cmd) { int st = system(cmd); return WIFEXITED(st) ? WEXITSTATUS(st) : -1; }
+static int run(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 Test(infer, segment_keeps_geometry_and_eval_reports_the_known_dice)
 {
@@ -237,7 +255,8 @@ Test(infer, segment_keeps_geometry_and_eval_reports_the_known_dice)
     snprintf(out, sizeof out, "%s/seg.nii.gz", dir);
     phantom(img, lab);
 
-    snprintf(cmd, sizeof cmd, "%s segment --model %s --in %s --out %s --threads 1 >/dev/null", bin, path, img, out);
+    snprintf(cmd, sizeof cmd, "%s segment --model %s --in %s --out %s --threads 1 >/dev/null", bin,
+             path, img, out);
     cr_assert_eq(run(cmd), 0, "%s", cmd);
     vol_t a = {0}, b = {0}, t = {0};
     cr_assert_eq(vol_read(img, NULL, &a, err, sizeof err), 0, "%s", err);
@@ -247,46 +266,62 @@ Test(infer, segment_keeps_geometry_and_eval_reports_the_known_dice)
     cr_expect_eq(a.geom.sform_code, b.geom.sform_code);
     cr_expect_eq(a.geom.qform_code, b.geom.qform_code);
     for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) cr_expect_float_eq(a.geom.affine[r][c], b.geom.affine[r][c], 1e-6);
+        for (int c = 0; c < 4; c++)
+            cr_expect_float_eq(a.geom.affine[r][c], b.geom.affine[r][c], 1e-6);
     size_t n = (size_t)(a.geom.nx * a.geom.ny * a.geom.nz);
     for (size_t i = 0; i < n; i++)
-        if (b.data[i] != 500.0f) { cr_expect(0, "voxel %zu is %g, not LV's code 500", i, b.data[i]); break; }
+        if (b.data[i] != 500.0f) {
+            cr_expect(0, "voxel %zu is %g, not LV's code 500", i, b.data[i]);
+            break;
+        }
 
     /* the Dice eval must report, from the ground truth alone */
     cr_assert_eq(vol_read(lab, NULL, &t, err, sizeof err), 0, "%s", err);
     uint8_t *truth = malloc(n);
-    cr_assert_eq(vol_labels_to_classes(t.data, (int64_t)n, VOL_LABELS_AUTO, truth, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_labels_to_classes(t.data, (int64_t)n, VOL_LABELS_AUTO, truth, err, sizeof err),
+                 0, "%s", err);
     double nlv = 0;
     int present[VOL_NCLASSES] = {0};
-    for (size_t i = 0; i < n; i++) { nlv += truth[i] == 3; present[truth[i]] = 1; }
+    for (size_t i = 0; i < n; i++) {
+        nlv += truth[i] == 3;
+        present[truth[i]] = 1;
+    }
     double expect_lv = 2 * nlv / ((double)n + nlv), expect_mean = expect_lv;
     for (int c = 1; c < VOL_NCLASSES; c++)
-        if (c != 3 && !present[c]) expect_mean += 1.0;  /* absent in both: Dice 1 */
+        if (c != 3 && !present[c])
+            expect_mean += 1.0; /* absent in both: Dice 1 */
     expect_mean /= 7.0;
     cr_assert_gt(nlv, 0, "phantom has no LV");
 
     char jpath[300];
     snprintf(jpath, sizeof jpath, "%s/eval.json", dir);
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --images %s --labels %s --json --threads 1 > %s", bin, path, img, lab, jpath);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --images %s --labels %s --json --threads 1 > %s",
+             bin, path, img, lab, jpath);
     cr_assert_eq(run(cmd), 0, "%s", cmd);
     json_error_t je;
     json_t *j = json_load_file(jpath, 0, &je);
     cr_assert_not_null(j, "%s", je.text);
     json_t *mean = json_object_get(j, "mean");
-    cr_expect_float_eq(json_real_value(json_object_get(json_object_get(json_object_get(mean, "structures"), "LV"), "dice")),
+    cr_expect_float_eq(json_real_value(json_object_get(
+                           json_object_get(json_object_get(mean, "structures"), "LV"), "dice")),
                        expect_lv, 1e-4);
     cr_expect_float_eq(json_real_value(json_object_get(mean, "dice")), expect_mean, 1e-4);
     json_decref(j);
 
     /* the CI floor: above the mean fails, below passes */
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --images %s --labels %s --min-mean-dice %.4f --threads 1 >/dev/null 2>&1", bin,
-             path, img, lab, expect_mean + 0.01);
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --images %s --labels %s --min-mean-dice %.4f --threads 1 "
+             ">/dev/null 2>&1",
+             bin, path, img, lab, expect_mean + 0.01);
     cr_expect_eq(run(cmd), 1);
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --images %s --labels %s --min-mean-dice %.4f --threads 1 >/dev/null 2>&1", bin,
-             path, img, lab, expect_mean - 0.01);
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --images %s --labels %s --min-mean-dice %.4f --threads 1 "
+             ">/dev/null 2>&1",
+             bin, path, img, lab, expect_mean - 0.01);
     cr_expect_eq(run(cmd), 0);
     /* bad usage */
-    snprintf(cmd, sizeof cmd, "%s segment --model %s --in %s/missing.nii.gz --out %s 2>/dev/null", bin, path, dir, out);
+    snprintf(cmd, sizeof cmd, "%s segment --model %s --in %s/missing.nii.gz --out %s 2>/dev/null",
+             bin, path, dir, out);
     cr_expect_eq(run(cmd), 1);
     snprintf(cmd, sizeof cmd, "%s segment --in x 2>/dev/null", bin);
     cr_expect_eq(run(cmd), 2);

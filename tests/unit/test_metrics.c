@@ -9,7 +9,7 @@
 #define NX 12
 #define NY 10
 #define NZ 8
-#define IDX(i, j, k) (((k) * NY + (j)) * NX + (i))
+#define IDX(i, j, k) (((k)*NY + (j)) * NX + (i))
 
 static uint8_t P[NX * NY * NZ], T[NX * NY * NZ];
 static metrics_struct M[8];
@@ -93,14 +93,17 @@ Test(metrics_hand, empty_cases)
     uint8_t bad = 9;
     P[0] = bad;
     char err[128];
-    cr_assert_eq(metrics_compute(P, T, NX, NY, NZ, (double[3]){1, 1, 1}, 8, M, err, sizeof err), -1);
+    cr_assert_eq(metrics_compute(P, T, NX, NY, NZ, (double[3]){1, 1, 1}, 8, M, err, sizeof err),
+                 -1);
 }
 
 /* random blobs: the distance transform against brute force over all surface pairs */
 static int surf(const uint8_t *a, int c, int i, int j, int k)
 {
-    if (a[IDX(i, j, k)] != c) return 0;
-    if (i == 0 || j == 0 || k == 0 || i == NX - 1 || j == NY - 1 || k == NZ - 1) return 1;
+    if (a[IDX(i, j, k)] != c)
+        return 0;
+    if (i == 0 || j == 0 || k == 0 || i == NX - 1 || j == NY - 1 || k == NZ - 1)
+        return 1;
     return a[IDX(i - 1, j, k)] != c || a[IDX(i + 1, j, k)] != c || a[IDX(i, j - 1, k)] != c ||
            a[IDX(i, j + 1, k)] != c || a[IDX(i, j, k - 1)] != c || a[IDX(i, j, k + 1)] != c;
 }
@@ -128,17 +131,25 @@ Test(metrics_brute, random_blobs)
         double sum = 0;
         for (int dir = 0; dir < 2; dir++) {
             const uint8_t *A = dir ? T : P, *B = dir ? P : T;
-            for (int k = 0; k < NZ; k++) for (int j = 0; j < NY; j++) for (int i = 0; i < NX; i++) {
-                if (!surf(A, 1, i, j, k)) continue;
-                double best = 1e30;
-                for (int k2 = 0; k2 < NZ; k2++) for (int j2 = 0; j2 < NY; j2++) for (int i2 = 0; i2 < NX; i2++) {
-                    if (!surf(B, 1, i2, j2, k2)) continue;
-                    double dd = pow((i - i2) * sp[0], 2) + pow((j - j2) * sp[1], 2) + pow((k - k2) * sp[2], 2);
-                    if (dd < best) best = dd;
-                }
-                d[dir][n[dir]++] = sqrt(best);
-                sum += sqrt(best);
-            }
+            for (int k = 0; k < NZ; k++)
+                for (int j = 0; j < NY; j++)
+                    for (int i = 0; i < NX; i++) {
+                        if (!surf(A, 1, i, j, k))
+                            continue;
+                        double best = 1e30;
+                        for (int k2 = 0; k2 < NZ; k2++)
+                            for (int j2 = 0; j2 < NY; j2++)
+                                for (int i2 = 0; i2 < NX; i2++) {
+                                    if (!surf(B, 1, i2, j2, k2))
+                                        continue;
+                                    double dd = pow((i - i2) * sp[0], 2) +
+                                                pow((j - j2) * sp[1], 2) + pow((k - k2) * sp[2], 2);
+                                    if (dd < best)
+                                        best = dd;
+                                }
+                        d[dir][n[dir]++] = sqrt(best);
+                        sum += sqrt(best);
+                    }
         }
         double h = 0;
         for (int dir = 0; dir < 2; dir++) {

@@ -29,11 +29,10 @@
 #include "../lib/golden.h"
 #include "models.h"
 
-#define TOL_FWD  1e-4
+#define TOL_FWD 1e-4
 #define TOL_GRAD 1e-3
 #define TOL_DLOSS 2e-2
 #define TOL_ZERO_GRAD 1e-5
-
 
 typedef enum { NET_SEG, NET_GEN, NET_DISC } net_kind;
 
@@ -64,9 +63,12 @@ static const int *cfg_of(const golden_file *g, int want)
 static nn_tensor *forward(net_any *n, nn_ctx *ctx, nn_tensor *x, int training)
 {
     switch (n->kind) {
-    case NET_SEG: return segmentor_forward(n->seg, ctx, x, training);
-    case NET_GEN: return generator_forward(n->gen, ctx, x);
-    default:      return discriminator_forward(n->disc, ctx, x);
+    case NET_SEG:
+        return segmentor_forward(n->seg, ctx, x, training);
+    case NET_GEN:
+        return generator_forward(n->gen, ctx, x);
+    default:
+        return discriminator_forward(n->disc, ctx, x);
     }
 }
 
@@ -77,26 +79,27 @@ static nn_tensor *loss_of(net_any *n, nn_ctx *ctx, nn_tensor *y, const golden_fi
     case NET_SEG: {
         const golden_entry *e = golden_get(g, "labels");
         cr_assert(e && e->dtype == 1 && e->ndim == 3);
-        return segmentor_loss(ctx, y, nn_labels_from(ctx, e->dims[0], e->dims[1], e->dims[2],
-                                                     (const int32_t *)e->data));
+        return segmentor_loss(
+            ctx, y,
+            nn_labels_from(ctx, e->dims[0], e->dims[1], e->dims[2], (const int32_t *)e->data));
     }
     case NET_GEN:
         cr_assert(golden_nchw(g, "target", d) == 0);
-        return nn_loss_l1(ctx, y, nn_tensor_from(ctx, d[0], d[1], d[2], d[3],
-                                                 golden_f32(g, "target")));
+        return nn_loss_l1(ctx, y,
+                          nn_tensor_from(ctx, d[0], d[1], d[2], d[3], golden_f32(g, "target")));
     default:
         return nn_loss_lsgan(ctx, y, 1.0f);
     }
 }
 
 static double check_tensor(const char *what, const nn_tensor *t, const golden_file *g,
-                         const char *name, double floor, double tol)
+                           const char *name, double floor, double tol)
 {
     int d[4];
     cr_assert(t, "%s: no tensor", what);
     cr_assert(golden_nchw(g, name, d) == 0, "%s: no golden entry %s", what, name);
-    cr_assert_eq((size_t)d[0] * d[1] * d[2] * d[3], nn_numel(t), "%s: %zu elements, ref %d",
-                 what, nn_numel(t), d[0] * d[1] * d[2] * d[3]);
+    cr_assert_eq((size_t)d[0] * d[1] * d[2] * d[3], nn_numel(t), "%s: %zu elements, ref %d", what,
+                 nn_numel(t), d[0] * d[1] * d[2] * d[3]);
     double e = golden_rel_err(nn_f32(t), golden_f32(g, name), nn_numel(t), floor);
     cr_expect(e <= tol, "%s: relative error %.3g > %.1g", what, e, tol);
     return e;
@@ -117,7 +120,8 @@ static void load_params(nn_params *p, const golden_file *g)
         cr_assert(q, "registry has fewer parameters than PyTorch (next: %s)", e->name + 6);
         cr_assert_str_eq(q->name, e->name + 6, "parameter order differs from PyTorch");
         cr_assert(models_param_set(p, e->name + 6, (const float *)e->data, e->numel, err,
-                                   sizeof err) == 0, "%s", err);
+                                   sizeof err) == 0,
+                  "%s", err);
     }
     while (k < nn_params_count(p))
         cr_assert(nn_params_at(p, k++)->kind != NN_PARAM, "registry has parameters PyTorch lacks");
@@ -134,8 +138,8 @@ static void run_golden(net_any *n, const golden_file *g)
 
     nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
     cr_assert(ctx, "%s", err);
-    nn_adam *opt = nn_adam_new(n->params, (nn_adam_cfg){adam[0], adam[1], adam[2], adam[3], 0},
-                               err, sizeof err);
+    nn_adam *opt = nn_adam_new(n->params, (nn_adam_cfg){adam[0], adam[1], adam[2], adam[3], 0}, err,
+                               sizeof err);
     cr_assert(opt, "%s", err);
     cr_assert(golden_nchw(g, "input", d) == 0);
 
@@ -153,8 +157,8 @@ static void run_golden(net_any *n, const golden_file *g)
             cr_log_info("output relative error %.3g",
                         check_tensor("output", y, g, "output", 0, TOL_FWD));
             double rl = golden_f32(g, "loss")[0];
-            cr_expect(fabs(losses[0] - rl) <= TOL_FWD * fabs(rl), "loss %.8g, ref %.8g",
-                      losses[0], rl);
+            cr_expect(fabs(losses[0] - rl) <= TOL_FWD * fabs(rl), "loss %.8g, ref %.8g", losses[0],
+                      rl);
             /* the gradient floor: 1e-3 of the largest reference gradient of the network */
             double gmax = 0;
             for (int i = 0; i < g->count; i++)
@@ -184,8 +188,10 @@ static void run_golden(net_any *n, const golden_file *g)
                     double cmax = 0;
                     for (size_t j = 0; j < nn_numel(&gt); j++)
                         cmax = fmax(cmax, fabs(nn_f32(&gt)[j]));
-                    cr_expect(cmax <= TOL_ZERO_GRAD * gmax, "%s: gradient should be 0, max "
-                              "|g| is %.3g of the network's largest", q->name, cmax / gmax);
+                    cr_expect(cmax <= TOL_ZERO_GRAD * gmax,
+                              "%s: gradient should be 0, max "
+                              "|g| is %.3g of the network's largest",
+                              q->name, cmax / gmax);
                     nzero++;
                     continue;
                 }
@@ -198,7 +204,8 @@ static void run_golden(net_any *n, const golden_file *g)
             }
             cr_assert_gt(ngrads, 0);
             cr_log_info("%d gradients, worst relative error %.3g (%s); %d exactly-zero "
-                        "gradients within noise", ngrads, gworst, gworst_name, nzero);
+                        "gradients within noise",
+                        ngrads, gworst, gworst_name, nzero);
         }
         cr_assert(nn_adam_step(opt, err, sizeof err) == 0, "%s", err);
     }
@@ -209,13 +216,14 @@ static void run_golden(net_any *n, const golden_file *g)
     double lworst = 0, dworst = 0;
     for (int k = 0; k < 5; k++) {
         lworst = fmax(lworst, fabs(losses[k] - ref_losses[k]) / fabs(ref_losses[k]));
-        dworst = fmax(dworst, fabs(((double)losses[k] - losses[0]) -
-                                   ((double)ref_losses[k] - ref_losses[0])) / dmax);
+        dworst = fmax(
+            dworst,
+            fabs(((double)losses[k] - losses[0]) - ((double)ref_losses[k] - ref_losses[0])) / dmax);
         cr_expect(fabs(losses[k] - ref_losses[k]) <= TOL_FWD * fabs(ref_losses[k]),
                   "Adam step %d: loss %.8g, ref %.8g", k, losses[k], ref_losses[k]);
         double dc = (double)losses[k] - losses[0], dr = (double)ref_losses[k] - ref_losses[0];
-        cr_expect(fabs(dc - dr) <= TOL_DLOSS * dmax,
-                  "Adam step %d: loss change %.6g, ref %.6g", k, dc, dr);
+        cr_expect(fabs(dc - dr) <= TOL_DLOSS * dmax, "Adam step %d: loss change %.6g, ref %.6g", k,
+                  dc, dr);
     }
 
     cr_log_info("Adam losses: worst relative error %.3g, loss changes %.3g (of %.3g)", lworst,
@@ -286,7 +294,7 @@ static void golden_segmentor(void)
 {
     char err[256];
     golden_file *g = load("segmentor");
-    const int *c = cfg_of(g, 5);           /* width, classes, N, H, W */
+    const int *c = cfg_of(g, 5); /* width, classes, N, H, W */
     net_any n = {.kind = NET_SEG};
     n.seg = segmentor_new(nn_backend_cpu(), c[0], c[1], 1, err, sizeof err);
     cr_assert(n.seg, "%s", err);
@@ -302,7 +310,7 @@ static void golden_generator(void)
 {
     char err[256];
     golden_file *g = load("generator");
-    const int *c = cfg_of(g, 5);           /* ngf, blocks, N, H, W */
+    const int *c = cfg_of(g, 5); /* ngf, blocks, N, H, W */
     net_any n = {.kind = NET_GEN};
     n.gen = generator_new(nn_backend_cpu(), c[0], c[1], 1, 1, err, sizeof err);
     cr_assert(n.gen, "%s", err);
@@ -318,7 +326,7 @@ static void golden_discriminator(void)
 {
     char err[256];
     golden_file *g = load("discriminator");
-    const int *c = cfg_of(g, 4);           /* ndf, N, H, W */
+    const int *c = cfg_of(g, 4); /* ndf, N, H, W */
     net_any n = {.kind = NET_DISC};
     n.disc = discriminator_new(nn_backend_cpu(), c[0], 1, err, sizeof err);
     cr_assert(n.disc, "%s", err);
@@ -336,10 +344,18 @@ static void golden_discriminator(void)
 /* Each network on each convolution path (MKDSEG_CONV_PATH, read when its context first
  * convolves): the default timed choice, oneDNN alone, and the direct kernels wherever they
  * apply, so every kernel either path can run is pinned to the PyTorch reference. */
-#define GOLDEN_PATHS(net)                                                            \
-    Test(models_golden, net) { golden_##net(); }                                     \
-    Test(models_golden, net##_onednn) { setenv("MKDSEG_CONV_PATH", "onednn", 1); golden_##net(); } \
-    Test(models_golden, net##_direct) { setenv("MKDSEG_CONV_PATH", "direct", 1); golden_##net(); }
+#define GOLDEN_PATHS(net)                                                                          \
+    Test(models_golden, net) { golden_##net(); }                                                   \
+    Test(models_golden, net##_onednn)                                                              \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "onednn", 1);                                                   \
+        golden_##net();                                                                            \
+    }                                                                                              \
+    Test(models_golden, net##_direct)                                                              \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "direct", 1);                                                   \
+        golden_##net();                                                                            \
+    }
 GOLDEN_PATHS(segmentor)
 GOLDEN_PATHS(generator)
 GOLDEN_PATHS(discriminator)
@@ -374,7 +390,8 @@ Test(models_paper, sizes_and_init)
         const char *suf = strrchr(q->name, '.') + 1;
         int is_bn = strstr(q->name, "bn") != NULL;
         if (!is_bn && !strcmp(suf, "weight"))
-            bound = 1.0f / sqrtf((float)(q->t.c * q->t.h * q->t.w)); /* the bias that follows shares it */
+            bound = 1.0f /
+                    sqrtf((float)(q->t.c * q->t.h * q->t.w)); /* the bias that follows shares it */
         for (size_t j = 0; j < n; j++) {
             if (is_bn) {
                 float want = !strcmp(suf, "weight") || !strcmp(suf, "running_var") ? 1.0f : 0.0f;
@@ -422,7 +439,8 @@ Test(models_shapes, bad_inputs)
     cr_expect_null(segmentor_forward(s, ctx, NULL, SEGMENTOR_BN_RUNNING));
     /* the right shapes give the documented output shapes */
     nn_ctx_reset(ctx);
-    nn_tensor *y = segmentor_forward(s, ctx, nn_tensor_zeros(ctx, 2, 1, 32, 48), SEGMENTOR_BN_RUNNING);
+    nn_tensor *y =
+        segmentor_forward(s, ctx, nn_tensor_zeros(ctx, 2, 1, 32, 48), SEGMENTOR_BN_RUNNING);
     cr_assert(y, "%s", nn_ctx_error(ctx));
     cr_expect(y->n == 2 && y->c == 3 && y->h == 32 && y->w == 48);
     /* batch 1 through segmentor_infer (the golden test covers batch 2) */

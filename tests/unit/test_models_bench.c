@@ -59,7 +59,7 @@ Test(models_bench, list_matches_torch_peer)
         memcpy(name, q + 1, (size_t)(e - q - 1));
         name[e - q - 1] = 0;
         cr_expect(strstr(out, name), "mkdseg bench --list lacks %s", name);
-        q = strchr(e, '\n');          /* one workload per line: skip the rest of it */
+        q = strchr(e, '\n'); /* one workload per line: skip the rest of it */
         cr_assert(q);
     }
     cr_expect_eq(count, 6, "torch_bench.py lists %d workloads", count);

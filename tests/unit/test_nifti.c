@@ -57,8 +57,9 @@ Test(nifti_roundtrip, nibabel_cases, .timeout = 60)
         char name[128], file[256], src[16], axc[8];
         int code, sax, off = 0;
         double aff[16];
-        cr_assert_eq(sscanf(line, "%127s %255s %d %15s %7s %d%n", name, file, &code, src, axc,
-                            &sax, &off), 6);
+        cr_assert_eq(
+            sscanf(line, "%127s %255s %d %15s %7s %d%n", name, file, &code, src, axc, &sax, &off),
+            6);
         char *p = line + off;
         for (int i = 0; i < 16; i++)
             aff[i] = strtod(p, &p);
@@ -77,8 +78,9 @@ Test(nifti_roundtrip, nibabel_cases, .timeout = 60)
         free(ref);
         if (v.geom.affine_src != VOL_AFFINE_PIXDIM) { /* nibabel centres pixdim-only affines */
             for (int i = 0; i < 16; i++)
-                cr_assert(fabs(v.geom.affine[i / 4][i % 4] - aff[i]) < 1e-6, "%s affine[%d]: %.9g vs %.9g",
-                          name, i, v.geom.affine[i / 4][i % 4], aff[i]);
+                cr_assert(fabs(v.geom.affine[i / 4][i % 4] - aff[i]) < 1e-6,
+                          "%s affine[%d]: %.9g vs %.9g", name, i, v.geom.affine[i / 4][i % 4],
+                          aff[i]);
             char o[4];
             vol_geom_orientation(&v.geom, o);
             cr_assert_str_eq(o, axc, "%s orientation", name);
@@ -86,22 +88,26 @@ Test(nifti_roundtrip, nibabel_cases, .timeout = 60)
         }
         int scaled = strstr(name, "scaled") != NULL;
         snprintf(path, sizeof path, "%s/out_%s.nii.gz", d, name);
-        cr_assert_eq(vol_write(path, &v.geom, v.data, scaled ? VOL_DT_FLOAT32 : code, err, sizeof err), 0,
-                     "%s: %s", name, err);
+        cr_assert_eq(
+            vol_write(path, &v.geom, v.data, scaled ? VOL_DT_FLOAT32 : code, err, sizeof err), 0,
+            "%s: %s", name, err);
         uint8_t *cls = malloc((size_t)n);
         for (int64_t i = 0; i < n; i++)
             cls[i] = (uint8_t)(i % VOL_NCLASSES);
         snprintf(path, sizeof path, "%s/lab_%s.nii.gz", d, name);
-        cr_assert_eq(vol_write_labels(path, &v.geom, cls, VOL_LABELS_MMWHS, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(vol_write_labels(path, &v.geom, cls, VOL_LABELS_MMWHS, err, sizeof err), 0,
+                     "%s", err);
         /* our own reader gets the labels and the geometry back bit for bit */
         vol_t l;
         cr_assert_eq(vol_read(path, NULL, &l, err, sizeof err), 0, "%s", err);
         uint8_t *back = malloc((size_t)n);
-        cr_assert_eq(vol_labels_to_classes(l.data, n, VOL_LABELS_MMWHS, back, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(vol_labels_to_classes(l.data, n, VOL_LABELS_MMWHS, back, err, sizeof err), 0,
+                     "%s", err);
         cr_assert_eq(memcmp(back, cls, (size_t)n), 0);
         for (int i = 0; i < 16; i++)
-            cr_assert_eq(l.geom.affine[i / 4][i % 4], v.geom.affine[i / 4][i % 4], "%s affine[%d] %.17g != %.17g",
-                         name, i, l.geom.affine[i / 4][i % 4], v.geom.affine[i / 4][i % 4]);
+            cr_assert_eq(l.geom.affine[i / 4][i % 4], v.geom.affine[i / 4][i % 4],
+                         "%s affine[%d] %.17g != %.17g", name, i, l.geom.affine[i / 4][i % 4],
+                         v.geom.affine[i / 4][i % 4]);
         cr_assert_eq(l.geom.qform_code, v.geom.qform_code);
         cr_assert_eq(l.geom.sform_code, v.geom.sform_code);
         cr_assert_eq(l.geom.nifti_version, v.geom.nifti_version);
@@ -170,11 +176,17 @@ Test(nifti_malformed, nan) { expect_error("nan.nii", "NaN value at voxel (1,2,3)
 Test(nifti_malformed, inf_after_scaling) { expect_error("inf_scaled.nii", "infinite value"); }
 Test(nifti_malformed, four_d) { expect_error("4d.nii.gz", "4-D image with 3 volumes"); }
 Test(nifti_malformed, bad_datatype) { expect_error("bad_datatype.nii", "unsupported datatype 32"); }
-Test(nifti_malformed, unknown_datatype) { expect_error("unknown_datatype.nii", "unsupported datatype 9999"); }
+Test(nifti_malformed, unknown_datatype)
+{
+    expect_error("unknown_datatype.nii", "unsupported datatype 9999");
+}
 Test(nifti_malformed, not_nifti) { expect_error("not_nifti.nii", "not a NIfTI file"); }
 Test(nifti_malformed, not_nifti_gz) { expect_error("not_nifti.nii.gz", "not a NIfTI file"); }
 Test(nifti_malformed, zero_dim) { expect_error("zero_dim.nii", "invalid dimension dim[2]=0"); }
-Test(nifti_malformed, negative_dim) { expect_error("negative_dim.nii", "invalid dimension dim[2]=-4"); }
+Test(nifti_malformed, negative_dim)
+{
+    expect_error("negative_dim.nii", "invalid dimension dim[2]=-4");
+}
 Test(nifti_malformed, empty) { expect_error("empty.nii", "not a NIfTI file"); }
 Test(nifti_malformed, nan_affine) { expect_error("nan_affine.nii", "affine is not finite"); }
 Test(nifti_malformed, huge_offset) { expect_error("huge_offset.nii", "vox_offset=1e+12"); }
@@ -200,7 +212,8 @@ Test(nifti_labels, mmwhs_table)
     const float codes[] = {0, 205, 420, 500, 550, 600, 820, 850};
     uint8_t cls[8];
     char err[256];
-    cr_assert_eq(vol_labels_to_classes(codes, 8, VOL_LABELS_AUTO, cls, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(vol_labels_to_classes(codes, 8, VOL_LABELS_AUTO, cls, err, sizeof err), 0, "%s",
+                 err);
     for (int i = 0; i < 8; i++)
         cr_assert_eq(cls[i], i);
     const float idx[] = {0, 7, 3, 1};
@@ -278,10 +291,12 @@ Test(nifti_cli, info_and_phantom, .timeout = 60)
         cr_skip_test("no mkdseg binary at %s", bin());
     char *d = mktmp();
     char cmd[2048], out[4096];
-    snprintf(cmd, sizeof cmd, "%s phantom --modality ct --seed 5 --shape 24,20,12 --image %s/i.nii.gz --label %s/l.nii.gz 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "%s phantom --modality ct --seed 5 --shape 24,20,12 --image %s/i.nii.gz --label "
+             "%s/l.nii.gz 2>&1",
              bin(), d, d);
     cr_assert_eq(run_capture(cmd, out, sizeof out), 0, "%s", out);
-    {   /* written files get the mode open(O_CREAT, 0666) would give, not mkstemp's 0600 */
+    { /* written files get the mode open(O_CREAT, 0666) would give, not mkstemp's 0600 */
         mode_t um = umask(022);
         umask(um);
         char f[1100];

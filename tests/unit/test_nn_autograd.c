@@ -130,7 +130,7 @@ Test(nn_autograd, network_called_twice_adds_gradients)
     nn_ctx *ctx = ctx_new();
     float *sep[4] = {0};
     nn_tensor *ps[4] = {n.w1, n.b1, n.w2, n.b2};
-    for (int which = 0; which < 2; which++) {   /* separate passes, summed by accumulation */
+    for (int which = 0; which < 2; which++) { /* separate passes, summed by accumulation */
         nn_ctx_reset(ctx);
         if (which == 0)
             nn_params_zero_grad(n.p);
@@ -173,7 +173,7 @@ Test(nn_autograd, no_grad_records_nothing)
     float v = nn_scalar(loss);
     cr_assert_eq(nn_ctx_set_grad_enabled(ctx, 1), 0);
     nn_tensor *loss2 = nn_loss_lsgan(ctx, net_fwd(ctx, &n, x), 1.0f);
-    cr_expect_eq(nn_ctx_tape_len(ctx), 4u);   /* conv, relu, conv, loss */
+    cr_expect_eq(nn_ctx_tape_len(ctx), 4u); /* conv, relu, conv, loss */
     cr_expect_eq(nn_scalar(loss2), v);
     cr_expect_eq(nn_backward(ctx, loss2, err, sizeof err), 0, "%s", err);
     cr_expect(x->grad_valid);
@@ -189,7 +189,7 @@ Test(nn_autograd, detach_and_input_only_grad)
     nn_tensor *a = nn_tanh(ctx, x);
     nn_tensor *d = nn_detach(ctx, a);
     cr_expect(!d->requires_grad && d->data == a->data);
-    nn_tensor *loss = nn_loss_l1(ctx, a, d);   /* gradient flows only through a */
+    nn_tensor *loss = nn_loss_l1(ctx, a, d); /* gradient flows only through a */
     cr_assert(nn_backward(ctx, loss, err, sizeof err) == 0, "%s", err);
     cr_expect(!d->grad_valid);
     cr_expect(x->grad_valid);
@@ -246,8 +246,8 @@ Test(nn_autograd, batch_norm_running_stats_in_no_grad)
     for (int n = 0; n < 4; n++)
         for (int j = 0; j < 9; j++)
             m += nn_f32(x)[n * 18 + j];
-    cr_expect(fabs(nn_f32(rm)[0] - 0.1 * m / 36) < 1e-6, "running mean %g want %g",
-              nn_f32(rm)[0], 0.1 * m / 36);
+    cr_expect(fabs(nn_f32(rm)[0] - 0.1 * m / 36) < 1e-6, "running mean %g want %g", nn_f32(rm)[0],
+              0.1 * m / 36);
     cr_expect_eq(nn_params_numel(p, NN_BUFFER), 4u);
     cr_expect_eq(nn_params_numel(p, NN_PARAM), 0u);
     nn_ctx_free(ctx);
@@ -278,7 +278,7 @@ Test(nn_autograd, arena_reuse)
 {
     char err[256];
     tiny_net n = net_new(1, 8);
-    nn_ctx *ctx = nn_ctx_new(NULL, 4096, err, sizeof err);   /* tiny: forces growth */
+    nn_ctx *ctx = nn_ctx_new(NULL, 4096, err, sizeof err); /* tiny: forces growth */
     size_t peak[3];
     for (int s = 0; s < 3; s++) {
         nn_ctx_reset(ctx);
@@ -327,7 +327,7 @@ Test(nn_autograd, errors_are_sticky)
 Test(nn_autograd, argmax_and_names)
 {
     nn_ctx *ctx = ctx_new();
-    float d[12] = {0, 5, 1, 1, 2, 0, 0, 3, 1, 9, 0, 2};  /* [1, 3, 2, 2] */
+    float d[12] = {0, 5, 1, 1, 2, 0, 0, 3, 1, 9, 0, 2}; /* [1, 3, 2, 2] */
     nn_tensor *x = nn_tensor_from(ctx, 1, 3, 2, 2, d);
     int32_t out[4];
     cr_assert_eq(nn_argmax_channels(ctx, x, out), 0);
@@ -416,9 +416,9 @@ Test(nn_autograd, conv2d_bn_act_fused_equals_composed)
         for (int bn = 0; bn < 2; bn++)
             for (int bias = 0; bias < 2; bias++) {
                 nn_tensor *bb = bias ? b : NULL;
-                nn_tensor *f = nn_conv2d_bn_act(ctx, x, w, bb, 2, 1, 1, bn ? ga : NULL,
-                                                bn ? be : NULL, bn ? rm : NULL,
-                                                bn ? rv : NULL, 1e-5f, (nn_act)act, 0.2f);
+                nn_tensor *f =
+                    nn_conv2d_bn_act(ctx, x, w, bb, 2, 1, 1, bn ? ga : NULL, bn ? be : NULL,
+                                     bn ? rm : NULL, bn ? rv : NULL, 1e-5f, (nn_act)act, 0.2f);
                 nn_tensor *c = nn_conv2d(ctx, x, w, bb, 2, 1, 1);
                 if (bn)
                     c = nn_batch_norm(ctx, c, ga, be, rm, rv, 0, 0.1f, 1e-5f);
@@ -436,8 +436,8 @@ Test(nn_autograd, conv2d_bn_act_fused_equals_composed)
     cr_expect_eq(nn_ctx_tape_len(ctx), 0u);
     nn_ctx_set_grad_enabled(ctx, 1);
     nn_requires_grad(w);
-    nn_tensor *y = nn_conv2d_bn_act(ctx, x, w, b, 1, 1, 1, ga, be, rm, rv, 1e-5f,
-                                    NN_ACT_LEAKY_RELU, 0.2f);
+    nn_tensor *y =
+        nn_conv2d_bn_act(ctx, x, w, b, 1, 1, 1, ga, be, rm, rv, 1e-5f, NN_ACT_LEAKY_RELU, 0.2f);
     cr_expect_eq(nn_ctx_tape_len(ctx), 3u, "conv, batch_norm, leaky_relu recorded");
     cr_assert(nn_backward(ctx, nn_loss_lsgan(ctx, y, 0.5f), err, sizeof err) == 0, "%s", err);
     cr_expect(w->grad_valid);

@@ -16,7 +16,7 @@
 #define TOL 1e-4
 
 typedef struct {
-    int n, c, h, w, o, k, pad, act, stride;   /* stride 0 = 1 */
+    int n, c, h, w, o, k, pad, act, stride; /* stride 0 = 1 */
 } shape;
 
 static double err_rel(const float *a, const double *ref, size_t n)
@@ -75,7 +75,9 @@ static void check(const shape *s, const char *path)
                                 gw[wi] += (double)x[xi] * gy[yi];
                             }
                     gb[o] += gy[yi];
-                    y[yi] = s->act == NN_ACT_TANH ? tanh(acc) : s->act == NN_ACT_LEAKY_RELU && acc < 0 ? 0.2 * acc : acc;
+                    y[yi] = s->act == NN_ACT_TANH                    ? tanh(acc)
+                            : s->act == NN_ACT_LEAKY_RELU && acc < 0 ? 0.2 * acc
+                                                                     : acc;
                 }
     char err[256];
     nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
@@ -90,10 +92,11 @@ static void check(const shape *s, const char *path)
         nn_requires_grad(tw);
         nn_requires_grad(tb);
     }
-    nn_tensor *ty = s->act ? nn_conv2d_bn_act(ctx, tx, tw, tb, st, s->pad, 1, NULL, NULL, NULL, NULL,
-                                              0.0f, (nn_act)s->act, 0.2f)
+    nn_tensor *ty = s->act ? nn_conv2d_bn_act(ctx, tx, tw, tb, st, s->pad, 1, NULL, NULL, NULL,
+                                              NULL, 0.0f, (nn_act)s->act, 0.2f)
                            : nn_conv2d(ctx, tx, tw, tb, st, s->pad, 1);
-    cr_assert(ty && ty->h == OH && ty->w == OW, "%s", nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "shape");
+    cr_assert(ty && ty->h == OH && ty->w == OW, "%s",
+              nn_ctx_error(ctx) ? nn_ctx_error(ctx) : "shape");
     float *out = malloc(ny * 4);
     cr_assert(nn_tensor_read(ty, out) == 0);
     double e = err_rel(out, y, ny);
@@ -101,34 +104,44 @@ static void check(const shape *s, const char *path)
               s->h, s->w, s->o, s->k, s->pad, s->act, e);
     if (!s->act) {
         cr_assert(nn_backward_from(ctx, ty, gy, err, sizeof err) == 0, "%s", err);
-        cr_expect((e = err_rel(tx->grad, gx, nx)) <= TOL, "%s grad x c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
-        cr_expect((e = err_rel(tw->grad, gw, nw)) <= TOL, "%s grad w c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
-        cr_expect((e = err_rel(tb->grad, gb, s->o)) <= TOL, "%s grad b c%d o%d k%d p%d: %.3g", path, s->c, s->o, s->k, s->pad, e);
+        cr_expect((e = err_rel(tx->grad, gx, nx)) <= TOL, "%s grad x c%d o%d k%d p%d: %.3g", path,
+                  s->c, s->o, s->k, s->pad, e);
+        cr_expect((e = err_rel(tw->grad, gw, nw)) <= TOL, "%s grad w c%d o%d k%d p%d: %.3g", path,
+                  s->c, s->o, s->k, s->pad, e);
+        cr_expect((e = err_rel(tb->grad, gb, s->o)) <= TOL, "%s grad b c%d o%d k%d p%d: %.3g", path,
+                  s->c, s->o, s->k, s->pad, e);
     }
     nn_ctx_free(ctx);
     free(out);
-    free(x); free(w); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
+    free(x);
+    free(w);
+    free(b);
+    free(gy);
+    free(y);
+    free(gx);
+    free(gw);
+    free(gb);
     unsetenv("MKDSEG_CONV_PATH");
 }
 
 static const shape shapes[] = {
-    {2, 8, 13, 21, 1, 7, 0, 0, 1},    /* generator's last conv after reflection pad (pad 0) */
-    {2, 1, 19, 23, 6, 7, 0, 0, 1},    /* generator's first conv */
-    {1, 12, 11, 9, 1, 4, 1, 0, 1},    /* discriminator's last conv (4x4, pad 1, even kernel) */
-    {3, 1, 16, 40, 5, 3, 1, 0, 1},    /* segmentor's first conv; row 40 = 2 x 16 + 8 */
-    {2, 1, 8, 5, 4, 1, 0, 0, 1},      /* 1x1 from one channel */
-    {2, 5, 9, 17, 1, 3, 2, 0, 1},     /* pad = kernel - 1 */
+    {2, 8, 13, 21, 1, 7, 0, 0, 1}, /* generator's last conv after reflection pad (pad 0) */
+    {2, 1, 19, 23, 6, 7, 0, 0, 1}, /* generator's first conv */
+    {1, 12, 11, 9, 1, 4, 1, 0, 1}, /* discriminator's last conv (4x4, pad 1, even kernel) */
+    {3, 1, 16, 40, 5, 3, 1, 0, 1}, /* segmentor's first conv; row 40 = 2 x 16 + 8 */
+    {2, 1, 8, 5, 4, 1, 0, 0, 1},   /* 1x1 from one channel */
+    {2, 5, 9, 17, 1, 3, 2, 0, 1},  /* pad = kernel - 1 */
     {2, 8, 12, 30, 1, 7, 0, NN_ACT_TANH, 1},
     {1, 1, 10, 12, 3, 3, 1, NN_ACT_LEAKY_RELU, 1},
     /* strided, one input channel: the weight gradient runs on the column phases */
-    {1, 1, 22, 38, 5, 4, 1, 0, 2},  /* the discriminator's first conv */
-    {2, 1, 13, 27, 3, 3, 0, 0, 2},  /* odd width: phases of unequal length */
+    {1, 1, 22, 38, 5, 4, 1, 0, 2}, /* the discriminator's first conv */
+    {2, 1, 13, 27, 3, 3, 0, 0, 2}, /* odd width: phases of unequal length */
     {1, 1, 17, 29, 2, 5, 2, 0, 3},
     /* multi-channel 4x4 weight gradients (the discriminator's), tiles of 3 output channels:
      * 10 and 8 channels leave tiles of 1 and 2; output rows of 10 and 9 are padded to 16 */
     {2, 9, 11, 9, 10, 4, 1, 0, 1},
     {2, 8, 14, 19, 8, 4, 1, 0, 2},
-    {1, 16, 8, 8, 9, 4, 1, 0, 2},   /* rows of 4 */
+    {1, 16, 8, 8, 9, 4, 1, 0, 2}, /* rows of 4 */
 };
 
 Test(nn_conv_direct, matches_reference)

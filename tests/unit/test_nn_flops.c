@@ -21,8 +21,8 @@ static nn_tensor *input(nn_ctx *ctx, int n, int h, int w, int grad)
 
 /* forward (and, train, the backward of the sum of squares of the output) on a fresh context:
  * the FLOPs the context counted */
-static double count(nn_tensor *(*fwd)(void *net, nn_ctx *ctx, nn_tensor *x), void *net, int n, int h,
-                    int w, int train, int xgrad)
+static double count(nn_tensor *(*fwd)(void *net, nn_ctx *ctx, nn_tensor *x), void *net, int n,
+                    int h, int w, int train, int xgrad)
 {
     char err[256];
     nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
@@ -40,9 +40,15 @@ static double count(nn_tensor *(*fwd)(void *net, nn_ctx *ctx, nn_tensor *x), voi
     return f;
 }
 
-static nn_tensor *seg_fwd(void *s, nn_ctx *c, nn_tensor *x) { return segmentor_forward(s, c, x, 1); }
+static nn_tensor *seg_fwd(void *s, nn_ctx *c, nn_tensor *x)
+{
+    return segmentor_forward(s, c, x, 1);
+}
 static nn_tensor *gen_fwd(void *g, nn_ctx *c, nn_tensor *x) { return generator_forward(g, c, x); }
-static nn_tensor *disc_fwd(void *d, nn_ctx *c, nn_tensor *x) { return discriminator_forward(d, c, x); }
+static nn_tensor *disc_fwd(void *d, nn_ctx *c, nn_tensor *x)
+{
+    return discriminator_forward(d, c, x);
+}
 
 Test(nn_flops, context_count_equals_the_architectures)
 {
@@ -64,7 +70,8 @@ Test(nn_flops, context_count_equals_the_architectures)
     /* an input that requires a gradient: + the first layer's data gradient, which the
      * architecture's training count leaves out (3 forward - first layer's data gradient) */
     const double df = count(disc_fwd, d, N, H, W, 1, 1) - discriminator_flops(d, N, H, W, 1);
-    cr_expect(df > 0 && df < discriminator_flops(d, N, H, W, 0), "first-layer data gradient %g", df);
+    cr_expect(df > 0 && df < discriminator_flops(d, N, H, W, 0), "first-layer data gradient %g",
+              df);
     segmentor_free(s);
     generator_free(g);
     discriminator_free(d);

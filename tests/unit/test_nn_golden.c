@@ -17,7 +17,7 @@
 #include "../lib/golden.h"
 #include "nn.h"
 
-#define TOL_FWD  1e-4
+#define TOL_FWD 1e-4
 #define TOL_GRAD 1e-3
 
 typedef struct {
@@ -60,10 +60,7 @@ static const int *iargs(env *e)
     return ge ? (const int *)ge->data : NULL;
 }
 
-static const float *fargs(env *e)
-{
-    return golden_f32(e->g, "fargs");
-}
+static const float *fargs(env *e) { return golden_f32(e->g, "fargs"); }
 
 static int starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
@@ -83,8 +80,8 @@ static nn_tensor *build(env *e, const char *cs)
     if (starts(cs, "instance_norm"))
         return nn_instance_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), fa[0]);
     if (starts(cs, "batch_norm"))
-        return nn_batch_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), T(e, "rmean"),
-                             T(e, "rvar"), ia[0], fa[0], fa[1]);
+        return nn_batch_norm(c, T(e, "x"), T(e, "gamma"), T(e, "beta"), T(e, "rmean"), T(e, "rvar"),
+                             ia[0], fa[0], fa[1]);
     if (!strcmp(cs, "relu"))
         return nn_relu(c, T(e, "x"));
     if (!strcmp(cs, "leaky_relu"))
@@ -150,8 +147,8 @@ static void run_case(const char *cs)
         check("rmean_out", nn_f32(T(&e, "rmean")), golden_get(e.g, "rmean_out"), TOL_FWD);
         check("rvar_out", nn_f32(T(&e, "rvar")), golden_get(e.g, "rvar_out"), TOL_FWD);
     }
-    cr_assert(nn_backward_from(e.ctx, out, golden_f32(e.g, "gy"), err, sizeof err) == 0,
-              "%s: %s", cs, err);
+    cr_assert(nn_backward_from(e.ctx, out, golden_f32(e.g, "gy"), err, sizeof err) == 0, "%s: %s",
+              cs, err);
     int ngrad = 0;
     for (int i = 0; i < e.g->count; i++) {
         const golden_entry *ge = &e.g->e[i];
@@ -168,13 +165,21 @@ static void run_case(const char *cs)
     golden_free(e.g);
 }
 
-#define GOLDEN(cs) \
+#define GOLDEN(cs)                                                                                 \
     Test(nn_golden, cs) { run_case(#cs); }
 /* convolutions also on each forced path (MKDSEG_CONV_PATH; the default is the timed choice) */
-#define GOLDEN_CONV(cs)                                                                   \
-    GOLDEN(cs)                                                                            \
-    Test(nn_golden, cs##_onednn) { setenv("MKDSEG_CONV_PATH", "onednn", 1); run_case(#cs); } \
-    Test(nn_golden, cs##_direct) { setenv("MKDSEG_CONV_PATH", "direct", 1); run_case(#cs); }
+#define GOLDEN_CONV(cs)                                                                            \
+    GOLDEN(cs)                                                                                     \
+    Test(nn_golden, cs##_onednn)                                                                   \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "onednn", 1);                                                   \
+        run_case(#cs);                                                                             \
+    }                                                                                              \
+    Test(nn_golden, cs##_direct)                                                                   \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "direct", 1);                                                   \
+        run_case(#cs);                                                                             \
+    }
 
 GOLDEN_CONV(conv2d_3x3)
 GOLDEN_CONV(conv2d_4x4_s2)

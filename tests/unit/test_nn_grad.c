@@ -27,9 +27,9 @@ enum { K_NORMAL, K_AWAY, K_DISTINCT, K_POS, K_PROBS, K_LABELS };
 
 typedef struct {
     int n, c, h, w;
-    int grad;                /* requires a gradient */
+    int grad; /* requires a gradient */
     int kind;
-    int classes;             /* K_LABELS: values 0..classes-1 */
+    int classes; /* K_LABELS: values 0..classes-1 */
 } spec;
 
 typedef nn_tensor *(*build_fn)(nn_ctx *ctx, nn_tensor **in, const float *arg);
@@ -50,7 +50,7 @@ static void fill(const spec *s, float *f, int32_t *l, nn_rng *r)
             f[i] = nn_rng_uniform(r) < 0.5f ? -v : v;
         }
         break;
-    case K_DISTINCT:     /* a shuffled ramp: values 0.05 apart */
+    case K_DISTINCT: /* a shuffled ramp: values 0.05 apart */
         for (size_t i = 0; i < n; i++)
             f[i] = 0.05f * (float)i - 0.025f * (float)n;
         for (size_t i = n - 1; i > 0; i--) {
@@ -161,10 +161,11 @@ static void fd_check(const char *name, int nin, spec *sp, build_fn f, const floa
             in.host[k][i] = keep;
             double fd = (lp - lm) / (2.0 * EPS);
             worst = fmax(worst, fabs(fd - an[k][i]));
-            if (getenv("FD_DEBUG")) fprintf(stderr, "%s in%d [%zu] fd %.6g an %.6g\n", name, k, i, fd, an[k][i]);
+            if (getenv("FD_DEBUG"))
+                fprintf(stderr, "%s in%d [%zu] fd %.6g an %.6g\n", name, k, i, fd, an[k][i]);
         }
-        cr_expect(worst / scale <= TOL, "%s: input %d: fd error %.3g (scale %.3g) > %.3g", name,
-                  k, worst / scale, scale, TOL);
+        cr_expect(worst / scale <= TOL, "%s: input %d: fd error %.3g (scale %.3g) > %.3g", name, k,
+                  worst / scale, scale, TOL);
     }
     for (int k = 0; k < nin; k++) {
         free(in.host[k]);
@@ -209,14 +210,46 @@ static nn_tensor *b_bn(nn_ctx *c, nn_tensor **x, const float *a)
 {
     return nn_batch_norm(c, x[0], x[1], x[2], x[3], x[4], (int)a[0], 0.1f, 1e-5f);
 }
-static nn_tensor *b_relu(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_relu(c, x[0]); }
-static nn_tensor *b_leaky(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_leaky_relu(c, x[0], 0.2f); }
-static nn_tensor *b_tanh(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_tanh(c, x[0]); }
-static nn_tensor *b_sigmoid(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_sigmoid(c, x[0]); }
-static nn_tensor *b_softmax(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_softmax(c, x[0]); }
-static nn_tensor *b_scale(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_scale(c, x[0], -1.3f); }
-static nn_tensor *b_add(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_add(c, x[0], x[1]); }
-static nn_tensor *b_concat(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_concat(c, x, 3); }
+static nn_tensor *b_relu(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_relu(c, x[0]);
+}
+static nn_tensor *b_leaky(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_leaky_relu(c, x[0], 0.2f);
+}
+static nn_tensor *b_tanh(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_tanh(c, x[0]);
+}
+static nn_tensor *b_sigmoid(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_sigmoid(c, x[0]);
+}
+static nn_tensor *b_softmax(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_softmax(c, x[0]);
+}
+static nn_tensor *b_scale(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_scale(c, x[0], -1.3f);
+}
+static nn_tensor *b_add(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_add(c, x[0], x[1]);
+}
+static nn_tensor *b_concat(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_concat(c, x, 3);
+}
 static nn_tensor *b_pool(nn_ctx *c, nn_tensor **x, const float *a)
 {
     return nn_max_pool2d(c, x[0], (int)a[0], (int)a[1]);
@@ -238,21 +271,35 @@ static nn_tensor *b_dice(nn_ctx *c, nn_tensor **x, const float *a)
 {
     return nn_loss_dice(c, x[0], x[1], (int)a[0], a[1]);
 }
-static nn_tensor *b_kd(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_loss_kd(c, x[0], x[1]); }
-static nn_tensor *b_l1(nn_ctx *c, nn_tensor **x, const float *a) { (void)a; return nn_loss_l1(c, x[0], x[1]); }
-static nn_tensor *b_lsgan(nn_ctx *c, nn_tensor **x, const float *a) { return nn_loss_lsgan(c, x[0], a[0]); }
+static nn_tensor *b_kd(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_loss_kd(c, x[0], x[1]);
+}
+static nn_tensor *b_l1(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    (void)a;
+    return nn_loss_l1(c, x[0], x[1]);
+}
+static nn_tensor *b_lsgan(nn_ctx *c, nn_tensor **x, const float *a)
+{
+    return nn_loss_lsgan(c, x[0], a[0]);
+}
 /* a small chain (smooth, so no kinks within EPS): conv -> IN -> tanh -> reflect pad ->
  * conv+bias -> softmax -> Dice + 0.5 KD (softmax output used twice: gradients add) */
 static nn_tensor *b_chain(nn_ctx *c, nn_tensor **x, const float *a)
 {
     (void)a;
-    nn_tensor *h = nn_tanh(c, nn_instance_norm(c, nn_conv2d(c, x[0], x[1], NULL, 1, 1, 1),
-                                               NULL, NULL, 1e-5f));
+    nn_tensor *h =
+        nn_tanh(c, nn_instance_norm(c, nn_conv2d(c, x[0], x[1], NULL, 1, 1, 1), NULL, NULL, 1e-5f));
     h = nn_softmax(c, nn_conv2d(c, nn_pad_reflect(c, h, 1, 1, 1, 1), x[2], x[3], 1, 0, 1));
     return nn_add(c, nn_loss_dice(c, h, x[4], 0, 1.0f), nn_scale(c, nn_loss_kd(c, x[5], h), 0.5f));
 }
 
-#define S(n, c, h, w, g, k) {n, c, h, w, g, k, 0}
+#define S(n, c, h, w, g, k)                                                                        \
+    {                                                                                              \
+        n, c, h, w, g, k, 0                                                                        \
+    }
 
 /* Thousands of tiny forward passes: one thread each (Criterion runs two test processes at
  * once on this 2-core machine; OpenMP's spinning threads would oversubscribe it). The
@@ -262,7 +309,8 @@ TestSuite(nn_grad, .init = one_thread);
 
 Test(nn_grad, conv2d)
 {
-    spec sp[] = {S(2, 3, 6, 5, 1, K_NORMAL), S(4, 3, 3, 3, 1, K_NORMAL), S(4, 1, 1, 1, 1, K_NORMAL)};
+    spec sp[] = {S(2, 3, 6, 5, 1, K_NORMAL), S(4, 3, 3, 3, 1, K_NORMAL),
+                 S(4, 1, 1, 1, 1, K_NORMAL)};
     float a1[] = {1, 1, 1}, a2[] = {2, 1, 1}, a3[] = {1, 2, 2};
     fd_check("conv2d s1", 3, sp, b_conv, a1);
     fd_check("conv2d s2", 3, sp, b_conv, a2);
@@ -271,11 +319,13 @@ Test(nn_grad, conv2d)
 
 Test(nn_grad, conv_transpose2d)
 {
-    spec sp[] = {S(2, 3, 4, 5, 1, K_NORMAL), S(3, 2, 3, 3, 1, K_NORMAL), S(2, 1, 1, 1, 1, K_NORMAL)};
+    spec sp[] = {S(2, 3, 4, 5, 1, K_NORMAL), S(3, 2, 3, 3, 1, K_NORMAL),
+                 S(2, 1, 1, 1, 1, K_NORMAL)};
     float a1[] = {2, 1, 1}, a2[] = {1, 1, 0};
     fd_check("convt s2 op1", 3, sp, b_convt, a1);
     fd_check("convt s1", 3, sp, b_convt, a2);
-    spec sp2[] = {S(1, 3, 3, 3, 1, K_NORMAL), S(3, 2, 2, 2, 1, K_NORMAL), S(2, 1, 1, 1, 1, K_NORMAL)};
+    spec sp2[] = {S(1, 3, 3, 3, 1, K_NORMAL), S(3, 2, 2, 2, 1, K_NORMAL),
+                  S(2, 1, 1, 1, 1, K_NORMAL)};
     float a3[] = {2, 0, 0};
     fd_check("convt 2x2 s2", 3, sp2, b_convt, a3);
 }
@@ -289,7 +339,8 @@ Test(nn_grad, pad)
 
 Test(nn_grad, instance_norm)
 {
-    spec sp[] = {S(2, 3, 4, 5, 1, K_NORMAL), S(3, 1, 1, 1, 1, K_NORMAL), S(3, 1, 1, 1, 1, K_NORMAL)};
+    spec sp[] = {S(2, 3, 4, 5, 1, K_NORMAL), S(3, 1, 1, 1, 1, K_NORMAL),
+                 S(3, 1, 1, 1, 1, K_NORMAL)};
     fd_check("instance_norm affine", 3, sp, b_in, NULL);
     fd_check("instance_norm", 1, sp, b_in_plain, NULL);
 }
@@ -318,7 +369,8 @@ Test(nn_grad, add_concat)
 {
     spec sp[] = {S(2, 3, 3, 4, 1, K_NORMAL), S(2, 3, 3, 4, 1, K_NORMAL)};
     fd_check("add", 2, sp, b_add, NULL);
-    spec sc[] = {S(2, 1, 3, 4, 1, K_NORMAL), S(2, 2, 3, 4, 0, K_NORMAL), S(2, 3, 3, 4, 1, K_NORMAL)};
+    spec sc[] = {S(2, 1, 3, 4, 1, K_NORMAL), S(2, 2, 3, 4, 0, K_NORMAL),
+                 S(2, 3, 3, 4, 1, K_NORMAL)};
     fd_check("concat", 3, sc, b_concat, NULL);
 }
 
@@ -360,8 +412,8 @@ Test(nn_grad, losses)
 
 Test(nn_grad, chain)
 {
-    spec sp[] = {S(2, 2, 5, 5, 1, K_NORMAL), S(3, 2, 3, 3, 1, K_NORMAL), S(4, 3, 3, 3, 1, K_NORMAL),
-                 S(4, 1, 1, 1, 1, K_NORMAL), {2, 1, 5, 5, 0, K_LABELS, 4},
-                 S(2, 4, 5, 5, 0, K_PROBS)};
+    spec sp[] = {S(2, 2, 5, 5, 1, K_NORMAL),   S(3, 2, 3, 3, 1, K_NORMAL),
+                 S(4, 3, 3, 3, 1, K_NORMAL),   S(4, 1, 1, 1, 1, K_NORMAL),
+                 {2, 1, 5, 5, 0, K_LABELS, 4}, S(2, 4, 5, 5, 0, K_PROBS)};
     fd_check("chain", 6, sp, b_chain, NULL);
 }

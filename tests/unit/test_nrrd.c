@@ -100,7 +100,8 @@ Test(nrrd, refuses_what_it_cannot_write)
     uint8_t d[8] = {0};
     cr_assert_eq(vol_write_nrrd(path, &g, d, 1536 /* float128 */, err, sizeof err), -1);
     cr_assert(strstr(err, "datatype"), "%s", err);
-    cr_assert(vol_path_is_nrrd("a/B.NRRD") && !vol_path_is_nrrd("a.nii.gz") && !vol_path_is_nrrd("nrrd"));
+    cr_assert(vol_path_is_nrrd("a/B.NRRD") && !vol_path_is_nrrd("a.nii.gz") &&
+              !vol_path_is_nrrd("nrrd"));
 }
 
 /* A 4-D file of three volumes: refused without a choice, volume 1 read exactly (nibabel's
@@ -130,7 +131,8 @@ Test(nrrd, four_d_volume_choice, .timeout = 60)
         cr_assert_eq(v.data[i], want[i], "voxel %d: %g, nibabel %g", i, v.data[i], want[i]);
     /* the oblique affine of the helper: rotation 17 degrees about z of diag(-0.8, 0.9, 2.5) */
     double t = 17.0 * M_PI / 180.0;
-    cr_assert(fabs(v.geom.affine[0][0] - cos(t) * -0.8) < 1e-5 && fabs(v.geom.affine[1][3] - 37.5) < 1e-5);
+    cr_assert(fabs(v.geom.affine[0][0] - cos(t) * -0.8) < 1e-5 &&
+              fabs(v.geom.affine[1][3] - 37.5) < 1e-5);
     vol_free(&v);
     /* the voxel limit bounds the volume read, not the whole file (630 voxels, 210 a volume) */
     vol_read_opts lim = {.max_voxels = 300};

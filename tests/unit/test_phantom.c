@@ -81,8 +81,8 @@ Test(phantom_gen, ct_contrast_and_labels)
         int64_t cnt[8];
         stats(&p, mean, cnt, lvc);
         for (int c = 1; c < 8; c++)
-            cr_assert_gt(cnt[c], 50, "seed %llu: class %d has %lld voxels", (unsigned long long)seed, c,
-                         (long long)cnt[c]);
+            cr_assert_gt(cnt[c], 50, "seed %llu: class %d has %lld voxels",
+                         (unsigned long long)seed, c, (long long)cnt[c]);
         double lo = 1e9, hi = -1e9;
         for (int c = 2; c < 8; c++) {
             lo = fmin(lo, mean[c]);
@@ -102,7 +102,9 @@ Test(phantom_gen, ct_contrast_and_labels)
         cr_assert_str_eq(o, "LPS");
         cr_assert_eq(vol_geom_slicing_axis(&p.geom), 2);
         if (seed > 1) /* subjects differ in heart position */
-            cr_assert_gt(fabs(lvc[0] - lv_prev[0]) + fabs(lvc[1] - lv_prev[1]) + fabs(lvc[2] - lv_prev[2]), 1.0);
+            cr_assert_gt(fabs(lvc[0] - lv_prev[0]) + fabs(lvc[1] - lv_prev[1]) +
+                             fabs(lvc[2] - lv_prev[2]),
+                         1.0);
         memcpy(lv_prev, lvc, sizeof lvc);
         phantom_free(&p);
     }
@@ -155,7 +157,8 @@ Test(phantom_gen, paired_rendering_keeps_the_anatomy_and_changes_the_contrast)
     cr_assert(mc[3] > 150 && mc[3] < 550, "paired CT LV %g HU", mc[3]);
     cr_assert_lt(mc[1], mc[3] - 40, "paired CT myocardium %g vs LV %g", mc[1], mc[3]);
     float mn = 1e9f;
-    for (int64_t i = 0; i < n; i++) mn = fminf(mn, ct.image[i]);
+    for (int64_t i = 0; i < n; i++)
+        mn = fminf(mn, ct.image[i]);
     cr_assert(mn >= -1024 && mn < -800, "paired CT minimum %g", mn);
     /* the MR's background is near 0 and its blood a few hundred units: not HU */
     cr_assert_gt(fabs(mm[0] - mc[0]), 100.0, "background MR %g vs CT %g", mm[0], mc[0]);
@@ -180,7 +183,8 @@ Test(phantom_gen, nibabel_reads_output, .timeout = 60)
         cr_assert_eq(vol_read(img, NULL, &v, err, sizeof err), 0, "%s", err);
         vol_geom lg;
         uint8_t *cls;
-        cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &cls, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(vol_read_labels(lab, NULL, VOL_LABELS_AUTO, &lg, &cls, err, sizeof err), 0,
+                     "%s", err);
         cr_assert_eq(memcmp(cls, p.label, (size_t)nvox(&p)), 0);
         cr_assert_eq(vol_geom_same(&v.geom, &lg, 1e-9, err, sizeof err), 0, "%s", err);
         lg.affine[1][3] += 0.5;
@@ -189,7 +193,8 @@ Test(phantom_gen, nibabel_reads_output, .timeout = 60)
         free(cls);
         vol_free(&v);
         phantom_free(&p);
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/nibabel/vol_helper.py phantom '%s' '%s' %s", img, lab,
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 tests/nibabel/vol_helper.py phantom '%s' '%s' %s", img, lab,
                  orient[m]);
         cr_assert_eq(system(cmd), 0, "nibabel check failed for modality %d", m);
     }

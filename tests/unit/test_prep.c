@@ -162,7 +162,8 @@ Test(prep_tile, positions_weights_accumulate)
         for (int64_t i = 0; i < h * ww; i++)
             img[i] = (float)i;
         int64_t py[16], px[16];
-        int ny = prep_tile_positions(h, t, 0.5, py, 16), nx = prep_tile_positions(ww, t, 0.5, px, 16);
+        int ny = prep_tile_positions(h, t, 0.5, py, 16),
+            nx = prep_tile_positions(ww, t, 0.5, px, 16);
         for (int a = 0; a < ny; a++)
             for (int b = 0; b < nx; b++) {
                 prep_tile_get(img, h, ww, py[a], px[b], t, -5.0f, tile);
@@ -208,7 +209,8 @@ Test(prep_augment, seeded_and_consistent)
     for (int64_t i = 0; i < h * w; i++)
         cr_assert(la[i] == 0 || la[i] == 2 || la[i] == 5);
     /* a pure left-right flip is exact for image and labels */
-    prep_aug flip = {.p_flip_u = 1, .p_flip_v = 0, .max_rot_deg = 0, .min_scale = 1, .max_scale = 1};
+    prep_aug flip = {
+        .p_flip_u = 1, .p_flip_v = 0, .max_rot_deg = 0, .min_scale = 1, .max_scale = 1};
     memcpy(a, img, sizeof img), memcpy(la, lab, sizeof lab);
     cr_assert_eq(prep_augment(&flip, &r1, a, la, h, w, -1.0f), 0);
     for (int64_t y = 0; y < h; y++)
@@ -217,7 +219,8 @@ Test(prep_augment, seeded_and_consistent)
             cr_assert_eq(la[y * w + x], lab[y * w + (w - 1 - x)]);
         }
     /* a rotation keeps the centre pixel's neighbourhood and brings fill in at the corners */
-    prep_aug rot = {.p_flip_u = 0, .p_flip_v = 0, .max_rot_deg = 45, .min_scale = 0.7, .max_scale = 0.7};
+    prep_aug rot = {
+        .p_flip_u = 0, .p_flip_v = 0, .max_rot_deg = 45, .min_scale = 0.7, .max_scale = 0.7};
     memcpy(a, img, sizeof img);
     cr_assert_eq(prep_augment(&rot, &r1, a, NULL, h, w, -7.0f), 0);
     cr_assert_eq(a[0], -7.0f);
@@ -274,7 +277,8 @@ Test(prep_stream, ct_512x512x300_peak_memory, .timeout = 120)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double peak_mb = ru.ru_maxrss / 1024.0, float_copy_mb = n * 4.0 / (1 << 20);
-    cr_log_info("512x512x300 int16: read + per-slice processing %.2f s, peak RSS %.0f MiB (one float copy %.0f MiB)",
+    cr_log_info("512x512x300 int16: read + per-slice processing %.2f s, peak RSS %.0f MiB (one "
+                "float copy %.0f MiB)",
                 (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), peak_mb,
                 float_copy_mb);
     cr_assert_lt(peak_mb, 2.2 * float_copy_mb, "peak RSS %.0f MiB", peak_mb);

@@ -20,7 +20,8 @@ Test(redact, a_temporary_path_becomes_the_clients_name)
 
 Test(redact, folders_keep_only_the_last_component)
 {
-    char m[256] = "label: var/data/blobs/ab/abcdef.nii.gz: data ends early; see /tmp/q/r.log (and '/models/3')";
+    char m[256] = "label: var/data/blobs/ab/abcdef.nii.gz: data ends early; see /tmp/q/r.log (and "
+                  "'/models/3')";
     const char *dirs[] = {"var/data", "/tmp", NULL, ""};
     redact_dirs(m, sizeof m, dirs, 4);
     cr_assert_str_eq(m, "label: abcdef.nii.gz: data ends early; see r.log (and '/models/3')");

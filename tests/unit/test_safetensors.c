@@ -57,7 +57,8 @@ Test(safetensors, c_writes_python_reads)
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
     st_writer *wr = st_writer_new();
     cr_assert_eq(st_writer_add(wr, "u8s", ST_U8, 1, s5, u, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(st_writer_add(wr, "seg.enc0.weight", ST_F32, 2, s2, w, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(st_writer_add(wr, "seg.enc0.weight", ST_F32, 2, s2, w, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_eq(st_writer_add(wr, "iteration", ST_I64, 1, s1, it, err, sizeof err), 0, "%s", err);
     cr_assert_eq(st_writer_add(wr, "iteration", ST_I64, 1, s1, it, err, sizeof err), -1);
     cr_assert(strstr(err, "duplicate"));
@@ -79,9 +80,12 @@ Test(safetensors, c_writes_python_reads)
     for (int i = 0; i < 6; i++)
         cr_expect_float_eq(json_real_value(json_array_get(json_object_get(tw, "values"), i)),
                            (double)w[i / 3][i % 3], 1e-12 + 1e-7 * fabs((double)w[i / 3][i % 3]));
-    cr_expect_eq(json_integer_value(json_array_get(json_object_get(json_object_get(ts, "iteration"), "values"), 0)),
+    cr_expect_eq(json_integer_value(json_array_get(
+                     json_object_get(json_object_get(ts, "iteration"), "values"), 0)),
                  123456789012LL);
-    cr_expect_eq(json_integer_value(json_array_get(json_object_get(json_object_get(ts, "u8s"), "values"), 4)), 255);
+    cr_expect_eq(json_integer_value(
+                     json_array_get(json_object_get(json_object_get(ts, "u8s"), "values"), 4)),
+                 255);
     json_decref(j);
 
     /* and our own reader gets the same back */
@@ -114,7 +118,8 @@ Test(safetensors, python_writes_c_reads)
     cr_assert_eq(z->ndim, 2);
     cr_expect_eq(z->shape[0], 2);
     const float *zf = z->data;
-    for (int i = 0; i < 6; i++) cr_expect_float_eq(zf[i], i * 0.5f - 1.0f, 1e-7);
+    for (int i = 0; i < 6; i++)
+        cr_expect_float_eq(zf[i], i * 0.5f - 1.0f, 1e-7);
     const st_tensor *a = st_get(f, "a.first");
     cr_expect_eq(((const int64_t *)a->data)[1], -3);
     const st_tensor *m = st_get(f, "m.mid");
@@ -128,7 +133,8 @@ static void expect_parse_error(const char *hdr, size_t datalen, const char *need
 {
     size_t hn = strlen(hdr), len = 8 + hn + datalen;
     unsigned char *buf = calloc(1, len);
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hn >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)((uint64_t)hn >> (8 * i));
     memcpy(buf + 8, hdr, hn);
     st_file *f = NULL;
     char err[256] = "";
@@ -141,21 +147,30 @@ static void expect_parse_error(const char *hdr, size_t datalen, const char *need
 Test(safetensors, malformed_inputs_are_refused_with_reasons)
 {
     expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "overlaps");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "hole");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "needs 12");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12, "trailing");
-    expect_parse_error("{\"a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, "unsupported dtype");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0, "invalid shape");
-    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,0]}}", 0,
-                       "too large");
+                       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                       8, "overlaps");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+                       "hole");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+                       "needs 12");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+                       "outside");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+                       "trailing");
+    expect_parse_error("{\"a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
+                       "unsupported dtype");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0,
+                       "invalid shape");
+    expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_"
+                       "offsets\":[0,0]}}",
+                       0, "too large");
     expect_parse_error("{\"a\":{\"dtype\":\"F32\"}}", 0, "needs dtype");
     expect_parse_error("{\"__metadata__\":{\"k\":1}}", 0, "not a string");
     expect_parse_error("[1,2]", 0, "not a JSON object");
     expect_parse_error("{\"a\":", 0, "not a JSON object");
     expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "not a JSON object");
+                       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                       4, "not a JSON object");
 
     /* header length larger than the file, and a file shorter than 8 bytes */
     unsigned char b[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};

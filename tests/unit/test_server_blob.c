@@ -61,7 +61,8 @@ Test(server_blob, streamed_chunks_get_their_sha256_address)
     cr_assert_eq(blob_commit(w, sha, rel, sizeof rel, err, sizeof err), 0, "%s", err);
     /* SHA-256("hello world"), a published test vector */
     cr_assert_str_eq(sha, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
-    cr_assert_str_eq(rel, "blobs/b9/b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    cr_assert_str_eq(rel,
+                     "blobs/b9/b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
     cr_assert_eq(blob_path(dir, sha, abs, sizeof abs), 0);
     size_t len = 0;
     char *got = slurp(abs, &len);

@@ -58,7 +58,8 @@ static char *job_field(long long id, const char *col)
 {
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", id);
-    return tdb_valuep(pg, "SELECT to_jsonb(j) ->> $2 FROM jobs j WHERE id = $1::bigint", 2, ids, col);
+    return tdb_valuep(pg, "SELECT to_jsonb(j) ->> $2 FROM jobs j WHERE id = $1::bigint", 2, ids,
+                      col);
 }
 
 /* Waits until `sql` (with $1 = job id, or no parameter when id is 0) returns `want`. */
@@ -84,8 +85,9 @@ static pid_t spawn_worker(const char *workers, const char *lease, const char *po
         int nul = open("/dev/null", O_WRONLY);
         dup2(nul, 1);
         dup2(nul, 2);
-        execl(tenv("MKDSEG_TEST_BIN"), "mkdseg", "worker", "--database-url", url, "--workers", workers,
-              "--job-lease", lease, "--job-poll", poll, "--log-level", "warn", (char *)NULL);
+        execl(tenv("MKDSEG_TEST_BIN"), "mkdseg", "worker", "--database-url", url, "--workers",
+              workers, "--job-lease", lease, "--job-poll", poll, "--log-level", "warn",
+              (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -121,17 +123,22 @@ Test(server_jobs, two_worker_processes_never_run_the_same_job)
     int done = wait_for_job("SELECT count(*) FROM jobs WHERE state = 'succeeded'", 0, "24", 300000);
     cr_assert_eq(stop_worker(a), 0, "worker a exits 0 on SIGTERM");
     cr_assert_eq(stop_worker(b), 0, "worker b exits 0 on SIGTERM");
-    cr_assert(done, "all jobs succeeded (%ld did)", num("SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
+    cr_assert(done, "all jobs succeeded (%ld did)",
+              num("SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
     /* each job was claimed exactly once */
     cr_assert_eq(num("SELECT count(*) FROM jobs WHERE attempts <> 1"), 0);
     cr_assert_eq(num("SELECT count(*) FROM (SELECT job_id FROM job_events WHERE type = 'state' AND "
-                     "data->>'state' = 'running' GROUP BY job_id HAVING count(*) <> 1) x"), 0);
-    cr_assert_eq(num("SELECT count(*) FROM job_events WHERE type = 'state' AND data->>'state' = 'running'"), njobs);
+                     "data->>'state' = 'running' GROUP BY job_id HAVING count(*) <> 1) x"),
+                 0);
+    cr_assert_eq(
+        num("SELECT count(*) FROM job_events WHERE type = 'state' AND data->>'state' = 'running'"),
+        njobs);
     /* and both processes did work (the worker id is host:pid:role:N) */
     cr_assert_eq(num("SELECT count(DISTINCT split_part(worker, ':', 2)) FROM jobs"), 2,
                  "both worker processes claimed jobs");
     /* the result names the worker that ran it, the same that holds the row */
-    cr_assert_eq(num("SELECT count(*) FROM jobs WHERE result->>'worker' IS DISTINCT FROM worker"), 0);
+    cr_assert_eq(num("SELECT count(*) FROM jobs WHERE result->>'worker' IS DISTINCT FROM worker"),
+                 0);
 }
 
 /* The worker polls once an hour; it is seen idle after its claim found nothing (its session's
@@ -143,9 +150,10 @@ Test(server_jobs, notify_wakes_an_idle_worker, .timeout = 300)
     char err[256];
     job_workers *w = job_workers_start(&c, 1, "test", err, sizeof err);
     cr_assert(w, "%s", err);
-    int idle = wait_for_job("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND state = 'idle' AND query LIKE 'WITH c AS (UPDATE jobs SET state = ''running''%'",
-                            0, "1", 60000);
+    int idle = wait_for_job(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state = 'idle' AND query LIKE 'WITH c AS (UPDATE jobs SET state = ''running''%'",
+        0, "1", 60000);
     long long id = idle ? enqueue("{}") : 0;
     int ok = idle && wait_for_job(STATE, id, "succeeded", 120000);
     job_workers_stop(w);
@@ -159,8 +167,9 @@ Test(server_jobs, killed_workers_job_is_claimed_again_and_finishes)
     setenv("MKDSEG_TEST_HOLD", "noop:3", 1); /* the first worker stops for good at step 3 */
     pid_t a = spawn_worker("1", "2", "1");
     unsetenv("MKDSEG_TEST_HOLD");
-    cr_assert(wait_for_job("SELECT progress->>'at' FROM jobs WHERE id = $1::bigint", id, "noop:3", 60000),
-              "the first worker reached step 3 and holds there");
+    cr_assert(
+        wait_for_job("SELECT progress->>'at' FROM jobs WHERE id = $1::bigint", id, "noop:3", 60000),
+        "the first worker reached step 3 and holds there");
     kill(a, SIGKILL);
     waitpid(a, NULL, 0);
     char *w1 = job_field(id, "worker");
@@ -194,14 +203,18 @@ Test(server_jobs, cancel_failure_and_requeue_on_shutdown)
     cr_assert(wait_for_job(STATE, k, "running", 60000));
     char ks[24];
     snprintf(ks, sizeof ks, "%lld", k);
-    free(tdb_valuep(pg, "UPDATE jobs SET cancel_requested = true WHERE id = $1::bigint RETURNING 1", 1, ks));
+    free(tdb_valuep(pg, "UPDATE jobs SET cancel_requested = true WHERE id = $1::bigint RETURNING 1",
+                    1, ks));
     /* a million 50 ms steps outlast the limit: only the cancel ends it */
     cr_assert(wait_for_job(STATE, k, "cancelled", 120000), "cancelled at a safe point");
     /* shutdown in the middle of a job puts it back in the queue */
     long long q = enqueue("{\"steps\": 1000000, \"sleep_ms\": 50}");
     cr_assert(wait_for_job(STATE, q, "running", 60000));
-    cr_assert(wait_for_job("SELECT count(*) > 0 FROM job_events WHERE job_id = $1::bigint AND type = 'progress'",
-                           q, "t", 60000), "it made progress before the shutdown");
+    cr_assert(
+        wait_for_job(
+            "SELECT count(*) > 0 FROM job_events WHERE job_id = $1::bigint AND type = 'progress'",
+            q, "t", 60000),
+        "it made progress before the shutdown");
     job_workers_stop(w);
     char *st = job_field(q, "state");
     cr_assert_str_eq(st, "queued", "requeued for another worker");
@@ -211,7 +224,9 @@ Test(server_jobs, cancel_failure_and_requeue_on_shutdown)
     /* progress was recorded while it ran */
     char qs[24];
     snprintf(qs, sizeof qs, "%lld", q);
-    char *has = tdb_valuep(pg, "SELECT count(*) > 0 FROM job_events WHERE job_id = $1::bigint AND type = 'progress'", 1, qs);
+    char *has = tdb_valuep(
+        pg, "SELECT count(*) > 0 FROM job_events WHERE job_id = $1::bigint AND type = 'progress'",
+        1, qs);
     cr_assert_str_eq(has, "t");
     free(has);
 }

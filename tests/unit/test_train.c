@@ -21,14 +21,17 @@ static train_slices make_slices(int n, int seed, float contrast)
     nn_rng r;
     nn_rng_seed(&r, (uint64_t)seed);
     for (int k = 0; k < n; k++) {
-        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r), rad = 4 + 3 * nn_rng_uniform(&r);
+        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r),
+              rad = 4 + 3 * nn_rng_uniform(&r);
         int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
         for (int i = 0; i < S; i++)
             for (int j = 0; j < S; j++) {
                 size_t o = (size_t)k * S * S + i * S + j;
                 int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6) lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad) lab = 1;
+                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
+                    lab = 2;
+                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
+                    lab = 1;
                 float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
                 s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
                 s.lab[o] = lab;
@@ -37,7 +40,11 @@ static train_slices make_slices(int n, int seed, float contrast)
     return s;
 }
 
-static void free_slices(train_slices *s) { free(s->img); free(s->lab); }
+static void free_slices(train_slices *s)
+{
+    free(s->img);
+    free(s->lab);
+}
 
 /* Slices of a small phantom volume (`mkdseg phantom`), through the dataset pipeline, with
  * labels folded to 3 classes (background, myocardium, any blood pool or vessel) so the tiny
@@ -50,15 +57,19 @@ static train_slices phantom_slices(const char *mod, int seed)
     cr_assert_not_null(mkdtemp(dir));
     snprintf(img, sizeof img, "%s/i.nii.gz", dir);
     snprintf(lab, sizeof lab, "%s/l.nii.gz", dir);
-    snprintf(cmd, sizeof cmd, "%s phantom --modality %s --seed %d --shape 40,40,12 --image %s --label %s 2>/dev/null",
-             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", mod, seed, img, lab);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s phantom --modality %s --seed %d --shape 40,40,12 --image %s --label %s 2>/dev/null",
+        getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", mod, seed, img,
+        lab);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     train_slices s = {0};
     dataset_opts o = {.spacing = 0, .size = S, .empty_every = 0, .seed = 1};
     prep_norm_default(&o.norm, !strcmp(mod, "ct") ? PREP_CT : PREP_MR);
     cr_assert_eq(dataset_add_files(&s, &o, img, lab, 0, err, sizeof err), 0, "%s", err);
     cr_assert_geq(s.n, 2);
-    for (size_t i = 0; i < (size_t)s.n * S * S; i++) s.lab[i] = s.lab[i] == 1 ? 1 : s.lab[i] ? 2 : 0;
+    for (size_t i = 0; i < (size_t)s.n * S * S; i++)
+        s.lab[i] = s.lab[i] == 1 ? 1 : s.lab[i] ? 2 : 0;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
     return s;
@@ -91,7 +102,8 @@ static float *snapk(nn_params *p, size_t *n, nn_param_kind kind)
     float *h = malloc(sizeof(float) * (tot ? tot : 1));
     for (int i = 0; i < nn_params_count(p); i++) {
         nn_param *q = nn_params_at(p, i);
-        if (q->kind != kind) continue;
+        if (q->kind != kind)
+            continue;
         nn_tensor_read(&q->t, h + off);
         off += nn_numel(&q->t);
     }
@@ -110,7 +122,10 @@ static int changedk(nn_params *p, const float *before, size_t n, nn_param_kind k
     return c;
 }
 
-static int changed(nn_params *p, const float *before, size_t n) { return changedk(p, before, n, NN_PARAM); }
+static int changed(nn_params *p, const float *before, size_t n)
+{
+    return changedk(p, before, n, NN_PARAM);
+}
 
 Test(train, each_step_of_algorithm_1_moves_only_its_network)
 {
@@ -124,26 +139,28 @@ Test(train, each_step_of_algorithm_1_moves_only_its_network)
         /* one warm-up iteration so every network has Adam state and the pools hold images */
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
         nn_params *nets[6] = {trainer_segmentor(t, 0)->params, trainer_segmentor(t, 1)->params,
-                              trainer_g_a2t(t)->params, trainer_d_t(t)->params,
-                              trainer_g_t2a(t)->params, trainer_d_a(t)->params};
+                              trainer_g_a2t(t)->params,        trainer_d_t(t)->params,
+                              trainer_g_t2a(t)->params,        trainer_d_a(t)->params};
         /* network i is updated by Algorithm 1 step: S_syn 6, S_real 7, G_a2t 2, D_t 3, G_t2a 4, D_a 5 */
         const int step_of[6] = {6, 7, 2, 3, 4, 5};
         const char *names[6] = {"S_syn", "S_real", "G_a2t", "D_t", "G_t2a", "D_a"};
         float *b[6];
         size_t n[6];
-        for (int i = 0; i < 6; i++) b[i] = snap(nets[i], &n[i]);
+        for (int i = 0; i < 6; i++)
+            b[i] = snap(nets[i], &n[i]);
         size_t nbuf;
         float *bn = snapk(nets[0], &nbuf, NN_BUFFER);
         trainer_set_stop_after(t, stop == 7 ? 0 : stop);
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
         /* S_syn is fixed in step 2: its BatchNorm statistics as well as its weights */
         cr_expect_eq(changedk(nets[0], bn, nbuf, NN_BUFFER), stop >= 6,
-                     "after step %d S_syn's BN statistics %s", stop, stop >= 6 ? "did not move" : "moved");
+                     "after step %d S_syn's BN statistics %s", stop,
+                     stop >= 6 ? "did not move" : "moved");
         free(bn);
         for (int i = 0; i < 6; i++) {
             int expect = step_of[i] <= stop;
-            cr_expect_eq(changed(nets[i], b[i], n[i]), expect, "after step %d, %s %s", stop, names[i],
-                         expect ? "did not change" : "changed");
+            cr_expect_eq(changed(nets[i], b[i], n[i]), expect, "after step %d, %s %s", stop,
+                         names[i], expect ? "did not change" : "changed");
             free(b[i]);
         }
         trainer_free(t);
@@ -152,7 +169,8 @@ Test(train, each_step_of_algorithm_1_moves_only_its_network)
     free_slices(&as);
 }
 
-static void run_losses(train_config *c, const train_slices *tg, const train_slices *as, int n, float *out, int li)
+static void run_losses(train_config *c, const train_slices *tg, const train_slices *as, int n,
+                       float *out, int li)
 {
     char err[256];
     trainer *t = trainer_new(c, nn_backend_cpu(), tg, as, err, sizeof err);
@@ -180,10 +198,12 @@ Test(train, every_method_lowers_its_loss, .timeout = 240)
         float l[N];
         int li = train_method_is_mkd((train_method)m) ? TL_SUP_REAL : TL_SEG;
         run_losses(&c, &tg, &as, N, l, li);
-        float first = (l[0] + l[1] + l[2] + l[3]) / 4, last = (l[N - 1] + l[N - 2] + l[N - 3] + l[N - 4]) / 4;
-        if (m == TM_FINETUNE) first = (l[6] + l[7] + l[8] + l[9]) / 4; /* after the switch to target */
-        cr_expect_lt(last, first * 0.9f, "%s: loss %s went %f -> %f", train_method_name((train_method)m),
-                     train_loss_name(li), first, last);
+        float first = (l[0] + l[1] + l[2] + l[3]) / 4,
+              last = (l[N - 1] + l[N - 2] + l[N - 3] + l[N - 4]) / 4;
+        if (m == TM_FINETUNE)
+            first = (l[6] + l[7] + l[8] + l[9]) / 4; /* after the switch to target */
+        cr_expect_lt(last, first * 0.9f, "%s: loss %s went %f -> %f",
+                     train_method_name((train_method)m), train_loss_name(li), first, last);
     }
     free_slices(&tg);
     free_slices(&as);
@@ -205,7 +225,8 @@ Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 12
     for (int i = 0; i < 6; i++) {
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
         memcpy(a[i], trainer_progress(t)->loss, sizeof a[i]);
-        if (i == 2) cr_assert_eq(trainer_save_checkpoint(t, path, err, sizeof err), 0, "%s", err);
+        if (i == 2)
+            cr_assert_eq(trainer_save_checkpoint(t, path, err, sizeof err), 0, "%s", err);
     }
     trainer_free(t);
 
@@ -213,7 +234,8 @@ Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 12
     t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
-        cr_expect_eq(memcmp(a[i], trainer_progress(t)->loss, sizeof a[i]), 0, "iteration %d differs", i);
+        cr_expect_eq(memcmp(a[i], trainer_progress(t)->loss, sizeof a[i]), 0,
+                     "iteration %d differs", i);
     }
     trainer_free(t);
 
@@ -225,8 +247,9 @@ Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 12
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
         memcpy(b[i], trainer_progress(t)->loss, sizeof b[i]);
         for (int k = 0; k < TL_COUNT; k++)
-            cr_expect(a[i][k] == b[i][k] || (isnan(a[i][k]) && isnan(b[i][k])), "iteration %d loss %s: %.9g vs %.9g",
-                      i, train_loss_name(k), a[i][k], b[i][k]);
+            cr_expect(a[i][k] == b[i][k] || (isnan(a[i][k]) && isnan(b[i][k])),
+                      "iteration %d loss %s: %.9g vs %.9g", i, train_loss_name(k), a[i][k],
+                      b[i][k]);
     }
     trainer_free(t);
 
@@ -260,7 +283,8 @@ Test(train, bad_inputs_are_refused)
  * real target batches only, so two trainers that differ only in their assistant images end
  * the segmentor step with the same running statistics; with 0 the translated assistant
  * batches move them too. */
-static float *bn_after_one_iteration(int bn_target_stats, float assistant_contrast, size_t *n, int member)
+static float *bn_after_one_iteration(int bn_target_stats, float assistant_contrast, size_t *n,
+                                     int member)
 {
     nn_set_threads(1);
     train_slices tg = make_slices(6, 3, 1.0f), as = make_slices(6, 4, assistant_contrast);
@@ -269,7 +293,7 @@ static float *bn_after_one_iteration(int bn_target_stats, float assistant_contra
     char err[256];
     trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
     cr_assert_not_null(t, "%s", err);
-    trainer_set_stop_after(t, 6);   /* after S_syn's update: S_real has run its forwards */
+    trainer_set_stop_after(t, 6); /* after S_syn's update: S_real has run its forwards */
     cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
     float *b = snapk(trainer_segmentor(t, member)->params, n, NN_BUFFER);
     trainer_free(t);
@@ -282,13 +306,21 @@ Test(train, bn_target_stats_keeps_running_statistics_on_the_target)
 {
     for (int member = 0; member < 2; member++) {
         size_t n1, n2, n3, n4;
-        float *a = bn_after_one_iteration(1, -1.0f, &n1, member), *b = bn_after_one_iteration(1, -3.0f, &n2, member);
+        float *a = bn_after_one_iteration(1, -1.0f, &n1, member),
+              *b = bn_after_one_iteration(1, -3.0f, &n2, member);
         cr_assert_eq(n1, n2);
-        cr_expect(memcmp(a, b, n1 * sizeof(float)) == 0,
-                  "member %d: with bn_target_stats the assistant images moved the running statistics", member);
-        float *c = bn_after_one_iteration(0, -1.0f, &n3, member), *d = bn_after_one_iteration(0, -3.0f, &n4, member);
+        cr_expect(
+            memcmp(a, b, n1 * sizeof(float)) == 0,
+            "member %d: with bn_target_stats the assistant images moved the running statistics",
+            member);
+        float *c = bn_after_one_iteration(0, -1.0f, &n3, member),
+              *d = bn_after_one_iteration(0, -3.0f, &n4, member);
         cr_expect(memcmp(c, d, n3 * sizeof(float)) != 0,
-                  "member %d: without bn_target_stats the assistant images should move them", member);
-        free(a); free(b); free(c); free(d);
+                  "member %d: without bn_target_stats the assistant images should move them",
+                  member);
+        free(a);
+        free(b);
+        free(c);
+        free(d);
     }
 }

@@ -32,8 +32,8 @@ Test(train_config, argv_sets_known_options_and_keeps_the_rest)
 {
     train_config c;
     train_config_default(&c);
-    char *argv[] = {"--seg-width", "16", "--target-dir", "x", "--method=mkd-no-kd-r2s", "--lambda-kd1", "0.25",
-                    "pos", "--seed", "9223372036854775807"};
+    char *argv[] = {"--seg-width",  "16",   "--target-dir", "x",      "--method=mkd-no-kd-r2s",
+                    "--lambda-kd1", "0.25", "pos",          "--seed", "9223372036854775807"};
     char *rest[10];
     int nrest;
     char err[128] = "";
@@ -109,7 +109,9 @@ Test(train_config, validate_catches_bad_combinations)
     cr_expect_eq(train_config_validate(&c, err, sizeof err), -1);
     c.method = TM_BASELINE;
     cr_expect_eq(train_config_validate(&c, err, sizeof err), 0, "%s", err);
-    c.iters = 0; c.epochs = 3; c.iters_per_epoch = 7;
+    c.iters = 0;
+    c.epochs = 3;
+    c.iters_per_epoch = 7;
     cr_expect_eq(train_config_total_iters(&c), 21);
     c.iters = 5;
     cr_expect_eq(train_config_total_iters(&c), 5);

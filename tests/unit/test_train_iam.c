@@ -23,14 +23,17 @@ static train_slices make_slices(int n, int seed, float contrast)
     nn_rng r;
     nn_rng_seed(&r, (uint64_t)seed);
     for (int k = 0; k < n; k++) {
-        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r), rad = 4 + 3 * nn_rng_uniform(&r);
+        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r),
+              rad = 4 + 3 * nn_rng_uniform(&r);
         int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
         for (int i = 0; i < S; i++)
             for (int j = 0; j < S; j++) {
                 size_t o = (size_t)k * S * S + i * S + j;
                 int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6) lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad) lab = 1;
+                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
+                    lab = 2;
+                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
+                    lab = 1;
                 float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
                 s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
                 s.lab[o] = lab;
@@ -62,7 +65,11 @@ static train_slices copy_slices(const train_slices *a)
     return s;
 }
 
-static void free_slices(train_slices *s) { free(s->img); free(s->lab); }
+static void free_slices(train_slices *s)
+{
+    free(s->img);
+    free(s->lab);
+}
 
 static train_config tiny(train_method m)
 {
@@ -113,8 +120,9 @@ Test(train_iam, every_gan_term_is_reported_and_they_add_up)
     c.lambda_idt = 0.5f;
     trainer *t = make(&c, &tg, &as);
     step(t);
-    const train_loss all[] = {TL_G_A2T, TL_D_T, TL_G_T2A, TL_D_A, TL_CYC, TL_SUP_SYN, TL_SUP_REAL, TL_KD_S2R,
-                              TL_KD_R2S, TL_G_A2T_ADV, TL_G_T2A_ADV, TL_CYC_A, TL_CYC_T, TL_IDT_A2T, TL_IDT_T2A,
+    const train_loss all[] = {TL_G_A2T,     TL_D_T,      TL_G_T2A,    TL_D_A,      TL_CYC,
+                              TL_SUP_SYN,   TL_SUP_REAL, TL_KD_S2R,   TL_KD_R2S,   TL_G_A2T_ADV,
+                              TL_G_T2A_ADV, TL_CYC_A,    TL_CYC_T,    TL_IDT_A2T,  TL_IDT_T2A,
                               TL_G_A2T_SEG, TL_D_T_REAL, TL_D_T_FAKE, TL_D_A_REAL, TL_D_A_FAKE};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         cr_expect(isfinite(loss(t, all[i])), "%s is %f", train_loss_name(all[i]), loss(t, all[i]));
@@ -122,8 +130,10 @@ Test(train_iam, every_gan_term_is_reported_and_they_add_up)
     near(loss(t, TL_CYC), loss(t, TL_CYC_A) + loss(t, TL_CYC_T), "cyc = cyc_a + cyc_t");
     near(loss(t, TL_D_T), 0.5f * (loss(t, TL_D_T_REAL) + loss(t, TL_D_T_FAKE)), "d_t");
     near(loss(t, TL_D_A), 0.5f * (loss(t, TL_D_A_REAL) + loss(t, TL_D_A_FAKE)), "d_a");
-    near(loss(t, TL_G_A2T), loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC) + 0.5f * 10 * loss(t, TL_IDT_A2T) +
-                                loss(t, TL_G_A2T_SEG), "g_a2t total");
+    near(loss(t, TL_G_A2T),
+         loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC) + 0.5f * 10 * loss(t, TL_IDT_A2T) +
+             loss(t, TL_G_A2T_SEG),
+         "g_a2t total");
     /* the names reach the progress consumers (job events, train.log) */
     cr_expect_str_eq(train_loss_name(TL_D_T_FAKE), "d_t_fake");
     cr_expect_str_eq(train_loss_name(TL_G_A2T_SEG), "g_a2t_seg");
@@ -134,7 +144,8 @@ Test(train_iam, every_gan_term_is_reported_and_they_add_up)
     t = make(&c, &tg, &as);
     step(t);
     cr_expect(isnan(loss(t, TL_IDT_A2T)) && isnan(loss(t, TL_IDT_T2A)));
-    near(loss(t, TL_G_A2T), loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC) + loss(t, TL_G_A2T_SEG), "g_a2t total");
+    near(loss(t, TL_G_A2T), loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC) + loss(t, TL_G_A2T_SEG),
+         "g_a2t total");
     trainer_free(t);
     free_slices(&tg);
     free_slices(&as);
@@ -152,10 +163,11 @@ Test(train_iam, seg_feedback_warms_up_then_ramps)
         step(t);
         float base = loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC);
         if (it < 2) {
-            cr_expect(isnan(loss(t, TL_G_A2T_SEG)), "iteration %d: feedback during the warm-up", it);
+            cr_expect(isnan(loss(t, TL_G_A2T_SEG)), "iteration %d: feedback during the warm-up",
+                      it);
             near(loss(t, TL_G_A2T), base, "warm-up total");
         } else {
-            float w = 2.0f * (float)(it - 2 + 1) / 4.0f;   /* 0.5, then 1.0 */
+            float w = 2.0f * (float)(it - 2 + 1) / 4.0f; /* 0.5, then 1.0 */
             near(loss(t, TL_G_A2T), base + w * loss(t, TL_G_A2T_SEG), "ramped total");
         }
     }
@@ -169,7 +181,8 @@ Test(train_iam, seg_feedback_warms_up_then_ramps)
 Test(train_iam, oracle_uses_the_paired_images_with_the_same_augmentation)
 {
     train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
-    train_slices same = copy_slices(&as), other = repaint(&as, 1.0f, 9), wrong = make_slices(6, 3, 1.0f);
+    train_slices same = copy_slices(&as), other = repaint(&as, 1.0f, 9),
+                 wrong = make_slices(6, 3, 1.0f);
     char err[256];
     train_config ci = tiny(TM_MKD);
     ci.iam = TI_IDENTITY;
@@ -179,20 +192,24 @@ Test(train_iam, oracle_uses_the_paired_images_with_the_same_augmentation)
     float li[N][TL_COUNT];
     trainer *t = make(&ci, &tg, &as);
     cr_expect_null(trainer_g_a2t(t), "identity trains no generator");
-    for (int i = 0; i < N; i++) { step(t); memcpy(li[i], trainer_progress(t)->loss, sizeof li[i]); }
+    for (int i = 0; i < N; i++) {
+        step(t);
+        memcpy(li[i], trainer_progress(t)->loss, sizeof li[i]);
+    }
     trainer_free(t);
 
     t = make(&co, &tg, &as);
     cr_expect_null(trainer_g_a2t(t));
-    cr_expect_eq(trainer_step(t, err, sizeof err), -1, "oracle without paired renderings must fail");
+    cr_expect_eq(trainer_step(t, err, sizeof err), -1,
+                 "oracle without paired renderings must fail");
     cr_expect(strstr(err, "paired"), "%s", err);
     cr_expect_eq(trainer_set_oracle(t, &wrong, err, sizeof err), -1, "mismatched labels accepted");
     cr_assert_eq(trainer_set_oracle(t, &same, err, sizeof err), 0, "%s", err);
     for (int i = 0; i < N; i++) {
         step(t);
         for (int k = 0; k < TL_SCORE_DICE; k++)
-            cr_expect(li[i][k] == loss(t, k) || (isnan(li[i][k]) && isnan(loss(t, k))), "iteration %d %s: %g vs %g", i,
-                      train_loss_name(k), li[i][k], loss(t, k));
+            cr_expect(li[i][k] == loss(t, k) || (isnan(li[i][k]) && isnan(loss(t, k))),
+                      "iteration %d %s: %g vs %g", i, train_loss_name(k), li[i][k], loss(t, k));
     }
     trainer_free(t);
 
@@ -207,7 +224,11 @@ Test(train_iam, oracle_uses_the_paired_images_with_the_same_augmentation)
     t = make(&ci, &tg, &as);
     cr_expect_eq(trainer_set_oracle(t, &same, err, sizeof err), -1);
     trainer_free(t);
-    free_slices(&tg); free_slices(&as); free_slices(&same); free_slices(&other); free_slices(&wrong);
+    free_slices(&tg);
+    free_slices(&as);
+    free_slices(&same);
+    free_slices(&other);
+    free_slices(&wrong);
 }
 
 static int cmpf(const void *a, const void *b)
@@ -236,12 +257,14 @@ Test(train_iam, histmatch_maps_the_assistant_distribution_onto_the_target)
     }
     for (size_t i = 0; i < 2000; i++) {
         size_t j = (i * 7919) % n, k = (i * 104729) % n;
-        if (as.img[j] < as.img[k]) cr_expect_leq(t->hm.img[j], t->hm.img[k], "not monotone");
+        if (as.img[j] < as.img[k])
+            cr_expect_leq(t->hm.img[j], t->hm.img[k], "not monotone");
     }
     cr_expect_eq(memcmp(t->hm.lab, as.lab, n * sizeof(int32_t)), 0);
     step(t);
     cr_expect(isfinite(loss(t, TL_SEG)));
-    free(a); free(b);
+    free(a);
+    free(b);
     trainer_free(t);
     free_slices(&tg);
     free_slices(&as);
@@ -253,7 +276,8 @@ static float *snap(nn_params *p, size_t *n)
     float *h = malloc(sizeof(float) * (tot ? tot : 1));
     for (int i = 0; i < nn_params_count(p); i++) {
         nn_param *q = nn_params_at(p, i);
-        if (q->kind != NN_PARAM) continue;
+        if (q->kind != NN_PARAM)
+            continue;
         nn_tensor_read(&q->t, h + off);
         off += nn_numel(&q->t);
     }
@@ -284,7 +308,8 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
     cr_expect_eq(trainer_progress(t)->total, 5);
     size_t n;
     float *g = snap(trainer_g_a2t(t)->params, &n), *d = snap(trainer_d_t(t)->params, &n);
-    float *s0 = snap(trainer_segmentor(t, 0)->params, &n), *s1 = snap(trainer_segmentor(t, 1)->params, &n);
+    float *s0 = snap(trainer_segmentor(t, 0)->params, &n),
+          *s1 = snap(trainer_segmentor(t, 1)->params, &n);
     for (int it = 0; it < 5; it++) {
         step(t);
         int gan = it < 3;
@@ -292,9 +317,13 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
         cr_expect_eq(moved(trainer_d_t(t)->params, &d), gan, "iteration %d: D_t", it);
         cr_expect_eq(moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S_syn", it);
         cr_expect_eq(moved(trainer_segmentor(t, 1)->params, &s1), !gan, "iteration %d: S_real", it);
-        cr_expect_eq(isnan(loss(t, TL_G_A2T_SEG)), 1, "iteration %d: frozen has no seg feedback", it);
+        cr_expect_eq(isnan(loss(t, TL_G_A2T_SEG)), 1, "iteration %d: frozen has no seg feedback",
+                     it);
     }
-    free(g); free(d); free(s0); free(s1);
+    free(g);
+    free(d);
+    free(s0);
+    free(s1);
     trainer_free(t);
     free_slices(&tg);
     free_slices(&as);
@@ -314,24 +343,28 @@ Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
     cr_expect_eq(s->enc[2].conv1, a->enc[2].conv1);
     cr_expect_eq(s->head_w, a->head_w);
     cr_expect_neq(s->enc[2].bn1.gamma, a->enc[2].bn1.gamma);
-    for (int i = 0; i < 3; i++) step(t);
+    for (int i = 0; i < 3; i++)
+        step(t);
     cr_expect(isfinite(loss(t, TL_SEG)));
     float ms[2], ma[2], gs[2], ga[2];
     nn_tensor_read(s->enc[0].bn1.rmean, ms);
     nn_tensor_read(a->enc[0].bn1.rmean, ma);
     nn_tensor_read(s->enc[0].bn1.gamma, gs);
     nn_tensor_read(a->enc[0].bn1.gamma, ga);
-    cr_expect(ms[0] != ma[0] && gs[0] != ga[0], "BatchNorm not domain-specific: %g %g / %g %g", ms[0], ma[0], gs[0], ga[0]);
+    cr_expect(ms[0] != ma[0] && gs[0] != ga[0], "BatchNorm not domain-specific: %g %g / %g %g",
+              ms[0], ma[0], gs[0], ga[0]);
     /* the assistant's contrast does not reach the target's statistics */
     train_slices as2 = make_slices(6, 2, -1.0f);
     trainer *t2 = make(&c, &tg, &as2);
-    for (int i = 0; i < 1; i++) step(t2);
+    for (int i = 0; i < 1; i++)
+        step(t2);
     trainer *t3 = make(&c, &tg, &as);
     step(t3);
     float m2[2], m3[2];
     nn_tensor_read(trainer_segmentor(t2, 0)->enc[0].bn1.rmean, m2);
     nn_tensor_read(trainer_segmentor(t3, 0)->enc[0].bn1.rmean, m3);
-    cr_expect(m2[0] == m3[0], "the assistant moved the target's running mean: %g vs %g", m2[0], m3[0]);
+    cr_expect(m2[0] == m3[0], "the assistant moved the target's running mean: %g vs %g", m2[0],
+              m3[0]);
     trainer_free(t2);
     trainer_free(t3);
     const char *base = getenv("MKDSEG_TEST_TMP");
@@ -352,14 +385,16 @@ Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
     st_close(f);
     unlink(path);
     trainer_free(t);
-    free_slices(&tg); free_slices(&as); free_slices(&as2);
+    free_slices(&tg);
+    free_slices(&as);
+    free_slices(&as2);
 }
 
 Test(train_iam, discriminator_depth_sets_the_patch_grid)
 {
     char err[256];
     nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 0, err, sizeof err);
-    const int want[4] = {0, 30, 14, 6};   /* 64 / 2^n - 2 */
+    const int want[4] = {0, 30, 14, 6}; /* 64 / 2^n - 2 */
     for (int n = 1; n <= 3; n++) {
         discriminator *d = discriminator_new_layers(nn_backend_cpu(), 2, 1, n, err, sizeof err);
         cr_assert_not_null(d, "%s", err);
@@ -370,7 +405,8 @@ Test(train_iam, discriminator_depth_sets_the_patch_grid)
         nn_tensor *x = nn_tensor_zeros(ctx, 1, 1, 64, 64);
         nn_tensor *y = discriminator_forward(d, ctx, x);
         cr_assert_not_null(y, "%s", nn_ctx_error(ctx));
-        cr_expect(y->h == want[n] && y->w == want[n] && y->c == 1, "n_layers %d: %dx%d", n, y->h, y->w);
+        cr_expect(y->h == want[n] && y->w == want[n] && y->c == 1, "n_layers %d: %dx%d", n, y->h,
+                  y->w);
         discriminator_free(d);
         nn_ctx_reset(ctx);
     }
@@ -394,7 +430,8 @@ Test(train_iam, discriminator_depth_sets_the_patch_grid)
  * a resume */
 Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f), sc = make_slices(5, 4, -1.0f);
+    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f),
+                 sc = make_slices(5, 4, -1.0f);
     train_slices sco = repaint(&sc, 1.0f, 5), ao = repaint(&as, 1.0f, 6);
     char err[256], path[256];
     train_config c = tiny(TM_MKD);
@@ -404,7 +441,8 @@ Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
     trainer *t = make(&c, &tg, &as);
     cr_assert_eq(trainer_set_score_set(t, &sc, &sco, err, sizeof err), 0, "%s", err);
     double mae = 0;
-    for (size_t i = 0; i < (size_t)sc.n * S * S; i++) mae += fabs((double)sc.img[i] - sco.img[i]);
+    for (size_t i = 0; i < (size_t)sc.n * S * S; i++)
+        mae += fabs((double)sc.img[i] - sco.img[i]);
     mae /= (double)sc.n * S * S;
     cr_assert_eq(trainer_run(t, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
     const train_score *s;
@@ -424,7 +462,8 @@ Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
     json_t *j = json_loads(st_meta(f, "mkdseg.translation"), 0, NULL);
     cr_assert(json_is_array(j) && json_array_size(j) == 3);
     cr_expect_eq(json_integer_value(json_object_get(json_array_get(j, 1), "iter")), 4);
-    cr_expect(fabs(json_real_value(json_object_get(json_array_get(j, 1), "fidelity_mae")) - mae) < 1e-4);
+    cr_expect(fabs(json_real_value(json_object_get(json_array_get(j, 1), "fidelity_mae")) - mae) <
+              1e-4);
     json_decref(j);
     st_close(f);
     trainer_free(t);
@@ -434,9 +473,11 @@ Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
     c.iters = 4;
     t = make(&c, &tg, &as);
     cr_assert_eq(trainer_set_oracle(t, &ao, err, sizeof err), 0, "%s", err);
-    cr_expect_eq(trainer_set_score_set(t, &sc, NULL, err, sizeof err), -1, "oracle scores need renderings");
+    cr_expect_eq(trainer_set_score_set(t, &sc, NULL, err, sizeof err), -1,
+                 "oracle scores need renderings");
     cr_assert_eq(trainer_set_score_set(t, &sc, &sco, err, sizeof err), 0, "%s", err);
-    for (int i = 0; i < 2; i++) step(t);
+    for (int i = 0; i < 2; i++)
+        step(t);
     cr_assert_eq(trainer_save_checkpoint(t, path, err, sizeof err), 0, "%s", err);
     trainer_free(t);
     t = make(&c, &tg, &as);
@@ -450,7 +491,11 @@ Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
     cr_expect(s[0].mae == 0 && s[1].mae == 0, "oracle fidelity %g %g", s[0].mae, s[1].mae);
     trainer_free(t);
     unlink(path);
-    free_slices(&tg); free_slices(&as); free_slices(&sc); free_slices(&sco); free_slices(&ao);
+    free_slices(&tg);
+    free_slices(&as);
+    free_slices(&sc);
+    free_slices(&sco);
+    free_slices(&ao);
 }
 
 Test(train_iam, settings_parse_and_bad_combinations_are_refused)
@@ -463,15 +508,16 @@ Test(train_iam, settings_parse_and_bad_combinations_are_refused)
     cr_expect_float_eq(c.lambda_idt, 0.0f, 0);
     char err[256];
     const char *field;
-    json_t *o = json_pack("{s:s,s:s,s:i,s:f}", "method", "joint-dsbn", "iam", "histmatch", "score_every", 100,
-                          "lambda_idt", 0.5);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:f}", "method", "joint-dsbn", "iam", "histmatch",
+                          "score_every", 100, "lambda_idt", 0.5);
     cr_assert_eq(train_config_from_json(&c, o, err, sizeof err, &field), 0, "%s", err);
     json_decref(o);
     cr_expect_eq(c.method, TM_JOINT_DSBN);
     cr_expect_eq(c.iam, TI_HISTMATCH);
     cr_expect_eq(c.score_every, 100);
     char *s = train_config_to_json(&c);
-    cr_expect(strstr(s, "\"iam\":\"histmatch\"") && strstr(s, "\"method\":\"joint-dsbn\""), "%s", s);
+    cr_expect(strstr(s, "\"iam\":\"histmatch\"") && strstr(s, "\"method\":\"joint-dsbn\""), "%s",
+              s);
     free(s);
     o = json_pack("{s:s}", "iam", "perfect");
     cr_expect_eq(train_config_from_json(&c, o, err, sizeof err, &field), -1);

@@ -8,34 +8,35 @@
 #include <stdio.h>
 
 /* cpu_conv.c: oneDNN convolutions and transposed convolutions (primitive cache per shape). */
-int  cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
-int  cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
+int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
+int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
 void cpu_conv_state_free(nn_ctx *ctx);
 
 /* cpu_conv_direct.c: row kernels for one-input- or one-output-channel convolutions (stride 1)
  * that oneDNN's channel-blocked kernels run slowly; see the file for the shapes. */
 /* weights_only = 1: may the weight gradient run here (also strided, one input channel) */
-int  cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
-                        int weights_only);
+int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
+                       int weights_only);
 /* does the weight gradient take the tiled multi-channel kernel (cpu_direct_conv_bwd_weights_mc) */
-int  cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride);
+int cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride);
 /* stride 1: x [N, C, Hp, Wp] padded, w [O, C, KH, KW] -> y [N, O, Hp-KH+1, Wp-KW+1] */
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y);
 /* x in cpu_direct_pad_to's phase layout [N, C, stride, Hp, Wq]; gy [N, O, OH, OW] */
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
-                                 const float *gy, int O, int OH, int OW, int KH, int KW,
-                                 float *gw, float *gb);
+                                 const float *gy, int O, int OH, int OW, int KH, int KW, float *gw,
+                                 float *gb);
 /* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, Wq] (column phases: phase
  * p holds the padded columns p, p + stride, ...; zeros beyond), Wq >= ceil((W+2pw)/stride);
  * stride 1: the plain padded tensor with rows Wq long */
-void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
-                       float *xp);
+void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride,
+                       int Wq, float *xp);
 /* multi-channel weight gradient (cpu_direct_wgrad_tiled shapes): x in cpu_direct_pad_to's
  * layout with Wq >= OWp + (KW-1)/stride, gp the output gradient packed by cpu_direct_pack_tiles
  * -> gw [O, C, KH, KW] (overwritten) */
 void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq, int stride,
-                                    const float *gp, int O, int OH, int OWp, int KH, int KW, float *gw);
+                                    const float *gp, int O, int OH, int OWp, int KH, int KW,
+                                    float *gw);
 /* gy [N, O, OH, OW] -> gp [N, ceil(O/3), OH, 3, OWp]: each tile of 3 output channels' rows
  * side by side, zero-padded to OWp (a multiple of 8) and with zero rows past O */
 void cpu_direct_pack_tiles(const float *gy, int N, int O, int OH, int OW, int OWp, float *gp);
@@ -51,9 +52,9 @@ enum { CPU_PATH_AUTO, CPU_PATH_ONEDNN, CPU_PATH_DIRECT };
  * weights) and the thread count */
 #define CPU_PICK_KEY 18
 /* MKDSEG_CONV_PATH (auto | onednn | direct; MKDSEG_CONV_DIRECT=0 / 1: onednn / direct) */
-int  cpu_conv_path_from_env(void);
+int cpu_conv_path_from_env(void);
 /* the cached choice for key: 1 direct, 0 oneDNN, -1 not timed yet */
-int  cpu_conv_pick_get(const int *key);
+int cpu_conv_pick_get(const int *key);
 /* record the two times (ms) of key; the faster path becomes its choice */
 void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct);
 /* the table of choices so far, one line per shape */

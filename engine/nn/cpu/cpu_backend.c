@@ -100,7 +100,7 @@ static int cpu_backward(nn_ctx *ctx, nn_node *nd)
     case NN_OP_LOSS_L1:
     case NN_OP_LOSS_LSGAN:
         return cpu_loss_bwd(ctx, nd);
-    case NN_OP_CONV2D_FUSED:     /* never recorded: the front-end composes when recording */
+    case NN_OP_CONV2D_FUSED: /* never recorded: the front-end composes when recording */
     case NN_OP_COUNT:
         break;
     }
@@ -190,7 +190,7 @@ const nn_backend *nn_backend_by_name(const char *name)
     if (!strcmp(name, "auto"))
         return &cpu_backend;
 #endif
-    return NULL;             /* "cuda" without a CUDA build, or an unknown name */
+    return NULL; /* "cuda" without a CUDA build, or an unknown name */
 }
 
 const char *nn_backend_name(const nn_backend *be) { return be ? be->name : "none"; }

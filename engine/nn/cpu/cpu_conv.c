@@ -21,20 +21,20 @@
 #include <time.h>
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS, K_COUNT };
-enum { A_SRC, A_WEI, A_BIAS, A_DST, A_COUNT };   /* diff_ variants in the backward kinds */
+enum { A_SRC, A_WEI, A_BIAS, A_DST, A_COUNT }; /* diff_ variants in the backward kinds */
 
 /* One argument of one primitive: oneDNN's memory in the layout the primitive chose and,
  * when that is not the plain API layout, a reorder between the two. */
 typedef struct {
-    dnnl_memory_t mem;       /* primitive layout, handle set per call */
-    dnnl_memory_t plain;     /* API layout (only with a reorder) */
-    dnnl_primitive_t reorder;/* plain -> mem for inputs, mem -> plain for outputs */
-    size_t bytes;            /* size of the primitive-layout buffer */
+    dnnl_memory_t mem;        /* primitive layout, handle set per call */
+    dnnl_memory_t plain;      /* API layout (only with a reorder) */
+    dnnl_primitive_t reorder; /* plain -> mem for inputs, mem -> plain for outputs */
+    size_t bytes;             /* size of the primitive-layout buffer */
 } conv_arg;
 
 typedef struct {
     int key[16];
-    dnnl_primitive_desc_t fwd_pd;        /* hint for the backward ones */
+    dnnl_primitive_desc_t fwd_pd; /* hint for the backward ones */
     dnnl_primitive_desc_t pd[K_COUNT];
     dnnl_primitive_t prim[K_COUNT];
     conv_arg arg[K_COUNT][A_COUNT];
@@ -45,19 +45,19 @@ typedef struct {
 typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t st;
-    int path;                /* CPU_PATH_* from the environment when the context first convolved */
-    int report;              /* MKDSEG_NN_PROFILE set: print the path table at free */
+    int path;   /* CPU_PATH_* from the environment when the context first convolved */
+    int report; /* MKDSEG_NN_PROFILE set: print the path table at free */
     conv_ent *ent;
     int nent, cap;
 } conv_state;
 
-#define DN(call)                                                                 \
-    do {                                                                         \
-        dnnl_status_t s_ = (call);                                               \
-        if (s_ != dnnl_success) {                                                \
-            nn_ctx_fail(ctx, "oneDNN: %s failed (status %d)", #call, (int)s_);   \
-            goto fail;                                                           \
-        }                                                                        \
+#define DN(call)                                                                                   \
+    do {                                                                                           \
+        dnnl_status_t s_ = (call);                                                                 \
+        if (s_ != dnnl_success) {                                                                  \
+            nn_ctx_fail(ctx, "oneDNN: %s failed (status %d)", #call, (int)s_);                     \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* Per kind and argument: oneDNN's execution role, the md query, whether it is an output. */
@@ -145,7 +145,7 @@ fail:
 /* Geometry of a node, shared by the three primitives. */
 typedef struct {
     int transposed, N, IC, H, W, OC, OH, OW, KH, KW, stride, pad, extra, bias;
-    int act;                 /* nn_act post-op (fused forward only) */
+    int act; /* nn_act post-op (fused forward only) */
     float slope;
 } geom;
 
@@ -153,10 +153,22 @@ static geom geometry(const nn_node *nd)
 {
     const nn_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
     int fused = nd->op == NN_OP_CONV2D_FUSED;
-    geom g = {nd->op == NN_OP_CONV_T2D, x->n, x->c, x->h, x->w, y->c, y->h, y->w,
-              w->h, w->w, nd->i[0], nd->i[1], nd->i[2],
+    geom g = {nd->op == NN_OP_CONV_T2D,
+              x->n,
+              x->c,
+              x->h,
+              x->w,
+              y->c,
+              y->h,
+              y->w,
+              w->h,
+              w->w,
+              nd->i[0],
+              nd->i[1],
+              nd->i[2],
               nd->in[2] != NULL || (fused && nd->in[5] != NULL),
-              fused ? nd->i[3] : NN_ACT_NONE, fused ? nd->f[1] : 0.0f};
+              fused ? nd->i[3] : NN_ACT_NONE,
+              fused ? nd->f[1] : 0.0f};
     return g;
 }
 
@@ -198,25 +210,27 @@ static int init_desc(nn_ctx *ctx, const geom *g, const mds *md, int k, any_desc 
         dnnl_dims_t dil = {g->extra - 1, g->extra - 1};
         if (k == K_FWD)
             DN(dnnl_dilated_convolution_forward_desc_init(&d->conv, dnnl_forward_training,
-                   dnnl_convolution_direct, src, wei, bias, dst, strides, dil, pl, NULL));
+                                                          dnnl_convolution_direct, src, wei, bias,
+                                                          dst, strides, dil, pl, NULL));
         else if (k == K_BWD_DATA)
-            DN(dnnl_dilated_convolution_backward_data_desc_init(&d->conv,
-                   dnnl_convolution_direct, src, wei, dst, strides, dil, pl, NULL));
+            DN(dnnl_dilated_convolution_backward_data_desc_init(
+                &d->conv, dnnl_convolution_direct, src, wei, dst, strides, dil, pl, NULL));
         else
-            DN(dnnl_dilated_convolution_backward_weights_desc_init(&d->conv,
-                   dnnl_convolution_direct, src, wei, bias, dst, strides, dil, pl, NULL));
+            DN(dnnl_dilated_convolution_backward_weights_desc_init(
+                &d->conv, dnnl_convolution_direct, src, wei, bias, dst, strides, dil, pl, NULL));
     } else {
         /* out = (in-1)s - pl - pr + K  =>  pr = pad - out_pad */
         dnnl_dims_t pr = {g->pad - g->extra, g->pad - g->extra};
         if (k == K_FWD)
             DN(dnnl_deconvolution_forward_desc_init(&d->deconv, dnnl_forward_training,
-                   dnnl_deconvolution_direct, src, wei, bias, dst, strides, pl, pr));
+                                                    dnnl_deconvolution_direct, src, wei, bias, dst,
+                                                    strides, pl, pr));
         else if (k == K_BWD_DATA)
-            DN(dnnl_deconvolution_backward_data_desc_init(&d->deconv,
-                   dnnl_deconvolution_direct, src, wei, dst, strides, pl, pr));
+            DN(dnnl_deconvolution_backward_data_desc_init(&d->deconv, dnnl_deconvolution_direct,
+                                                          src, wei, dst, strides, pl, pr));
         else
-            DN(dnnl_deconvolution_backward_weights_desc_init(&d->deconv,
-                   dnnl_deconvolution_direct, src, wei, bias, dst, strides, pl, pr));
+            DN(dnnl_deconvolution_backward_weights_desc_init(&d->deconv, dnnl_deconvolution_direct,
+                                                             src, wei, bias, dst, strides, pl, pr));
     }
     return 0;
 fail:
@@ -260,7 +274,7 @@ static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, i
         return -1;
     DN(dnnl_primitive_attr_create(&attr));
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    if (g->act != NN_ACT_NONE) {             /* fused activation (forward-only entries) */
+    if (g->act != NN_ACT_NONE) { /* fused activation (forward-only entries) */
         dnnl_post_ops_t po = NULL;
         dnnl_alg_kind_t alg = g->act == NN_ACT_TANH      ? dnnl_eltwise_tanh
                               : g->act == NN_ACT_SIGMOID ? dnnl_eltwise_logistic
@@ -287,7 +301,8 @@ static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, i
         DN(dnnl_primitive_desc_create(&e->pd[k], &d, attr, s->eng, e->fwd_pd));
     }
     DN(dnnl_primitive_create(&e->prim[k], e->pd[k]));
-    const dnnl_memory_desc_t *spmd = dnnl_primitive_desc_query_md(e->pd[k], dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *spmd =
+        dnnl_primitive_desc_query_md(e->pd[k], dnnl_query_scratchpad_md, 0);
     e->sp[k] = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
     if (e->sp[k])
         DN(dnnl_memory_create(&e->sp_mem[k], spmd, s->eng, DNNL_MEMORY_NONE));
@@ -308,8 +323,9 @@ static void geom_key(const geom *g, int key[16])
 {
     int slope_bits;
     memcpy(&slope_bits, &g->slope, sizeof slope_bits);
-    const int k[16] = {g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->OH, g->OW, g->KH, g->KW,
-                       g->stride, g->pad, g->extra, g->bias, g->act, slope_bits};
+    const int k[16] = {g->transposed, g->N,    g->IC,  g->H,      g->W,      g->OC,
+                       g->OH,         g->OW,   g->KH,  g->KW,     g->stride, g->pad,
+                       g->extra,      g->bias, g->act, slope_bits};
     memcpy(key, k, sizeof k);
 }
 
@@ -357,7 +373,7 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
     dnnl_exec_arg_t args[A_COUNT + 1];
     int na = 0;
     const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst};
-    nn_arena_mark mark = nn_arena_pos(nn_ctx_arena(ctx));   /* temporaries die here */
+    nn_arena_mark mark = nn_arena_pos(nn_ctx_arena(ctx)); /* temporaries die here */
     for (int a = 0; a < A_COUNT; a++) {
         const argdef *d = &argdefs[k][a];
         conv_arg *ca = &e->arg[k][a];
@@ -413,8 +429,8 @@ fail:
 static int direct_ok(const conv_state *s, const geom *g, int k)
 {
     return s->path != CPU_PATH_ONEDNN &&
-           cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra, g->pad,
-                              k == K_BWD_WEIGHTS);
+           cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
+                              g->pad, k == K_BWD_WEIGHTS);
 }
 
 /* the clock a timed choice reads: at one thread the calling thread's CPU time, which does
@@ -431,7 +447,7 @@ static double now_ms(int threads)
  * overwrites the whole of its outputs, so running several in turn leaves the last one's. */
 typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct);
 
-#define PICK_REPS 5   /* timed runs of each path, after one warm-up run */
+#define PICK_REPS 5 /* timed runs of each path, after one warm-up run */
 
 /* Run pass k on the path chosen for its shape (cpu_conv_pick.c): the forced one, the cached
  * timed choice, or, the first time in the process, both timed (a warm-up run and PICK_REPS
@@ -481,7 +497,8 @@ static const float *padded(nn_ctx *ctx, const float *x, int N, int C, int H, int
     return xp;
 }
 
-static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b, float *y)
+static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b,
+                      float *y)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
     const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, 1, 0);
@@ -523,11 +540,13 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
         const int Wq0 = (g->W + 2 * g->pad + s - 1) / s, Wq1 = OWp + (g->KW - 1) / s;
         const int Wq = Wq0 > Wq1 ? Wq0 : Wq1;
         const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, s, Wq);
-        float *gp = nn_ctx_scratch(ctx, cpu_direct_pack_size(g->N, g->OC, g->OH, OWp) * sizeof(float));
+        float *gp =
+            nn_ctx_scratch(ctx, cpu_direct_pack_size(g->N, g->OC, g->OH, OWp) * sizeof(float));
         if (!xp || !gp)
             return -1;
         cpu_direct_pack_tiles(gy, g->N, g->OC, g->OH, g->OW, OWp, gp);
-        cpu_direct_conv_bwd_weights_mc(xp, g->N, g->IC, Hp, Wq, s, gp, g->OC, g->OH, OWp, g->KH, g->KW, gw);
+        cpu_direct_conv_bwd_weights_mc(xp, g->N, g->IC, Hp, Wq, s, gp, g->OC, g->OH, OWp, g->KH,
+                                       g->KW, gw);
         if (gb)
             cpu_direct_bias_grad(gy, g->N, g->OC, (size_t)g->OH * g->OW, gb);
         nn_arena_rollback(nn_ctx_arena(ctx), m);
@@ -537,8 +556,8 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
     if (!xp)
         return -1;
     const int Wq = (g->W + 2 * g->pad + g->stride - 1) / g->stride;
-    cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, Wq, g->stride, gy, g->OC,
-                                g->OH, g->OW, g->KH, g->KW, gw, gb);
+    cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, Wq, g->stride, gy, g->OC, g->OH,
+                                g->OW, g->KH, g->KW, gw, gb);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
     return 0;
 }
@@ -641,7 +660,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
         float *gx = nn_grad_acquire(ctx, x, &acc);
         if (!gx)
             return -1;
-        nn_arena_mark m = nn_arena_pos(ar);    /* after gx: only temporaries follow */
+        nn_arena_mark m = nn_arena_pos(ar); /* after gx: only temporaries follow */
         a.gx = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
         if (!a.gx || dispatch(ctx, s, &g, K_BWD_DATA, bwd_data_pass, &a))
             return -1;

@@ -19,8 +19,8 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define WG_MR 3   /* output channels per weight-gradient tile */
-#define WG_K 4    /* the tiled weight gradient's kernel: 4x4 (cpu_direct_wgrad_tiled) */
+#define WG_MR 3 /* output channels per weight-gradient tile */
+#define WG_K 4  /* the tiled weight gradient's kernel: 4x4 (cpu_direct_wgrad_tiled) */
 
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
                        int weights_only)
@@ -109,8 +109,8 @@ static float hsum(__m256 v)
 }
 
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
-                                 const float *gy, int O, int OH, int OW, int KH, int KW,
-                                 float *gw, float *gb)
+                                 const float *gy, int O, int OH, int OW, int KH, int KW, float *gw,
+                                 float *gb)
 {
     /* x holds `stride` column phases per channel: x[n][c][p][h][j] = xpad[n][c][h][stride j + p],
      * so the taps of output column ow are contiguous in ow: xpad[s oh + kh][s ow + kw] =
@@ -129,7 +129,8 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, i
         for (int n = 0; n < N; n++)
             for (int oh = 0; oh < OH; oh++) {
                 const float *g = gy + (((size_t)n * O + o) * OH + oh) * OW;
-                const float *xr = x + ((size_t)n * C + c) * stride * phase + (size_t)(stride * oh + kh) * Wq;
+                const float *xr =
+                    x + ((size_t)n * C + c) * stride * phase + (size_t)(stride * oh + kh) * Wq;
                 int ow = 0;
                 for (; ow + 8 <= OW; ow += 8) {
                     __m256 gv = _mm256_loadu_ps(g + ow);
@@ -140,7 +141,8 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, i
                     __m256i m = lane_mask(OW - ow);
                     __m256 gv = _mm256_maskload_ps(g + ow, m);
                     for (int k = 0; k < KW; k++)
-                        acc[k] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + off[k] + ow, m), acc[k]);
+                        acc[k] =
+                            _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + off[k] + ow, m), acc[k]);
                 }
             }
         float *dst = gw + (((size_t)o * C + c) * KH + kh) * KW;
@@ -178,9 +180,9 @@ void cpu_direct_bias_grad(const float *gy, int N, int O, size_t plane, float *gb
  * to OWp, a multiple of 8, so there are no masked tails: the extra input lanes read multiply
  * zeros (the caller pads x to Wq >= OWp + (KW - 1) / stride so that they stay inside it). */
 
-static inline __attribute__((always_inline)) void
-wg_rows(const int KW, const float *g, int rows, int OWp, const float *x, size_t xrow, const size_t *off,
-        __m256 *part)
+static inline __attribute__((always_inline)) void wg_rows(const int KW, const float *g, int rows,
+                                                          int OWp, const float *x, size_t xrow,
+                                                          const size_t *off, __m256 *part)
 {
     __m256 acc[WG_MR][4];
 #pragma GCC unroll 4
@@ -236,7 +238,8 @@ void cpu_direct_pack_tiles(const float *gy, int N, int O, int OH, int OW, int OW
 }
 
 void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq, int stride,
-                                    const float *gp, int O, int OH, int OWp, int KH, int KW, float *gw)
+                                    const float *gp, int O, int OH, int OWp, int KH, int KW,
+                                    float *gw)
 {
     const size_t phase = (size_t)Hp * Wq;
     size_t off[4];
@@ -247,7 +250,7 @@ void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq
     int R = (int)(16384 / row_bytes);
     R = R < 1 ? 1 : R > OH ? OH : R;
     const int tiles = (O + WG_MR - 1) / WG_MR;
-    const size_t tile_rows = (size_t)OH * WG_MR * OWp;   /* floats of one tile of one image */
+    const size_t tile_rows = (size_t)OH * WG_MR * OWp; /* floats of one tile of one image */
     /* input channels in blocks of about 256 KB (half of Zen 1's L2) that every tile visits in
      * turn, so that x is read from memory once, not once per tile */
     int CB = (int)((256u << 10) / ((size_t)N * stride * phase * sizeof(float)));
@@ -271,18 +274,20 @@ void cpu_direct_conv_bwd_weights_mc(const float *x, int N, int C, int Hp, int Wq
                 const int rows = OH - oh < R ? OH - oh : R;
                 for (int kh = 0; kh < KH; kh++)
                     wg_rows(WG_K, g + (size_t)oh * WG_MR * OWp, rows, OWp,
-                                xc + (size_t)(stride * oh + kh) * Wq, (size_t)stride * Wq, off, part[kh]);
+                            xc + (size_t)(stride * oh + kh) * Wq, (size_t)stride * Wq, off,
+                            part[kh]);
             }
         }
         for (int i = 0; i < MR; i++)
             for (int kh = 0; kh < KH; kh++)
                 for (int k = 0; k < KW; k++)
-                    gw[(((size_t)(o0 + i) * C + c) * KH + kh) * KW + k] = hsum(part[kh][i * KW + k]);
+                    gw[(((size_t)(o0 + i) * C + c) * KH + kh) * KW + k] =
+                        hsum(part[kh][i * KW + k]);
     }
 }
 
-void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride, int Wq,
-                       float *xp)
+void cpu_direct_pad_to(const float *x, int N, int C, int H, int W, int ph, int pw, int stride,
+                       int Wq, float *xp)
 {
     /* xp [N, C, stride, Hp, Wq]: phase p holds the padded columns p, p + stride, ... */
     const int Hp = H + 2 * ph, Wp = W + 2 * pw;

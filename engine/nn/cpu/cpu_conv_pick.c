@@ -23,8 +23,8 @@
 
 typedef struct {
     int key[CPU_PICK_KEY];
-    int direct;              /* the choice: 1 the hand kernel, 0 oneDNN */
-    double ms[2];            /* least time of each: [0] oneDNN, [1] direct */
+    int direct;   /* the choice: 1 the hand kernel, 0 oneDNN */
+    double ms[2]; /* least time of each: [0] oneDNN, [1] direct */
 } pick_ent;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,12 +65,12 @@ void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct)
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < g_n; i++)
         if (!memcmp(g_ent[i].key, key, sizeof g_ent[i].key))
-            goto done;       /* another thread timed it first: keep its choice */
+            goto done; /* another thread timed it first: keep its choice */
     if (g_n == g_cap) {
         int cap = g_cap ? 2 * g_cap : 64;
         pick_ent *n = realloc(g_ent, (size_t)cap * sizeof *n);
         if (!n)
-            goto done;       /* not cached: timed again next call */
+            goto done; /* not cached: timed again next call */
         g_ent = n;
         g_cap = cap;
     }
@@ -93,8 +93,8 @@ void cpu_conv_pick_report(FILE *f)
     for (int i = 0; i < g_n; i++) {
         const int *k = g_ent[i].key;
         fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %.4f %.4f -> %s\n",
-                pass[k[CPU_PICK_KEY - 2]], k[0] ? "T " : "", k[1], k[2], k[5], k[3], k[4], k[8], k[9],
-                k[10], k[11], k[CPU_PICK_KEY - 1], g_ent[i].ms[0], g_ent[i].ms[1],
+                pass[k[CPU_PICK_KEY - 2]], k[0] ? "T " : "", k[1], k[2], k[5], k[3], k[4], k[8],
+                k[9], k[10], k[11], k[CPU_PICK_KEY - 1], g_ent[i].ms[0], g_ent[i].ms[1],
                 g_ent[i].direct ? "direct" : "onednn");
     }
     pthread_mutex_unlock(&g_lock);

@@ -10,17 +10,17 @@
 #define PAR_MIN 32768
 
 /* g[i] (=|+=) EXPR over i < n, the accumulate test hoisted out of the loop. */
-#define GRAD_LOOP(g, n, acc, EXPR)                                              \
-    do {                                                                        \
-        if (acc) {                                                              \
-            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") \
-            for (size_t i = 0; i < (n); i++)                                    \
-                (g)[i] += (EXPR);                                               \
-        } else {                                                                \
-            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") \
-            for (size_t i = 0; i < (n); i++)                                    \
-                (g)[i] = (EXPR);                                                \
-        }                                                                       \
+#define GRAD_LOOP(g, n, acc, EXPR)                                                                 \
+    do {                                                                                           \
+        if (acc) {                                                                                 \
+            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") for (size_t i = 0;  \
+                                                                                    i < (n); i++)( \
+                g)[i] += (EXPR);                                                                   \
+        } else {                                                                                   \
+            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") for (size_t i = 0;  \
+                                                                                    i < (n); i++)( \
+                g)[i] = (EXPR);                                                                    \
+        }                                                                                          \
     } while (0)
 
 /* Written as `a > 0 ? gy[i] : 0` or `a > 0 ? a : a * s`, the load or the multiply is
@@ -142,10 +142,12 @@ static void softmax_bwd(const float *y, const float *gy, float *g, int N, int C,
             const size_t off = (size_t)b * C * hw + i;
             __m256 s = _mm256_setzero_ps();
             for (int c = 0; c < C; c++)
-                s = _mm256_fmadd_ps(_mm256_loadu_ps(y + off + c * hw), _mm256_loadu_ps(gy + off + c * hw), s);
+                s = _mm256_fmadd_ps(_mm256_loadu_ps(y + off + c * hw),
+                                    _mm256_loadu_ps(gy + off + c * hw), s);
             for (int c = 0; c < C; c++) {
                 const size_t j = off + c * hw;
-                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y + j), _mm256_sub_ps(_mm256_loadu_ps(gy + j), s));
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y + j),
+                                         _mm256_sub_ps(_mm256_loadu_ps(gy + j), s));
                 if (acc)
                     v = _mm256_add_ps(v, _mm256_loadu_ps(g + j));
                 _mm256_storeu_ps(g + j, v);

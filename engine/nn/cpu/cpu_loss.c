@@ -7,8 +7,8 @@
 #include <string.h>
 
 typedef struct {
-    double den;              /* CE: sum of weights; others: element count */
-    double *I, *P, *G;       /* Dice, per class */
+    double den;        /* CE: sum of weights; others: element count */
+    double *I, *P, *G; /* Dice, per class */
 } loss_saved;
 
 static int check_labels(nn_ctx *ctx, const nn_tensor *y, int K)
@@ -58,7 +58,8 @@ static void ce_fwd(const float *a, const int32_t *lab, const float *wt, int N, i
             for (int c = 0; c < K; c++) {
                 const __m256 v = _mm256_loadu_ps(x + c * hw);
                 s = _mm256_add_ps(s, cpu_exp8(_mm256_sub_ps(v, m)));
-                xl = _mm256_blendv_ps(xl, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(l, _mm256_set1_epi32(c))));
+                xl = _mm256_blendv_ps(
+                    xl, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(l, _mm256_set1_epi32(c))));
             }
             const __m256 w = wt ? _mm256_i32gather_ps(wt, l, 4) : _mm256_set1_ps(1.0f);
             const __m256 t = _mm256_mul_ps(w, _mm256_sub_ps(_mm256_add_ps(m, cpu_log8(s)), xl));
@@ -81,8 +82,8 @@ static void ce_fwd(const float *a, const int32_t *lab, const float *wt, int N, i
 }
 
 /* g (= or +=) k w (softmax(x) - onehot(label)) */
-static void ce_bwd(const float *a, const int32_t *lab, const float *wt, float k, int N, int K, size_t hw,
-                   float *g, int acc)
+static void ce_bwd(const float *a, const int32_t *lab, const float *wt, float k, int N, int K,
+                   size_t hw, float *g, int acc)
 {
     const size_t hw8 = hw / 8 * 8;
 #pragma omp parallel for collapse(2) if ((size_t)N * K * hw > 32768) schedule(static)
@@ -134,7 +135,8 @@ static double kd_sum(const float *t, const float *p, size_t n)
     double s = 0;
 #pragma omp parallel for reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n8; i += 8) {
-        const __m256 lp = cpu_log8(_mm256_max_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(NN_KD_EPS)));
+        const __m256 lp =
+            cpu_log8(_mm256_max_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(NN_KD_EPS)));
         float v[8];
         _mm256_storeu_ps(v, _mm256_mul_ps(_mm256_loadu_ps(t + i), lp));
         s += ((double)v[0] + v[1] + v[2] + v[3]) + ((double)v[4] + v[5] + v[6] + v[7]);

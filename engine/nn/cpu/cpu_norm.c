@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef struct {
-    float *mean, *invstd;    /* [G] */
+    float *mean, *invstd; /* [G] */
 } norm_saved;
 
 /* Element j of group gi (planes of group gi: IN: plane gi; BN: planes n*C + gi). */
@@ -74,8 +74,8 @@ static void group_stats(const nn_tensor *x, int bn, double *mean, double *var)
     }
 }
 
-static void apply(const nn_tensor *x, nn_tensor *y, int bn, const float *mean,
-                  const float *invstd, const nn_tensor *gamma, const nn_tensor *beta)
+static void apply(const nn_tensor *x, nn_tensor *y, int bn, const float *mean, const float *invstd,
+                  const nn_tensor *gamma, const nn_tensor *beta)
 {
     int NC = x->n * x->c, C = x->c;
     size_t hw = (size_t)x->h * x->w;
@@ -112,7 +112,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
             sv->mean[g] = (float)dm[g];
             sv->invstd[g] = (float)(1.0 / sqrt(dm[G + g] + eps));
         }
-        if (bn && nd->f[0] != 0.0f) {  /* running statistics, PyTorch style; momentum 0:
+        if (bn && nd->f[0] != 0.0f) { /* running statistics, PyTorch style; momentum 0:
                                           left untouched */
             float m = nd->f[0], *rm = nn_f32(nd->in[3]), *rv = nn_f32(nd->in[4]);
             double cnt = (double)x->n * x->h * x->w;

@@ -73,7 +73,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
                 if (refl)
                     ih = reflect(ih, H);
                 const float *xr = xp + (size_t)ih * W;
-                memcpy(row + l, xr, (size_t)W * 4);       /* interior, then the borders */
+                memcpy(row + l, xr, (size_t)W * 4); /* interior, then the borders */
                 for (int ow = 0; ow < l; ow++)
                     row[ow] = refl ? xr[reflect(ow - l, W)] : 0.0f;
                 for (int ow = l + W; ow < OW; ow++)
@@ -118,8 +118,8 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
             size_t blk = (size_t)xk->c * ihw;
 #pragma omp parallel for schedule(static)
             for (int n = 0; n < y->n; n++)
-                memcpy(nn_f32(y) + ((size_t)n * y->c + off) * ihw,
-                       nn_f32(xk) + (size_t)n * blk, blk * 4);
+                memcpy(nn_f32(y) + ((size_t)n * y->c + off) * ihw, nn_f32(xk) + (size_t)n * blk,
+                       blk * 4);
             off += xk->c;
         }
         return 0;
@@ -190,8 +190,8 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
                 if (!(gx = nn_grad_acquire(ctx, xk, &acc)))
                     return -1;
                 for (int n = 0; n < y->n; n++)
-                    cpu_grad_store(gx + (size_t)n * blk, gy + ((size_t)n * y->c + off) * ihw,
-                                   blk, acc);
+                    cpu_grad_store(gx + (size_t)n * blk, gy + ((size_t)n * y->c + off) * ihw, blk,
+                                   acc);
             }
             off += xk->c;
         }
@@ -202,7 +202,7 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
     if (!(gx = nn_grad_acquire(ctx, x, &acc)))
         return -1;
     if (!acc)
-        memset(gx, 0, nn_numel(x) * 4);   /* every op below scatters with += */
+        memset(gx, 0, nn_numel(x) * 4); /* every op below scatters with += */
 
     switch (nd->op) {
     case NN_OP_PAD_REFLECT:
