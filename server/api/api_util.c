@@ -81,6 +81,15 @@ PGresult *api_exec_row(http_req *r, const db_stmt *st, const char *const *v, con
     return res;
 }
 
+void api_reply_created(http_req *r, const char *base, PGresult *res)
+{
+    char loc[128];
+    snprintf(loc, sizeof loc, "%s/%s", base, PQgetvalue(res, 0, 0));
+    http_reply_json(r, 201, json_loads(PQgetvalue(res, 0, 1), 0, NULL));
+    http_header(r, "Location", loc);
+    PQclear(res);
+}
+
 void api_reply_by_id(http_req *r, const char *what, const db_stmt *st)
 {
     long long id;

@@ -34,6 +34,9 @@ void api_enqueue_job(http_req *r, const char *kind, json_t *params, const db_stm
 /* GET /<resource>/{id}: parses the id (404 naming `what` when it is not one) and answers the
  * JSON row st gives for it ($1 = the id), 404 "<what> <id> not found" when there is none. */
 void api_reply_by_id(http_req *r, const char *what, const db_stmt *st);
+/* Answers 201 with the JSON of column 1 of res's first row and Location: base/<column 0>, and
+ * clears res. */
+void api_reply_created(http_req *r, const char *base, PGresult *res);
 /* GET /<resource>/{id}/<file>: parses the id and runs st ($1 = the id; column 0 = a path
  * relative to the data folder) into the absolute path. 0, or -1 answered (404 naming `what`). */
 int api_stored_path(http_req *r, const char *what, const db_stmt *st, long long *id, char *path,

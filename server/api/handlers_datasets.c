@@ -88,11 +88,7 @@ void h_datasets_create(http_req *r)
         return;
     }
     db_release(r->app->db, c);
-    char loc[64];
-    snprintf(loc, sizeof loc, "/datasets/%s", PQgetvalue(res, 0, 0));
-    http_reply_json(r, 201, json_loads(PQgetvalue(res, 0, 1), 0, NULL));
-    http_header(r, "Location", loc);
-    PQclear(res);
+    api_reply_created(r, "/datasets", res);
 }
 
 void h_datasets_list(http_req *r)

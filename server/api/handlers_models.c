@@ -98,11 +98,7 @@ void h_models_upload(http_req *r)
                        state);
         return;
     }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/models/%s", PQgetvalue(res, 0, 0));
-    http_reply_json(r, 201, json_loads(PQgetvalue(res, 0, 1), 0, NULL));
-    http_header(r, "Location", loc);
-    PQclear(res);
+    api_reply_created(r, "/models", res);
 }
 
 void h_models_promote(http_req *r)
