@@ -169,6 +169,8 @@ int vol_geom_same(const vol_geom *a, const vol_geom *b, double tol, char *err, s
 
 /* Name of a NIfTI datatype code ("int16", ...), "unknown" otherwise. */
 const char *vol_datatype_name(int datatype);
+/* Bytes per voxel of a NIfTI datatype code this module reads or writes; 0 for any other. */
+int vol_datatype_size(int datatype);
 const char *vol_affine_src_name(vol_affine_src s);
 
 /* ---- label tables -------------------------------------------------------------------- */

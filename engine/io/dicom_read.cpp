@@ -28,21 +28,6 @@ namespace mkd_dicom {
 
 static const char *const kDicomdirClass = "1.2.840.10008.1.3.10";
 
-static int fail(dicom_code *code, dicom_code c, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(dicom_code *code, dicom_code c, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (code)
-        *code = c;
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* DCMTK's codecs and logger are process-wide: set them up once. */
 static void dcmtk_init()
 {
@@ -163,7 +148,7 @@ static int parse_all(dcm_entries &x, Series &s, dicom_code *code, char *err, siz
             f.name = e.name;
             f.ff = parse(e.data, e.size, why);
             if (!f.ff)
-                return fail(code, DICOM_E_CORRUPT, err, errlen,
+                return dcm_fail(code, DICOM_E_CORRUPT, err, errlen,
                             "'%s' is not a readable DICOM file (%s): truncated or malformed", e.name, why.c_str());
             file_attrs(f);
             if (f.sop_class == kDicomdirClass)
@@ -175,7 +160,7 @@ static int parse_all(dcm_entries &x, Series &s, dicom_code *code, char *err, siz
         e.data = NULL;
     }
     if (s.files.empty())
-        return fail(code, DICOM_E_NOT_DICOM, err, errlen,
+        return dcm_fail(code, DICOM_E_NOT_DICOM, err, errlen,
                     "no DICOM file found (%d entr%s without the DICOM Part 10 'DICM' preamble)", s.skipped,
                     s.skipped == 1 ? "y" : "ies");
     return 0;
@@ -193,7 +178,7 @@ static int check_one_series(const Series &s, dicom_code *code, char *err, size_t
     if (by.size() == 1 && !by.begin()->first.empty())
         return 0;
     if (by.size() == 1)
-        return fail(code, DICOM_E_GEOMETRY, err, errlen, "the files have no SeriesInstanceUID");
+        return dcm_fail(code, DICOM_E_GEOMETRY, err, errlen, "the files have no SeriesInstanceUID");
     std::string list;
     int k = 0;
     for (auto &kv : by) {
@@ -207,7 +192,7 @@ static int check_one_series(const Series &s, dicom_code *code, char *err, size_t
                  kv.second.first, kv.second.first == 1 ? "" : "s");
         list += b;
     }
-    return fail(code, DICOM_E_SEVERAL_SERIES, err, errlen, "the upload holds %zu series, one is needed: %s", by.size(),
+    return dcm_fail(code, DICOM_E_SEVERAL_SERIES, err, errlen, "the upload holds %zu series, one is needed: %s", by.size(),
                 list.c_str());
 }
 
@@ -216,27 +201,27 @@ static int check_pixels(const File &f, const File &first, dicom_code *code, char
 {
     const char *n = f.name.c_str();
     if (!f.has_pixels)
-        return fail(code, DICOM_E_NO_PIXELS, err, errlen, "'%s' (SOP class %s) has no PixelData (truncated?)", n, f.sop_class.c_str());
+        return dcm_fail(code, DICOM_E_NO_PIXELS, err, errlen, "'%s' (SOP class %s) has no PixelData (truncated?)", n, f.sop_class.c_str());
     if (f.spp != 1 || (f.photometric != "MONOCHROME2" && f.photometric != "MONOCHROME1"))
-        return fail(code, DICOM_E_UNSUPPORTED, err, errlen,
+        return dcm_fail(code, DICOM_E_UNSUPPORTED, err, errlen,
                     "'%s' is %s with %d samples per pixel: only greyscale (MONOCHROME1/2) is read", n,
                     f.photometric.c_str(), f.spp);
     if (f.bits_alloc != 8 && f.bits_alloc != 16)
-        return fail(code, DICOM_E_UNSUPPORTED, err, errlen, "'%s' has BitsAllocated %d: 8 and 16 are read", n,
+        return dcm_fail(code, DICOM_E_UNSUPPORTED, err, errlen, "'%s' has BitsAllocated %d: 8 and 16 are read", n,
                     f.bits_alloc);
     if (f.bits_stored < 1 || f.bits_stored > f.bits_alloc)
-        return fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has BitsStored %d with BitsAllocated %d", n,
+        return dcm_fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has BitsStored %d with BitsAllocated %d", n,
                     f.bits_stored, f.bits_alloc);
     if (f.rows < 1 || f.cols < 1)
-        return fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has %d rows and %d columns", n, f.rows, f.cols);
+        return dcm_fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has %d rows and %d columns", n, f.rows, f.cols);
     if (f.rows != first.rows || f.cols != first.cols || f.bits_alloc != first.bits_alloc ||
         f.pixel_rep != first.pixel_rep)
-        return fail(code, DICOM_E_UNSUPPORTED, err, errlen,
+        return dcm_fail(code, DICOM_E_UNSUPPORTED, err, errlen,
                     "'%s' is %dx%d, %d-bit: the series' first file is %dx%d, %d-bit (one grid per series)", n,
                     f.cols, f.rows, f.bits_alloc, first.cols, first.rows, first.bits_alloc);
     DcmXfer x(f.xfer);
     if (x.isEncapsulated() && !DcmCodecList::canChangeCoding(f.xfer, EXS_LittleEndianExplicit))
-        return fail(code, DICOM_E_COMPRESSION, err, errlen,
+        return dcm_fail(code, DICOM_E_COMPRESSION, err, errlen,
                     "'%s' is compressed as %s (%s), which this build cannot decode (supported: uncompressed, "
                     "deflate, RLE, JPEG baseline/extended/lossless, JPEG-LS)",
                     n, x.getXferName(), x.getXferID());
@@ -263,7 +248,7 @@ static int file_frames(Series &s, int fi, dicom_code *code, char *err, size_t er
         if (f.enhanced) {
             DcmItem *pf = NULL;
             if (ds->findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, pf, k).bad())
-                return fail(code, DICOM_E_GEOMETRY, err, errlen,
+                return dcm_fail(code, DICOM_E_GEOMETRY, err, errlen,
                             "'%s': frame %d has no item in PerFrameFunctionalGroupsSequence", f.name.c_str(), k + 1);
             ok = fg_reals(pf, shared, DCM_PlanePositionSequence, DCM_ImagePositionPatient, fr.ipp, 3) &&
                  fg_reals(pf, shared, DCM_PlaneOrientationSequence, DCM_ImageOrientationPatient, fr.iop, 6) &&
@@ -275,11 +260,11 @@ static int file_frames(Series &s, int fi, dicom_code *code, char *err, size_t er
                  reals(ds, DCM_PixelSpacing, fr.ps, 2);
         }
         if (!ok)
-            return fail(code, DICOM_E_GEOMETRY, err, errlen,
+            return dcm_fail(code, DICOM_E_GEOMETRY, err, errlen,
                         "'%s'%s lacks ImagePositionPatient, ImageOrientationPatient or PixelSpacing%s", f.name.c_str(),
                         f.enhanced ? " (a frame)" : "", f.enhanced ? " in its functional groups" : "");
         if (fr.slope == 0 || !std::isfinite(fr.slope))
-            return fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has RescaleSlope %g", f.name.c_str(), fr.slope);
+            return dcm_fail(code, DICOM_E_CORRUPT, err, errlen, "'%s' has RescaleSlope %g", f.name.c_str(), fr.slope);
         s.frames.push_back(fr);
     }
     return 0;
@@ -293,17 +278,17 @@ static int check_plane(Series &s, dicom_code *code, char *err, size_t errlen)
     const Frame &f0 = s.frames[0];
     const double *r = f0.iop, *c = f0.iop + 3;
     if (std::fabs(dot3(r, r) - 1) > 1e-3 || std::fabs(dot3(c, c) - 1) > 1e-3 || std::fabs(dot3(r, c)) > 1e-3)
-        return fail(code, DICOM_E_GEOMETRY, err, errlen,
+        return dcm_fail(code, DICOM_E_GEOMETRY, err, errlen,
                     "ImageOrientationPatient %g\\%g\\%g\\%g\\%g\\%g is not two orthogonal unit vectors", r[0], r[1],
                     r[2], c[0], c[1], c[2]);
     if (!(f0.ps[0] > 0) || !(f0.ps[1] > 0))
-        return fail(code, DICOM_E_GEOMETRY, err, errlen, "PixelSpacing %g\\%g is not positive", f0.ps[0], f0.ps[1]);
+        return dcm_fail(code, DICOM_E_GEOMETRY, err, errlen, "PixelSpacing %g\\%g is not positive", f0.ps[0], f0.ps[1]);
     for (const Frame &f : s.frames) {
         double d = 0;
         for (int i = 0; i < 6; i++)
             d = std::max(d, std::fabs(f.iop[i] - f0.iop[i]));
         if (d > 1e-4 || std::fabs(f.ps[0] - f0.ps[0]) > 1e-4 || std::fabs(f.ps[1] - f0.ps[1]) > 1e-4)
-            return fail(code, DICOM_E_UNSUPPORTED, err, errlen,
+            return dcm_fail(code, DICOM_E_UNSUPPORTED, err, errlen,
                         "'%s' has another ImageOrientationPatient or PixelSpacing than the first slice: a series "
                         "must be one stack of parallel slices",
                         s.files[f.file].name.c_str());
@@ -322,14 +307,14 @@ static int check_stack(Series &s, dicom_code *code, char *err, size_t errlen)
 {
     size_t n = s.frames.size();
     if (n < 2)
-        return fail(code, DICOM_E_ONE_SLICE, err, errlen,
+        return dcm_fail(code, DICOM_E_ONE_SLICE, err, errlen,
                     "the series has one slice: a volume needs at least 2 (the slice spacing comes from positions)");
     for (Frame &f : s.frames)
         f.dist = dot3(f.ipp, s.normal);
     std::stable_sort(s.frames.begin(), s.frames.end(), [](const Frame &a, const Frame &b) { return a.dist < b.dist; });
     for (size_t k = 1; k < n; k++)
         if (s.frames[k].dist - s.frames[k - 1].dist < 1e-3)
-            return fail(code, DICOM_E_DUPLICATE, err, errlen,
+            return dcm_fail(code, DICOM_E_DUPLICATE, err, errlen,
                         "'%s' and '%s' lie at the same position (%.4f mm along the normal): several echoes, phases "
                         "or repeats in one series are not read",
                         s.files[s.frames[k - 1].file].name.c_str(), s.files[s.frames[k].file].name.c_str(),
@@ -345,7 +330,7 @@ static int check_stack(Series &s, dicom_code *code, char *err, size_t errlen)
     }
     perp = std::sqrt(perp);
     if (perp > DICOM_TILT_TOL * along)
-        return fail(code, DICOM_E_TILT, err, errlen,
+        return dcm_fail(code, DICOM_E_TILT, err, errlen,
                     "the slices are not stacked along their normal: tilted by %.3f degrees (gantry tilt or shear; "
                     "the limit is %.3f): not resampled, refused",
                     std::atan2(perp, along) * 180 / M_PI, std::atan(DICOM_TILT_TOL) * 180 / M_PI);
@@ -357,7 +342,7 @@ static int check_stack(Series &s, dicom_code *code, char *err, size_t errlen)
             s.max_dev = d, worst = k;
     }
     if (s.max_dev > DICOM_SPACING_REL_TOL * s.mean_step)
-        return fail(code, DICOM_E_SPACING, err, errlen,
+        return dcm_fail(code, DICOM_E_SPACING, err, errlen,
                     "slice spacing is not uniform: %.4f mm between slices %zu and %zu, %.4f mm on average (the "
                     "limit is %.1f%%; missing slices?)",
                     s.frames[worst].dist - s.frames[worst - 1].dist, worst - 1, worst, s.mean_step,
@@ -378,7 +363,7 @@ int load_entries(dcm_entries &x, const vol_read_opts *opts, Series &s, dicom_cod
     int64_t maxv = opts && opts->max_voxels > 0 ? opts->max_voxels : VOL_DEFAULT_MAX_VOXELS;
     int64_t nv = (int64_t)s.files[0].rows * s.files[0].cols * (int64_t)s.frames.size();
     if (nv > maxv)
-        return fail(code, DICOM_E_TOO_LARGE, err, errlen, "%d x %d x %zu = %lld voxels is more than the limit %lld",
+        return dcm_fail(code, DICOM_E_TOO_LARGE, err, errlen, "%d x %d x %zu = %lld voxels is more than the limit %lld",
                     s.files[0].cols, s.files[0].rows, s.frames.size(), (long long)nv, (long long)maxv);
     return 0;
 }

@@ -20,7 +20,7 @@
 
 #define RATIO_FLOOR (64u << 20) /* the ratio check starts past this many unpacked bytes */
 
-static int fail(dicom_code *code, dicom_code c, char *err, size_t errlen, const char *fmt, ...)
+int dcm_fail(dicom_code *code, dicom_code c, char *err, size_t errlen, const char *fmt, ...)
 {
     if (code)
         *code = c;
@@ -95,30 +95,30 @@ static int read_entry(struct archive *a, dcm_entry *e, size_t budget, size_t *to
     for (;;) {
         la_ssize_t k = archive_read_data(a, buf, sizeof buf);
         if (k < 0)
-            return fail(code, DICOM_E_ARCHIVE, err, errlen, "zip entry '%s' cannot be unpacked: %s",
-                        e->name,
-                        archive_error_string(a) ? archive_error_string(a) : "corrupt data");
+            return dcm_fail(code, DICOM_E_ARCHIVE, err, errlen,
+                            "zip entry '%s' cannot be unpacked: %s", e->name,
+                            archive_error_string(a) ? archive_error_string(a) : "corrupt data");
         if (k == 0)
             return 0;
         *total += (size_t)k;
         if (*total > budget)
-            return fail(
+            return dcm_fail(
                 code, DICOM_E_ZIP_UNSAFE, err, errlen,
                 "the zip unpacks to more than %zu MiB (the limit for this volume size): refused",
                 budget >> 20);
         if (*total > RATIO_FLOOR &&
             (double)*total > DICOM_ZIP_MAX_RATIO * (double)(packed ? packed : 1))
-            return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "the zip unpacks more than %.0f times its size (a zip bomb?): refused",
-                        DICOM_ZIP_MAX_RATIO);
+            return dcm_fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
+                            "the zip unpacks more than %.0f times its size (a zip bomb?): refused",
+                            DICOM_ZIP_MAX_RATIO);
         if (e->size + (size_t)k > cap) {
             size_t nc = cap ? cap * 2 : 1 << 20;
             while (nc < e->size + (size_t)k)
                 nc *= 2;
             unsigned char *nd = realloc(e->data, nc);
             if (!nd)
-                return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory unpacking '%s'",
-                            e->name);
+                return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory unpacking '%s'",
+                                e->name);
             e->data = nd;
             cap = nc;
         }
@@ -139,12 +139,12 @@ static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_
         if (!name)
             name = "";
         if (++nentries > DICOM_ZIP_MAX_ENTRIES)
-            return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "the zip has more than %d entries: refused", DICOM_ZIP_MAX_ENTRIES);
+            return dcm_fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
+                            "the zip has more than %d entries: refused", DICOM_ZIP_MAX_ENTRIES);
         if (unsafe_name(name))
-            return fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
-                        "zip entry '%.100s' has an absolute path or a '..' component: refused",
-                        name);
+            return dcm_fail(code, DICOM_E_ZIP_UNSAFE, err, errlen,
+                            "zip entry '%.100s' has an absolute path or a '..' component: refused",
+                            name);
         if (archive_entry_filetype(ae) != AE_IFREG || skip_name(name) ||
             (archive_entry_size_is_set(ae) && archive_entry_size(ae) == 0)) {
             out->skipped++;
@@ -152,7 +152,7 @@ static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_
         }
         dcm_entry *e = add_entry(out, name);
         if (!e)
-            return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
+            return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
         if (read_entry(a, e, max_bytes, &total, packed, code, err, errlen) < 0)
             return -1;
         if (e->size == 0) {
@@ -161,9 +161,9 @@ static int read_archive(struct archive *a, size_t packed, size_t max_bytes, dcm_
         }
     }
     if (r != ARCHIVE_EOF)
-        return fail(code, DICOM_E_ARCHIVE, err, errlen, "the zip cannot be read: %s",
-                    archive_error_string(a) ? archive_error_string(a)
-                                            : "corrupt or truncated archive");
+        return dcm_fail(code, DICOM_E_ARCHIVE, err, errlen, "the zip cannot be read: %s",
+                        archive_error_string(a) ? archive_error_string(a)
+                                                : "corrupt or truncated archive");
     return 0;
 }
 
@@ -181,9 +181,9 @@ int dcm_collect_mem(const void *buf, size_t len, size_t max_bytes, dcm_entries *
     memset(out, 0, sizeof *out);
     struct archive *a = zip_reader();
     if (!a)
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
+        return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
     int rc = archive_read_open_memory(a, buf, len) != ARCHIVE_OK
-                 ? fail(code, DICOM_E_ARCHIVE, err, errlen, "not a readable zip archive")
+                 ? dcm_fail(code, DICOM_E_ARCHIVE, err, errlen, "not a readable zip archive")
                  : read_archive(a, len, max_bytes, out, code, err, errlen);
     archive_read_free(a);
     if (rc < 0)
@@ -199,21 +199,21 @@ static int read_file(const char *path, const char *name, size_t max_bytes, size_
     if (!f || fstat(fileno(f), &st) < 0) {
         if (f)
             fclose(f);
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open '%s': %s", name,
-                    strerror(errno));
+        return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open '%s': %s", name,
+                        strerror(errno));
     }
     int rc = 0;
     if (st.st_size == 0) {
         out->skipped++;
     } else if ((size_t)st.st_size > max_bytes - *total) {
-        rc = fail(code, DICOM_E_TOO_LARGE, err, errlen, "the input is larger than %zu MiB: refused",
-                  max_bytes >> 20);
+        rc = dcm_fail(code, DICOM_E_TOO_LARGE, err, errlen,
+                      "the input is larger than %zu MiB: refused", max_bytes >> 20);
     } else {
         dcm_entry *e = add_entry(out, name);
         if (!e || !(e->data = malloc((size_t)st.st_size))) {
-            rc = fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
+            rc = dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
         } else if (fread(e->data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-            rc = fail(code, DICOM_E_INTERNAL, err, errlen, "cannot read '%s'", name);
+            rc = dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "cannot read '%s'", name);
         } else {
             e->size = (size_t)st.st_size;
             *total += e->size;
@@ -229,16 +229,16 @@ static int read_dir(const char *dir, const char *rel, int depth, size_t max_byte
 {
     DIR *d = opendir(dir);
     if (!d)
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the folder '%s': %s", rel,
-                    strerror(errno));
+        return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the folder '%s': %s", rel,
+                        strerror(errno));
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
         if (++*count > DICOM_ZIP_MAX_ENTRIES) {
-            rc = fail(code, DICOM_E_ZIP_UNSAFE, err, errlen, "more than %d files: refused",
-                      DICOM_ZIP_MAX_ENTRIES);
+            rc = dcm_fail(code, DICOM_E_ZIP_UNSAFE, err, errlen, "more than %d files: refused",
+                          DICOM_ZIP_MAX_ENTRIES);
             break;
         }
         char p[4096], r[1024];
@@ -262,8 +262,8 @@ int dcm_collect(const char *path, size_t max_bytes, dcm_entries *out, dicom_code
     memset(out, 0, sizeof *out);
     struct stat st;
     if (stat(path, &st) < 0)
-        return fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the input: %s",
-                    strerror(errno));
+        return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "cannot open the input: %s",
+                        strerror(errno));
     size_t total = 0;
     int rc, count = 0;
     if (S_ISDIR(st.st_mode)) {
@@ -277,9 +277,9 @@ int dcm_collect(const char *path, size_t max_bytes, dcm_entries *out, dicom_code
         if (dcm_is_zip(magic, got)) {
             struct archive *a = zip_reader();
             if (!a)
-                return fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
+                return dcm_fail(code, DICOM_E_INTERNAL, err, errlen, "out of memory");
             rc = archive_read_open_filename(a, path, 65536) != ARCHIVE_OK
-                     ? fail(code, DICOM_E_ARCHIVE, err, errlen, "not a readable zip archive")
+                     ? dcm_fail(code, DICOM_E_ARCHIVE, err, errlen, "not a readable zip archive")
                      : read_archive(a, (size_t)st.st_size, max_bytes, out, code, err, errlen);
             archive_read_free(a);
         } else {

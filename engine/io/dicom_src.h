@@ -12,6 +12,10 @@
 extern "C" {
 #endif
 
+/* Sets *code (when code is not NULL) and the message; returns -1, for `return dcm_fail(...)`. */
+int dcm_fail(dicom_code *code, dicom_code c, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 typedef struct {
     char name[128]; /* name inside the archive or folder (shortened) */
     unsigned char *data;

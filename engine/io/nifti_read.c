@@ -57,7 +57,7 @@ const char *vol_datatype_name(int dt)
     }
 }
 
-static int dt_size(int dt)
+int vol_datatype_size(int dt)
 {
     switch (dt) {
     case VOL_DT_UINT8:
@@ -85,7 +85,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-static int dt_supported(int dt) { return dt_size(dt) != 0; }
+static int dt_supported(int dt) { return vol_datatype_size(dt) != 0; }
 
 static uint64_t rd(const unsigned char *b, int n, int swap)
 {
@@ -293,7 +293,7 @@ static int check_header(const char *path, nifti_image *nim, int version, int64_t
                    (long long)nvol - 1);
         return -1;
     }
-    int sz = dt_size(nim->datatype);
+    int sz = vol_datatype_size(nim->datatype);
     if (sz == 0) {
         const char *name = nifti_datatype_string(nim->datatype);
         mkd_seterr(err, errlen,
@@ -487,7 +487,7 @@ int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, s
     if (check_header(path, nim, version, maxv, opts, &v->geom, &v->hdr, err, errlen) != 0)
         goto fail;
 
-    int dt = v->hdr.datatype, sz = dt_size(dt);
+    int dt = v->hdr.datatype, sz = vol_datatype_size(dt);
     int64_t nvox = v->geom.nx * v->geom.ny * v->geom.nz;
     double slope = v->hdr.scl_slope, inter = v->hdr.scl_inter;
     int scale = slope != 0.0 && isfinite(slope);

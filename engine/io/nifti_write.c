@@ -17,28 +17,6 @@
 #include "vol.h"
 #include "mkd_err.h"
 
-static int dt_size(int dt)
-{
-    switch (dt) {
-    case VOL_DT_UINT8:
-    case VOL_DT_INT8:
-        return 1;
-    case VOL_DT_INT16:
-    case VOL_DT_UINT16:
-        return 2;
-    case VOL_DT_INT32:
-    case VOL_DT_UINT32:
-    case VOL_DT_FLOAT32:
-        return 4;
-    case VOL_DT_INT64:
-    case VOL_DT_UINT64:
-    case VOL_DT_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 static int is_gz(const char *path)
 {
     size_t n = strlen(path);
@@ -64,7 +42,7 @@ static mode_t current_umask(void)
 int vol_write_raw(const char *path, const vol_geom *g, const void *data, int datatype, char *err,
                   size_t errlen)
 {
-    int sz = dt_size(datatype);
+    int sz = vol_datatype_size(datatype);
     char *tmp = NULL;
     znzFile fp = NULL;
     nifti_image *nim = NULL;
@@ -211,7 +189,7 @@ fail:
 int vol_write(const char *path, const vol_geom *g, const float *data, int datatype, char *err,
               size_t errlen)
 {
-    int sz = dt_size(datatype);
+    int sz = vol_datatype_size(datatype);
     if (sz == 0) {
         mkd_seterr(err, errlen, "%s: cannot write datatype %d", path, datatype);
         return -1;

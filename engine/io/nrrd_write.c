@@ -30,41 +30,11 @@ int vol_path_is_nrrd(const char *path)
 /* NRRD's name and the byte size of a NIfTI datatype code; NULL for types NRRD lacks. */
 static const char *nrrd_type(int dt, int *size)
 {
-    switch (dt) {
-    case VOL_DT_UINT8:
-        *size = 1;
-        return "uint8";
-    case VOL_DT_INT8:
-        *size = 1;
-        return "int8";
-    case VOL_DT_INT16:
-        *size = 2;
-        return "int16";
-    case VOL_DT_UINT16:
-        *size = 2;
-        return "uint16";
-    case VOL_DT_INT32:
-        *size = 4;
-        return "int32";
-    case VOL_DT_UINT32:
-        *size = 4;
-        return "uint32";
-    case VOL_DT_INT64:
-        *size = 8;
-        return "int64";
-    case VOL_DT_UINT64:
-        *size = 8;
-        return "uint64";
-    case VOL_DT_FLOAT32:
-        *size = 4;
-        return "float";
-    case VOL_DT_FLOAT64:
-        *size = 8;
-        return "double";
-    default:
-        *size = 0;
+    *size = vol_datatype_size(dt);
+    if (!*size)
         return NULL;
-    }
+    /* NRRD spells the unsigned and signed integers as NIfTI's names do, floats otherwise */
+    return dt == VOL_DT_FLOAT32 ? "float" : dt == VOL_DT_FLOAT64 ? "double" : vol_datatype_name(dt);
 }
 
 static int host_little_endian(void)

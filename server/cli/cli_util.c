@@ -2,6 +2,8 @@
 #include "cli_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,4 +175,13 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missin
     }
     (*i)++;
     return argv[*i];
+}
+
+void cli_block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -2,6 +2,7 @@
 #ifndef MKDSEG_CLI_UTIL_H
 #define MKDSEG_CLI_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* A list of image/label path pairs. */
@@ -23,5 +24,10 @@ void cli_pairs_free(cli_pairs *p);
 /* Value of option argv[*i] ("--name VALUE" or "--name=VALUE") when it is `name`; advances *i
  * past the value. NULL when argv[*i] is another option. Sets *missing when the value is absent. */
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+
+/* For the long-running commands (serve, worker): blocks SIGTERM and SIGINT in the calling
+ * thread, so that every thread started afterwards inherits the mask and the caller takes them
+ * synchronously (sigwait on *sigs), and ignores SIGPIPE. */
+void cli_block_signals(sigset_t *sigs);
 
 #endif

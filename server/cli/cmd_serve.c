@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "db_migrate.h"
 #include "engine_pool.h"
@@ -185,11 +186,7 @@ int cmd_serve(int argc, char **argv)
     /* signals: handled synchronously in this thread; every thread started below (the engine
      * threads included: they must not take SIGTERM) inherits the blocked mask */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_signals(&sigs);
     if (serve_start(&a, &workers) < 0)
         goto done;
     int sig = serve_wait(&a, &sigs, migrated);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "config.h"
 #include "db.h"
@@ -47,11 +48,7 @@ int cmd_worker(int argc, char **argv)
         PQfinish(pg);
     }
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_signals(&sigs);
     job_workers *w = job_workers_start(&cfg, cfg.workers, "worker", err, sizeof err);
     if (!w) {
         log_error("%s", err);
