@@ -159,7 +159,7 @@ test('train: field errors at the field, live loss chart, reconnect with back-fil
 });
 
 async function waitJob(id) {
-  for (let i = 0; i < 1200; i++) {
+  for (let i = 0; i < 3000; i++) { // 300 s: only catches a hang, as T does
     const j = (await json(srv.url, 'GET', `/jobs/${id}`)).body;
     if (['succeeded', 'failed', 'cancelled'].includes(j.state)) return j;
     await new Promise((r) => setTimeout(r, 100));
@@ -197,6 +197,10 @@ test('models: one Dice series per structure, side by side, promote changes the d
   await page.goto(`${srv.url}/#/segment`);
   await page.waitForSelector('#model option', { state: 'attached' });
   assert.equal(await page.$eval('#model', (s) => s.value), String(m2), 'the promoted model is the default choice');
+  const info = (await json(srv.url, 'GET', '/monailabel/info/')).body;
+  const shown = await page.$$eval('#model option', (os) => os.map((o) => o.textContent));
+  for (const name of Object.keys(info.models))
+    assert.ok(shown.some((t) => t.includes(name)), `Slicer's ${name} is named so on the page too: ${shown}`);
   assert.equal((await json(srv.url, 'POST', '/models/1/promote')).status, 200);
   noErrors(page);
   await page.close();

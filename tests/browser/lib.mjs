@@ -36,7 +36,7 @@ export function startServer(dbUrl, dir, extra = []) {
   const p = spawn(bin, args, { env: { ...process.env, MKDSEG_THREADS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the server did not start:\n${log}`)), 30000);
+    const t = setTimeout(() => reject(new Error(`the server did not start:\n${log}`)), 120000); // a hang, not a slow machine
     p.stderr.on('data', (d) => {
       log += d;
       const m = log.match(/"msg":"listening".*?"port":(\d+)/);

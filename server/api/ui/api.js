@@ -4,6 +4,9 @@
 
 const TOKEN_KEY = 'mkdseg.token';
 
+// A model's name as every client sees it (the MONAI Label info/ list too): its name, else model-<id>.
+export function modelName(m) { return m.name || `model-${m.id}`; }
+
 export function token() { return localStorage.getItem(TOKEN_KEY) || ''; }
 export function setToken(t) { if (t) localStorage.setItem(TOKEN_KEY, t); else localStorage.removeItem(TOKEN_KEY); }
 

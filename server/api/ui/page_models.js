@@ -1,7 +1,7 @@
 // page_models.js: #/models (the table, promote, evaluate, pick two to compare), #/models/{id}
 // (lineage and the per-structure Dice history from GET /dice, one chart per dataset) and
 // #/compare/{a}/{b} (two model pages side by side).
-import { api } from './api.js';
+import { api, modelName } from './api.js';
 import { h, fmt, showError, when } from './dom.js';
 import { LineChart } from './chart.js';
 import { STRUCTURES, rgb } from './viewer.js';
@@ -33,7 +33,7 @@ async function table(main) {
       const means = latestMeans(runs);
       body.replaceChildren(...models.map((m) => h('tr', { dataset: { model: m.id } },
         h('td', {}, h('input', { type: 'checkbox', class: 'pick', value: m.id })),
-        h('td', {}, h('a', { href: `#/models/${m.id}` }, `#${m.id} ${m.name || ''}`)),
+        h('td', {}, h('a', { href: `#/models/${m.id}` }, `#${m.id} ${modelName(m)}`)),
         h('td', {}, m.method),
         h('td', {}, (m.datasets || []).map((d) => `${d.role} #${d.dataset_id}`).join(', ')),
         h('td', {}, when(m.created_at)),
@@ -70,7 +70,7 @@ async function evaluate(id, dataset) {
 async function modelPanel(el, id, width) {
   const [m, { runs }] = await Promise.all([api('GET', `/models/${id}`), api('GET', `/dice?model=${encodeURIComponent(id)}`)]);
   const meta = m.metadata || {};
-  el.append(h('h3', {}, `Model #${m.id} ${m.name || ''}`),
+  el.append(h('h3', {}, `Model #${m.id} ${modelName(m)}`),
     h('dl', { class: 'facts' },
       h('dt', {}, 'method'), h('dd', {}, m.method),
       h('dt', {}, 'modality'), h('dd', {}, m.modality || '—'),

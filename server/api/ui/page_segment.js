@@ -1,7 +1,7 @@
 // page_segment.js: drop or pick a NIfTI volume (and optionally its label), segment it with the
 // chosen model (default: the promoted one), then view it with the label map, the volumes, Dice,
 // timings, the mask download and the two segmentors' disagreement.
-import { api, upload } from './api.js';
+import { api, upload, modelName } from './api.js';
 import { h, fmt, showError } from './dom.js';
 import { legend } from './legend.js';
 
@@ -41,7 +41,7 @@ export async function render(main) {
     const { models } = await api('GET', '/models');
     for (const m of models) {
       model.append(h('option', { value: m.id, selected: m.is_default },
-        `#${m.id} ${m.name || ''} ${m.method}${m.is_default ? ' (promoted)' : ''}`));
+        `#${m.id} ${modelName(m)} ${m.method}${m.is_default ? ' (promoted)' : ''}`));
     }
   } catch (e) { showError(e); }
 
