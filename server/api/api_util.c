@@ -101,15 +101,20 @@ void api_reply_by_id(http_req *r, const char *what, const db_stmt *st)
     api_reply_json_row(r, st, v, 200, w);
 }
 
-int api_stored_path(http_req *r, const char *what, const db_stmt *st, long long *id, char *path,
-                    size_t pathlen)
+PGresult *api_row_by_id(http_req *r, const char *what, const db_stmt *st, long long *id)
 {
     char ids[24], w[64];
     if (api_id(r, what, id, ids) < 0)
-        return -1;
+        return NULL;
     const char *v[1] = {ids};
     snprintf(w, sizeof w, "%s %lld", what, *id);
-    PGresult *res = api_exec_row(r, st, v, "id", w);
+    return api_exec_row(r, st, v, "id", w);
+}
+
+int api_stored_path(http_req *r, const char *what, const db_stmt *st, long long *id, char *path,
+                    size_t pathlen)
+{
+    PGresult *res = api_row_by_id(r, what, st, id);
     if (!res)
         return -1;
     svc_abs(r->app->cfg.data_dir, PQgetvalue(res, 0, 0), path, pathlen);

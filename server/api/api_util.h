@@ -24,6 +24,9 @@ PGresult *api_exec_by_id(http_req *r, const char *what, const db_stmt *st, long 
  * "<what> not found" (naming request field `field`) when no row came back. */
 PGresult *api_exec_row(http_req *r, const db_stmt *st, const char *const *v, const char *field,
                        const char *what);
+/* Parses capture 0 as the id of `what` and runs st with $1 = the id for one row: the result,
+ * or NULL after answering (404 for a malformed id or "<what> <id> not found", 503/500). */
+PGresult *api_row_by_id(http_req *r, const char *what, const db_stmt *st, long long *id);
 /* Runs a statement whose single row/column is JSON text and answers it with `status`;
  * answers 404 (`what` not found) when no row came back. */
 void api_reply_json_row(http_req *r, const db_stmt *st, const char *const *values, int status,

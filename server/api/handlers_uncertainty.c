@@ -42,18 +42,9 @@ int api_unc_store(http_req *r, const seg_task *t, char sha[65], char rel[256], j
 void h_inference_uncertainty(http_req *r)
 {
     long long id;
-    char ids[24];
-    if (api_id(r, "inference", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_inferences_uncertainty_path, v, NULL);
+    PGresult *res = api_row_by_id(r, "inference", &sql_inferences_uncertainty_path, &id);
     if (!res)
         return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        http_error(r, 404, "not_found", "id", "inference %lld not found", id);
-        return;
-    }
     if (PQgetisnull(res, 0, 0)) {
         PQclear(res);
         http_error(r, 404, "no_uncertainty", "id",

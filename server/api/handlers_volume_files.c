@@ -12,18 +12,12 @@
 static void reply_volume_file(http_req *r, int col)
 {
     long long id;
-    char ids[24];
-    if (api_id(r, "volume", &id, ids) < 0)
-        return;
-    const char *v[1] = {ids};
-    PGresult *res = api_exec(r, &sql_volumes_files, v, NULL);
+    PGresult *res = api_row_by_id(r, "volume", &sql_volumes_files, &id);
     if (!res)
         return;
-    if (PQntuples(res) == 0 || PQgetisnull(res, 0, col)) {
-        int none = PQntuples(res) == 0;
+    if (PQgetisnull(res, 0, col)) {
         PQclear(res);
-        http_error(r, 404, "not_found", "id",
-                   none ? "volume %lld not found" : "volume %lld has no label", id);
+        http_error(r, 404, "not_found", "id", "volume %lld has no label", id);
         return;
     }
     char path[1400], why[128];
