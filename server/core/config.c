@@ -72,9 +72,17 @@ static const cfg_opt cfg_table[] = {
     {"cors-origin", "MKDSEG_CORS_ORIGIN", NULL, T_STR, "*", OFF(cors_origin), SZ(cors_origin), 0, 0,
      CFG_SERVE, "Access-Control-Allow-Origin for browsers; empty: no CORS headers"},
     {"auth", "MKDSEG_AUTH", NULL, T_BOOL, "off", OFF(auth), 0, 0, 1, CFG_SERVE,
-     "on: mutating requests need 'Authorization: Bearer TOKEN'"},
+     "on: every route but the probes, the dashboard's files and Slicer's login needs "
+     "'Authorization: Bearer TOKEN' with the route's scope"},
     {"rate-limit", "MKDSEG_RATE_LIMIT", NULL, T_INT, "0", OFF(rate_limit), 0, 0, 1000000, CFG_SERVE,
      "requests per second per client address, burst twice that (then 429); 0 = off"},
+    {"rate-limit-token", "MKDSEG_RATE_LIMIT_TOKEN", NULL, T_INT, "0", OFF(rate_limit_token), 0, 0,
+     100000000, CFG_SERVE,
+     "requests per bearer token (auth on) per --rate-limit-token-window, all at once at most "
+     "(then 429); 0 = off"},
+    {"rate-limit-token-window", "MKDSEG_RATE_LIMIT_TOKEN_WINDOW", NULL, T_INT, "60",
+     OFF(rate_limit_token_window), 0, 1, 86400, CFG_SERVE,
+     "seconds in which a token's --rate-limit-token requests are refilled"},
     {"shutdown-timeout", "MKDSEG_SHUTDOWN_TIMEOUT", NULL, T_INT, "30", OFF(shutdown_timeout), 0, 0,
      3600, SW, "seconds to let in-flight requests and jobs finish on SIGTERM/SIGINT"},
     {"migrate", "MKDSEG_MIGRATE", NULL, T_BOOL, "on", OFF(migrate), 0, 0, 1, SW,

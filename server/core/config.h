@@ -28,13 +28,15 @@ typedef struct {
     int db_pool;           /* PostgreSQL connections per process */
     int log_level;         /* log_level (log.h) */
     char cors_origin[256]; /* Access-Control-Allow-Origin; "" = no CORS headers */
-    int auth;              /* 1: mutating requests need a bearer token */
+    int auth;              /* 1: routes need a bearer token with their scope */
     int rate_limit;        /* requests per second per client address (burst 2x); 0 = off */
-    int shutdown_timeout;  /* seconds to let in-flight requests finish on SIGTERM */
-    int migrate;           /* 1: apply migrations at start-up */
-    int job_lease;         /* seconds a worker's claim on a job lasts without a heartbeat */
-    int job_poll;          /* seconds between queue polls when no NOTIFY arrives */
-    int segment_workers;   /* engine threads running /segment requests */
+    int rate_limit_token;  /* requests per bearer token per window (the burst too); 0 = off */
+    int rate_limit_token_window; /* seconds in which rate_limit_token requests are refilled */
+    int shutdown_timeout;        /* seconds to let in-flight requests finish on SIGTERM */
+    int migrate;                 /* 1: apply migrations at start-up */
+    int job_lease;               /* seconds a worker's claim on a job lasts without a heartbeat */
+    int job_poll;                /* seconds between queue polls when no NOTIFY arrives */
+    int segment_workers;         /* engine threads running /segment requests */
     char default_model[1024];    /* model file registered and promoted when none exists */
     int engine_threads;          /* --threads: CPU threads of each engine task; 0 = all cores */
     char monailabel_prefix[256]; /* path prefix of the MONAI Label protocol (3D Slicer) */

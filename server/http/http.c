@@ -416,8 +416,8 @@ static void req_begin(http_req *r)
                    "%s %s expects Content-Type: application/json", r->method, r->route->pattern);
         return;
     }
-    if (a->cfg.auth && (r->route->flags & HTTP_MUTATING) && auth_check(r) < 0)
-        return; /* auth_check answered 401/503 */
+    if (a->cfg.auth && auth_require(r, r->route->scope) < 0)
+        return; /* auth_require answered 401/403/429/503 */
 }
 
 static void body_append(http_req *r, const char *data, size_t len)
@@ -549,6 +549,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         json_t *f =
             json_pack("{s:s,s:s,s:s,s:i,s:f}", "method", r->method, "path", path, "route",
                       r->route ? r->route->pattern : "", "status", r->status, "ms", dt * 1e3);
+        if (r->token_id > 0) /* which token (its id, never the secret) */
+            json_object_set_new(f, "token", json_integer(r->token_id));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             json_object_set_new(
                 f, "terminated",
@@ -600,6 +602,7 @@ int http_start(app *a, char *err, size_t errlen)
     if (check_mount(c->monailabel_prefix, err, errlen) < 0)
         return -1;
     ratelimit_configure(c->rate_limit, 2.0 * c->rate_limit);
+    ratelimit_configure_token(c->rate_limit_token, c->rate_limit_token_window);
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -34,7 +34,7 @@ typedef int (*http_body_fn)(http_req *r, const char *data, size_t len);
 
 /* route flags */
 #define HTTP_JSON 1u     /* body is JSON (Content-Type checked, size <= max-json, parsed) */
-#define HTTP_MUTATING 2u /* needs a bearer token when auth is on */
+#define HTTP_MUTATING 2u /* changes state (the scope, not this flag, decides who may) */
 #define HTTP_NO_LIMIT 4u /* exempt from the per-address rate limit (probes, metrics) */
 #define HTTP_DETAIL 8u   /* errors also carry {"detail": message}, as MONAI Label clients expect */
 
@@ -43,6 +43,20 @@ typedef int (*http_body_fn)(http_req *r, const char *data, size_t len);
  * prefix, and a request under the configured one is matched as if it used the default. */
 #define HTTP_MOUNT_MONAILABEL "/monailabel"
 
+/* What a route needs when auth is on (MKDSEG_AUTH=on): nothing (public), or a bearer token
+ * holding this scope; the admin scope implies every other. Each row of the routing table
+ * names one (a row without it does not compile: -Wmissing-field-initializers); a route whose
+ * scope is HTTP_SCOPE_UNSET is refused as if it needed admin, and tests/unit/test_auth.c
+ * fails on it. */
+typedef enum {
+    HTTP_SCOPE_UNSET = 0,
+    HTTP_PUBLIC,
+    HTTP_SCOPE_READ,
+    HTTP_SCOPE_SEGMENT,
+    HTTP_SCOPE_TRAIN,
+    HTTP_SCOPE_ADMIN,
+} http_scope;
+
 typedef struct {
     const char *method;  /* "GET", "POST", "DELETE", ... */
     const char *pattern; /* "/datasets/{id}": literal segments and {name} captures */
@@ -50,6 +64,7 @@ typedef struct {
     unsigned flags;
     http_body_fn on_body; /* NULL: the body is buffered in memory, up to max-json bytes;
                            * set: chunks are streamed to it, up to max-body bytes */
+    http_scope scope;     /* what it needs when auth is on */
 } http_route;
 
 /* The static routing table (routes.c) and its size. */
@@ -79,6 +94,7 @@ struct http_req {
     struct timespec t0;
     void *user;                     /* handler state (e.g. an upload), freed by its owner */
     void (*user_free)(http_req *r); /* called on completion when set */
+    long long token_id;             /* api_tokens.id of the bearer token checked, else 0 */
 };
 
 /* ---- routing (pure functions, unit-tested) ---- */

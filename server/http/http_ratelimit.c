@@ -11,22 +11,35 @@
 #define NBUCKETS 4096
 
 typedef struct {
-    uint64_t key; /* hash of the address; 0 = unused */
+    uint64_t key; /* hash of the address, or the token id; 0 = unused */
     double tokens;
     double last; /* monotonic seconds of the last refill */
 } bucket;
 
-static bucket buckets[NBUCKETS];
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static double rate_per_s, burst_size;
+/* one table of buckets with its refill rate (per second; 0 = off) and size */
+typedef struct {
+    bucket b[NBUCKETS];
+    double rate, burst;
+} bucket_table;
 
-void ratelimit_configure(double rate, double burst)
+static bucket_table by_addr, by_token;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void table_configure(bucket_table *t, double rate, double burst)
 {
     pthread_mutex_lock(&mu);
-    rate_per_s = rate > 0 ? rate : 0;
-    burst_size = burst >= 1 ? burst : 1;
-    memset(buckets, 0, sizeof buckets);
+    t->rate = rate > 0 ? rate : 0;
+    t->burst = burst >= 1 ? burst : 1;
+    memset(t->b, 0, sizeof t->b);
     pthread_mutex_unlock(&mu);
+}
+
+void ratelimit_configure(double rate, double burst) { table_configure(&by_addr, rate, burst); }
+
+void ratelimit_configure_token(int per_window, int window_s)
+{
+    double rate = per_window > 0 && window_s > 0 ? (double)per_window / window_s : 0;
+    table_configure(&by_token, rate, per_window);
 }
 
 /* FNV-1a over the address bytes (not the port) */
@@ -49,35 +62,47 @@ static uint64_t addr_hash(const struct sockaddr *a)
     return h ? h : 1;
 }
 
-int ratelimit_take(const struct sockaddr *addr, int *retry_after_s)
+/* Takes one token from key's bucket of t (a refill first). 1 / 0 with *retry_after_s. */
+static int table_take(bucket_table *t, uint64_t key, int *retry_after_s)
 {
-    if (!addr)
-        return 1;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    uint64_t key = addr_hash(addr);
     int ok = 1;
     pthread_mutex_lock(&mu);
-    if (rate_per_s > 0) {
-        bucket *b = &buckets[key % NBUCKETS];
+    if (t->rate > 0) {
+        bucket *b = &t->b[key % NBUCKETS];
         if (b->key != key) {
             b->key = key;
-            b->tokens = burst_size;
+            b->tokens = t->burst;
             b->last = now;
         }
-        b->tokens = fmin(burst_size, b->tokens + (now - b->last) * rate_per_s);
+        b->tokens = fmin(t->burst, b->tokens + (now - b->last) * t->rate);
         b->last = now;
         if (b->tokens >= 1) {
             b->tokens -= 1;
         } else {
             ok = 0;
             if (retry_after_s) {
-                int s = (int)ceil((1 - b->tokens) / rate_per_s);
+                int s = (int)ceil((1 - b->tokens) / t->rate);
                 *retry_after_s = s < 1 ? 1 : s;
             }
         }
     }
     pthread_mutex_unlock(&mu);
     return ok;
+}
+
+int ratelimit_take(const struct sockaddr *addr, int *retry_after_s)
+{
+    if (!addr)
+        return 1;
+    return table_take(&by_addr, addr_hash(addr), retry_after_s);
+}
+
+int ratelimit_take_token(long long token_id, int *retry_after_s)
+{
+    if (token_id <= 0)
+        return 1;
+    return table_take(&by_token, (uint64_t)token_id, retry_after_s);
 }

@@ -91,5 +91,6 @@ extern const db_stmt sql_api_tokens_insert;
 extern const db_stmt sql_api_tokens_revoke;
 extern const db_stmt sql_api_tokens_list;
 extern const db_stmt sql_api_tokens_by_name;
+extern const db_stmt sql_api_tokens_utc;
 
 #endif

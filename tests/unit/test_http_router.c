@@ -8,15 +8,15 @@
 static void h_dummy(http_req *r) { (void)r; }
 
 static const http_route table[] = {
-    {"GET", "/healthz", h_dummy, 0, NULL},
-    {"GET", "/datasets", h_dummy, 0, NULL},
-    {"POST", "/datasets", h_dummy, HTTP_JSON, NULL},
-    {"GET", "/datasets/{id}", h_dummy, 0, NULL},
-    {"DELETE", "/datasets/{id}", h_dummy, 0, NULL},
-    {"POST", "/datasets/{id}/volumes", h_dummy, 0, NULL},
-    {"GET", "/models/{id}/weights", h_dummy, 0, NULL},
-    {"POST", "/models/{id}/promote", h_dummy, 0, NULL},
-    {"GET", "/a/{x}/b/{y}", h_dummy, 0, NULL},
+    {"GET", "/healthz", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"GET", "/datasets", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"POST", "/datasets", h_dummy, HTTP_JSON, NULL, HTTP_PUBLIC},
+    {"GET", "/datasets/{id}", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"DELETE", "/datasets/{id}", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"POST", "/datasets/{id}/volumes", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"GET", "/models/{id}/weights", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"POST", "/models/{id}/promote", h_dummy, 0, NULL, HTTP_PUBLIC},
+    {"GET", "/a/{x}/b/{y}", h_dummy, 0, NULL, HTTP_PUBLIC},
 };
 static const int ntable = sizeof table / sizeof table[0];
 
