@@ -463,7 +463,7 @@ static void auth_start(void)
     cr_assert_eq(tsrv_start(&srv, NULL, args), 0);
 }
 
-Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop_checked)
+Test(http_auth, requests_need_a_token_with_the_scope, .init = auth_start, .fini = stop_checked)
 {
     char token[64], hex[65], name[128];
     snprintf(token, sizeof token, "tok-%d-%ld", (int)getpid(), (long)time(NULL));
@@ -471,8 +471,9 @@ Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop
     PGconn *pg = PQconnectdb(tenv("MKDSEG_TEST_DATABASE_URL"));
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     const char *tv[2] = {token, hex};
-    PGresult *res = PQexecParams(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ($1, $2)",
-                                 2, NULL, tv, NULL, NULL, 0);
+    PGresult *res = PQexecParams(
+        pg, "INSERT INTO api_tokens (name, token_sha256, scopes) VALUES ($1, $2, '{train}')", 2,
+        NULL, tv, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
     PQclear(res);
     PQfinish(pg);
@@ -489,7 +490,7 @@ Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop
     const char *bad[] = {"Content-Type: application/json", "Authorization: Bearer wrong", NULL};
     cr_assert_eq(thttp(&srv, "POST", "/datasets", bad, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 401);
-    cr_assert(strstr(r.body, "unknown or revoked"));
+    cr_assert(strstr(r.body, "unknown token"));
     tresp_free(&r);
     char authz[128];
     snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
@@ -497,9 +498,14 @@ Test(http_auth, mutating_requests_need_a_token, .init = auth_start, .fini = stop
     cr_assert_eq(thttp(&srv, "POST", "/datasets", good, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     tresp_free(&r);
-    /* reading stays open */
+    /* reading needs a token too, with the read scope (this one has train only) */
     cr_assert_eq(thttp(&srv, "GET", "/datasets", NULL, NULL, 0, &r), 0);
-    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.status, 401);
+    tresp_free(&r);
+    const char *reader[] = {authz, NULL};
+    cr_assert_eq(thttp(&srv, "GET", "/datasets", reader, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 403, "%s", r.body);
+    cr_assert_str_eq(err_code(&r), "forbidden");
     tresp_free(&r);
 }
 
