@@ -12,6 +12,8 @@
 #include "http.h"
 #include "http_ratelimit.h"
 #include "../lib/tspec.h"
+#include "../lib/tsrv.h"
+#include "db_migrate.h"
 
 /* The routes anyone may call with auth on (docs/api.md "Security" explains each). */
 static const char *const public_routes[][2] = {
@@ -158,4 +160,49 @@ Test(auth, the_spec_names_each_routes_scope)
         cr_assert_str_eq(s, auth_scope_name(r->scope), "%s %s: the spec says '%s'", r->method,
                          r->pattern, s);
     }
+}
+
+/* Upgrading a database whose tokens predate scopes: they keep full access (admin) and no
+ * expiry; afterwards every token must say its scopes, and only the four names are taken. */
+Test(auth, migration_gives_old_tokens_admin_and_checks_scopes)
+{
+    char name[64], err[1024];
+    PGconn *pg = tdb_create(name);
+    db_migration before[16];
+    int n = 0, applied;
+    for (; db_migrations_embedded[n].name && n < 15; n++) {
+        if (db_migration_version(db_migrations_embedded[n].name) >= 4)
+            break;
+        before[n] = db_migrations_embedded[n];
+    }
+    before[n] = (db_migration){0, 0};
+    cr_assert_eq(db_migrate(pg, before, &applied, err, sizeof err), 0, "%s", err);
+    char *v = tdb_value(pg, "INSERT INTO api_tokens (name, token_sha256) VALUES ('old', "
+                            "repeat('a', 64)) RETURNING id");
+    cr_assert(v, "a token as the schema before 0004 makes it");
+    free(v);
+    cr_assert_eq(db_migrate(pg, db_migrations_embedded, &applied, err, sizeof err), 0, "%s", err);
+    cr_assert_geq(applied, 1);
+    v = tdb_value(pg, "SELECT array_to_string(scopes, ',') || ' ' || "
+                      "coalesce(expires_at::text, 'never') FROM api_tokens WHERE name = 'old'");
+    cr_assert_str_eq(v, "admin never");
+    free(v);
+    static const char *const bad[] = {
+        "INSERT INTO api_tokens (name, token_sha256) VALUES ('n1', repeat('b', 64))",
+        "INSERT INTO api_tokens (name, token_sha256, scopes) VALUES ('n2', repeat('c', 64), '{}')",
+        "INSERT INTO api_tokens (name, token_sha256, scopes) VALUES ('n3', repeat('d', 64), "
+        "'{read,root}')",
+        "INSERT INTO api_tokens (name, token_sha256, scopes) VALUES ('n4', repeat('e', 64), "
+        "'{read,NULL}')",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        PGresult *r = PQexec(pg, bad[i]);
+        cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "refused: %s", bad[i]);
+        PQclear(r);
+    }
+    v = tdb_value(pg, "INSERT INTO api_tokens (name, token_sha256, scopes) VALUES ('ok', "
+                      "repeat('f', 64), '{read,segment}') RETURNING array_to_string(scopes, ',')");
+    cr_assert_str_eq(v, "read,segment");
+    free(v);
+    tdb_drop(pg, name);
 }
