@@ -252,7 +252,8 @@ test('auth on: the 401 message without a token, the upload with it', T, async ()
     await page.setInputFiles('#vol-image', ct);
     await page.click('#vol-add');
     await page.waitForSelector('#volumes tr');
-    assert.equal((await json(asrv.url, 'GET', `/datasets/${ds}`)).body.volumes.length, 1);
+    assert.equal((await json(asrv.url, 'GET', `/datasets/${ds}`, undefined, auth)).body.volumes.length, 1);
+    assert.equal((await json(asrv.url, 'GET', `/datasets/${ds}`)).status, 401, 'reads need the token too');
     noErrors(page);
     await page.close();
   } finally {
