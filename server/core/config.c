@@ -424,6 +424,40 @@ void cfg_usage(FILE *f, unsigned cmd, const char *cmdname, const char *summary)
 }
 
 /* Copies a database URL with the password replaced by "***". */
+/* Hides every password value of a conninfo string (password=x, password = 'a b', quotes
+ * escaped by backslash) or of a URI's query (password=x&...) in out, in place. */
+static void mask_passwords(char *out, size_t outlen)
+{
+    for (char *pw = out; (pw = strstr(pw, "password"));) {
+        char *v = pw + 8;
+        while (*v == ' ')
+            v++;
+        if (*v != '=') {
+            pw += 8;
+            continue;
+        }
+        v++;
+        while (*v == ' ')
+            v++;
+        char *end = v;
+        if (*v == '\'') {
+            for (end++; *end && *end != '\''; end++)
+                if (*end == '\\' && end[1])
+                    end++;
+            if (*end)
+                end++;
+        } else {
+            while (*end && *end != ' ' && *end != '&')
+                end++;
+        }
+        char rest[1100];
+        snprintf(rest, sizeof rest, "%s", end);
+        snprintf(v, outlen - (size_t)(v - out), "***%s", rest);
+        pw = v + 3;
+    }
+}
+
+/* The database URL or conninfo with its password(s) replaced by "***". */
 static void mask_url(const char *url, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s", url);
@@ -436,15 +470,7 @@ static void mask_url(const char *url, char *out, size_t outlen)
             snprintf(colon + 1, outlen - (size_t)(colon + 1 - out), "***%s", rest);
         }
     }
-    char *pw = strstr(out, "password=");
-    if (pw) {
-        char *end = pw + 9;
-        while (*end && *end != ' ' && *end != '&')
-            end++;
-        char rest[1024];
-        snprintf(rest, sizeof rest, "%s", end);
-        snprintf(pw + 9, outlen - (size_t)(pw + 9 - out), "***%s", rest);
-    }
+    mask_passwords(out, outlen);
 }
 
 /* Copies a DICOMweb allow list with each entry's credentials (after '|') replaced by "***". */

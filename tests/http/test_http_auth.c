@@ -72,10 +72,22 @@ static int token_create(const char *name, const char *more, char out[80])
     return rc;
 }
 
-static void start(const char *const *extra)
+/* A database password no log line may show (the test cluster trusts its socket, so libpq
+ * sends it and nothing checks it). */
+#define DB_PASSWORD "pw-in-the-url-5b1e"
+/* A DICOMweb bearer token from the settings, as secret as a database password. */
+#define PACS_TOKEN "pacs-bearer-77c3a9"
+
+/* Starts the server on a fresh database; with_secrets: its database URL carries a password and
+ * its settings a PACS token (for the log test). */
+static void start_with(const char *const *extra, int with_secrets)
 {
     pg = tdb_create(dbname);
     tdb_url(dbname, url);
+    if (with_secrets) {
+        size_t n = strlen(url);
+        snprintf(url + n, sizeof url - n, "%spassword=" DB_PASSWORD, strchr(url, '?') ? "&" : "?");
+    }
     const char *args[24] = {"--auth", "on", "--workers", "0", "--log-level", "debug"};
     int n = 6;
     for (int i = 0; extra && extra[i] && n < 22; i++)
@@ -99,7 +111,14 @@ static void start(const char *const *extra)
     free(v);
 }
 
+static void start(const char *const *extra) { start_with(extra, 0); }
 static void start_plain(void) { start(NULL); }
+static void start_secrets(void)
+{
+    const char *extra[] = {"--dicomweb-allow", "http://127.0.0.1:9/dicom-web|bearer:" PACS_TOKEN,
+                           NULL};
+    start_with(extra, 1);
+}
 
 static void stop(void)
 {
@@ -295,8 +314,9 @@ Test(auth_scopes, answers_say_which_failure_and_never_repeat_the_token, .init = 
 }
 
 /* The token sent (valid, unknown, revoked, lacking a scope, in Slicer's login form) is in no
- * line of the server's log, at debug level; the access log names the token by its id. */
-Test(auth_scopes, tokens_never_reach_the_log, .init = start_plain)
+ * line of the server's log, at debug level; the access log names the token by its id; the
+ * settings logged at start-up hide the database password and the PACS's token. */
+Test(auth_scopes, tokens_never_reach_the_log, .init = start_secrets)
 {
     tresp r;
     req("GET", "/datasets", tok[T_READ], &r);
@@ -339,6 +359,11 @@ Test(auth_scopes, tokens_never_reach_the_log, .init = start_plain)
                       tok_name[t]);
     }
     cr_assert_not(tsrv_log_contains(&srv, guess + 4), "the unknown token is not in the log");
+    cr_assert(tsrv_log_contains(&srv, "\"msg\":\"starting\""), "the settings are logged");
+    cr_assert(tsrv_log_contains(&srv, "password=***") && tsrv_log_contains(&srv, "|***"),
+              "the URL and the allow list are logged, masked");
+    cr_assert_not(tsrv_log_contains(&srv, DB_PASSWORD), "nor the database password");
+    cr_assert_not(tsrv_log_contains(&srv, PACS_TOKEN), "nor the PACS's token");
 }
 
 /* last_used_at is written on use, then not again within 60 s (set back in the database so

@@ -192,6 +192,29 @@ Test(config, json_masks_database_password)
     json_decref(j);
 }
 
+/* conninfo and URI query forms, quoted values with spaces and escapes, two passwords */
+Test(config, json_masks_conninfo_passwords)
+{
+    static const char *const urls[][2] = {
+        {"host=db password=secret1 dbname=x", "host=db password=*** dbname=x"},
+        {"host=db password = 'sec ret\\' 2' user=u", "host=db password = *** user=u"},
+        {"postgresql://db/x?user=u&password=secret3&sslmode=require",
+         "postgresql://db/x?user=u&password=***&sslmode=require"},
+        {"password=s4 host=db password=s5", "password=*** host=db password=***"},
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        clean_env();
+        mkd_config c;
+        char err[512];
+        char *argv[] = {"serve", "--database-url", (char *)urls[i][0]};
+        cr_assert_eq(load(&c, argv, 3, err), 0, "%s: %s", urls[i][0], err);
+        json_t *j = cfg_to_json(&c, CFG_SERVE);
+        const char *u = json_string_value(json_object_get(j, "database-url"));
+        cr_assert_str_eq(u, urls[i][1]);
+        json_decref(j);
+    }
+}
+
 Test(config, unparsable_database_url_is_a_config_error)
 {
     clean_env();
