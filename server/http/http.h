@@ -8,7 +8,8 @@
  * keep-alive clients; handlers then must not block for long.
  *
  * Lifecycle of a request: the first callback creates an http_req (request id, route match,
- * early checks: 404, 405, OPTIONS, 413 by Content-Length, 415, 401); body chunks are appended
+ * early checks: 404, 405, OPTIONS, 413 by Content-Length, 415, then with auth on the
+ * route's scope: 401/403/429, auth.h); body chunks are appended
  * (or passed to the route's on_body) and checked against the size limit while streaming; the
  * last callback parses JSON (400 on error) and runs the handler; the completion callback
  * records metrics, writes the access log line and frees the context. */
