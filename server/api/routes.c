@@ -34,6 +34,7 @@ const http_route http_routes[] = {
     {"GET", "/models/{id}/weights", h_models_weights, 0, NULL},
     {"POST", "/models/{id}/promote", h_models_promote, HTTP_MUTATING, NULL},
     {"POST", "/models/{id}/evaluate", h_models_evaluate, HTTP_JSON | HTTP_MUTATING, NULL},
+    {"DELETE", "/models/{id}", h_models_delete, HTTP_MUTATING, NULL},
     {"GET", "/dice", h_dice, 0, NULL},
     /* the MONAI Label protocol for 3D Slicer (monailabel.h), served under --monailabel-prefix */
     {"GET", "/monailabel/auth/", ml_auth, HTTP_DETAIL, NULL},

@@ -1,0 +1,36 @@
+/* sql_blobs.c: the statements about blobs across every table that names one (sql.h): which
+ * digests rows reference, for the garbage collector (gc.c), and the blobs of rows about to be
+ * deleted. A table that gains a blob column must be added to the two reference statements
+ * (tests/unit/test_gc.c compares them with the schema). */
+#include "sql.h"
+
+/* the digest each row names, through its sha256 column and the last component of its path */
+#define BLOB_REFS                                                                                  \
+    "SELECT sha256 AS d FROM volumes UNION SELECT regexp_replace(path, '^.*/', '') FROM volumes "  \
+    "UNION SELECT label_sha256 FROM volumes WHERE label_sha256 IS NOT NULL UNION SELECT "          \
+    "regexp_replace(label_path, '^.*/', '') FROM volumes WHERE label_path IS NOT NULL UNION "      \
+    "SELECT weights_sha256 FROM models UNION SELECT regexp_replace(weights_path, '^.*/', '') FROM " \
+    "models UNION SELECT mask_sha256 FROM inferences WHERE mask_sha256 IS NOT NULL UNION SELECT "  \
+    "regexp_replace(mask_path, '^.*/', '') FROM inferences WHERE mask_path IS NOT NULL UNION "     \
+    "SELECT uncertainty_sha256 FROM inferences WHERE uncertainty_sha256 IS NOT NULL UNION SELECT " \
+    "regexp_replace(uncertainty_path, '^.*/', '') FROM inferences WHERE uncertainty_path IS NOT "  \
+    "NULL UNION SELECT sha256 FROM slicer_images UNION SELECT regexp_replace(path, '^.*/', '') "   \
+    "FROM slicer_images"
+
+const db_stmt sql_blobs_referenced = {"blobs_referenced", "SELECT d FROM (" BLOB_REFS ") refs", 0};
+
+const db_stmt sql_blobs_is_referenced = {
+    "blobs_is_referenced", "SELECT EXISTS (SELECT 1 FROM (" BLOB_REFS ") refs WHERE d = $1)", 1};
+
+const db_stmt sql_blobs_active_jobs = {
+    "blobs_active_jobs", "SELECT id FROM jobs WHERE state IN ('queued', 'running')", 0};
+
+const db_stmt sql_blobs_of_dataset = {
+    "blobs_of_dataset",
+    "SELECT sha256 FROM volumes WHERE dataset_id = $1::bigint UNION SELECT label_sha256 FROM "
+    "volumes WHERE dataset_id = $1::bigint AND label_sha256 IS NOT NULL",
+    1};
+
+const db_stmt sql_blobs_of_model = {
+    "blobs_of_model",
+    "SELECT weights_sha256 FROM models WHERE id = $1::bigint", 1};
