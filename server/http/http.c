@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "http_path.h"
 #include "http_ratelimit.h"
 #include "log.h"
 #include "prom.h"
@@ -358,6 +359,11 @@ static void req_begin(http_req *r)
             len = ~0ULL;
     }
     r->has_body = (cl && len > 0) || te;
+    if (http_path_has_control(r->path)) { /* %00 (http_unescape), %0A, ...: never a file name */
+        http_error(r, 400, "invalid_path", NULL,
+                   "the request path holds an encoded NUL or control byte");
+        return;
+    }
     r->mpath = http_mount_map(r->path, HTTP_MOUNT_MONAILABEL, a->cfg.monailabel_prefix);
     if (!r->mpath) {
         http_error(r, 500, "internal", NULL, "out of memory");
@@ -635,6 +641,7 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL},
         {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
