@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "http_path.h"
+#include "http_slow.h"
 #include "http_ratelimit.h"
 #include "log.h"
 #include "prom.h"
@@ -485,6 +486,23 @@ static void req_finish(http_req *r)
     r->route->fn(r);
 }
 
+/* Whether the body, with `more` bytes just arrived, is past its deadline (http_slow.h); then
+ * the request is logged as a 408 and its connection closed (the upload's temporary files go
+ * with the request). */
+static int body_too_slow(http_req *r, size_t more)
+{
+    const mkd_config *c = &r->app->cfg;
+    long long ms = (long long)(since(&r->t0) * 1e3);
+    size_t bytes = r->body_len + more;
+    if (!http_body_too_slow((long long)bytes, ms, c->body_grace, c->min_body_rate))
+        return 0;
+    r->status = 408;
+    log_json(LOG_WARN, r->id, "request body too slow: connection closed",
+             json_pack("{s:I,s:I,s:i,s:i}", "bytes", (json_int_t)bytes, "ms", (json_int_t)ms,
+                       "min_body_rate", c->min_body_rate, "body_grace_s", c->body_grace));
+    return 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* libmicrohttpd callbacks */
 
@@ -524,6 +542,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (!r->resp && !r->queued && body_too_slow(r, *upload_data_size))
+            return MHD_NO; /* closes it: libmicrohttpd cannot answer in the middle of a body */
         if (!r->resp && !r->queued)
             body_append(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
