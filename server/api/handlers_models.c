@@ -195,8 +195,8 @@ void h_models_delete(http_req *r)
             http_error(r, 409, "conflict", "id",
                        "model %lld is the default model: promote another one first", id);
         else
-            http_error(r, 409, "conflict", "id", "model %lld is in use by %lld active job(s)",
-                       id, jobs);
+            http_error(r, 409, "conflict", "id", "model %lld is in use by %lld active job(s)", id,
+                       jobs);
         return;
     }
     char ids[24];

@@ -361,8 +361,7 @@ static void req_begin(http_req *r)
     }
     r->has_body = (cl && len > 0) || te;
     if (http_path_has_control(r->path)) { /* %00 (http_unescape), %0A, ...: never a file name */
-        http_error(r, 400, "invalid_path", NULL,
-                   "the request path holds an encoded NUL or control byte");
+        http_error(r, 400, "invalid_path", NULL, "an encoded NUL or control byte in the path");
         return;
     }
     r->mpath = http_mount_map(r->path, HTTP_MOUNT_MONAILABEL, a->cfg.monailabel_prefix);

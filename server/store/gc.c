@@ -13,10 +13,7 @@
 #include "blob.h"
 #include "sql.h"
 
-int gc_is_young(long long mtime, long long now, long long grace_s)
-{
-    return now - mtime < grace_s;
-}
+int gc_is_young(long long mtime, long long now, long long grace_s) { return now - mtime < grace_s; }
 
 static void report(const gc_opts *o, gc_stats *st, gc_kind k, const char *rel, long long bytes)
 {

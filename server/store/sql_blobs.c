@@ -6,10 +6,11 @@
 
 /* the digest each row names, through its sha256 column and the last component of its path */
 #define BLOB_REFS                                                                                  \
-    "SELECT sha256 FROM volumes UNION SELECT regexp_replace(path, '^.*/', '') FROM volumes "  \
+    "SELECT sha256 FROM volumes UNION SELECT regexp_replace(path, '^.*/', '') FROM volumes "       \
     "UNION SELECT label_sha256 FROM volumes WHERE label_sha256 IS NOT NULL UNION SELECT "          \
     "regexp_replace(label_path, '^.*/', '') FROM volumes WHERE label_path IS NOT NULL UNION "      \
-    "SELECT weights_sha256 FROM models UNION SELECT regexp_replace(weights_path, '^.*/', '') FROM " \
+    "SELECT weights_sha256 FROM models UNION SELECT regexp_replace(weights_path, '^.*/', '') "     \
+    "FROM "                                                                                        \
     "models UNION SELECT mask_sha256 FROM inferences WHERE mask_sha256 IS NOT NULL UNION SELECT "  \
     "regexp_replace(mask_path, '^.*/', '') FROM inferences WHERE mask_path IS NOT NULL UNION "     \
     "SELECT uncertainty_sha256 FROM inferences WHERE uncertainty_sha256 IS NOT NULL UNION SELECT " \
@@ -17,10 +18,12 @@
     "NULL UNION SELECT sha256 FROM slicer_images UNION SELECT regexp_replace(path, '^.*/', '') "   \
     "FROM slicer_images"
 
-const db_stmt sql_blobs_referenced = {"blobs_referenced", "SELECT d FROM (" BLOB_REFS ") AS refs (d)", 0};
+const db_stmt sql_blobs_referenced = {"blobs_referenced",
+                                      "SELECT d FROM (" BLOB_REFS ") AS refs (d)", 0};
 
 const db_stmt sql_blobs_is_referenced = {
-    "blobs_is_referenced", "SELECT EXISTS (SELECT 1 FROM (" BLOB_REFS ") AS refs (d) WHERE d = $1)", 1};
+    "blobs_is_referenced", "SELECT EXISTS (SELECT 1 FROM (" BLOB_REFS ") AS refs (d) WHERE d = $1)",
+    1};
 
 const db_stmt sql_blobs_active_jobs = {
     "blobs_active_jobs", "SELECT id FROM jobs WHERE state IN ('queued', 'running')", 0};
@@ -31,6 +34,5 @@ const db_stmt sql_blobs_of_dataset = {
     "volumes WHERE dataset_id = $1::bigint AND label_sha256 IS NOT NULL",
     1};
 
-const db_stmt sql_blobs_of_model = {
-    "blobs_of_model",
-    "SELECT weights_sha256 FROM models WHERE id = $1::bigint", 1};
+const db_stmt sql_blobs_of_model = {"blobs_of_model",
+                                    "SELECT weights_sha256 FROM models WHERE id = $1::bigint", 1};

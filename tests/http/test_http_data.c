@@ -336,8 +336,8 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     /* a second run has nothing left to do */
-    out = capture(&st, "'%s' gc --data-dir '%s' --database-url '%s' 2>&1",
-                  tenv("MKDSEG_TEST_BIN"), data, url);
+    out = capture(&st, "'%s' gc --data-dir '%s' --database-url '%s' 2>&1", tenv("MKDSEG_TEST_BIN"),
+                  data, url);
     cr_assert_eq(st, 0);
     cr_assert(strstr(out, "removed 0 blob(s), 0 temporary entr(ies), 0 job folder(s)"), "%s", out);
     free(out);

@@ -22,8 +22,7 @@ static long get(const char *path, char code[64])
     tresp r;
     cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0, "%s", path);
     long st = r.status;
-    const char *c =
-        json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
+    const char *c = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
     snprintf(code, 64, "%s", c ? c : "");
     tresp_free(&r);
     return st;
