@@ -19,6 +19,9 @@ extern const db_stmt sql_blobs_is_referenced;
 extern const db_stmt sql_blobs_active_jobs;
 extern const db_stmt sql_blobs_of_dataset;
 extern const db_stmt sql_blobs_of_model;
+extern const db_stmt sql_backup_begin;
+extern const db_stmt sql_backup_snapshot;
+extern const db_stmt sql_backup_user_tables;
 
 /* datasets (sql_datasets.c) */
 extern const db_stmt sql_datasets_insert;

@@ -36,3 +36,16 @@ const db_stmt sql_blobs_of_dataset = {
 
 const db_stmt sql_blobs_of_model = {"blobs_of_model",
                                     "SELECT weights_sha256 FROM models WHERE id = $1::bigint", 1};
+
+/* backup (cmd_backup.c): one read-only snapshot shared with pg_dump --snapshot, so that the
+ * blobs copied are those the dumped rows name */
+const db_stmt sql_backup_begin = {"backup_begin",
+                                  "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0};
+
+const db_stmt sql_backup_snapshot = {"backup_snapshot", "SELECT pg_export_snapshot()", 0};
+
+/* restore: whether the target database holds any table of its own */
+const db_stmt sql_backup_user_tables = {
+    "backup_user_tables",
+    "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    0};
