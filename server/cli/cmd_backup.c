@@ -138,8 +138,8 @@ static int dump_database(const bk_opts *o, const char *snapshot, char *err, size
     snprintf(snap, sizeof snap, "--snapshot=%s", snapshot);
     snprintf(file, sizeof file, "--file=%s/database.dump", o->dir);
     snprintf(db, sizeof db, "--dbname=%s", o->url);
-    char *argv[] = {"pg_dump",   "--format=custom", "--no-owner", "--no-privileges",
-                    snap,        file,              *o->url ? db : NULL, NULL};
+    char *argv[] = {"pg_dump", "--format=custom",   "--no-owner", "--no-privileges", snap,
+                    file,      *o->url ? db : NULL, NULL};
     return run_tool(argv, err, errlen);
 }
 
@@ -156,10 +156,10 @@ static int write_manifest(const bk_opts *o, json_t *list, char *err, size_t errl
     }
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    json_t *m = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:O}", "format", BK_FORMAT,
-                          "mkdseg_version", MKDSEG_VERSION, "created_at", when, "database",
-                          "file", "database.dump", "sha256", sha, "size", (json_int_t)size,
-                          "blobs", json_object_get(list, "blobs"));
+    json_t *m =
+        json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:O}", "format", BK_FORMAT, "mkdseg_version",
+                  MKDSEG_VERSION, "created_at", when, "database", "file", "database.dump", "sha256",
+                  sha, "size", (json_int_t)size, "blobs", json_object_get(list, "blobs"));
     snprintf(path, sizeof path, "%s/manifest.json", o->dir);
     snprintf(part, sizeof part, "%s.part", path);
     int rc = m && json_dump_file(m, part, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
@@ -275,8 +275,8 @@ int cmd_backup(int argc, char **argv)
     if (pg)
         PQfinish(pg);
     if (rc < 0)
-        fprintf(stderr, "mkdseg backup: %s (the folder %s is incomplete: no manifest.json)\n",
-                err, o.dir);
+        fprintf(stderr, "mkdseg backup: %s (the folder %s is incomplete: no manifest.json)\n", err,
+                o.dir);
     else
         fprintf(stderr, "mkdseg backup: %s: the database and %zu blob(s)\n", o.dir,
                 json_array_size(json_object_get(list, "blobs")));
@@ -311,8 +311,7 @@ static json_t *check_backup(const char *dir, char *err, size_t errlen)
         json_decref(m);
         return NULL;
     }
-    json_array_foreach(json_object_get(m, "blobs"), i, b)
-    {
+    json_array_foreach (json_object_get(m, "blobs"), i, b) {
         sha = json_string_value(json_object_get(b, "sha256"));
         if (!sha || blob_path(dir, sha, path, sizeof path) < 0 || !has_digest(path, sha, &size) ||
             size != json_integer_value(json_object_get(b, "size"))) {
@@ -330,8 +329,7 @@ static int restore_blobs(const bk_opts *o, json_t *m, char *err, size_t errlen)
 {
     json_t *b;
     size_t i;
-    json_array_foreach(json_object_get(m, "blobs"), i, b)
-    {
+    json_array_foreach (json_object_get(m, "blobs"), i, b) {
         const char *sha = json_string_value(json_object_get(b, "sha256"));
         char src[1200], got[65], rel[128];
         blob_path(o->dir, sha, src, sizeof src);
@@ -388,10 +386,16 @@ int cmd_restore(int argc, char **argv)
     if (rc == 0) {
         snprintf(dump, sizeof dump, "%s/database.dump", o.dir);
         snprintf(db, sizeof db, "--dbname=%s", o.url);
-        char *argv2[] = {"pg_restore",  "--no-owner", "--no-privileges", "--exit-on-error",
-                         "--single-transaction",      db,
-                         o.force ? "--clean" : dump,  o.force ? "--if-exists" : NULL,
-                         o.force ? dump : NULL,       NULL};
+        char *argv2[] = {"pg_restore",
+                         "--no-owner",
+                         "--no-privileges",
+                         "--exit-on-error",
+                         "--single-transaction",
+                         db,
+                         o.force ? "--clean" : dump,
+                         o.force ? "--if-exists" : NULL,
+                         o.force ? dump : NULL,
+                         NULL};
         rc = run_tool(argv2, err, sizeof err);
     }
     if (rc == 0)

@@ -2,8 +2,9 @@
  * PostgreSQL: deleting datasets and models removes the blobs nothing references any more (at
  * once when they are older than the grace period), `mkdseg gc --dry-run` lists what `mkdseg gc`
  * then removes (exactly that: unreferenced blobs, old tmp/ entries, folders of jobs that do not
- * run) and neither touches a referenced or a young blob. Ages are set with utimensat, never
- * waited for. */
+ * run) and neither touches a referenced or a young blob; `mkdseg backup` and `restore` carry
+ * a service with an uploaded, promoted model into a fresh database and data folder where the
+ * same CT segments to the same mask. Ages are set with utimensat, never waited for. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,10 +19,11 @@
 
 #include "../lib/tform.h"
 #include "../lib/tsrv.h"
+#include "vol.h"
 
 static tsrv srv;
 static PGconn *pg;
-static char dbname[64], dir[512], data[600];
+static char dbname[64], dir[512], data[800];
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sh(const char *fmt, ...)
@@ -364,4 +366,166 @@ Test(data, gc_refuses_a_database_that_references_nothing, .timeout = 120)
     file_sha("models/default.safetensors", sdef);
     cr_assert(blob_exists(sdef), "nothing removed");
     tdb_drop(o, other);
+}
+
+/* ---- backup and restore ------------------------------------------------------------------- */
+
+/* The body of GET path (status 200 asserted), written to file. */
+static void get_to_file(const char *path, const char *file)
+{
+    tresp r;
+    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
+    FILE *f = fopen(file, "wb");
+    cr_assert(f);
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    tresp_free(&r);
+}
+
+/* POST /segment of <dir>/<name>.nii.gz: the NIfTI answer into file; returns the model id. */
+static long long segment_to(const char *name, const char *file)
+{
+    char vol[700], h[64];
+    snprintf(vol, sizeof vol, "vol=@%s/%s.nii.gz", dir, name);
+    const char *parts[] = {vol, NULL};
+    tresp r;
+    cr_assert_eq(tform_post(&srv, "/segment", parts, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    long long mid = atoll(tresp_header(&r, "X-Mkdseg-Model", h, sizeof h));
+    FILE *f = fopen(file, "wb");
+    cr_assert(f);
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    tresp_free(&r);
+    return mid;
+}
+
+/* The label maps in files a and b hold the same voxels; returns the foreground count. */
+static long long same_labels(const char *a, const char *b)
+{
+    vol_geom ga, gb;
+    uint8_t *la = NULL, *lb = NULL;
+    char err[512];
+    cr_assert_eq(vol_read_labels(a, NULL, VOL_LABELS_AUTO, &ga, &la, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(vol_read_labels(b, NULL, VOL_LABELS_AUTO, &gb, &lb, err, sizeof err), 0, "%s",
+                 err);
+    int64_t n = ga.nx * ga.ny * ga.nz;
+    cr_assert_eq(n, gb.nx * gb.ny * gb.nz);
+    long long fg = 0, diff = 0;
+    for (int64_t i = 0; i < n; i++)
+        fg += la[i] != 0, diff += la[i] != lb[i];
+    free(la);
+    free(lb);
+    cr_assert_eq(diff, 0, "%lld voxels differ", diff);
+    return fg;
+}
+
+static int user_tables(PGconn *c)
+{
+    char *v = tdb_value(c, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN "
+                           "('pg_catalog', 'information_schema')");
+    int n = v ? atoi(v) : -1;
+    free(v);
+    return n;
+}
+
+/* An uploaded model promoted, a dataset, a stored mask; then the backup. */
+static void backup_source(const char *bk, char mask_url[128], long long *mid, const char *m1)
+{
+    char mfile[700], mpart[720];
+    snprintf(mfile, sizeof mfile, "%s/variant.safetensors", dir);
+    model_variant(mfile);
+    snprintf(mpart, sizeof mpart, "weights=@%s", mfile);
+    const char *mparts[] = {mpart, "name=uploaded", NULL};
+    *mid = post_id("/models", NULL, mparts);
+    char p[64];
+    snprintf(p, sizeof p, "/models/%lld/promote", *mid);
+    tresp r;
+    cr_assert_eq(thttp(&srv, "POST", p, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    tresp_free(&r);
+    volume(dataset("kept"), "a");
+    /* a JSON answer stores the mask (an inference blob) */
+    char vol[700];
+    snprintf(vol, sizeof vol, "vol=@%s/p.nii.gz", dir);
+    const char *parts[] = {vol, NULL}, *acc[] = {"Accept: application/json", NULL};
+    cr_assert_eq(tform_post(&srv, "/segment", parts, acc, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "model")), *mid);
+    snprintf(mask_url, 128, "%s", json_string_value(json_object_get(r.json, "mask_url")));
+    tresp_free(&r);
+    get_to_file(mask_url, m1);
+    char url[1024];
+    tdb_url(dbname, url);
+    int st;
+    char *out = capture(&st, "'%s' backup --out '%s' --data-dir '%s' --database-url '%s' 2>&1",
+                        tenv("MKDSEG_TEST_BIN"), bk, data, url);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+}
+
+Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout = 300)
+{
+    start();
+    phantom("p", 7);
+    phantom("a", 1);
+    char bk[700], m1[700], m2[700], m3[700], mask_url[128], url[1024];
+    long long mid;
+    snprintf(bk, sizeof bk, "%s/backup", dir);
+    snprintf(m1, sizeof m1, "%s/mask-before.nii.gz", dir);
+    snprintf(m2, sizeof m2, "%s/mask-stored-after.nii.gz", dir);
+    snprintf(m3, sizeof m3, "%s/mask-new-after.nii.gz", dir);
+    backup_source(bk, mask_url, &mid, m1);
+    tdb_url(dbname, url);
+    int st;
+    /* not into a database with tables */
+    char *out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/x' 2>&1",
+                        tenv("MKDSEG_TEST_BIN"), bk, url, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert(strstr(out, "holds"), "%s", out);
+    free(out);
+
+    /* a damaged copy is refused before anything is restored */
+    char fresh[64], furl[1024], bad[700];
+    PGconn *fpg = tdb_create(fresh);
+    tdb_url(fresh, furl);
+    snprintf(bad, sizeof bad, "%s/backup-bad", dir);
+    sh("cp -r '%s' '%s' && f=$(find '%s/blobs' -type f | head -1) && printf 'X' | dd of=\"$f\" "
+       "bs=1 seek=100 conv=notrunc 2>/dev/null",
+       bk, bad, bad);
+    out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/restored' 2>&1",
+                  tenv("MKDSEG_TEST_BIN"), bad, furl, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert(strstr(out, "damaged"), "%s", out);
+    free(out);
+    cr_assert_eq(user_tables(fpg), 0, "nothing restored from a damaged backup");
+
+    /* the real one, into the fresh database and a fresh folder */
+    out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/restored' 2>&1",
+                  tenv("MKDSEG_TEST_BIN"), bk, furl, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    cr_assert_eq(tsrv_stop(&srv), 0, "the first server is gone");
+    char rdata[700];
+    snprintf(rdata, sizeof rdata, "%s/restored", dir);
+    const char *args[] = {"--data-dir", rdata, "--default-model", "", "--job-poll", "1", NULL};
+    cr_assert_eq(tsrv_start(&srv, furl, args), 0, "server on the restored data");
+    snprintf(data, sizeof data, "%s", rdata);
+    /* the stored mask reads back, and the restored model segments the CT the same */
+    get_to_file(mask_url, m2);
+    cr_assert_eq(segment_to("p", m3), mid, "the restored default model");
+    long long fg = same_labels(m1, m2);
+    cr_assert_gt(fg, 100, "the mask is not empty (%lld voxels)", fg);
+    same_labels(m1, m3);
+    char *name = tdb_value(fpg, "SELECT name FROM models WHERE is_default");
+    cr_assert_str_eq(name, "uploaded");
+    free(name);
+    char *vid = tdb_value(fpg, "SELECT min(id) FROM volumes"), p[64];
+    snprintf(p, sizeof p, "/volumes/%s/image", vid);
+    free(vid);
+    get_to_file(p, m2);
+    cr_assert_eq(tsrv_stop(&srv), 0);
+    tdb_drop(fpg, fresh);
 }
