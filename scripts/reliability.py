@@ -11,8 +11,9 @@ Standard library only (http.client, sockets, threads). Parts:
                           with Retry-After, each 200 a complete label map; /healthz latency
                           percentiles meanwhile; the server's peak RSS against its bound
            idle_keepalive 1000 idle keep-alive connections, then /healthz and RSS
-           slowloris      header, JSON body and upload trickles (bodies cut by --min-body-rate
-                          after --body-grace, no partial file left), /healthz meanwhile
+           slowloris      header, JSON body and upload trickles (headers cut by --header-timeout,
+                          bodies by --min-body-rate after --body-grace, no partial file left),
+                          /healthz meanwhile
            per_ip         --per-ip-connections N: N+1 connections from one address
            vanishing      clients that close mid-upload: no partial file left in data/tmp
   faults:  postgres       PostgreSQL stopped and restarted during uploads and a training job:
@@ -232,7 +233,7 @@ def held_uploads(work, clients, seconds, shape):
 
 
 def idle_keepalive(work, n):
-    srv = Server(work, ["--max-connections", str(n + 64), "--per-ip-connections", str(n + 64),
+    srv = Server(work, ["--header-timeout", "600", "--max-connections", str(n + 64), "--per-ip-connections", str(n + 64),
                         "--connection-timeout", "600", "--default-model", ""])
     rss0 = srv.rss_kb("VmRSS")
     socks, answered = [], 0
@@ -267,12 +268,13 @@ def idle_keepalive(work, n):
             "rss_with_idle_mb": rss / 1024, "exit_status": rc}
 
 
-def slowloris(work, n, seconds, grace=5, rate=1024):
+def slowloris(work, n, seconds, grace=5, rate=1024, header_timeout=5):
     """n connections trickle one byte a second: a third a request header, a third a JSON body,
     a third a /segment upload. Bodies are bounded by --body-grace/--min-body-rate (closed once
-    behind), headers only by the per-address and total connection limits."""
+    behind), headers by --header-timeout."""
     srv = Server(work, ["--connection-timeout", "10", "--default-model", "",
-                        "--body-grace", str(grace), "--min-body-rate", str(rate)])
+                        "--body-grace", str(grace), "--min-body-rate", str(rate),
+                        "--header-timeout", str(header_timeout)])
     stop = threading.Event()
     opened = [0]
     closed = {"header": [], "json": [], "upload": []}  # seconds until the server closed each
@@ -341,7 +343,7 @@ def slowloris(work, n, seconds, grace=5, rate=1024):
     left = wait_until(lambda: not tmp_parts(srv.data), limit=30)
     rc = srv.stop()
     return {"part": "slowloris", "tricklers": n, "seconds": seconds, "opened": opened[0],
-            "body_grace_s": grace, "min_body_rate": rate,
+            "body_grace_s": grace, "min_body_rate": rate, "header_timeout_s": header_timeout,
             "closed_by_server": {k: len(v) for k, v in closed.items()},
             "closed_after_s_max": {k: round(max(v), 1) if v else None for k, v in closed.items()},
             "still_open_at_end": still_open, "tmp_files_left": 0 if left else len(tmp_parts(srv.data)),

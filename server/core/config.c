@@ -112,6 +112,10 @@ static const cfg_opt cfg_table[] = {
      "bytes a second a request body must average after --body-grace (slower: 408); 0 = no floor"},
     {"body-grace", "MKDSEG_BODY_GRACE", NULL, T_INT, "30", OFF(body_grace), 0, 0, 86400, CFG_SERVE,
      "seconds a request body may take before --min-body-rate applies"},
+    {"header-timeout", "MKDSEG_HEADER_TIMEOUT", NULL, T_INT, "30", OFF(header_timeout), 0, 0, 86400,
+     CFG_SERVE,
+     "seconds a connection may take to send a request's headers (also the longest idle "
+     "keep-alive); 0 = no deadline"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */

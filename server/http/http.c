@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "http_deadline.h"
 #include "http_path.h"
 #include "http_slow.h"
 #include "http_ratelimit.h"
@@ -532,6 +533,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else
             new_request_id(r->id);
         *con_cls = r;
+        http_deadline_request(conn, 1); /* the headers are in: their deadline is met */
         prom_inflight_add(1);
         req_begin(r);
         /* answer at once only when a body is coming (so that it is not read); otherwise wait
@@ -558,7 +560,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn;
+    (void)cls;
     http_req *r = *con_cls;
     if (!r)
         return;
@@ -584,6 +586,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_json(lvl, r->id, "request", f);
     }
     prom_inflight_add(-1);
+    http_deadline_request(conn, 0); /* keep-alive: the next request's headers are due */
     req_free(r);
     *con_cls = NULL;
 }
@@ -661,6 +664,7 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_deadline_notify, NULL},
         {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
@@ -674,6 +678,8 @@ int http_start(app *a, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? (int)info->port : c->port;
+    if (http_deadline_start(c->header_timeout) < 0)
+        log_json(LOG_WARN, NULL, "no header deadline: cannot start its thread", NULL);
     return 0;
 }
 
@@ -691,4 +697,5 @@ void http_stop(app *a)
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
+    http_deadline_stop();
 }

@@ -1,6 +1,7 @@
 /* test_http_slow.c: what bounds slow and numerous clients, against the real server over raw
  * sockets: a body that trickles in below --min-body-rate after --body-grace has its connection
- * closed (logged as a 408), with no temporary file left; --per-ip-connections N admits N
+ * closed (logged as a 408), with no temporary file left; a header that trickles past
+ * --header-timeout has its connection closed; --per-ip-connections N admits N
  * connections from one address and closes the N+1st. Nothing here asserts on time: the
  * trickle goes on until the server answers (a generous outer limit only catches a hang). */
 #include <arpa/inet.h>
@@ -131,6 +132,39 @@ Test(slow, a_trickled_upload_is_cut_off_and_leaves_no_file)
     cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     tresp_free(&r);
+}
+
+static long healthz_on(int fd);
+
+Test(slow, a_trickled_header_is_cut_off)
+{
+    const char *args[] = {"--header-timeout", "1", NULL};
+    cr_assert_eq(tsrv_start(&srv, NULL, args), 0);
+    int fd = dial();
+    const char *head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    send_all(fd, head, strlen(head));
+    char buf[4096] = "";
+    int closed = 0;
+    for (int i = 0; i < 1200 && !closed; i++) { /* a byte every 50 ms, at most 60 s */
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+            closed = 1;
+            break;
+        }
+        ssize_t k = read_some(fd, buf, sizeof buf, 50);
+        closed = k == 0 || (k < 0 && errno == ECONNRESET) || k > 0;
+    }
+    close(fd);
+    cr_assert(closed, "the server closed the trickling connection");
+    cr_assert_eq(buf[0], 0, "closed without an answer (got: %s)", buf);
+    int logged = 0;
+    for (int i = 0; i < 600 && !logged; i++)
+        if (!(logged = tsrv_log_contains(&srv, "request header too slow: connection closed")))
+            usleep(100000);
+    cr_assert(logged);
+    /* a whole header in one go is answered */
+    fd = dial();
+    cr_assert_eq(healthz_on(fd), 200);
+    close(fd);
 }
 
 Test(slow, a_body_at_a_good_rate_is_not_cut)

@@ -1,7 +1,8 @@
-/* test_http_slow.c: the slow-body decision (http_slow.c) with given byte counts and clock
- * values: no real time passes. */
+/* test_http_slow.c: the slow-body decision (http_slow.c) and the header deadline
+ * (http_deadline.c) with given byte counts and clock values: no real time passes. */
 #include <criterion/criterion.h>
 
+#include "http_deadline.h"
 #include "http_slow.h"
 
 Test(http_slow, nothing_is_too_slow_within_the_grace_period)
@@ -31,4 +32,13 @@ Test(http_slow, off_without_a_rate_and_with_no_grace)
     cr_assert_not(http_body_too_slow(1, 1000, 0, 1));
     cr_assert_not(http_body_too_slow(1LL << 40, 1000000, 30, 1 << 30), "1 TiB at 1 GiB/s: 1054 s");
     cr_assert(http_body_too_slow(1LL << 40, 1054001, 30, 1 << 30));
+}
+
+Test(http_slow, a_header_is_late_after_its_timeout)
+{
+    cr_assert_not(http_header_late(1000, 1000, 30));
+    cr_assert_not(http_header_late(1000, 31000, 30), "exactly at the deadline");
+    cr_assert(http_header_late(1000, 31001, 30));
+    cr_assert_not(http_header_late(0, 1LL << 40, 0), "timeout 0: no deadline");
+    cr_assert_not(http_header_late(5000, 1000, 1), "a clock value before the start is not late");
 }
