@@ -10,8 +10,11 @@
  * postgresql-client. Exit status: 0 done, 1 failure, 2 usage error. */
 #include <errno.h>
 #include <fcntl.h>
-/* messages name paths and are cut short on purpose when a path is very long */
+/* messages name paths and are cut short on purpose when a path is very long (gcc only: clang
+ * has no such warning) */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

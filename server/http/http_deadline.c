@@ -99,9 +99,9 @@ static void *reap(void *arg)
             }
         if (n) {
             atomic_fetch_add(&cuts, n);
-            log_json(LOG_WARN, NULL, "request header too slow: connection closed",
-                     json_pack("{s:I,s:i}", "connections", (json_int_t)n, "header_timeout_s",
-                               timeout));
+            log_json(
+                LOG_WARN, NULL, "request header too slow: connection closed",
+                json_pack("{s:I,s:i}", "connections", (json_int_t)n, "header_timeout_s", timeout));
         }
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t);
