@@ -92,4 +92,4 @@ url=$("$top/scripts/pg.sh" fresh mkdseg_ro)
 tok=$("$BIN" token create --name readonly-test --database-url "$url" 2>/dev/null ||
   "$BIN" token create --name readonly-test --scope admin --database-url "$url" 2>/dev/null)
 chmod 644 "$work/ct.nii.gz"
-unshare --mount --propagation private "$0" "$BIN" --inner "$work" "$url" "$tok"
+unshare --mount --propagation private "$top/scripts/readonly-test.sh" "$BIN" --inner "$work" "$url" "$tok"
