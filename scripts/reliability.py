@@ -11,7 +11,10 @@ Standard library only (http.client, sockets, threads). Parts:
                           with Retry-After, each 200 a complete label map; /healthz latency
                           percentiles meanwhile; the server's peak RSS against its bound
            idle_keepalive 1000 idle keep-alive connections, then /healthz and RSS
-           slowloris      header and body trickles, then /healthz
+           slowloris      header, JSON body and upload trickles (headers cut by --header-timeout,
+                          bodies by --min-body-rate after --body-grace, no partial file left),
+                          /healthz meanwhile
+           per_ip         --per-ip-connections N: N+1 connections from one address
            vanishing      clients that close mid-upload: no partial file left in data/tmp
   faults:  postgres       PostgreSQL stopped and restarted during uploads and a training job:
                           /readyz 503 then 200, the job finishes once, one model row
@@ -230,7 +233,7 @@ def held_uploads(work, clients, seconds, shape):
 
 
 def idle_keepalive(work, n):
-    srv = Server(work, ["--max-connections", str(n + 64), "--per-ip-connections", str(n + 64),
+    srv = Server(work, ["--header-timeout", "600", "--max-connections", str(n + 64), "--per-ip-connections", str(n + 64),
                         "--connection-timeout", "600", "--default-model", ""])
     rss0 = srv.rss_kb("VmRSS")
     socks, answered = [], 0
@@ -265,40 +268,61 @@ def idle_keepalive(work, n):
             "rss_with_idle_mb": rss / 1024, "exit_status": rc}
 
 
-def slowloris(work, n, seconds):
-    srv = Server(work, ["--connection-timeout", "10", "--default-model", ""])
+def slowloris(work, n, seconds, grace=5, rate=1024, header_timeout=5):
+    """n connections trickle one byte a second: a third a request header, a third a JSON body,
+    a third a /segment upload. Bodies are bounded by --body-grace/--min-body-rate (closed once
+    behind), headers by --header-timeout."""
+    srv = Server(work, ["--connection-timeout", "10", "--default-model", "",
+                        "--body-grace", str(grace), "--min-body-rate", str(rate),
+                        "--header-timeout", str(header_timeout)])
     stop = threading.Event()
-    opened, closed_by_server = [0], [0]
+    opened = [0]
+    closed = {"header": [], "json": [], "upload": []}  # seconds until the server closed each
+    still_open = {"header": 0, "json": 0, "upload": 0}
+    lock = threading.Lock()
 
-    def trickle(body):
+    def trickle(kind):
         try:
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
         except OSError:
             return
-        opened[0] += 1
-        if body:
-            head = (b"POST /datasets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 100000\r\n\r\n")
-            s.sendall(head)
+        with lock:
+            opened[0] += 1
+        if kind == "json":
+            s.sendall(b"POST /datasets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100000\r\n\r\n")
             data = b"{" + b" " * 99999
+        elif kind == "upload":
+            s.sendall(b"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                      b"boundary=" + BOUNDARY.encode() + b"\r\nContent-Length: 100000\r\n\r\n--" +
+                      BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=\"vol\"; "
+                      b"filename=\"ct.nii.gz\"\r\n\r\n")
+            data = b"\x1f" * 99000
         else:
             data = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100000
-        i = 0
+        t0, i, gone = time.time(), 0, False
         try:
             while not stop.is_set() and i < len(data):
                 s.sendall(data[i:i + 1])
                 i += 1
-                stop.wait(1.0)
-            s.settimeout(1)
-            if s.recv(1) == b"":
-                closed_by_server[0] += 1
-        except socket.timeout:
-            pass  # still open: the server is waiting for the rest
+                s.settimeout(1.0)
+                try:
+                    if s.recv(1) == b"":
+                        gone = True
+                        break
+                except socket.timeout:
+                    pass
         except OSError:
-            closed_by_server[0] += 1
+            gone = True
+        with lock:
+            if gone:
+                closed[kind].append(time.time() - t0)
+            else:
+                still_open[kind] += 1
         s.close()
 
-    th = [threading.Thread(target=trickle, args=(i % 2 == 1,)) for i in range(n)]
+    kinds = ["header", "json", "upload"]
+    th = [threading.Thread(target=trickle, args=(kinds[i % 3],)) for i in range(n)]
     for t in th:
         t.start()
     time.sleep(2)
@@ -316,10 +340,38 @@ def slowloris(work, n, seconds):
     stop.set()
     for t in th:
         t.join()
+    left = wait_until(lambda: not tmp_parts(srv.data), limit=30)
     rc = srv.stop()
     return {"part": "slowloris", "tricklers": n, "seconds": seconds, "opened": opened[0],
+            "body_grace_s": grace, "min_body_rate": rate, "header_timeout_s": header_timeout,
+            "closed_by_server": {k: len(v) for k, v in closed.items()},
+            "closed_after_s_max": {k: round(max(v), 1) if v else None for k, v in closed.items()},
+            "still_open_at_end": still_open, "tmp_files_left": 0 if left else len(tmp_parts(srv.data)),
             "healthz_ok": ok, "healthz_tries": len(lat), "healthz_p99_ms": pct(lat, 0.99),
-            "closed_by_server": closed_by_server[0], "exit_status": rc}
+            "exit_status": rc}
+
+
+def per_ip(work, limit):
+    """limit + 1 connections from one address, each asking /healthz: limit answered, one closed."""
+    srv = Server(work, ["--per-ip-connections", str(limit), "--default-model", ""])
+    socks, answered, refused = [], 0, 0
+    for _ in range(limit + 1):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        socks.append(s)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = s.recv(4096)
+            if got.startswith(b"HTTP/1.1 200"):
+                answered += 1
+            else:
+                refused += 1
+        except OSError:
+            refused += 1
+    for s in socks:
+        s.close()
+    rc = srv.stop()
+    return {"part": "per_ip", "limit": limit, "connections": limit + 1, "answered": answered,
+            "closed_by_server": refused, "exit_status": rc}
 
 
 def vanishing(work, n):
@@ -493,7 +545,8 @@ def main():
     if a.what in ("load", "all"):
         parts += [("held_uploads", lambda w: held_uploads(w, a.clients, a.seconds, shape)),
                   ("idle_keepalive", lambda w: idle_keepalive(w, a.idle)),
-                  ("slowloris", lambda w: slowloris(w, 40, 30)),
+                  ("slowloris", lambda w: slowloris(w, 42, 30)),
+                  ("per_ip", lambda w: per_ip(w, 8)),
                   ("vanishing", lambda w: vanishing(w, 20))]
     if a.what in ("faults", "all"):
         parts += [("postgres", lambda w: postgres_restart(w, 10)), ("sigterm_upload", sigterm_upload),

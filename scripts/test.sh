@@ -27,6 +27,8 @@ if ldd "$BUILD/mkdseg" | grep -q libasan; then
 else
   scripts/valgrind-train.sh "$BUILD/mkdseg" "$MKDSEG_TEST_TMP/valgrind" || rc=1
 fi
+echo "== read-only root: uid 65534, auth on, writable only the data folder and /tmp (scripts/readonly-test.sh)"
+scripts/readonly-test.sh "$BUILD/mkdseg" || rc=1
 echo "== browser tests (Chromium + playwright-core against mkdseg serve; tests/browser)"
 scripts/browser-test.sh || rc=1
 echo "== CUDA tests"

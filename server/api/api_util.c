@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gc.h"
 #include "job.h"
+#include "log.h"
 #include "svc.h"
 
 db_conn *api_db_acquire(http_req *r)
@@ -228,4 +231,29 @@ PGresult *api_exec(http_req *r, const db_stmt *st, const char *const *v, char sq
     }
     db_release(r->app->db, c);
     return res;
+}
+
+void api_collect_blobs(http_req *r, PGresult *shas)
+{
+    int n = shas ? PQntuples(shas) : 0;
+    const char **v = n ? calloc((size_t)n, sizeof *v) : NULL;
+    char err[512] = "";
+    db_conn *c = v ? db_acquire(r->app->db, 2000, err, sizeof err) : NULL;
+    gc_opts o = {.grace_s = r->app->cfg.gc_grace};
+    gc_stats st;
+    if (c) {
+        for (int i = 0; i < n; i++)
+            v[i] = PQgetvalue(shas, i, 0);
+        if (gc_collect_blobs(db_pg(c), r->app->cfg.data_dir, v, n, &o, &st, err, sizeof err) == 0)
+            log_json(LOG_INFO, r->id, "blobs collected",
+                     json_pack("{s:I,s:I,s:I,s:I}", "removed", (json_int_t)st.removed[GC_BLOB],
+                               "bytes", (json_int_t)st.bytes, "referenced",
+                               (json_int_t)st.referenced, "young", (json_int_t)st.young));
+        db_release(r->app->db, c);
+    }
+    if (n && (!c || *err))
+        log_json(LOG_WARN, r->id, "blobs not collected (mkdseg gc will)",
+                 json_pack("{s:s}", "error", *err ? err : "out of memory"));
+    free(v);
+    PQclear(shas);
 }

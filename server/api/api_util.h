@@ -53,5 +53,10 @@ int api_reply_file(http_req *r, const char *path, const char *ctype, const char 
  * checking that it looks like NIfTI. 0, or -1 after answering 415 (not NIfTI, with the
  * reason). */
 int api_upload_nifti(http_req *r, upload_file *f, int *gz);
+/* After rows were deleted: removes the blobs whose digests are column 0 of `shas` (read before
+ * the delete) when no row references them any more and they are older than --gc-grace (gc.h).
+ * Logs what it removed; a failure is logged only (the next `mkdseg gc` collects them). Clears
+ * shas. */
+void api_collect_blobs(http_req *r, PGresult *shas);
 
 #endif

@@ -38,6 +38,7 @@ void h_models_weights(http_req *r);
 void h_models_upload(http_req *r);
 void h_models_promote(http_req *r);
 void h_models_evaluate(http_req *r);
+void h_models_delete(http_req *r);
 
 /* handlers_jobs.c */
 void h_train(http_req *r);

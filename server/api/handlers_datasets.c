@@ -120,11 +120,16 @@ void h_datasets_delete(http_req *r)
         return;
     }
     char state[6] = "";
+    PGresult *blobs = api_exec(r, &sql_blobs_of_dataset, v, NULL);
+    if (!blobs)
+        return;
     if (!(res = api_exec(r, &sql_datasets_delete, v, state))) {
         if (*state)
             http_error(r, 409, "conflict", "id", "dataset %lld is in use (%s)", id, state);
+        PQclear(blobs);
         return;
     }
     PQclear(res);
+    api_collect_blobs(r, blobs); /* the volumes' blobs that no other row names */
     http_reply_data(r, 204, NULL, "", 0);
 }

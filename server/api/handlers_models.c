@@ -1,5 +1,5 @@
 /* handlers_models.c: GET /models, GET /models/{id}, GET /models/{id}/weights, POST /models,
- * POST /models/{id}/promote, POST /models/{id}/evaluate.
+ * POST /models/{id}/promote, POST /models/{id}/evaluate, DELETE /models/{id}.
  * Model rows are immutable; promotion flips is_default inside one transaction (at most one
  * default: models_one_default). /segment resolves the default per request and the engine's
  * model cache keeps the old model alive for requests in flight (engine_pool.h). */
@@ -176,4 +176,39 @@ void h_models_evaluate(http_req *r)
         r, "evaluate",
         json_pack("{s:I,s:I}", "model_id", (json_int_t)id, "dataset_id", json_integer_value(d)),
         &sql_jobs_get_brief);
+}
+
+/* A model goes unless it is the default one (promote another first) or a queued or running
+ * job uses it; its dice results and dataset links go with it, inferences keep their masks with
+ * no model, and its weights blob is removed when nothing else names it. */
+void h_models_delete(http_req *r)
+{
+    long long id;
+    PGresult *res = api_row_by_id(r, "model", &sql_models_in_use, &id);
+    if (!res)
+        return;
+    int is_default = PQgetvalue(res, 0, 0)[0] == 't';
+    long long jobs = atoll(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (is_default || jobs) {
+        if (is_default)
+            http_error(r, 409, "conflict", "id",
+                       "model %lld is the default model: promote another one first", id);
+        else
+            http_error(r, 409, "conflict", "id", "model %lld is in use by %lld active job(s)", id,
+                       jobs);
+        return;
+    }
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    const char *v[1] = {ids};
+    if (!(res = api_exec(r, &sql_models_delete, v, NULL)))
+        return;
+    if (PQntuples(res) == 0) { /* promoted (or deleted) meanwhile */
+        PQclear(res);
+        http_error(r, 409, "conflict", "id", "model %lld changed meanwhile: try again", id);
+        return;
+    }
+    api_collect_blobs(r, res); /* RETURNING weights_sha256 */
+    http_reply_data(r, 204, NULL, "", 0);
 }

@@ -33,6 +33,7 @@ const http_route http_routes[] = {
     {"POST", "/models", h_models_upload, HTTP_MUTATING, upload_on_body, HTTP_SCOPE_ADMIN},
     {"GET", "/models/{id}", h_models_get, 0, NULL, HTTP_SCOPE_READ},
     {"GET", "/models/{id}/weights", h_models_weights, 0, NULL, HTTP_SCOPE_READ},
+    {"DELETE", "/models/{id}", h_models_delete, HTTP_MUTATING, NULL, HTTP_SCOPE_ADMIN},
     {"POST", "/models/{id}/promote", h_models_promote, HTTP_MUTATING, NULL, HTTP_SCOPE_ADMIN},
     {"POST", "/models/{id}/evaluate", h_models_evaluate, HTTP_JSON | HTTP_MUTATING, NULL,
      HTTP_SCOPE_TRAIN},

@@ -26,6 +26,9 @@ int cmd_eval(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_dice_check(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* The static command table (server/cli/main.c), NULL-terminated. */
 extern const cmd_entry mkdseg_commands[];

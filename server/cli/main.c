@@ -22,6 +22,9 @@ const cmd_entry mkdseg_commands[] = {
     {"dice-check", cmd_dice_check, "evaluate a model on a server and fail under a Dice floor (CI)"},
     {"convert", cmd_convert,
      "write a DICOM series (zip, folder, multi-frame file) or NIfTI as NIfTI"},
+    {"gc", cmd_gc, "remove blobs and temporary files that nothing references (--dry-run)"},
+    {"backup", cmd_backup, "copy the database and every referenced blob into a folder"},
+    {"restore", cmd_restore, "restore a backup into an empty database and a data folder"},
     {NULL, NULL, NULL},
 };
 

@@ -112,6 +112,18 @@ static const cfg_opt cfg_table[] = {
      0, 1024, (long long)1 << 40, CFG_SERVE, "largest series pulled by WADO-RS"},
     {"ui-dir", "MKDSEG_UI_DIR", NULL, T_STR, "server/api/ui", OFF(ui_dir), SZ(ui_dir), 0, 0,
      CFG_SERVE, "folder of the dashboard served at / (its vendor/ is filled by make); empty: none"},
+    {"gc-grace", "MKDSEG_GC_GRACE", NULL, T_INT, "3600", OFF(gc_grace), 0, 0, 30 * 86400, SW,
+     "seconds: blobs and temporary files younger than this are never garbage-collected (the "
+     "blobs of deleted datasets and models go at once when older)"},
+    {"min-body-rate", "MKDSEG_MIN_BODY_RATE", NULL, T_INT, "1024", OFF(min_body_rate), 0, 0,
+     1 << 30, CFG_SERVE,
+     "bytes a second a request body must average after --body-grace (slower: 408); 0 = no floor"},
+    {"body-grace", "MKDSEG_BODY_GRACE", NULL, T_INT, "30", OFF(body_grace), 0, 0, 86400, CFG_SERVE,
+     "seconds a request body may take before --min-body-rate applies"},
+    {"header-timeout", "MKDSEG_HEADER_TIMEOUT", NULL, T_INT, "30", OFF(header_timeout), 0, 0, 86400,
+     CFG_SERVE,
+     "seconds a connection may take to send a request's headers (also the longest idle "
+     "keep-alive); 0 = no deadline"},
 };
 #define NOPTS (sizeof cfg_table / sizeof cfg_table[0])
 #define DATABASE_URL_OPT 2 /* index of database-url in cfg_table */

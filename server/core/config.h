@@ -44,7 +44,11 @@ typedef struct {
     int dicomweb_timeout;      /* seconds for one DICOMweb request */
     long long dicomweb_max_bytes; /* bytes of one series pulled by WADO-RS */
     char ui_dir[1024];            /* the dashboard's static files; "" = no dashboard */
-    unsigned char source[64];     /* cfg_source of each table entry (config.c) */
+    int gc_grace;       /* seconds: the garbage collector keeps younger blobs and files (gc.h) */
+    int min_body_rate;  /* bytes/s a request body must average once body_grace has passed */
+    int header_timeout; /* seconds a connection may take to send a request's headers */
+    int body_grace;     /* seconds a request body may take before min_body_rate applies */
+    unsigned char source[64]; /* cfg_source of each table entry (config.c) */
 } mkd_config;
 
 /* Where a setting's value came from. */

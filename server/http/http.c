@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "http_deadline.h"
+#include "http_path.h"
+#include "http_slow.h"
 #include "http_ratelimit.h"
 #include "log.h"
 #include "prom.h"
@@ -358,6 +361,10 @@ static void req_begin(http_req *r)
             len = ~0ULL;
     }
     r->has_body = (cl && len > 0) || te;
+    if (http_path_has_control(r->path)) { /* %00 (http_unescape), %0A, ...: never a file name */
+        http_error(r, 400, "invalid_path", NULL, "an encoded NUL or control byte in the path");
+        return;
+    }
     r->mpath = http_mount_map(r->path, HTTP_MOUNT_MONAILABEL, a->cfg.monailabel_prefix);
     if (!r->mpath) {
         http_error(r, 500, "internal", NULL, "out of memory");
@@ -479,6 +486,23 @@ static void req_finish(http_req *r)
     r->route->fn(r);
 }
 
+/* Whether the body, with `more` bytes just arrived, is past its deadline (http_slow.h); then
+ * the request is logged as a 408 and its connection closed (the upload's temporary files go
+ * with the request). */
+static int body_too_slow(http_req *r, size_t more)
+{
+    const mkd_config *c = &r->app->cfg;
+    long long ms = (long long)(since(&r->t0) * 1e3);
+    size_t bytes = r->body_len + more;
+    if (!http_body_too_slow((long long)bytes, ms, c->body_grace, c->min_body_rate))
+        return 0;
+    r->status = 408;
+    log_json(LOG_WARN, r->id, "request body too slow: connection closed",
+             json_pack("{s:I,s:I,s:i,s:i}", "bytes", (json_int_t)bytes, "ms", (json_int_t)ms,
+                       "min_body_rate", c->min_body_rate, "body_grace_s", c->body_grace));
+    return 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* libmicrohttpd callbacks */
 
@@ -509,6 +533,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else
             new_request_id(r->id);
         *con_cls = r;
+        http_deadline_request(conn, 1); /* the headers are in: their deadline is met */
         prom_inflight_add(1);
         req_begin(r);
         /* answer at once only when a body is coming (so that it is not read); otherwise wait
@@ -518,6 +543,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (!r->resp && !r->queued && body_too_slow(r, *upload_data_size))
+            return MHD_NO; /* closes it: libmicrohttpd cannot answer in the middle of a body */
         if (!r->resp && !r->queued)
             body_append(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -533,7 +560,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn;
+    (void)cls;
     http_req *r = *con_cls;
     if (!r)
         return;
@@ -561,6 +588,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_json(lvl, r->id, "request", f);
     }
     prom_inflight_add(-1);
+    http_deadline_request(conn, 0); /* keep-alive: the next request's headers are due */
     req_free(r);
     *con_cls = NULL;
 }
@@ -638,6 +666,8 @@ int http_start(app *a, char *err, size_t errlen)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(128 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_deadline_notify, NULL},
         {c->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          (intptr_t)c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
@@ -651,6 +681,8 @@ int http_start(app *a, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? (int)info->port : c->port;
+    if (http_deadline_start(c->header_timeout) < 0)
+        log_json(LOG_WARN, NULL, "no header deadline: cannot start its thread", NULL);
     return 0;
 }
 
@@ -668,4 +700,5 @@ void http_stop(app *a)
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
+    http_deadline_stop();
 }

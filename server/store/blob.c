@@ -122,8 +122,21 @@ int blob_commit(blob_writer *w, char sha256[65], char *relpath, size_t relpathle
         goto fail;
     }
     blob_path(w->dir, sha256, final, sizeof final);
-    /* link() refuses to replace: an existing blob with this digest is kept as it is */
-    if (link(w->tmp, final) < 0 && errno != EEXIST) {
+    /* link() refuses to replace: an existing blob with this digest is kept as it is, its
+     * mtime refreshed so that the garbage collector (gc.h) leaves it to the row about to name
+     * it; when the collector took it in between, the link is made again */
+    int stored = 0;
+    for (int tries = 0; !stored && tries < 3; tries++) {
+        if (link(w->tmp, final) == 0)
+            stored = 1;
+        else if (errno != EEXIST)
+            break;
+        else if (blob_touch(final) == 0)
+            stored = 1;
+        else if (errno != ENOENT)
+            break;
+    }
+    if (!stored) {
         snprintf(err, errlen, "blob: cannot store %s: %s", final, strerror(errno));
         goto fail;
     }
@@ -137,6 +150,8 @@ fail:
     blob_abort(w);
     return -1;
 }
+
+int blob_touch(const char *path) { return utimensat(AT_FDCWD, path, NULL, 0); }
 
 void blob_abort(blob_writer *w)
 {

@@ -25,6 +25,11 @@ long long blob_size(const blob_writer *w);
 int blob_commit(blob_writer *w, char sha256[65], char *relpath, size_t relpathlen, char *err,
                 size_t errlen);
 
+/* Sets the mtime of the stored blob at path to now: done whenever content that is stored
+ * already is stored again, before a row names it (the garbage collector keeps young blobs;
+ * gc.h). 0, or -1 with errno (ENOENT: the blob is gone: store it again). */
+int blob_touch(const char *path);
+
 /* Removes the temporary file and frees w (for failed or abandoned uploads). NULL is a no-op. */
 void blob_abort(blob_writer *w);
 

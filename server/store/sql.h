@@ -13,6 +13,16 @@ extern const db_stmt sql_ops_ping;
 extern const db_stmt sql_tx_begin;
 extern const db_stmt sql_tx_commit;
 
+/* blobs named by any table (sql_blobs.c): references for the garbage collector (gc.h) */
+extern const db_stmt sql_blobs_referenced;
+extern const db_stmt sql_blobs_is_referenced;
+extern const db_stmt sql_blobs_active_jobs;
+extern const db_stmt sql_blobs_of_dataset;
+extern const db_stmt sql_blobs_of_model;
+extern const db_stmt sql_backup_begin;
+extern const db_stmt sql_backup_snapshot;
+extern const db_stmt sql_backup_user_tables;
+
 /* datasets (sql_datasets.c) */
 extern const db_stmt sql_datasets_insert;
 extern const db_stmt sql_datasets_get;
@@ -46,6 +56,8 @@ extern const db_stmt sql_models_count;
 extern const db_stmt sql_models_insert_default;
 extern const db_stmt sql_models_named;
 extern const db_stmt sql_models_by_name;
+extern const db_stmt sql_models_in_use;
+extern const db_stmt sql_models_delete;
 
 /* model_datasets (sql_models.c) */
 extern const db_stmt sql_model_datasets_insert;

@@ -102,3 +102,13 @@ const db_stmt sql_models_by_name = {
     "SELECT m.id, m.weights_path, " ML_MODEL_NAME " FROM models m WHERE " ML_MODEL_NAME " = $1 "
     "OR m.id::text = $1 ORDER BY (" ML_MODEL_NAME " = $1) DESC LIMIT 1",
     1};
+
+const db_stmt sql_models_in_use = {
+    "models_in_use",
+    "SELECT is_default, (SELECT count(*) FROM jobs WHERE state IN ('queued','running') AND "
+    "params->>'model_id' = $1::text) FROM models WHERE id = $1::bigint",
+    1};
+
+const db_stmt sql_models_delete = {
+    "models_delete",
+    "DELETE FROM models WHERE id = $1::bigint AND NOT is_default RETURNING weights_sha256", 1};

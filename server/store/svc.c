@@ -137,9 +137,10 @@ int svc_blob_adopt(const char *data_dir, const char *tmp_path, const char *sha25
         snprintf(err, errlen, "blob: cannot create %s: %s", sub, strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (stat(final, &st) == 0) {
-        unlink(tmp_path); /* stored once */
+    /* stored once: the existing blob is kept, its mtime refreshed for the garbage collector
+     * (blob_touch; gone meanwhile: this file takes its place) */
+    if (blob_touch(final) == 0) {
+        unlink(tmp_path);
     } else if (rename(tmp_path, final) < 0) {
         snprintf(err, errlen, "blob: cannot store %s: %s", final, strerror(errno));
         return -1;

@@ -30,7 +30,7 @@
 #include "engine_pool.h"
 #include "http.h"
 #include "log.h"
-#include "metrics.h"
+#include "prom.h"
 #include "svc.h"
 
 #ifndef FUZZ_HTTP_MODE
@@ -80,7 +80,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("config", err);
     log_set_level((log_level)a.cfg.log_level);
     if (!(a.db = db_pool_create(a.cfg.database_url, 4, err, sizeof err)) ||
-        metrics_init(http_nroutes) < 0)
+        prom_init(http_nroutes) < 0)
         die("database pool", err);
     svc_set_config(&a.cfg);
     if (url && *url) {
