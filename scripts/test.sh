@@ -27,6 +27,8 @@ if ldd "$BUILD/mkdseg" | grep -q libasan; then
 else
   scripts/valgrind-train.sh "$BUILD/mkdseg" "$MKDSEG_TEST_TMP/valgrind" || rc=1
 fi
+echo "== Docker image: its packages, model and dashboard against build/mkdseg (scripts/check-docker.sh)"
+scripts/check-docker.sh "$BUILD/mkdseg" || rc=1
 echo "== read-only root: uid 65534, auth on, writable only the data folder and /tmp (scripts/readonly-test.sh)"
 scripts/readonly-test.sh "$BUILD/mkdseg" || rc=1
 echo "== browser tests (Chromium + playwright-core against mkdseg serve; tests/browser)"
