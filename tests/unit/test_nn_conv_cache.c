@@ -34,8 +34,8 @@ static net net_new(const cshape *s, nn_rng *r)
     m.p = nn_params_new(nn_backend_cpu(), err, sizeof err);
     cr_assert(m.p, "%s", err);
     /* conv2d weights [o, c, k, k]; transposed [c, o, k, k] */
-    m.w = nn_param_add(m.p, "w", NN_PARAM, s->transposed ? s->c : s->o,
-                       s->transposed ? s->o : s->c, s->k, s->k, err, sizeof err);
+    m.w = nn_param_add(m.p, "w", NN_PARAM, s->transposed ? s->c : s->o, s->transposed ? s->o : s->c,
+                       s->k, s->k, err, sizeof err);
     m.b = nn_param_add(m.p, "b", NN_PARAM, s->o, 1, 1, 1, err, sizeof err);
     cr_assert(m.w && m.b, "%s", err);
     fill(nn_f32(m.w), nn_numel(m.w), r);
@@ -117,10 +117,11 @@ static void check(const cshape *s)
         float *a = step(ctx, s, &m, x, gy, &n1); /* long-lived context, no reset */
         float *b = fresh_step(s, &m, x, gy, &n2);
         cr_assert_eq(n1, n2);
-        expect_same(a, b, n1, round == 0   ? "first call"
-                              : round == 1 ? "after a direct write of the weights"
-                              : round == 2 ? "after an Adam step"
-                                           : "unchanged weights");
+        expect_same(a, b, n1,
+                    round == 0   ? "first call"
+                    : round == 1 ? "after a direct write of the weights"
+                    : round == 2 ? "after an Adam step"
+                                 : "unchanged weights");
         free(a);
         free(b);
         if (round == 0) /* change one weight in place, as CPU code may */
