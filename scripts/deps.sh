@@ -8,6 +8,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev postgresql
       libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
       libssl-dev curl libdcmtk-dev libarchive-dev)
+pkgs+=(libdeflate-dev) # libdeflate: whole-file .nii.gz inflate (engine/io/nifti_read.c)
 # node and npm (the dashboard's libraries, npm ci at make): Debian's packages unless a node
 # with npm is already installed some other way
 if ! command -v npm >/dev/null 2>&1; then
