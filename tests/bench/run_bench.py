@@ -155,6 +155,10 @@ def main():
             line = (f'{w:<16} {t:>3} {c["ms"]:>10.1f} {p["ms"]:>10.1f} {row["ratio"]:>6.2f} '
                     f'{gf:>8.1f} {row["pct_peak"]:>5.1f}% {tgf:>10.1f} '
                     f'{c["peak_rss_mb"]:>7.0f} {p["peak_rss_mb"]:>9.0f}')
+            if 'inflate' in c:  # ct_bench.py: reading the CT with libdeflate and with zlib
+                row['inflate'] = c['inflate']
+                line += (f'  (reading the .nii.gz: CPU s libdeflate {c["inflate"]["libdeflate_cpu_s"]:.2f}'
+                         f' / zlib {c["inflate"]["zlib_cpu_s"]:.2f})')
             if 'cpu_ratio' in row:
                 line += (f'  (CPU ms/iter {c["cpu_ms"]:.0f} / {p["cpu_ms"]:.0f}: '
                          f'ratio {row["cpu_ratio"]:.2f}; {c["flops"] / 1e9:.3f} GFLOP/iter)')
