@@ -10,7 +10,13 @@
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
  * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
  * instead, on NCHW: per shape, whichever of the two is faster on the running machine (timed
- * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one). */
+ * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one).
+ *
+ * Reorders saved (the experiment's small networks run about 2000 oneDNN calls a step, most of
+ * them reorders): a parameter's weights are reordered once per layout and kept while their
+ * bytes are unchanged (wcache_*), a recorded forward keeps its reordered input for the weight
+ * gradient (conv_saved), and the output gradient is reordered once for both backward passes.
+ * A transposed convolution's forward bias is added here, not by oneDNN (onednn_bias). */
 #include "cpu.h"
 #include "mkd_env.h"
 
@@ -231,13 +237,13 @@ fail:
     return -1;
 }
 
-/* Initialise an op descriptor of kind k into *desc (a union big enough for both). */
 /* Does pass k hand the bias to oneDNN? Not the transposed forward: oneDNN 2.6 adds a
  * deconvolution's bias in a reference loop that took 5-10x the whole deconvolution at the
  * experiment's sizes (a 16 -> 8 channel, 32 -> 64 pixel one: 1.1 ms with, 0.16 ms without), so
  * fwd_pass adds it on the plain output instead. */
 static int onednn_bias(const geom *g, int k) { return g->bias && !(g->transposed && k == K_FWD); }
 
+/* Initialise an op descriptor of kind k into *desc (a union big enough for both). */
 typedef union {
     dnnl_convolution_desc_t conv;
     dnnl_deconvolution_desc_t deconv;
