@@ -22,7 +22,7 @@ LIBS += $(DICOM_LIBS)
 # DCMTK allocates an element's declared length (up to 4 GiB) before it finds the data shorter and
 # refuses the file: the malloc limit allows that, so that only real faults count as findings.
 FUZZ_DICOM_SRC := tests/fuzz/fuzz_dicom.c engine/io/dicom_src.c $(DICOM_CXX_SRC) engine/io/nifti_read.c \
-                  engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c
+                  engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c engine/common/mkd_err.c engine/io/nrrd_write.c
 .PHONY: fuzz-dicom
 fuzz: fuzz-dicom
 $(FUZZ_DIR)/fuzz_dicom: $(FUZZ_DICOM_SRC) engine/include/dicom.h engine/io/dicom_series.hpp

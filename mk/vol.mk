@@ -24,7 +24,7 @@ phantom-data: $(MKDSEG)
 FUZZ_CC   ?= clang-14
 FUZZ_RUNS ?= 200000
 FUZZ_DIR  := build/fuzz
-FUZZ_SRC  := tests/fuzz/fuzz_nifti.c engine/io/nifti_read.c engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c
+FUZZ_SRC  := tests/fuzz/fuzz_nifti.c engine/io/nifti_read.c engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c engine/common/mkd_err.c engine/io/nrrd_write.c
 .PHONY: fuzz-nifti
 fuzz: fuzz-nifti
 $(FUZZ_DIR)/fuzz_nifti: $(FUZZ_SRC) engine/include/vol.h
