@@ -22,7 +22,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -march=x86-
               -Iengine/include $(SERVER_INC) -I$(BUILD)/gen
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -lm -lpthread -fopenmp
+ENGINE_LIBS = -ldnnl -lnifti2 -lznz -lz -ldeflate -lm -lpthread -fopenmp
 ifeq ($(SANITIZE),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDSAN        = -fsanitize=address,undefined

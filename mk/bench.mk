@@ -6,6 +6,9 @@
 #   the rows mkd_iter_64 (one experiment-scale mkd iteration, tests/bench/mkd_bench.py) and
 #   ct512_segment (a 512x512x300 CT through mkdseg segment, tests/bench/ct_bench.py; makes its
 #   phantom under build/bench_ct/ once) run whole mkdseg processes against PyTorch peers
+#   ct512_segment_paper: the same CT through a paper-size two-member ensemble (width 32, 256-px
+#   tiles at 1.4 mm; its model made once under build/bench_ct/); tests/bench/share_bench.py:
+#   OpenMP waiting with two segmentations and a training job side by side (docs/service.md)
 # Writes build/bench.json; docs/benchmarks.md says how to read it.
 
 BENCH_QUICK ?= 0

@@ -22,7 +22,7 @@ LIBS += $(DICOM_LIBS)
 # DCMTK allocates an element's declared length (up to 4 GiB) before it finds the data shorter and
 # refuses the file: the malloc limit allows that, so that only real faults count as findings.
 FUZZ_DICOM_SRC := tests/fuzz/fuzz_dicom.c engine/io/dicom_src.c $(DICOM_CXX_SRC) engine/io/nifti_read.c \
-                  engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c
+                  engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c engine/common/mkd_err.c engine/io/nrrd_write.c
 .PHONY: fuzz-dicom
 fuzz: fuzz-dicom
 $(FUZZ_DIR)/fuzz_dicom: $(FUZZ_DICOM_SRC) engine/include/dicom.h engine/io/dicom_series.hpp
@@ -33,7 +33,7 @@ $(FUZZ_DIR)/fuzz_dicom: $(FUZZ_DICOM_SRC) engine/include/dicom.h engine/io/dicom
 	for f in $(DICOM_CXX_SRC); do \
 	  clang++-14 -g -O1 -std=c++17 -fsanitize=fuzzer-no-link,address,undefined -Iengine/include -Iengine/io \
 	    -c $$f -o $(FUZZ_DIR)/dcmobj/$$(basename $$f).o; done
-	clang++-14 -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_DIR)/dcmobj/*.o $(DICOM_LIBS) -lnifti2 -lznz -lz -lm -lpthread
+	clang++-14 -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_DIR)/dcmobj/*.o $(DICOM_LIBS) -lnifti2 -lznz -lz -ldeflate -lm -lpthread
 fuzz-dicom: $(FUZZ_DIR)/fuzz_dicom
 	@rm -rf $(FUZZ_DIR)/dcm && mkdir -p $(FUZZ_DIR)/dcm/corpus $(FUZZ_DIR)/dcm/seeds $(FUZZ_DIR)/dcm/artifacts $(FUZZ_DIR)/dcm/one
 	@$(PY) tests/tools/dicom_series.py $(FUZZ_DIR)/dcm/seeds/series.zip --shape 6,5,3 > /dev/null

@@ -24,13 +24,13 @@ phantom-data: $(MKDSEG)
 FUZZ_CC   ?= clang-14
 FUZZ_RUNS ?= 200000
 FUZZ_DIR  := build/fuzz
-FUZZ_SRC  := tests/fuzz/fuzz_nifti.c engine/io/nifti_read.c engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c
+FUZZ_SRC  := tests/fuzz/fuzz_nifti.c engine/io/nifti_read.c engine/io/nifti_write.c engine/io/geom.c engine/io/labels.c engine/common/mkd_env.c engine/common/mkd_err.c engine/io/nrrd_write.c
 .PHONY: fuzz-nifti
 fuzz: fuzz-nifti
 $(FUZZ_DIR)/fuzz_nifti: $(FUZZ_SRC) engine/include/vol.h
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -Iengine/include -I/usr/include/nifti -o $@ $(FUZZ_SRC) -lnifti2 -lznz -lz -lm -lpthread
+	  -Iengine/include -I/usr/include/nifti -o $@ $(FUZZ_SRC) -lnifti2 -lznz -lz -ldeflate -lm -lpthread
 fuzz-nifti: $(FUZZ_DIR)/fuzz_nifti $(MKDSEG)
 	@rm -rf $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts && mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds $(FUZZ_DIR)/artifacts
 	@cp tests/data/*.nii* $(FUZZ_DIR)/seeds/

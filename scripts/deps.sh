@@ -7,7 +7,8 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libpq-dev postgresql
       libcriterion-dev libcurl4-openssl-dev libnifti2-dev nifti-bin libdnnl-dev zlib1g-dev
-      libssl-dev curl libdcmtk-dev libarchive-dev)
+      libssl-dev curl libdcmtk-dev libarchive-dev
+      libdeflate-dev) # libdeflate: whole-file .nii.gz inflate (engine/io/nifti_read.c)
 pkgs+=(postgresql-client)  # pg_dump / pg_restore for mkdseg backup and restore
 # node and npm (the dashboard's libraries, npm ci at make): Debian's packages unless a node
 # with npm is already installed some other way

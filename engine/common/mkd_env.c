@@ -28,6 +28,9 @@ const mkd_env_info mkd_env_table[MKD_ENV_COUNT] = {
                            "find: time cuDNN's algorithms per shape; heuristic: take its ranking"},
     [MKD_ENV_CUDA_PROFILE] = {"MKDSEG_CUDA_PROFILE", "0",
                               "1: device time per op, direction and shape, printed at exit"},
+    [MKD_ENV_INFLATE] = {"MKDSEG_INFLATE", "auto",
+                         ".nii.gz data: auto (the whole file at once with libdeflate, zlib's "
+                         "stream where that fails) or zlib (zlib's stream only)"},
 };
 
 const char *mkd_env_raw(mkd_env_knob k) { return getenv(mkd_env_table[k].name); }

@@ -19,6 +19,7 @@ typedef enum {
     MKD_ENV_CUDA_TF32,         /* MKDSEG_CUDA_TF32 */
     MKD_ENV_CUDA_ALGO,         /* MKDSEG_CUDA_ALGO */
     MKD_ENV_CUDA_PROFILE,      /* MKDSEG_CUDA_PROFILE */
+    MKD_ENV_INFLATE,           /* MKDSEG_INFLATE */
     MKD_ENV_COUNT
 } mkd_env_knob;
 

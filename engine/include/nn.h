@@ -41,8 +41,10 @@
  * - Inference memory: wrap blocks in nn_ctx_scope/nn_ctx_scope_end (no_grad mode) so a
  *   forward pass does not keep every activation; use nn_conv2d_bn_act for conv-BN-act.
  * - CPU backend: convolutions run in oneDNN's preferred (blocked) layouts, with reorders
- *   from and back to NCHW around each one (a few % of the conv time); other ops are OpenMP
- *   loops on NCHW. MKDSEG_NN_PROFILE=1 prints a per-op time table at nn_ctx_free.
+ *   from and back to NCHW around each one (a few % of the conv time; a parameter's reordered
+ *   weights are kept while its bytes are unchanged, so writing a parameter directly is safe);
+ *   other ops are OpenMP loops on NCHW. MKDSEG_NN_PROFILE=1 prints a per-op time table at
+ *   nn_ctx_free (thread CPU time at one thread, wall time with more).
  * - Threads: nn_set_threads() (default $MKDSEG_THREADS, else all cores) holds for every
  *   calling thread, including server worker pthreads.
  */

@@ -96,8 +96,10 @@ int vol_read_header(const char *path, const vol_read_opts *opts, vol_geom *g, vo
 
 /* Reads path into v (everything vol_read_header checks, then the data): converts every scalar
  * type to float32 with scl_slope/scl_inter applied, streaming the file in chunks (peak memory:
- * the float volume plus one chunk). A truncated or corrupt stream, NaN or infinite values are
- * errors. On success the caller owns v->data (vol_free); on failure v is zeroed. */
+ * the float volume plus one chunk; a compressed file is inflated whole with libdeflate first,
+ * so the file and its inflated bytes too, unless MKDSEG_INFLATE=zlib). A truncated or corrupt
+ * stream, NaN or infinite values are errors. On success the caller owns v->data (vol_free); on
+ * failure v is zeroed. */
 int vol_read(const char *path, const vol_read_opts *opts, vol_t *v, char *err, size_t errlen);
 
 void vol_free(vol_t *v);

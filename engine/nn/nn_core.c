@@ -273,10 +273,12 @@ void nn_ctx_reset(nn_ctx *ctx)
     ctx->err[0] = 0;
 }
 
+/* the profile's clock: at one thread the thread's CPU time (on a shared machine a wall time
+ * also counts the waits for a core), with a team wall time */
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(nn_get_threads() == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -321,7 +323,8 @@ static void profile_print(const nn_ctx *ctx)
     double tot = 0;
     for (int o = 0; o < NN_OP_COUNT; o++)
         tot += ctx->prof_s[o][0] + ctx->prof_s[o][1];
-    fprintf(stderr, "nn profile (%s backend), total %.1f ms\n", ctx->be->name, tot * 1e3);
+    fprintf(stderr, "nn profile (%s backend, %s), total %.1f ms\n", ctx->be->name,
+            nn_get_threads() == 1 ? "thread CPU time" : "wall time", tot * 1e3);
     fprintf(stderr, "  %-20s %8s %10s %8s %10s %10s %8s\n", "op", "fwd n", "fwd ms", "bwd n",
             "bwd ms", "GFLOP", "GFLOP/s");
     for (int o = 0; o < NN_OP_COUNT; o++) {

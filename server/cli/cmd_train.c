@@ -76,7 +76,9 @@ static int on_progress(const train_progress *p, void *user)
         for (int i = 0; i < TL_COUNT; i++)
             if (!isnan(p->loss[i]))
                 fprintf(stderr, ",\"%s\":%.6g", train_loss_name((train_loss)i), p->loss[i]);
-        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f}\n", p->iters_per_s, p->eta_s);
+        /* gflop_per_iter: the convolution arithmetic of the iteration, exact (nn_ctx_flops) */
+        fprintf(stderr, ",\"iters_per_s\":%.4g,\"eta_s\":%.1f,\"gflop_per_iter\":%.10g}\n",
+                p->iters_per_s, p->eta_s, p->gflop_per_iter);
     }
     return cancelled ? 1 : 0;
 }

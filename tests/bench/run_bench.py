@@ -35,7 +35,7 @@ from torch_bench import WORKLOADS  # noqa: E402  (no torch import at module leve
 
 # workloads measured by tests/bench/mkd_bench.py (`mkdseg train` against torch_mkd.py) and
 # tests/bench/ct_bench.py (a whole CT through `mkdseg segment` against torch_segment.py)
-TRAIN_WORKLOADS = ('mkd_iter_64', 'ct512_segment')
+TRAIN_WORKLOADS = ('mkd_iter_64', 'ct512_segment', 'ct512_segment_paper')
 
 
 def run_json(cmd, env=None):
@@ -47,11 +47,14 @@ def run_json(cmd, env=None):
 
 def measure(mkdseg, w, t, warmup, reps):
     """(mkdseg's JSON, PyTorch's JSON) for workload w at t threads, one after the other."""
-    if w == 'ct512_segment':
-        # whole processes of about a minute each: one repetition, no warm-up
+    if w in ('ct512_segment', 'ct512_segment_paper'):
+        # whole processes of a minute or more each: one repetition, no warm-up
         cb = os.path.join(HERE, 'ct_bench.py')
-        c = run_json(['/usr/bin/python3', cb, '--side', 'mkdseg', '--mkdseg', mkdseg, '--threads', str(t)])
-        p = run_json(['/usr/bin/python3', cb, '--side', 'torch', '--mkdseg', mkdseg, '--threads', str(t)])
+        model = 'default' if w == 'ct512_segment' else 'paper'
+        c = run_json(['/usr/bin/python3', cb, '--side', 'mkdseg', '--mkdseg', mkdseg, '--threads', str(t),
+                      '--model', model])
+        p = run_json(['/usr/bin/python3', cb, '--side', 'torch', '--mkdseg', mkdseg, '--threads', str(t),
+                      '--model', model])
         if c['labels'] != p['labels']:
             print(f'note: {w}: label voxel counts differ (mkdseg {c["labels"]}, PyTorch {p["labels"]})',
                   file=sys.stderr)
@@ -145,10 +148,20 @@ def main():
                    'mkdseg_times_ms': c['times_ms'], 'torch_times_ms': p['times_ms'],
                    'mkdseg_reps': len(c['times_ms']), 'torch_reps': len(p['times_ms']),
                    'peak_gflops_per_core': peak}
+            if 'cpu_ms' in c and 'cpu_ms' in p:  # CPU time per iteration (mkd_bench.py)
+                row.update(mkdseg_cpu_ms=c['cpu_ms'], torch_cpu_ms=p['cpu_ms'],
+                           cpu_ratio=round(c['cpu_ms'] / p['cpu_ms'], 3))
             rows.append(row)
             line = (f'{w:<16} {t:>3} {c["ms"]:>10.1f} {p["ms"]:>10.1f} {row["ratio"]:>6.2f} '
                     f'{gf:>8.1f} {row["pct_peak"]:>5.1f}% {tgf:>10.1f} '
                     f'{c["peak_rss_mb"]:>7.0f} {p["peak_rss_mb"]:>9.0f}')
+            if 'inflate' in c:  # ct_bench.py: reading the CT with libdeflate and with zlib
+                row['inflate'] = c['inflate']
+                line += (f'  (reading the .nii.gz: CPU s libdeflate {c["inflate"]["libdeflate_cpu_s"]:.2f}'
+                         f' / zlib {c["inflate"]["zlib_cpu_s"]:.2f})')
+            if 'cpu_ratio' in row:
+                line += (f'  (CPU ms/iter {c["cpu_ms"]:.0f} / {p["cpu_ms"]:.0f}: '
+                         f'ratio {row["cpu_ratio"]:.2f}; {c["flops"] / 1e9:.3f} GFLOP/iter)')
             if not lines:
                 print(hdr, flush=True)
             lines.append(line)

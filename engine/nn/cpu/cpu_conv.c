@@ -10,7 +10,13 @@
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
  * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
  * instead, on NCHW: per shape, whichever of the two is faster on the running machine (timed
- * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one). */
+ * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one).
+ *
+ * Reorders saved (the experiment's small networks run about 2000 oneDNN calls a step, most of
+ * them reorders): a parameter's weights are reordered once per layout and kept while their
+ * bytes are unchanged (wcache_*), a recorded forward keeps its reordered input for the weight
+ * gradient (conv_saved), and the output gradient is reordered once for both backward passes.
+ * A transposed convolution's forward bias is added here, not by oneDNN (onednn_bias). */
 #include "cpu.h"
 #include "mkd_env.h"
 
@@ -30,6 +36,7 @@ typedef struct {
     dnnl_memory_t plain;      /* API layout (only with a reorder) */
     dnnl_primitive_t reorder; /* plain -> mem for inputs, mem -> plain for outputs */
     size_t bytes;             /* size of the primitive-layout buffer */
+    dnnl_memory_desc_t md;    /* the primitive's layout (with a reorder) */
 } conv_arg;
 
 typedef struct {
@@ -42,6 +49,20 @@ typedef struct {
     size_t sp[K_COUNT];
 } conv_ent;
 
+/* A parameter's weights in one primitive layout, kept across calls. Parameters may be
+ * written at any time between calls (Adam, initialisation, loading, or directly: CPU memory),
+ * so an entry is checked by content: it keeps a copy of the plain weights it was made from
+ * and is used only while they are unchanged (a memcmp of the weights costs a small part of a
+ * reorder, whose fixed cost dominates at these sizes). */
+typedef struct {
+    const void *plain;
+    dnnl_memory_desc_t md;
+    size_t nbytes; /* of the plain weights */
+    void *copy;    /* their bytes when buf was made */
+    void *buf;     /* in md */
+    int valid;     /* buf holds copy in md */
+} wcache_ent;
+
 typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t st;
@@ -49,7 +70,24 @@ typedef struct {
     int report; /* MKDSEG_NN_PROFILE set: print the path table at free */
     conv_ent *ent;
     int nent, cap;
+    wcache_ent *wc;
+    int nwc, capwc;
 } conv_state;
+
+/* Weights larger than this are reordered on every call: their convolutions are long enough
+ * that the reorder is a small part of them, and the copies would cost memory. */
+#define WCACHE_MAX_BYTES (1u << 20)
+/* A training convolution's input in its forward primitive's layout is kept on the tape for the
+ * weight gradient (one reorder less) when it is at most this large. */
+#define KEEP_SRC_MAX_BYTES (8u << 20)
+
+/* A buffer that already holds (ready) or is to receive an input argument in the primitive's
+ * layout, instead of a temporary: the weight cache, the forward's kept input, the output
+ * gradient shared by the two backward passes. */
+typedef struct {
+    void *buf;
+    int ready;
+} blk_arg;
 
 #define DN(call)                                                                                   \
     do {                                                                                           \
@@ -113,6 +151,11 @@ void cpu_conv_state_free(nn_ctx *ctx)
             dnnl_primitive_desc_destroy(e->fwd_pd);
     }
     free(s->ent);
+    for (int i = 0; i < s->nwc; i++) {
+        free(s->wc[i].buf);
+        free(s->wc[i].copy);
+    }
+    free(s->wc);
     if (s->st)
         dnnl_stream_destroy(s->st);
     if (s->eng)
@@ -194,6 +237,12 @@ fail:
     return -1;
 }
 
+/* Does pass k hand the bias to oneDNN? Not the transposed forward: oneDNN 2.6 adds a
+ * deconvolution's bias in a reference loop that took 5-10x the whole deconvolution at the
+ * experiment's sizes (a 16 -> 8 channel, 32 -> 64 pixel one: 1.1 ms with, 0.16 ms without), so
+ * fwd_pass adds it on the plain output instead. */
+static int onednn_bias(const geom *g, int k) { return g->bias && !(g->transposed && k == K_FWD); }
+
 /* Initialise an op descriptor of kind k into *desc (a union big enough for both). */
 typedef union {
     dnnl_convolution_desc_t conv;
@@ -205,7 +254,7 @@ static int init_desc(nn_ctx *ctx, const geom *g, const mds *md, int k, any_desc 
     dnnl_dims_t strides = {g->stride, g->stride};
     dnnl_dims_t pl = {g->pad, g->pad};
     const dnnl_memory_desc_t *src = &md->m[A_SRC], *wei = &md->m[A_WEI], *dst = &md->m[A_DST];
-    const dnnl_memory_desc_t *bias = g->bias ? &md->m[A_BIAS] : NULL;
+    const dnnl_memory_desc_t *bias = onednn_bias(g, k) ? &md->m[A_BIAS] : NULL;
     if (!g->transposed) {
         dnnl_dims_t dil = {g->extra - 1, g->extra - 1};
         if (k == K_FWD)
@@ -257,6 +306,7 @@ static int make_arg(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, int a,
         DN(dnnl_primitive_create(&ca->reorder, rpd));
         dnnl_primitive_desc_destroy(rpd);
         ca->bytes = dnnl_memory_desc_get_size(md);
+        ca->md = *md;
     }
     return 0;
 fail:
@@ -307,7 +357,7 @@ static int create_kind(nn_ctx *ctx, conv_state *s, conv_ent *e, const geom *g, i
     if (e->sp[k])
         DN(dnnl_memory_create(&e->sp_mem[k], spmd, s->eng, DNNL_MEMORY_NONE));
     for (int a = 0; a < A_COUNT; a++)
-        if (argdefs[k][a].role && (a != A_BIAS || g->bias) &&
+        if (argdefs[k][a].role && (a != A_BIAS || onednn_bias(g, k)) &&
             make_arg(ctx, s, e, k, a, &plain.m[a]))
             goto fail;
     dnnl_primitive_attr_destroy(attr);
@@ -366,13 +416,15 @@ fail:
 }
 
 /* Run primitive k of e on plain buffers (NULL = argument unused): inputs are reordered into
- * the primitive's layout first, outputs back afterwards (temporaries from the arena). */
+ * the primitive's layout first, outputs back afterwards (temporaries from the arena). blk
+ * (NULL, or per argument): an input's buffer in the primitive's layout, reordered into unless
+ * ready (then marked ready). */
 static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, const float *src,
-               const float *wei, const float *bias, const float *dst)
+               const float *wei, const float *bias, const float *dst, blk_arg *blk)
 {
     dnnl_exec_arg_t args[A_COUNT + 1];
     int na = 0;
-    const void *bufs[A_COUNT] = {src, wei, g->bias ? bias : NULL, dst};
+    const void *bufs[A_COUNT] = {src, wei, onednn_bias(g, k) ? bias : NULL, dst};
     nn_arena_mark mark = nn_arena_pos(nn_ctx_arena(ctx)); /* temporaries die here */
     for (int a = 0; a < A_COUNT; a++) {
         const argdef *d = &argdefs[k][a];
@@ -380,15 +432,20 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
         if (!bufs[a] || !d->role)
             continue;
         if (ca->reorder) {
-            void *tmp = nn_ctx_scratch(ctx, ca->bytes);
+            const int have = !d->out && blk && blk[a].buf;
+            void *tmp = have ? blk[a].buf : nn_ctx_scratch(ctx, ca->bytes);
             if (!tmp)
                 return -1;
             DN(dnnl_memory_set_data_handle(ca->plain, (void *)bufs[a]));
             DN(dnnl_memory_set_data_handle(ca->mem, tmp));
-            if (!d->out) {
+            if (have && blk[a].ready) {
+                /* already in the primitive's layout */
+            } else if (!d->out) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, ca->plain}, {DNNL_ARG_TO, ca->mem}};
                 if (exec(ctx, s, ca->reorder, 2, r))
                     return -1;
+                if (have)
+                    blk[a].ready = 1;
             }
         } else {
             DN(dnnl_memory_set_data_handle(ca->mem, (void *)bufs[a]));
@@ -562,12 +619,91 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
     return 0;
 }
 
+/* ---- reordered buffers kept across calls ---------------------------------------------- */
+
+/* The weight cache's buffer for parameter tensor w in layout md (buf NULL: not cached: not
+ * a parameter, too large, or out of memory; the call then reorders into a temporary). *ent:
+ * the entry, to be marked valid (wcache_done) once the call has filled its buffer. */
+static blk_arg wcache_get(conv_state *s, const nn_tensor *w, const dnnl_memory_desc_t *md,
+                          size_t bytes, wcache_ent **ent)
+{
+    blk_arg b = {NULL, 0};
+    const size_t nbytes = w ? nn_numel(w) * sizeof(float) : 0;
+    *ent = NULL;
+    if (!w || !w->param || bytes > WCACHE_MAX_BYTES)
+        return b;
+    wcache_ent *c = NULL;
+    for (int i = 0; i < s->nwc && !c; i++)
+        if (s->wc[i].plain == w->data && s->wc[i].nbytes == nbytes &&
+            dnnl_memory_desc_equal(&s->wc[i].md, md))
+            c = &s->wc[i];
+    if (!c) {
+        if (s->nwc == s->capwc) {
+            int cap = s->capwc ? 2 * s->capwc : 64;
+            wcache_ent *n = realloc(s->wc, (size_t)cap * sizeof *n);
+            if (!n)
+                return b;
+            s->wc = n;
+            s->capwc = cap;
+        }
+        void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64), *copy = malloc(nbytes);
+        if (!buf || !copy) {
+            free(buf);
+            free(copy);
+            return b;
+        }
+        c = &s->wc[s->nwc++];
+        *c = (wcache_ent){w->data, *md, nbytes, copy, buf, 0};
+    }
+    b.buf = c->buf;
+    b.ready = c->valid && !memcmp(c->copy, w->data, nbytes);
+    if (!b.ready) {
+        memcpy(c->copy, w->data, nbytes);
+        c->valid = 0;
+        *ent = c;
+    }
+    return b;
+}
+
+static void wcache_done(wcache_ent *c, const blk_arg *b)
+{
+    if (c && b->ready)
+        c->valid = 1;
+}
+
+/* What a recorded oneDNN forward keeps in its node for the backward (arena memory). */
+typedef struct {
+    void *src;             /* x in the forward primitive's source layout, or NULL */
+    dnnl_memory_desc_t md; /* that layout */
+} conv_saved;
+
 /* ---- entry points -------------------------------------------------------------------- */
 
 typedef struct {
     const float *x, *w, *b;
     float *y;
+    nn_node *nd;
+    const nn_tensor *wt; /* the weights' tensor when w is its data (not BN-folded), else NULL */
 } fwd_args;
+
+/* the forward's input kept for the weight gradient: recorded nodes whose weights need one,
+ * when the primitive reorders x and the copy is small (conv_saved in nd->saved) */
+static void *keep_src(nn_ctx *ctx, const conv_ent *e, nn_node *nd)
+{
+    const conv_arg *ca = &e->arg[K_FWD][A_SRC];
+    if (!nd->recorded || !nd->in[1]->requires_grad || !ca->reorder ||
+        ca->bytes > KEEP_SRC_MAX_BYTES)
+        return NULL;
+    conv_saved *sv = nd->saved;
+    if (!sv) {
+        if (!(sv = nn_ctx_scratch(ctx, sizeof *sv)))
+            return NULL;
+        sv->md = ca->md;
+        sv->src = nn_ctx_scratch(ctx, ca->bytes);
+        nd->saved = sv;
+    }
+    return sv->src;
+}
 
 static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
 {
@@ -575,7 +711,29 @@ static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args,
     if (direct)
         return direct_fwd(ctx, g, a->x, a->w, a->b, a->y);
     conv_ent *e = lookup(ctx, s, g, K_FWD);
-    return e ? run(ctx, s, e, K_FWD, g, a->x, a->w, a->b, a->y) : -1;
+    if (!e)
+        return -1;
+    blk_arg blk[A_COUNT] = {{NULL, 0}};
+    wcache_ent *wc = NULL;
+    if (e->arg[K_FWD][A_WEI].reorder)
+        blk[A_WEI] =
+            wcache_get(s, a->wt, &e->arg[K_FWD][A_WEI].md, e->arg[K_FWD][A_WEI].bytes, &wc);
+    blk[A_SRC].buf = keep_src(ctx, e, a->nd);
+    if (run(ctx, s, e, K_FWD, g, a->x, a->w, a->b, a->y, blk))
+        return -1;
+    wcache_done(wc, &blk[A_WEI]);
+    if (g->bias && !onednn_bias(g, K_FWD)) /* y [N, OC, OH, OW] += b[oc] */
+        for (int n = 0; n < g->N; n++)
+#pragma omp parallel for schedule(static) if ((size_t)g->OC * g->OH * g->OW > 65536)
+            for (int oc = 0; oc < g->OC; oc++) {
+                const size_t plane = (size_t)g->OH * g->OW;
+                float *yo = a->y + ((size_t)n * g->OC + oc) * plane;
+                const float bo = a->b[oc];
+#pragma omp simd
+                for (size_t i = 0; i < plane; i++)
+                    yo[i] += bo;
+            }
+    return 0;
 }
 
 /* the forward's weights with an eval batch norm folded in (CONV2D_FUSED with statistics):
@@ -616,34 +774,90 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         nn_ctx_fail(ctx, "conv_transpose2d: out_pad > pad is not supported on the CPU");
         return -1;
     }
-    fwd_args a = {nn_f32(nd->in[0]), nn_f32(nd->in[1]), nd->in[2] ? nn_f32(nd->in[2]) : NULL,
-                  nn_f32(nd->out)};
-    if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5] && fold_bn(ctx, nd, g.OC, &a.w, &a.b))
-        return -1;
+    nd->saved = NULL;
+    fwd_args a = {nn_f32(nd->in[0]),
+                  nn_f32(nd->in[1]),
+                  nd->in[2] ? nn_f32(nd->in[2]) : NULL,
+                  nn_f32(nd->out),
+                  nd,
+                  nd->in[1]};
+    if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5]) {
+        if (fold_bn(ctx, nd, g.OC, &a.w, &a.b))
+            return -1;
+        a.wt = NULL;
+    }
     return dispatch(ctx, s, &g, K_FWD, fwd_pass, &a);
 }
 
 typedef struct {
     const float *x, *w, *gy;
     float *gx, *gw, *gb;
+    nn_node *nd;
+    blk_arg gy_blk; /* gy in gy_md, shared by the two passes (buf NULL: none yet) */
+    dnnl_memory_desc_t gy_md;
 } bwd_args;
+
+/* the output gradient's buffer in the layout of pass k's argument a (A_DST), shared with the
+ * other pass when both primitives take it in the same layout */
+static blk_arg *gy_shared(nn_ctx *ctx, const conv_ent *e, int k, bwd_args *a)
+{
+    const conv_arg *ca = &e->arg[k][A_DST];
+    if (!ca->reorder)
+        return NULL;
+    if (!a->gy_blk.buf) {
+        if (!(a->gy_blk.buf = nn_ctx_scratch(ctx, ca->bytes)))
+            return NULL;
+        a->gy_blk.ready = 0;
+        a->gy_md = ca->md;
+    }
+    return dnnl_memory_desc_equal(&a->gy_md, &ca->md) ? &a->gy_blk : NULL;
+}
 
 static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
 {
-    const bwd_args *a = args;
+    bwd_args *a = (bwd_args *)args;
     if (direct)
         return direct_bwd_data(ctx, g, a->gy, a->w, a->gx);
     conv_ent *e = lookup(ctx, s, g, K_BWD_DATA);
-    return e ? run(ctx, s, e, K_BWD_DATA, g, a->gx, a->w, NULL, a->gy) : -1;
+    if (!e)
+        return -1;
+    blk_arg blk[A_COUNT] = {{NULL, 0}};
+    wcache_ent *wc = NULL;
+    if (e->arg[K_BWD_DATA][A_WEI].reorder)
+        blk[A_WEI] = wcache_get(s, a->nd->in[1], &e->arg[K_BWD_DATA][A_WEI].md,
+                                e->arg[K_BWD_DATA][A_WEI].bytes, &wc);
+    blk_arg *gb = gy_shared(ctx, e, K_BWD_DATA, a);
+    if (gb)
+        blk[A_DST] = *gb;
+    if (run(ctx, s, e, K_BWD_DATA, g, a->gx, a->w, NULL, a->gy, blk))
+        return -1;
+    wcache_done(wc, &blk[A_WEI]);
+    if (gb)
+        gb->ready = blk[A_DST].ready;
+    return 0;
 }
 
 static int bwd_weights_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
 {
-    const bwd_args *a = args;
+    bwd_args *a = (bwd_args *)args;
     if (direct)
         return direct_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
     conv_ent *e = lookup(ctx, s, g, K_BWD_WEIGHTS);
-    return e ? run(ctx, s, e, K_BWD_WEIGHTS, g, a->x, a->gw, a->gb, a->gy) : -1;
+    if (!e)
+        return -1;
+    blk_arg blk[A_COUNT] = {{NULL, 0}};
+    const conv_saved *sv = a->nd->saved;
+    if (sv && sv->src && e->arg[K_BWD_WEIGHTS][A_SRC].reorder &&
+        dnnl_memory_desc_equal(&sv->md, &e->arg[K_BWD_WEIGHTS][A_SRC].md))
+        blk[A_SRC] = (blk_arg){sv->src, 1};
+    blk_arg *gb = gy_shared(ctx, e, K_BWD_WEIGHTS, a);
+    if (gb)
+        blk[A_DST] = *gb;
+    if (run(ctx, s, e, K_BWD_WEIGHTS, g, a->x, a->gw, a->gb, a->gy, blk))
+        return -1;
+    if (gb)
+        gb->ready = blk[A_DST].ready;
+    return 0;
 }
 
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
@@ -652,30 +866,25 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
     geom g = geometry(nd);
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     nn_arena *ar = nn_ctx_arena(ctx);
-    bwd_args a = {nn_f32(x), nn_f32(w), nd->out->grad, NULL, NULL, NULL};
-    int acc;
+    bwd_args a = {nn_f32(x), nn_f32(w), nd->out->grad, NULL, NULL, NULL, nd, {NULL, 0}, {0}};
+    const int need_w = w->requires_grad, need_b = b && b->requires_grad;
+    float *gx = NULL, *gw = NULL, *gb = NULL;
+    int acc_x = 0, acc_w = 0, acc_b = 0;
     if (!s)
         return -1;
-    if (x->requires_grad) {
-        float *gx = nn_grad_acquire(ctx, x, &acc);
-        if (!gx)
-            return -1;
-        nn_arena_mark m = nn_arena_pos(ar); /* after gx: only temporaries follow */
-        a.gx = acc ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
+    if ((x->requires_grad && !(gx = nn_grad_acquire(ctx, x, &acc_x))) ||
+        (need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
+        (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
+        return -1;
+    nn_arena_mark m = nn_arena_pos(ar); /* after the gradients: only temporaries follow */
+    if (gx) {
+        a.gx = acc_x ? nn_ctx_scratch(ctx, nn_numel(x) * 4) : gx;
         if (!a.gx || dispatch(ctx, s, &g, K_BWD_DATA, bwd_data_pass, &a))
             return -1;
-        if (acc)
+        if (acc_x)
             cpu_grad_store(gx, a.gx, nn_numel(x), 1);
-        nn_arena_rollback(ar, m);
     }
-    int need_w = w->requires_grad, need_b = b && b->requires_grad;
     if (need_w || need_b) {
-        float *gw = NULL, *gb = NULL;
-        int acc_w = 0, acc_b = 0;
-        if ((need_w && !(gw = nn_grad_acquire(ctx, w, &acc_w))) ||
-            (need_b && !(gb = nn_grad_acquire(ctx, b, &acc_b))))
-            return -1;
-        nn_arena_mark m = nn_arena_pos(ar);
         a.gw = nn_ctx_scratch(ctx, nn_numel(w) * 4);
         a.gb = b ? nn_ctx_scratch(ctx, nn_numel(b) * 4) : NULL;
         if (!a.gw || (b && !a.gb) || dispatch(ctx, s, &g, K_BWD_WEIGHTS, bwd_weights_pass, &a))
@@ -684,7 +893,7 @@ int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd)
             cpu_grad_store(gw, a.gw, nn_numel(w), acc_w);
         if (need_b)
             cpu_grad_store(gb, a.gb, nn_numel(b), acc_b);
-        nn_arena_rollback(ar, m);
     }
+    nn_arena_rollback(ar, m);
     return 0;
 }

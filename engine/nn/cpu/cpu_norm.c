@@ -87,6 +87,7 @@ static void apply(const nn_tensor *x, nn_tensor *y, int bn, const float *mean, c
         float sh = (be ? be[c] : 0.0f) - mean[gi] * sc;
         const float *xp = nn_f32(x) + (size_t)pc * hw;
         float *yp = nn_f32(y) + (size_t)pc * hw;
+#pragma omp simd
         for (size_t j = 0; j < hw; j++)
             yp[j] = xp[j] * sc + sh;
     }
