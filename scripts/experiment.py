@@ -114,8 +114,11 @@ def plan(cfg):
         r["name"] = "%s-%s-f%d-s%d-%s-a%d" % (r["study"], r["dir"], r["fold"], r["seed"], r["method"].replace("@", "+"),
                                               r["n_assist"])
     # the runs the report needs most first (the config's method order), so a pilot cut short has them
+    # ("order": "seed": every method of a seed before the next seed, so a run cut short keeps whole pairs)
     order = {m: i for i, m in enumerate(cfg["methods"])}
-    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", order.get(r["method"], 99), r["seed"], r["fold"]))
+    by_seed = cfg.get("order") == "seed"
+    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", r["seed"] if by_seed else 0,
+                             order.get(r["method"], 99), r["seed"], r["fold"]))
     return runs
 
 
