@@ -395,6 +395,24 @@ def recipe_section(results, cfg, L):
     L.append("")
 
 
+def compare_section(results, cfg, L):
+    """The config's "compare" pairs [a, b] (table keys such as "mkd.idt/ensemble", "joint"): a − b paired by seed
+    and fold, on the test and the validation volumes, with the runs' Dice of each side."""
+    if not cfg.get("compare"):
+        return
+    main = [r for r in results if r["study"] == "main" and r["dir"] == "ct"]
+    L.extend(["## Paired comparisons, CT target", "",
+              "a − b over the runs with the same seed and fold: mean [95% t-interval] (pairs, wins of a); "
+              "Dice of each side: mean ± sd (runs).", "",
+              "| a | b | a (test) | b (test) | test | validation |", "|---|---|---|---|---|---|"])
+    for a, b in cfg["compare"]:
+        va = agg([v for v in (run_value(r, a) for r in main) if v is not None])
+        vb = agg([v for v in (run_value(r, b) for r in main) if v is not None])
+        L.append("| %s | %s | %s | %s | %s | %s |" % (a, b, fmt(va), fmt(vb), fmt_paired(paired(results, a, b)),
+                                                     fmt_paired(paired(results, a, b, "val"))))
+    L.append("")
+
+
 def report(results, cfg, cfg_path, elapsed, write_json=True):
     out_dir = cfg.get("report_dir", "docs")
     table = summarize(results)
@@ -453,6 +471,7 @@ def report(results, cfg, cfg_path, elapsed, write_json=True):
     section("Table 4: MR target, CT assistant", "mr", "main", n_mr, main_keys, PAPER["mr"])
     grid_section(results, L)
     recipe_section(results, cfg, L)
+    compare_section(results, cfg, L)
 
     def m(k, d="ct", n=n_all, tab=table):
         a = tab.get("main|%s|%d|%s" % (d, n, k))
