@@ -31,6 +31,13 @@ def split_method(name):
     return m, iam or None
 
 
+def variant(cfg, name):
+    """A recipe variant of the config's "variants" ({"mkd.warmup": {"method": "mkd", "train": {...}}}): the
+    method (with its iam) it runs and the settings it adds to the config's "train"; a plain method adds none."""
+    v = cfg.get("variants", {}).get(name)
+    return (v["method"], v.get("train", {})) if v else (name, {})
+
+
 def ensure_oracle(cfg, binary):
     """The oracle data of the phantom benchmark (docs/phantom.md): every MR training volume rendered as CT
     (`mkdseg phantom --paired-ct`, the same subject on the same grid, fresh noise), and `score_volumes`
@@ -107,8 +114,11 @@ def plan(cfg):
         r["name"] = "%s-%s-f%d-s%d-%s-a%d" % (r["study"], r["dir"], r["fold"], r["seed"], r["method"].replace("@", "+"),
                                               r["n_assist"])
     # the runs the report needs most first (the config's method order), so a pilot cut short has them
+    # ("order": "seed": every method of a seed before the next seed, so a run cut short keeps whole pairs)
     order = {m: i for i, m in enumerate(cfg["methods"])}
-    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", order.get(r["method"], 99), r["seed"], r["fold"]))
+    by_seed = cfg.get("order") == "seed"
+    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", r["seed"] if by_seed else 0,
+                             order.get(r["method"], 99), r["seed"], r["fold"]))
     return runs
 
 
@@ -126,7 +136,7 @@ def execute(run, cfg, binary):
         train_s = None
     else:
         train_s = train(run, cfg, binary, model, log_path)
-    members = ["ensemble", "syn", "real"] if run["method"].startswith("mkd") else ["ensemble"]
+    members = ["ensemble", "syn", "real"] if variant(cfg, run["method"])[0].startswith("mkd") else ["ensemble"]
 
     def evaluate(vols, members):
         out = {}
@@ -138,8 +148,9 @@ def execute(run, cfg, binary):
     res = {k: run[k] for k in ("study", "dir", "fold", "seed", "method", "n_assist", "name")}
     res.update(train_s=round(train_s, 1) if train_s is not None else None, eval=evaluate(run["test"], members))
     if run.get("val"):   # for choosing settings: the model the method ships (the ensemble)
-        res["val"] = evaluate(run["val"], ["ensemble"])
+        res["val"] = evaluate(run["val"], members)
     res["translation"] = translation_scores(log_path)
+    res["gan_end"] = gan_terms(log_path)
     json.dump(res, open(res_path, "w"), indent=1)
     os.remove(model + ".ckpt") if os.path.exists(model + ".ckpt") else None
     return res
@@ -153,6 +164,24 @@ def translation_scores(log_path):
         return []
 
 
+GAN_TERMS = ["g_a2t_adv", "g_a2t_seg", "cyc_a", "cyc_t", "d_t_real", "d_t_fake", "d_a_real", "d_a_fake"]
+
+
+def gan_terms(log_path, last=50):
+    """The GAN's loss terms (unweighted) averaged over the last `last` progress lines of train.log: who wins
+    at the end (D_t near 0 on both real and fake: the discriminator separates them). {} without them."""
+    rows = []
+    try:
+        for line in open(log_path):
+            if line.startswith('{"event":"progress"'):
+                rows.append(json.loads(line))
+    except (OSError, ValueError):
+        return {}
+    rows = rows[-last:]
+    return {k: round(statistics.fmean(r[k] for r in rows if k in r), 4) for k in GAN_TERMS
+            if any(k in r for r in rows)}
+
+
 def finished(log_path):
     """Whether train.log ends with `mkdseg train`'s closing summary line (the model is complete)."""
     try:
@@ -163,12 +192,13 @@ def finished(log_path):
 
 
 def train(run, cfg, binary, model, log_path):
-    t = cfg["train"]
-    method, iam = split_method(run["method"])
+    base, extra = variant(cfg, run["method"])
+    t = dict(cfg["train"], **extra)
+    method, iam = split_method(base)
     cmd = [binary, "train", "--method", method, "--out", model, "--json", "--seed", str(run["seed"]),
            "--target-modality", run["dir"], "--assistant-modality", run["amod"],
            "--target-images", ",".join(p[0] for p in run["target"]), "--target-labels", ",".join(p[1] for p in run["target"])]
-    if run["method"] != "baseline":
+    if method != "baseline":
         cmd += ["--assistant-images", ",".join(p[0] for p in run["assistant"]),
                 "--assistant-labels", ",".join(p[1] for p in run["assistant"])]
     for k, v in t.items():
@@ -311,6 +341,78 @@ def grid_section(results, L):
     L.append("")
 
 
+def recipe_section(results, cfg, L):
+    """The translation recipe study: each variant of the config's "variants" (and the paper's recipe, the plain
+    method it varies) with its Dice, its translation scores and the GAN's terms at the end, then each variant's
+    paired difference against the paper's recipe on the validation volumes (where the recipe is chosen) and on
+    the test volumes."""
+    vs = cfg.get("variants")
+    if not vs:
+        return
+    main = [r for r in results if r["study"] == "main" and r["dir"] == "ct"]
+    refs = []
+    for v in vs.values():
+        if v["method"] not in refs:
+            refs.append(v["method"])
+    rows = refs + list(vs)
+    L.extend(["## The translation recipe study, CT target", "",
+              "Each variant is its method with these settings added to the config's (the paper's recipe: none):", ""])
+    for name, v in vs.items():
+        L.append("- `%s`: `%s` with `%s`" % (name, v["method"], json.dumps(v.get("train", {}))))
+    L.extend(["", "Dice: mean ± sd (runs). Label score and fidelity as in the IAM grid, at the last iteration (the "
+              "trajectory: the mean label score at each scoring iteration). GAN terms: mean over the last 50 "
+              "iterations, unweighted (least squares; D near 0 on both real and fake: D separates them).", "",
+              "| recipe | S_syn | S_real | ensemble (test) | ensemble (validation) | label score | fidelity MAE | "
+              "label score by iteration | g_a2t_adv | d_t_real / d_t_fake |", "|---|---|---|---|---|---|---|---|---|---|"])
+    for m in rows:
+        rs = [r for r in main if r["method"] == m]
+        if not rs:
+            continue
+        def col(member, which="eval"):
+            return fmt(agg([v for v in (run_value(r, m + "/" + member, which) for r in rs) if v is not None]))
+        traj = {}
+        for r in rs:
+            for t in r.get("translation") or []:
+                traj.setdefault(t["iter"], []).append(t["label_dice"])
+        gan = [r.get("gan_end") or {} for r in rs]
+        def g(k):
+            v = [x[k] for x in gan if k in x]
+            return "%.3f" % statistics.fmean(v) if v else "–"
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
+            m, col("syn"), col("real"), col("ensemble"), col("ensemble", "val"),
+            fmt(last_score(results, m, "label_dice")), fmt(last_score(results, m, "fidelity_mae")),
+            " / ".join("%.2f" % statistics.fmean(traj[i]) for i in sorted(traj)) or "–",
+            g("g_a2t_adv"), g("d_t_real"), g("d_t_fake")))
+    L.extend(["", "Paired differences variant − the paper's recipe (same fold and seed): mean [95% t-interval] "
+              "(pairs, wins of the variant). The recipe is chosen on the validation column.", "",
+              "| variant | member | validation | test |", "|---|---|---|---|"])
+    for name, v in vs.items():
+        for mem in ("ensemble", "syn", "real"):
+            a, b = name + "/" + mem, v["method"] + "/" + mem
+            pv, pt = paired(results, a, b, "val"), paired(results, a, b)
+            if pv or pt:
+                L.append("| %s | %s | %s | %s |" % (name, mem, fmt_paired(pv), fmt_paired(pt)))
+    L.append("")
+
+
+def compare_section(results, cfg, L):
+    """The config's "compare" pairs [a, b] (table keys such as "mkd.idt/ensemble", "joint"): a − b paired by seed
+    and fold, on the test and the validation volumes, with the runs' Dice of each side."""
+    if not cfg.get("compare"):
+        return
+    main = [r for r in results if r["study"] == "main" and r["dir"] == "ct"]
+    L.extend(["## Paired comparisons, CT target", "",
+              "a − b over the runs with the same seed and fold: mean [95% t-interval] (pairs, wins of a); "
+              "Dice of each side: mean ± sd (runs).", "",
+              "| a | b | a (test) | b (test) | test | validation |", "|---|---|---|---|---|---|"])
+    for a, b in cfg["compare"]:
+        va = agg([v for v in (run_value(r, a) for r in main) if v is not None])
+        vb = agg([v for v in (run_value(r, b) for r in main) if v is not None])
+        L.append("| %s | %s | %s | %s | %s | %s |" % (a, b, fmt(va), fmt(vb), fmt_paired(paired(results, a, b)),
+                                                     fmt_paired(paired(results, a, b, "val"))))
+    L.append("")
+
+
 def report(results, cfg, cfg_path, elapsed, write_json=True):
     out_dir = cfg.get("report_dir", "docs")
     table = summarize(results)
@@ -368,6 +470,8 @@ def report(results, cfg, cfg_path, elapsed, write_json=True):
     n_mr = max([r["n_assist"] for r in results if r["dir"] == "mr"] or [0])
     section("Table 4: MR target, CT assistant", "mr", "main", n_mr, main_keys, PAPER["mr"])
     grid_section(results, L)
+    recipe_section(results, cfg, L)
+    compare_section(results, cfg, L)
 
     def m(k, d="ct", n=n_all, tab=table):
         a = tab.get("main|%s|%d|%s" % (d, n, k))

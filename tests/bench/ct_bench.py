@@ -27,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, '..', '..'))
-MODEL = os.path.join(TOP, 'models', 'default.safetensors')
+MODEL = os.path.join(TOP, 'tests', 'data', 'mkd_ensemble.safetensors')  # an mkd ensemble (the shipped default is one segmentor)
 
 
 def volume(mkdseg):

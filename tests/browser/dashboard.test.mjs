@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createDb, dropDb, startServer, phantom, json, launch, newPage, shot, tmp, bin } from './lib.mjs';
+import { createDb, dropDb, startServer, phantom, json, launch, newPage, shot, tmp, bin, top } from './lib.mjs';
 import { execFileSync } from 'node:child_process';
 
 const T = { timeout: 300000 }; // only catches hangs: the machine may be busy
@@ -15,7 +15,9 @@ const tiny = { size: 32, seg_width: 2, ngf: 4, ngen_blocks: 1, ndf: 4, batch: 2 
 before(async () => {
   dir = tmp('browser');
   db = createDb('mkdseg_browser');
-  srv = await startServer(db, dir);
+  // an mkd ensemble as the default model (models/default.safetensors is one segmentor), so the
+  // segment page has a disagreement map to show
+  srv = await startServer(db, dir, ['--default-model', path.join(top, 'tests/data/mkd_ensemble.safetensors')]);
   browser = await launch();
   [ct, ctLab] = phantom(dir, 'ct', 'ct', 5);
   dsCt = (await json(srv.url, 'POST', '/datasets', { name: 'ct', modality: 'ct' })).body.id;
