@@ -19,11 +19,24 @@ if [ "${2:-}" = "--inner" ]; then
   # the data folder becomes a mount of its own first (a bind takes its source's flags), then
   # every other mount is made read-only
   mount --bind "$work/data" "$work/data"
+  # the old /tmp stays reachable under the work folder: a project folder under /tmp (a CI
+  # clone) would be hidden by the fresh tmpfs below, and is bound back from here
+  mount --rbind /tmp "$work/oldtmp"
   awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r mp; do
     case "$mp" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$work/data") continue ;; esac
     mount -o remount,bind,ro "$mp" 2>/dev/null || true
   done
   mount -t tmpfs -o size=256m,mode=1777 tmpfs /tmp
+  for keep in "$top" "$(dirname "$BIN")"; do
+    case "$keep" in
+      /tmp/*)
+        mountpoint -q "$keep" && continue
+        mkdir -p "$keep"
+        mount --rbind "$work/oldtmp/${keep#/tmp/}" "$keep"
+        mount -o remount,bind,ro "$keep"
+        ;;
+    esac
+  done
   # the project's PostgreSQL listens on a socket in a folder only its owner may enter: the
   # socket itself is bound where the unprivileged user can reach it
   sock=$(sed -n 's/.*host=\([^&]*\).*/\1/p' <<<"$url")
@@ -81,6 +94,7 @@ if [ "$(id -u)" -ne 0 ] || ! unshare --mount true 2>/dev/null; then
   exit 0
 fi
 work=$(mktemp -d /var/tmp/mkdseg-ro.XXXXXX)
+mkdir "$work/oldtmp"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/data"
 chown $UID_RO:$UID_RO "$work/data"
