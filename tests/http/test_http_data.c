@@ -25,18 +25,6 @@ static tsrv srv;
 static PGconn *pg;
 static char dbname[64], dir[512], data[800];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
-}
-
 /* Runs a shell command and returns its stdout (malloc'd); *status gets its exit status. */
 static char *capture(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *capture(int *status, const char *fmt, ...)
@@ -137,9 +125,9 @@ static void volume(long long ds, const char *name)
 
 static void phantom(const char *name, int seed)
 {
-    sh("'%s' phantom --modality ct --seed %d --shape 32,32,8 --image '%s/%s.nii.gz' --label "
-       "'%s/%s_label.nii.gz' 2>/dev/null",
-       tenv("MKDSEG_TEST_BIN"), seed, dir, name, dir, name);
+    tsh("'%s' phantom --modality ct --seed %d --shape 32,32,8 --image '%s/%s.nii.gz' --label "
+        "'%s/%s_label.nii.gz' 2>/dev/null",
+        tenv("MKDSEG_TEST_BIN"), seed, dir, name, dir, name);
 }
 
 /* The sha256 (hex) of a file. */
@@ -173,7 +161,7 @@ static void age(const char *path, int ago)
 /* Ages every blob on disk by two hours (past the default grace period of one hour). */
 static void age_blobs(void)
 {
-    sh("find '%s/blobs' -type f -exec touch -h -d '-2 hours' {} +", data);
+    tsh("find '%s/blobs' -type f -exec touch -h -d '-2 hours' {} +", data);
 }
 
 /* How many lines of text start with prefix. */
@@ -197,10 +185,10 @@ static void write_file(const char *path, const char *text)
  * safetensors format allows), so that its blob is its own. */
 static void model_variant(const char *out)
 {
-    sh("python3 -c \"import struct,sys; b=open('models/default.safetensors','rb').read(); "
-       "n=struct.unpack('<Q',b[:8])[0]; h=b[8:8+n]+b'        '; "
-       "open(sys.argv[1],'wb').write(struct.pack('<Q',len(h))+h+b[8+n:])\" '%s'",
-       out);
+    tsh("python3 -c \"import struct,sys; b=open('models/default.safetensors','rb').read(); "
+        "n=struct.unpack('<Q',b[:8])[0]; h=b[8:8+n]+b'        '; "
+        "open(sys.argv[1],'wb').write(struct.pack('<Q',len(h))+h+b[8+n:])\" '%s'",
+        out);
 }
 
 Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
@@ -275,7 +263,7 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
     snprintf(job, sizeof job, "%s/jobs/999", data);
     snprintf(stray, sizeof stray, "%s/blobs/00/%s", data, s_old);
     snprintf(fresh, sizeof fresh, "%s/blobs/00/%s", data, s_new);
-    sh("mkdir -p '%s/tmp' '%s' '%s/blobs/00'", data, job, data);
+    tsh("mkdir -p '%s/tmp' '%s' '%s/blobs/00'", data, job, data);
     write_file(t_old, "partial upload");
     write_file(t_new, "upload in progress");
     snprintf(f, sizeof f, "%s/checkpoint.safetensors", job);
@@ -492,9 +480,9 @@ Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout =
     PGconn *fpg = tdb_create(fresh);
     tdb_url(fresh, furl);
     snprintf(bad, sizeof bad, "%s/backup-bad", dir);
-    sh("cp -r '%s' '%s' && f=$(find '%s/blobs' -type f | head -1) && printf 'X' | dd of=\"$f\" "
-       "bs=1 seek=100 conv=notrunc 2>/dev/null",
-       bk, bad, bad);
+    tsh("cp -r '%s' '%s' && f=$(find '%s/blobs' -type f | head -1) && printf 'X' | dd of=\"$f\" "
+        "bs=1 seek=100 conv=notrunc 2>/dev/null",
+        bk, bad, bad);
     out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/restored' 2>&1",
                   tenv("MKDSEG_TEST_BIN"), bad, furl, dir);
     cr_assert_eq(st, 1, "%s", out);

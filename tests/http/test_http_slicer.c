@@ -36,18 +36,6 @@ static char dbname[64], dir[512];
 
 /* ---- server ------------------------------------------------------------------------------ */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
-}
-
 static void start(const char *const *extra)
 {
     const char *tmp = getenv("MKDSEG_TEST_TMP");
@@ -86,9 +74,9 @@ TestSuite(slicer, .fini = cleanup);
 /* A 40x40x16 phantom CT at path (the module's default upload format, .nii.gz). */
 static void phantom(const char *path, int seed)
 {
-    sh("'%s' phantom --modality ct --seed %d --shape 40,40,16 --image '%s' --label "
-       "'%s.label.nii.gz' 2>/dev/null",
-       tenv("MKDSEG_TEST_BIN"), seed, path, path);
+    tsh("'%s' phantom --modality ct --seed %d --shape 40,40,16 --image '%s' --label "
+        "'%s.label.nii.gz' 2>/dev/null",
+        tenv("MKDSEG_TEST_BIN"), seed, path, path);
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -543,8 +531,8 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     char url[1024], tokfile[700], img[700];
     tdb_url(dbname, url);
     snprintf(tokfile, sizeof tokfile, "%s/token", dir);
-    sh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null",
-       tenv("MKDSEG_TEST_BIN"), url, tokfile);
+    tsh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null",
+        tenv("MKDSEG_TEST_BIN"), url, tokfile);
     size_t tl;
     char *tok = slurp(tokfile, &tl);
     tok[strcspn(tok, "\r\n")] = 0;
@@ -606,7 +594,7 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
     snprintf(four, sizeof four, "%s/four.nii.gz", dir);
     snprintf(three, sizeof three, "%s/vol1.nii.gz", dir);
     phantom(img, 4);
-    sh(PY " tests/nibabel/nrrd_helper.py split4d '%s' '%s' '%s' 3", img, four, three);
+    tsh(PY " tests/nibabel/nrrd_helper.py split4d '%s' '%s' '%s' 3", img, four, three);
 
     /* /segment: volume 1 of the 4-D file segments exactly like its 3-D copy */
     uint8_t *ref = segment_reference(three, NULL), *pick = segment_reference(four, "1");
@@ -692,19 +680,19 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
     cr_assert_eq(segment_to(img, nifti, NULL, nii), 200);
     cr_assert_eq(segment_to(img, as_nrrd, NULL, nrrd), 200);
     cr_assert_eq(segment_to(img, nifti, "application/x-nrrd", nrrd2), 200);
-    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd, nii);
-    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd2, nii);
+    tsh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd, nii);
+    tsh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd2, nii);
     const char *badf[] = {"format=dicom", NULL};
     char out[700];
     snprintf(out, sizeof out, "%s/err.json", dir);
     cr_assert_eq(segment_to(img, badf, NULL, out), 422);
-    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
-       "--threads 1 >/dev/null",
-       tenv("MKDSEG_TEST_BIN"), img, cli_nii);
-    sh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
-       "--threads 1 >/dev/null",
-       tenv("MKDSEG_TEST_BIN"), img, cli_nrrd);
-    sh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", cli_nrrd, cli_nii);
+    tsh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
+        "--threads 1 >/dev/null",
+        tenv("MKDSEG_TEST_BIN"), img, cli_nii);
+    tsh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
+        "--threads 1 >/dev/null",
+        tenv("MKDSEG_TEST_BIN"), img, cli_nrrd);
+    tsh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", cli_nrrd, cli_nii);
 }
 
 /* The module waits on its GUI thread: auth/, info/ and train/ answer while a segmentation holds

@@ -25,24 +25,12 @@ static char dbname[64], dir[512];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
-}
-
 /* A phantom pair <dir>/<name>.nii.gz and <dir>/<name>_label.nii.gz (40x40x16). */
 static void phantom(const char *name, const char *modality, int seed)
 {
-    sh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label "
-       "'%s/%s_label.nii.gz' 2>/dev/null",
-       tenv("MKDSEG_TEST_BIN"), modality, seed, dir, name, dir, name);
+    tsh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label "
+        "'%s/%s_label.nii.gz' 2>/dev/null",
+        tenv("MKDSEG_TEST_BIN"), modality, seed, dir, name, dir, name);
 }
 
 static void start(const char *const *extra)
@@ -332,7 +320,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     /* an uncompressed upload gets an uncompressed answer */
     char raw[600];
     snprintf(raw, sizeof raw, "%s/ct.nii", dir);
-    sh("gzip -dc '%s' > '%s'", in, raw);
+    tsh("gzip -dc '%s' > '%s'", in, raw);
     snprintf(vol, sizeof vol, "vol=@%s", raw);
     const char *parts3[] = {vol, "tta=1", NULL};
     cr_assert_eq(tform("/segment", parts3, NULL, &r), 0);
@@ -380,7 +368,7 @@ Test(svc, segment_errors, .timeout = 120)
     char in[600], raw[600], vol[700];
     snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
     snprintf(raw, sizeof raw, "%s/ct.nii", dir);
-    sh("gzip -dc '%s' > '%s'", in, raw);
+    tsh("gzip -dc '%s' > '%s'", in, raw);
     snprintf(vol, sizeof vol, "vol=@%s", raw);
     const char *p4[] = {vol, NULL};
     cr_assert_eq(tform("/segment", p4, NULL, &r), 0);
@@ -563,7 +551,7 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     char cmd[700], count[600];
     snprintf(count, sizeof count, "%s/blobs.count", dir);
     snprintf(cmd, sizeof cmd, "find '%s/data/blobs' -type f | wc -l > '%s'", srv.dir, count);
-    sh("%s", cmd);
+    tsh("%s", cmd);
     long long v2 = add_volume(d2, "a");
     cr_assert_neq(v1, v2);
     snprintf(cmd, sizeof cmd, "test $(find '%s/data/blobs' -type f | wc -l) -eq $(cat '%s')",
@@ -600,8 +588,8 @@ Test(svc, bearer_tokens, .timeout = 120)
     char url[1024], tokfile[600];
     tdb_url(dbname, url);
     snprintf(tokfile, sizeof tokfile, "%s/token", dir);
-    sh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null",
-       tenv("MKDSEG_TEST_BIN"), url, tokfile);
+    tsh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null",
+        tenv("MKDSEG_TEST_BIN"), url, tokfile);
     char tok[128] = "";
     FILE *f = fopen(tokfile, "r");
     cr_assert(f && fgets(tok, sizeof tok, f));
@@ -635,7 +623,8 @@ Test(svc, bearer_tokens, .timeout = 120)
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     /* a revoked token is refused */
-    sh("'%s' token revoke --name ci --database-url '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"), url);
+    tsh("'%s' token revoke --name ci --database-url '%s' 2>/dev/null", tenv("MKDSEG_TEST_BIN"),
+        url);
     cr_assert_eq(tform("/segment", parts, ok, &r), 0);
     cr_assert_eq(r.status, 401, "%s", r.body);
     cr_assert(strstr(err_msg(&r), "revoked"), "%s", r.body);
@@ -1162,9 +1151,9 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
 /* A DICOM series zip of the phantom <dir>/<name>.nii.gz written by pydicom, plus defects. */
 static void dicom_zip(const char *name, const char *zipname, const char *extra)
 {
-    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' "
-       "--intercept -1024 %s > /dev/null",
-       dir, zipname, dir, name, extra);
+    tsh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' "
+        "--intercept -1024 %s > /dev/null",
+        dir, zipname, dir, name, extra);
 }
 
 static void save(const tresp *r, const char *path)
@@ -1212,11 +1201,11 @@ Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
     snprintf(p, sizeof p, "%s/seg.dcm", dir);
     save(&r, p);
     tresp_free(&r);
-    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
-       dir, dir);
-    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > "
-       "/dev/null",
-       dir, dir, dir);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
+        dir, dir);
+    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > "
+        "/dev/null",
+        dir, dir, dir);
     /* Accept: application/dicom asks for the same */
     const char *acc[] = {"Accept: application/dicom", NULL};
     cr_assert_eq(tform("/segment", parts, acc, &r), 0);
@@ -1291,14 +1280,14 @@ Test(svc, dataset_volume_from_dicom, .timeout = 300)
     /* the stored volume is the NIfTI conversion: the same voxels as `mkdseg convert` */
     char *rel = tdb_value(pg, "SELECT path FROM volumes");
     cr_assert(rel);
-    sh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
-    sh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
-    sh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); "
-       "b=n.load(sys.argv[2]); "
-       "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, "
-       "b.affine, atol=1e-4) else 1)\" "
-       "'%s/stored.nii.gz' '%s/conv.nii.gz'",
-       dir, dir);
+    tsh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
+    tsh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
+    tsh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); "
+        "b=n.load(sys.argv[2]); "
+        "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, "
+        "b.affine, atol=1e-4) else 1)\" "
+        "'%s/stored.nii.gz' '%s/conv.nii.gz'",
+        dir, dir);
     free(rel);
     stop();
 }
@@ -1331,16 +1320,16 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     dicom_zip("ct", "ct.zip", "--orient axial-hf");
     char gen_json[700], study[80], series[80];
     snprintf(gen_json, sizeof gen_json, "%s/uids.json", dir);
-    sh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' "
-       "--intercept -1024 > '%s'",
-       dir, dir, gen_json);
+    tsh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' "
+        "--intercept -1024 > '%s'",
+        dir, dir, gen_json);
     FILE *f = fopen(gen_json, "r");
     char line[8192] = "";
     cr_assert(f && fgets(line, sizeof line, f));
     fclose(f);
     json_field(line, "study", study, sizeof study);
     json_field(line, "series", series, sizeof series);
-    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
+    tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
     /* segment by UIDs: the SEG goes back to the PACS */
     char body[1200];
     snprintf(body, sizeof body,
@@ -1359,21 +1348,21 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     cr_assert_str_eq(json_string_value(json_object_get(seg, "study_instance_uid")), study);
     tresp_free(&r);
     /* QIDO-RS finds it as a SEG series of the study; WADO-RS brings it back; it is checked */
-    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root,
-       study, dir);
-    sh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
-    sh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root,
-       study, segseries, dir);
+    tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root,
+        study, dir);
+    tsh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
+    tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root,
+        study, segseries, dir);
     cr_assert_eq(thttp(&srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     char p[700];
     snprintf(p, sizeof p, "%s/mask.nii%s", dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
     save(&r, p);
     tresp_free(&r);
-    sh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
-       dir, dir);
-    sh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir,
-       dir, p);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
+        dir, dir);
+    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir,
+        dir, p);
     /* the same series into a dataset */
     long long id = create_dataset("pacs-ct", "ct");
     char path[64];
@@ -1437,7 +1426,7 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     start(NULL);
     phantom("ct", "ct", 9);
     dicom_zip("ct", "ct.zip", "--orient coronal");
-    sh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", dir, dir);
+    tsh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", dir, dir);
     static char vols[64][700];
     const char *parts[70];
     int n = 0;
@@ -1470,7 +1459,7 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     snprintf(p2, sizeof p2, "%s/zip.nii", dir);
     save(&r, p2);
     tresp_free(&r);
-    sh("cmp '%s' '%s'", p1, p2);
+    tsh("cmp '%s' '%s'", p1, p2);
     /* several NIfTI files in one field are no series: refused */
     char a[700], b[700];
     snprintf(a, sizeof a, "vol=@%s/ct.nii.gz", dir);
@@ -1482,10 +1471,10 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     tresp_free(&r);
     /* no part file is left behind once the requests are complete (the server frees an upload
      * after its response is sent: wait for that, 30 s at most) */
-    sh("for i in $(seq 300); do test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\" && exit 0; sleep "
-       "0.1; done; "
-       "ls -la '%s/data/tmp'; exit 1",
-       srv.dir, srv.dir);
+    tsh("for i in $(seq 300); do test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\" && exit 0; sleep "
+        "0.1; done; "
+        "ls -la '%s/data/tmp'; exit 1",
+        srv.dir, srv.dir);
     stop();
 }
 

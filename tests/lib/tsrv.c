@@ -337,3 +337,14 @@ char *tdb_valuep(PGconn *pg, const char *sql, int n, ...)
     PQclear(r);
     return out;
 }
+
+void tsh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
+}

@@ -68,4 +68,7 @@ char *tdb_value(PGconn *pg, const char *sql);
 /* Same with n text parameters $1..$n (const char * arguments). */
 char *tdb_valuep(PGconn *pg, const char *sql, int n, ...);
 
+/* Runs a shell command (printf-style) and fails the test when its exit status is not 0. */
+void tsh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
