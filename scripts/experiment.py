@@ -11,7 +11,7 @@ results.md again, from the runs of an existing results.json.
 Only the standard library: it runs with Debian's /usr/bin/python3 or any python3.
 """
 import concurrent.futures as cf
-import json, os, platform, statistics, subprocess, sys, time
+import json, os, platform, shutil, statistics, subprocess, sys, time
 
 STRUCT = ["MYO", "LA", "LV", "RA", "RV", "AA", "PA"]
 PAPER = {  # docs/method.md: mean Dice over the 7 structures
@@ -110,16 +110,45 @@ def plan(cfg):
                             continue  # the main study's mkd run is this point
                         runs.append(dict(study="amount", dir=tmod, amod=amod, fold=fold, seed=seed, method="mkd",
                                          target=train, assistant=avols[:n], test=test, val=val, n_assist=n))
+    # the longer budgets ("budgets": {"iters": [3000, 6000], "methods": [...], "seeds": [1]}): each point
+    # continues the CT main-study run of the same fold, seed and method (or the previous point) from its final
+    # checkpoint, so 1200 -> 3000 -> 6000 are checkpoints of one training; the rates decay per epoch, never by
+    # the total, so a continued run is the run with the longer budget. Methods whose schedule depends on the
+    # total (finetune: its switch to the target is a fraction of it) train afresh at each point.
+    b = cfg.get("budgets")
+    if b:
+        mains = {(r["fold"], r["seed"], r["method"]): r for r in runs if r["study"] == "main" and r["dir"] == "ct"}
+        for (fold, seed, m), src in sorted(mains.items()):
+            if seed not in b.get("seeds", cfg["seeds"]) or m not in b["methods"]:
+                continue
+            prev = src
+            for n_it in b["iters"]:
+                r = dict(src, study="budget", iters=n_it, extend=None if m in FRESH_AT_BUDGET else prev)
+                runs.append(r)
+                prev = r
     for r in runs:
         r["name"] = "%s-%s-f%d-s%d-%s-a%d" % (r["study"], r["dir"], r["fold"], r["seed"], r["method"].replace("@", "+"),
-                                              r["n_assist"])
+                                              r["n_assist"]) + ("-i%d" % r["iters"] if r.get("iters") else "")
     # the runs the report needs most first (the config's method order), so a pilot cut short has them
     # ("order": "seed": every method of a seed before the next seed, so a run cut short keeps whole pairs)
     order = {m: i for i, m in enumerate(cfg["methods"])}
     by_seed = cfg.get("order") == "seed"
-    runs.sort(key=lambda r: (r["study"] != "main", r["dir"] != "ct", r["seed"] if by_seed else 0,
+    # main CT, the first longer budget, the amount study, main MR, then the longer budgets after the first
+    # (a budget point waits for the run it continues, which is always queued before it)
+    first_b = min(b["iters"]) if b else 0
+
+    def stage(r):
+        if r["study"] == "main":
+            return 0 if r["dir"] == "ct" else 3
+        if r["study"] == "budget":
+            return 1 if r["iters"] == first_b else 4
+        return 2
+    runs.sort(key=lambda r: (stage(r), r.get("iters", 0), r["seed"] if by_seed else 0,
                              order.get(r["method"], 99), r["seed"], r["fold"]))
     return runs
+
+
+FRESH_AT_BUDGET = ("finetune",)
 
 
 def execute(run, cfg, binary):
@@ -131,6 +160,11 @@ def execute(run, cfg, binary):
     model = os.path.join(out, "model.safetensors")
     t = cfg["train"]
     log_path = os.path.join(out, "train.log")
+    if run.get("extend") and not os.path.exists(model + ".ckpt") and not (os.path.exists(model) and finished(log_path)):
+        # a longer budget: continue the run it extends from that run's final checkpoint
+        src = run["extend"]
+        DONE[src["name"]].result()   # queued before this one, so running or done
+        shutil.copyfile(os.path.join(cfg["out_dir"], src["name"], "model.safetensors.ckpt"), model + ".ckpt")
     if os.path.exists(model) and finished(log_path):
         # the training finished before the experiment was interrupted: evaluate it
         train_s = None
@@ -146,14 +180,18 @@ def execute(run, cfg, binary):
             out[mem] = json.loads(subprocess.run(ecmd, check=True, capture_output=True, text=True).stdout)["mean"]
         return out
     res = {k: run[k] for k in ("study", "dir", "fold", "seed", "method", "n_assist", "name")}
+    res["iters"] = run.get("iters") or t.get("iters")
     res.update(train_s=round(train_s, 1) if train_s is not None else None, eval=evaluate(run["test"], members))
     if run.get("val"):   # for choosing settings: the model the method ships (the ensemble)
         res["val"] = evaluate(run["val"], members)
     res["translation"] = translation_scores(log_path)
     res["gan_end"] = gan_terms(log_path)
     json.dump(res, open(res_path, "w"), indent=1)
-    os.remove(model + ".ckpt") if os.path.exists(model + ".ckpt") else None
+    # the final checkpoint stays (a few MB): a longer budget continues from it
     return res
+
+
+DONE = {}   # run name -> its future, for the budget points that wait on the run they continue
 
 
 def translation_scores(log_path):
@@ -194,6 +232,8 @@ def finished(log_path):
 def train(run, cfg, binary, model, log_path):
     base, extra = variant(cfg, run["method"])
     t = dict(cfg["train"], **extra)
+    if run.get("iters"):
+        t["iters"] = run["iters"]
     method, iam = split_method(base)
     cmd = [binary, "train", "--method", method, "--out", model, "--json", "--seed", str(run["seed"]),
            "--target-modality", run["dir"], "--assistant-modality", run["amod"],
@@ -265,9 +305,14 @@ def t975(df):
 def run_value(r, key, which="eval"):
     """Dice of run r for a table key ("mkd@oracle/syn", "joint"), from its test ("eval") or validation ("val") volumes."""
     method, _, member = key.partition("/")
-    if r["method"] != method or which not in r or (member or "ensemble") not in r[which]:
+    if r["method"] != ALIAS.get(method, method) and r["method"] != method or which not in r \
+            or (member or "ensemble") not in r[which]:
         return None
     return r[which][member or "ensemble"]["dice"]
+
+
+# the same training under two names: mkd with the identity IAM is the paper's mkd-no-iam ablation
+ALIAS = {"mkd@identity": "mkd-no-iam"}
 
 
 def paired(results, ka, kb, which="eval"):
@@ -305,7 +350,8 @@ GRID_PAIRS = [
     ("mkd@oracle/ensemble", "mkd@oracle/real"), ("mkd@oracle/syn", "mkd@identity/syn"), ("mkd/syn", "mkd@identity/syn"),
     ("mkd@histmatch/syn", "mkd@identity/syn"), ("mkd@frozen/syn", "mkd@identity/syn"), ("mkd@identity/ensemble", "joint"),
     ("mkd/ensemble", "joint"), ("joint-dsbn", "joint"), ("mkd/ensemble", "joint-dsbn"), ("mkd@oracle/ensemble", "joint-dsbn"),
-    ("joint@oracle", "joint"), ("mkd/real", "baseline"),
+    ("joint@oracle", "joint"), ("joint@histmatch", "joint"), ("joint@frozen", "joint"),
+    ("mkd@frozen/ensemble", "joint@frozen"), ("mkd/real", "baseline"),
 ]
 
 
@@ -338,6 +384,51 @@ def grid_section(results, L):
         pt = paired(results, a, b)
         if pt:
             L.append("| %s | %s | %s | %s |" % (a, b, fmt_paired(pt), fmt_paired(paired(results, a, b, "val"))))
+    L.append("")
+
+
+def budget_section(results, cfg, L):
+    """The longer budgets: each method's Dice at every checkpoint of one training (the CT main-study run at the
+    config's iterations, continued to each budget), test and validation, with the paired differences of mkd
+    against the single-segmentor methods at each point."""
+    b = cfg.get("budgets")
+    if not b:
+        return
+    base = cfg["train"]["iters"]
+    pts = [base] + list(b["iters"])
+    seeds = b.get("seeds", cfg["seeds"])
+
+    def at(n_it):   # the runs of the budget study's seeds at n_it iterations (the main study's at the base)
+        if n_it == base:
+            return [r for r in results if r["study"] == "main" and r["dir"] == "ct" and r["seed"] in seeds
+                    and r["method"] in b["methods"]]
+        return [r for r in results if r["study"] == "budget" and r.get("iters") == n_it]
+    if not any(at(n) for n in b["iters"]):
+        return
+    keys = [m + "/" + s if m.startswith("mkd") else m for m in b["methods"]
+            for s in (("syn", "real", "ensemble") if m.startswith("mkd") else ("",))]
+    L.extend(["## Table 5: longer budgets, CT target, seeds %s" % seeds, "",
+              "Each column is a checkpoint of one training per fold and seed: the main study's %d-iteration run, "
+              "continued from its final checkpoint (the rates decay per epoch, not by the total, so the continued run is "
+              "the longer run). Test Dice: mean ± sd (runs); validation in brackets." % base, "",
+              "| method | " + " | ".join("%d iterations" % n for n in pts) + " |", "|---|" + "---|" * len(pts)])
+    for k in keys:
+        cells = []
+        for n in pts:
+            te = agg([v for v in (run_value(r, k) for r in at(n)) if v is not None])
+            va = agg([v for v in (run_value(r, k, "val") for r in at(n)) if v is not None])
+            cells.append("%s [%s]" % (fmt(te), fmt(va, 3) if va else "–") if te else "–")
+        L.append("| %s | %s |" % (k, " | ".join(cells)))
+    L.extend(["", "Paired a − b at each budget (same fold and seed), test: mean [95% t-interval] (pairs, wins of a).", "",
+              "| a | b | " + " | ".join("%d" % n for n in pts) + " |", "|---|---|" + "---|" * len(pts)])
+    for a_, b_ in [("mkd/ensemble", m) for m in b["methods"] if not m.startswith("mkd")] + [("joint-dsbn", "joint")]:
+        if a_.partition("/")[0] not in b["methods"] or b_ not in b["methods"]:
+            continue
+        cells = []
+        for n in pts:
+            rs = [dict(r, study="main", dir="ct") for r in at(n)]
+            cells.append(fmt_paired(paired(rs, a_, b_)))
+        L.append("| %s | %s | %s |" % (a_, b_, " | ".join(cells)))
     L.append("")
 
 
@@ -470,6 +561,7 @@ def report(results, cfg, cfg_path, elapsed, write_json=True):
     n_mr = max([r["n_assist"] for r in results if r["dir"] == "mr"] or [0])
     section("Table 4: MR target, CT assistant", "mr", "main", n_mr, main_keys, PAPER["mr"])
     grid_section(results, L)
+    budget_section(results, cfg, L)
     recipe_section(results, cfg, L)
     compare_section(results, cfg, L)
 
@@ -550,7 +642,11 @@ def main():
     else:
         print("experiment: %d runs, %d at a time" % (len(runs), cfg.get("parallel", 1)), flush=True)
         with cf.ThreadPoolExecutor(cfg.get("parallel", 1)) as ex:
-            futs = {ex.submit(execute, r, cfg, binary): r for r in runs}
+            futs = {}
+            for r in runs:
+                f = ex.submit(execute, r, cfg, binary)
+                futs[f] = r
+                DONE[r["name"]] = f
             for i, f in enumerate(cf.as_completed(futs)):
                 res = f.result()
                 results.append(res)

@@ -95,7 +95,8 @@ static const opt_def opts[] = {
      "mkd: 1 = BN running statistics from real target batches only (default); 0 = from every "
      "batch"},
     {"iam", T_IAM, O(iam), 0, 0,
-     "alignment module: cyclegan | oracle (phantom pairs) | identity | histmatch | frozen"},
+     "alignment module: cyclegan | oracle (phantom pairs) | identity | histmatch | frozen (a "
+     "CycleGAN trained first, then fixed; mkd and joint)"},
     {"iam_pretrain", T_INT, O(iam_pretrain), 0, 1e8,
      "iam frozen: GAN-only iterations before the segmentors train"},
     {"lambda_seg_g", T_FLOAT, O(lambda_seg_g), 0, 1e4,
@@ -354,9 +355,10 @@ int train_config_validate(const train_config *c, char *err, size_t errlen)
                    "iam: mkd-no-iam has no alignment module (it is mkd with iam identity)");
         return -1;
     }
-    if (!train_method_is_mkd(c->method) && c->iam == TI_FROZEN) {
+    if (!train_method_is_mkd(c->method) && c->method != TM_JOINT && c->iam == TI_FROZEN) {
         mkd_seterr(err, errlen,
-                   "iam: frozen needs the mkd framework's generators (method %s has none)",
+                   "iam: frozen needs a CycleGAN, which mkd's methods and joint train (method %s "
+                   "has none)",
                    train_method_name(c->method));
         return -1;
     }

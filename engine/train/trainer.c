@@ -31,9 +31,13 @@ train_iam trainer_effective_iam(const train_config *c)
     return c->method == TM_MKD_NO_IAM ? TI_IDENTITY : c->iam;
 }
 
+/* mkd's methods train a CycleGAN (online, or first and then frozen); joint trains one only with
+ * iam frozen (its default iam, cyclegan, has no generator: joint sees the raw assistant images) */
 int trainer_uses_gan(const train_config *c)
 {
     train_iam m = trainer_effective_iam(c);
+    if (c->method == TM_JOINT)
+        return m == TI_FROZEN;
     return train_method_is_mkd(c->method) && (m == TI_CYCLEGAN || m == TI_FROZEN);
 }
 
@@ -389,6 +393,37 @@ static int step_dsbn(trainer *t, char *err, size_t errlen)
     return 0;
 }
 
+/* joint with iam frozen: the CycleGAN trains alone for iam_pretrain iterations (no segmentation
+ * feedback, no segmentor step), then the assistant half of joint's batch is the frozen
+ * G_a2t(x^a), a fixed translation of the assistant's images. Returns 1 when the iteration was a
+ * GAN-only one (its losses read), 0 with t->xt / t->yt holding the 2B-slice batch, or -1. */
+static int joint_frozen_batch(trainer *t, char *err, size_t errlen)
+{
+    const int B = t->c.batch, S = t->c.size;
+    const size_t ss = (size_t)S * S;
+    nn_ctx *ctx = t->ctx;
+    nn_tensor *L[TL_COUNT] = {0};
+    if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xa, t->ya)) {
+        mkd_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    mkd_batch m = {nn_tensor_from(ctx, B, 1, S, S, t->xt), nn_tensor_from(ctx, B, 1, S, S, t->xa),
+                   nn_labels_from(ctx, B, S, S, t->yt), nn_labels_from(ctx, B, S, S, t->ya)};
+    CHECK(m.xt && m.xa && m.yt && m.ya);
+    if (t->iter < t->c.iam_pretrain) {
+        nn_tensor *x_syn;
+        if (steps_gan(t, &m, 0.0f, L, &x_syn, err, errlen) < 0)
+            return -1;
+        return read_losses(t, L) ? -1 : 1;
+    }
+    int prev = nn_ctx_set_grad_enabled(ctx, 0);
+    nn_tensor *x_syn = generator_forward(t->g_a2t, ctx, m.xa);
+    nn_ctx_set_grad_enabled(ctx, prev);
+    CHECK(x_syn && nn_tensor_read(x_syn, t->xt + B * ss) == 0);
+    memcpy(t->yt + B * ss, t->ya, (size_t)B * ss * sizeof(int32_t));
+    return 0;
+}
+
 /* ---- one iteration of the single-segmentor methods --------------------------------------- */
 static int step_single(trainer *t, char *err, size_t errlen)
 {
@@ -400,6 +435,11 @@ static int step_single(trainer *t, char *err, size_t errlen)
     int bad = 0;
     if (c->method == TM_BASELINE) {
         bad = sample_batch(t, t->tgt, B, t->xt, t->yt);
+    } else if (trainer_uses_gan(c)) { /* joint@frozen */
+        int r = joint_frozen_batch(t, err, errlen);
+        if (r)
+            return r < 0 ? -1 : 0;
+        n = 2 * B;
     } else if (c->method == TM_JOINT || c->method == TM_JOINT_DSBN) {
         /* one batch of B target and B assistant slices */
         bad = sample_batch(t, t->tgt, B, t->xt, t->yt) ||

@@ -329,6 +329,41 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
     free_slices(&as);
 }
 
+/* joint@frozen: the same GAN-only phase, then one segmentor on the target slices and the frozen
+ * translation of the assistant's; plain joint has no GAN at all */
+Test(train_iam, joint_frozen_trains_one_segmentor_on_the_frozen_translation)
+{
+    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_config c = tiny(TM_JOINT);
+    trainer *plain = make(&c, &tg, &as);
+    cr_expect_null(trainer_g_a2t(plain), "joint's default iam trains no generator");
+    trainer_free(plain);
+    c.iam = TI_FROZEN;
+    c.iam_pretrain = 3;
+    c.iters = 2;
+    trainer *t = make(&c, &tg, &as);
+    cr_expect_eq(trainer_members(t), 1);
+    cr_expect_eq(trainer_progress(t)->total, 5);
+    size_t n;
+    float *g = snap(trainer_g_a2t(t)->params, &n), *d = snap(trainer_d_a(t)->params, &n);
+    float *s0 = snap(trainer_segmentor(t, 0)->params, &n);
+    for (int it = 0; it < 5; it++) {
+        step(t);
+        int gan = it < 3;
+        cr_expect_eq(moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
+        cr_expect_eq(moved(trainer_d_a(t)->params, &d), gan, "iteration %d: D_a", it);
+        cr_expect_eq(moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S", it);
+        cr_expect_eq(isnan(loss(t, TL_SEG)), gan, "iteration %d: the segmentor's loss", it);
+        cr_expect_eq(isnan(loss(t, TL_CYC)), !gan, "iteration %d: the cycle loss", it);
+    }
+    free(g);
+    free(d);
+    free(s0);
+    trainer_free(t);
+    free_slices(&tg);
+    free_slices(&as);
+}
+
 /* joint-dsbn: one set of convolutions, two sets of BatchNorm; each set's running statistics
  * follow its own modality; the model file holds one segmentor with the target's */
 Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
@@ -530,10 +565,12 @@ Test(train_iam, settings_parse_and_bad_combinations_are_refused)
     c.method = TM_MKD_NO_IAM;
     c.iam = TI_ORACLE;
     cr_expect_eq(train_config_validate(&c, err, sizeof err), -1);
-    c.method = TM_JOINT;
+    c.method = TM_FINETUNE;
     c.iam = TI_FROZEN;
     cr_expect_eq(train_config_validate(&c, err, sizeof err), -1);
     cr_expect(strstr(err, "frozen"), "%s", err);
+    c.method = TM_JOINT;
+    cr_expect_eq(train_config_validate(&c, err, sizeof err), 0, "%s", err);
     c.method = TM_MKD;
     c.size = 32;
     c.disc_layers = 3;
