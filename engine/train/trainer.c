@@ -183,6 +183,22 @@ typedef struct {
     nn_tensor *xt, *xa, *yt, *ya;
 } mkd_batch;
 
+/* B target and B assistant slices (the assistant's replaced where the IAM pairs them) on the
+ * device. 0 or -1. */
+static int sample_gan_batch(trainer *t, mkd_batch *m, char *err, size_t errlen)
+{
+    const int B = t->c.batch, S = t->c.size;
+    nn_ctx *ctx = t->ctx;
+    if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xa, t->ya)) {
+        mkd_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    *m = (mkd_batch){nn_tensor_from(ctx, B, 1, S, S, t->xt), nn_tensor_from(ctx, B, 1, S, S, t->xa),
+                     nn_labels_from(ctx, B, S, S, t->yt), nn_labels_from(ctx, B, S, S, t->ya)};
+    CHECK(m->xt && m->xa && m->yt && m->ya);
+    return 0;
+}
+
 /* Step 2: G_a2t by L_adv^t + lambda_cyc (L_cyc^a + L_cyc^t) [+ identity] [+ w L_sup^syn];
  * every other network fixed, gradients pass through. *fake: G_a2t(x^a) before the update. */
 static int step_g_a2t(trainer *t, const mkd_batch *m, float wseg, nn_tensor **L, nn_tensor **fake,
@@ -333,16 +349,11 @@ static int step_segmentors(trainer *t, const mkd_batch *m, nn_tensor *x_syn, nn_
 static int step_mkd(trainer *t, char *err, size_t errlen)
 {
     const train_config *c = &t->c;
-    const int B = c->batch, S = c->size;
     nn_ctx *ctx = t->ctx;
     nn_tensor *L[TL_COUNT] = {0};
-    if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xa, t->ya)) {
-        mkd_seterr(err, errlen, "out of memory");
+    mkd_batch m;
+    if (sample_gan_batch(t, &m, err, errlen))
         return -1;
-    }
-    mkd_batch m = {nn_tensor_from(ctx, B, 1, S, S, t->xt), nn_tensor_from(ctx, B, 1, S, S, t->xa),
-                   nn_labels_from(ctx, B, S, S, t->yt), nn_labels_from(ctx, B, S, S, t->ya)};
-    CHECK(m.xt && m.xa && m.yt && m.ya);
     nn_tensor *x_syn = m.xa;
     if (trainer_uses_gan(c)) {
         int frozen = t->iam == TI_FROZEN;
@@ -403,13 +414,9 @@ static int joint_frozen_batch(trainer *t, char *err, size_t errlen)
     const size_t ss = (size_t)S * S;
     nn_ctx *ctx = t->ctx;
     nn_tensor *L[TL_COUNT] = {0};
-    if (sample_batch(t, t->tgt, B, t->xt, t->yt) || sample_assistant(t, B, t->xa, t->ya)) {
-        mkd_seterr(err, errlen, "out of memory");
+    mkd_batch m;
+    if (sample_gan_batch(t, &m, err, errlen))
         return -1;
-    }
-    mkd_batch m = {nn_tensor_from(ctx, B, 1, S, S, t->xt), nn_tensor_from(ctx, B, 1, S, S, t->xa),
-                   nn_labels_from(ctx, B, S, S, t->yt), nn_labels_from(ctx, B, S, S, t->ya)};
-    CHECK(m.xt && m.xa && m.yt && m.ya);
     if (t->iter < t->c.iam_pretrain) {
         nn_tensor *x_syn;
         if (steps_gan(t, &m, 0.0f, L, &x_syn, err, errlen) < 0)
