@@ -15,7 +15,7 @@
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.c)
 CUDA_TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CUDA_TEST_SRC))
 CUDA_BENCH_OBJ := $(BUILD)/obj/tests/cuda/cuda_bench.o
-CUDA_GOLDEN_OBJ := $(BUILD)/obj/tests/lib/golden.o
+CUDA_GOLDEN_OBJ := $(BUILD)/obj/tests/lib/golden.o $(BUILD)/obj/tests/lib/ttrain.o
 
 .PHONY: bench-cuda gpu-prepare
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "../lib/golden.h"
+#include "../lib/ttrain.h"
 #include "nn.h"
 #include "nn_backend.h"
 #include "train.h"
@@ -535,47 +536,8 @@ Test(cuda_ops, parameter_used_twice_accumulates_like_cpu)
 
 /* ---- one full mkd iteration, GPU against CPU ------------------------------------------ */
 
-#define S 32
+#define S TTRAIN_S
 
-static train_slices make_slices(int n, int seed, float contrast)
-{
-    train_slices s = {n, S, malloc(sizeof(float) * n * S * S), malloc(sizeof(int32_t) * n * S * S)};
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)seed);
-    for (int k = 0; k < n; k++) {
-        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r);
-        float rad = 4 + 3 * nn_rng_uniform(&r);
-        int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
-        for (int i = 0; i < S; i++)
-            for (int j = 0; j < S; j++) {
-                size_t o = (size_t)k * S * S + i * S + j;
-                int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
-                    lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
-                    lab = 1;
-                float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
-                s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
-                s.lab[o] = lab;
-            }
-    }
-    return s;
-}
-
-static float *snap(nn_params *p, size_t *n)
-{
-    size_t tot = nn_params_numel(p, NN_PARAM), off = 0;
-    float *h = malloc(sizeof(float) * (tot ? tot : 1));
-    for (int i = 0; i < nn_params_count(p); i++) {
-        nn_param *q = nn_params_at(p, i);
-        if (q->kind != NN_PARAM)
-            continue;
-        nn_tensor_read(&q->t, h + off);
-        off += nn_numel(&q->t);
-    }
-    *n = tot;
-    return h;
-}
 
 /* method mkd at tiny sizes: S-pixel tiles, batch 2, every width 4, one generator block */
 static train_config tiny_mkd(int iters, uint64_t seed)
@@ -600,7 +562,7 @@ static train_config tiny_mkd(int iters, uint64_t seed)
 Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
 {
     NEED_GPU();
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
     train_config c = tiny_mkd(4, 7);
     c.classes = 3;
     char err[256];
@@ -638,7 +600,7 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
     double lr = fmax(c.lr_seg, c.lr_gan);
     for (int j = 0; j < 6; j++) {
         size_t ng, nc, far = 0;
-        float *pgv = snap(nets[0][j], &ng), *pcv = snap(nets[1][j], &nc);
+        float *pgv = ttrain_snap(nets[0][j], &ng), *pcv = ttrain_snap(nets[1][j], &nc);
         cr_assert_eq(ng, nc);
         double worst = 0;
         for (size_t i = 0; i < ng; i++) {
@@ -655,10 +617,8 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
     }
     trainer_free(t[0]);
     trainer_free(t[1]);
-    free(tg.img);
-    free(tg.lab);
-    free(as.img);
-    free(as.lab);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 /* ---- volume inference, GPU against CPU -------------------------------------------------- */
@@ -671,7 +631,7 @@ Test(cuda_train, mkd_iteration_matches_cpu, .timeout = 300)
 static void infer_compare(const nn_backend *be)
 {
     setenv("MKDSEG_INFER_TILES", "20", 1);
-    train_slices tg = make_slices(6, 3, 1.0f), as = make_slices(6, 4, -1.0f);
+    train_slices tg = ttrain_slices(6, 3, 1.0f), as = ttrain_slices(6, 4, -1.0f);
     train_config c = tiny_mkd(3, 9);
     char err[256], path[300];
     trainer *t = trainer_new(&c, nn_backend_cpu(), &tg, &as, err, sizeof err);
@@ -741,10 +701,8 @@ static void infer_compare(const nn_backend *be)
     free(cls[0]);
     free(cls[1]);
     phantom_free(&pv);
-    free(tg.img);
-    free(tg.lab);
-    free(as.img);
-    free(as.lab);
+    ttrain_free(&tg);
+    ttrain_free(&as);
     unsetenv("MKDSEG_INFER_TILES");
 }
 

@@ -10,41 +10,10 @@
 #include "../../engine/train/trainer_internal.h"
 #include "dataset.h"
 #include "train.h"
+#include "../lib/ttrain.h"
 
-#define S 32
+#define S TTRAIN_S
 
-/* n slices with a bright disc (class 1) and a darker square (class 2) at random places;
- * `contrast` flips intensities for the "other modality". */
-static train_slices make_slices(int n, int seed, float contrast)
-{
-    train_slices s = {n, S, malloc(sizeof(float) * n * S * S), malloc(sizeof(int32_t) * n * S * S)};
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)seed);
-    for (int k = 0; k < n; k++) {
-        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r),
-              rad = 4 + 3 * nn_rng_uniform(&r);
-        int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
-        for (int i = 0; i < S; i++)
-            for (int j = 0; j < S; j++) {
-                size_t o = (size_t)k * S * S + i * S + j;
-                int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
-                    lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
-                    lab = 1;
-                float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
-                s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
-                s.lab[o] = lab;
-            }
-    }
-    return s;
-}
-
-static void free_slices(train_slices *s)
-{
-    free(s->img);
-    free(s->lab);
-}
 
 /* Slices of a small phantom volume (`mkdseg phantom`), through the dataset pipeline, with
  * labels folded to 3 classes (background, myocardium, any blood pool or vessel) so the tiny
@@ -95,28 +64,11 @@ static train_config tiny(train_method m)
     return c;
 }
 
-/* host copy of every parameter (kind NN_PARAM) or every buffer (NN_BUFFER) of a registry */
-static float *snapk(nn_params *p, size_t *n, nn_param_kind kind)
-{
-    size_t tot = nn_params_numel(p, kind), off = 0;
-    float *h = malloc(sizeof(float) * (tot ? tot : 1));
-    for (int i = 0; i < nn_params_count(p); i++) {
-        nn_param *q = nn_params_at(p, i);
-        if (q->kind != kind)
-            continue;
-        nn_tensor_read(&q->t, h + off);
-        off += nn_numel(&q->t);
-    }
-    *n = tot;
-    return h;
-}
-
-static float *snap(nn_params *p, size_t *n) { return snapk(p, n, NN_PARAM); }
 
 static int changedk(nn_params *p, const float *before, size_t n, nn_param_kind kind)
 {
     size_t m;
-    float *now = snapk(p, &m, kind);
+    float *now = ttrain_snap_kind(p, &m, kind);
     int c = m != n || memcmp(now, before, n * sizeof(float)) != 0;
     free(now);
     return c;
@@ -147,9 +99,9 @@ Test(train, each_step_of_algorithm_1_moves_only_its_network)
         float *b[6];
         size_t n[6];
         for (int i = 0; i < 6; i++)
-            b[i] = snap(nets[i], &n[i]);
+            b[i] = ttrain_snap(nets[i], &n[i]);
         size_t nbuf;
-        float *bn = snapk(nets[0], &nbuf, NN_BUFFER);
+        float *bn = ttrain_snap_kind(nets[0], &nbuf, NN_BUFFER);
         trainer_set_stop_after(t, stop == 7 ? 0 : stop);
         cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
         /* S_syn is fixed in step 2: its BatchNorm statistics as well as its weights */
@@ -165,8 +117,8 @@ Test(train, each_step_of_algorithm_1_moves_only_its_network)
         }
         trainer_free(t);
     }
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 static void run_losses(train_config *c, const train_slices *tg, const train_slices *as, int n,
@@ -205,14 +157,14 @@ Test(train, every_method_lowers_its_loss, .timeout = 240)
         cr_expect_lt(last, first * 0.9f, "%s: loss %s went %f -> %f",
                      train_method_name((train_method)m), train_loss_name(li), first, last);
     }
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 120)
 {
     nn_set_threads(1);
-    train_slices tg = make_slices(6, 5, 1.0f), as = make_slices(6, 6, -1.0f);
+    train_slices tg = ttrain_slices(6, 5, 1.0f), as = ttrain_slices(6, 6, -1.0f);
     train_config c = tiny(TM_MKD);
     c.iters = 6;
     char err[256], path[256];
@@ -261,13 +213,13 @@ Test(train, same_seed_same_losses_and_resume_equals_uninterrupted, .timeout = 12
     cr_expect(strstr(err, "different settings"), "%s", err);
     trainer_free(t);
     unlink(path);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 Test(train, bad_inputs_are_refused)
 {
-    train_slices tg = make_slices(2, 5, 1.0f);
+    train_slices tg = ttrain_slices(2, 5, 1.0f);
     train_config c = tiny(TM_MKD);
     char err[256];
     cr_expect_null(trainer_new(&c, nn_backend_cpu(), &tg, NULL, err, sizeof err));
@@ -276,7 +228,7 @@ Test(train, bad_inputs_are_refused)
     c.size = 64;
     cr_expect_null(trainer_new(&c, nn_backend_cpu(), &tg, NULL, err, sizeof err));
     cr_expect(strstr(err, "pixels"), "%s", err);
-    free_slices(&tg);
+    ttrain_free(&tg);
 }
 
 /* bn_target_stats: with 1, the segmentors' running statistics after an iteration come from the
@@ -287,7 +239,7 @@ static float *bn_after_one_iteration(int bn_target_stats, float assistant_contra
                                      int member)
 {
     nn_set_threads(1);
-    train_slices tg = make_slices(6, 3, 1.0f), as = make_slices(6, 4, assistant_contrast);
+    train_slices tg = ttrain_slices(6, 3, 1.0f), as = ttrain_slices(6, 4, assistant_contrast);
     train_config c = tiny(TM_MKD);
     c.bn_target_stats = bn_target_stats;
     char err[256];
@@ -295,10 +247,10 @@ static float *bn_after_one_iteration(int bn_target_stats, float assistant_contra
     cr_assert_not_null(t, "%s", err);
     trainer_set_stop_after(t, 6); /* after S_syn's update: S_real has run its forwards */
     cr_assert_eq(trainer_step(t, err, sizeof err), 0, "%s", err);
-    float *b = snapk(trainer_segmentor(t, member)->params, n, NN_BUFFER);
+    float *b = ttrain_snap_kind(trainer_segmentor(t, member)->params, n, NN_BUFFER);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
     return b;
 }
 

@@ -12,40 +12,14 @@
 #include "../../engine/train/trainer_internal.h"
 #include "safetensors.h"
 #include "train.h"
+#include "../lib/ttrain.h"
 
-#define S 32
-
-/* n slices: a bright disc (class 1) and a darker square (class 2) at random places;
- * `contrast` scales (and with a negative value flips) the intensities. */
-static train_slices make_slices(int n, int seed, float contrast)
-{
-    train_slices s = {n, S, malloc(sizeof(float) * n * S * S), malloc(sizeof(int32_t) * n * S * S)};
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)seed);
-    for (int k = 0; k < n; k++) {
-        float cy = 8 + 16 * nn_rng_uniform(&r), cx = 8 + 16 * nn_rng_uniform(&r),
-              rad = 4 + 3 * nn_rng_uniform(&r);
-        int qy = (int)(4 + 20 * nn_rng_uniform(&r)), qx = (int)(4 + 20 * nn_rng_uniform(&r));
-        for (int i = 0; i < S; i++)
-            for (int j = 0; j < S; j++) {
-                size_t o = (size_t)k * S * S + i * S + j;
-                int lab = 0;
-                if (i >= qy && i < qy + 6 && j >= qx && j < qx + 6)
-                    lab = 2;
-                if ((i - cy) * (i - cy) + (j - cx) * (j - cx) < rad * rad)
-                    lab = 1;
-                float v = lab == 1 ? 0.8f : lab == 2 ? 0.2f : -0.6f;
-                s.img[o] = contrast * v + 0.05f * nn_rng_normal(&r);
-                s.lab[o] = lab;
-            }
-    }
-    return s;
-}
+#define S TTRAIN_S
 
 /* the same slices (labels) with other images: the assistant's anatomy in another contrast */
 static train_slices repaint(const train_slices *a, float contrast, int seed)
 {
-    train_slices s = make_slices(a->n, seed, contrast);
+    train_slices s = ttrain_slices(a->n, seed, contrast);
     memcpy(s.lab, a->lab, sizeof(int32_t) * a->n * S * S);
     nn_rng r;
     nn_rng_seed(&r, (uint64_t)seed);
@@ -56,20 +30,6 @@ static train_slices repaint(const train_slices *a, float contrast, int seed)
     return s;
 }
 
-static train_slices copy_slices(const train_slices *a)
-{
-    size_t n = (size_t)a->n * S * S;
-    train_slices s = {a->n, S, malloc(sizeof(float) * n), malloc(sizeof(int32_t) * n)};
-    memcpy(s.img, a->img, sizeof(float) * n);
-    memcpy(s.lab, a->lab, sizeof(int32_t) * n);
-    return s;
-}
-
-static void free_slices(train_slices *s)
-{
-    free(s->img);
-    free(s->lab);
-}
 
 static train_config tiny(train_method m)
 {
@@ -115,7 +75,7 @@ static void near(float a, float b, const char *what)
 
 Test(train_iam, every_gan_term_is_reported_and_they_add_up)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
     train_config c = tiny(TM_MKD);
     c.lambda_idt = 0.5f;
     trainer *t = make(&c, &tg, &as);
@@ -147,13 +107,13 @@ Test(train_iam, every_gan_term_is_reported_and_they_add_up)
     near(loss(t, TL_G_A2T), loss(t, TL_G_A2T_ADV) + 10 * loss(t, TL_CYC) + loss(t, TL_G_A2T_SEG),
          "g_a2t total");
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 Test(train_iam, seg_feedback_warms_up_then_ramps)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
     train_config c = tiny(TM_MKD);
     c.seg_g_warmup = 2;
     c.seg_g_ramp = 4;
@@ -172,17 +132,17 @@ Test(train_iam, seg_feedback_warms_up_then_ramps)
         }
     }
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 /* The oracle path feeds S_syn the paired images with the assistant's augmentation: oracle
  * images equal to the assistant's give exactly identity's losses; other images do not. */
 Test(train_iam, oracle_uses_the_paired_images_with_the_same_augmentation)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
-    train_slices same = copy_slices(&as), other = repaint(&as, 1.0f, 9),
-                 wrong = make_slices(6, 3, 1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
+    train_slices same = ttrain_copy(&as), other = repaint(&as, 1.0f, 9),
+                 wrong = ttrain_slices(6, 3, 1.0f);
     char err[256];
     train_config ci = tiny(TM_MKD);
     ci.iam = TI_IDENTITY;
@@ -224,11 +184,11 @@ Test(train_iam, oracle_uses_the_paired_images_with_the_same_augmentation)
     t = make(&ci, &tg, &as);
     cr_expect_eq(trainer_set_oracle(t, &same, err, sizeof err), -1);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
-    free_slices(&same);
-    free_slices(&other);
-    free_slices(&wrong);
+    ttrain_free(&tg);
+    ttrain_free(&as);
+    ttrain_free(&same);
+    ttrain_free(&other);
+    ttrain_free(&wrong);
 }
 
 static int cmpf(const void *a, const void *b)
@@ -241,7 +201,7 @@ static int cmpf(const void *a, const void *b)
  * against a sort of the target's values) and keep the assistant's order */
 Test(train_iam, histmatch_maps_the_assistant_distribution_onto_the_target)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -2.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -2.0f);
     train_config c = tiny(TM_JOINT);
     c.iam = TI_HISTMATCH;
     trainer *t = make(&c, &tg, &as);
@@ -266,40 +226,16 @@ Test(train_iam, histmatch_maps_the_assistant_distribution_onto_the_target)
     free(a);
     free(b);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
-static float *snap(nn_params *p, size_t *n)
-{
-    size_t tot = nn_params_numel(p, NN_PARAM), off = 0;
-    float *h = malloc(sizeof(float) * (tot ? tot : 1));
-    for (int i = 0; i < nn_params_count(p); i++) {
-        nn_param *q = nn_params_at(p, i);
-        if (q->kind != NN_PARAM)
-            continue;
-        nn_tensor_read(&q->t, h + off);
-        off += nn_numel(&q->t);
-    }
-    *n = tot;
-    return h;
-}
-
-static int moved(nn_params *p, float **before)
-{
-    size_t n;
-    float *now = snap(p, &n);
-    int c = memcmp(now, *before, n * sizeof(float)) != 0;
-    free(*before);
-    *before = now;
-    return c;
-}
 
 /* frozen: a GAN-only phase of iam_pretrain iterations that trains no segmentor, then the
  * segmentors train on the frozen translation and the GAN no longer moves */
 Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
     train_config c = tiny(TM_MKD);
     c.iam = TI_FROZEN;
     c.iam_pretrain = 3;
@@ -307,16 +243,16 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
     trainer *t = make(&c, &tg, &as);
     cr_expect_eq(trainer_progress(t)->total, 5);
     size_t n;
-    float *g = snap(trainer_g_a2t(t)->params, &n), *d = snap(trainer_d_t(t)->params, &n);
-    float *s0 = snap(trainer_segmentor(t, 0)->params, &n),
-          *s1 = snap(trainer_segmentor(t, 1)->params, &n);
+    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n), *d = ttrain_snap(trainer_d_t(t)->params, &n);
+    float *s0 = ttrain_snap(trainer_segmentor(t, 0)->params, &n),
+          *s1 = ttrain_snap(trainer_segmentor(t, 1)->params, &n);
     for (int it = 0; it < 5; it++) {
         step(t);
         int gan = it < 3;
-        cr_expect_eq(moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
-        cr_expect_eq(moved(trainer_d_t(t)->params, &d), gan, "iteration %d: D_t", it);
-        cr_expect_eq(moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S_syn", it);
-        cr_expect_eq(moved(trainer_segmentor(t, 1)->params, &s1), !gan, "iteration %d: S_real", it);
+        cr_expect_eq(ttrain_moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
+        cr_expect_eq(ttrain_moved(trainer_d_t(t)->params, &d), gan, "iteration %d: D_t", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S_syn", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 1)->params, &s1), !gan, "iteration %d: S_real", it);
         cr_expect_eq(isnan(loss(t, TL_G_A2T_SEG)), 1, "iteration %d: frozen has no seg feedback",
                      it);
     }
@@ -325,15 +261,15 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
     free(s0);
     free(s1);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 /* joint@frozen: the same GAN-only phase, then one segmentor on the target slices and the frozen
  * translation of the assistant's; plain joint has no GAN at all */
 Test(train_iam, joint_frozen_trains_one_segmentor_on_the_frozen_translation)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f);
     train_config c = tiny(TM_JOINT);
     trainer *plain = make(&c, &tg, &as);
     cr_expect_null(trainer_g_a2t(plain), "joint's default iam trains no generator");
@@ -345,14 +281,14 @@ Test(train_iam, joint_frozen_trains_one_segmentor_on_the_frozen_translation)
     cr_expect_eq(trainer_members(t), 1);
     cr_expect_eq(trainer_progress(t)->total, 5);
     size_t n;
-    float *g = snap(trainer_g_a2t(t)->params, &n), *d = snap(trainer_d_a(t)->params, &n);
-    float *s0 = snap(trainer_segmentor(t, 0)->params, &n);
+    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n), *d = ttrain_snap(trainer_d_a(t)->params, &n);
+    float *s0 = ttrain_snap(trainer_segmentor(t, 0)->params, &n);
     for (int it = 0; it < 5; it++) {
         step(t);
         int gan = it < 3;
-        cr_expect_eq(moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
-        cr_expect_eq(moved(trainer_d_a(t)->params, &d), gan, "iteration %d: D_a", it);
-        cr_expect_eq(moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S", it);
+        cr_expect_eq(ttrain_moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
+        cr_expect_eq(ttrain_moved(trainer_d_a(t)->params, &d), gan, "iteration %d: D_a", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S", it);
         cr_expect_eq(isnan(loss(t, TL_SEG)), gan, "iteration %d: the segmentor's loss", it);
         cr_expect_eq(isnan(loss(t, TL_CYC)), !gan, "iteration %d: the cycle loss", it);
     }
@@ -360,15 +296,15 @@ Test(train_iam, joint_frozen_trains_one_segmentor_on_the_frozen_translation)
     free(d);
     free(s0);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 /* joint-dsbn: one set of convolutions, two sets of BatchNorm; each set's running statistics
  * follow its own modality; the model file holds one segmentor with the target's */
 Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -3.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -3.0f);
     train_config c = tiny(TM_JOINT_DSBN);
     char err[256], path[256];
     trainer *t = make(&c, &tg, &as);
@@ -389,7 +325,7 @@ Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
     cr_expect(ms[0] != ma[0] && gs[0] != ga[0], "BatchNorm not domain-specific: %g %g / %g %g",
               ms[0], ma[0], gs[0], ga[0]);
     /* the assistant's contrast does not reach the target's statistics */
-    train_slices as2 = make_slices(6, 2, -1.0f);
+    train_slices as2 = ttrain_slices(6, 2, -1.0f);
     trainer *t2 = make(&c, &tg, &as2);
     for (int i = 0; i < 1; i++)
         step(t2);
@@ -420,9 +356,9 @@ Test(train_iam, joint_dsbn_shares_convolutions_and_keeps_batchnorm_apart)
     st_close(f);
     unlink(path);
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
-    free_slices(&as2);
+    ttrain_free(&tg);
+    ttrain_free(&as);
+    ttrain_free(&as2);
 }
 
 Test(train_iam, discriminator_depth_sets_the_patch_grid)
@@ -448,7 +384,7 @@ Test(train_iam, discriminator_depth_sets_the_patch_grid)
     cr_expect_null(discriminator_new_layers(nn_backend_cpu(), 2, 1, 4, err, sizeof err));
     nn_ctx_free(ctx);
     /* the trainer builds the configured depth */
-    train_slices tg = make_slices(4, 1, 1.0f), as = make_slices(4, 2, -1.0f);
+    train_slices tg = ttrain_slices(4, 1, 1.0f), as = ttrain_slices(4, 2, -1.0f);
     train_config c = tiny(TM_MKD);
     c.disc_layers = 2;
     trainer *t = make(&c, &tg, &as);
@@ -456,8 +392,8 @@ Test(train_iam, discriminator_depth_sets_the_patch_grid)
     step(t);
     cr_expect(isfinite(loss(t, TL_D_T)));
     trainer_free(t);
-    free_slices(&tg);
-    free_slices(&as);
+    ttrain_free(&tg);
+    ttrain_free(&as);
 }
 
 /* the translation scores: on schedule, the fidelity an independent MAE of the images the
@@ -465,8 +401,8 @@ Test(train_iam, discriminator_depth_sets_the_patch_grid)
  * a resume */
 Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
 {
-    train_slices tg = make_slices(6, 1, 1.0f), as = make_slices(6, 2, -1.0f),
-                 sc = make_slices(5, 4, -1.0f);
+    train_slices tg = ttrain_slices(6, 1, 1.0f), as = ttrain_slices(6, 2, -1.0f),
+                 sc = ttrain_slices(5, 4, -1.0f);
     train_slices sco = repaint(&sc, 1.0f, 5), ao = repaint(&as, 1.0f, 6);
     char err[256], path[256];
     train_config c = tiny(TM_MKD);
@@ -526,11 +462,11 @@ Test(train_iam, translation_scores_on_schedule_in_the_model_and_the_checkpoint)
     cr_expect(s[0].mae == 0 && s[1].mae == 0, "oracle fidelity %g %g", s[0].mae, s[1].mae);
     trainer_free(t);
     unlink(path);
-    free_slices(&tg);
-    free_slices(&as);
-    free_slices(&sc);
-    free_slices(&sco);
-    free_slices(&ao);
+    ttrain_free(&tg);
+    ttrain_free(&as);
+    ttrain_free(&sc);
+    ttrain_free(&sco);
+    ttrain_free(&ao);
 }
 
 Test(train_iam, settings_parse_and_bad_combinations_are_refused)
