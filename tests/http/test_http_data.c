@@ -18,12 +18,11 @@
 #include <criterion/criterion.h>
 
 #include "../lib/tform.h"
-#include "../lib/tsrv.h"
+#include "../lib/tsvc.h"
 #include "vol.h"
 
-static tsrv srv;
-static PGconn *pg;
-static char dbname[64], dir[512], data[800];
+static tsvc sv; /* the service, its database and scratch folder */
+static char data[800];
 
 /* Runs a shell command and returns its stdout (malloc'd); *status gets its exit status. */
 static char *capture(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -52,34 +51,11 @@ static char *capture(int *status, const char *fmt, ...)
 
 static void start(void)
 {
-    const char *tmp = getenv("MKDSEG_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/data.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(mkdtemp(dir));
-    pg = tdb_create(dbname);
-    char url[1024];
-    tdb_url(dbname, url);
-    setenv("MKDSEG_THREADS", "1", 1);
-    const char *args[] = {"--default-model", "models/default.safetensors", "--job-poll", "1", NULL};
-    cr_assert_eq(tsrv_start(&srv, url, args), 0, "server did not start");
-    snprintf(data, sizeof data, "%s/data", srv.dir);
+    tsvc_start(&sv, "data", NULL);
+    snprintf(data, sizeof data, "%s/data", sv.srv.dir);
 }
 
-static void cleanup(void)
-{
-    if (srv.pid > 0)
-        tsrv_stop(&srv);
-    if (pg || dbname[0])
-        tdb_drop(pg, dbname);
-    pg = NULL;
-    dbname[0] = 0;
-    if (dir[0]) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", dir);
-        dir[0] = 0;
-    }
-}
+static void cleanup(void) { tsvc_stop(&sv); }
 TestSuite(data, .fini = cleanup);
 
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
@@ -87,8 +63,8 @@ static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 static long long post_id(const char *path, const char *body, const char *const *parts)
 {
     tresp r;
-    int rc = parts ? tform_post(&srv, path, parts, NULL, &r)
-                   : thttp(&srv, "POST", path, json_ct, body, strlen(body), &r);
+    int rc = parts ? tform_post(&sv.srv, path, parts, NULL, &r)
+                   : thttp(&sv.srv, "POST", path, json_ct, body, strlen(body), &r);
     cr_assert_eq(rc, 0);
     cr_assert_eq(r.status, 201, "POST %s: %ld %s", path, r.status, r.body);
     long long id = (long long)json_integer_value(json_object_get(r.json, "id"));
@@ -99,7 +75,7 @@ static long long post_id(const char *path, const char *body, const char *const *
 static long delete_status(const char *path)
 {
     tresp r;
-    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     long st = r.status;
     tresp_free(&r);
     return st;
@@ -112,13 +88,13 @@ static long long dataset(const char *name)
     return post_id("/datasets", body, NULL);
 }
 
-/* Adds <dir>/<name>.nii.gz with its label to dataset ds. */
+/* Adds <sv.dir>/<name>.nii.gz with its label to dataset ds. */
 static void volume(long long ds, const char *name)
 {
     char path[64], img[700], lab[700];
     snprintf(path, sizeof path, "/datasets/%lld/volumes", ds);
-    snprintf(img, sizeof img, "image=@%s/%s.nii.gz", dir, name);
-    snprintf(lab, sizeof lab, "label=@%s/%s_label.nii.gz", dir, name);
+    snprintf(img, sizeof img, "image=@%s/%s.nii.gz", sv.dir, name);
+    snprintf(lab, sizeof lab, "label=@%s/%s_label.nii.gz", sv.dir, name);
     const char *parts[] = {img, lab, NULL};
     post_id(path, NULL, parts);
 }
@@ -127,7 +103,7 @@ static void phantom(const char *name, int seed)
 {
     tsh("'%s' phantom --modality ct --seed %d --shape 32,32,8 --image '%s/%s.nii.gz' --label "
         "'%s/%s_label.nii.gz' 2>/dev/null",
-        tenv("MKDSEG_TEST_BIN"), seed, dir, name, dir, name);
+        tenv("MKDSEG_TEST_BIN"), seed, sv.dir, name, sv.dir, name);
 }
 
 /* The sha256 (hex) of a file. */
@@ -204,11 +180,11 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
     volume(B, "a");
     volume(B, "c");
     char sa[65], sal[65], sb[65], sbl[65], sc[65], sdef[65], sm[65], f[1000];
-    snprintf(f, sizeof f, "%s/a.nii.gz", dir), file_sha(f, sa);
-    snprintf(f, sizeof f, "%s/a_label.nii.gz", dir), file_sha(f, sal);
-    snprintf(f, sizeof f, "%s/b.nii.gz", dir), file_sha(f, sb);
-    snprintf(f, sizeof f, "%s/b_label.nii.gz", dir), file_sha(f, sbl);
-    snprintf(f, sizeof f, "%s/c.nii.gz", dir), file_sha(f, sc);
+    snprintf(f, sizeof f, "%s/a.nii.gz", sv.dir), file_sha(f, sa);
+    snprintf(f, sizeof f, "%s/a_label.nii.gz", sv.dir), file_sha(f, sal);
+    snprintf(f, sizeof f, "%s/b.nii.gz", sv.dir), file_sha(f, sb);
+    snprintf(f, sizeof f, "%s/b_label.nii.gz", sv.dir), file_sha(f, sbl);
+    snprintf(f, sizeof f, "%s/c.nii.gz", sv.dir), file_sha(f, sc);
     file_sha("models/default.safetensors", sdef);
     cr_assert(blob_exists(sa) && blob_exists(sb) && blob_exists(sbl) && blob_exists(sc));
     cr_assert(blob_exists(sdef), "the default model is registered as a blob");
@@ -218,8 +194,8 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
     phantom("y", 4);
     volume(Y, "y");
     char sy[65], syl[65];
-    snprintf(f, sizeof f, "%s/y.nii.gz", dir), file_sha(f, sy);
-    snprintf(f, sizeof f, "%s/y_label.nii.gz", dir), file_sha(f, syl);
+    snprintf(f, sizeof f, "%s/y.nii.gz", sv.dir), file_sha(f, sy);
+    snprintf(f, sizeof f, "%s/y_label.nii.gz", sv.dir), file_sha(f, syl);
     snprintf(f, sizeof f, "/datasets/%lld", Y);
     cr_assert_eq(delete_status(f), 204);
     cr_assert(blob_exists(sy) && blob_exists(syl),
@@ -236,14 +212,14 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
 
     /* a model of its own: the default one cannot be deleted, the other goes (blob kept: young) */
     char mfile[700], mpart[720];
-    snprintf(mfile, sizeof mfile, "%s/variant.safetensors", dir);
+    snprintf(mfile, sizeof mfile, "%s/variant.safetensors", sv.dir);
     model_variant(mfile);
     file_sha(mfile, sm);
     snprintf(mpart, sizeof mpart, "weights=@%s", mfile);
     const char *mparts[] = {mpart, "name=variant", NULL};
     long long M = post_id("/models", NULL, mparts);
     cr_assert(blob_exists(sm));
-    char *def = tdb_value(pg, "SELECT id FROM models WHERE is_default");
+    char *def = tdb_value(sv.pg, "SELECT id FROM models WHERE is_default");
     cr_assert(def);
     snprintf(p, sizeof p, "/models/%s", def);
     free(def);
@@ -276,7 +252,7 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
     age(job, 7200);
 
     char url[1024];
-    tdb_url(dbname, url);
+    tdb_url(sv.dbname, url);
     int st;
     char *dry = capture(&st, "'%s' gc --dry-run --data-dir '%s' --database-url '%s' 2>&1",
                         tenv("MKDSEG_TEST_BIN"), data, url);
@@ -319,10 +295,10 @@ Test(data, deletes_and_gc_remove_exactly_the_unreferenced_blobs, .timeout = 300)
 
     /* what B names still reads back whole: its volumes' images through the API */
     tresp r;
-    char *vid = tdb_value(pg, "SELECT min(id) FROM volumes");
+    char *vid = tdb_value(sv.pg, "SELECT min(id) FROM volumes");
     snprintf(p, sizeof p, "/volumes/%s/image", vid);
     free(vid);
-    cr_assert_eq(thttp(&srv, "GET", p, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", p, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     /* a second run has nothing left to do */
@@ -362,7 +338,7 @@ Test(data, gc_refuses_a_database_that_references_nothing, .timeout = 120)
 static void get_to_file(const char *path, const char *file)
 {
     tresp r;
-    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
     FILE *f = fopen(file, "wb");
     cr_assert(f);
@@ -371,14 +347,14 @@ static void get_to_file(const char *path, const char *file)
     tresp_free(&r);
 }
 
-/* POST /segment of <dir>/<name>.nii.gz: the NIfTI answer into file; returns the model id. */
+/* POST /segment of <sv.dir>/<name>.nii.gz: the NIfTI answer into file; returns the model id. */
 static long long segment_to(const char *name, const char *file)
 {
     char vol[700], h[64];
-    snprintf(vol, sizeof vol, "vol=@%s/%s.nii.gz", dir, name);
+    snprintf(vol, sizeof vol, "vol=@%s/%s.nii.gz", sv.dir, name);
     const char *parts[] = {vol, NULL};
     tresp r;
-    cr_assert_eq(tform_post(&srv, "/segment", parts, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/segment", parts, NULL, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     long long mid = atoll(tresp_header(&r, "X-Mkdseg-Model", h, sizeof h));
     FILE *f = fopen(file, "wb");
@@ -423,7 +399,7 @@ static int user_tables(PGconn *c)
 static void backup_source(const char *bk, char mask_url[128], long long *mid, const char *m1)
 {
     char mfile[700], mpart[720];
-    snprintf(mfile, sizeof mfile, "%s/variant.safetensors", dir);
+    snprintf(mfile, sizeof mfile, "%s/variant.safetensors", sv.dir);
     model_variant(mfile);
     snprintf(mpart, sizeof mpart, "weights=@%s", mfile);
     const char *mparts[] = {mpart, "name=uploaded", NULL};
@@ -431,22 +407,22 @@ static void backup_source(const char *bk, char mask_url[128], long long *mid, co
     char p[64];
     snprintf(p, sizeof p, "/models/%lld/promote", *mid);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", p, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", p, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     volume(dataset("kept"), "a");
     /* a JSON answer stores the mask (an inference blob) */
     char vol[700];
-    snprintf(vol, sizeof vol, "vol=@%s/p.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/p.nii.gz", sv.dir);
     const char *parts[] = {vol, NULL}, *acc[] = {"Accept: application/json", NULL};
-    cr_assert_eq(tform_post(&srv, "/segment", parts, acc, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/segment", parts, acc, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "model")), *mid);
     snprintf(mask_url, 128, "%s", json_string_value(json_object_get(r.json, "mask_url")));
     tresp_free(&r);
     get_to_file(mask_url, m1);
     char url[1024];
-    tdb_url(dbname, url);
+    tdb_url(sv.dbname, url);
     int st;
     char *out = capture(&st, "'%s' backup --out '%s' --data-dir '%s' --database-url '%s' 2>&1",
                         tenv("MKDSEG_TEST_BIN"), bk, data, url);
@@ -461,16 +437,16 @@ Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout =
     phantom("a", 1);
     char bk[700], m1[700], m2[700], m3[700], mask_url[128], url[1024];
     long long mid;
-    snprintf(bk, sizeof bk, "%s/backup", dir);
-    snprintf(m1, sizeof m1, "%s/mask-before.nii.gz", dir);
-    snprintf(m2, sizeof m2, "%s/mask-stored-after.nii.gz", dir);
-    snprintf(m3, sizeof m3, "%s/mask-new-after.nii.gz", dir);
+    snprintf(bk, sizeof bk, "%s/backup", sv.dir);
+    snprintf(m1, sizeof m1, "%s/mask-before.nii.gz", sv.dir);
+    snprintf(m2, sizeof m2, "%s/mask-stored-after.nii.gz", sv.dir);
+    snprintf(m3, sizeof m3, "%s/mask-new-after.nii.gz", sv.dir);
     backup_source(bk, mask_url, &mid, m1);
-    tdb_url(dbname, url);
+    tdb_url(sv.dbname, url);
     int st;
     /* not into a database with tables */
     char *out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/x' 2>&1",
-                        tenv("MKDSEG_TEST_BIN"), bk, url, dir);
+                        tenv("MKDSEG_TEST_BIN"), bk, url, sv.dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "holds"), "%s", out);
     free(out);
@@ -479,12 +455,12 @@ Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout =
     char fresh[64], furl[1024], bad[700];
     PGconn *fpg = tdb_create(fresh);
     tdb_url(fresh, furl);
-    snprintf(bad, sizeof bad, "%s/backup-bad", dir);
+    snprintf(bad, sizeof bad, "%s/backup-bad", sv.dir);
     tsh("cp -r '%s' '%s' && f=$(find '%s/blobs' -type f | head -1) && printf 'X' | dd of=\"$f\" "
         "bs=1 seek=100 conv=notrunc 2>/dev/null",
         bk, bad, bad);
     out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/restored' 2>&1",
-                  tenv("MKDSEG_TEST_BIN"), bad, furl, dir);
+                  tenv("MKDSEG_TEST_BIN"), bad, furl, sv.dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "damaged"), "%s", out);
     free(out);
@@ -492,14 +468,14 @@ Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout =
 
     /* the real one, into the fresh database and a fresh folder */
     out = capture(&st, "'%s' restore --from '%s' --database '%s' --data-dir '%s/restored' 2>&1",
-                  tenv("MKDSEG_TEST_BIN"), bk, furl, dir);
+                  tenv("MKDSEG_TEST_BIN"), bk, furl, sv.dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    cr_assert_eq(tsrv_stop(&srv), 0, "the first server is gone");
+    cr_assert_eq(tsrv_stop(&sv.srv), 0, "the first server is gone");
     char rdata[700];
-    snprintf(rdata, sizeof rdata, "%s/restored", dir);
+    snprintf(rdata, sizeof rdata, "%s/restored", sv.dir);
     const char *args[] = {"--data-dir", rdata, "--default-model", "", "--job-poll", "1", NULL};
-    cr_assert_eq(tsrv_start(&srv, furl, args), 0, "server on the restored data");
+    cr_assert_eq(tsrv_start(&sv.srv, furl, args), 0, "server on the restored data");
     snprintf(data, sizeof data, "%s", rdata);
     /* the stored mask reads back, and the restored model segments the CT the same */
     get_to_file(mask_url, m2);
@@ -514,6 +490,6 @@ Test(data, backup_and_restore_into_a_fresh_database_segment_the_same, .timeout =
     snprintf(p, sizeof p, "/volumes/%s/image", vid);
     free(vid);
     get_to_file(p, m2);
-    cr_assert_eq(tsrv_stop(&srv), 0);
+    cr_assert_eq(tsrv_stop(&sv.srv), 0);
     tdb_drop(fpg, fresh);
 }

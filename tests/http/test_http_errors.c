@@ -12,27 +12,13 @@
 #include <criterion/criterion.h>
 
 #include "../lib/tform.h"
-#include "../lib/tsrv.h"
+#include "../lib/tsvc.h"
 
-static tsrv srv;
-static PGconn *pg;
-static char dbname[64];
+static tsvc sv; /* the service, its database and scratch folder */
 
-static void start(void)
-{
-    pg = tdb_create(dbname);
-    char url[1024];
-    tdb_url(dbname, url);
-    setenv("MKDSEG_THREADS", "1", 1);
-    const char *args[] = {"--default-model", "models/default.safetensors", "--job-poll", "1", NULL};
-    cr_assert_eq(tsrv_start(&srv, url, args), 0, "server did not start");
-}
+static void start(void) { tsvc_start(&sv, "errors", NULL); }
 
-static void stop(void)
-{
-    cr_expect_eq(tsrv_stop(&srv), 0);
-    tdb_drop(pg, dbname);
-}
+static void stop(void) { cr_expect_eq(tsvc_stop(&sv), 0); }
 
 TestSuite(errors, .init = start, .fini = stop, .timeout = 600);
 
@@ -40,10 +26,10 @@ TestSuite(errors, .init = start, .fini = stop, .timeout = 600);
 static void no_server_path(const char *what, const char *text)
 {
     char real[PATH_MAX] = "";
-    if (!realpath(srv.dir, real))
+    if (!realpath(sv.srv.dir, real))
         real[0] = 0;
     const char *tmp = getenv("MKDSEG_TEST_TMP");
-    const char *bad[] = {srv.dir, real,       tmp && *tmp ? tmp : NULL,
+    const char *bad[] = {sv.srv.dir, real,       tmp && *tmp ? tmp : NULL,
                          "/tmp/", "/var/tmp", "data/tmp",
                          "part-", "blobs/",   NULL};
     for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]) - 1; i++)
@@ -79,7 +65,7 @@ static long long create_dataset(const char *name)
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"modality\":\"ct\"}", name);
     const char *ct[] = {"Content-Type: application/json", NULL};
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/datasets", ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/datasets", ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     long long id = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -101,8 +87,8 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
     long long ds = create_dataset("broken");
     char dsp[64], img[600], lab[600];
     snprintf(dsp, sizeof dsp, "/datasets/%lld/volumes", ds);
-    snprintf(img, sizeof img, "%s/good.nii.gz", srv.dir);
-    snprintf(lab, sizeof lab, "%s/good_label.nii.gz", srv.dir);
+    snprintf(img, sizeof img, "%s/good.nii.gz", sv.srv.dir);
+    snprintf(lab, sizeof lab, "%s/good_label.nii.gz", sv.srv.dir);
     phantom(img, lab);
     int refused = 0;
     for (int i = 0; broken[i]; i++) {
@@ -110,7 +96,7 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
         snprintf(part, sizeof part, "vol=@tests/data/%s", broken[i]);
         const char *p1[] = {part, NULL};
         tresp r;
-        cr_assert_eq(tform_post(&srv, "/segment", p1, NULL, &r), 0);
+        cr_assert_eq(tform_post(&sv.srv, "/segment", p1, NULL, &r), 0);
         if (r.status != 200) {
             snprintf(what, sizeof what, "/segment vol=%s", broken[i]);
             const char *m = error_answer(what, &r);
@@ -129,7 +115,7 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
         snprintf(good, sizeof good, "vol=@%s", img);
         snprintf(part, sizeof part, "label=@tests/data/%s", broken[i]);
         const char *p2[] = {good, part, NULL};
-        cr_assert_eq(tform_post(&srv, "/segment", p2, NULL, &r), 0);
+        cr_assert_eq(tform_post(&sv.srv, "/segment", p2, NULL, &r), 0);
         snprintf(what, sizeof what, "/segment label=%s", broken[i]);
         const char *m = error_answer(what, &r);
         cr_assert(strstr(m, "label"), "%s: the message names the field: %s", what, m);
@@ -139,7 +125,7 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
         /* and as a dataset's image */
         snprintf(part, sizeof part, "image=@tests/data/%s", broken[i]);
         const char *p3[] = {part, NULL};
-        cr_assert_eq(tform_post(&srv, dsp, p3, NULL, &r), 0);
+        cr_assert_eq(tform_post(&sv.srv, dsp, p3, NULL, &r), 0);
         if (r.status != 201) {
             snprintf(what, sizeof what, "%s image=%s", dsp, broken[i]);
             m = error_answer(what, &r);
@@ -154,7 +140,7 @@ Test(errors, broken_volumes_name_the_field_and_the_clients_file)
 Test(errors, broken_model_file)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/cut.safetensors", srv.dir);
+    snprintf(path, sizeof path, "%s/cut.safetensors", sv.srv.dir);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "head -c 3000 models/default.safetensors > '%s'", path);
     cr_assert_eq(system(cmd), 0);
@@ -162,7 +148,7 @@ Test(errors, broken_model_file)
     snprintf(part, sizeof part, "weights=@%s", path);
     const char *p[] = {part, NULL};
     tresp r;
-    cr_assert_eq(tform_post(&srv, "/models", p, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/models", p, NULL, &r), 0);
     error_answer("/models weights=cut.safetensors", &r);
     tresp_free(&r);
 }
@@ -174,20 +160,20 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
     long long ds = create_dataset(name);
     char dsp[64], img[600], lab[600], pi[700], pl[700];
     snprintf(dsp, sizeof dsp, "/datasets/%lld/volumes", ds);
-    snprintf(img, sizeof img, "%s/v.nii.gz", srv.dir);
-    snprintf(lab, sizeof lab, "%s/v_label.nii.gz", srv.dir);
+    snprintf(img, sizeof img, "%s/v.nii.gz", sv.srv.dir);
+    snprintf(lab, sizeof lab, "%s/v_label.nii.gz", sv.srv.dir);
     phantom(img, lab);
     snprintf(pi, sizeof pi, "image=@%s", img);
     snprintf(pl, sizeof pl, "label=@%s", lab);
     const char *p[] = {pi, pl, NULL};
     tresp r;
-    cr_assert_eq(tform_post(&srv, dsp, p, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, dsp, p, NULL, &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     tresp_free(&r);
-    char *rel = tdb_value(pg, "SELECT path FROM volumes");
+    char *rel = tdb_value(sv.pg, "SELECT path FROM volumes");
     cr_assert(rel);
     char blob[1200];
-    snprintf(blob, sizeof blob, "%s/data/%s", srv.dir, rel);
+    snprintf(blob, sizeof blob, "%s/data/%s", sv.srv.dir, rel);
     free(rel);
     damage(blob);
     char body[512];
@@ -197,7 +183,7 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
              "\"ngf\":4,\"ngen_blocks\":1,\"ndf\":4,\"batch\":2}}",
              ds);
     const char *ct[] = {"Content-Type: application/json", NULL};
-    cr_assert_eq(thttp(&srv, "POST", "/train", ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -205,7 +191,7 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
     snprintf(jp, sizeof jp, "/jobs/%lld", jid);
     const char *state = NULL;
     for (int i = 0; i < 6000; i++) {
-        cr_assert_eq(thttp(&srv, "GET", jp, NULL, NULL, 0, &r), 0);
+        cr_assert_eq(thttp(&sv.srv, "GET", jp, NULL, NULL, 0, &r), 0);
         state = json_string_value(json_object_get(r.json, "state"));
         if (state && (!strcmp(state, "failed") || !strcmp(state, "succeeded") ||
                       !strcmp(state, "cancelled")))
@@ -220,7 +206,7 @@ static char *train_on_damaged_blob(const char *name, void (*damage)(const char *
     char *out = strdup(e);
     tresp_free(&r);
     /* the log keeps the whole reason for the operator */
-    cr_assert(tsrv_log_contains(&srv, "\"msg\":\"job failed\""));
+    cr_assert(tsrv_log_contains(&sv.srv, "\"msg\":\"job failed\""));
     return out;
 }
 
@@ -258,20 +244,20 @@ Test(errors, job_error_on_a_corrupted_blob)
 /* the promoted model's weights corrupted on disk: /segment says so (and shows no path) */
 Test(errors, segment_with_a_corrupted_model_blob)
 {
-    char *rel = tdb_value(pg, "SELECT weights_path FROM models WHERE is_default");
+    char *rel = tdb_value(sv.pg, "SELECT weights_path FROM models WHERE is_default");
     cr_assert(rel, "a default model");
     char blob[1200];
-    snprintf(blob, sizeof blob, "%s/data/%s", srv.dir, rel);
+    snprintf(blob, sizeof blob, "%s/data/%s", sv.srv.dir, rel);
     free(rel);
     flip_byte(blob);
     char img[600], lab[600], part[700];
-    snprintf(img, sizeof img, "%s/s.nii.gz", srv.dir);
-    snprintf(lab, sizeof lab, "%s/s_label.nii.gz", srv.dir);
+    snprintf(img, sizeof img, "%s/s.nii.gz", sv.srv.dir);
+    snprintf(lab, sizeof lab, "%s/s_label.nii.gz", sv.srv.dir);
     phantom(img, lab);
     snprintf(part, sizeof part, "vol=@%s", img);
     const char *p[] = {part, NULL};
     tresp r;
-    cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/segment", p, NULL, &r), 0);
     const char *m = error_answer("/segment with a corrupted model", &r);
     cr_assert(strstr(m, "is corrupt"), "%s", r.body);
     tresp_free(&r);
@@ -282,12 +268,12 @@ Test(errors, segment_with_a_corrupted_model_blob)
 Test(errors, a_nii_without_the_nifti_magic_is_415)
 {
     char img[600], lab[600], raw[600], cmd[2200];
-    snprintf(img, sizeof img, "%s/m.nii.gz", srv.dir);
-    snprintf(lab, sizeof lab, "%s/m_label.nii.gz", srv.dir);
+    snprintf(img, sizeof img, "%s/m.nii.gz", sv.srv.dir);
+    snprintf(lab, sizeof lab, "%s/m_label.nii.gz", sv.srv.dir);
     phantom(img, lab);
     static const char *const magics[] = {"abc", "ni1"};
     for (int k = 0; k < 2; k++) {
-        snprintf(raw, sizeof raw, "%s/magic-%s.nii", srv.dir, magics[k]);
+        snprintf(raw, sizeof raw, "%s/magic-%s.nii", sv.srv.dir, magics[k]);
         snprintf(cmd, sizeof cmd,
                  "gzip -dc '%s' > '%s' && printf '%s\\0' | dd of='%s' bs=1 seek=344 conv=notrunc "
                  "2>/dev/null",
@@ -297,7 +283,7 @@ Test(errors, a_nii_without_the_nifti_magic_is_415)
         snprintf(part, sizeof part, "vol=@%s", raw);
         const char *p[] = {part, NULL};
         tresp r;
-        cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+        cr_assert_eq(tform_post(&sv.srv, "/segment", p, NULL, &r), 0);
         cr_assert_eq(r.status, 415, "magic %s: %ld %s", magics[k], r.status, r.body);
         const char *m = error_answer("/segment", &r);
         cr_assert_str_eq(
@@ -313,7 +299,7 @@ Test(errors, a_nii_without_the_nifti_magic_is_415)
 Test(errors, bytes_that_are_not_utf8_in_a_path_or_a_file_name)
 {
     tresp r;
-    cr_assert_eq(thttp(&srv, "GET", "/%8A%FFx", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/%8A%FFx", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
     error_answer("GET /%8A%FFx", &r);
     char rid[128], line[200];
@@ -322,18 +308,18 @@ Test(errors, bytes_that_are_not_utf8_in_a_path_or_a_file_name)
     /* and its access log line keeps its fields */
     snprintf(line, sizeof line, "\"req\":\"%s\",\"method\":\"GET\",\"path\":\"/??x\"", rid);
     int logged = 0;
-    for (int i = 0; i < 3000 && !(logged = tsrv_log_contains(&srv, line)); i++)
+    for (int i = 0; i < 3000 && !(logged = tsrv_log_contains(&sv.srv, line)); i++)
         usleep(10000);
     cr_assert(logged, "access log line %s", line);
     char bad[600], part[700];
-    snprintf(bad, sizeof bad, "%s/caf\xe9-\xff.nii", srv.dir);
+    snprintf(bad, sizeof bad, "%s/caf\xe9-\xff.nii", sv.srv.dir);
     FILE *f = fopen(bad, "wb");
     cr_assert(f);
     fputs("not a volume at all, but long enough to be read as one............................", f);
     fclose(f);
     snprintf(part, sizeof part, "vol=@%s", bad);
     const char *p[] = {part, NULL};
-    cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/segment", p, NULL, &r), 0);
     cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
     const char *m = error_answer("/segment with a Latin-1 file name", &r);
     cr_assert(strstr(m, "caf?-?.nii"), "the name, its bad bytes replaced: %s", m);
@@ -342,7 +328,7 @@ Test(errors, bytes_that_are_not_utf8_in_a_path_or_a_file_name)
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "cp tests/data/truncated.nii '%s'", bad);
     cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(tform_post(&srv, "/segment", p, NULL, &r), 0);
+    cr_assert_eq(tform_post(&sv.srv, "/segment", p, NULL, &r), 0);
     cr_assert_eq(r.status, 422, "%ld %s", r.status, r.body);
     m = error_answer("/segment truncated, with a Latin-1 file name", &r);
     cr_assert(strstr(m, "vol: caf?-?.nii:"), "%s", m);

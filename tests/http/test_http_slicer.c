@@ -24,51 +24,19 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
-#include "../lib/tsrv.h"
+#include "../lib/tsvc.h"
 #include "vol.h"
 
 #define PY "/usr/bin/python3"
 #define BOUNDARY "----------lImIt_of_THE_fIle_eW_$" /* the module's fixed boundary */
 
-static tsrv srv;
-static PGconn *pg;
-static char dbname[64], dir[512];
+static tsvc sv; /* the service, its database and scratch folder */
 
 /* ---- server ------------------------------------------------------------------------------ */
 
-static void start(const char *const *extra)
-{
-    const char *tmp = getenv("MKDSEG_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/slicer.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(mkdtemp(dir));
-    pg = tdb_create(dbname);
-    char url[1024];
-    tdb_url(dbname, url);
-    setenv("MKDSEG_THREADS", "1", 1); /* the machine is shared */
-    const char *args[32] = {"--default-model", "models/default.safetensors", "--job-poll", "1"};
-    int n = 4;
-    for (int i = 0; extra && extra[i] && n < 30; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert_eq(tsrv_start(&srv, url, args), 0, "server did not start");
-}
+static void start(const char *const *extra) { tsvc_start(&sv, "slicer", extra); }
 
-static void cleanup(void)
-{
-    if (srv.pid > 0)
-        tsrv_stop(&srv);
-    if (pg || dbname[0])
-        tdb_drop(pg, dbname);
-    pg = NULL;
-    dbname[0] = 0;
-    if (dir[0]) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", dir);
-        dir[0] = 0;
-    }
-}
+static void cleanup(void) { tsvc_stop(&sv); }
 TestSuite(slicer, .fini = cleanup);
 
 /* A 40x40x16 phantom CT at path (the module's default upload format, .nii.gz). */
@@ -136,14 +104,14 @@ static void wire(const char *method, const char *path, const char *extra_headers
 {
     memset(out, 0, sizeof *out);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv.srv.port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s", strerror(errno));
     char head[2048];
     int hn = snprintf(head, sizeof head,
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept-Encoding: identity\r\n"
                       "Connection: close\r\n%s",
-                      method, path, srv.port, extra_headers ? extra_headers : "");
+                      method, path, sv.srv.port, extra_headers ? extra_headers : "");
     if (body)
         hn += snprintf(head + hn, sizeof head - (size_t)hn,
                        "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, blen);
@@ -358,7 +326,7 @@ static long segment_to(const char *path, const char *const *fields, const char *
 {
     CURL *c = curl_easy_init();
     char url[256], ah[128];
-    snprintf(url, sizeof url, "%s/segment", srv.base);
+    snprintf(url, sizeof url, "%s/segment", sv.srv.base);
     curl_mime *m = curl_mime_init(c);
     curl_mimepart *p = curl_mime_addpart(m);
     curl_mime_name(p, "vol");
@@ -396,7 +364,7 @@ static long segment_to(const char *path, const char *const *fields, const char *
 static uint8_t *segment_reference(const char *path, const char *volume)
 {
     char out[700], err[512], vf[64];
-    snprintf(out, sizeof out, "%s/ref.nii.gz", dir);
+    snprintf(out, sizeof out, "%s/ref.nii.gz", sv.dir);
     snprintf(vf, sizeof vf, "volume=%s", volume ? volume : "");
     const char *fields[] = {"labels=index", volume ? vf : NULL, NULL};
     long status = segment_to(path, fields, NULL, out);
@@ -438,7 +406,7 @@ Test(slicer, protocol_round_trip, .timeout = 180)
 {
     start(NULL);
     char img[700];
-    snprintf(img, sizeof img, "%s/phantom CT.nii.gz", dir);
+    snprintf(img, sizeof img, "%s/phantom CT.nii.gz", sv.dir);
     phantom(img, 5);
     rawresp r;
     wire("GET", "/monailabel/auth/", NULL, NULL, NULL, 0, &r);
@@ -467,7 +435,7 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_str_eq(json_string_value(json_object_get(r.json, "image")), "phantom CT");
     rawresp_free(&r);
-    char *n = tdb_value(pg, "SELECT name || '|' || ext || '|' || client_id FROM slicer_images");
+    char *n = tdb_value(sv.pg, "SELECT name || '|' || ext || '|' || client_id FROM slicer_images");
     cr_assert_str_eq(n, "phantom CT|.nii.gz|user-xyz");
     free(n);
 
@@ -518,7 +486,7 @@ Test(slicer, protocol_round_trip, .timeout = 180)
     ml_send("PUT", "/monailabel/datastore/?image=bad", NULL, "{}", "models/default.safetensors",
             &r);
     cr_assert_eq(r.status, 415, "%s", r.body);
-    cr_assert_null(strstr(r.body, srv.dir), "no server path in %s", r.body);
+    cr_assert_null(strstr(r.body, sv.srv.dir), "no server path in %s", r.body);
     rawresp_free(&r);
     json_decref(info);
 }
@@ -529,14 +497,14 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     const char *extra[] = {"--auth", "on", NULL};
     start(extra);
     char url[1024], tokfile[700], img[700];
-    tdb_url(dbname, url);
-    snprintf(tokfile, sizeof tokfile, "%s/token", dir);
+    tdb_url(sv.dbname, url);
+    snprintf(tokfile, sizeof tokfile, "%s/token", sv.dir);
     tsh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null",
         tenv("MKDSEG_TEST_BIN"), url, tokfile);
     size_t tl;
     char *tok = slurp(tokfile, &tl);
     tok[strcspn(tok, "\r\n")] = 0;
-    snprintf(img, sizeof img, "%s/ct a.nii.gz", dir);
+    snprintf(img, sizeof img, "%s/ct a.nii.gz", sv.dir);
     phantom(img, 9);
 
     rawresp r;
@@ -590,9 +558,9 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
 {
     start(NULL);
     char img[700], four[700], three[700];
-    snprintf(img, sizeof img, "%s/base.nii.gz", dir);
-    snprintf(four, sizeof four, "%s/four.nii.gz", dir);
-    snprintf(three, sizeof three, "%s/vol1.nii.gz", dir);
+    snprintf(img, sizeof img, "%s/base.nii.gz", sv.dir);
+    snprintf(four, sizeof four, "%s/four.nii.gz", sv.dir);
+    snprintf(three, sizeof three, "%s/vol1.nii.gz", sv.dir);
     phantom(img, 4);
     tsh(PY " tests/nibabel/nrrd_helper.py split4d '%s' '%s' '%s' 3", img, four, three);
 
@@ -602,7 +570,7 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
         cr_assert_eq(pick[i], ref[i], "voxel %d", i);
     free(pick);
     char out[700];
-    snprintf(out, sizeof out, "%s/err.json", dir);
+    snprintf(out, sizeof out, "%s/err.json", sv.dir);
     cr_assert_eq(segment_to(four, NULL, NULL, out), 422, "a multi-volume file without volume");
     size_t el;
     char *eb = slurp(out, &el);
@@ -619,7 +587,7 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
     cr_assert_eq(r.status, 422, "%s", r.body);
     cr_assert(strstr(detail(&r), "image 'four d': a 4-D image with 3 volumes"), "%s", r.body);
     cr_assert(strstr(detail(&r), "params volume"), "the answer says how to choose: %s", r.body);
-    cr_assert_null(strstr(r.body, srv.dir), "no server path in %s", r.body);
+    cr_assert_null(strstr(r.body, sv.srv.dir), "no server path in %s", r.body);
     rawresp_free(&r);
     ml_send("POST", "/monailabel/infer/default?image=four+d", NULL, "{\"volume\": 3}", NULL, &r);
     cr_assert_eq(r.status, 422, "%s", r.body);
@@ -654,9 +622,9 @@ Test(slicer, prefix_setting, .timeout = 120)
     wire("GET", "/healthz", NULL, NULL, NULL, 0, &r);
     cr_assert_eq(r.status, 200);
     rawresp_free(&r);
-    tsrv_stop(&srv);
+    tsrv_stop(&sv.srv);
     char url[1024];
-    tdb_url(dbname, url);
+    tdb_url(sv.dbname, url);
     const char *bad[] = {"--monailabel-prefix", "/models", NULL};
     tsrv s2;
     cr_assert_eq(tsrv_start(&s2, url, bad), -1, "--monailabel-prefix /models hides GET /models");
@@ -668,12 +636,12 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
 {
     start(NULL);
     char img[700], nii[700], nrrd[700], nrrd2[700], cli_nii[700], cli_nrrd[700];
-    snprintf(img, sizeof img, "%s/ct.nii.gz", dir);
-    snprintf(nii, sizeof nii, "%s/seg.nii.gz", dir);
-    snprintf(nrrd, sizeof nrrd, "%s/seg.nrrd", dir);
-    snprintf(nrrd2, sizeof nrrd2, "%s/seg2.nrrd", dir);
-    snprintf(cli_nii, sizeof cli_nii, "%s/cli.nii.gz", dir);
-    snprintf(cli_nrrd, sizeof cli_nrrd, "%s/cli.nrrd", dir);
+    snprintf(img, sizeof img, "%s/ct.nii.gz", sv.dir);
+    snprintf(nii, sizeof nii, "%s/seg.nii.gz", sv.dir);
+    snprintf(nrrd, sizeof nrrd, "%s/seg.nrrd", sv.dir);
+    snprintf(nrrd2, sizeof nrrd2, "%s/seg2.nrrd", sv.dir);
+    snprintf(cli_nii, sizeof cli_nii, "%s/cli.nii.gz", sv.dir);
+    snprintf(cli_nrrd, sizeof cli_nrrd, "%s/cli.nrrd", sv.dir);
     phantom(img, 6);
     const char *nifti[] = {"labels=mmwhs", NULL},
                *as_nrrd[] = {"labels=mmwhs", "format=nrrd", NULL};
@@ -684,7 +652,7 @@ Test(slicer, segment_and_cli_write_nrrd, .timeout = 180)
     tsh(PY " tests/nibabel/nrrd_helper.py check '%s' '%s' >/dev/null", nrrd2, nii);
     const char *badf[] = {"format=dicom", NULL};
     char out[700];
-    snprintf(out, sizeof out, "%s/err.json", dir);
+    snprintf(out, sizeof out, "%s/err.json", sv.dir);
     cr_assert_eq(segment_to(img, badf, NULL, out), 422);
     tsh("'%s' segment --model models/default.safetensors --in '%s' --out '%s' --labels index "
         "--threads 1 >/dev/null",
@@ -730,7 +698,7 @@ Test(slicer, info_answers_while_the_engine_is_busy, .timeout = 120)
     start(NULL);
     unsetenv("MKDSEG_SEGMENT_DELAY_MS");
     char img[700];
-    snprintf(img, sizeof img, "%s/busy.nii.gz", dir);
+    snprintf(img, sizeof img, "%s/busy.nii.gz", sv.dir);
     phantom(img, 2);
     rawresp r;
     ml_send("PUT", "/monailabel/datastore/?image=busy", NULL, "{}", img, &r);
@@ -759,11 +727,11 @@ Test(slicer, python_cgi_client_reads_the_answer, .timeout = 180)
 {
     start(NULL);
     char img[700], out[700], cmd[2400], line[4096];
-    snprintf(img, sizeof img, "%s/heart scan 2.nii.gz", dir);
-    snprintf(out, sizeof out, "%s/result.nrrd", dir);
+    snprintf(img, sizeof img, "%s/heart scan 2.nii.gz", sv.dir);
+    snprintf(out, sizeof out, "%s/result.nrrd", sv.dir);
     phantom(img, 8);
     snprintf(cmd, sizeof cmd,
-             PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'", srv.port, img,
+             PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'", sv.srv.port, img,
              out);
     FILE *p = popen(cmd, "r");
     cr_assert(p);

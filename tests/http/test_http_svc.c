@@ -17,76 +17,37 @@
 #include <curl/curl.h>
 
 #include "../lib/tform.h"
-#include "../lib/tsrv.h"
+#include "../lib/tsvc.h"
 #include "vol.h"
 
-static tsrv srv;
-static PGconn *pg;
-static char dbname[64], dir[512];
+static tsvc sv; /* the service, its database and scratch folder */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* A phantom pair <dir>/<name>.nii.gz and <dir>/<name>_label.nii.gz (40x40x16). */
+/* A phantom pair <sv.dir>/<name>.nii.gz and <sv.dir>/<name>_label.nii.gz (40x40x16). */
 static void phantom(const char *name, const char *modality, int seed)
 {
     tsh("'%s' phantom --modality %s --seed %d --shape 40,40,16 --image '%s/%s.nii.gz' --label "
         "'%s/%s_label.nii.gz' 2>/dev/null",
-        tenv("MKDSEG_TEST_BIN"), modality, seed, dir, name, dir, name);
+        tenv("MKDSEG_TEST_BIN"), modality, seed, sv.dir, name, sv.dir, name);
 }
 
-static void start(const char *const *extra)
-{
-    const char *tmp = getenv("MKDSEG_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(mkdtemp(dir));
-    pg = tdb_create(dbname);
-    char url[1024];
-    tdb_url(dbname, url);
-    setenv("MKDSEG_THREADS", "1", 1); /* the machine is shared: one engine thread per task */
-    const char *args[32];
-    int n = 0;
-    args[n++] = "--default-model";
-    args[n++] = "models/default.safetensors";
-    args[n++] = "--job-poll";
-    args[n++] = "1";
-    for (int i = 0; extra && extra[i] && n < 30; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert_eq(tsrv_start(&srv, url, args), 0, "server did not start");
-}
+static void start(const char *const *extra) { tsvc_start(&sv, "svc", extra); }
 
 static void stop(void)
 {
-    if (srv.pid > 0) {
-        int rc = tsrv_stop(&srv);
-        cr_expect_eq(rc, 0, "the server must exit 0 on SIGTERM (got %d)", rc);
-    }
-    if (pg || dbname[0])
-        tdb_drop(pg, dbname);
-    pg = NULL;
-    dbname[0] = 0;
-    if (dir[0]) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", dir);
-        dir[0] = 0;
-    }
+    int rc = tsvc_stop(&sv);
+    cr_expect_eq(rc, 0, "the server must exit 0 on SIGTERM (got %d)", rc);
 }
 
 /* a failed assertion ends the test early: the server and the database go anyway */
-static void cleanup(void)
-{
-    if (srv.pid > 0)
-        tsrv_stop(&srv);
-    stop();
-}
+static void cleanup(void) { tsvc_stop(&sv); }
 TestSuite(svc, .fini = cleanup);
 
 /* One multipart request to the suite's server (tform_post, tests/lib/tform.h). */
 static int tform(const char *path, const char *const *parts, const char *const *headers, tresp *out)
 {
-    return tform_post(&srv, path, parts, headers, out);
+    return tform_post(&sv.srv, path, parts, headers, out);
 }
 
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
@@ -107,7 +68,7 @@ static long long create_dataset(const char *name, const char *modality)
     char body[256];
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"modality\":\"%s\"}", name, modality);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/datasets", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/datasets", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     long long id = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -118,8 +79,8 @@ static long long add_volume(long long ds, const char *name)
 {
     char path[64], img[700], lab[700];
     snprintf(path, sizeof path, "/datasets/%lld/volumes", ds);
-    snprintf(img, sizeof img, "image=@%s/%s.nii.gz", dir, name);
-    snprintf(lab, sizeof lab, "label=@%s/%s_label.nii.gz", dir, name);
+    snprintf(img, sizeof img, "image=@%s/%s.nii.gz", sv.dir, name);
+    snprintf(lab, sizeof lab, "label=@%s/%s_label.nii.gz", sv.dir, name);
     const char *parts[] = {img, lab, NULL};
     tresp r;
     cr_assert_eq(tform(path, parts, NULL, &r), 0);
@@ -133,7 +94,7 @@ static long long add_volume(long long ds, const char *name)
 static json_t *get_json(const char *path)
 {
     tresp r;
-    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
     json_t *j = json_incref(r.json);
     tresp_free(&r);
@@ -202,7 +163,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     json_decref(ms);
 
     char vol[600];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", sv.dir);
     const char *parts[] = {vol, NULL};
     tresp r;
     cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
@@ -215,7 +176,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
               "gzip answer");
     /* the label map lies on the input's grid */
     char out[600], err[256];
-    snprintf(out, sizeof out, "%s/seg.nii.gz", dir);
+    snprintf(out, sizeof out, "%s/seg.nii.gz", sv.dir);
     FILE *f = fopen(out, "wb");
     cr_assert(f);
     fwrite(r.body, 1, r.len, f);
@@ -224,7 +185,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     vol_geom gi, go;
     vol_header ho;
     char in[600];
-    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
+    snprintf(in, sizeof in, "%s/ct.nii.gz", sv.dir);
     cr_assert_eq(vol_read_header(in, NULL, &gi, NULL, err, sizeof err), 0, "%s", err);
     cr_assert_eq(vol_read_header(out, NULL, &go, &ho, err, sizeof err), 0, "%s", err);
     cr_assert_eq(vol_geom_same(&gi, &go, 1e-4, err, sizeof err), 0, "%s", err);
@@ -232,7 +193,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
 
     /* JSON answer with a label: Dice per structure, stored mask */
     char lab[600];
-    snprintf(lab, sizeof lab, "label=@%s/ct_label.nii.gz", dir);
+    snprintf(lab, sizeof lab, "label=@%s/ct_label.nii.gz", sv.dir);
     const char *parts2[] = {vol, lab, "labels=index", NULL};
     const char *acc[] = {"Accept: application/json", NULL};
     cr_assert_eq(tform("/segment", parts2, acc, &r), 0);
@@ -249,12 +210,12 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     snprintf(url, sizeof url, "%s", json_string_value(json_object_get(r.json, "mask_url")));
     long long iid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     cr_assert(r.len > 100 && (unsigned char)r.body[0] == 0x1f);
     /* the Dice answered is the one of the stored mask against the label, counted here */
     char maskf[600];
-    snprintf(maskf, sizeof maskf, "%s/mask.nii.gz", dir);
+    snprintf(maskf, sizeof maskf, "%s/mask.nii.gz", sv.dir);
     f = fopen(maskf, "wb");
     cr_assert(f);
     fwrite(r.body, 1, r.len, f);
@@ -270,10 +231,10 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
     /* every inference is recorded */
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", iid);
-    char *n = tdb_value(pg, "SELECT count(*) FROM inferences WHERE mask_path IS NOT NULL");
+    char *n = tdb_value(sv.pg, "SELECT count(*) FROM inferences WHERE mask_path IS NOT NULL");
     cr_assert_str_eq(n, "2");
     free(n);
-    n = tdb_valuep(pg,
+    n = tdb_valuep(sv.pg,
                    "SELECT dice->>'mean' IS NOT NULL AND input_sha256 ~ '^[0-9a-f]{64}$' FROM "
                    "inferences WHERE id = $1::bigint",
                    1, ids);
@@ -282,7 +243,7 @@ Test(svc, segment_nifti_json_and_mask, .init = NULL, .timeout = 120)
 
     /* an uncompressed upload gets an uncompressed answer */
     char raw[600];
-    snprintf(raw, sizeof raw, "%s/ct.nii", dir);
+    snprintf(raw, sizeof raw, "%s/ct.nii", sv.dir);
     tsh("gzip -dc '%s' > '%s'", in, raw);
     snprintf(vol, sizeof vol, "vol=@%s", raw);
     const char *parts3[] = {vol, "tta=1", NULL};
@@ -320,17 +281,17 @@ Test(svc, segment_errors, .timeout = 120)
     tresp_free(&r);
     /* not multipart, and not a DICOMweb request (JSON) either */
     const char *text_ct[] = {"Content-Type: text/plain", NULL};
-    cr_assert_eq(thttp(&srv, "POST", "/segment", text_ct, "{}", 2, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", text_ct, "{}", 2, &r), 0);
     cr_assert_eq(r.status, 415, "%s", r.body);
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, "{}", 2, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, "{}", 2, &r), 0);
     cr_assert_eq(r.status, 400, "%s", r.body);
     cr_assert_str_eq(err_code(&r), "missing_field");
     tresp_free(&r);
     /* too large (max-body 40K; the uncompressed volume is about 51 KB, the gzip one 33 KB) */
     char in[600], raw[600], vol[700];
-    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
-    snprintf(raw, sizeof raw, "%s/ct.nii", dir);
+    snprintf(in, sizeof in, "%s/ct.nii.gz", sv.dir);
+    snprintf(raw, sizeof raw, "%s/ct.nii", sv.dir);
     tsh("gzip -dc '%s' > '%s'", in, raw);
     snprintf(vol, sizeof vol, "vol=@%s", raw);
     const char *p4[] = {vol, NULL};
@@ -349,18 +310,18 @@ Test(svc, segment_errors, .timeout = 120)
     tresp_free(&r);
     /* no partial or temporary upload is left behind */
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "test -z \"$(ls '%s/data/tmp' 2>/dev/null)\"", srv.dir);
-    cr_assert_eq(system(cmd), 0, "temporary files left in %s/data/tmp", srv.dir);
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls '%s/data/tmp' 2>/dev/null)\"", sv.srv.dir);
+    cr_assert_eq(system(cmd), 0, "temporary files left in %s/data/tmp", sv.srv.dir);
     /* unknown resources */
     const char *paths[] = {
         "/models/999",      "/models/999/weights", "/inferences/999/mask", "/jobs/999",
         "/jobs/999/events", "/datasets/999",       "/models/abc",          NULL};
     for (int i = 0; paths[i]; i++) {
-        cr_assert_eq(thttp(&srv, "GET", paths[i], NULL, NULL, 0, &r), 0);
+        cr_assert_eq(thttp(&sv.srv, "GET", paths[i], NULL, NULL, 0, &r), 0);
         cr_assert_eq(r.status, 404, "%s: %ld %s", paths[i], r.status, r.body);
         tresp_free(&r);
     }
-    cr_assert_eq(thttp(&srv, "POST", "/models/999/promote", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/models/999/promote", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 404, "%s", r.body);
     tresp_free(&r);
     const char *p7[] = {vol, NULL};
@@ -372,7 +333,7 @@ Test(svc, segment_errors, .timeout = 120)
     cr_assert_eq(r.status, 404, "%s", r.body);
     tresp_free(&r);
     const char *tr = "{\"target_dataset\": 999, \"method\": \"baseline\"}";
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, tr, strlen(tr), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, tr, strlen(tr), &r), 0);
     cr_assert_eq(r.status, 404, "%s", r.body);
     tresp_free(&r);
     stop();
@@ -404,7 +365,7 @@ static void *seg_thread(void *arg)
 /* How many times `needle` occurs in the server's log. */
 static int log_count(const char *needle)
 {
-    FILE *f = fopen(srv.log, "r");
+    FILE *f = fopen(sv.srv.log, "r");
     int n = 0;
     char line[8192];
     while (f && fgets(line, sizeof line, f))
@@ -432,7 +393,7 @@ Test(svc, queue_full_503_and_health_stays_fast, .timeout = 180)
     unsetenv("MKDSEG_TEST_SEGMENT_GATE");
     phantom("ct", "ct", 7);
     char vol[600];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", sv.dir);
     g_vol = vol;
     pthread_t th[4];
     seg_result res[4];
@@ -450,7 +411,7 @@ Test(svc, queue_full_503_and_health_stays_fast, .timeout = 180)
     cr_assert_eq(answered, 2, "two of four requests answered while the pool was held");
     cr_assert_eq(log_count("segmentation held"), 1, "one engine worker holds one task");
     tresp r;
-    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0,
+    cr_assert_eq(thttp(&sv.srv, "GET", "/healthz", NULL, NULL, 0, &r), 0,
                  "/healthz answers while the pool is full");
     cr_assert_eq(r.status, 200);
     tresp_free(&r);
@@ -488,14 +449,14 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     char path[64], img[700], lab[700];
     /* the same image twice in one dataset: 409 */
     snprintf(path, sizeof path, "/datasets/%lld/volumes", d1);
-    snprintf(img, sizeof img, "image=@%s/a.nii.gz", dir);
-    snprintf(lab, sizeof lab, "label=@%s/a_label.nii.gz", dir);
+    snprintf(img, sizeof img, "image=@%s/a.nii.gz", sv.dir);
+    snprintf(lab, sizeof lab, "label=@%s/a_label.nii.gz", sv.dir);
     const char *same[] = {img, lab, NULL};
     cr_assert_eq(tform(path, same, NULL, &r), 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
     tresp_free(&r);
     /* a label on another grid: 422 */
-    snprintf(lab, sizeof lab, "label=@%s/b_label.nii.gz", dir);
+    snprintf(lab, sizeof lab, "label=@%s/b_label.nii.gz", sv.dir);
     const char *grid[] = {img, lab, NULL};
     snprintf(path, sizeof path, "/datasets/%lld/volumes", d2);
     cr_assert_eq(tform(path, grid, NULL, &r), 0);
@@ -503,7 +464,7 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     cr_assert(strstr(err_msg(&r), "grid"), "%s", r.body);
     tresp_free(&r);
     /* unknown label values (the CT image itself as a label map): 422 naming them */
-    snprintf(lab, sizeof lab, "label=@%s/a.nii.gz", dir);
+    snprintf(lab, sizeof lab, "label=@%s/a.nii.gz", sv.dir);
     const char *vals[] = {img, lab, NULL};
     cr_assert_eq(tform(path, vals, NULL, &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
@@ -512,13 +473,13 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
     tresp_free(&r);
     /* the same files in another dataset: stored once */
     char cmd[700], count[600];
-    snprintf(count, sizeof count, "%s/blobs.count", dir);
-    snprintf(cmd, sizeof cmd, "find '%s/data/blobs' -type f | wc -l > '%s'", srv.dir, count);
+    snprintf(count, sizeof count, "%s/blobs.count", sv.dir);
+    snprintf(cmd, sizeof cmd, "find '%s/data/blobs' -type f | wc -l > '%s'", sv.srv.dir, count);
     tsh("%s", cmd);
     long long v2 = add_volume(d2, "a");
     cr_assert_neq(v1, v2);
     snprintf(cmd, sizeof cmd, "test $(find '%s/data/blobs' -type f | wc -l) -eq $(cat '%s')",
-             srv.dir, count);
+             sv.srv.dir, count);
     cr_assert_eq(system(cmd), 0, "image and label stored once each");
     /* GET /datasets/{id}: dims, spacing, label statistics */
     snprintf(path, sizeof path, "/datasets/%lld", d2);
@@ -532,10 +493,10 @@ Test(svc, volumes_validated_and_stored_once, .timeout = 120)
                  0);
     json_decref(d);
     /* delete: 204, then 404 */
-    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 204, "%s", r.body);
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 404, "%s", r.body);
     tresp_free(&r);
     stop();
@@ -549,8 +510,8 @@ Test(svc, bearer_tokens, .timeout = 120)
     start(extra);
     phantom("ct", "ct", 8);
     char url[1024], tokfile[600];
-    tdb_url(dbname, url);
-    snprintf(tokfile, sizeof tokfile, "%s/token", dir);
+    tdb_url(sv.dbname, url);
+    snprintf(tokfile, sizeof tokfile, "%s/token", sv.dir);
     tsh("'%s' token create --name ci --database-url '%s' > '%s' 2>/dev/null",
         tenv("MKDSEG_TEST_BIN"), url, tokfile);
     char tok[128] = "";
@@ -559,11 +520,11 @@ Test(svc, bearer_tokens, .timeout = 120)
     fclose(f);
     tok[strcspn(tok, "\n")] = 0;
     cr_assert_eq(strncmp(tok, "mkd_", 4), 0, "%s", tok);
-    char *stored = tdb_value(pg, "SELECT token_sha256 FROM api_tokens WHERE name = 'ci'");
+    char *stored = tdb_value(sv.pg, "SELECT token_sha256 FROM api_tokens WHERE name = 'ci'");
     cr_assert(stored && !strstr(stored, tok + 4), "only the hash is stored");
     free(stored);
     char vol[600], good[200];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", sv.dir);
     snprintf(good, sizeof good, "Authorization: Bearer %s", tok);
     const char *parts[] = {vol, NULL};
     const char *bad[] = {"Authorization: Bearer mkd_wrong", NULL}, *ok[] = {good, NULL};
@@ -579,10 +540,10 @@ Test(svc, bearer_tokens, .timeout = 120)
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     /* reading needs the token too (without --scopes it holds admin, which implies read) */
-    cr_assert_eq(thttp(&srv, "GET", "/models", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/models", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 401);
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "GET", "/models", ok, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/models", ok, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     tresp_free(&r);
     /* a revoked token is refused */
@@ -611,7 +572,7 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
              "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":100000,%s}}",
              d, tiny_cfg);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     char loc[64];
     cr_assert(tresp_header(&r, "Location", loc, sizeof loc));
@@ -639,10 +600,10 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     /* the dataset is in use */
     char dp[64];
     snprintf(dp, sizeof dp, "/datasets/%lld", d);
-    cr_assert_eq(thttp(&srv, "DELETE", dp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", dp, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     tresp_free(&r);
     /* 100000 iterations cannot finish within the outer limit: only the cancel ends the job */
@@ -654,16 +615,16 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     json_decref(j);
     char jids[24];
     snprintf(jids, sizeof jids, "%lld", jid);
-    char *nm = tdb_valuep(pg, "SELECT count(*) FROM models WHERE job_id = $1::bigint", 1, jids);
+    char *nm = tdb_valuep(sv.pg, "SELECT count(*) FROM models WHERE job_id = $1::bigint", 1, jids);
     cr_assert_str_eq(nm, "0", "a cancelled training registers no model");
     free(nm);
-    nm = tdb_valuep(pg,
+    nm = tdb_valuep(sv.pg,
                     "SELECT count(*) FROM job_events WHERE job_id = $1::bigint AND type = 'state' "
                     "AND data->>'state' = 'cancelled'",
                     1, jids);
     cr_assert_str_eq(nm, "1", "one cancelled transition");
     free(nm);
-    cr_assert_eq(thttp(&srv, "DELETE", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
     tresp_free(&r);
     /* bad requests */
@@ -683,7 +644,7 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
         if (strstr(b, "\"target_dataset\":1"))
             snprintf(b, sizeof b, "%.*s%lld%s", (int)(strstr(bad[i], ":1") + 1 - bad[i]), bad[i], d,
                      strstr(bad[i], ":1") + 2);
-        cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, b, strlen(b), &r), 0);
+        cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, b, strlen(b), &r), 0);
         cr_assert_eq(r.status, want[i], "%s -> %ld %s", b, r.status, r.body);
         if (want_field[i])
             cr_assert_str_eq(
@@ -698,7 +659,7 @@ Test(svc, train_cancel_and_queued_cancel, .timeout = 900)
     json_t *l = get_json("/jobs?state=cancelled");
     cr_assert_eq(json_array_size(json_object_get(l, "jobs")), 1);
     json_decref(l);
-    cr_assert_eq(thttp(&srv, "GET", "/jobs?state=nope", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/jobs?state=nope", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 422);
     tresp_free(&r);
     stop();
@@ -733,7 +694,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
              "lld]}",
              ct, mr, tiny_cfg, v3);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     cr_assert_eq(
@@ -742,7 +703,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     tresp_free(&r);
     /* watch it through Server-Sent Events until the final state */
     char url[256];
-    snprintf(url, sizeof url, "%s/jobs/%lld/events", srv.base, jid);
+    snprintf(url, sizeof url, "%s/jobs/%lld/events", sv.srv.base, jid);
     CURL *c = curl_easy_init();
     tbuf ev = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -784,7 +745,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "config"), "seg_width")), 2);
     { /* a float setting reads as it was given (15 digits, not 0.0010000000000000000208) */
         tresp rr;
-        cr_assert_eq(thttp(&srv, "GET", mp, NULL, NULL, 0, &rr), 0);
+        cr_assert_eq(thttp(&sv.srv, "GET", mp, NULL, NULL, 0, &rr), 0);
         cr_expect(strstr(rr.body, "\"lr_seg\":0.001,"), "%.400s",
                   strstr(rr.body, "lr_seg") ? strstr(rr.body, "lr_seg") : rr.body);
         tresp_free(&rr);
@@ -796,15 +757,15 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     /* promote, then segment with the default: it is the new model */
     char pp[64];
     snprintf(pp, sizeof pp, "/models/%lld/promote", mid);
-    cr_assert_eq(thttp(&srv, "POST", pp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", pp, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(json_is_true(json_object_get(r.json, "is_default")));
     tresp_free(&r);
-    char *nd = tdb_value(pg, "SELECT count(*) FROM models WHERE is_default");
+    char *nd = tdb_value(sv.pg, "SELECT count(*) FROM models WHERE is_default");
     cr_assert_str_eq(nd, "1");
     free(nd);
     char vol[600], h[64];
-    snprintf(vol, sizeof vol, "vol=@%s/c3.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/c3.nii.gz", sv.dir);
     const char *parts[] = {vol, NULL};
     cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
@@ -814,7 +775,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     char ep[64], eb[64];
     snprintf(ep, sizeof ep, "/models/%lld/evaluate", mid);
     snprintf(eb, sizeof eb, "{\"dataset\":%lld}", ct);
-    cr_assert_eq(thttp(&srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long ej = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -863,9 +824,9 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     /* weights round trip: download, upload as a new model */
     char wp[64], wf[600], wpart[700];
     snprintf(wp, sizeof wp, "/models/%lld/weights", mid);
-    cr_assert_eq(thttp(&srv, "GET", wp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", wp, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
-    snprintf(wf, sizeof wf, "%s/w.safetensors", dir);
+    snprintf(wf, sizeof wf, "%s/w.safetensors", sv.dir);
     FILE *f = fopen(wf, "wb");
     fwrite(r.body, 1, r.len, f);
     fclose(f);
@@ -883,7 +844,7 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     /* the CT dataset is used by the model */
     char dsp[64];
     snprintf(dsp, sizeof dsp, "/datasets/%lld", ct);
-    cr_assert_eq(thttp(&srv, "DELETE", dsp, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "DELETE", dsp, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
     tresp_free(&r);
     /* dice-check: passes a zero floor, fails an impossible one */
@@ -891,13 +852,13 @@ Test(svc, complete_round_train_sse_promote_segment_evaluate_dice, .timeout = 240
     snprintf(cmd, sizeof cmd,
              "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 0 --max-drop 1 > "
              "/dev/null 2>&1",
-             tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
+             tenv("MKDSEG_TEST_BIN"), sv.srv.base, mid, ct);
     int rc = system(cmd);
     cr_assert_eq(WEXITSTATUS(rc), 0, "dice-check with a zero floor");
     snprintf(
         cmd, sizeof cmd,
         "'%s' dice-check --server %s --model %lld --dataset %lld --min-mean 1.01 > /dev/null 2>&1",
-        tenv("MKDSEG_TEST_BIN"), srv.base, mid, ct);
+        tenv("MKDSEG_TEST_BIN"), sv.srv.base, mid, ct);
     rc = system(cmd);
     cr_assert_eq(WEXITSTATUS(rc), 1, "dice-check under the floor exits 1");
     stop();
@@ -934,14 +895,14 @@ static void wait_hold(long long jid, const char *point)
 static void start_shared(const char *hold, char *url, size_t urllen, char *data, size_t datalen)
 {
     const char *tmp = getenv("MKDSEG_TEST_TMP");
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        cr_assert(mkdtemp(dir));
-        pg = tdb_create(dbname);
+    if (!sv.dir[0]) {
+        snprintf(sv.dir, sizeof sv.dir, "%s/svc.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        cr_assert(mkdtemp(sv.dir));
+        sv.pg = tdb_create(sv.dbname);
     }
-    snprintf(data, datalen, "%s/data", dir);
+    snprintf(data, datalen, "%s/data", sv.dir);
     char u[1024];
-    tdb_url(dbname, u);
+    tdb_url(sv.dbname, u);
     snprintf(url, urllen, "%s", u);
     setenv("MKDSEG_THREADS", "1", 1);
     if (hold)
@@ -950,7 +911,7 @@ static void start_shared(const char *hold, char *url, size_t urllen, char *data,
         unsetenv("MKDSEG_TEST_HOLD");
     const char *args[] = {"--data-dir",      data, "--job-lease", "3", "--job-poll", "1",
                           "--default-model", "",   NULL};
-    cr_assert_eq(tsrv_start(&srv, url, args), 0);
+    cr_assert_eq(tsrv_start(&sv.srv, url, args), 0);
     unsetenv("MKDSEG_TEST_HOLD");
 }
 
@@ -960,8 +921,8 @@ static json_t *kill_and_take_over(long long jid, const char *hold, char *url, si
                                   char *data, size_t datalen)
 {
     wait_hold(jid, hold);
-    kill(srv.pid, SIGKILL);
-    cr_assert_eq(tsrv_stop(&srv), 137);
+    kill(sv.srv.pid, SIGKILL);
+    cr_assert_eq(tsrv_stop(&sv.srv), 137);
     start_shared(NULL, url, urllen, data, datalen);
     json_t *j = wait_job(jid, NULL, 300);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
@@ -974,7 +935,7 @@ static char *job_sql(const char *sql, long long jid)
 {
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", jid);
-    return tdb_valuep(pg, sql, 1, ids);
+    return tdb_valuep(sv.pg, sql, 1, ids);
 }
 
 /* A training job of `iters` iterations (checkpoint every 10) with two validation volumes,
@@ -996,7 +957,7 @@ static void kill_training_at(const char *hold, int iters, int resume)
              "\"config\":{\"iters\":%d,\"checkpoint_every\":10,%s}}",
              d, v2, v3, iters, tiny_cfg);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -1073,7 +1034,7 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
              "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d,
              tiny_cfg);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long tj = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -1084,12 +1045,12 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
         (long long)json_integer_value(json_object_get(json_object_get(j, "result"), "model_id"));
     json_decref(j);
     /* restart holding evaluations after their first volume */
-    cr_assert_eq(tsrv_stop(&srv), 0);
+    cr_assert_eq(tsrv_stop(&sv.srv), 0);
     start_shared("evaluate:1", url, sizeof url, data, sizeof data);
     char ep[64], eb[64];
     snprintf(ep, sizeof ep, "/models/%lld/evaluate", mid);
     snprintf(eb, sizeof eb, "{\"dataset\":%lld}", d);
-    cr_assert_eq(thttp(&srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", ep, json_ct, eb, strlen(eb), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long ej = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -1111,12 +1072,12 @@ Test(svc, killed_evaluation_runs_again_once, .timeout = 400)
 
 /* ---- DICOM input and SEG answers (engine/io/dicom_*, server/api/handlers_dicom.c) ---------- */
 
-/* A DICOM series zip of the phantom <dir>/<name>.nii.gz written by pydicom, plus defects. */
+/* A DICOM series zip of the phantom <sv.dir>/<name>.nii.gz written by pydicom, plus defects. */
 static void dicom_zip(const char *name, const char *zipname, const char *extra)
 {
     tsh("/usr/bin/python3 tests/tools/dicom_series.py '%s/%s' --from-nifti '%s/%s.nii.gz' "
         "--intercept -1024 %s > /dev/null",
-        dir, zipname, dir, name, extra);
+        sv.dir, zipname, sv.dir, name, extra);
 }
 
 static void save(const tresp *r, const char *path)
@@ -1129,10 +1090,10 @@ static void save(const tresp *r, const char *path)
 
 /* ---- the ensemble's disagreement map ---------------------------------------------------- */
 
-/* Writes an answer body to dir/name and returns the path in out. */
+/* Writes an answer body to sv.dir/name and returns the path in out. */
 static void save_body(const tresp *r, const char *name, char *out, size_t len)
 {
-    snprintf(out, len, "%s/%s", dir, name);
+    snprintf(out, len, "%s/%s", sv.dir, name);
     FILE *f = fopen(out, "wb");
     cr_assert(f);
     cr_assert_eq(fwrite(r->body, 1, r->len, f), r->len);
@@ -1145,13 +1106,13 @@ Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
     phantom("ct", "ct", 5);
     dicom_zip("ct", "ct.zip", "--orient axial-ff");
     char vol[600], p[600];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.zip", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.zip", sv.dir);
     /* the NIfTI label map of the series, then its SEG */
     const char *parts[] = {vol, "labels=index", NULL};
     tresp r;
     cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    snprintf(p, sizeof p, "%s/mask.nii", dir);
+    snprintf(p, sizeof p, "%s/mask.nii", sv.dir);
     save(&r, p);
     tresp_free(&r);
     const char *parts2[] = {vol, "format=seg", NULL};
@@ -1161,14 +1122,14 @@ Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
     cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/dicom");
     cr_assert(tresp_header(&r, "X-Mkdseg-Seg-Sop-Instance-Uid", h, sizeof h) && strlen(h) > 10);
     cr_assert(r.len > 132 && !memcmp(r.body + 128, "DICM", 4), "a DICOM Part 10 file");
-    snprintf(p, sizeof p, "%s/seg.dcm", dir);
+    snprintf(p, sizeof p, "%s/seg.dcm", sv.dir);
     save(&r, p);
     tresp_free(&r);
-    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
-        dir, dir);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", sv.dir,
+        sv.dir, sv.dir);
     tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > "
         "/dev/null",
-        dir, dir, dir);
+        sv.dir, sv.dir, sv.dir);
     /* Accept: application/dicom asks for the same */
     const char *acc[] = {"Accept: application/dicom", NULL};
     cr_assert_eq(tform("/segment", parts, acc, &r), 0);
@@ -1199,25 +1160,25 @@ Test(svc, segment_dicom_refusals, .timeout = 300)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dicom_zip("ct", "bad.zip", cases[i].defect);
         char vol[600];
-        snprintf(vol, sizeof vol, "vol=@%s/bad.zip", dir);
+        snprintf(vol, sizeof vol, "vol=@%s/bad.zip", sv.dir);
         const char *parts[] = {vol, NULL};
         tresp r;
         cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
         cr_assert_eq(r.status, cases[i].status, "%s: %ld %s", cases[i].defect, r.status, r.body);
         cr_assert_str_eq(err_code(&r), cases[i].code, "%s: %s", cases[i].defect, r.body);
-        cr_assert(strstr(err_msg(&r), dir) == NULL, "a server path in the message: %s", r.body);
+        cr_assert(strstr(err_msg(&r), sv.dir) == NULL, "a server path in the message: %s", r.body);
         tresp_free(&r);
     }
     /* a SEG answer needs DICOM input */
     char vol[600];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", sv.dir);
     const char *parts[] = {vol, "format=seg", NULL};
     tresp r;
     cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
     cr_assert_str_eq(err_code(&r), "seg_needs_dicom");
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/healthz", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "the server survived every refusal");
     tresp_free(&r);
     stop();
@@ -1231,7 +1192,7 @@ Test(svc, dataset_volume_from_dicom, .timeout = 300)
     long long id = create_dataset("dicom-ct", "ct");
     char path[64], img[600];
     snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
-    snprintf(img, sizeof img, "image=@%s/ct.zip", dir);
+    snprintf(img, sizeof img, "image=@%s/ct.zip", sv.dir);
     const char *parts[] = {img, NULL};
     tresp r;
     cr_assert_eq(tform(path, parts, NULL, &r), 0);
@@ -1241,16 +1202,16 @@ Test(svc, dataset_volume_from_dicom, .timeout = 300)
     cr_assert_eq(json_integer_value(json_array_get(dims, 2)), 16, "%s", r.body);
     tresp_free(&r);
     /* the stored volume is the NIfTI conversion: the same voxels as `mkdseg convert` */
-    char *rel = tdb_value(pg, "SELECT path FROM volumes");
+    char *rel = tdb_value(sv.pg, "SELECT path FROM volumes");
     cr_assert(rel);
-    tsh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), dir, dir);
-    tsh("cp '%s/data/%s' '%s/stored.nii.gz'", srv.dir, rel, dir);
+    tsh("'%s' convert '%s/ct.zip' '%s/conv.nii.gz'", tenv("MKDSEG_TEST_BIN"), sv.dir, sv.dir);
+    tsh("cp '%s/data/%s' '%s/stored.nii.gz'", sv.srv.dir, rel, sv.dir);
     tsh("/usr/bin/python3 -c \"import nibabel as n, numpy as np, sys; a=n.load(sys.argv[1]); "
         "b=n.load(sys.argv[2]); "
         "sys.exit(0 if np.array_equal(a.get_fdata(), b.get_fdata()) and np.allclose(a.affine, "
         "b.affine, atol=1e-4) else 1)\" "
         "'%s/stored.nii.gz' '%s/conv.nii.gz'",
-        dir, dir);
+        sv.dir, sv.dir);
     free(rel);
     stop();
 }
@@ -1282,24 +1243,24 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     phantom("ct", "ct", 8);
     dicom_zip("ct", "ct.zip", "--orient axial-hf");
     char gen_json[700], study[80], series[80];
-    snprintf(gen_json, sizeof gen_json, "%s/uids.json", dir);
+    snprintf(gen_json, sizeof gen_json, "%s/uids.json", sv.dir);
     tsh("/usr/bin/python3 tests/tools/dicom_series.py '%s/ct2.zip' --from-nifti '%s/ct.nii.gz' "
         "--intercept -1024 > '%s'",
-        dir, dir, gen_json);
+        sv.dir, sv.dir, gen_json);
     FILE *f = fopen(gen_json, "r");
     char line[8192] = "";
     cr_assert(f && fgets(line, sizeof line, f));
     fclose(f);
     json_field(line, "study", study, sizeof study);
     json_field(line, "series", series, sizeof series);
-    tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, dir);
+    tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py stow '%s' '%s/ct2.zip'", root, sv.dir);
     /* segment by UIDs: the SEG goes back to the PACS */
     char body[1200];
     snprintf(body, sizeof body,
              "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\",\"labels\":\"index\"}", root,
              study, series);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     json_t *seg = json_object_get(r.json, "seg");
     cr_assert(json_is_object(seg), "%s", r.body);
@@ -1312,33 +1273,33 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     tresp_free(&r);
     /* QIDO-RS finds it as a SEG series of the study; WADO-RS brings it back; it is checked */
     tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py qido '%s' '%s' SEG > '%s/qido.txt'", root,
-        study, dir);
-    tsh("grep -qx '%s' '%s/qido.txt'", segseries, dir);
+        study, sv.dir);
+    tsh("grep -qx '%s' '%s/qido.txt'", segseries, sv.dir);
     tsh("/usr/bin/python3 tests/tools/dicomweb_tool.py wado '%s' '%s' '%s' '%s/seg.dcm'", root,
-        study, segseries, dir);
-    cr_assert_eq(thttp(&srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
+        study, segseries, sv.dir);
+    cr_assert_eq(thttp(&sv.srv, "GET", mask_url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     char p[700];
-    snprintf(p, sizeof p, "%s/mask.nii%s", dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
+    snprintf(p, sizeof p, "%s/mask.nii%s", sv.dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
     save(&r, p);
     tresp_free(&r);
-    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", dir,
-        dir, dir);
-    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", dir,
-        dir, p);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", sv.dir,
+        sv.dir, sv.dir);
+    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", sv.dir,
+        sv.dir, p);
     /* the same series into a dataset */
     long long id = create_dataset("pacs-ct", "ct");
     char path[64];
     snprintf(path, sizeof path, "/datasets/%lld/volumes", id);
     snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"%s\"}", root,
              study, series);
-    cr_assert_eq(thttp(&srv, "POST", path, json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", path, json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 201, "%s", r.body);
     tresp_free(&r);
     /* an unknown series on an allowed PACS: 404 */
     snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"%s\",\"series\":\"1.2.3.4\"}",
              root, study);
-    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 404, "%s", r.body);
     cr_assert_str_eq(err_code(&r), "series_not_found");
     tresp_free(&r);
@@ -1360,7 +1321,7 @@ Test(svc, dicomweb_deny_by_default, .timeout = 120)
         snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}",
                  urls[i]);
         tresp r;
-        cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+        cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
         cr_assert_eq(r.status, 403, "%s: %s", urls[i], r.body);
         cr_assert_str_eq(err_code(&r), "pacs_not_allowed");
         tresp_free(&r);
@@ -1369,14 +1330,14 @@ Test(svc, dicomweb_deny_by_default, .timeout = 120)
     snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2/../x\",\"series\":\"1.3\"}",
              root);
     tresp r;
-    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
     tresp_free(&r);
     stop();
     /* a server without the setting refuses every PACS */
     start(NULL);
     snprintf(body, sizeof body, "{\"dicomweb\":\"%s\",\"study\":\"1.2\",\"series\":\"1.3\"}", root);
-    cr_assert_eq(thttp(&srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/segment", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 403, "%s", r.body);
     tresp_free(&r);
     stop();
@@ -1389,17 +1350,17 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     start(NULL);
     phantom("ct", "ct", 9);
     dicom_zip("ct", "ct.zip", "--orient coronal");
-    tsh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", dir, dir);
+    tsh("mkdir -p '%s/files' && cd '%s/files' && unzip -q -j ../ct.zip", sv.dir, sv.dir);
     static char vols[64][700];
     const char *parts[70];
     int n = 0;
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "ls '%s/files'", dir);
+    snprintf(cmd, sizeof cmd, "ls '%s/files'", sv.dir);
     FILE *ls = popen(cmd, "r");
     char name[256];
     while (ls && n < 64 && fgets(name, sizeof name, ls)) {
         name[strcspn(name, "\n")] = 0;
-        snprintf(vols[n], sizeof vols[n], "vol=@%s/files/%s", dir, name);
+        snprintf(vols[n], sizeof vols[n], "vol=@%s/files/%s", sv.dir, name);
         parts[n] = vols[n];
         n++;
     }
@@ -1411,22 +1372,22 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     cr_assert_eq(tform("/segment", parts, NULL, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     char p1[700], p2[700];
-    snprintf(p1, sizeof p1, "%s/parts.nii", dir);
+    snprintf(p1, sizeof p1, "%s/parts.nii", sv.dir);
     save(&r, p1);
     tresp_free(&r);
     char zipv[700];
-    snprintf(zipv, sizeof zipv, "vol=@%s/ct.zip", dir);
+    snprintf(zipv, sizeof zipv, "vol=@%s/ct.zip", sv.dir);
     const char *zparts[] = {zipv, "labels=index", NULL};
     cr_assert_eq(tform("/segment", zparts, NULL, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    snprintf(p2, sizeof p2, "%s/zip.nii", dir);
+    snprintf(p2, sizeof p2, "%s/zip.nii", sv.dir);
     save(&r, p2);
     tresp_free(&r);
     tsh("cmp '%s' '%s'", p1, p2);
     /* several NIfTI files in one field are no series: refused */
     char a[700], b[700];
-    snprintf(a, sizeof a, "vol=@%s/ct.nii.gz", dir);
-    snprintf(b, sizeof b, "vol=@%s/ct_label.nii.gz", dir);
+    snprintf(a, sizeof a, "vol=@%s/ct.nii.gz", sv.dir);
+    snprintf(b, sizeof b, "vol=@%s/ct_label.nii.gz", sv.dir);
     const char *nparts[] = {a, b, NULL};
     cr_assert_eq(tform("/segment", nparts, NULL, &r), 0);
     cr_assert_eq(r.status, 422, "%s", r.body);
@@ -1437,7 +1398,7 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     tsh("for i in $(seq 300); do test -z \"$(ls -A '%s/data/tmp' 2>/dev/null)\" && exit 0; sleep "
         "0.1; done; "
         "ls -la '%s/data/tmp'; exit 1",
-        srv.dir, srv.dir);
+        sv.srv.dir, sv.srv.dir);
     stop();
 }
 
@@ -1452,7 +1413,7 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     start(ensemble);
     phantom("ct", "ct", 5);
     char vol[600];
-    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", dir);
+    snprintf(vol, sizeof vol, "vol=@%s/ct.nii.gz", sv.dir);
     const char *parts[] = {vol, "labels=index", NULL};
     const char *acc[] = {"Accept: application/json", NULL};
     tresp r;
@@ -1469,19 +1430,19 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     tresp_free(&r);
 
     char upath[700], mpath[700], in[700], err[256];
-    cr_assert_eq(thttp(&srv, "GET", uurl, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", uurl, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     char h[128];
     cr_assert_str_eq(tresp_header(&r, "Content-Type", h, sizeof h), "application/gzip");
     save_body(&r, "unc.nii.gz", upath, sizeof upath);
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "GET", murl, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", murl, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     save_body(&r, "mask.nii.gz", mpath, sizeof mpath);
     tresp_free(&r);
 
     vol_t uv = {0}, mv = {0}, iv = {0};
-    snprintf(in, sizeof in, "%s/ct.nii.gz", dir);
+    snprintf(in, sizeof in, "%s/ct.nii.gz", sv.dir);
     cr_assert_eq(vol_read(upath, NULL, &uv, err, sizeof err), 0, "%s", err);
     cr_assert_eq(vol_read(mpath, NULL, &mv, err, sizeof err), 0, "%s", err);
     cr_assert_eq(vol_read_header(in, NULL, &iv.geom, NULL, err, sizeof err), 0, "%s", err);
@@ -1508,7 +1469,7 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     json_decref(means);
     vol_free(&uv), vol_free(&mv);
 
-    cr_assert_eq(thttp(&srv, "GET", "/inferences/999999/uncertainty", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", "/inferences/999999/uncertainty", NULL, NULL, 0, &r), 0);
     cr_expect_eq(r.status, 404);
     cr_expect_str_eq(err_code(&r), "not_found");
     tresp_free(&r);
@@ -1520,7 +1481,7 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     snprintf(body, sizeof body,
              "{\"target_dataset\":%lld,\"method\":\"baseline\",\"config\":{\"iters\":10,%s}}", d,
              tiny_cfg);
-    cr_assert_eq(thttp(&srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "POST", "/train", json_ct, body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     long long jid = (long long)json_integer_value(json_object_get(r.json, "id"));
     tresp_free(&r);
@@ -1538,7 +1499,7 @@ Test(svc, segment_uncertainty_map_and_its_means, .timeout = 120)
     snprintf(path, sizeof path, "/inferences/%lld/uncertainty",
              (long long)json_integer_value(json_object_get(r.json, "id")));
     tresp_free(&r);
-    cr_assert_eq(thttp(&srv, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(thttp(&sv.srv, "GET", path, NULL, NULL, 0, &r), 0);
     cr_expect_eq(r.status, 404);
     cr_expect_str_eq(err_code(&r), "no_uncertainty");
     tresp_free(&r);
