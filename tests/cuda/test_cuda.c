@@ -538,7 +538,6 @@ Test(cuda_ops, parameter_used_twice_accumulates_like_cpu)
 
 #define S TTRAIN_S
 
-
 /* method mkd at tiny sizes: S-pixel tiles, batch 2, every width 4, one generator block */
 static train_config tiny_mkd(int iters, uint64_t seed)
 {

@@ -30,8 +30,8 @@ static void no_server_path(const char *what, const char *text)
         real[0] = 0;
     const char *tmp = getenv("MKDSEG_TEST_TMP");
     const char *bad[] = {sv.srv.dir, real,       tmp && *tmp ? tmp : NULL,
-                         "/tmp/", "/var/tmp", "data/tmp",
-                         "part-", "blobs/",   NULL};
+                         "/tmp/",    "/var/tmp", "data/tmp",
+                         "part-",    "blobs/",   NULL};
     for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]) - 1; i++)
         if (bad[i] && *bad[i])
             cr_assert(!strstr(text, bad[i]), "%s shows a server path (%s): %s", what, bad[i], text);

@@ -731,8 +731,8 @@ Test(slicer, python_cgi_client_reads_the_answer, .timeout = 180)
     snprintf(out, sizeof out, "%s/result.nrrd", sv.dir);
     phantom(img, 8);
     snprintf(cmd, sizeof cmd,
-             PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'", sv.srv.port, img,
-             out);
+             PY " tests/tools/ml_client.py %d /monailabel 'heart scan 2' '%s' '%s'", sv.srv.port,
+             img, out);
     FILE *p = popen(cmd, "r");
     cr_assert(p);
     cr_assert(fgets(line, sizeof line, p), "the client printed nothing");

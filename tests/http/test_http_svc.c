@@ -1125,8 +1125,8 @@ Test(svc, segment_dicom_series_seg_answer, .timeout = 300)
     snprintf(p, sizeof p, "%s/seg.dcm", sv.dir);
     save(&r, p);
     tresp_free(&r);
-    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", sv.dir,
-        sv.dir, sv.dir);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'",
+        sv.dir, sv.dir, sv.dir);
     tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct.zip' '%s/mask.nii' > "
         "/dev/null",
         sv.dir, sv.dir, sv.dir);
@@ -1283,10 +1283,10 @@ Test(svc, dicomweb_orthanc_round_trip, .timeout = 600)
     snprintf(p, sizeof p, "%s/mask.nii%s", sv.dir, (unsigned char)r.body[0] == 0x1f ? ".gz" : "");
     save(&r, p);
     tresp_free(&r);
-    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'", sv.dir,
-        sv.dir, sv.dir);
-    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null", sv.dir,
-        sv.dir, p);
+    tsh("dciodvfy '%s/seg.dcm' > '%s/dciodvfy.txt' 2>&1; ! grep -q '^Error' '%s/dciodvfy.txt'",
+        sv.dir, sv.dir, sv.dir);
+    tsh("/usr/bin/python3 tests/tools/seg_check.py '%s/seg.dcm' '%s/ct2.zip' '%s' > /dev/null",
+        sv.dir, sv.dir, p);
     /* the same series into a dataset */
     long long id = create_dataset("pacs-ct", "ct");
     char path[64];

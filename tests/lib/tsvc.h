@@ -7,9 +7,9 @@
 
 typedef struct {
     tsrv srv;
-    PGconn *pg;       /* a connection to the service's database */
-    char dbname[64];  /* "" when none was created */
-    char dir[512];    /* the scratch folder, "" when none */
+    PGconn *pg;      /* a connection to the service's database */
+    char dbname[64]; /* "" when none was created */
+    char dir[512];   /* the scratch folder, "" when none */
 } tsvc;
 
 /* A scratch folder <MKDSEG_TEST_TMP or /tmp>/<tag>.XXXXXX, a fresh database, and the service on

@@ -494,3 +494,57 @@ Test(nn_autograd, backward_reuses_intermediate_gradients)
     free(g1);
     nn_ctx_free(ctx);
 }
+
+/* 2x2 / stride-2 max pooling (the U-Net's; the CPU backend writes its window out) keeps the
+ * general rule on ties and NaN: the first maximum in row order takes the gradient, a NaN wins */
+Test(nn_autograd, max_pool_2x2_ties_go_to_the_first_maximum_and_nan_wins)
+{
+    enum { C = 3, H = 6, W = 20, OH = 3, OW = 10 }; /* 8 outputs a row at once, then 2 */
+    char err[256];
+    nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 1 << 20, err, sizeof err);
+    cr_assert(ctx, "%s", err);
+    float xh[C * H * W], far[C * OH * OW];
+    nn_rng r;
+    nn_rng_seed(&r, 5);
+    for (int i = 0; i < C * H * W; i++)
+        xh[i] = (float)(nn_rng_u64(&r) % 3); /* three levels: most windows tie */
+    for (int i = 0; i < C * OH * OW; i++)
+        far[i] = -100.0f; /* every output above its target: d|y - t| / dy = +1/n */
+    nn_tensor *x = nn_requires_grad(nn_tensor_from(ctx, 1, C, H, W, xh));
+    nn_tensor *y = nn_max_pool2d(ctx, x, 2, 2);
+    nn_tensor *loss = nn_loss_l1(ctx, y, nn_tensor_from(ctx, 1, C, OH, OW, far));
+    cr_assert(loss);
+    cr_assert_eq(nn_backward(ctx, loss, err, sizeof err), 0, "%s", err);
+    float yh[C * OH * OW], gx[C * H * W];
+    nn_tensor_read(y, yh);
+    memcpy(gx, x->grad, sizeof gx);
+    const float g = 1.0f / (C * OH * OW);
+    int ties = 0;
+    for (int c = 0; c < C; c++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const float *p = xh + c * H * W;
+                int at[4] = {2 * oh * W + 2 * ow, 2 * oh * W + 2 * ow + 1,
+                             (2 * oh + 1) * W + 2 * ow, (2 * oh + 1) * W + 2 * ow + 1};
+                int b = 0;
+                for (int q = 1; q < 4; q++)
+                    if (p[at[q]] > p[at[b]])
+                        b = q;
+                for (int q = 0; q < 4; q++)
+                    ties += q != b && p[at[q]] == p[at[b]];
+                cr_expect_eq(yh[(c * OH + oh) * OW + ow], p[at[b]]);
+                for (int q = 0; q < 4; q++)
+                    cr_expect_float_eq(gx[c * H * W + at[q]], q == b ? g : 0.0f, 1e-9,
+                                       "plane %d window (%d, %d) element %d", c, oh, ow, q);
+            }
+    cr_expect_gt(ties, 10, "the input must exercise ties");
+    /* a NaN anywhere in a window is its maximum */
+    xh[W + 1] = NAN;             /* window (0, 0) of plane 0, second row */
+    xh[H * W + 2 * W + 3] = NAN; /* window (1, 1) of plane 1, first row */
+    nn_ctx_reset(ctx);
+    y = nn_max_pool2d(ctx, nn_tensor_from(ctx, 1, C, H, W, xh), 2, 2);
+    nn_tensor_read(y, yh);
+    for (int i = 0; i < C * OH * OW; i++)
+        cr_expect_eq(isnan(yh[i]), i == 0 || i == OH * OW + OW + 1, "output %d: %g", i, yh[i]);
+    nn_ctx_free(ctx);
+}

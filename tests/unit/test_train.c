@@ -14,7 +14,6 @@
 
 #define S TTRAIN_S
 
-
 /* Slices of a small phantom volume (`mkdseg phantom`), through the dataset pipeline, with
  * labels folded to 3 classes (background, myocardium, any blood pool or vessel) so the tiny
  * networks of these tests have something learnable in a few iterations. */
@@ -63,7 +62,6 @@ static train_config tiny(train_method m)
     c.threads = 1;
     return c;
 }
-
 
 static int changedk(nn_params *p, const float *before, size_t n, nn_param_kind kind)
 {

@@ -30,7 +30,6 @@ static train_slices repaint(const train_slices *a, float contrast, int seed)
     return s;
 }
 
-
 static train_config tiny(train_method m)
 {
     train_config c;
@@ -230,7 +229,6 @@ Test(train_iam, histmatch_maps_the_assistant_distribution_onto_the_target)
     ttrain_free(&as);
 }
 
-
 /* frozen: a GAN-only phase of iam_pretrain iterations that trains no segmentor, then the
  * segmentors train on the frozen translation and the GAN no longer moves */
 Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
@@ -243,7 +241,8 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
     trainer *t = make(&c, &tg, &as);
     cr_expect_eq(trainer_progress(t)->total, 5);
     size_t n;
-    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n), *d = ttrain_snap(trainer_d_t(t)->params, &n);
+    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n),
+          *d = ttrain_snap(trainer_d_t(t)->params, &n);
     float *s0 = ttrain_snap(trainer_segmentor(t, 0)->params, &n),
           *s1 = ttrain_snap(trainer_segmentor(t, 1)->params, &n);
     for (int it = 0; it < 5; it++) {
@@ -251,8 +250,10 @@ Test(train_iam, frozen_trains_the_gan_first_then_only_the_segmentors)
         int gan = it < 3;
         cr_expect_eq(ttrain_moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
         cr_expect_eq(ttrain_moved(trainer_d_t(t)->params, &d), gan, "iteration %d: D_t", it);
-        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S_syn", it);
-        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 1)->params, &s1), !gan, "iteration %d: S_real", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan,
+                     "iteration %d: S_syn", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 1)->params, &s1), !gan,
+                     "iteration %d: S_real", it);
         cr_expect_eq(isnan(loss(t, TL_G_A2T_SEG)), 1, "iteration %d: frozen has no seg feedback",
                      it);
     }
@@ -281,14 +282,16 @@ Test(train_iam, joint_frozen_trains_one_segmentor_on_the_frozen_translation)
     cr_expect_eq(trainer_members(t), 1);
     cr_expect_eq(trainer_progress(t)->total, 5);
     size_t n;
-    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n), *d = ttrain_snap(trainer_d_a(t)->params, &n);
+    float *g = ttrain_snap(trainer_g_a2t(t)->params, &n),
+          *d = ttrain_snap(trainer_d_a(t)->params, &n);
     float *s0 = ttrain_snap(trainer_segmentor(t, 0)->params, &n);
     for (int it = 0; it < 5; it++) {
         step(t);
         int gan = it < 3;
         cr_expect_eq(ttrain_moved(trainer_g_a2t(t)->params, &g), gan, "iteration %d: G_a2t", it);
         cr_expect_eq(ttrain_moved(trainer_d_a(t)->params, &d), gan, "iteration %d: D_a", it);
-        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S", it);
+        cr_expect_eq(ttrain_moved(trainer_segmentor(t, 0)->params, &s0), !gan, "iteration %d: S",
+                     it);
         cr_expect_eq(isnan(loss(t, TL_SEG)), gan, "iteration %d: the segmentor's loss", it);
         cr_expect_eq(isnan(loss(t, TL_CYC)), !gan, "iteration %d: the cycle loss", it);
     }

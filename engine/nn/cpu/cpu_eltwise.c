@@ -68,11 +68,15 @@ void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
     case NN_ACT_LEAKY_RELU:
         leaky_loop(a, NULL, y, n, slope, 0);
         break;
-    case NN_ACT_TANH:
+    case NN_ACT_TANH: { /* cpu_tanh8: glibc's tanhf took 20 ns an element */
+        const size_t n8 = n / 8 * 8;
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n8; i += 8)
+            _mm256_storeu_ps(y + i, cpu_tanh8(_mm256_loadu_ps(a + i)));
+        for (size_t i = n8; i < n; i++)
             y[i] = tanhf(a[i]);
         break;
+    }
     case NN_ACT_SIGMOID:
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++)

@@ -3,6 +3,8 @@
  * (n, c) planes; backward scatters stay within a plane, so no atomics. */
 #include "cpu.h"
 
+#include <immintrin.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -48,6 +50,72 @@ static void nearest_table(int *t, int in, int out)
     }
 }
 
+/* max pooling 2x2, stride 2, with the general loop's choice (the first maximum in row order; a
+ * NaN wins, the last one when several), branch-free: on real activations the general loop's
+ * compares mispredict about half the time (0.23 ms a call on the mkd iteration's 4x8x64x64
+ * tensors). Eight outputs at a time: the even and odd columns of the two input rows are the
+ * window's four candidates, kept in window order. arg (NULL when not recorded): the winner's
+ * index in its input plane, for the backward pass. */
+static inline void pick(__m256 *bv, __m256i *bi, __m256 v, __m256i i)
+{
+    const __m256 m =
+        _mm256_or_ps(_mm256_cmp_ps(v, *bv, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    *bv = _mm256_blendv_ps(*bv, v, m);
+    *bi =
+        _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*bi), _mm256_castsi256_ps(i), m));
+}
+
+/* the even (odd = 0) or odd (odd = 1) elements of p[0..15], in order */
+static inline __m256 deal(const float *p, int odd)
+{
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    const __m256 s = odd ? _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))
+                         : _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static void pool2x2(const float *x, float *y, int32_t *arg, int planes, int W, int OH, int OW,
+                    size_t ihw, size_t ohw)
+{
+#pragma omp parallel for schedule(static) if ((size_t)planes * ohw > 16384)
+    for (int p = 0; p < planes; p++) {
+        const float *xp = x + p * ihw;
+        float *yp = y + p * ohw;
+        int32_t *ap = arg ? arg + p * ohw : NULL;
+        const __m256i step = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        for (int oh = 0; oh < OH; oh++) {
+            const int r0 = 2 * oh * W, r1 = r0 + W;
+            float *yr = yp + (size_t)oh * OW;
+            int32_t *ar = ap ? ap + (size_t)oh * OW : NULL;
+            int ow = 0;
+            for (; ow + 8 <= OW; ow += 8) {
+                const __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32(r0 + 2 * ow), step),
+                              i2 = _mm256_add_epi32(i0, _mm256_set1_epi32(W)),
+                              one = _mm256_set1_epi32(1);
+                __m256 bv = deal(xp + r0 + 2 * ow, 0);
+                __m256i bi = i0;
+                pick(&bv, &bi, deal(xp + r0 + 2 * ow, 1), _mm256_add_epi32(i0, one));
+                pick(&bv, &bi, deal(xp + r1 + 2 * ow, 0), i2);
+                pick(&bv, &bi, deal(xp + r1 + 2 * ow, 1), _mm256_add_epi32(i2, one));
+                _mm256_storeu_ps(yr + ow, bv);
+                if (ar)
+                    _mm256_storeu_si256((__m256i *)(ar + ow), bi);
+            }
+            for (; ow < OW; ow++) {
+                const int j0 = r0 + 2 * ow, j1 = r1 + 2 * ow;
+                const int at[4] = {j0, j0 + 1, j1, j1 + 1};
+                int b = 0;
+                for (int q = 1; q < 4; q++)
+                    if (xp[at[q]] > xp[at[b]] || isnan(xp[at[q]]))
+                        b = q;
+                yr[ow] = xp[at[b]];
+                if (ar)
+                    ar[ow] = at[b];
+            }
+        }
+    }
+}
+
 int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
 {
     const nn_tensor *x = nd->in[0];
@@ -88,6 +156,10 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
         if (nd->recorded && !(arg = nn_ctx_scratch(ctx, nn_numel(y) * 4)))
             return -1;
         nd->saved = arg;
+        if (k == 2 && s == 2) { /* the U-Net's pooling: the window written out */
+            pool2x2(nn_f32(x), nn_f32(y), arg, planes, W, OH, OW, ihw, ohw);
+            return 0;
+        }
 #pragma omp parallel for schedule(static)
         for (int p = 0; p < planes; p++) {
             const float *xp = nn_f32(x) + p * ihw;
