@@ -217,6 +217,14 @@ struct nn_ctx {
     long prof_n[NN_OP_COUNT][2];
     double prof_flop[NN_OP_COUNT][2];
     double flops; /* convolution FLOPs run since the context was made */
+    /* the profile's convolutions by shape (op, N, IC, OC, H, W, KH, KW, stride, pad):
+     * [0] forward, [1] backward; shapes past PROF_SHAPES are counted in the op table only */
+    struct prof_shape {
+        int key[10];
+        double s[2], flop[2];
+        long n[2];
+    } * shapes;
+    int nshapes;
     const nn_backend *be;
     nn_arena *arena;
     nn_node **tape;
@@ -301,6 +309,27 @@ static double node_flops(const nn_node *nd, int backward)
     return 2 * macs * ((x->requires_grad ? 1 : 0) + (w->requires_grad ? 1 : 0));
 }
 
+#define PROF_SHAPES 512
+
+/* the profile's entry of a convolution node's shape, NULL for other ops or a full table */
+static struct prof_shape *prof_shape_of(nn_ctx *ctx, const nn_node *nd)
+{
+    if (nd->op != NN_OP_CONV2D && nd->op != NN_OP_CONV_T2D && nd->op != NN_OP_CONV2D_FUSED)
+        return NULL;
+    const nn_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    const int key[10] = {nd->op, x->n, x->c, y->c, x->h, x->w, w->h, w->w, nd->i[0], nd->i[1]};
+    for (int k = 0; k < ctx->nshapes; k++)
+        if (!memcmp(ctx->shapes[k].key, key, sizeof key))
+            return &ctx->shapes[k];
+    if (!ctx->shapes && !(ctx->shapes = calloc(PROF_SHAPES, sizeof *ctx->shapes)))
+        return NULL;
+    if (ctx->nshapes == PROF_SHAPES)
+        return NULL;
+    struct prof_shape *e = &ctx->shapes[ctx->nshapes++];
+    memcpy(e->key, key, sizeof key);
+    return e;
+}
+
 int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
 {
     nn_threads_apply();
@@ -310,13 +339,54 @@ int nn_run_node(nn_ctx *ctx, nn_node *nd, int backward)
         return backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
     double t0 = now_s();
     int rc = backward ? ctx->be->backward(ctx, nd) : ctx->be->forward(ctx, nd);
-    ctx->prof_s[nd->op][backward] += now_s() - t0;
+    const double dt = now_s() - t0;
+    ctx->prof_s[nd->op][backward] += dt;
     ctx->prof_n[nd->op][backward]++;
     ctx->prof_flop[nd->op][backward] += fl;
+    struct prof_shape *e = prof_shape_of(ctx, nd);
+    if (e) {
+        e->s[backward] += dt;
+        e->n[backward]++;
+        e->flop[backward] += fl;
+    }
     return rc;
 }
 
 double nn_ctx_flops(const nn_ctx *ctx) { return ctx->flops; }
+
+static int by_time(const void *a, const void *b)
+{
+    const struct prof_shape *p = a, *q = b;
+    const double tp = p->s[0] + p->s[1], tq = q->s[0] + q->s[1];
+    return tp < tq ? 1 : tp > tq ? -1 : 0;
+}
+
+/* the convolutions by shape, most time first: where a speed-up of the convolutions pays */
+static void profile_print_shapes(const nn_ctx *ctx)
+{
+    if (!ctx->nshapes)
+        return;
+    struct prof_shape *v = malloc(sizeof *v * (size_t)ctx->nshapes);
+    if (!v)
+        return;
+    memcpy(v, ctx->shapes, sizeof *v * (size_t)ctx->nshapes);
+    qsort(v, (size_t)ctx->nshapes, sizeof *v, by_time);
+    fprintf(stderr, "  convolutions by shape (N IC->OC HxW kernel stride pad), most time first:\n");
+    fprintf(stderr, "  %-40s %7s %9s %7s %9s %8s %8s\n", "shape", "fwd n", "fwd ms", "bwd n",
+            "bwd ms", "fwd GF/s", "bwd GF/s");
+    for (int k = 0; k < ctx->nshapes; k++) {
+        const int *q = v[k].key;
+        char shape[64];
+        snprintf(shape, sizeof shape, "%s %d %d->%d %dx%d k%dx%d s%d p%d",
+                 q[0] == NN_OP_CONV_T2D ? "convT" : "conv", q[1], q[2], q[3], q[4], q[5], q[6],
+                 q[7], q[8], q[9]);
+        fprintf(stderr, "  %-40s %7ld %9.1f %7ld %9.1f %8.1f %8.1f\n", shape, v[k].n[0],
+                v[k].s[0] * 1e3, v[k].n[1], v[k].s[1] * 1e3,
+                v[k].s[0] > 0 ? v[k].flop[0] * 1e-9 / v[k].s[0] : 0.0,
+                v[k].s[1] > 0 ? v[k].flop[1] * 1e-9 / v[k].s[1] : 0.0);
+    }
+    free(v);
+}
 
 static void profile_print(const nn_ctx *ctx)
 {
@@ -338,6 +408,7 @@ static void profile_print(const nn_ctx *ctx)
             fprintf(stderr, " %10.2f %8.1f", fl * 1e-9, s > 0 ? fl * 1e-9 / s : 0.0);
         fputc('\n', stderr);
     }
+    profile_print_shapes(ctx);
 }
 
 void nn_ctx_free(nn_ctx *ctx)
@@ -352,6 +423,7 @@ void nn_ctx_free(nn_ctx *ctx)
     nn_arena_free(ctx->meta);
     free(ctx->tape);
     free(ctx->pool);
+    free(ctx->shapes);
     free(ctx);
 }
 
