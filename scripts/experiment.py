@@ -254,7 +254,8 @@ def train(run, cfg, binary, model, log_path):
         cmd += ["--score-every", str(cfg["score_every"]), "--score-images", ",".join(p[0] for p in sc),
                 "--score-labels", ",".join(p[1] for p in sc), "--score-oracle", ",".join(p[2] for p in sc)]
     # an interrupted training continues from its checkpoint (bit-for-bit on the CPU with the same
-    # threads; the checkpoint keeps the translation scores taken so far)
+    # threads and a forced MKDSEG_CONV_PATH; with the per-process timed choice of convolution
+    # kernels, up to float rounding; the checkpoint keeps the translation scores taken so far)
     resume = os.path.exists(model + ".ckpt")
     if resume:
         cmd += ["--resume"]
@@ -410,7 +411,7 @@ def budget_section(results, cfg, L):
     L.extend(["## Table 5: longer budgets, CT target, seeds %s" % seeds, "",
               "Each column is a checkpoint of one training per fold and seed: the main study's %d-iteration run, "
               "continued from its final checkpoint (the rates decay per epoch, not by the total, so the continued run is "
-              "the longer run). Test Dice: mean ± sd (runs); validation in brackets." % base, "",
+              "the longer run, up to the float rounding of each process's timed choice of convolution kernels). Test Dice: mean ± sd (runs); validation in brackets." % base, "",
               "| method | " + " | ".join("%d iterations" % n for n in pts) + " |", "|---|" + "---|" * len(pts)])
     for k in keys:
         cells = []
