@@ -133,22 +133,25 @@ def plan(cfg):
     # ("order": "seed": every method of a seed before the next seed, so a run cut short keeps whole pairs)
     order = {m: i for i, m in enumerate(cfg["methods"])}
     by_seed = cfg.get("order") == "seed"
-    # main CT, the first longer budget, the amount study, main MR, then the longer budgets after the first
-    # (a budget point waits for the run it continues, which is always queued before it)
+    # Table 1 and the IAM grid, the first longer budget, the KD ablations (Table 2), the amount study,
+    # main MR, then the longer budgets after the first: what the claims rest on first, so a run cut
+    # short keeps it (a budget point waits for the run it continues, which is always queued before it)
     first_b = min(b["iters"]) if b else 0
 
     def stage(r):
         if r["study"] == "main":
-            return 0 if r["dir"] == "ct" else 3
+            return (2 if r["method"] in ABLATIONS else 0) if r["dir"] == "ct" else 4
         if r["study"] == "budget":
-            return 1 if r["iters"] == first_b else 4
-        return 2
+            return 1 if r["iters"] == first_b else 5
+        return 3
     runs.sort(key=lambda r: (stage(r), r.get("iters", 0), r["seed"] if by_seed else 0,
                              order.get(r["method"], 99), r["seed"], r["fold"]))
     return runs
 
 
 FRESH_AT_BUDGET = ("finetune",)
+# the distillation ablations of Table 2 (mkd-no-iam is also the IAM grid's mkd@identity: it runs with the grid)
+ABLATIONS = ("mkd-no-kd-s2r", "mkd-no-kd-r2s")
 
 
 def execute(run, cfg, binary):
