@@ -30,7 +30,7 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missin
  * synchronously (sigwait on *sigs), and ignores SIGPIPE. */
 void cli_block_signals(sigset_t *sigs);
 
-/* serve and worker: re-execute the process (argv: main's) with OMP_WAIT_POLICY=passive unless
+/* Every command: re-execute the process (argv: main's) with OMP_WAIT_POLICY=passive unless
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (cli_omp.c); returns only when it does not. */
 void cli_omp_default(char **argv);
 

@@ -1,6 +1,7 @@
 /* main.c: `mkdseg CMD [options]` dispatch. One binary for the service, the workers and the
  * command-line tools; see commands.h for the contract of each command. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_util.h"
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    cli_omp_default(argv); /* OpenMP threads that sleep when they wait: cli_omp.c */
     if (!strcmp(argv[1], "--version")) {
 #ifdef MKD_HAVE_CUDA
         printf("mkdseg %s (backends: cpu, cuda)\n", MKDSEG_VERSION);
@@ -58,10 +60,11 @@ int main(int argc, char **argv)
         printf("mkdseg %s (backends: cpu)\n", MKDSEG_VERSION);
 #endif
         printf("device: %s\n", nn_device_describe(NULL));
+        const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+        printf("openmp waiting: %s%s%s\n", wp ? wp : "libgomp's default",
+               sc ? ", GOMP_SPINCOUNT=" : "", sc ? sc : "");
         return 0;
     }
-    if (!strcmp(argv[1], "serve") || !strcmp(argv[1], "worker"))
-        cli_omp_default(argv); /* OpenMP threads that sleep when they wait: cli_omp.c */
     for (const cmd_entry *c = mkdseg_commands; c->name; c++)
         if (!strcmp(argv[1], c->name))
             return c->fn(argc - 1, argv + 1);
