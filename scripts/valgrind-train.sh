@@ -6,6 +6,9 @@
 # indirect leak. The oneDNN JIT kernels run as they do natively (--smc-check=all-non-file).
 #   scripts/valgrind-train.sh [BIN] [WORKDIR]
 set -euo pipefail
+# Set, so that mkdseg does not re-execute itself for its OpenMP default (server/cli/cli_omp.c):
+# valgrind lets an exec'd image run natively, and memcheck would see none of the work.
+export OMP_WAIT_POLICY=passive
 BIN=${1:-build/mkdseg}
 W=${2:-$(mktemp -d /tmp/mkdseg-valgrind.XXXXXX)}
 command -v valgrind > /dev/null || { echo "valgrind-train: valgrind is not installed (scripts/deps.sh test)" >&2; exit 2; }

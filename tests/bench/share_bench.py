@@ -8,9 +8,10 @@ setting in turn, the settings interleaved over --rounds rounds.
         [--rounds R] [--iters N] [--out build/share_bench.json]
 
 Settings (libgomp reads them when it loads, so each is a fresh process environment):
-  default   OMP_WAIT_POLICY and GOMP_SPINCOUNT unset (libgomp: spin about 300 000 times at a
-            barrier, then sleep)
-  passive   OMP_WAIT_POLICY=passive (sleep at once)
+  default   libgomp's default, which mkdseg no longer runs with (server/cli/cli_omp.c makes an
+            unset OMP_WAIT_POLICY passive): GOMP_SPINCOUNT=300000, libgomp's own spin count
+            when nothing is set (spin about 300 000 times at a barrier, then sleep)
+  passive   OMP_WAIT_POLICY=passive (sleep at once; mkdseg's default)
   active    OMP_WAIT_POLICY=active (spin for good)
   spin10k   GOMP_SPINCOUNT=10000 (a bounded spin, then sleep)
 Inputs, made once under build/bench_share/: a 256x256x120 phantom CT (`mkdseg phantom
@@ -32,7 +33,7 @@ sys.path.insert(0, HERE)
 from mkd_bench import CFG, phantom_data  # noqa: E402
 
 SETTINGS = {
-    'default': {},
+    'default': {'GOMP_SPINCOUNT': '300000'},
     'passive': {'OMP_WAIT_POLICY': 'passive'},
     'active': {'OMP_WAIT_POLICY': 'active'},
     'spin10k': {'GOMP_SPINCOUNT': '10000'},
