@@ -100,8 +100,11 @@ def plan(cfg):
             main_seeds = cfg.get("main_seeds", cfg["seeds"]) if tmod == "ct" else cfg["seeds"]
             for seed in sorted(set(cfg["seeds"]) | set(main_seeds)):
                 methods = cfg["methods"] if tmod == "ct" else ["baseline", "finetune", "joint", "mkd"]
-                # the ablations (Table 2) and the IAM grid (M@IAM) run `seeds`; Table 1's methods run main_seeds
-                for m in [m for m in methods if not (m.startswith("mkd-") or "@" in m) or seed in cfg["seeds"]] if seed in main_seeds else []:
+                # the ablations (Table 2) and the IAM grid (M@IAM) run `seeds`; Table 1's methods and the
+                # grid's rows named in "main_grid" run main_seeds
+                wide = set(cfg.get("main_grid", []))
+                for m in [m for m in methods if not (m.startswith("mkd-") or "@" in m) or m in wide
+                          or seed in cfg["seeds"]] if seed in main_seeds else []:
                     runs.append(dict(study="main", dir=tmod, amod=amod, fold=fold, seed=seed, method=m,
                                      target=train, assistant=avols, test=test, val=val, n_assist=len(avols)))
                 if tmod == "ct" and seed in cfg["seeds"]:
