@@ -7,13 +7,14 @@ SVC_SRC := server/store/svc.c server/http/upload.c server/jobs/engine_pool.c $(w
 $(patsubst %.c,$(BUILD)/obj/%.o,$(SVC_SRC)): CFLAGS += -Wno-format-truncation
 
 # `make default-model`: the small model /segment serves out of the box (models/default.safetensors,
-# committed). Trains `joint` (one segmentor on CT + MR: the method that led on the validation volumes,
-# docs/method.md) on 4 labelled phantom CT + 4 phantom MR volumes (seeds 2001-2004 and 1001-1004,
+# committed). Trains `mkd-no-iam` (two segmentors, one on CT and one on raw MR, teaching each other:
+# the method that led on the validation volumes of experiments/cpu.json, docs/method.md) on 4
+# labelled phantom CT + 4 phantom MR volumes (seeds 2001-2004 and 1001-1004,
 # the default 96x96x80 / 80x80x40 shapes), then evaluates it on 3 held-out phantom CT volumes
 # (seeds 3001-3003). docs/service.md gives the numbers measured.
 DM_DIR   ?= var/default-model
 DM_ITERS ?= 3000
-DM_ARGS  ?= --method joint --iters $(DM_ITERS) --iters-per-epoch 200 --size 64 --spacing 3 \
+DM_ARGS  ?= --method mkd-no-iam --iters $(DM_ITERS) --iters-per-epoch 200 --size 64 --spacing 3 \
             --seg-width 8 --ngf 8 --ngen-blocks 2 --ndf 8 --batch 4 --lr-seg 3e-3 --aug-flip 0 \
             --seed 1 --threads 1
 .PHONY: default-model

@@ -6,9 +6,9 @@
                                              [--threads T] [--reps R] [--model default|paper]
 
 The volume: `mkdseg phantom --modality ct --seed 7 --shape 512,512,300` (int16 HU, 96 MB as
-.nii.gz), made once under build/bench_ct/ (about 1 CPU-minute). The model: models/default.
-safetensors (the shipped default: an mkd ensemble of two width-8 segmentors at 3 mm, tiles
-of 64), or with --model paper (workload ct512_segment_paper) a paper-size ensemble: two
+.nii.gz), made once under build/bench_ct/ (about 1 CPU-minute). The model:
+tests/data/mkd_ensemble.safetensors (a fixed mkd ensemble of two width-8 segmentors at 3 mm,
+tiles of 64), or with --model paper (workload ct512_segment_paper) a paper-size ensemble: two
 width-32 segmentors, 256-pixel tiles at 1.4 mm, made once under build/bench_ct/ by two
 iterations of `mkdseg train --method mkd` on the phantom data of mkd_bench.py (the weights
 do not matter for the time; both sides read the same file). Each repetition is one whole process, from start to the written label file: for
@@ -27,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, '..', '..'))
-MODEL = os.path.join(TOP, 'tests', 'data', 'mkd_ensemble.safetensors')  # an mkd ensemble (the shipped default is one segmentor)
+MODEL = os.path.join(TOP, 'tests', 'data', 'mkd_ensemble.safetensors')  # a fixed mkd ensemble, whatever the shipped default is
 
 
 def volume(mkdseg):

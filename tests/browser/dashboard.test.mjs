@@ -15,7 +15,7 @@ const tiny = { size: 32, seg_width: 2, ngf: 4, ngen_blocks: 1, ndf: 4, batch: 2 
 before(async () => {
   dir = tmp('browser');
   db = createDb('mkdseg_browser');
-  // an mkd ensemble as the default model (models/default.safetensors is one segmentor), so the
+  // a fixed mkd ensemble as the default model (not the shipped one, which may change), so the
   // segment page has a disagreement map to show
   srv = await startServer(db, dir, ['--default-model', path.join(top, 'tests/data/mkd_ensemble.safetensors')]);
   browser = await launch();

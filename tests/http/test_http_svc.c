@@ -1402,8 +1402,8 @@ Test(svc, segment_dicom_files_in_one_field, .timeout = 300)
     stop();
 }
 
-/* With an mkd ensemble as the default model (tests/data/mkd_ensemble.safetensors; the shipped
- * default is one segmentor) the answer carries the disagreement summary, the map lies on the
+/* With an mkd ensemble as the default model (tests/data/mkd_ensemble.safetensors, fixed, so that
+ * the test does not change with the shipped default) the answer carries the disagreement summary, the map lies on the
  * input grid with values in [0, 1], and the per-structure means in the JSON are the means of the
  * map over the voxels the mask gives each structure (recomputed here from the two downloaded
  * files). */
