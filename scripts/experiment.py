@@ -560,7 +560,7 @@ def report(results, cfg, cfg_path, elapsed, write_json=True):
     L.extend(["## Table 3: amount of assistant data (mkd ensemble)", "", "| MR volumes | mean Dice (runs) | paper |", "|---|---|---|"])
     def amount(n):   # the mkd ensemble with n MR volumes, over the amount study's seeds only
         return agg([r["eval"]["ensemble"]["dice"] for r in results if r["dir"] == "ct" and r["method"] == "mkd"
-                    and r["n_assist"] == n and r["seed"] in cfg["seeds"]])
+                    and r["study"] in ("main", "amount") and r["n_assist"] == n and r["seed"] in cfg["seeds"]])
     for n in sorted(set(cfg.get("assistant_amounts", []))):
         a = amount(n)
         L.append("| %d | %s | %s |" % (n, fmt(a) if a else "–", "%.4f" % PAPER["amount"].get(n, float("nan"))))
