@@ -46,18 +46,6 @@ static int shx(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
-/* A file's text (NUL-terminated, caller frees). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot read %s", path);
-    char *b = calloc(1, 1 << 16);
-    size_t n = fread(b, 1, (1 << 16) - 1, f);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* `mkdseg token create --name NAME [more]` into out[80]; its exit status. */
 static int token_create(const char *name, const char *more, char out[80])
 {
@@ -65,7 +53,7 @@ static int token_create(const char *name, const char *more, char out[80])
     snprintf(path, sizeof path, "%s/tok-%s", srv.dir, name);
     int rc = shx("'%s' token create --name '%s' %s --database-url '%s' > '%s' 2>'%s.err'",
                  tenv("MKDSEG_TEST_BIN"), name, more, url, path, path);
-    char *t = slurp(path);
+    char *t = tslurp(path, NULL);
     t[strcspn(t, "\r\n")] = 0;
     snprintf(out, 80, "%s", t);
     free(t);
@@ -469,7 +457,7 @@ Test(auth_scopes, token_command_scopes_expiry_list_revoke, .init = start_plain)
     char out[400];
     snprintf(out, sizeof out, "%s/list", srv.dir);
     cr_assert_eq(shx("'%s' token list --database-url '%s' > '%s'", bin, url, out), 0);
-    char *list = slurp(out);
+    char *list = tslurp(out, NULL);
     cr_assert(strstr(list, "scopes") && strstr(list, "expires") && strstr(list, "last used"), "%s",
               list);
     cr_assert(strstr(list, "read,segment") && strstr(list, "2099-01-31T00:00:00Z"), "%s", list);

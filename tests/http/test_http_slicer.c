@@ -47,21 +47,6 @@ static void phantom(const char *path, int seed)
         tenv("MKDSEG_TEST_BIN"), seed, path, path);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 /* ---- the wire ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -159,7 +144,7 @@ static void wire(const char *method, const char *path, const char *extra_headers
 static char *ml_multipart(const char *params, const char *file_field, const char *file, size_t *len)
 {
     size_t flen = 0;
-    char *data = file ? slurp(file, &flen) : NULL;
+    char *data = file ? tslurp(file, &flen) : NULL;
     size_t cap = flen + 4096, n = 0;
     char *b = malloc(cap);
     n += (size_t)snprintf(b + n, cap - n,
@@ -502,7 +487,7 @@ Test(slicer, auth_token_then_upload_and_infer, .timeout = 180)
     tsh("'%s' token create --name slicer --database-url '%s' > '%s' 2>/dev/null",
         tenv("MKDSEG_TEST_BIN"), url, tokfile);
     size_t tl;
-    char *tok = slurp(tokfile, &tl);
+    char *tok = tslurp(tokfile, &tl);
     tok[strcspn(tok, "\r\n")] = 0;
     snprintf(img, sizeof img, "%s/ct a.nii.gz", sv.dir);
     phantom(img, 9);
@@ -573,7 +558,7 @@ Test(slicer, four_d_volume_choice, .timeout = 240)
     snprintf(out, sizeof out, "%s/err.json", sv.dir);
     cr_assert_eq(segment_to(four, NULL, NULL, out), 422, "a multi-volume file without volume");
     size_t el;
-    char *eb = slurp(out, &el);
+    char *eb = tslurp(out, &el);
     cr_assert(strstr(eb, "3 volumes") && strstr(eb, "\"field\":\"vol\""), "%s", eb);
     free(eb);
     const char *bad[] = {"volume=3", NULL};
@@ -745,7 +730,7 @@ Test(slicer, python_cgi_client_reads_the_answer, .timeout = 180)
         cr_assert_eq(json_integer_value(json_object_get(names, vol_class_names[c])), c);
     json_decref(j);
     size_t len;
-    char *buf = slurp(out, &len);
+    char *buf = tslurp(out, &len);
     nrrd_img m;
     nrrd_parse(buf, len, &m);
     check_geometry(&m, img, NULL);

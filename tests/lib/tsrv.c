@@ -30,7 +30,9 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static char *slurp(const char *path)
+/* path's bytes, NUL-terminated (*len: their count, when len is not NULL); NULL when it cannot
+ * be read */
+static char *slurp_len(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -48,6 +50,17 @@ static char *slurp(const char *path)
     fclose(f);
     if (b)
         b[n] = 0;
+    if (len)
+        *len = n;
+    return b;
+}
+
+static char *slurp(const char *path) { return slurp_len(path, NULL); }
+
+char *tslurp(const char *path, size_t *len)
+{
+    char *b = slurp_len(path, len);
+    cr_assert(b, "cannot read %s", path);
     return b;
 }
 

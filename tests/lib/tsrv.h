@@ -29,6 +29,9 @@ int tsrv_start(tsrv *s, const char *db_url, const char *const *args);
 /* SIGTERM, then waits up to 60 s (then SIGKILL). Returns the exit status, 128+signal when
  * killed by a signal, -1 when it was not running. Removes the folder. */
 int tsrv_stop(tsrv *s);
+/* A whole file, NUL-terminated (*len: its size, when len is not NULL); the caller frees it. Aborts
+ * the test when the file cannot be read. */
+char *tslurp(const char *path, size_t *len);
 /* Whether the server log contains `needle`. */
 int tsrv_log_contains(const tsrv *s, const char *needle);
 

@@ -31,20 +31,6 @@ static long file_mtime_ns(const char *path)
     return st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 Test(experiment, budgets_continue_from_the_final_checkpoint, .fini = cleanup, .timeout = 900)
 {
     const char *tmp = getenv("MKDSEG_TEST_TMP");
@@ -107,7 +93,7 @@ Test(experiment, budgets_continue_from_the_final_checkpoint, .fini = cleanup, .t
         cr_expect(iters == 6 || iters == 8, "%s: iters %d", name, iters);
         /* it resumed at the previous point's last iteration and trained to its own */
         snprintf(path, sizeof path, "%s/out/%s/train.log", dir, name);
-        char *log = slurp(path);
+        char *log = tslurp(path, NULL);
         char want[64];
         snprintf(want, sizeof want, "at iteration %d", iters == 6 ? 4 : 6);
         cr_expect(strstr(log, "resumed from") && strstr(log, want), "%s: %s", name, log);
@@ -118,7 +104,7 @@ Test(experiment, budgets_continue_from_the_final_checkpoint, .fini = cleanup, .t
     cr_expect_eq(budget, 8);
     json_decref(doc);
     snprintf(path, sizeof path, "%s/rep/results.md", dir);
-    char *md = slurp(path);
+    char *md = tslurp(path, NULL);
     cr_expect(strstr(md, "## Table 5: longer budgets") &&
                   strstr(md, "| 4 iterations | 6 iterations | 8 iterations |"),
               "%s", md);
