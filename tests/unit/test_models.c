@@ -342,8 +342,9 @@ static void golden_discriminator(void)
  * (sum of numel over torch_models.Segmentor(32) / Generator(64, 9) / Discriminator(64)
  * parameters and float buffers), and CycleGAN's init has the stated statistics. */
 /* Each network on each convolution path (MKDSEG_CONV_PATH, read when its context first
- * convolves): the default timed choice, oneDNN alone, and the direct kernels wherever they
- * apply, so every kernel either path can run is pinned to the PyTorch reference. */
+ * convolves): the default timed choice, oneDNN alone, the direct kernels wherever they apply,
+ * and Winograd wherever it applies, so every kernel any path can run is pinned to the PyTorch
+ * reference. */
 #define GOLDEN_PATHS(net)                                                                          \
     Test(models_golden, net) { golden_##net(); }                                                   \
     Test(models_golden, net##_onednn)                                                              \
@@ -354,6 +355,11 @@ static void golden_discriminator(void)
     Test(models_golden, net##_direct)                                                              \
     {                                                                                              \
         setenv("MKDSEG_CONV_PATH", "direct", 1);                                                   \
+        golden_##net();                                                                            \
+    }                                                                                              \
+    Test(models_golden, net##_winograd)                                                            \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "winograd", 1);                                                 \
         golden_##net();                                                                            \
     }
 GOLDEN_PATHS(segmentor)

@@ -1,7 +1,9 @@
-/* test_nn_conv_direct.c: the direct row kernels of the CPU backend (one input or one output
+/* test_nn_conv_direct.c: the hand-written convolutions of the CPU backend against a plain
+ * double-precision convolution written here: the direct row kernels (one input or one output
  * channel, stride 1, the weight gradient of strided convolutions from one channel, and the
- * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c) against a plain double-precision
- * convolution written here, forward and all three gradients, on shapes whose rows are not
+ * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c)
+ * and Winograd F(2x2, 3x3) (3x3 stride-1 convolutions of 4 or more channels, pad 0 or 1:
+ * engine/nn/cpu/cpu_conv_wino.c), each forward and all three gradients, on shapes whose rows are not
  * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
  * same graph through oneDNN (MKDSEG_CONV_PATH=onednn) and through the timed per-shape choice
  * between the two (auto). Tolerance: max |a - ref| <= 1e-4 x
@@ -37,8 +39,9 @@ static void fill(float *p, size_t n, nn_rng *r)
 
 /* One shape: forward (with the fused activation when act) and the gradients of x, w, b for a
  * random output gradient, against the reference, on the path MKDSEG_CONV_PATH forces: "direct"
- * (the kernels of cpu_conv_direct.c wherever they apply), "onednn", or "auto" (the timed
- * per-shape choice of cpu_conv_pick.c, whichever it takes). */
+ * (the kernels of cpu_conv_direct.c wherever they apply), "winograd" (cpu_conv_wino.c wherever
+ * it applies), "onednn", or "auto" (the timed per-shape choice of cpu_conv_pick.c, whichever it
+ * takes). */
 static void check(const shape *s, const char *path)
 {
     setenv("MKDSEG_CONV_PATH", path, 1);
@@ -143,6 +146,49 @@ static const shape shapes[] = {
     {2, 8, 14, 19, 8, 4, 1, 0, 2},
     {1, 16, 8, 8, 9, 4, 1, 0, 2}, /* rows of 4 */
 };
+
+/* Winograd's shapes: odd output sides (partial tiles), rows of tiles that are and are not
+ * multiples of 8 (the row and the gathered transforms), channel counts that leave tails in the
+ * product's register blocks (4 output and 3 input channels), pad 0 and 1, tile counts past one
+ * chunk, and the networks' own layers (the generators' residual blocks after reflection pad,
+ * the segmentors' levels) */
+static const shape wino_shapes[] = {
+    {4, 32, 18, 18, 32, 3, 0, 0, 1}, /* generator residual block: 16x16 out, rows of 8 tiles */
+    {2, 8, 64, 64, 8, 3, 1, 0, 1},   /* segmentor top level: 1024 tiles a plane */
+    {2, 16, 32, 32, 8, 3, 1, 0, 1},
+    {3, 5, 9, 13, 7, 3, 1, 0, 1},                 /* odd sides, channel tails */
+    {2, 9, 35, 37, 6, 3, 1, 0, 1},                /* 18x19 tiles: some rows end mid-vector */
+    {1, 12, 7, 7, 13, 3, 0, 0, 1},                /* 5x5 out: partial tiles, pad 0 */
+    {2, 64, 4, 4, 128, 3, 1, 0, 1},               /* 2x2 tiles a plane: every group gathered */
+    {1, 4, 40, 6, 4, 3, 1, NN_ACT_LEAKY_RELU, 1}, /* the fused inference op */
+    {2, 8, 12, 30, 8, 3, 1, NN_ACT_TANH, 1},
+};
+#define N_WINO (sizeof wino_shapes / sizeof wino_shapes[0])
+
+Test(nn_conv_direct, winograd_matches_reference)
+{
+    nn_set_threads(1);
+    for (size_t i = 0; i < N_WINO; i++)
+        check(&wino_shapes[i], "winograd");
+}
+
+Test(nn_conv_direct, winograd_two_threads_match_reference)
+{
+    nn_set_threads(2);
+    for (size_t i = 0; i < N_WINO; i++)
+        check(&wino_shapes[i], "winograd");
+}
+
+Test(nn_conv_direct, winograd_shapes_on_every_path)
+{
+    /* the same shapes on oneDNN and on the timed choice (twice: timed, then cached) */
+    nn_set_threads(1);
+    for (size_t i = 0; i < N_WINO; i++)
+        check(&wino_shapes[i], "onednn");
+    for (int rep = 0; rep < 2; rep++)
+        for (size_t i = 0; i < N_WINO; i++)
+            check(&wino_shapes[i], "auto");
+}
 
 Test(nn_conv_direct, matches_reference)
 {

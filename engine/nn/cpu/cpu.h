@@ -46,17 +46,34 @@ size_t cpu_direct_pack_size(int N, int O, int OH, int OWp);
 void cpu_direct_bias_grad(const float *gy, int N, int O, size_t plane, float *gb);
 void cpu_direct_flip_weights(const float *w, int O, int C, int KH, int KW, float *wf);
 
-/* cpu_conv_pick.c: oneDNN or the direct kernels, per shape (see the file). */
-enum { CPU_PATH_AUTO, CPU_PATH_ONEDNN, CPU_PATH_DIRECT };
+/* cpu_conv_wino.c: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions on NCHW (see the file).
+ * May a conv2d (its geometry: x [N, IC, H, W], pad) run there? */
+int cpu_wino_ok(int transposed, int N, int IC, int H, int W, int OC, int KH, int KW, int stride,
+                int dil, int pad);
+/* the scratch bytes of cpu_wino_fwd (pass 0; the data gradient is a forward) or
+ * cpu_wino_bwd_weights (pass 2) on x [N, C, H, W] padded by pad, O output channels */
+size_t cpu_wino_scratch(int pass, int N, int C, int H, int W, int pad, int O, int threads);
+/* y [N, O, H + 2 pad - 2, W + 2 pad - 2] = x (*) w [O, C, 3, 3] + b (b may be NULL); any pad */
+void cpu_wino_fwd(const float *x, int N, int C, int H, int W, int pad, const float *w, int O,
+                  const float *b, float *y, void *scratch, int threads);
+/* gw [O, C, 3, 3] (overwritten) = the weight gradient of that forward for output gradient gy */
+void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, const float *gy,
+                          int O, float *gw, void *scratch, int threads);
+
+/* cpu_conv_pick.c: oneDNN, the direct kernels or Winograd, per shape (see the file). */
+enum { CPU_PATH_AUTO, CPU_PATH_ONEDNN, CPU_PATH_DIRECT, CPU_PATH_WINO };  /* MKDSEG_CONV_PATH */
+enum { CPU_IMPL_ONEDNN, CPU_IMPL_DIRECT, CPU_IMPL_WINO, CPU_IMPL_COUNT }; /* what runs a pass */
 /* a shape's key: cpu_conv.c's 16 geometry values, the pass (0 fwd, 1 bwd data, 2 bwd
  * weights) and the thread count */
 #define CPU_PICK_KEY 18
-/* MKDSEG_CONV_PATH (auto | onednn | direct; MKDSEG_CONV_DIRECT=0 / 1: onednn / direct) */
+/* MKDSEG_CONV_PATH (auto | onednn | direct | winograd; MKDSEG_CONV_DIRECT=0 / 1: onednn /
+ * direct) */
 int cpu_conv_path_from_env(void);
-/* the cached choice for key: 1 direct, 0 oneDNN, -1 not timed yet */
+/* the cached choice for key (a CPU_IMPL_*), -1 not timed yet */
 int cpu_conv_pick_get(const int *key);
-/* record the two times (ms) of key; the faster path becomes its choice */
-void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct);
+/* record the times (ms; < 0: the path cannot run the shape) of key; the fastest path becomes
+ * its choice, returned (another thread's when it recorded the key first) */
+int cpu_conv_pick_put(const int *key, const double ms[CPU_IMPL_COUNT]);
 /* the table of choices so far, one line per shape */
 void cpu_conv_pick_report(FILE *f);
 

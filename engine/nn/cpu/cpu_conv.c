@@ -9,8 +9,9 @@
  * an existing one go to an arena buffer first. Convolutions with one input or one output
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
  * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
- * instead, on NCHW: per shape, whichever of the two is faster on the running machine (timed
- * once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct forces one).
+ * instead, on NCHW, and 3x3 stride-1 convolutions of 4 or more channels on the Winograd kernels
+ * of cpu_conv_wino.c: per shape, whichever is fastest on the running machine (timed once per
+ * process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct|winograd forces one).
  *
  * Reorders saved (the experiment's small networks run about 2000 oneDNN calls a step, most of
  * them reorders): a parameter's weights are reordered once per layout and kept while their
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS, K_COUNT };
 enum { A_SRC, A_WEI, A_BIAS, A_DST, A_COUNT }; /* diff_ variants in the backward kinds */
@@ -480,14 +482,21 @@ fail:
     return -1;
 }
 
-/* ---- the direct path ----------------------------------------------------------------- */
+/* ---- the hand-written paths ----------------------------------------------------------- */
 
-/* may pass k run on the direct kernels (whether it does is dispatch's choice) */
+/* may pass k run on the direct kernels / on Winograd (whether it does is dispatch's choice) */
 static int direct_ok(const conv_state *s, const geom *g, int k)
 {
-    return s->path != CPU_PATH_ONEDNN &&
+    return (s->path == CPU_PATH_AUTO || s->path == CPU_PATH_DIRECT) &&
            cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
                               g->pad, k == K_BWD_WEIGHTS);
+}
+
+static int wino_ok(const conv_state *s, const geom *g)
+{
+    return (s->path == CPU_PATH_AUTO || s->path == CPU_PATH_WINO) &&
+           cpu_wino_ok(g->transposed, g->N, g->IC, g->H, g->W, g->OC, g->KH, g->KW, g->stride,
+                       g->extra, g->pad);
 }
 
 /* the clock a timed choice reads: at one thread the calling thread's CPU time, which does
@@ -500,33 +509,61 @@ static double now_ms(int threads)
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
-/* One pass of a node on one path (direct 1: cpu_conv_direct.c, 0: oneDNN); every path
- * overwrites the whole of its outputs, so running several in turn leaves the last one's. */
-typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct);
+/* One pass of a node on one path (CPU_IMPL_*: oneDNN, cpu_conv_direct.c, cpu_conv_wino.c);
+ * every path overwrites the whole of its outputs, so running several in turn leaves the
+ * last one's. */
+typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl);
 
 #define PICK_REPS 5 /* timed runs of each path, after one warm-up run */
 
+/* Before each timed run the core's L2 cache is filled with other data: in a network a
+ * convolution's inputs arrive from the ops before it and its outputs are read by the next, so
+ * a path that keeps large temporaries (Winograd's transformed tiles) pays for them in misses
+ * that back-to-back runs of one shape would hide. Twice the L2 size (sysconf; 1 MiB when
+ * unknown) written once per timed run: microseconds, and only the first time a shape is seen. */
+static void evict_l2(void)
+{
+    static float *buf;
+    static size_t n;
+    if (!buf) {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        n = 2 * (size_t)(l2 > 0 ? l2 : (1L << 20)) / sizeof(float);
+        if (!(buf = malloc(n * sizeof(float))))
+            return;
+    }
+    for (size_t i = 0; i < n; i += 16)
+        buf[i] += 1.0f;
+}
+
 /* Run pass k on the path chosen for its shape (cpu_conv_pick.c): the forced one, the cached
- * timed choice, or, the first time in the process, both timed (a warm-up run and PICK_REPS
- * timed runs each, alternating; the least time of each) and the faster one run last so its
- * result is the one kept. */
+ * timed choice, or, the first time in the process, every path that can run it timed (a
+ * warm-up run and PICK_REPS timed runs each, alternating; the least time of each) and the
+ * fastest run last so its result is the one kept. */
 static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
 {
-    if (!direct_ok(s, g, k))
-        return f(ctx, s, g, args, 0);
+    int can[CPU_IMPL_COUNT] = {1, direct_ok(s, g, k), wino_ok(s, g)};
+    if (!can[CPU_IMPL_DIRECT] && !can[CPU_IMPL_WINO])
+        return f(ctx, s, g, args, CPU_IMPL_ONEDNN);
     if (s->path == CPU_PATH_DIRECT)
-        return f(ctx, s, g, args, 1);
+        return f(ctx, s, g, args, CPU_IMPL_DIRECT);
+    if (s->path == CPU_PATH_WINO)
+        return f(ctx, s, g, args, CPU_IMPL_WINO);
     int key[CPU_PICK_KEY];
     geom_key(g, key);
     key[CPU_PICK_KEY - 2] = k;
     key[CPU_PICK_KEY - 1] = nn_get_threads();
-    int direct = cpu_conv_pick_get(key);
-    if (direct >= 0)
-        return f(ctx, s, g, args, direct);
-    double best[2] = {1e300, 1e300};
+    int impl = cpu_conv_pick_get(key);
+    if (impl >= 0)
+        return f(ctx, s, g, args, impl);
+    double best[CPU_IMPL_COUNT];
+    for (int p = 0; p < CPU_IMPL_COUNT; p++)
+        best[p] = can[p] ? 1e300 : -1.0;
     const int threads = key[CPU_PICK_KEY - 1];
     for (int r = 0; r < 1 + PICK_REPS; r++)
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < CPU_IMPL_COUNT; p++) {
+            if (!can[p])
+                continue;
+            evict_l2();
             const double t0 = now_ms(threads);
             if (f(ctx, s, g, args, p))
                 return -1;
@@ -534,9 +571,8 @@ static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f,
             if (r > 0 && t < best[p])
                 best[p] = t;
         }
-    cpu_conv_pick_put(key, best[0], best[1]);
-    direct = best[1] < best[0];
-    return f(ctx, s, g, args, direct);
+    impl = cpu_conv_pick_put(key, best);
+    return f(ctx, s, g, args, impl);
 }
 
 /* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad_to's layout with rows
@@ -615,6 +651,53 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
     const int Wq = (g->W + 2 * g->pad + g->stride - 1) / g->stride;
     cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, Wq, g->stride, gy, g->OC, g->OH,
                                 g->OW, g->KH, g->KW, gw, gb);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+static int wino_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b,
+                    float *y)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const int thr = nn_get_threads();
+    void *sc =
+        nn_ctx_scratch(ctx, cpu_wino_scratch(0, g->N, g->IC, g->H, g->W, g->pad, g->OC, thr));
+    if (!sc)
+        return -1;
+    cpu_wino_fwd(x, g->N, g->IC, g->H, g->W, g->pad, w, g->OC, b, y, sc, thr);
+    if (g->act != NN_ACT_NONE)
+        cpu_act_apply(y, y, (size_t)g->N * g->OC * g->OH * g->OW, g->act, g->slope);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+/* gx = the forward convolution of gy padded by 2 - pad with the flipped, transposed kernel */
+static int wino_bwd_data(nn_ctx *ctx, const geom *g, const float *gy, const float *w, float *gx)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const int thr = nn_get_threads(), q = 2 - g->pad;
+    float *wf = nn_ctx_scratch(ctx, (size_t)g->OC * g->IC * 9 * sizeof(float));
+    void *sc = nn_ctx_scratch(ctx, cpu_wino_scratch(0, g->N, g->OC, g->OH, g->OW, q, g->IC, thr));
+    if (!wf || !sc)
+        return -1;
+    cpu_direct_flip_weights(w, g->OC, g->IC, 3, 3, wf);
+    cpu_wino_fwd(gy, g->N, g->OC, g->OH, g->OW, q, wf, g->IC, NULL, gx, sc, thr);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+static int wino_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const float *gy, float *gw,
+                            float *gb)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const int thr = nn_get_threads();
+    void *sc =
+        nn_ctx_scratch(ctx, cpu_wino_scratch(2, g->N, g->IC, g->H, g->W, g->pad, g->OC, thr));
+    if (!sc)
+        return -1;
+    cpu_wino_bwd_weights(x, g->N, g->IC, g->H, g->W, g->pad, gy, g->OC, gw, sc, thr);
+    if (gb)
+        cpu_direct_bias_grad(gy, g->N, g->OC, (size_t)g->OH * g->OW, gb);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
     return 0;
 }
@@ -705,11 +788,13 @@ static void *keep_src(nn_ctx *ctx, const conv_ent *e, nn_node *nd)
     return sv->src;
 }
 
-static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl)
 {
     const fwd_args *a = args;
-    if (direct)
+    if (impl == CPU_IMPL_DIRECT)
         return direct_fwd(ctx, g, a->x, a->w, a->b, a->y);
+    if (impl == CPU_IMPL_WINO)
+        return wino_fwd(ctx, g, a->x, a->w, a->b, a->y);
     conv_ent *e = lookup(ctx, s, g, K_FWD);
     if (!e)
         return -1;
@@ -813,11 +898,13 @@ static blk_arg *gy_shared(nn_ctx *ctx, const conv_ent *e, int k, bwd_args *a)
     return dnnl_memory_desc_equal(&a->gy_md, &ca->md) ? &a->gy_blk : NULL;
 }
 
-static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl)
 {
     bwd_args *a = (bwd_args *)args;
-    if (direct)
+    if (impl == CPU_IMPL_DIRECT)
         return direct_bwd_data(ctx, g, a->gy, a->w, a->gx);
+    if (impl == CPU_IMPL_WINO)
+        return wino_bwd_data(ctx, g, a->gy, a->w, a->gx);
     conv_ent *e = lookup(ctx, s, g, K_BWD_DATA);
     if (!e)
         return -1;
@@ -837,11 +924,13 @@ static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *
     return 0;
 }
 
-static int bwd_weights_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int direct)
+static int bwd_weights_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl)
 {
     bwd_args *a = (bwd_args *)args;
-    if (direct)
+    if (impl == CPU_IMPL_DIRECT)
         return direct_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
+    if (impl == CPU_IMPL_WINO)
+        return wino_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
     conv_ent *e = lookup(ctx, s, g, K_BWD_WEIGHTS);
     if (!e)
         return -1;

@@ -1,14 +1,16 @@
-/* cpu_conv_pick.c: which implementation runs a convolution pass: oneDNN or the hand-written
- * kernels of cpu_conv_direct.c.
+/* cpu_conv_pick.c: which implementation runs a convolution pass: oneDNN, the hand-written
+ * kernels of cpu_conv_direct.c or the Winograd ones of cpu_conv_wino.c.
  *
  * The hand kernels were tuned on an AVX2-only CPU (AMD Zen 1), where they beat oneDNN's
  * jit:avx2 kernels on the shapes cpu_direct_conv_ok accepts; on an AVX-512 CPU oneDNN's
  * avx512 kernels can win on the same shapes (docs/benchmarks.md). So the choice is measured
  * on the running machine: the first time a shape (geometry, pass and thread count) is seen in
- * the process, both paths run a few times on the real arguments and the faster one (least of
+ * the process, every path that can run it runs a few times on the real arguments and the faster one (least of
  * 5 timed runs each, after a warm-up run that also creates oneDNN's primitive; CPU time of
  * the calling thread at one thread, wall time with more) is kept in a process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
- * takes the cached path. MKDSEG_CONV_PATH=onednn|direct (read when a context first convolves)
+ * takes the cached path. Winograd's rounding differs from a direct sum's, so on a shape where
+ * it wins the timed choice also decides the last bits of the result. MKDSEG_CONV_PATH=
+ * onednn|direct|winograd (read when a context first convolves)
  * forces one path for every shape the kernels support, for tests and for runs that must be
  * bit-reproducible across processes (a timed choice can differ from one process to the
  * next when the two paths are close); MKDSEG_CONV_DIRECT=0 is the older spelling of onednn.
@@ -23,8 +25,8 @@
 
 typedef struct {
     int key[CPU_PICK_KEY];
-    int direct;   /* the choice: 1 the hand kernel, 0 oneDNN */
-    double ms[2]; /* least time of each: [0] oneDNN, [1] direct */
+    int impl;                  /* the choice: CPU_IMPL_* */
+    double ms[CPU_IMPL_COUNT]; /* least time of each (< 0: cannot run the shape) */
 } pick_ent;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,8 +40,11 @@ int cpu_conv_path_from_env(void)
         return CPU_PATH_ONEDNN;
     if (p && !strcmp(p, "direct"))
         return CPU_PATH_DIRECT;
+    if (p && !strcmp(p, "winograd"))
+        return CPU_PATH_WINO;
     if (p && *p && strcmp(p, "auto"))
-        fprintf(stderr, "mkdseg: MKDSEG_CONV_PATH=%s is not auto, onednn or direct: auto\n", p);
+        fprintf(stderr,
+                "mkdseg: MKDSEG_CONV_PATH=%s is not auto, onednn, direct or winograd: auto\n", p);
     if (!(p && *p) && d && !strcmp(d, "0"))
         return CPU_PATH_ONEDNN;
     if (!(p && *p) && d && !strcmp(d, "1"))
@@ -53,19 +58,25 @@ int cpu_conv_pick_get(const int *key)
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < g_n; i++)
         if (!memcmp(g_ent[i].key, key, sizeof g_ent[i].key)) {
-            r = g_ent[i].direct;
+            r = g_ent[i].impl;
             break;
         }
     pthread_mutex_unlock(&g_lock);
     return r;
 }
 
-void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct)
+int cpu_conv_pick_put(const int *key, const double ms[CPU_IMPL_COUNT])
 {
+    int best = CPU_IMPL_ONEDNN;
+    for (int p = 1; p < CPU_IMPL_COUNT; p++)
+        if (ms[p] >= 0 && ms[p] < ms[best])
+            best = p;
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < g_n; i++)
-        if (!memcmp(g_ent[i].key, key, sizeof g_ent[i].key))
-            goto done; /* another thread timed it first: keep its choice */
+        if (!memcmp(g_ent[i].key, key, sizeof g_ent[i].key)) {
+            best = g_ent[i].impl; /* another thread timed it first: keep its choice */
+            goto done;
+        }
     if (g_n == g_cap) {
         int cap = g_cap ? 2 * g_cap : 64;
         pick_ent *n = realloc(g_ent, (size_t)cap * sizeof *n);
@@ -76,26 +87,32 @@ void cpu_conv_pick_put(const int *key, double ms_onednn, double ms_direct)
     }
     pick_ent *e = &g_ent[g_n++];
     memcpy(e->key, key, sizeof e->key);
-    e->ms[0] = ms_onednn;
-    e->ms[1] = ms_direct;
-    e->direct = ms_direct < ms_onednn;
+    memcpy(e->ms, ms, sizeof e->ms);
+    e->impl = best;
 done:
     pthread_mutex_unlock(&g_lock);
+    return best;
 }
 
 void cpu_conv_pick_report(FILE *f)
 {
     static const char *const pass[] = {"fwd", "bwd_data", "bwd_weights"};
+    static const char *const impl[] = {"onednn", "direct", "winograd"};
     pthread_mutex_lock(&g_lock);
     if (g_n)
         fprintf(f, "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
-                   "threads: oneDNN ms, direct ms -> choice\n");
+                   "threads: oneDNN ms, direct ms, winograd ms (-: cannot run it) -> choice\n");
     for (int i = 0; i < g_n; i++) {
         const int *k = g_ent[i].key;
-        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %.4f %.4f -> %s\n",
+        char t[CPU_IMPL_COUNT][24];
+        for (int p = 0; p < CPU_IMPL_COUNT; p++)
+            if (g_ent[i].ms[p] < 0)
+                snprintf(t[p], sizeof t[p], "-");
+            else
+                snprintf(t[p], sizeof t[p], "%.4f", g_ent[i].ms[p]);
+        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %s %s %s -> %s\n",
                 pass[k[CPU_PICK_KEY - 2]], k[0] ? "T " : "", k[1], k[2], k[5], k[3], k[4], k[8],
-                k[9], k[10], k[11], k[CPU_PICK_KEY - 1], g_ent[i].ms[0], g_ent[i].ms[1],
-                g_ent[i].direct ? "direct" : "onednn");
+                k[9], k[10], k[11], k[CPU_PICK_KEY - 1], t[0], t[1], t[2], impl[g_ent[i].impl]);
     }
     pthread_mutex_unlock(&g_lock);
 }
