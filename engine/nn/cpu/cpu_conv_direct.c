@@ -2,9 +2,10 @@
  *
  * A convolution with one input or one output channel (the generator's 7x7 convolutions from
  * and to the image, the discriminator's last 4x4 to one channel) cannot fill oneDNN's
- * 8-channel blocks: its jit:avx2 kernels run them at 2-4 GFLOP/s, where these row kernels,
- * which vectorise along the image row instead of the channels, keep the output row in
- * registers across a whole kernel row. Only stride 1, dilation 1, pad <= kernel - 1, kernel
+ * 8-channel blocks: its jit:avx2 kernels run them at 2-4 GFLOP/s, where these row kernels
+ * vectorise along the image row instead of the channels: the forward keeps up to 24-64 outputs
+ * of a row of up to 4 output channels in registers over every input channel and tap, so that
+ * each input vector loaded serves all of them. Only stride 1, dilation 1, pad <= kernel - 1, kernel
  * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok. The weight gradient of a
  * strided convolution from one input channel also runs here (column phases, below), and so
  * does the weight gradient of the discriminator's multi-channel 4x4 convolutions (stride 1 and
@@ -50,34 +51,81 @@ static __m256i lane_mask(int n)
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
 }
 
-/* yr[0..OW) += sum_kw wk[kw] * xr[kw .. kw + OW) */
-static void row_fma(float *yr, const float *xr, const float *wk, int KW, int OW)
+/* MR output channels x NV vectors of 8 outputs of one output row, summed over every input
+ * channel and kernel tap with the accumulators in registers: x at (n, 0, oh, ow) of the padded
+ * input (channel pitch cp, row pitch Wp), w at (o, 0, 0, 0) (output-channel pitch wo), y at
+ * (n, o, oh, ow) (output-channel pitch yo); with tail, the last vector holds only m's lanes.
+ * Each input vector loaded serves MR output channels. */
+static inline __attribute__((always_inline)) void
+fwd_blk(const int MR, const int NV, const int tail, __m256i m, const float *x, int C, size_t cp,
+        int Wp, const float *w, size_t wo, int KH, int KW, const float *b, float *y, size_t yo)
 {
-    __m256 wv[8];
-    for (int k = 0; k < KW; k++)
-        wv[k] = _mm256_broadcast_ss(wk + k);
-    int ow = 0;
-    for (; ow + 16 <= OW; ow += 16) {
-        __m256 a0 = _mm256_loadu_ps(yr + ow), a1 = _mm256_loadu_ps(yr + ow + 8);
-        for (int k = 0; k < KW; k++) {
-            a0 = _mm256_fmadd_ps(wv[k], _mm256_loadu_ps(xr + ow + k), a0);
-            a1 = _mm256_fmadd_ps(wv[k], _mm256_loadu_ps(xr + ow + 8 + k), a1);
+    __m256 acc[12];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            acc[i * NV + j] = _mm256_set1_ps(b ? b[i] : 0.0f);
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++) {
+            const float *xr = x + c * cp + (size_t)kh * Wp;
+            const float *wr = w + ((size_t)c * KH + kh) * KW;
+            for (int kw = 0; kw < KW; kw++) {
+                __m256 xv[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < NV; j++)
+                    xv[j] = tail && j == NV - 1 ? _mm256_maskload_ps(xr + kw + 8 * j, m)
+                                                : _mm256_loadu_ps(xr + kw + 8 * j);
+#pragma GCC unroll 4
+                for (int i = 0; i < MR; i++) {
+                    const __m256 u = _mm256_broadcast_ss(wr + i * wo + kw);
+#pragma GCC unroll 8
+                    for (int j = 0; j < NV; j++)
+                        acc[i * NV + j] = _mm256_fmadd_ps(u, xv[j], acc[i * NV + j]);
+                }
+            }
         }
-        _mm256_storeu_ps(yr + ow, a0);
-        _mm256_storeu_ps(yr + ow + 8, a1);
-    }
-    for (; ow + 8 <= OW; ow += 8) {
-        __m256 a = _mm256_loadu_ps(yr + ow);
-        for (int k = 0; k < KW; k++)
-            a = _mm256_fmadd_ps(wv[k], _mm256_loadu_ps(xr + ow + k), a);
-        _mm256_storeu_ps(yr + ow, a);
-    }
-    if (ow < OW) {
-        __m256i m = lane_mask(OW - ow);
-        __m256 a = _mm256_maskload_ps(yr + ow, m);
-        for (int k = 0; k < KW; k++)
-            a = _mm256_fmadd_ps(wv[k], _mm256_maskload_ps(xr + ow + k, m), a);
-        _mm256_maskstore_ps(yr + ow, m, a);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++) {
+            float *yv = y + i * yo + 8 * j;
+            if (tail && j == NV - 1)
+                _mm256_maskstore_ps(yv, m, acc[i * NV + j]);
+            else
+                _mm256_storeu_ps(yv, acc[i * NV + j]);
+        }
+}
+
+#define FWD_CASE(mr, nv)                                                                           \
+    case (mr)*32 + (nv)*2:                                                                         \
+        fwd_blk(mr, nv, 0, m, x, C, cp, Wp, w, wo, KH, KW, b, y, yo);                              \
+        break;                                                                                     \
+    case (mr)*32 + (nv)*2 + 1:                                                                     \
+        fwd_blk(mr, nv, 1, m, x, C, cp, Wp, w, wo, KH, KW, b, y, yo);                              \
+        break
+
+static void fwd_any(int mr, int nv, int tail, __m256i m, const float *x, int C, size_t cp, int Wp,
+                    const float *w, size_t wo, int KH, int KW, const float *b, float *y, size_t yo)
+{
+    switch (mr * 32 + nv * 2 + tail) {
+        FWD_CASE(4, 1);
+        FWD_CASE(4, 2);
+        FWD_CASE(4, 3);
+        FWD_CASE(2, 1);
+        FWD_CASE(2, 2);
+        FWD_CASE(2, 3);
+        FWD_CASE(2, 4);
+        FWD_CASE(2, 5);
+        FWD_CASE(2, 6);
+        FWD_CASE(1, 1);
+        FWD_CASE(1, 2);
+        FWD_CASE(1, 3);
+        FWD_CASE(1, 4);
+        FWD_CASE(1, 5);
+        FWD_CASE(1, 6);
+        FWD_CASE(1, 7);
+        FWD_CASE(1, 8);
     }
 }
 
@@ -85,18 +133,31 @@ void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const flo
                          int KH, int KW, const float *b, float *y)
 {
     const int OH = Hp - KH + 1, OW = Wp - KW + 1;
-    const long rows = (long)N * O * OH;
+    const long rows = (long)N * OH;
+    const size_t cp = (size_t)Hp * Wp, wo = (size_t)C * KH * KW, yo = (size_t)OH * OW;
+    const int nvec = (OW + 7) / 8;
+    const __m256i m = lane_mask(OW - 8 * (nvec - 1));
+    /* one output row of every output channel per task: blocks of 4, 2 or 1 output channels
+     * by 3, 6 or 8 vectors of the row (12 or 8 accumulators) */
 #pragma omp parallel for schedule(static)
     for (long t = 0; t < rows; t++) {
-        const int n = (int)(t / ((long)O * OH)), o = (int)(t / OH % O), oh = (int)(t % OH);
-        float *yr = y + t * OW;
-        const float bv = b ? b[o] : 0.0f;
-        for (int i = 0; i < OW; i++)
-            yr[i] = bv;
-        for (int c = 0; c < C; c++)
-            for (int kh = 0; kh < KH; kh++)
-                row_fma(yr, x + (((size_t)n * C + c) * Hp + oh + kh) * Wp,
-                        w + (((size_t)o * C + c) * KH + kh) * KW, KW, OW);
+        const int n = (int)(t / OH), oh = (int)(t % OH);
+        for (int o = 0; o < O;) {
+            const int mr = O - o >= 4   ? 4
+                           : O - o >= 2 ? 2
+                                        : 1,
+                      nvmax = mr == 4   ? 3
+                              : mr == 2 ? 6
+                                        : 8;
+            for (int v = 0; v < nvec; v += nvmax) {
+                const int nv = nvec - v < nvmax ? nvec - v : nvmax;
+                const int tail = v + nv == nvec && (OW & 7);
+                fwd_any(mr, nv, tail, m, x + (size_t)n * C * cp + (size_t)oh * Wp + 8 * v, C, cp,
+                        Wp, w + (size_t)o * wo, wo, KH, KW, b ? b + o : NULL,
+                        y + ((size_t)n * O + o) * yo + (size_t)oh * OW + 8 * v, yo);
+            }
+            o += mr;
+        }
     }
 }
 
@@ -107,6 +168,49 @@ static float hsum(__m256 v)
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+
+/* one task of the weight gradient: the KW taps of kernel row kh from input channel c to output
+ * channel o, summed over every image and output pixel (KW a constant in each instance, so the
+ * accumulators stay in registers) */
+static inline __attribute__((always_inline)) void wgrad_row(const int KW, const float *x, int N,
+                                                            int C, size_t phase, int Wq, int stride,
+                                                            const float *gy, int O, int OH, int OW,
+                                                            int o, int c, int kh, const size_t *off,
+                                                            float *dst)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < KW; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *g = gy + (((size_t)n * O + o) * OH + oh) * OW;
+            const float *xr =
+                x + ((size_t)n * C + c) * stride * phase + (size_t)(stride * oh + kh) * Wq;
+            int ow = 0;
+            for (; ow + 8 <= OW; ow += 8) {
+                const __m256 gv = _mm256_loadu_ps(g + ow);
+#pragma GCC unroll 8
+                for (int k = 0; k < KW; k++)
+                    acc[k] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(xr + off[k] + ow), acc[k]);
+            }
+            if (ow < OW) {
+                const __m256i m = lane_mask(OW - ow);
+                const __m256 gv = _mm256_maskload_ps(g + ow, m);
+#pragma GCC unroll 8
+                for (int k = 0; k < KW; k++)
+                    acc[k] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + off[k] + ow, m), acc[k]);
+            }
+        }
+#pragma GCC unroll 8
+    for (int k = 0; k < KW; k++)
+        dst[k] = hsum(acc[k]);
+}
+
+#define WGRAD_CASE(kw)                                                                             \
+    case kw:                                                                                       \
+        wgrad_row(kw, x, N, C, phase, Wq, stride, gy, O, OH, OW, o, c, kh, off, dst);              \
+        break
 
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
                                  const float *gy, int O, int OH, int OW, int KH, int KW, float *gw,
@@ -123,31 +227,17 @@ void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, i
 #pragma omp parallel for schedule(static)
     for (long t = 0; t < tasks; t++) {
         const int o = (int)(t / ((long)C * KH)), c = (int)(t / KH % C), kh = (int)(t % KH);
-        __m256 acc[8];
-        for (int k = 0; k < KW; k++)
-            acc[k] = _mm256_setzero_ps();
-        for (int n = 0; n < N; n++)
-            for (int oh = 0; oh < OH; oh++) {
-                const float *g = gy + (((size_t)n * O + o) * OH + oh) * OW;
-                const float *xr =
-                    x + ((size_t)n * C + c) * stride * phase + (size_t)(stride * oh + kh) * Wq;
-                int ow = 0;
-                for (; ow + 8 <= OW; ow += 8) {
-                    __m256 gv = _mm256_loadu_ps(g + ow);
-                    for (int k = 0; k < KW; k++)
-                        acc[k] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(xr + off[k] + ow), acc[k]);
-                }
-                if (ow < OW) {
-                    __m256i m = lane_mask(OW - ow);
-                    __m256 gv = _mm256_maskload_ps(g + ow, m);
-                    for (int k = 0; k < KW; k++)
-                        acc[k] =
-                            _mm256_fmadd_ps(gv, _mm256_maskload_ps(xr + off[k] + ow, m), acc[k]);
-                }
-            }
         float *dst = gw + (((size_t)o * C + c) * KH + kh) * KW;
-        for (int k = 0; k < KW; k++)
-            dst[k] = hsum(acc[k]);
+        switch (KW) {
+            WGRAD_CASE(1);
+            WGRAD_CASE(2);
+            WGRAD_CASE(3);
+            WGRAD_CASE(4);
+            WGRAD_CASE(5);
+            WGRAD_CASE(6);
+            WGRAD_CASE(7);
+            WGRAD_CASE(8);
+        }
     }
     if (gb)
         cpu_direct_bias_grad(gy, N, O, (size_t)OH * OW, gb);
