@@ -18,9 +18,9 @@
  * multiplying; G has halves, which are exact); tests/unit/test_nn_conv_direct.c holds every
  * pass to a double-precision reference.
  *
- * Tiles are numbered t = (n TH + ty) TW + tx (TH x TW tiles of 2x2 outputs per image; a
- * partial tile at an odd edge reads zeros and writes only its valid outputs) and processed in
- * chunks of Tc tiles, one chunk at a time per thread, so that a chunk's transformed inputs
+ * Each image has TH x TW tiles of 2x2 outputs (a partial tile at an odd edge reads zeros and
+ * writes only its valid outputs); they are processed 8 at a time (one per vector lane), runs
+ * of 8 side by side in a row first (tile_order), in chunks of Tc tiles, one chunk at a time per thread, so that a chunk's transformed inputs
  * and products stay in the core's L2 cache. Whether a shape runs here or on oneDNN is the
  * timed per-shape choice of cpu_conv.c. */
 #include "cpu.h"
@@ -92,7 +92,7 @@ static wlayout layout(const wplan *p, int need_xp, int pass)
     wlayout l;
     l.xp = need_xp ? (size_t)p->N * p->C * p->Hp * p->Wp : 0;
     l.u = pass == 2 ? 0 : (size_t)WXI * p->O * p->C; /* U; the weight gradient's dU is per thread */
-    l.off = 2 * (size_t)p->Tpad;
+    l.off = 3 * (size_t)p->Tpad;                     /* tile_order's three arrays */
     l.per_thr = (size_t)WXI * p->Tc * (p->C + p->O) + (pass == 2 ? (size_t)WXI * p->O * p->C : 0);
     /* each part starts on a cache line */
     l.xp = (l.xp + 15) & ~(size_t)15;
@@ -132,17 +132,45 @@ static void pad_input(const wplan *p, const float *x, float *xp)
     }
 }
 
-/* in_off[t]: tile t's top-left in the padded input (channel 0); out_off[t]: its top-left in
- * a [N, O, RH, RW] output or output gradient (channel 0); RH, RW: that tensor's sides. The
- * entries past T repeat tile 0 (valid addresses for the gathers; their lanes are masked). */
-static void tile_offsets(const wplan *p, int RH, int RW, int chans, int *in_off, int *out_off)
+/* per tile: its second output row and column exist (odd edges); on the first tile of a group
+ * of 8: the 8 are side by side in one row of tiles (row loads), and all their outputs exist */
+enum { E_ROW1 = 1, E_COL1 = 2, G_ROW = 4, G_WHOLE = 8 };
+
+/* The tiles in the order they are processed: first each row of tiles' whole runs of 8 side by
+ * side (groups read and written as rows), then the rest, gathered 8 at a time (a row of 9
+ * tiles has 8 in a run and 1 gathered). in_off[t]: tile t's top-left in the padded input
+ * (channel 0); out_off[t]: its top-left in a [N, chans, RH, RW] output or output gradient
+ * (channel 0); edge[t]: the bits above. The entries past T repeat tile 0 (valid addresses for
+ * the gathers; their lanes are masked). The order does not change any tile's arithmetic. */
+static void tile_order(const wplan *p, int RH, int RW, int chans, int *in_off, int *out_off,
+                       int *edge)
 {
-    for (int t = 0; t < p->Tpad; t++) {
-        const int tt = t < p->T ? t : 0;
-        const int n = tt / (p->TH * p->TW), r = tt % (p->TH * p->TW);
-        const int ty = r / p->TW, tx = r % p->TW;
-        in_off[t] = (n * p->C * p->Hp + 2 * ty) * p->Wp + 2 * tx;
-        out_off[t] = (n * chans * RH + 2 * ty) * RW + 2 * tx;
+    const int runs = p->TW / 8;
+    int t = 0;
+#define PUT(n_, ty_, tx_)                                                                          \
+    do {                                                                                           \
+        in_off[t] = ((n_)*p->C * p->Hp + 2 * (ty_)) * p->Wp + 2 * (tx_);                           \
+        out_off[t] = ((n_)*chans * RH + 2 * (ty_)) * RW + 2 * (tx_);                               \
+        edge[t] = (2 * (ty_) + 1 < p->OH ? E_ROW1 : 0) | (2 * (tx_) + 1 < p->OW ? E_COL1 : 0);     \
+        t++;                                                                                       \
+    } while (0)
+    for (int n = 0; n < p->N; n++)
+        for (int ty = 0; ty < p->TH; ty++)
+            for (int r = 0; r < runs; r++) {
+                for (int j = 0; j < 8; j++)
+                    PUT(n, ty, 8 * r + j);
+                const int last = edge[t - 1];
+                edge[t - 8] |= G_ROW | ((last & E_ROW1) && (last & E_COL1) ? G_WHOLE : 0);
+            }
+    for (int n = 0; n < p->N; n++)
+        for (int ty = 0; ty < p->TH; ty++)
+            for (int tx = 8 * runs; tx < p->TW; tx++)
+                PUT(n, ty, tx);
+#undef PUT
+    for (; t < p->Tpad; t++) {
+        in_off[t] = in_off[0];
+        out_off[t] = out_off[0];
+        edge[t] = 0;
     }
 }
 
@@ -214,12 +242,6 @@ static inline void in_transform(const float *xc, __m256i off, int row, int Wp, _
         v[4 * i + 2] = _mm256_and_ps(_mm256_sub_ps(t[i][2], t[i][1]), live);
         v[4 * i + 3] = _mm256_and_ps(_mm256_sub_ps(t[i][1], t[i][3]), live);
     }
-}
-
-/* Are the 8 tiles from t side by side in one row of tiles (all of them exist)? */
-static inline int row_group(const wplan *p, int t)
-{
-    return t + 8 <= p->T && (t % (p->TH * p->TW)) % p->TW + 8 <= p->TW;
 }
 
 /* U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: g [3][3] -> u[16] */
@@ -464,14 +486,14 @@ static void gemm_wgt(const float *dM, int O, const float *V, int C, int Tc, int 
 static float *align64(void *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* the chunk of nt tiles from t0 of every input channel into V [16][C][Tc] */
-static void transform_inputs(const wplan *p, const float *xp, const int *in_off, int t0, int nt,
-                             float *V)
+static void transform_inputs(const wplan *p, const float *xp, const int *in_off, const int *edge,
+                             int t0, int nt, float *V)
 {
     const size_t plane = (size_t)p->Hp * p->Wp, pos = (size_t)p->C * p->Tc;
     for (int tt = 0; tt < nt; tt += 8) {
         const __m256i off = _mm256_loadu_si256((const __m256i *)(in_off + t0 + tt));
         const __m256 live = live_lanes(t0 + tt, p->T);
-        const int row = row_group(p, t0 + tt);
+        const int row = edge[t0 + tt] & G_ROW;
         for (int c = 0; c < p->C; c++) {
             __m256 v[WXI];
             in_transform(xp + c * plane, off, row, p->Wp, live, v);
@@ -487,13 +509,12 @@ static void transform_inputs(const wplan *p, const float *xp, const int *in_off,
  * channel (M [16][O][Tc]), plus the bias, into y [N, O, OH, OW]: 8 tiles side by side in a row
  * of tiles as two rows of 16 outputs, others output by output (partial tiles at odd edges) */
 static void out_transform(const wplan *p, const float *M, int t0, int nt, const int *out_off,
-                          const float *b, float *y)
+                          const int *edge, const float *b, float *y)
 {
     const size_t pos = (size_t)p->O * p->Tc, oplane = (size_t)p->OH * p->OW;
     for (int tt = 0; tt < nt; tt += 8) {
-        const int t = t0 + tt, r = t % (p->TH * p->TW), tx = r % p->TW;
-        /* whole: the 8 tiles' 2 x 16 outputs all exist */
-        const int whole = row_group(p, t) && 2 * (r / p->TW) + 1 < p->OH && (2 * (tx + 8) <= p->OW);
+        const int t = t0 + tt;
+        const int whole = edge[t] & G_WHOLE; /* side by side, and all 2 x 16 outputs exist */
         const int lanes = nt - tt < 8 ? nt - tt : 8;
         for (int o = 0; o < p->O; o++) {
             const float *m = M + (size_t)o * p->Tc + tt;
@@ -533,8 +554,7 @@ static void out_transform(const wplan *p, const float *M, int t0, int nt, const 
             _mm256_storeu_ps(out[2], e[1]);
             _mm256_storeu_ps(out[3], f[1]);
             for (int j = 0; j < lanes; j++) {
-                const int tj = t + j, rj = tj % (p->TH * p->TW);
-                const int row1 = 2 * (rj / p->TW) + 1 < p->OH, col1 = 2 * (rj % p->TW) + 1 < p->OW;
+                const int tj = t + j, row1 = edge[tj] & E_ROW1, col1 = edge[tj] & E_COL1;
                 float *yj = yo + out_off[tj];
                 yj[0] = out[0][j];
                 if (col1)
@@ -557,11 +577,11 @@ void cpu_wino_fwd(const float *x, int N, int C, int H, int W, int pad, const flo
     const wlayout l = layout(&p, need_xp, 0);
     float *base = align64(scratch);
     float *xp = need_xp ? base : (float *)x, *U = base + l.xp;
-    int *in_off = (int *)(U + l.u), *out_off = in_off + p.Tpad;
+    int *in_off = (int *)(U + l.u), *out_off = in_off + p.Tpad, *edge = out_off + p.Tpad;
     float *thr = U + l.u + l.off;
     if (need_xp)
         pad_input(&p, x, xp);
-    tile_offsets(&p, p.OH, p.OW, O, in_off, out_off);
+    tile_order(&p, p.OH, p.OW, O, in_off, out_off, edge);
     /* U [16][O][C] */
 #pragma omp parallel for schedule(static) num_threads(p.nthr)
     for (int o = 0; o < O; o++)
@@ -573,12 +593,12 @@ void cpu_wino_fwd(const float *x, int N, int C, int H, int W, int pad, const flo
 #pragma omp for schedule(static, 1)
         for (int ch = 0; ch < p.nchunk; ch++) {
             const int t0 = ch * p.Tc, nt = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
-            transform_inputs(&p, xp, in_off, t0, nt, V);
+            transform_inputs(&p, xp, in_off, edge, t0, nt, V);
 #pragma GCC unroll 16
             for (int k = 0; k < WXI; k++)
                 gemm_fwd(U + (size_t)k * O * C, O, C, V + (size_t)k * C * p.Tc, p.Tc, nt,
                          M + (size_t)k * O * p.Tc);
-            out_transform(&p, M, t0, nt, out_off, b, y);
+            out_transform(&p, M, t0, nt, out_off, edge, b, y);
         }
     }
 }
@@ -591,7 +611,7 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
     const wlayout l = layout(&p, need_xp, 2);
     float *base = align64(scratch);
     float *xp = need_xp ? base : (float *)x;
-    int *in_off = (int *)(base + l.xp), *g_off = in_off + p.Tpad;
+    int *in_off = (int *)(base + l.xp), *g_off = in_off + p.Tpad, *edge = g_off + p.Tpad;
     float *thr = base + l.xp + l.off;
     const size_t acc_at = (size_t)WXI * p.Tc * (C + O); /* a thread's dU in its scratch */
     const int RH = 2 * p.TH, RW = 2 * p.TW;
@@ -607,7 +627,7 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
     }
     if (need_xp)
         pad_input(&p, x, xp);
-    tile_offsets(&p, RH, RW, O, in_off, g_off);
+    tile_order(&p, RH, RW, O, in_off, g_off, edge);
     const size_t gplane = (size_t)RH * RW;
 #pragma omp parallel num_threads(p.nthr)
     {
@@ -619,13 +639,13 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
 #pragma omp for schedule(static, 1)
         for (int ch = 0; ch < p.nchunk; ch++) {
             const int t0 = ch * p.Tc, nt = p.T - t0 < p.Tc ? p.T - t0 : p.Tc;
-            transform_inputs(&p, xp, in_off, t0, nt, V);
+            transform_inputs(&p, xp, in_off, edge, t0, nt, V);
             /* dM = A dY A^T per tile, A = [1 0; 1 1; 1 -1; 0 -1], into M [16][O][Tc] */
             const size_t pos = (size_t)O * p.Tc;
             for (int tt = 0; tt < nt; tt += 8) {
                 const __m256i off = _mm256_loadu_si256((const __m256i *)(g_off + t0 + tt));
                 const __m256 live = live_lanes(t0 + tt, p.T);
-                const int row = row_group(&p, t0 + tt);
+                const int row = edge[t0 + tt] & G_ROW;
                 for (int o = 0; o < O; o++) {
                     const float *go = g + o * gplane;
                     __m256 y00, y01, y10, y11;
