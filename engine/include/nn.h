@@ -126,6 +126,10 @@ const nn_backend *nn_backend_from_env(char *err, size_t errlen);
  * --threads calls it). */
 int nn_set_threads(int n);
 int nn_get_threads(void);
+/* The calling thread's own count, over the process-wide one (n <= 0: back to that): for a
+ * thread that runs its own ops inside a team of such threads (the CPU inference's slices run
+ * one per thread, each op on one). Its ops then see and time n threads. */
+void nn_set_thread_threads(int n);
 
 /* ======================================================================================
  * Random numbers (deterministic, for initialisation and tests)

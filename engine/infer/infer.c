@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <omp.h>
+
 #include "safetensors.h"
 #include "mkd_err.h"
 #include "mkd_env.h"
@@ -244,51 +246,34 @@ int infer_volume(const infer_model *m, const vol_t *image, const infer_opts *o, 
     return infer_volume_ex(m, image, o, cls, NULL, timing, err, errlen);
 }
 
-int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
-                    float *disagree, infer_timing *timing, char *err, size_t errlen)
-{
-    const vol_geom *g = &image->geom;
-    const int T = m->size, K = m->classes;
-    infer_opts dflt = {-1, 0, 0.5};
-    if (!o)
-        o = &dflt;
-    if (o->member >= m->members) {
-        mkd_seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members,
-                   o->member);
-        return -1;
-    }
-    double t0 = now_s(), t_net = 0, t_post = 0;
+/* What every slice of one volume's inference shares (infer_volume_ex sets it up). */
+typedef struct {
+    const infer_model *m;
+    const vol_t *image;
+    const infer_opts *o;
+    uint8_t *cls;
+    float *disagree;
     vol_slice_frame f;
-    vol_geom_slice_frame(g, &f);
     prep_norm_stats st;
-    if (prep_norm_fit(&m->norm, image->data, g->nx * g->ny * g->nz, &st, err, errlen))
-        return -1;
-    double tsu = m->spacing > 0 ? m->spacing : f.du, tsv = m->spacing > 0 ? m->spacing : f.dv;
-    int64_t rw = prep_resampled_size(f.w, f.du, tsu), rh = prep_resampled_size(f.h, f.dv, tsv);
-    int64_t py[MAX_TILES], px[MAX_TILES];
-    int ny = prep_tile_positions(rh, T, o->overlap, py, MAX_TILES),
-        nx = prep_tile_positions(rw, T, o->overlap, px, MAX_TILES);
-    if (ny > MAX_TILES || nx > MAX_TILES || (int64_t)ny * nx > 1024) {
-        mkd_seterr(err, errlen,
-                   "slice of %lldx%lld pixels at the model spacing needs too many tiles",
-                   (long long)rh, (long long)rw);
-        return -1;
-    }
-    int ntile = ny * nx, passes = o->tta ? 3 : 1;
-    /* the disagreement needs each member's probabilities accumulated on their own: KK channels */
-    const int split = disagree && m->members == 2 && o->member < 0, KK = split ? 2 * K : K;
-    /* Slices per network call: the CPU takes one slice at a time (memory of one slice);
-     * a GPU backend takes several, so each call fills the device (a 256x256 tile alone
-     * leaves most of an H100 idle), and the slices' preparation and post-processing run
-     * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
-    int SB = 1;
-    if (nn_backend_is_device(m->be)) {
-        int cap = (int)mkd_env_pos(MKD_ENV_INFER_TILES);
-        SB = cap / ntile > 1 ? cap / ntile : 1;
-        if (SB > f.nslices)
-            SB = f.nslices > 0 ? (int)f.nslices : 1;
-    }
-    size_t tt = (size_t)T * T, nsl = (size_t)(f.w * f.h), nrs = (size_t)(rw * rh);
+    int64_t rw, rh, py[MAX_TILES], px[MAX_TILES];
+    int ny, nx, ntile, passes, split, KK, SB;
+} slice_job;
+
+/* Slices first, first + step, ... (each call SB slices at a time) into j->cls (and
+ * j->disagree): the buffers and the context are this call's own, so workers on different
+ * slices run side by side (they write different voxels). */
+static int run_slices(const slice_job *j, int64_t first, int64_t step, double *t_net,
+                      double *t_post, char *err, size_t errlen)
+{
+    const infer_model *m = j->m;
+    const vol_geom *g = &j->image->geom;
+    const vol_slice_frame *fp = &j->f;
+    const infer_opts *o = j->o;
+    const int T = m->size, K = m->classes, KK = j->KK, SB = j->SB, ntile = j->ntile;
+    const int nx = j->nx, ny = j->ny, split = j->split;
+    const int64_t rw = j->rw, rh = j->rh;
+    const int64_t *py = j->py, *px = j->px;
+    size_t tt = (size_t)T * T, nsl = (size_t)(fp->w * fp->h), nrs = (size_t)(rw * rh);
     float *sl = malloc(sizeof(float) * nsl * SB), *rs = malloc(sizeof(float) * nrs * SB);
     float *tiles = malloc(sizeof(float) * ntile * tt * SB),
           *probs = malloc(sizeof(float) * ntile * KK * tt * SB);
@@ -307,24 +292,24 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
     }
     nn_ctx_set_grad_enabled(ctx, 0);
     prep_gaussian_weights(T, gw);
-    for (int64_t s0 = 0; s0 < f.nslices; s0 += SB) {
-        const int nb = f.nslices - s0 < SB ? (int)(f.nslices - s0) : SB;
+    for (int64_t s0 = first; s0 < fp->nslices; s0 += step) {
+        const int nb = fp->nslices - s0 < SB ? (int)(fp->nslices - s0) : SB;
 #pragma omp parallel for if (nb > 1) schedule(static, 1)
-        for (int j = 0; j < nb; j++) {
-            float *slj = sl + nsl * j, *rsj = rs + nrs * j;
-            prep_slice_get(g, &f, image->data, s0 + j, slj);
-            prep_norm_apply(&m->norm, &st, slj, f.h * f.w);
-            prep_resize_linear(slj, 1, f.h, f.w, rsj, rh, rw);
-            memset(acc + KK * nrs * j, 0, sizeof(float) * KK * nrs);
-            memset(wsum + nrs * j, 0, sizeof(float) * nrs);
+        for (int q = 0; q < nb; q++) {
+            float *slj = sl + nsl * q, *rsj = rs + nrs * q;
+            prep_slice_get(g, fp, j->image->data, s0 + q, slj);
+            prep_norm_apply(&m->norm, &j->st, slj, fp->h * fp->w);
+            prep_resize_linear(slj, 1, fp->h, fp->w, rsj, rh, rw);
+            memset(acc + KK * nrs * q, 0, sizeof(float) * KK * nrs);
+            memset(wsum + nrs * q, 0, sizeof(float) * nrs);
         }
-        for (int pass = 0; pass < passes; pass++) {
+        for (int pass = 0; pass < j->passes; pass++) {
             int lr = pass == 1, ud = pass == 2;
-            for (int j = 0; j < nb; j++)
+            for (int q = 0; q < nb; q++)
                 for (int a = 0; a < ny; a++)
                     for (int b = 0; b < nx; b++) {
-                        float *tile = tiles + ((size_t)j * ntile + a * nx + b) * tt;
-                        prep_tile_get(rs + nrs * j, rh, rw, py[a], px[b], T, -1.0f, tile);
+                        float *tile = tiles + ((size_t)q * ntile + a * nx + b) * tt;
+                        prep_tile_get(rs + nrs * q, rh, rw, py[a], px[b], T, -1.0f, tile);
                         flip(tile, 1, T, lr, ud);
                     }
             /* a short last group runs at the full group size (the spare tiles hold -1, the
@@ -334,41 +319,33 @@ int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *
             double tn = now_s();
             if (run_tiles(m, ctx, tiles, SB * ntile, o->member, split, probs, ptmp, err, errlen))
                 goto done;
-            t_net += now_s() - tn;
-            for (int j = 0; j < nb; j++)
+            *t_net += now_s() - tn;
+            for (int q = 0; q < nb; q++)
                 for (int i = 0; i < ntile; i++) {
-                    float *p = probs + ((size_t)j * ntile + i) * KK * tt;
+                    float *p = probs + ((size_t)q * ntile + i) * KK * tt;
                     flip(p, KK, T, lr, ud);
-                    prep_tile_accumulate(acc + KK * nrs * j, wsum + nrs * j, KK, rh, rw, py[i / nx],
+                    prep_tile_accumulate(acc + KK * nrs * q, wsum + nrs * q, KK, rh, rw, py[i / nx],
                                          px[i % nx], T, p, gw);
                 }
         }
         double tp = now_s();
 #pragma omp parallel for if (nb > 1) schedule(static, 1)
-        for (int j = 0; j < nb; j++) {
-            float *accj = acc + KK * nrs * j, *wsj = wsum + nrs * j, *bk = back + KK * nsl * j;
-            uint8_t *lb = lab + nsl * j;
+        for (int q = 0; q < nb; q++) {
+            float *accj = acc + KK * nrs * q, *wsj = wsum + nrs * q, *bk = back + KK * nsl * q;
+            uint8_t *lb = lab + nsl * q;
             for (int64_t c = 0; c < KK; c++)
                 for (int64_t i = 0; i < rh * rw; i++)
                     accj[c * rh * rw + i] /= wsj[i] > 0 ? wsj[i] : 1.0f;
-            prep_resize_linear(accj, KK, rh, rw, bk, f.h, f.w);
-            finish_slice(bk, K, split, f.h * f.w, lb, dis + nsl * j);
-            prep_slice_put_u8(g, &f, cls, s0 + j, lb);
+            prep_resize_linear(accj, KK, rh, rw, bk, fp->h, fp->w);
+            finish_slice(bk, K, split, fp->h * fp->w, lb, dis + nsl * q);
+            prep_slice_put_u8(g, fp, j->cls, s0 + q, lb);
             if (split)
-                prep_slice_put(g, &f, disagree, s0 + j, dis + nsl * j);
+                prep_slice_put(g, fp, j->disagree, s0 + q, dis + nsl * q);
         }
-        t_post += now_s() - tp;
+        *t_post += now_s() - tp;
     }
-    if (disagree && !split)
-        memset(disagree, 0, sizeof(float) * (size_t)(g->nx * g->ny * g->nz));
     rc = 0;
 done:
-    if (timing) {
-        timing->total_s = now_s() - t0;
-        timing->net_s = t_net;
-        timing->post_s = t_post;
-        timing->prep_s = timing->total_s - t_net - t_post;
-    }
     nn_ctx_free(ctx);
     free(sl);
     free(rs);
@@ -381,5 +358,103 @@ done:
     free(back);
     free(lab);
     free(dis);
+    return rc;
+}
+
+int infer_volume_ex(const infer_model *m, const vol_t *image, const infer_opts *o, uint8_t *cls,
+                    float *disagree, infer_timing *timing, char *err, size_t errlen)
+{
+    const vol_geom *g = &image->geom;
+    const int T = m->size;
+    infer_opts dflt = {-1, 0, 0.5};
+    if (!o)
+        o = &dflt;
+    if (o->member >= m->members) {
+        mkd_seterr(err, errlen, "model has %d member(s); member %d does not exist", m->members,
+                   o->member);
+        return -1;
+    }
+    slice_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        mkd_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    *j = (slice_job){.m = m, .image = image, .o = o, .cls = cls, .disagree = disagree};
+    double t0 = now_s(), t_net = 0, t_post = 0;
+    int rc = -1;
+    vol_geom_slice_frame(g, &j->f);
+    const vol_slice_frame *fp = &j->f;
+    if (prep_norm_fit(&m->norm, image->data, g->nx * g->ny * g->nz, &j->st, err, errlen))
+        goto done;
+    double tsu = m->spacing > 0 ? m->spacing : fp->du, tsv = m->spacing > 0 ? m->spacing : fp->dv;
+    j->rw = prep_resampled_size(fp->w, fp->du, tsu);
+    j->rh = prep_resampled_size(fp->h, fp->dv, tsv);
+    j->ny = prep_tile_positions(j->rh, T, o->overlap, j->py, MAX_TILES);
+    j->nx = prep_tile_positions(j->rw, T, o->overlap, j->px, MAX_TILES);
+    if (j->ny > MAX_TILES || j->nx > MAX_TILES || (int64_t)j->ny * j->nx > 1024) {
+        mkd_seterr(err, errlen,
+                   "slice of %lldx%lld pixels at the model spacing needs too many tiles",
+                   (long long)j->rh, (long long)j->rw);
+        goto done;
+    }
+    j->ntile = j->ny * j->nx;
+    j->passes = o->tta ? 3 : 1;
+    /* the disagreement needs each member's probabilities accumulated on their own: KK channels */
+    j->split = disagree && m->members == 2 && o->member < 0;
+    j->KK = j->split ? 2 * m->classes : m->classes;
+    /* Slices per network call: the CPU takes one slice at a time (memory of one slice);
+     * a GPU backend takes several, so each call fills the device (a 256x256 tile alone
+     * leaves most of an H100 idle), and the slices' preparation and post-processing run
+     * in parallel on the host. MKDSEG_INFER_TILES caps the tiles per call (default 16). */
+    j->SB = 1;
+    if (nn_backend_is_device(m->be)) {
+        int cap = (int)mkd_env_pos(MKD_ENV_INFER_TILES);
+        j->SB = cap / j->ntile > 1 ? cap / j->ntile : 1;
+        if (j->SB > fp->nslices)
+            j->SB = fp->nslices > 0 ? (int)fp->nslices : 1;
+    }
+    /* On the CPU with several threads, slices run side by side, one per thread, each op of a
+     * slice on one thread: a slice's network call is a few tiles through small layers, where
+     * a team of threads per op spends its time waking and waiting (a 512x512x300 CT took 10.5 s
+     * at one thread and 15 s at two with the team inside each op: docs/benchmarks.md). */
+    const int nthr = nn_get_threads();
+    const int par = !nn_backend_is_device(m->be) && nthr > 1 && fp->nslices > 1
+                        ? (fp->nslices < nthr ? (int)fp->nslices : nthr)
+                        : 1;
+    if (par == 1) {
+        rc = run_slices(j, 0, j->SB, &t_net, &t_post, err, errlen);
+    } else {
+        int failed = 0;
+#pragma omp parallel num_threads(par)
+        {
+            char e[256] = "";
+            double tn = 0, tp = 0;
+            nn_set_thread_threads(1);
+            const int id = omp_get_thread_num(), n = omp_get_num_threads();
+            const int bad = run_slices(j, id, n, &tn, &tp, e, sizeof e) != 0;
+            nn_set_thread_threads(0);
+#pragma omp critical(infer_join)
+            {
+                /* the timings: the slowest worker's, as if one after the other per worker */
+                t_net = tn > t_net ? tn : t_net;
+                t_post = tp > t_post ? tp : t_post;
+                if (bad && !failed) {
+                    failed = 1;
+                    mkd_seterr(err, errlen, "%s", e);
+                }
+            }
+        }
+        rc = failed ? -1 : 0;
+    }
+    if (rc == 0 && disagree && !j->split)
+        memset(disagree, 0, sizeof(float) * (size_t)(g->nx * g->ny * g->nz));
+done:
+    if (timing) {
+        timing->total_s = now_s() - t0;
+        timing->net_s = t_net;
+        timing->post_s = t_post;
+        timing->prep_s = timing->total_s - t_net - t_post;
+    }
+    free(j);
     return rc;
 }

@@ -53,7 +53,21 @@ int nn_set_threads(int n)
     return n;
 }
 
-int nn_get_threads(void) { return g_threads > 0 ? g_threads : nn_set_threads(0); }
+/* a calling thread's own count (nn_set_thread_threads), 0: the process-wide one */
+static _Thread_local int t_threads;
+
+int nn_get_threads(void)
+{
+    if (t_threads > 0)
+        return t_threads;
+    return g_threads > 0 ? g_threads : nn_set_threads(0);
+}
+
+void nn_set_thread_threads(int n)
+{
+    t_threads = n > 0 ? n : 0;
+    omp_set_num_threads(nn_get_threads());
+}
 
 /* omp_set_num_threads sets the calling thread's value only: a pthread that runs ops (a
  * server worker) would otherwise use OpenMP's default. Applied before every kernel. */

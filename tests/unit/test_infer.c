@@ -330,3 +330,52 @@ Test(infer, segment_keeps_geometry_and_eval_reports_the_known_dice)
     vol_free(&b);
     vol_free(&t);
 }
+
+/* With several threads the CPU runs slices side by side, one per thread (infer.c): every slice
+ * must be segmented exactly once, into its own voxels, and the result must not depend on the
+ * thread count. A trained two-member model (tests/data/mkd_ensemble.safetensors, so each slice's
+ * labels differ), 21 slices (not a multiple of 2 or 4), with flips and the disagreement map:
+ * labels and map at 2, 3 and 4 threads equal one thread's bit for bit. */
+Test(infer, slices_side_by_side_equal_one_thread)
+{
+    char err[256], img[300], lab[300], cmd[1024];
+    snprintf(img, sizeof img, "%s/s_image.nii.gz", dir);
+    snprintf(lab, sizeof lab, "%s/s_label.nii.gz", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s phantom --modality ct --seed 9 --shape 96,88,21 --image %s --label %s 2>/dev/null",
+             getenv("MKDSEG_TEST_BIN") ? getenv("MKDSEG_TEST_BIN") : "build/mkdseg", img, lab);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    vol_t v = {0};
+    cr_assert_eq(vol_read(img, NULL, &v, err, sizeof err), 0, "%s", err);
+    infer_model *m = infer_model_load("tests/data/mkd_ensemble.safetensors", nn_backend_cpu(), err,
+                                      sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    const size_t n = (size_t)(v.geom.nx * v.geom.ny * v.geom.nz);
+    uint8_t *c1 = malloc(n), *cn = malloc(n);
+    float *d1 = malloc(n * sizeof(float)), *dn = malloc(n * sizeof(float));
+    infer_opts o = {-1, 1, 0.5};
+    nn_set_threads(1);
+    cr_assert_eq(infer_volume_ex(m, &v, &o, c1, d1, NULL, err, sizeof err), 0, "%s", err);
+    size_t fg = 0;
+    for (size_t i = 0; i < n; i++)
+        fg += c1[i] != 0;
+    cr_assert_gt(fg, n / 50, "the model segments the phantom (%zu foreground voxels)", fg);
+    for (int t = 2; t <= 4; t++) {
+        nn_set_threads(t);
+        memset(cn, 0xee, n);
+        for (size_t i = 0; i < n; i++)
+            dn[i] = -1.0f;
+        cr_assert_eq(infer_volume_ex(m, &v, &o, cn, dn, NULL, err, sizeof err), 0, "%s", err);
+        size_t badc = 0, badd = 0;
+        for (size_t i = 0; i < n; i++) {
+            badc += cn[i] != c1[i];
+            badd += memcmp(&dn[i], &d1[i], sizeof(float)) != 0;
+        }
+        cr_expect_eq(badc, 0, "%d threads: %zu labels differ from one thread's", t, badc);
+        cr_expect_eq(badd, 0, "%d threads: %zu disagreement values differ", t, badd);
+    }
+    nn_set_threads(1);
+    infer_model_free(m);
+    free(c1), free(cn), free(d1), free(dn);
+    vol_free(&v);
+}

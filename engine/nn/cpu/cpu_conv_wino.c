@@ -629,9 +629,12 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
         pad_input(&p, x, xp);
     tile_order(&p, RH, RW, O, in_off, g_off, edge);
     const size_t gplane = (size_t)RH * RW;
+    int team = 1;
 #pragma omp parallel num_threads(p.nthr)
     {
         const int id = omp_get_thread_num();
+        if (id == 0) /* fewer than asked inside another team: only those sums exist */
+            team = omp_get_num_threads();
         float *V = thr + (size_t)id * l.per_thr;
         float *M = V + (size_t)WXI * p.Tc * C;
         float *acc = V + acc_at;
@@ -688,7 +691,7 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
     }
     /* the threads' sums (in thread order: the same result for a given thread count) */
     float *sum = thr + acc_at;
-    for (int id = 1; id < p.nthr; id++) {
+    for (int id = 1; id < team; id++) {
         const float *a = thr + (size_t)id * l.per_thr + acc_at;
         for (size_t i = 0; i < (size_t)WXI * O * C; i++)
             sum[i] += a[i];
