@@ -14,14 +14,22 @@ void cpu_conv_state_free(nn_ctx *ctx);
 
 /* cpu_conv_direct.c: row kernels for one-input- or one-output-channel convolutions (stride 1)
  * that oneDNN's channel-blocked kernels run slowly; see the file for the shapes. */
-/* weights_only = 1: may the weight gradient run here (also strided, one input channel) */
+/* may pass (0 forward, 1 data gradient, 2 weight gradient) run here; strided convolutions from
+ * one input channel: both gradients */
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
-                       int weights_only);
+                       int pass);
 /* does the weight gradient take the tiled multi-channel kernel (cpu_direct_conv_bwd_weights_mc) */
 int cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride);
 /* stride 1: x [N, C, Hp, Wp] padded, w [O, C, KH, KW] -> y [N, O, Hp-KH+1, Wp-KW+1] */
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y);
+/* the data gradient gx [N, 1, H, W] of a strided convolution from one input channel, w [O, 1,
+ * KH, KW], gy [N, O, OH, OW]; scratch of cpu_direct_bwd_data_strided_size floats */
+size_t cpu_direct_bwd_data_strided_size(int N, int O, int OH, int OW, int KH, int KW, int stride,
+                                        int H, int W);
+void cpu_direct_conv_bwd_data_strided(const float *gy, int N, int O, int OH, int OW, const float *w,
+                                      int KH, int KW, int stride, int pad, float *gx, int H, int W,
+                                      float *scratch);
 /* x in cpu_direct_pad_to's phase layout [N, C, stride, Hp, Wq]; gy [N, O, OH, OW] */
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
                                  const float *gy, int O, int OH, int OW, int KH, int KW, float *gw,

@@ -490,7 +490,7 @@ static int direct_ok(const conv_state *s, const geom *g, int k)
 {
     return (s->path == CPU_PATH_AUTO || s->path == CPU_PATH_DIRECT) &&
            cpu_direct_conv_ok(g->transposed, g->IC, g->OC, g->KH, g->KW, g->stride, g->extra,
-                              g->pad, k == K_BWD_WEIGHTS);
+                              g->pad, k);
 }
 
 static int wino_ok(const conv_state *s, const geom *g)
@@ -625,6 +625,18 @@ static int direct_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w
 static int direct_bwd_data(nn_ctx *ctx, const geom *g, const float *gy, const float *w, float *gx)
 {
     nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    if (g->stride > 1) { /* one input channel (cpu_direct_conv_ok): the output phases */
+        float *sc =
+            nn_ctx_scratch(ctx, cpu_direct_bwd_data_strided_size(g->N, g->OC, g->OH, g->OW, g->KH,
+                                                                 g->KW, g->stride, g->H, g->W) *
+                                    sizeof(float));
+        if (!sc)
+            return -1;
+        cpu_direct_conv_bwd_data_strided(gy, g->N, g->OC, g->OH, g->OW, w, g->KH, g->KW, g->stride,
+                                         g->pad, gx, g->H, g->W, sc);
+        nn_arena_rollback(nn_ctx_arena(ctx), m);
+        return 0;
+    }
     const int qh = g->KH - 1 - g->pad, qw = g->KW - 1 - g->pad;
     const float *gp = padded(ctx, gy, g->N, g->OC, g->OH, g->OW, qh, qw, 1, 0);
     float *wf = nn_ctx_scratch(ctx, (size_t)g->OC * g->IC * g->KH * g->KW * sizeof(float));

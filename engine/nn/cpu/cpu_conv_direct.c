@@ -24,17 +24,17 @@
 #define WG_K 4  /* the tiled weight gradient's kernel: 4x4 (cpu_direct_wgrad_tiled) */
 
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
-                       int weights_only)
+                       int pass)
 {
     if (transposed || dil != 1 || KW > 8 || pad < 0 || pad > KH - 1 || pad > KW - 1)
         return 0;
     if (stride == 1 && (IC == 1 || OC == 1))
         return 1;
-    /* strided: only the weight gradient from a one-channel input (the discriminator's first
-     * convolution), through the column phases */
-    if (weights_only && IC == 1 && stride <= 4)
+    /* strided, from a one-channel input (the discriminator's first convolution): the weight
+     * gradient through the column phases, the data gradient through the output phases */
+    if (pass >= 1 && IC == 1 && stride <= 4)
         return 1;
-    return weights_only && cpu_direct_wgrad_tiled(IC, OC, KH, KW, stride);
+    return pass == 2 && cpu_direct_wgrad_tiled(IC, OC, KH, KW, stride);
 }
 
 int cpu_direct_wgrad_tiled(int IC, int OC, int KH, int KW, int stride)
@@ -159,6 +159,88 @@ void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const flo
             o += mr;
         }
     }
+}
+
+/* For one output phase (input rows r, r + s, ...) of a strided convolution's data gradient:
+ * the first tap q = (r + p) mod s, the number of taps n = ceil((K - q) / s) and the row offset
+ * c = floor((r + p) / s): gx[s a + r] = sum_i w[q + s i] gy[a + c - i], i < n. */
+static void phase_taps(int r, int s, int p, int K, int *q, int *n, int *c)
+{
+    *q = (r + p) % s;
+    *n = (K - *q + s - 1) / s;
+    *c = (r + p) / s;
+}
+
+/* the zero border around gy: a phase reads at most 2 ceil(K / s) + 2 rows or columns past the
+ * gradient's edges (its offset c <= (s - 1 + p) / s <= K / s + 1, and it covers up to
+ * ceil(H / s) rows where gy has at least (H + 2 p - K) / s + 1) */
+static int phase_border(int KH, int KW, int s)
+{
+    const int K = KH > KW ? KH : KW;
+    return 2 * ((K + s - 1) / s) + 2;
+}
+
+size_t cpu_direct_bwd_data_strided_size(int N, int O, int OH, int OW, int KH, int KW, int stride,
+                                        int H, int W)
+{
+    const int E = phase_border(KH, KW, stride);
+    const int A = (H + stride - 1) / stride, B = (W + stride - 1) / stride;
+    return (size_t)N * O * (OH + 2 * E) * (OW + 2 * E) + (size_t)N * A * B +
+           (size_t)O * (KH / stride + 1) * (KW / stride + 1) + 64;
+}
+
+void cpu_direct_conv_bwd_data_strided(const float *gy, int N, int O, int OH, int OW, const float *w,
+                                      int KH, int KW, int stride, int pad, float *gx, int H, int W,
+                                      float *scratch)
+{
+    /* gy zero-padded by E on every side; each of the stride x stride output phases of gx is a
+     * stride-1 correlation of it with a sub-kernel of the flipped taps of that phase, run on
+     * the forward kernels (one output channel, blocks of 8 vectors of a row) */
+    const int s = stride, E = phase_border(KH, KW, s);
+    const int Hg = OH + 2 * E, Wg = OW + 2 * E;
+    const size_t cp = (size_t)Hg * Wg;
+    float *gp = scratch, *ph = gp + (size_t)N * O * cp;
+    const int Amax = (H + s - 1) / s, Bmax = (W + s - 1) / s;
+    float *wsub = ph + (size_t)N * Amax * Bmax;
+    memset(gp, 0, (size_t)N * O * cp * sizeof(float));
+    for (size_t no = 0; no < (size_t)N * O; no++)
+        for (int oh = 0; oh < OH; oh++)
+            memcpy(gp + no * cp + (size_t)(oh + E) * Wg + E, gy + (no * OH + oh) * OW,
+                   (size_t)OW * sizeof(float));
+    for (int r = 0; r < s; r++)
+        for (int t = 0; t < s; t++) {
+            int qr, nr, cr, qt, nt, ct;
+            phase_taps(r, s, pad, KH, &qr, &nr, &cr);
+            phase_taps(t, s, pad, KW, &qt, &nt, &ct);
+            const int A = (H - r + s - 1) / s, B = (W - t + s - 1) / s;
+            if (A <= 0 || B <= 0)
+                continue;
+            /* wsub[o][j][l] = w[o][0][qr + s (nr - 1 - j)][qt + s (nt - 1 - l)] */
+            for (int o = 0; o < O; o++)
+                for (int j = 0; j < nr; j++)
+                    for (int l = 0; l < nt; l++)
+                        wsub[((size_t)o * nr + j) * nt + l] =
+                            w[((size_t)o * KH + qr + s * (nr - 1 - j)) * KW + qt +
+                              s * (nt - 1 - l)];
+            const int R0 = E + cr - (nr - 1), C0 = E + ct - (nt - 1);
+            const int nvec = (B + 7) / 8;
+            const __m256i m = lane_mask(B - 8 * (nvec - 1));
+#pragma omp parallel for schedule(static)
+            for (long ta = 0; ta < (long)N * A; ta++) {
+                const int n = (int)(ta / A), a = (int)(ta % A);
+                const float *x0 = gp + (size_t)n * O * cp + (size_t)(R0 + a) * Wg + C0;
+                float *y0 = ph + ((size_t)n * A + a) * B;
+                for (int v = 0; v < nvec; v += 8) {
+                    const int nv = nvec - v < 8 ? nvec - v : 8;
+                    const int tail = v + nv == nvec && (B & 7);
+                    fwd_any(1, nv, tail, m, x0 + 8 * v, O, cp, Wg, wsub, 0, nr, nt, NULL,
+                            y0 + 8 * v, 0);
+                }
+                float *gr = gx + ((size_t)n * H + (size_t)s * a + r) * W + t;
+                for (int b = 0; b < B; b++)
+                    gr[(size_t)s * b] = y0[b];
+            }
+        }
 }
 
 static float hsum(__m256 v)
