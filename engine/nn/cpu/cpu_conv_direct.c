@@ -6,8 +6,9 @@
  * vectorise along the image row instead of the channels: the forward keeps up to 24-64 outputs
  * of a row of up to 4 output channels in registers over every input channel and tap, so that
  * each input vector loaded serves all of them. Only stride 1, dilation 1, pad <= kernel - 1, kernel
- * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok. The weight gradient of a
- * strided convolution from one input channel also runs here (column phases, below), and so
+ * width <= 8; the caller (cpu_conv.c) checks cpu_direct_conv_ok. Both gradients of a strided
+ * convolution from one input channel also run here (the weight gradient on column phases, the
+ * data gradient on output phases, below), and so
  * does the weight gradient of the discriminator's multi-channel 4x4 convolutions (stride 1 and
  * 2), where a register-tiled kernel on NCHW beats oneDNN's jit:avx2 one and its reorders
  * (0.82-0.95 of its time per layer: `make build/conv_rate`, docs/benchmarks.md).
