@@ -203,11 +203,7 @@ void cpu_direct_conv_bwd_data_strided(const float *gy, int N, int O, int OH, int
     float *gp = scratch, *ph = gp + (size_t)N * O * cp;
     const int Amax = (H + s - 1) / s, Bmax = (W + s - 1) / s;
     float *wsub = ph + (size_t)N * Amax * Bmax;
-    memset(gp, 0, (size_t)N * O * cp * sizeof(float));
-    for (size_t no = 0; no < (size_t)N * O; no++)
-        for (int oh = 0; oh < OH; oh++)
-            memcpy(gp + no * cp + (size_t)(oh + E) * Wg + E, gy + (no * OH + oh) * OW,
-                   (size_t)OW * sizeof(float));
+    cpu_direct_pad_to(gy, N, O, OH, OW, E, E, 1, Wg, gp);
     for (int r = 0; r < s; r++)
         for (int t = 0; t < s; t++) {
             int qr, nr, cr, qt, nt, ct;

@@ -5,9 +5,10 @@
  * jit:avx2 kernels on the shapes cpu_direct_conv_ok accepts; on an AVX-512 CPU oneDNN's
  * avx512 kernels can win on the same shapes (docs/benchmarks.md). So the choice is measured
  * on the running machine: the first time a shape (geometry, pass and thread count) is seen in
- * the process, every path that can run it runs a few times on the real arguments and the faster one (least of
- * 5 timed runs each, after a warm-up run that also creates oneDNN's primitive; CPU time of
- * the calling thread at one thread, wall time with more) is kept in a process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
+ * the process, every path that can run it runs a few times on the real arguments and the
+ * fastest (least of 5 timed runs each, after a warm-up run that also creates oneDNN's
+ * primitive; CPU time of the calling thread at one thread, wall time with more) is kept in a
+ * process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
  * takes the cached path. Winograd's rounding differs from a direct sum's, so on a shape where
  * it wins the timed choice also decides the last bits of the result. MKDSEG_CONV_PATH=
  * onednn|direct|winograd (read when a context first convolves)

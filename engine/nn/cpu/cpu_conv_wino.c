@@ -115,20 +115,20 @@ size_t cpu_wino_scratch(int pass, int N, int C, int H, int W, int pad, int O, in
     return (l.total + extra) * sizeof(float) + 64;
 }
 
-/* x [N, C, H, W] into xp [N, C, Hp, Wp], x's top-left at (pad, pad), zeros around */
-static void pad_input(const wplan *p, const float *x, float *xp)
+/* planes [H][W] into [DH][DW], each plane's top-left at (off, off), zeros around
+ * (H + off <= DH, W + off <= DW): the input padded for its tiles, or an output gradient with an
+ * odd side padded to whole tiles */
+static void pad_planes(const float *x, int planes, int H, int W, int off, float *d, int DH, int DW,
+                       int threads)
 {
-    const size_t plane = (size_t)p->Hp * p->Wp;
-#pragma omp parallel for schedule(static) num_threads(p->nthr)
-    for (int nc = 0; nc < p->N * p->C; nc++) {
-        float *d = xp + (size_t)nc * plane;
-        const float *s = x + (size_t)nc * p->H * p->W;
-        memset(d, 0, plane * sizeof(float));
-        const int rows = p->H < p->Hp - p->pad ? p->H : p->Hp - p->pad;
-        const int cols = p->W < p->Wp - p->pad ? p->W : p->Wp - p->pad;
-        for (int r = 0; r < rows; r++)
-            memcpy(d + (size_t)(r + p->pad) * p->Wp + p->pad, s + (size_t)r * p->W,
-                   (size_t)cols * sizeof(float));
+    const size_t plane = (size_t)DH * DW;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int i = 0; i < planes; i++) {
+        float *di = d + (size_t)i * plane;
+        const float *s = x + (size_t)i * H * W;
+        memset(di, 0, plane * sizeof(float));
+        for (int r = 0; r < H; r++)
+            memcpy(di + (size_t)(r + off) * DW + off, s + (size_t)r * W, (size_t)W * sizeof(float));
     }
 }
 
@@ -580,7 +580,7 @@ void cpu_wino_fwd(const float *x, int N, int C, int H, int W, int pad, const flo
     int *in_off = (int *)(U + l.u), *out_off = in_off + p.Tpad, *edge = out_off + p.Tpad;
     float *thr = U + l.u + l.off;
     if (need_xp)
-        pad_input(&p, x, xp);
+        pad_planes(x, N * C, H, W, pad, xp, p.Hp, p.Wp, p.nthr);
     tile_order(&p, p.OH, p.OW, O, in_off, out_off, edge);
     /* U [16][O][C] */
 #pragma omp parallel for schedule(static) num_threads(p.nthr)
@@ -618,15 +618,11 @@ void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, c
     const float *g = gy;
     if ((p.OH | p.OW) & 1) { /* a partial tile: the gradient padded with zeros to whole tiles */
         float *gp = thr + l.per_thr * (size_t)p.nthr;
-        memset(gp, 0, (size_t)N * O * RH * RW * sizeof(float));
-        for (int no = 0; no < N * O; no++)
-            for (int r = 0; r < p.OH; r++)
-                memcpy(gp + ((size_t)no * RH + r) * RW, gy + ((size_t)no * p.OH + r) * p.OW,
-                       (size_t)p.OW * sizeof(float));
+        pad_planes(gy, N * O, p.OH, p.OW, 0, gp, RH, RW, p.nthr);
         g = gp;
     }
     if (need_xp)
-        pad_input(&p, x, xp);
+        pad_planes(x, N * C, H, W, pad, xp, p.Hp, p.Wp, p.nthr);
     tile_order(&p, RH, RW, O, in_off, g_off, edge);
     const size_t gplane = (size_t)RH * RW;
     int team = 1;
