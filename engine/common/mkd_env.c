@@ -11,8 +11,8 @@ const mkd_env_info mkd_env_table[MKD_ENV_COUNT] = {
          "CPU (OpenMP) threads when a command or setting asks for 0; 0 = all cores"},
     [MKD_ENV_CONV_PATH] = {"MKDSEG_CONV_PATH", "auto",
                            "CPU convolutions: auto (per shape, the fastest of oneDNN, the direct "
-                           "AVX2 kernels and Winograd F(2x2,3x3), timed once per process), onednn, "
-                           "direct or winograd"},
+                           "AVX2 kernels, Winograd F(2x2,3x3) and im2col + GEMM, timed once per "
+                           "process), onednn, direct, winograd or gemm"},
     [MKD_ENV_CONV_DIRECT] =
         {"MKDSEG_CONV_DIRECT", "",
          "older spelling of MKDSEG_CONV_PATH when that is unset: 0 = onednn, 1 = direct"},

@@ -361,6 +361,11 @@ static void golden_discriminator(void)
     {                                                                                              \
         setenv("MKDSEG_CONV_PATH", "winograd", 1);                                                 \
         golden_##net();                                                                            \
+    }                                                                                              \
+    Test(models_golden, net##_gemm)                                                                \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "gemm", 1);                                                     \
+        golden_##net();                                                                            \
     }
 GOLDEN_PATHS(segmentor)
 GOLDEN_PATHS(generator)

@@ -3,10 +3,11 @@
  * channel, stride 1, the weight gradient of strided convolutions from one channel, and the
  * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c)
  * and Winograd F(2x2, 3x3) (3x3 stride-1 convolutions of 4 or more channels, pad 0 or 1:
- * engine/nn/cpu/cpu_conv_wino.c), each forward and all three gradients, on shapes whose rows are not
+ * engine/nn/cpu/cpu_conv_wino.c) and im2col + GEMM (engine/nn/cpu/cpu_conv_gemm.c), each
+ * forward and all three gradients, on shapes whose rows are not
  * multiples of the 8-float vector (masked tails) and with the pads the networks use; then the
  * same graph through oneDNN (MKDSEG_CONV_PATH=onednn) and through the timed per-shape choice
- * between the two (auto). Tolerance: max |a - ref| <= 1e-4 x
+ * between them (auto). Tolerance: max |a - ref| <= 1e-4 x
  * max(max |ref|, 1) (float32 sums of up to a few thousand terms). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -188,6 +189,45 @@ Test(nn_conv_direct, winograd_shapes_on_every_path)
     for (int rep = 0; rep < 2; rep++)
         for (size_t i = 0; i < N_WINO; i++)
             check(&wino_shapes[i], "auto");
+}
+
+/* im2col + GEMM's shapes (cpu_conv_gemm.c): the 1x1 convolutions it runs without col, with
+ * and without a bias; pads that clip taps at every edge, strides 2 and 3 (taps that skip
+ * columns), the discriminator's 4x4 layers, dilation-free 7x7; and a layer whose col is larger
+ * than one block (64 channels x 16 taps x 71 columns: 14 rows a block, 71 rows), so the
+ * forward and data gradient write in blocks and the weight gradient sums over them */
+static const shape gemm_shapes[] = {
+    {2, 16, 9, 13, 8, 1, 0, 0, 1},           /* 1x1: gx = w^T gy, gw = gy x^T */
+    {2, 8, 11, 17, 12, 3, 1, 0, 1},          /* 3x3 pad 1, odd sides */
+    {2, 8, 14, 19, 16, 4, 1, 0, 2},          /* the discriminator's 4x4 stride 2 */
+    {1, 12, 13, 10, 9, 4, 1, 0, 1},          /* 4x4 stride 1 */
+    {2, 6, 17, 23, 8, 3, 2, 0, 3},           /* stride 3, pad 2 */
+    {1, 8, 12, 30, 8, 7, 0, NN_ACT_TANH, 1}, /* the fused inference op */
+    {1, 16, 9, 9, 10, 3, 1, NN_ACT_LEAKY_RELU, 1},
+    {1, 64, 70, 70, 8, 4, 2, 0, 1}, /* col in 6 blocks of output rows */
+};
+#define N_GEMM (sizeof gemm_shapes / sizeof gemm_shapes[0])
+
+Test(nn_conv_direct, gemm_matches_reference)
+{
+    nn_set_threads(1);
+    for (size_t i = 0; i < N_GEMM; i++)
+        check(&gemm_shapes[i], "gemm");
+}
+
+Test(nn_conv_direct, gemm_two_threads_match_reference)
+{
+    nn_set_threads(2);
+    for (size_t i = 0; i < N_GEMM; i++)
+        check(&gemm_shapes[i], "gemm");
+}
+
+Test(nn_conv_direct, gemm_shapes_through_the_timed_choice)
+{
+    nn_set_threads(1);
+    for (int rep = 0; rep < 2; rep++)
+        for (size_t i = 0; i < N_GEMM; i++)
+            check(&gemm_shapes[i], "auto");
 }
 
 Test(nn_conv_direct, matches_reference)

@@ -184,6 +184,11 @@ static void run_case(const char *cs)
     {                                                                                              \
         setenv("MKDSEG_CONV_PATH", "winograd", 1);                                                 \
         run_case(#cs);                                                                             \
+    }                                                                                              \
+    Test(nn_golden, cs##_gemm)                                                                     \
+    {                                                                                              \
+        setenv("MKDSEG_CONV_PATH", "gemm", 1);                                                     \
+        run_case(#cs);                                                                             \
     }
 
 GOLDEN_CONV(conv2d_3x3)

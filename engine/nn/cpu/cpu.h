@@ -68,14 +68,48 @@ void cpu_wino_fwd(const float *x, int N, int C, int H, int W, int pad, const flo
 void cpu_wino_bwd_weights(const float *x, int N, int C, int H, int W, int pad, const float *gy,
                           int O, float *gw, void *scratch, int threads);
 
-/* cpu_conv_pick.c: oneDNN, the direct kernels or Winograd, per shape (see the file). */
-enum { CPU_PATH_AUTO, CPU_PATH_ONEDNN, CPU_PATH_DIRECT, CPU_PATH_WINO };  /* MKDSEG_CONV_PATH */
-enum { CPU_IMPL_ONEDNN, CPU_IMPL_DIRECT, CPU_IMPL_WINO, CPU_IMPL_COUNT }; /* what runs a pass */
+/* cpu_conv_gemm.c: convolutions as im2col + dnnl_sgemm products on NCHW (see the file); a
+ * transposed convolution runs as the adjoint convolution (cpu_conv.c maps its passes). The
+ * geometry of the convolution: x [N, C, H, W], w [O, C, KH, KW], y [N, O, OH, OW]. */
+typedef struct {
+    int N, C, H, W, O, OH, OW, KH, KW, stride, pad;
+} cpu_gemm_geom;
+/* may a convolution from IC to OC channels run there */
+int cpu_gemm_ok(int IC, int OC, int KH, int KW, int dil);
+/* the floats of scratch the three passes need */
+size_t cpu_gemm_scratch(const cpu_gemm_geom *g);
+/* y = x (*) w (+ b per output channel; b may be NULL) */
+void cpu_gemm_conv_fwd(const cpu_gemm_geom *g, const float *x, const float *w, const float *b,
+                       float *y, float *scratch);
+/* gx (overwritten) = the data gradient for output gradient gy (+ b per input channel: the
+ * transposed convolution's bias; NULL for none) */
+void cpu_gemm_conv_bwd_data(const cpu_gemm_geom *g, const float *gy, const float *w, const float *b,
+                            float *gx, float *scratch);
+/* gw (overwritten) = the weight gradient, summed over the images */
+void cpu_gemm_conv_bwd_weights(const cpu_gemm_geom *g, const float *x, const float *gy, float *gw,
+                               float *scratch);
+
+/* cpu_conv_pick.c: oneDNN, the direct kernels, Winograd or im2col + GEMM, per shape (see the
+ * file). */
+enum {
+    CPU_PATH_AUTO,
+    CPU_PATH_ONEDNN,
+    CPU_PATH_DIRECT,
+    CPU_PATH_WINO,
+    CPU_PATH_GEMM
+}; /* MKDSEG_CONV_PATH */
+enum {
+    CPU_IMPL_ONEDNN,
+    CPU_IMPL_DIRECT,
+    CPU_IMPL_WINO,
+    CPU_IMPL_GEMM,
+    CPU_IMPL_COUNT
+}; /* what runs a pass */
 /* a shape's key: cpu_conv.c's 16 geometry values, the pass (0 fwd, 1 bwd data, 2 bwd
  * weights) and the thread count */
 #define CPU_PICK_KEY 18
-/* MKDSEG_CONV_PATH (auto | onednn | direct | winograd; MKDSEG_CONV_DIRECT=0 / 1: onednn /
- * direct) */
+/* MKDSEG_CONV_PATH (auto | onednn | direct | winograd | gemm; MKDSEG_CONV_DIRECT=0 / 1:
+ * onednn / direct) */
 int cpu_conv_path_from_env(void);
 /* the cached choice for key (a CPU_IMPL_*), -1 not timed yet */
 int cpu_conv_pick_get(const int *key);

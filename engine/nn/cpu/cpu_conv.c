@@ -500,6 +500,24 @@ static int wino_ok(const conv_state *s, const geom *g)
                        g->extra, g->pad);
 }
 
+/* the convolution the GEMM path computes: the node's own, or for a transposed convolution
+ * its adjoint (from the transposed one's output to its input: cpu_conv_gemm.c) */
+static cpu_gemm_geom gemm_geom(const geom *g)
+{
+    if (g->transposed)
+        return (cpu_gemm_geom){g->N, g->OC, g->OH, g->OW,     g->IC, g->H,
+                               g->W, g->KH, g->KW, g->stride, g->pad};
+    return (cpu_gemm_geom){g->N,  g->IC, g->H,  g->W,      g->OC, g->OH,
+                           g->OW, g->KH, g->KW, g->stride, g->pad};
+}
+
+static int gemm_ok(const conv_state *s, const geom *g)
+{
+    const cpu_gemm_geom c = gemm_geom(g);
+    return (s->path == CPU_PATH_AUTO || s->path == CPU_PATH_GEMM) &&
+           cpu_gemm_ok(c.C, c.O, c.KH, c.KW, g->transposed ? 1 : g->extra);
+}
+
 /* the clock a timed choice reads: at one thread the calling thread's CPU time, which does
  * not run while the thread waits for a core (on a shared machine, wall times of a
  * millisecond-long call are often a preemption); with a team, wall time */
@@ -556,13 +574,15 @@ static void evict_l2(void)
  * fastest run last so its result is the one kept. */
 static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
 {
-    int can[CPU_IMPL_COUNT] = {1, direct_ok(s, g, k), wino_ok(s, g)};
-    if (!can[CPU_IMPL_DIRECT] && !can[CPU_IMPL_WINO])
+    int can[CPU_IMPL_COUNT] = {1, direct_ok(s, g, k), wino_ok(s, g), gemm_ok(s, g)};
+    if (!can[CPU_IMPL_DIRECT] && !can[CPU_IMPL_WINO] && !can[CPU_IMPL_GEMM])
         return f(ctx, s, g, args, CPU_IMPL_ONEDNN);
     if (s->path == CPU_PATH_DIRECT)
         return f(ctx, s, g, args, CPU_IMPL_DIRECT);
     if (s->path == CPU_PATH_WINO)
         return f(ctx, s, g, args, CPU_IMPL_WINO);
+    if (s->path == CPU_PATH_GEMM)
+        return f(ctx, s, g, args, CPU_IMPL_GEMM);
     int key[CPU_PICK_KEY];
     geom_key(g, key);
     key[CPU_PICK_KEY - 2] = k;
@@ -729,6 +749,50 @@ static int wino_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const fl
     return 0;
 }
 
+/* One pass on cpu_conv_gemm.c: pass k of a convolution, or of a transposed one its adjoint's
+ * pass (forward: the adjoint's data gradient, with the bias; data gradient: the adjoint's
+ * forward; weight gradient: the adjoint's with input and output gradient exchanged). */
+static int gemm_pass(nn_ctx *ctx, const geom *g, int k, const float *a, const float *w,
+                     const float *b, float *out)
+{
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    const cpu_gemm_geom c = gemm_geom(g);
+    float *sc = nn_ctx_scratch(ctx, (cpu_gemm_scratch(&c) + 16) * sizeof(float));
+    if (!sc)
+        return -1;
+    const int fwd = (k == K_FWD) != g->transposed;
+    if (k == K_BWD_WEIGHTS)
+        cpu_gemm_conv_bwd_weights(&c, a, b, out, sc); /* b: the output gradient */
+    else if (fwd)
+        cpu_gemm_conv_fwd(&c, a, w, b, out, sc);
+    else
+        cpu_gemm_conv_bwd_data(&c, a, w, b, out, sc);
+    nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
+}
+
+static int gemm_fwd(nn_ctx *ctx, const geom *g, const float *x, const float *w, const float *b,
+                    float *y)
+{
+    if (gemm_pass(ctx, g, K_FWD, x, w, b, y))
+        return -1;
+    if (g->act != NN_ACT_NONE)
+        cpu_act_apply(y, y, (size_t)g->N * g->OC * g->OH * g->OW, g->act, g->slope);
+    return 0;
+}
+
+static int gemm_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const float *gy, float *gw,
+                            float *gb)
+{
+    /* a transposed convolution's weight gradient is its adjoint's with x and gy exchanged */
+    if (g->transposed ? gemm_pass(ctx, g, K_BWD_WEIGHTS, gy, NULL, x, gw)
+                      : gemm_pass(ctx, g, K_BWD_WEIGHTS, x, NULL, gy, gw))
+        return -1;
+    if (gb)
+        cpu_direct_bias_grad(gy, g->N, g->OC, (size_t)g->OH * g->OW, gb);
+    return 0;
+}
+
 /* ---- reordered buffers kept across calls ---------------------------------------------- */
 
 /* The weight cache's buffer for parameter tensor w in layout md (buf NULL: not cached: not
@@ -822,6 +886,8 @@ static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args,
         return direct_fwd(ctx, g, a->x, a->w, a->b, a->y);
     if (impl == CPU_IMPL_WINO)
         return wino_fwd(ctx, g, a->x, a->w, a->b, a->y);
+    if (impl == CPU_IMPL_GEMM)
+        return gemm_fwd(ctx, g, a->x, a->w, a->b, a->y);
     conv_ent *e = lookup(ctx, s, g, K_FWD);
     if (!e)
         return -1;
@@ -932,6 +998,8 @@ static int bwd_data_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *
         return direct_bwd_data(ctx, g, a->gy, a->w, a->gx);
     if (impl == CPU_IMPL_WINO)
         return wino_bwd_data(ctx, g, a->gy, a->w, a->gx);
+    if (impl == CPU_IMPL_GEMM)
+        return gemm_pass(ctx, g, K_BWD_DATA, a->gy, a->w, NULL, a->gx);
     conv_ent *e = lookup(ctx, s, g, K_BWD_DATA);
     if (!e)
         return -1;
@@ -958,6 +1026,8 @@ static int bwd_weights_pass(nn_ctx *ctx, conv_state *s, const geom *g, const voi
         return direct_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
     if (impl == CPU_IMPL_WINO)
         return wino_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
+    if (impl == CPU_IMPL_GEMM)
+        return gemm_bwd_weights(ctx, g, a->x, a->gy, a->gw, a->gb);
     conv_ent *e = lookup(ctx, s, g, K_BWD_WEIGHTS);
     if (!e)
         return -1;

@@ -1,5 +1,6 @@
 /* cpu_conv_pick.c: which implementation runs a convolution pass: oneDNN, the hand-written
- * kernels of cpu_conv_direct.c or the Winograd ones of cpu_conv_wino.c.
+ * kernels of cpu_conv_direct.c, the Winograd ones of cpu_conv_wino.c or the im2col + GEMM
+ * products of cpu_conv_gemm.c.
  *
  * The hand kernels were tuned on an AVX2-only CPU (AMD Zen 1), where they beat oneDNN's
  * jit:avx2 kernels on the shapes cpu_direct_conv_ok accepts; on an AVX-512 CPU oneDNN's
@@ -11,7 +12,7 @@
  * process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
  * takes the cached path. Winograd's rounding differs from a direct sum's, so on a shape where
  * it wins the timed choice also decides the last bits of the result. MKDSEG_CONV_PATH=
- * onednn|direct|winograd (read when a context first convolves)
+ * onednn|direct|winograd|gemm (read when a context first convolves)
  * forces one path for every shape the kernels support, for tests and for runs that must be
  * bit-reproducible across processes (a timed choice can differ from one process to the
  * next when the two paths are close); MKDSEG_CONV_DIRECT=0 is the older spelling of onednn.
@@ -43,9 +44,12 @@ int cpu_conv_path_from_env(void)
         return CPU_PATH_DIRECT;
     if (p && !strcmp(p, "winograd"))
         return CPU_PATH_WINO;
+    if (p && !strcmp(p, "gemm"))
+        return CPU_PATH_GEMM;
     if (p && *p && strcmp(p, "auto"))
         fprintf(stderr,
-                "mkdseg: MKDSEG_CONV_PATH=%s is not auto, onednn, direct or winograd: auto\n", p);
+                "mkdseg: MKDSEG_CONV_PATH=%s is not auto, onednn, direct, winograd or gemm: auto\n",
+                p);
     if (!(p && *p) && d && !strcmp(d, "0"))
         return CPU_PATH_ONEDNN;
     if (!(p && *p) && d && !strcmp(d, "1"))
@@ -98,11 +102,13 @@ done:
 void cpu_conv_pick_report(FILE *f)
 {
     static const char *const pass[] = {"fwd", "bwd_data", "bwd_weights"};
-    static const char *const impl[] = {"onednn", "direct", "winograd"};
+    static const char *const impl[] = {"onednn", "direct", "winograd", "gemm"};
     pthread_mutex_lock(&g_lock);
     if (g_n)
-        fprintf(f, "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
-                   "threads: oneDNN ms, direct ms, winograd ms (-: cannot run it) -> choice\n");
+        fprintf(
+            f,
+            "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
+            "threads: oneDNN ms, direct ms, winograd ms, gemm ms (-: cannot run it) -> choice\n");
     for (int i = 0; i < g_n; i++) {
         const int *k = g_ent[i].key;
         char t[CPU_IMPL_COUNT][24];
@@ -111,9 +117,10 @@ void cpu_conv_pick_report(FILE *f)
                 snprintf(t[p], sizeof t[p], "-");
             else
                 snprintf(t[p], sizeof t[p], "%.4f", g_ent[i].ms[p]);
-        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %s %s %s -> %s\n",
+        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %s %s %s %s -> %s\n",
                 pass[k[CPU_PICK_KEY - 2]], k[0] ? "T " : "", k[1], k[2], k[5], k[3], k[4], k[8],
-                k[9], k[10], k[11], k[CPU_PICK_KEY - 1], t[0], t[1], t[2], impl[g_ent[i].impl]);
+                k[9], k[10], k[11], k[CPU_PICK_KEY - 1], t[0], t[1], t[2], t[3],
+                impl[g_ent[i].impl]);
     }
     pthread_mutex_unlock(&g_lock);
 }
