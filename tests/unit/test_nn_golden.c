@@ -8,8 +8,10 @@
  *   forward (and BN running statistics)   <= 1e-4        (TOL_FWD)
  *   each gradient                          <= 1e-3        (TOL_GRAD)
  * Adam: 5 steps of torch.optim.Adam(lr 0.01, betas (0.5, 0.999)) on a conv + LSGAN loss;
- * each step's loss within TOL_FWD of |ref|, the parameters within TOL_FWD of max |ref|. */
+ * each step's loss within TOL_FWD of |ref|, the parameters within TOL_FWD of max |ref|.
+ * norm_large_planes: instance and batch norm at larger planes against the formulas in double. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,4 +268,106 @@ Test(nn_golden, adam_5_steps)
     nn_adam_free(opt);
     nn_params_free(p);
     golden_free(g);
+}
+
+/* Instance and batch norm on planes far larger than the PyTorch cases (37x41 = 1517 values:
+ * cpu_norm.c's 256-value summation blocks, an 8-wide remainder and a scalar tail), with the
+ * mean 8 to 9 standard deviations from 0 (x = 4 + 0.5 c + 0.5 N(0, 1)), against the formulas
+ * evaluated in double here. Each op runs alone (dx written) and as norm(x) + x (dx added to the gradient the add
+ * left). Errors as above, within NORM_TOL: a few float ulps (about 2e-7 here), far below
+ * TOL_FWD/TOL_GRAD, so a sum that loses precision fails too. */
+#define NORM_TOL 2e-6
+Test(nn_golden, norm_large_planes)
+{
+    enum { N = 3, C = 2, H = 37, W = 41, HW = H * W, NE = N * C * HW };
+    static float x[NE], gy[NE], want_y[NE], want_dx[NE];
+    float gam[C] = {0.7f, -1.3f}, bet[C] = {0.25f, -0.5f}, rm0[C] = {3.9f, 4.6f},
+          rv0[C] = {0.3f, 0.2f};
+    nn_rng r;
+    nn_rng_seed(&r, 7);
+    for (int i = 0; i < NE; i++) {
+        x[i] = 4.0f + 0.5f * (float)((i / HW) % C) + 0.5f * nn_rng_normal(&r);
+        gy[i] = nn_rng_normal(&r);
+    }
+    char err[256];
+    for (int kind = 0; kind < 3; kind++) { /* IN, BN training, BN eval */
+        int bn = kind > 0, training = kind < 2, G = bn ? C : N * C, P = bn ? N : 1;
+        double want_g[C] = {0}, want_b[C] = {0}, want_rm[C], want_rv[C];
+        for (int gi = 0; gi < G; gi++) {
+            int c = bn ? gi : gi % C;
+            double s = 0, s2 = 0, cnt = (double)HW * P, m, var;
+#define IDX(n, j) (((size_t)(bn ? C * (n) + gi : gi)) * HW + (j))
+            for (int n = 0; n < P; n++)
+                for (int j = 0; j < HW; j++)
+                    s += x[IDX(n, j)];
+            m = s / cnt;
+            for (int n = 0; n < P; n++)
+                for (int j = 0; j < HW; j++)
+                    s2 += (x[IDX(n, j)] - m) * (x[IDX(n, j)] - m);
+            var = s2 / cnt;
+            if (bn && training) { /* momentum 0.1, unbiased variance */
+                want_rm[c] = 0.9 * rm0[c] + 0.1 * m;
+                want_rv[c] = 0.9 * rv0[c] + 0.1 * var * cnt / (cnt - 1);
+            } else if (bn) { /* eval: normalised by the running statistics, left as they are */
+                want_rm[c] = m = rm0[c];
+                want_rv[c] = var = rv0[c];
+            }
+            double is = 1.0 / sqrt(var + 1e-5), sg = 0, sgx = 0;
+            for (int n = 0; n < P; n++)
+                for (int j = 0; j < HW; j++) {
+                    size_t i = IDX(n, j);
+                    double xh = (x[i] - m) * is;
+                    want_y[i] = (float)(gam[c] * xh + bet[c]);
+                    sg += gy[i];
+                    sgx += gy[i] * xh;
+                }
+            want_g[c] += sgx;
+            want_b[c] += sg;
+            for (int n = 0; n < P; n++)
+                for (int j = 0; j < HW; j++) {
+                    size_t i = IDX(n, j);
+                    double xh = (x[i] - m) * is, g = gy[i];
+                    if (training)
+                        g -= (sg + xh * sgx) / cnt;
+                    want_dx[i] = (float)(gam[c] * is * g);
+                }
+#undef IDX
+        }
+        for (int plus_x = 0; plus_x < 2; plus_x++) {
+            nn_ctx *ctx = nn_ctx_new(nn_backend_cpu(), 1 << 20, err, sizeof err);
+            cr_assert(ctx, "%s", err);
+            nn_tensor *tx = nn_requires_grad(nn_tensor_from(ctx, N, C, H, W, x));
+            nn_tensor *tg = nn_requires_grad(nn_tensor_from(ctx, 1, C, 1, 1, gam));
+            nn_tensor *tb = nn_requires_grad(nn_tensor_from(ctx, 1, C, 1, 1, bet));
+            nn_tensor *trm = nn_tensor_from(ctx, 1, C, 1, 1, rm0);
+            nn_tensor *trv = nn_tensor_from(ctx, 1, C, 1, 1, rv0);
+            nn_tensor *y = bn ? nn_batch_norm(ctx, tx, tg, tb, trm, trv, training, 0.1f, 1e-5f)
+                              : nn_instance_norm(ctx, tx, tg, tb, 1e-5f);
+            cr_assert(y, "%s", nn_ctx_error(ctx));
+            const char *what = kind == 0 ? "IN" : kind == 1 ? "BN train" : "BN eval";
+            double e = golden_rel_err(nn_f32(y), want_y, NE, 1e-6);
+            cr_expect(e <= NORM_TOL, "%s: y error %.3g", what, e);
+            if (bn) {
+                float rm[C], rv[C];
+                for (int c = 0; c < C; c++)
+                    rm[c] = (float)want_rm[c], rv[c] = (float)want_rv[c];
+                e = fmax(golden_rel_err(nn_f32(trm), rm, C, 1e-6),
+                         golden_rel_err(nn_f32(trv), rv, C, 1e-6));
+                cr_expect(e <= NORM_TOL, "%s: running statistics error %.3g", what, e);
+            }
+            nn_tensor *out = plus_x ? nn_add(ctx, y, tx) : y;
+            cr_assert(out && nn_backward_from(ctx, out, gy, err, sizeof err) == 0, "%s", err);
+            static float dx[NE];
+            float dg[C], db[C];
+            for (int i = 0; i < NE; i++)
+                dx[i] = want_dx[i] + (plus_x ? gy[i] : 0.0f);
+            for (int c = 0; c < C; c++)
+                dg[c] = (float)want_g[c], db[c] = (float)want_b[c];
+            e = golden_rel_err(tx->grad, dx, NE, 1e-6);
+            cr_expect(e <= NORM_TOL, "%s%s: dx error %.3g", what, plus_x ? " + x" : "", e);
+            e = fmax(golden_rel_err(tg->grad, dg, C, 1e-6), golden_rel_err(tb->grad, db, C, 1e-6));
+            cr_expect(e <= NORM_TOL, "%s: dgamma/dbeta error %.3g", what, e);
+            nn_ctx_free(ctx);
+        }
+    }
 }

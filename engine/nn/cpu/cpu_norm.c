@@ -1,13 +1,17 @@
-/* cpu_norm.c: instance norm and batch norm, forward and backward (OpenMP, double sums).
+/* cpu_norm.c: instance norm and batch norm, forward and backward (OpenMP, AVX2 sums).
  *
  * Both normalise groups of HW-planes: instance norm one plane (n, c) per group, batch norm
  * the N planes of channel c. Forward saves mean and 1/sqrt(var + eps) per group [G] for the
  * backward:  xhat = (x - mean) * invstd,  y = gamma * xhat + beta, and with g = dy * gamma
  *   dx = invstd * (g - mean(g) - xhat * mean(g * xhat))   (statistics from the batch)
  *   dx = invstd * g                                        (batch norm eval: fixed stats)
- *   dgamma_c = sum dy * xhat,  dbeta_c = sum dy. */
+ *   dgamma_c = sum dy * xhat,  dbeta_c = sum dy.
+ * One parallel loop over groups does each group's sums and then its output (y, or dx) at
+ * once: the group's planes (16 KiB for a 64x64 plane, N of them for batch norm) are then
+ * still in L1/L2, so x (and dy) are read from memory or L3 once instead of once per pass. */
 #include "cpu.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -15,81 +19,205 @@ typedef struct {
     float *mean, *invstd; /* [G] */
 } norm_saved;
 
-/* Element j of group gi (planes of group gi: IN: plane gi; BN: planes n*C + gi). */
-static inline const float *plane(const nn_tensor *x, int bn, int gi, int n)
+/* Offset of plane n of group gi (IN: plane gi; BN: plane n*C + gi), in floats. */
+static inline size_t plane_off(const nn_tensor *x, int bn, int gi, int n)
 {
-    size_t hw = (size_t)x->h * x->w;
-    return nn_f32(x) + (bn ? ((size_t)n * x->c + gi) : (size_t)gi) * hw;
+    return (bn ? ((size_t)n * x->c + gi) : (size_t)gi) * x->h * x->w;
 }
 
-/* Sums over a plane, accumulated in double in SIMD lanes (vectorises; float inputs). */
+/* Sums over a plane. The terms are added in float, 32 lanes wide (four AVX registers: four
+ * independent add chains, so the adds' latency does not bound the speed), over blocks of
+ * SUM_BLOCK values; each block's lanes are then added to double accumulators. A float lane
+ * sums at most 11 terms (8, plus up to 3 in the last block), so a block's rounding error is
+ * at most about 10 float ulps of the sum of its terms' magnitudes, and the blocks add up in
+ * double; the last n % 8 values are added in double. */
+#define SUM_BLOCK 256
+
+/* a + the 8 float lanes of v, in the 4 double lanes of a */
+static inline __m256d add_wide(__m256d a, __m256 v)
+{
+    a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    return _mm256_add_pd(a, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline double hsum(__m256d a, __m256d b)
+{
+    a = _mm256_add_pd(a, b);
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* sum p */
 static double sum_f(const float *p, size_t n)
 {
-    double a = 0;
-#pragma omp simd reduction(+ : a)
-    for (size_t j = 0; j < n; j++)
-        a += (double)p[j];
-    return a;
-}
-
-static double sumsq_dev(const float *p, size_t n, double m)
-{
-    double a = 0;
-#pragma omp simd reduction(+ : a)
-    for (size_t j = 0; j < n; j++) {
-        double d = (double)p[j] - m;
-        a += d * d;
+    __m256d w0 = _mm256_setzero_pd(), w1 = w0;
+    size_t j = 0, n8 = n & ~(size_t)7;
+    while (j < n8) {
+        size_t end = n8 - j > SUM_BLOCK ? j + SUM_BLOCK : n8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; j + 32 <= end; j += 32) {
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + j));
+            a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + j + 8));
+            a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + j + 16));
+            a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + j + 24));
+        }
+        for (; j < end; j += 8)
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + j));
+        w0 = add_wide(add_wide(w0, a0), a1);
+        w1 = add_wide(add_wide(w1, a2), a3);
     }
-    return a;
+    double s = hsum(w0, w1);
+    for (; j < n; j++)
+        s += p[j];
+    return s;
 }
 
-/* sum g and sum g * (x - m) */
-static void sum_bwd(const float *g, const float *x, size_t n, double m, double *sg, double *sgx)
+/* sum d and sum d^2 with d = p - m (float: exact where p and m are within a factor 2) */
+static void sum_dev(const float *p, size_t n, float m, double *sd, double *sd2)
 {
-    double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (size_t j = 0; j < n; j++) {
-        a += (double)g[j];
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256d w0 = _mm256_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
+    size_t j = 0, n8 = n & ~(size_t)7;
+    while (j < n8) {
+        size_t end = n8 - j > SUM_BLOCK ? j + SUM_BLOCK : n8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (; j + 32 <= end; j += 32) {
+            __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + j), mv);
+            __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 8), mv);
+            __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 16), mv);
+            __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 24), mv);
+            a0 = _mm256_add_ps(a0, d0);
+            a1 = _mm256_add_ps(a1, d1);
+            a2 = _mm256_add_ps(a2, d2);
+            a3 = _mm256_add_ps(a3, d3);
+            b0 = _mm256_fmadd_ps(d0, d0, b0);
+            b1 = _mm256_fmadd_ps(d1, d1, b1);
+            b2 = _mm256_fmadd_ps(d2, d2, b2);
+            b3 = _mm256_fmadd_ps(d3, d3, b3);
+        }
+        for (; j < end; j += 8) {
+            __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + j), mv);
+            a0 = _mm256_add_ps(a0, d0);
+            b0 = _mm256_fmadd_ps(d0, d0, b0);
+        }
+        w0 = add_wide(add_wide(w0, a0), a1);
+        w1 = add_wide(add_wide(w1, a2), a3);
+        v0 = add_wide(add_wide(v0, b0), b1);
+        v1 = add_wide(add_wide(v1, b2), b3);
+    }
+    double s = hsum(w0, w1), s2 = hsum(v0, v1);
+    for (; j < n; j++) {
+        double d = (double)p[j] - m;
+        s += d;
+        s2 += d * d;
+    }
+    *sd += s;
+    *sd2 += s2;
+}
+
+/* sum g and sum g * (x - m) (x - m in float, as in sum_dev) */
+static void sum_bwd(const float *g, const float *x, size_t n, float m, double *sg, double *sgx)
+{
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256d w0 = _mm256_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
+    size_t j = 0, n8 = n & ~(size_t)7;
+    while (j < n8) {
+        size_t end = n8 - j > SUM_BLOCK ? j + SUM_BLOCK : n8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (; j + 32 <= end; j += 32) {
+            __m256 g0 = _mm256_loadu_ps(g + j), g1 = _mm256_loadu_ps(g + j + 8);
+            __m256 g2 = _mm256_loadu_ps(g + j + 16), g3 = _mm256_loadu_ps(g + j + 24);
+            a0 = _mm256_add_ps(a0, g0);
+            a1 = _mm256_add_ps(a1, g1);
+            a2 = _mm256_add_ps(a2, g2);
+            a3 = _mm256_add_ps(a3, g3);
+            b0 = _mm256_fmadd_ps(g0, _mm256_sub_ps(_mm256_loadu_ps(x + j), mv), b0);
+            b1 = _mm256_fmadd_ps(g1, _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), mv), b1);
+            b2 = _mm256_fmadd_ps(g2, _mm256_sub_ps(_mm256_loadu_ps(x + j + 16), mv), b2);
+            b3 = _mm256_fmadd_ps(g3, _mm256_sub_ps(_mm256_loadu_ps(x + j + 24), mv), b3);
+        }
+        for (; j < end; j += 8) {
+            __m256 g0 = _mm256_loadu_ps(g + j);
+            a0 = _mm256_add_ps(a0, g0);
+            b0 = _mm256_fmadd_ps(g0, _mm256_sub_ps(_mm256_loadu_ps(x + j), mv), b0);
+        }
+        w0 = add_wide(add_wide(w0, a0), a1);
+        w1 = add_wide(add_wide(w1, a2), a3);
+        v0 = add_wide(add_wide(v0, b0), b1);
+        v1 = add_wide(add_wide(v1, b2), b3);
+    }
+    double a = hsum(w0, w1), b = hsum(v0, v1);
+    for (; j < n; j++) {
+        a += g[j];
         b += (double)g[j] * ((double)x[j] - m);
     }
     *sg += a;
     *sgx += b;
 }
 
-/* mean/biased var of each group (two passes: mean, then squared deviations) */
-static void group_stats(const nn_tensor *x, int bn, double *mean, double *var)
+/* y = x * sc + sh over one plane */
+static void apply_plane(const float *xp, float *yp, size_t n, float sc, float sh)
 {
-    int G = bn ? x->c : x->n * x->c, P = bn ? x->n : 1;
+#pragma omp simd
+    for (size_t j = 0; j < n; j++)
+        yp[j] = xp[j] * sc + sh;
+}
+
+/* Scale and shift of plane (n, c) for group statistics (mean, invstd). */
+static inline void affine(const float *ga, const float *be, int c, float mean, float invstd,
+                          float *sc, float *sh)
+{
+    *sc = invstd * (ga ? ga[c] : 1.0f);
+    *sh = (be ? be[c] : 0.0f) - mean * *sc;
+}
+
+/* Training forward: per group the mean and the biased variance, two passes over the group
+ * (the mean m0, then the deviations from it: their mean corrects m0, their mean square less
+ * that correction squared is the variance), and at once y for the group's planes, which are
+ * still in cache. mv[gi] = mean, mv[G + gi] = variance (double) for the running statistics. */
+static void stats_apply(const nn_tensor *x, nn_tensor *y, int bn, float eps, const float *ga,
+                        const float *be, double *mv, norm_saved *sv)
+{
+    int C = x->c, G = bn ? C : x->n * C, P = bn ? x->n : 1;
     size_t hw = (size_t)x->h * x->w;
+    const float *xd = nn_f32(x);
+    float *yd = nn_f32(y);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < G; gi++) {
-        double s = 0, s2 = 0;
+        double cnt = (double)(hw * P), s = 0, sd = 0, sd2 = 0;
         for (int n = 0; n < P; n++)
-            s += sum_f(plane(x, bn, gi, n), hw);
-        double m = s / (double)(hw * P);
+            s += sum_f(xd + plane_off(x, bn, gi, n), hw);
+        float m0 = (float)(s / cnt);
         for (int n = 0; n < P; n++)
-            s2 += sumsq_dev(plane(x, bn, gi, n), hw, m);
-        mean[gi] = m;
-        var[gi] = s2 / (double)(hw * P);
+            sum_dev(xd + plane_off(x, bn, gi, n), hw, m0, &sd, &sd2);
+        double md = sd / cnt, m = m0 + md, var = fmax(sd2 / cnt - md * md, 0.0);
+        mv[gi] = m;
+        mv[G + gi] = var;
+        float mf = (float)m, is = (float)(1.0 / sqrt(var + eps)), sc, sh;
+        sv->mean[gi] = mf;
+        sv->invstd[gi] = is;
+        affine(ga, be, bn ? gi : gi % C, mf, is, &sc, &sh);
+        for (int n = 0; n < P; n++) {
+            size_t off = plane_off(x, bn, gi, n);
+            apply_plane(xd + off, yd + off, hw, sc, sh);
+        }
     }
 }
 
-static void apply(const nn_tensor *x, nn_tensor *y, int bn, const float *mean, const float *invstd,
-                  const nn_tensor *gamma, const nn_tensor *beta)
+/* Eval forward (fixed statistics per channel): y = x * sc + sh, plane by plane. */
+static void apply(const nn_tensor *x, nn_tensor *y, const float *mean, const float *invstd,
+                  const float *ga, const float *be)
 {
     int NC = x->n * x->c, C = x->c;
     size_t hw = (size_t)x->h * x->w;
-    const float *ga = gamma ? nn_f32(gamma) : NULL, *be = beta ? nn_f32(beta) : NULL;
 #pragma omp parallel for schedule(static)
     for (int pc = 0; pc < NC; pc++) {
-        int c = pc % C, gi = bn ? c : pc;
-        float sc = invstd[gi] * (ga ? ga[c] : 1.0f);
-        float sh = (be ? be[c] : 0.0f) - mean[gi] * sc;
-        const float *xp = nn_f32(x) + (size_t)pc * hw;
-        float *yp = nn_f32(y) + (size_t)pc * hw;
-#pragma omp simd
-        for (size_t j = 0; j < hw; j++)
-            yp[j] = xp[j] * sc + sh;
+        int c = pc % C;
+        float sc, sh;
+        affine(ga, be, c, mean[c], invstd[c], &sc, &sh);
+        apply_plane(nn_f32(x) + (size_t)pc * hw, nn_f32(y) + (size_t)pc * hw, hw, sc, sh);
     }
 }
 
@@ -99,6 +227,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
     int G = bn ? x->c : x->n * x->c;
     int training = bn ? nd->i[0] : 1;
     float eps = bn ? nd->f[1] : nd->f[0];
+    const float *ga = gamma ? nn_f32(gamma) : NULL, *be = beta ? nn_f32(beta) : NULL;
     norm_saved *sv = nn_ctx_scratch(ctx, sizeof *sv);
     double *dm = nn_ctx_scratch(ctx, (size_t)G * 2 * sizeof(double));
     if (!sv || !dm)
@@ -108,11 +237,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
     if (!sv->mean || !sv->invstd)
         return -1;
     if (training) {
-        group_stats(x, bn, dm, dm + G);
-        for (int g = 0; g < G; g++) {
-            sv->mean[g] = (float)dm[g];
-            sv->invstd[g] = (float)(1.0 / sqrt(dm[G + g] + eps));
-        }
+        stats_apply(x, nd->out, bn, eps, ga, be, dm, sv);
         if (bn && nd->f[0] != 0.0f) { /* running statistics, PyTorch style; momentum 0:
                                           left untouched */
             float m = nd->f[0], *rm = nn_f32(nd->in[3]), *rv = nn_f32(nd->in[4]);
@@ -128,82 +253,59 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
             sv->mean[c] = rm[c];
             sv->invstd[c] = (float)(1.0 / sqrt((double)rv[c] + eps));
         }
+        apply(x, nd->out, sv->mean, sv->invstd, ga, be);
     }
-    apply(x, nd->out, bn, sv->mean, sv->invstd, gamma, beta);
     nd->saved = sv;
     return 0;
 }
 
+/* Backward, per group: sum dy and sum dy * xhat, then at once dx for the group's planes
+ * (dy and x still in cache); the gamma/beta gradients from the per-group sums afterwards. */
 static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
 {
     nn_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
     const norm_saved *sv = nd->saved;
-    const float *dy = nd->out->grad, *ga = gamma ? nn_f32(gamma) : NULL;
+    const float *dy = nd->out->grad, *ga = gamma ? nn_f32(gamma) : NULL, *xd = nn_f32(x);
     int C = x->c, G = bn ? C : x->n * C, P = bn ? x->n : 1;
     int training = bn ? nd->i[0] : 1;
     size_t hw = (size_t)x->h * x->w;
+    double cnt = (double)hw * P;
+    float *gg = NULL, *gb = NULL, *gx = NULL;
+    int acc_g = 0, acc_b = 0, acc_x = 0;
+    if (gamma && gamma->requires_grad && !(gg = nn_grad_acquire(ctx, gamma, &acc_g)))
+        return -1;
+    if (beta && beta->requires_grad && !(gb = nn_grad_acquire(ctx, beta, &acc_b)))
+        return -1;
+    if (x->requires_grad && !(gx = nn_grad_acquire(ctx, x, &acc_x)))
+        return -1;
     /* per group: sum dy and sum dy*xhat */
     double *sdy = nn_ctx_scratch(ctx, (size_t)G * 2 * sizeof(double));
     if (!sdy)
         return -1;
     double *sdyx = sdy + G;
+    int sums = training || gg || gb; /* batch norm eval's dx needs none */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < G; gi++) {
         double a = 0, b = 0;
         float m = sv->mean[gi], is = sv->invstd[gi];
-        for (int n = 0; n < P; n++) {
-            size_t off = (bn ? ((size_t)n * C + gi) : (size_t)gi) * hw;
-            sum_bwd(dy + off, nn_f32(x) + off, hw, m, &a, &b);
+        for (int n = 0; n < P && sums; n++) {
+            size_t off = plane_off(x, bn, gi, n);
+            sum_bwd(dy + off, xd + off, hw, m, &a, &b);
         }
         sdy[gi] = a;
         sdyx[gi] = b * is;
-    }
-    int acc;
-    if (gamma && gamma->requires_grad) {
-        float *gg = nn_grad_acquire(ctx, gamma, &acc);
-        if (!gg)
-            return -1;
-        for (int c = 0; c < C; c++) {
-            double s = 0;
-            if (bn)
-                s = sdyx[c];
-            else
-                for (int n = 0; n < x->n; n++)
-                    s += sdyx[n * C + c];
-            gg[c] = (acc ? gg[c] : 0) + (float)s;
-        }
-    }
-    if (beta && beta->requires_grad) {
-        float *gb = nn_grad_acquire(ctx, beta, &acc);
-        if (!gb)
-            return -1;
-        for (int c = 0; c < C; c++) {
-            double s = 0;
-            if (bn)
-                s = sdy[c];
-            else
-                for (int n = 0; n < x->n; n++)
-                    s += sdy[n * C + c];
-            gb[c] = (acc ? gb[c] : 0) + (float)s;
-        }
-    }
-    if (x->requires_grad) {
-        float *gx = nn_grad_acquire(ctx, x, &acc);
         if (!gx)
-            return -1;
-        int NC = x->n * C;
-        double cnt = (double)hw * P;
-#pragma omp parallel for schedule(static)
-        for (int pc = 0; pc < NC; pc++) {
-            int c = pc % C, gi = bn ? c : pc;
-            float gam = ga ? ga[c] : 1.0f, m = sv->mean[gi], is = sv->invstd[gi];
-            float k = gam * is;
-            float mdy = training ? (float)(sdy[gi] / cnt) : 0.0f;
-            float mdyx = training ? (float)(sdyx[gi] / cnt) : 0.0f;
-            const float *xp = nn_f32(x) + (size_t)pc * hw, *gp = dy + (size_t)pc * hw;
-            float *op = gx + (size_t)pc * hw;
-            float c1 = k * mdyx * is;
-            if (acc) {
+            continue;
+        int c = bn ? gi : gi % C;
+        float k = (ga ? ga[c] : 1.0f) * is;
+        float mdy = training ? (float)(sdy[gi] / cnt) : 0.0f;
+        float mdyx = training ? (float)(sdyx[gi] / cnt) : 0.0f;
+        float c1 = k * mdyx * is;
+        for (int n = 0; n < P; n++) {
+            size_t off = plane_off(x, bn, gi, n);
+            const float *xp = xd + off, *gp = dy + off;
+            float *op = gx + off;
+            if (acc_x) {
 #pragma omp simd
                 for (size_t j = 0; j < hw; j++)
                     op[j] += k * (gp[j] - mdy) - (xp[j] - m) * c1;
@@ -214,6 +316,26 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
             }
         }
     }
+    if (gg)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            if (bn)
+                s = sdyx[c];
+            else
+                for (int n = 0; n < x->n; n++)
+                    s += sdyx[n * C + c];
+            gg[c] = (acc_g ? gg[c] : 0) + (float)s;
+        }
+    if (gb)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            if (bn)
+                s = sdy[c];
+            else
+                for (int n = 0; n < x->n; n++)
+                    s += sdy[n * C + c];
+            gb[c] = (acc_b ? gb[c] : 0) + (float)s;
+        }
     return 0;
 }
 
