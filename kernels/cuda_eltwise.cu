@@ -155,6 +155,8 @@ int cuda_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
     size_t n = nn_numel(x);
     if (nd->op == NN_OP_ADD) {
         k_add2<<<cuda_blocks(n), CUDA_THREADS>>>(a, nn_f32(nd->in[1]), y, n);
+        if (nd->i[0]) /* nn_add_relu */
+            k_act_fwd<<<cuda_blocks(n), CUDA_THREADS>>>(E_RELU, y, y, n, 0.0f);
     } else if (nd->op == NN_OP_SOFTMAX) {
         size_t hw = (size_t)x->h * x->w;
         k_softmax_fwd<<<cuda_blocks((size_t)x->n * hw), CUDA_THREADS>>>(a, y, x->n, x->c, hw);
@@ -180,7 +182,12 @@ int cuda_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
             if (!nd->in[k]->requires_grad)
                 continue;
             float *g = nn_grad_acquire(ctx, nd->in[k], &acc);
-            if (!g || cuda_grad_store(ctx, g, gy, n, acc))
+            if (!g)
+                return -1;
+            if (nd->i[0]) /* with the ReLU: its gradient, from the output (> 0 where the sum is) */
+                k_act_bwd<<<cuda_blocks(n), CUDA_THREADS>>>(E_RELU, nn_f32(nd->out),
+                                                           nn_f32(nd->out), gy, g, n, 0.0f, acc);
+            else if (cuda_grad_store(ctx, g, gy, n, acc))
                 return -1;
         }
         return 0;

@@ -7,7 +7,9 @@
  * (variance E[x^2] - mean^2 in double: the float inputs' cancellation stays far below float
  * resolution). saved (device memory): float mean[G], invstd[G]. Backward: the same split for
  * sum dy and sum dy (x - mean), then one thread per channel for dgamma/dbeta and one per
- * element for dx. A momentum of 0 leaves the running statistics untouched. */
+ * element for dx. A momentum of 0 leaves the running statistics untouched. With i[1] (the
+ * _relu variants) the forward writes max(y, 0) and the backward takes dy only where that
+ * output is positive. */
 #include "cuda.h"
 
 #define NB 256               /* threads per reduction block (power of two) */
@@ -36,12 +38,13 @@ static __device__ __forceinline__ size_t gidx(int bn, int C, int g, I hw, I j)
 }
 
 /* Partial sums over part b (blockIdx.y of S) of group g (blockIdx.x): sum x and sum x^2
- * (forward, dy == NULL), or sum dy and sum dy (x - mean) (backward); double accumulation.
+ * (forward, dy == NULL), or sum dy and sum dy (x - mean) (backward; with y, the output of the
+ * op with its ReLU, dy where y > 0 and 0 elsewhere: the ReLU's gradient); double accumulation.
  * part[(g S + b) 2 + {0, 1}]. Splitting a group over S blocks keeps every SM busy when the
  * groups are few and large (batch norm: C groups of N H W elements). */
 template <typename I>
-static __global__ void k_partial(const float *x, const float *dy, const float *mean, int bn,
-                                 int C, int P, I hw, double *part)
+static __global__ void k_partial(const float *x, const float *dy, const float *y,
+                                 const float *mean, int bn, int C, int P, I hw, double *part)
 {
     __shared__ double sh[NB];
     int g = blockIdx.x, S = gridDim.y, b = blockIdx.y;
@@ -58,7 +61,7 @@ static __global__ void k_partial(const float *x, const float *dy, const float *m
         double m = mean[g];
         for (I j = j0 + threadIdx.x; j < j1; j += NB) {
             size_t q = gidx<I>(bn, C, g, hw, j);
-            double d = (double)dy[q];
+            double d = y && !(y[q] > 0) ? 0.0 : (double)dy[q];
             s1 += d;
             s2 += d * ((double)x[q] - m);
         }
@@ -129,14 +132,14 @@ static int parts(int G, size_t cnt)
 }
 
 /* part sums of every group into part (double[G S 2] scratch) */
-static void launch_partial(const float *x, const float *dy, const float *mean, int bn, int C,
-                           int P, size_t hw, int G, int S, double *part)
+static void launch_partial(const float *x, const float *dy, const float *y, const float *mean,
+                           int bn, int C, int P, size_t hw, int G, int S, double *part)
 {
     dim3 grid((unsigned)G, (unsigned)S);
     if (hw * (size_t)P < (size_t)1 << 31)
-        k_partial<unsigned><<<grid, NB>>>(x, dy, mean, bn, C, P, (unsigned)hw, part);
+        k_partial<unsigned><<<grid, NB>>>(x, dy, y, mean, bn, C, P, (unsigned)hw, part);
     else
-        k_partial<size_t><<<grid, NB>>>(x, dy, mean, bn, C, P, hw, part);
+        k_partial<size_t><<<grid, NB>>>(x, dy, y, mean, bn, C, P, hw, part);
 }
 
 /* eval statistics from the running buffers */
@@ -153,7 +156,7 @@ static __global__ void k_eval_stats(const float *rm, const float *rv, int C, flo
 template <typename I>
 static __global__ void k_apply(const float *x, float *y, int bn, int C, I hw, I n,
                                const float *mean, const float *invstd, const float *ga,
-                               const float *be)
+                               const float *be, int relu)
 {
     for (I j = (I)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (I)blockDim.x * gridDim.x)
     {
@@ -161,7 +164,8 @@ static __global__ void k_apply(const float *x, float *y, int bn, int C, I hw, I 
         int c = (int)(pc % C), g = bn ? c : (int)pc;
         float sc = invstd[g] * (ga ? ga[c] : 1.0f);
         float sf = (be ? be[c] : 0.0f) - mean[g] * sc;
-        y[j] = x[j] * sc + sf;
+        float v = x[j] * sc + sf;
+        y[j] = relu ? (v > 0 ? v : 0.0f) : v;
     }
 }
 
@@ -181,8 +185,8 @@ static __global__ void k_affine_grad(const double *s, int bn, int N, int C, floa
 }
 
 template <typename I>
-static __global__ void k_dx(const float *x, const float *dy, float *gx, int bn, int C, I hw,
-                            I n, double cnt, int training, const float *mean,
+static __global__ void k_dx(const float *x, const float *dy, const float *y, float *gx, int bn,
+                            int C, I hw, I n, double cnt, int training, const float *mean,
                             const float *invstd, const float *ga, const double *sdy,
                             const double *sdyx, int acc)
 {
@@ -195,7 +199,8 @@ static __global__ void k_dx(const float *x, const float *dy, float *gx, int bn, 
         float mdy = training ? (float)(sdy[g] / cnt) : 0.0f;
         float mdyx = training ? (float)(sdyx[g] / cnt) : 0.0f;
         float c1 = k * mdyx * is;
-        float v = k * (dy[j] - mdy) - (x[j] - m) * c1;
+        float d = y && !(y[j] > 0) ? 0.0f : dy[j];
+        float v = k * (d - mdy) - (x[j] - m) * c1;
         gx[j] = acc ? gx[j] + v : v;
     }
 }
@@ -216,7 +221,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
         double *part = (double *)nn_ctx_scratch(ctx, (size_t)G * S * 2 * sizeof(double));
         if (!part)
             return -1;
-        launch_partial(nn_f32(x), NULL, NULL, bn, C, P, hw, G, S, part);
+        launch_partial(nn_f32(x), NULL, NULL, NULL, bn, C, P, hw, G, S, part);
         k_stats_final<<<cuda_blocks((size_t)G), CUDA_THREADS>>>(
             part, G, S, (double)hw * P, eps, mean, invstd, bn ? nn_f32(nd->in[3]) : NULL,
             bn ? nn_f32(nd->in[4]) : NULL, bn ? nd->f[0] : 0.0f);
@@ -226,11 +231,11 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
     if (n < (size_t)1 << 31)
         k_apply<unsigned><<<cuda_blocks(n), CUDA_THREADS>>>(
             nn_f32(x), nn_f32(nd->out), bn, C, (unsigned)hw, (unsigned)n, mean, invstd,
-            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL);
+            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL, nd->i[1]);
     else
         k_apply<size_t><<<cuda_blocks(n), CUDA_THREADS>>>(
             nn_f32(x), nn_f32(nd->out), bn, C, hw, n, mean, invstd,
-            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL);
+            gamma ? nn_f32(gamma) : NULL, beta ? nn_f32(beta) : NULL, nd->i[1]);
     nd->saved = sv;
     return cuda_check(ctx, bn ? "batch_norm" : "instance_norm");
 }
@@ -243,6 +248,7 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
     int training = bn ? nd->i[0] : 1, acc;
     size_t hw = (size_t)x->h * x->w, n = nn_numel(x);
     const float *mean = sv, *invstd = sv + G;
+    const float *y = nd->i[1] ? nn_f32(nd->out) : NULL; /* with the ReLU: its mask */
     double *sdy = (double *)nn_ctx_scratch(ctx, (size_t)G * 2 * sizeof(double));
     if (!sdy)
         return -1;
@@ -251,7 +257,7 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
     double *part = (double *)nn_ctx_scratch(ctx, (size_t)G * S * 2 * sizeof(double));
     if (!part)
         return -1;
-    launch_partial(nn_f32(x), dy, mean, bn, C, P, hw, G, S, part);
+    launch_partial(nn_f32(x), dy, y, mean, bn, C, P, hw, G, S, part);
     k_bwd_final<<<cuda_blocks((size_t)G), CUDA_THREADS>>>(part, G, S, invstd, sdy, sdyx);
     if (gamma && gamma->requires_grad) {
         float *gg = nn_grad_acquire(ctx, gamma, &acc);
@@ -271,11 +277,11 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
             return -1;
         if (n < (size_t)1 << 31)
             k_dx<unsigned><<<cuda_blocks(n), CUDA_THREADS>>>(
-                nn_f32(x), dy, gx, bn, C, (unsigned)hw, (unsigned)n, (double)hw * P, training,
+                nn_f32(x), dy, y, gx, bn, C, (unsigned)hw, (unsigned)n, (double)hw * P, training,
                 mean, invstd, gamma ? nn_f32(gamma) : NULL, sdy, sdyx, acc);
         else
             k_dx<size_t><<<cuda_blocks(n), CUDA_THREADS>>>(
-                nn_f32(x), dy, gx, bn, C, hw, n, (double)hw * P, training, mean, invstd,
+                nn_f32(x), dy, y, gx, bn, C, hw, n, (double)hw * P, training, mean, invstd,
                 gamma ? nn_f32(gamma) : NULL, sdy, sdyx, acc);
     }
     return cuda_check(ctx, bn ? "batch_norm backward" : "instance_norm backward");

@@ -351,7 +351,17 @@ nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tens
 nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                          nn_tensor *rmean, nn_tensor *rvar, int training, float momentum,
                          float eps);
+/* nn_relu of nn_instance_norm / nn_batch_norm as one op: the same values and gradients as
+ * the composition, without the normalised tensor in between (one pass over the data fewer
+ * each way). */
+nn_tensor *nn_instance_norm_relu(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                                 float eps);
+nn_tensor *nn_batch_norm_relu(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                              nn_tensor *rmean, nn_tensor *rvar, int training, float momentum,
+                              float eps);
 nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x);
+/* nn_relu(nn_add(a, b)) as one op (the same values and gradients) */
+nn_tensor *nn_add_relu(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
 nn_tensor *nn_leaky_relu(nn_ctx *ctx, nn_tensor *x, float slope);
 nn_tensor *nn_tanh(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_sigmoid(nn_ctx *ctx, nn_tensor *x);

@@ -10,6 +10,12 @@ static nn_tensor *inorm(nn_ctx *ctx, nn_tensor *x)
     return nn_instance_norm(ctx, x, NULL, NULL, MODELS_NORM_EPS);
 }
 
+/* relu(inorm(x)) as one op */
+static nn_tensor *inorm_relu(nn_ctx *ctx, nn_tensor *x)
+{
+    return nn_instance_norm_relu(ctx, x, NULL, NULL, MODELS_NORM_EPS);
+}
+
 static int add_conv(nn_params *p, const char *prefix, int n, int c, int k, int bias_n,
                     nn_tensor **w, nn_tensor **b, char *err, size_t errlen)
 {
@@ -104,20 +110,20 @@ nn_tensor *generator_forward(generator *g, nn_ctx *ctx, nn_tensor *x)
     /* [N, ngf, H, W] */
     nn_tensor *h =
         nn_conv2d(ctx, nn_pad_reflect(ctx, x, 3, 3, 3, 3), g->stem_w, g->stem_b, 1, 0, 1);
-    h = nn_relu(ctx, inorm(ctx, h));
+    h = inorm_relu(ctx, h);
     /* [N, 2ngf, H/2, W/2], then [N, 4ngf, H/4, W/4] */
     for (int i = 0; i < 2; i++)
-        h = nn_relu(ctx, inorm(ctx, nn_conv2d(ctx, h, g->down_w[i], g->down_b[i], 2, 1, 1)));
+        h = inorm_relu(ctx, nn_conv2d(ctx, h, g->down_w[i], g->down_b[i], 2, 1, 1));
     for (int i = 0; i < g->n_blocks; i++) {
         const models_genblock *b = &g->blocks[i];
         nn_tensor *r = nn_conv2d(ctx, nn_pad_reflect(ctx, h, 1, 1, 1, 1), b->w1, b->b1, 1, 0, 1);
-        r = nn_relu(ctx, inorm(ctx, r));
+        r = inorm_relu(ctx, r);
         r = nn_conv2d(ctx, nn_pad_reflect(ctx, r, 1, 1, 1, 1), b->w2, b->b2, 1, 0, 1);
         h = nn_add(ctx, h, inorm(ctx, r));
     }
     /* [N, 2ngf, H/2, W/2], then [N, ngf, H, W] */
     for (int i = 0; i < 2; i++)
-        h = nn_relu(ctx, inorm(ctx, nn_conv_transpose2d(ctx, h, g->up_w[i], g->up_b[i], 2, 1, 1)));
+        h = inorm_relu(ctx, nn_conv_transpose2d(ctx, h, g->up_w[i], g->up_b[i], 2, 1, 1));
     h = nn_conv2d(ctx, nn_pad_reflect(ctx, h, 3, 3, 3, 3), g->head_w, g->head_b, 1, 0, 1);
     return nn_tanh(ctx, h); /* [N, out_ch, H, W] */
 }

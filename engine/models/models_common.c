@@ -34,12 +34,23 @@ void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r)
         nn_init_const(b, 0.0f);
 }
 
-nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode)
+static nn_tensor *bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode,
+                             int relu)
 {
     /* SEGMENTOR_BN_BATCH: batch statistics with momentum 0, so the running ones stay */
-    return nn_batch_norm(ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar,
-                         mode != SEGMENTOR_BN_RUNNING,
-                         mode == SEGMENTOR_BN_BATCH ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
+    return (relu ? nn_batch_norm_relu : nn_batch_norm)(
+        ctx, x, bn->gamma, bn->beta, bn->rmean, bn->rvar, mode != SEGMENTOR_BN_RUNNING,
+        mode == SEGMENTOR_BN_BATCH ? 0.0f : MODELS_BN_MOMENTUM, MODELS_NORM_EPS);
+}
+
+nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode)
+{
+    return bn_forward(ctx, x, bn, mode, 0);
+}
+
+nn_tensor *models_bn_relu_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode)
+{
+    return bn_forward(ctx, x, bn, mode, 1);
 }
 
 int models_param_set(nn_params *p, const char *name, const float *data, size_t numel, char *err,

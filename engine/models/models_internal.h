@@ -15,6 +15,9 @@ int models_add_bn(nn_params *p, const char *prefix, int c, models_bn *bn, char *
 void models_init_conv(nn_tensor *w, nn_tensor *b, nn_rng *r);
 /* BatchNorm2d forward with the models' momentum and eps. */
 nn_tensor *models_bn_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn, segmentor_bn mode);
+/* nn_relu(models_bn_forward(...)) as one op */
+nn_tensor *models_bn_relu_forward(nn_ctx *ctx, nn_tensor *x, const models_bn *bn,
+                                  segmentor_bn mode);
 /* 2 * MACs of a convolution with a k x k kernel producing [n, cout, oh, ow] (for a transposed
  * convolution pass the input size as oh, ow: each input pixel scatters cout*k*k products). */
 double models_conv_flops(int n, int cin, int cout, int k, int oh, int ow);

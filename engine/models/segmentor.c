@@ -68,11 +68,11 @@ static nn_tensor *resblock_forward(nn_ctx *ctx, const models_resblock *rb, nn_te
         return nn_relu(ctx, nn_add(ctx, h, s));
     }
     nn_tensor *h = nn_conv2d(ctx, x, rb->conv1, NULL, 1, 1, 1);
-    h = nn_relu(ctx, models_bn_forward(ctx, h, &rb->bn1, bn));
+    h = models_bn_relu_forward(ctx, h, &rb->bn1, bn);
     h = models_bn_forward(ctx, nn_conv2d(ctx, h, rb->conv2, NULL, 1, 1, 1), &rb->bn2, bn);
     nn_tensor *s = nn_conv2d(ctx, x, rb->skip, NULL, 1, 0, 1);
     s = models_bn_forward(ctx, s, &rb->skip_bn, bn);
-    return nn_relu(ctx, nn_add(ctx, h, s));
+    return nn_add_relu(ctx, h, s);
 }
 
 static double resblock_flops(const models_resblock *rb, int n, int h, int w)

@@ -243,7 +243,9 @@ static int check_affine(nn_ctx *ctx, const char *op, nn_tensor *x, nn_tensor *g,
     return 0;
 }
 
-nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps)
+/* i[1]: a ReLU applied to the output (the _relu variants) */
+static nn_tensor *instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                                float eps, int relu)
 {
     if (bad_in(ctx, "instance_norm", x) || check_affine(ctx, "instance_norm", x, gamma, beta))
         return NULL;
@@ -251,12 +253,25 @@ nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tens
     nd.in[0] = x;
     nd.in[1] = gamma;
     nd.in[2] = beta;
+    nd.i[1] = relu;
     nd.f[0] = eps;
     return run(ctx, &nd, nn_tensor_new(ctx, SHAPE(x)), 7);
 }
 
-nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
-                         nn_tensor *rmean, nn_tensor *rvar, int training, float momentum, float eps)
+nn_tensor *nn_instance_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps)
+{
+    return instance_norm(ctx, x, gamma, beta, eps, 0);
+}
+
+nn_tensor *nn_instance_norm_relu(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                                 float eps)
+{
+    return instance_norm(ctx, x, gamma, beta, eps, 1);
+}
+
+static nn_tensor *batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                             nn_tensor *rmean, nn_tensor *rvar, int training, float momentum,
+                             float eps, int relu)
 {
     if (bad_in(ctx, "batch_norm", x) || check_affine(ctx, "batch_norm", x, gamma, beta) ||
         bad_in(ctx, "batch_norm", rmean) || bad_in(ctx, "batch_norm", rvar))
@@ -272,9 +287,23 @@ nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor 
     nd.in[3] = rmean;
     nd.in[4] = rvar;
     nd.i[0] = training != 0;
+    nd.i[1] = relu;
     nd.f[0] = momentum;
     nd.f[1] = eps;
     return run(ctx, &nd, nn_tensor_new(ctx, SHAPE(x)), 7);
+}
+
+nn_tensor *nn_batch_norm(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                         nn_tensor *rmean, nn_tensor *rvar, int training, float momentum, float eps)
+{
+    return batch_norm(ctx, x, gamma, beta, rmean, rvar, training, momentum, eps, 0);
+}
+
+nn_tensor *nn_batch_norm_relu(nn_ctx *ctx, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                              nn_tensor *rmean, nn_tensor *rvar, int training, float momentum,
+                              float eps)
+{
+    return batch_norm(ctx, x, gamma, beta, rmean, rvar, training, momentum, eps, 1);
 }
 
 /* ---- elementwise --------------------------------------------------------------------- */
@@ -302,7 +331,8 @@ nn_tensor *nn_scale(nn_ctx *ctx, nn_tensor *x, float alpha)
     return unary(ctx, NN_OP_SCALE, x, alpha);
 }
 
-nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b)
+/* i[0]: a ReLU applied to the sum (nn_add_relu) */
+static nn_tensor *add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b, int relu)
 {
     if (bad_in(ctx, "add", a) || bad_in(ctx, "add", b))
         return NULL;
@@ -312,8 +342,13 @@ nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b)
     nn_node nd = node0(NN_OP_ADD, 2);
     nd.in[0] = a;
     nd.in[1] = b;
+    nd.i[0] = relu;
     return run(ctx, &nd, nn_tensor_new(ctx, SHAPE(a)), 3);
 }
+
+nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 0); }
+
+nn_tensor *nn_add_relu(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 1); }
 
 nn_tensor *nn_max_pool2d(nn_ctx *ctx, nn_tensor *x, int k, int s)
 {

@@ -548,3 +548,94 @@ Test(nn_autograd, max_pool_2x2_ties_go_to_the_first_maximum_and_nan_wins)
         cr_expect_eq(isnan(yh[i]), i == 0 || i == OH * OW + OW + 1, "output %d: %g", i, yh[i]);
     nn_ctx_free(ctx);
 }
+
+/* One norm (bn: batch norm, else instance norm) followed by a ReLU, built either as the fused
+ * op (nn_*_norm_relu) or as nn_relu of the norm; z = y + x, so that x's gradient arrives from
+ * two ops (the norm's accumulates). Returns z's values, x's, gamma's and beta's gradients and
+ * the running statistics after the step, concatenated into out. */
+static size_t norm_relu_run(int fused, int bn, int affine, int training, float *out)
+{
+    enum { N = 3, C = 4, H = 5, W = 7 };
+    nn_ctx *ctx = ctx_new();
+    nn_tensor *x = nn_requires_grad(rand_tensor(ctx, N, C, H, W, 21));
+    nn_tensor *ga = affine ? nn_requires_grad(rand_tensor(ctx, C, 1, 1, 1, 22)) : NULL;
+    nn_tensor *be = affine ? nn_requires_grad(rand_tensor(ctx, C, 1, 1, 1, 23)) : NULL;
+    nn_tensor *rm = rand_tensor(ctx, C, 1, 1, 1, 24), *rv = rand_tensor(ctx, C, 1, 1, 1, 25);
+    for (int c = 0; c < C; c++)
+        nn_f32(rv)[c] = 0.5f + fabsf(nn_f32(rv)[c]);
+    nn_tensor *y;
+    if (bn)
+        y = fused ? nn_batch_norm_relu(ctx, x, ga, be, rm, rv, training, 0.1f, 1e-5f)
+                  : nn_relu(ctx, nn_batch_norm(ctx, x, ga, be, rm, rv, training, 0.1f, 1e-5f));
+    else
+        y = fused ? nn_instance_norm_relu(ctx, x, ga, be, 1e-5f)
+                  : nn_relu(ctx, nn_instance_norm(ctx, x, ga, be, 1e-5f));
+    nn_tensor *z = nn_add(ctx, y, x);
+    cr_assert(z, "%s", nn_ctx_error(ctx));
+    nn_tensor *gy = rand_tensor(ctx, N, C, H, W, 26);
+    char err[256];
+    cr_assert(nn_backward_from(ctx, z, nn_f32(gy), err, sizeof err) == 0, "%s", err);
+    size_t k = 0, nx = nn_numel(x);
+    memcpy(out + k, nn_f32(z), nx * 4), k += nx;
+    memcpy(out + k, x->grad, nx * 4), k += nx;
+    if (affine) {
+        memcpy(out + k, ga->grad, C * 4), k += C;
+        memcpy(out + k, be->grad, C * 4), k += C;
+    }
+    memcpy(out + k, nn_f32(rm), C * 4), k += C;
+    memcpy(out + k, nn_f32(rv), C * 4), k += C;
+    nn_ctx_free(ctx);
+    return k;
+}
+
+Test(nn_autograd, norm_relu_fused_equals_composition)
+{
+    /* bit for bit: the same float operations, the ReLU's mask read from the fused op's output
+     * instead of the norm's */
+    static float a[1024], b[1024];
+    for (int bn = 0; bn < 2; bn++)
+        for (int affine = 0; affine < 2; affine++)
+            for (int training = !bn; training < 2; training++) { /* instance norm: always */
+                size_t na = norm_relu_run(0, bn, affine, training, a);
+                size_t nb = norm_relu_run(1, bn, affine, training, b);
+                cr_assert(na == nb && na > 840);
+                size_t diff = 0;
+                for (size_t i = 0; i < na; i++)
+                    diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+                cr_expect_eq(diff, 0, "%s affine %d training %d: %zu of %zu values differ",
+                             bn ? "batch_norm" : "instance_norm", affine, training, diff, na);
+            }
+}
+
+/* z = relu(a + b) + a, the ReLU fused into the add or not: z, a's gradient (from two ops) and
+ * b's, concatenated into out */
+static size_t add_relu_run(int fused, float *out)
+{
+    nn_ctx *ctx = ctx_new();
+    nn_tensor *a = nn_requires_grad(rand_tensor(ctx, 2, 3, 5, 9, 31));
+    nn_tensor *b = nn_requires_grad(rand_tensor(ctx, 2, 3, 5, 9, 32));
+    nn_tensor *y = fused ? nn_add_relu(ctx, a, b) : nn_relu(ctx, nn_add(ctx, a, b));
+    nn_tensor *z = nn_add(ctx, y, a), *gy = rand_tensor(ctx, 2, 3, 5, 9, 33);
+    char err[256];
+    cr_assert(z && nn_backward_from(ctx, z, nn_f32(gy), err, sizeof err) == 0, "%s", err);
+    size_t n = nn_numel(a);
+    memcpy(out, nn_f32(z), n * 4);
+    memcpy(out + n, a->grad, n * 4);
+    memcpy(out + 2 * n, b->grad, n * 4);
+    nn_ctx_free(ctx);
+    return 3 * n;
+}
+
+Test(nn_autograd, add_relu_fused_equals_composition)
+{
+    static float u[1024], v[1024];
+    size_t n = add_relu_run(0, u);
+    cr_assert_eq(add_relu_run(1, v), n);
+    size_t diff = 0, masked = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff += memcmp(&u[i], &v[i], sizeof u[i]) != 0;
+        masked += i >= 2 * n / 3 && u[i] == 0.0f; /* b's gradient is 0 where the sum is not > 0 */
+    }
+    cr_expect_eq(diff, 0, "%zu of %zu values differ", diff, n);
+    cr_expect(masked > 0 && masked < n / 3, "the ReLU masks %zu of %zu", masked, n / 3);
+}

@@ -198,9 +198,15 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
         return 0;
     case NN_OP_ADD: {
         const float *b = nn_f32(nd->in[1]);
+        if (nd->i[0]) { /* nn_add_relu */
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = a[i] + b[i];
+            for (size_t i = 0; i < n; i++)
+                y[i] = relu_fwd(a[i] + b[i]);
+        } else {
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+            for (size_t i = 0; i < n; i++)
+                y[i] = a[i] + b[i];
+        }
         return 0;
     }
     case NN_OP_SOFTMAX:
@@ -227,7 +233,10 @@ int cpu_eltwise_bwd(nn_ctx *ctx, nn_node *nd)
             float *g = nn_grad_acquire(ctx, nd->in[k], &acc);
             if (!g)
                 return -1;
-            cpu_grad_store(g, gy, n, acc);
+            if (nd->i[0]) /* with the ReLU: its gradient, from the output */
+                GRAD_LOOP(g, n, acc, relu_bwd(y[i], gy[i]));
+            else
+                cpu_grad_store(g, gy, n, acc);
         }
         return 0;
     }

@@ -8,11 +8,14 @@
  *   dgamma_c = sum dy * xhat,  dbeta_c = sum dy.
  * One parallel loop over groups does each group's sums and then its output (y, or dx) at
  * once: the group's planes (16 KiB for a 64x64 plane, N of them for batch norm) are then
- * still in L1/L2, so x (and dy) are read from memory or L3 once instead of once per pass. */
+ * still in L1/L2, so x (and dy) are read from memory or L3 once instead of once per pass.
+ * With i[1] (nn_*_norm_relu) the output is max(y, 0) and the backward first masks dy by that
+ * output: the ReLU op's values and gradients without its own pass over the tensor. */
 #include "cpu.h"
 
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 typedef struct {
@@ -157,12 +160,30 @@ static void sum_bwd(const float *g, const float *x, size_t n, float m, double *s
     *sgx += b;
 }
 
-/* y = x * sc + sh over one plane */
-static void apply_plane(const float *xp, float *yp, size_t n, float sc, float sh)
+/* y = x * sc + sh over one plane, then max(y, 0) with relu (the same float operations as
+ * the ReLU op after the norm) */
+static void apply_plane(const float *xp, float *yp, size_t n, float sc, float sh, int relu)
+{
+    if (relu) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) {
+            const float v = xp[j] * sc + sh;
+            yp[j] = v > 0 ? v : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++)
+            yp[j] = xp[j] * sc + sh;
+    }
+}
+
+/* The ReLU's gradient of a fused op: m = dy where the output y > 0, else 0 (as the ReLU op's
+ * backward computes it, from its input, whose sign the output has) */
+static void relu_mask(const float *y, const float *dy, float *m, size_t n)
 {
 #pragma omp simd
     for (size_t j = 0; j < n; j++)
-        yp[j] = xp[j] * sc + sh;
+        m[j] = y[j] > 0 ? dy[j] : 0.0f;
 }
 
 /* Scale and shift of plane (n, c) for group statistics (mean, invstd). */
@@ -178,7 +199,7 @@ static inline void affine(const float *ga, const float *be, int c, float mean, f
  * that correction squared is the variance), and at once y for the group's planes, which are
  * still in cache. mv[gi] = mean, mv[G + gi] = variance (double) for the running statistics. */
 static void stats_apply(const nn_tensor *x, nn_tensor *y, int bn, float eps, const float *ga,
-                        const float *be, double *mv, norm_saved *sv)
+                        const float *be, int relu, double *mv, norm_saved *sv)
 {
     int C = x->c, G = bn ? C : x->n * C, P = bn ? x->n : 1;
     size_t hw = (size_t)x->h * x->w;
@@ -201,14 +222,14 @@ static void stats_apply(const nn_tensor *x, nn_tensor *y, int bn, float eps, con
         affine(ga, be, bn ? gi : gi % C, mf, is, &sc, &sh);
         for (int n = 0; n < P; n++) {
             size_t off = plane_off(x, bn, gi, n);
-            apply_plane(xd + off, yd + off, hw, sc, sh);
+            apply_plane(xd + off, yd + off, hw, sc, sh, relu);
         }
     }
 }
 
 /* Eval forward (fixed statistics per channel): y = x * sc + sh, plane by plane. */
 static void apply(const nn_tensor *x, nn_tensor *y, const float *mean, const float *invstd,
-                  const float *ga, const float *be)
+                  const float *ga, const float *be, int relu)
 {
     int NC = x->n * x->c, C = x->c;
     size_t hw = (size_t)x->h * x->w;
@@ -217,7 +238,7 @@ static void apply(const nn_tensor *x, nn_tensor *y, const float *mean, const flo
         int c = pc % C;
         float sc, sh;
         affine(ga, be, c, mean[c], invstd[c], &sc, &sh);
-        apply_plane(nn_f32(x) + (size_t)pc * hw, nn_f32(y) + (size_t)pc * hw, hw, sc, sh);
+        apply_plane(nn_f32(x) + (size_t)pc * hw, nn_f32(y) + (size_t)pc * hw, hw, sc, sh, relu);
     }
 }
 
@@ -237,7 +258,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
     if (!sv->mean || !sv->invstd)
         return -1;
     if (training) {
-        stats_apply(x, nd->out, bn, eps, ga, be, dm, sv);
+        stats_apply(x, nd->out, bn, eps, ga, be, nd->i[1], dm, sv);
         if (bn && nd->f[0] != 0.0f) { /* running statistics, PyTorch style; momentum 0:
                                           left untouched */
             float m = nd->f[0], *rm = nn_f32(nd->in[3]), *rv = nn_f32(nd->in[4]);
@@ -253,7 +274,7 @@ static int norm_fwd(nn_ctx *ctx, nn_node *nd, int bn)
             sv->mean[c] = rm[c];
             sv->invstd[c] = (float)(1.0 / sqrt((double)rv[c] + eps));
         }
-        apply(x, nd->out, sv->mean, sv->invstd, ga, be);
+        apply(x, nd->out, sv->mean, sv->invstd, ga, be, nd->i[1]);
     }
     nd->saved = sv;
     return 0;
@@ -284,13 +305,25 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
         return -1;
     double *sdyx = sdy + G;
     int sums = training || gg || gb; /* batch norm eval's dx needs none */
+    /* with the ReLU (i[1]): each thread masks a group's output gradient into its own P planes
+     * of scratch, then runs the norm's backward on that */
+    const int relu = nd->i[1], team = omp_get_max_threads();
+    const float *yd = nn_f32(nd->out);
+    float *mask = relu ? nn_ctx_scratch(ctx, (size_t)team * P * hw * sizeof(float)) : NULL;
+    if (relu && !mask)
+        return -1;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < G; gi++) {
         double a = 0, b = 0;
         float m = sv->mean[gi], is = sv->invstd[gi];
+        float *mk = relu ? mask + (size_t)omp_get_thread_num() * P * hw : NULL;
+        for (int n = 0; relu && n < P; n++) {
+            size_t off = plane_off(x, bn, gi, n);
+            relu_mask(yd + off, dy + off, mk + (size_t)n * hw, hw);
+        }
         for (int n = 0; n < P && sums; n++) {
             size_t off = plane_off(x, bn, gi, n);
-            sum_bwd(dy + off, xd + off, hw, m, &a, &b);
+            sum_bwd(relu ? mk + (size_t)n * hw : dy + off, xd + off, hw, m, &a, &b);
         }
         sdy[gi] = a;
         sdyx[gi] = b * is;
@@ -303,7 +336,7 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
         float c1 = k * mdyx * is;
         for (int n = 0; n < P; n++) {
             size_t off = plane_off(x, bn, gi, n);
-            const float *xp = xd + off, *gp = dy + off;
+            const float *xp = xd + off, *gp = relu ? mk + (size_t)n * hw : dy + off;
             float *op = gx + off;
             if (acc_x) {
 #pragma omp simd
