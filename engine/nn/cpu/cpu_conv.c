@@ -9,9 +9,11 @@
  * an existing one go to an arena buffer first. Convolutions with one input or one output
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
  * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
- * instead, on NCHW, and 3x3 stride-1 convolutions of 4 or more channels on the Winograd kernels
- * of cpu_conv_wino.c: per shape, whichever is fastest on the running machine (timed once per
- * process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct|winograd forces one).
+ * instead, on NCHW, 3x3 stride-1 convolutions of 4 or more channels on the Winograd kernels
+ * of cpu_conv_wino.c, and convolutions and transposed convolutions of 8 or more output channels
+ * as im2col + GEMM products (cpu_conv_gemm.c): per shape, whichever is fastest on the running
+ * machine (timed once per process, cpu_conv_pick.c; MKDSEG_CONV_PATH=onednn|direct|winograd|
+ * gemm forces one).
  *
  * Reorders saved (the experiment's small networks run about 2000 oneDNN calls a step, most of
  * them reorders): a parameter's weights are reordered once per layout and kept while their
