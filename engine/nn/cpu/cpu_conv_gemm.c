@@ -55,6 +55,16 @@ size_t cpu_gemm_scratch(const cpu_gemm_geom *g)
     return no_col(g) ? 0 : (size_t)g->C * g->KH * g->KW * block_rows(g) * g->OW;
 }
 
+/* the output columns whose tap kw lands inside an input row: ow in [lo, hi) */
+static void tap_range(const cpu_gemm_geom *g, int kw, int *lo, int *hi)
+{
+    const int s = g->stride;
+    int l = (g->pad - kw + s - 1) / s, h = (g->W + g->pad - kw + s - 1) / s;
+    l = l < 0 ? 0 : l > g->OW ? g->OW : l;
+    *lo = l;
+    *hi = h > g->OW ? g->OW : h < l ? l : h;
+}
+
 /* col [C K, nr OW] of x [C, H, W] for output rows oh0 .. oh0 + nr - 1 */
 static void im2col(const cpu_gemm_geom *g, const float *x, int oh0, int nr, float *col)
 {
@@ -65,10 +75,8 @@ static void im2col(const cpu_gemm_geom *g, const float *x, int oh0, int nr, floa
         const int c = r / K, kh = r % K / g->KW, kw = r % g->KW;
         const float *xc = x + (size_t)c * g->H * g->W;
         float *o = col + (size_t)r * pc;
-        /* the output columns whose tap lands inside the row: ow in [lo, hi) */
-        int lo = (g->pad - kw + s - 1) / s, hi = (g->W + g->pad - kw + s - 1) / s;
-        lo = lo < 0 ? 0 : lo > g->OW ? g->OW : lo;
-        hi = hi > g->OW ? g->OW : hi < lo ? lo : hi;
+        int lo, hi;
+        tap_range(g, kw, &lo, &hi);
         for (int i = 0; i < nr; i++, o += g->OW) {
             const int ih = (oh0 + i) * s + kh - g->pad;
             if (ih < 0 || ih >= g->H) {
@@ -99,9 +107,8 @@ static void col2im(const cpu_gemm_geom *g, const float *col, int oh0, int nr, fl
             const int kh = t / g->KW, kw = t % g->KW;
             const float *o = col + ((size_t)c * K + t) * pc;
             float *gc = gx + (size_t)c * g->H * g->W;
-            int lo = (g->pad - kw + s - 1) / s, hi = (g->W + g->pad - kw + s - 1) / s;
-            lo = lo < 0 ? 0 : lo > g->OW ? g->OW : lo;
-            hi = hi > g->OW ? g->OW : hi < lo ? lo : hi;
+            int lo, hi;
+            tap_range(g, kw, &lo, &hi);
             for (int i = 0; i < nr; i++, o += g->OW) {
                 const int ih = (oh0 + i) * s + kh - g->pad;
                 if (ih < 0 || ih >= g->H)
@@ -116,6 +123,16 @@ static void col2im(const cpu_gemm_geom *g, const float *col, int oh0, int nr, fl
                         gr[(size_t)ow * s] += o[ow];
             }
         }
+}
+
+/* the col of image xn for output rows oh0 .. oh0 + nr - 1: built in scratch, or xn itself */
+static const float *block_col(const cpu_gemm_geom *g, const float *xn, int oh0, int nr,
+                              float *scratch)
+{
+    if (no_col(g))
+        return xn;
+    im2col(g, xn, oh0, nr, scratch);
+    return scratch;
 }
 
 /* y[c] (one image's [C, plane]) = b[c] */
@@ -140,11 +157,7 @@ void cpu_gemm_conv_fwd(const cpu_gemm_geom *g, const float *x, const float *w, c
         for (int oh0 = 0; oh0 < g->OH; oh0 += br) {
             const int nr = g->OH - oh0 < br ? g->OH - oh0 : br;
             const dnnl_dim_t pc = (dnnl_dim_t)nr * g->OW;
-            const float *col = xn;
-            if (!no_col(g)) {
-                im2col(g, xn, oh0, nr, scratch);
-                col = scratch;
-            }
+            const float *col = block_col(g, xn, oh0, nr, scratch);
             dnnl_sgemm('N', 'N', g->O, pc, CK, 1.0f, w, CK, col, pc, b ? 1.0f : 0.0f,
                        yn + (size_t)oh0 * g->OW, (dnnl_dim_t)P);
         }
@@ -192,11 +205,7 @@ void cpu_gemm_conv_bwd_weights(const cpu_gemm_geom *g, const float *x, const flo
         for (int oh0 = 0; oh0 < g->OH; oh0 += br, beta = 1.0f) {
             const int nr = g->OH - oh0 < br ? g->OH - oh0 : br;
             const dnnl_dim_t pc = (dnnl_dim_t)nr * g->OW;
-            const float *col = xn;
-            if (!no_col(g)) {
-                im2col(g, xn, oh0, nr, scratch);
-                col = scratch;
-            }
+            const float *col = block_col(g, xn, oh0, nr, scratch);
             dnnl_sgemm('N', 'T', g->O, CK, pc, 1.0f, gyn + (size_t)oh0 * g->OW, (dnnl_dim_t)P, col,
                        pc, beta, gw, CK);
         }
