@@ -75,89 +75,45 @@ static double sum_f(const float *p, size_t n)
     return s;
 }
 
-/* sum d and sum d^2 with d = p - m (float: exact where p and m are within a factor 2) */
-static void sum_dev(const float *p, size_t n, float m, double *sd, double *sd2)
+/* sum u and sum u v with u = p - mp, v = q - mq (the differences in float: exact where the
+ * two operands are within a factor 2): the deviations' sum and square sum (p = q = x, mp = mq =
+ * the mean) and the backward's sum dy and sum dy (x - mean) (p = dy, mp = 0, q = x) */
+static void sum_uv(const float *p, float mp, const float *q, float mq, size_t n, double *su,
+                   double *suv)
 {
-    const __m256 mv = _mm256_set1_ps(m);
+    const __m256 pm = _mm256_set1_ps(mp), qm = _mm256_set1_ps(mq);
     __m256d w0 = _mm256_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
     size_t j = 0, n8 = n & ~(size_t)7;
     while (j < n8) {
         size_t end = n8 - j > SUM_BLOCK ? j + SUM_BLOCK : n8;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (; j + 32 <= end; j += 32) {
-            __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + j), mv);
-            __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 8), mv);
-            __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 16), mv);
-            __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(p + j + 24), mv);
-            a0 = _mm256_add_ps(a0, d0);
-            a1 = _mm256_add_ps(a1, d1);
-            a2 = _mm256_add_ps(a2, d2);
-            a3 = _mm256_add_ps(a3, d3);
-            b0 = _mm256_fmadd_ps(d0, d0, b0);
-            b1 = _mm256_fmadd_ps(d1, d1, b1);
-            b2 = _mm256_fmadd_ps(d2, d2, b2);
-            b3 = _mm256_fmadd_ps(d3, d3, b3);
-        }
+        __m256 a[4], b[4];
+        for (int k = 0; k < 4; k++)
+            a[k] = b[k] = _mm256_setzero_ps();
+        for (; j + 32 <= end; j += 32)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256 u = _mm256_sub_ps(_mm256_loadu_ps(p + j + 8 * k), pm);
+                a[k] = _mm256_add_ps(a[k], u);
+                b[k] = _mm256_fmadd_ps(u, _mm256_sub_ps(_mm256_loadu_ps(q + j + 8 * k), qm), b[k]);
+            }
         for (; j < end; j += 8) {
-            __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + j), mv);
-            a0 = _mm256_add_ps(a0, d0);
-            b0 = _mm256_fmadd_ps(d0, d0, b0);
+            const __m256 u = _mm256_sub_ps(_mm256_loadu_ps(p + j), pm);
+            a[0] = _mm256_add_ps(a[0], u);
+            b[0] = _mm256_fmadd_ps(u, _mm256_sub_ps(_mm256_loadu_ps(q + j), qm), b[0]);
         }
-        w0 = add_wide(add_wide(w0, a0), a1);
-        w1 = add_wide(add_wide(w1, a2), a3);
-        v0 = add_wide(add_wide(v0, b0), b1);
-        v1 = add_wide(add_wide(v1, b2), b3);
+        w0 = add_wide(add_wide(w0, a[0]), a[1]);
+        w1 = add_wide(add_wide(w1, a[2]), a[3]);
+        v0 = add_wide(add_wide(v0, b[0]), b[1]);
+        v1 = add_wide(add_wide(v1, b[2]), b[3]);
     }
     double s = hsum(w0, w1), s2 = hsum(v0, v1);
     for (; j < n; j++) {
-        double d = (double)p[j] - m;
-        s += d;
-        s2 += d * d;
+        const double u = (double)p[j] - mp;
+        s += u;
+        s2 += u * ((double)q[j] - mq);
     }
-    *sd += s;
-    *sd2 += s2;
-}
-
-/* sum g and sum g * (x - m) (x - m in float, as in sum_dev) */
-static void sum_bwd(const float *g, const float *x, size_t n, float m, double *sg, double *sgx)
-{
-    const __m256 mv = _mm256_set1_ps(m);
-    __m256d w0 = _mm256_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
-    size_t j = 0, n8 = n & ~(size_t)7;
-    while (j < n8) {
-        size_t end = n8 - j > SUM_BLOCK ? j + SUM_BLOCK : n8;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (; j + 32 <= end; j += 32) {
-            __m256 g0 = _mm256_loadu_ps(g + j), g1 = _mm256_loadu_ps(g + j + 8);
-            __m256 g2 = _mm256_loadu_ps(g + j + 16), g3 = _mm256_loadu_ps(g + j + 24);
-            a0 = _mm256_add_ps(a0, g0);
-            a1 = _mm256_add_ps(a1, g1);
-            a2 = _mm256_add_ps(a2, g2);
-            a3 = _mm256_add_ps(a3, g3);
-            b0 = _mm256_fmadd_ps(g0, _mm256_sub_ps(_mm256_loadu_ps(x + j), mv), b0);
-            b1 = _mm256_fmadd_ps(g1, _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), mv), b1);
-            b2 = _mm256_fmadd_ps(g2, _mm256_sub_ps(_mm256_loadu_ps(x + j + 16), mv), b2);
-            b3 = _mm256_fmadd_ps(g3, _mm256_sub_ps(_mm256_loadu_ps(x + j + 24), mv), b3);
-        }
-        for (; j < end; j += 8) {
-            __m256 g0 = _mm256_loadu_ps(g + j);
-            a0 = _mm256_add_ps(a0, g0);
-            b0 = _mm256_fmadd_ps(g0, _mm256_sub_ps(_mm256_loadu_ps(x + j), mv), b0);
-        }
-        w0 = add_wide(add_wide(w0, a0), a1);
-        w1 = add_wide(add_wide(w1, a2), a3);
-        v0 = add_wide(add_wide(v0, b0), b1);
-        v1 = add_wide(add_wide(v1, b2), b3);
-    }
-    double a = hsum(w0, w1), b = hsum(v0, v1);
-    for (; j < n; j++) {
-        a += g[j];
-        b += (double)g[j] * ((double)x[j] - m);
-    }
-    *sg += a;
-    *sgx += b;
+    *su += s;
+    *suv += s2;
 }
 
 /* y = x * sc + sh over one plane, then max(y, 0) with relu (the same float operations as
@@ -211,8 +167,10 @@ static void stats_apply(const nn_tensor *x, nn_tensor *y, int bn, float eps, con
         for (int n = 0; n < P; n++)
             s += sum_f(xd + plane_off(x, bn, gi, n), hw);
         float m0 = (float)(s / cnt);
-        for (int n = 0; n < P; n++)
-            sum_dev(xd + plane_off(x, bn, gi, n), hw, m0, &sd, &sd2);
+        for (int n = 0; n < P; n++) {
+            const float *xp = xd + plane_off(x, bn, gi, n);
+            sum_uv(xp, m0, xp, m0, hw, &sd, &sd2);
+        }
         double md = sd / cnt, m = m0 + md, var = fmax(sd2 / cnt - md * md, 0.0);
         mv[gi] = m;
         mv[G + gi] = var;
@@ -323,7 +281,7 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
         }
         for (int n = 0; n < P && sums; n++) {
             size_t off = plane_off(x, bn, gi, n);
-            sum_bwd(relu ? mk + (size_t)n * hw : dy + off, xd + off, hw, m, &a, &b);
+            sum_uv(relu ? mk + (size_t)n * hw : dy + off, 0.0f, xd + off, m, hw, &a, &b);
         }
         sdy[gi] = a;
         sdyx[gi] = b * is;
