@@ -130,6 +130,10 @@ int nn_get_threads(void);
  * thread that runs its own ops inside a team of such threads (the CPU inference's slices run
  * one per thread, each op on one). Its ops then see and time n threads. */
 void nn_set_thread_threads(int n);
+/* The calling thread's own count as set (0: none, the process-wide one applies), to restore
+ * after a temporary nn_set_thread_threads: the CPU backend runs a pass on one thread where
+ * that is faster than the team (cpu_conv.c's timed choice). */
+int nn_get_thread_threads(void);
 
 /* ======================================================================================
  * Random numbers (deterministic, for initialisation and tests)

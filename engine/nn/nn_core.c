@@ -63,6 +63,8 @@ int nn_get_threads(void)
     return g_threads > 0 ? g_threads : nn_set_threads(0);
 }
 
+int nn_get_thread_threads(void) { return t_threads; }
+
 void nn_set_thread_threads(int n)
 {
     t_threads = n > 0 ? n : 0;

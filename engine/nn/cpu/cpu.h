@@ -7,6 +7,16 @@
 
 #include <stdio.h>
 
+/* cpu_backend.c: may mkdseg's own kernels use AVX-512 (AVX-512F in cpuid, and MKDSEG_CPU_ISA
+ * not avx2); read once. Kernels with an AVX-512 form take it when this is 1, else AVX2. */
+int cpu_isa_avx512(void);
+
+/* cpu_par.c: should a loop over about n floats run on the thread team (OpenMP if clause)?
+ * No with one thread; with more, above a size set by the measured cost of a parallel region. */
+int cpu_par_ok(size_t n);
+/* that measured cost, in microseconds (the least of 9 empty regions on two threads) */
+double cpu_par_region_us(void);
+
 /* cpu_conv.c: oneDNN convolutions and transposed convolutions (primitive cache per shape). */
 int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
@@ -105,17 +115,22 @@ enum {
     CPU_IMPL_GEMM,
     CPU_IMPL_COUNT
 }; /* what runs a pass */
+/* a timed choice: a path (CPU_IMPL_*) run by the thread team, or by the calling thread alone
+ * (impl + CPU_IMPL_COUNT): with more than one thread, every path is also timed on one, since
+ * waking a sleeping team costs tens of microseconds on some machines (passive OpenMP waiting in
+ * a VM) and a small convolution's work is not worth it */
+#define CPU_PICK_N (2 * CPU_IMPL_COUNT)
 /* a shape's key: cpu_conv.c's 16 geometry values, the pass (0 fwd, 1 bwd data, 2 bwd
  * weights) and the thread count */
 #define CPU_PICK_KEY 18
 /* MKDSEG_CONV_PATH (auto | onednn | direct | winograd | gemm; MKDSEG_CONV_DIRECT=0 / 1:
  * onednn / direct) */
 int cpu_conv_path_from_env(void);
-/* the cached choice for key (a CPU_IMPL_*), -1 not timed yet */
+/* the cached choice for key (0 .. CPU_PICK_N - 1), -1 not timed yet */
 int cpu_conv_pick_get(const int *key);
 /* record the times (ms; < 0: the path cannot run the shape) of key; the fastest path becomes
  * its choice, returned (another thread's when it recorded the key first) */
-int cpu_conv_pick_put(const int *key, const double ms[CPU_IMPL_COUNT]);
+int cpu_conv_pick_put(const int *key, const double ms[CPU_PICK_N]);
 /* the table of choices so far, one line per shape */
 void cpu_conv_pick_report(FILE *f);
 

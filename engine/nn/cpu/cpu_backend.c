@@ -20,10 +20,27 @@ static void cpu_download(void *host, const void *src, size_t n) { memcpy(host, s
 static void cpu_zero(void *dst, size_t n) { memset(dst, 0, n); }
 static void cpu_move(void *dst, const void *src, size_t n) { memmove(dst, src, n); }
 
+int cpu_isa_avx512(void)
+{
+    static int isa = -1; /* every thread that finds it unset computes the same value */
+    int v0 = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (v0 < 0) {
+        const char *v = mkd_env_raw(MKD_ENV_CPU_ISA);
+        int want = 1;
+        if (v && *v && !strcmp(v, "avx2"))
+            want = 0;
+        else if (v && *v && strcmp(v, "auto"))
+            fprintf(stderr, "mkdseg: MKDSEG_CPU_ISA=%s is not auto or avx2: auto\n", v);
+        v0 = want && __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&isa, v0, __ATOMIC_RELAXED);
+    }
+    return v0;
+}
+
 void cpu_grad_store(float *dst, const float *src, size_t n, int acc)
 {
     if (acc) {
-#pragma omp parallel for simd if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (cpu_par_ok(2 * n)) schedule(static)
         for (size_t i = 0; i < n; i++)
             dst[i] += src[i];
     } else {
@@ -124,7 +141,7 @@ static int cpu_adam(nn_param **qs, int nq, const nn_adam_cfg *cfg)
         /* blocks of 8 in AVX2 (the same operations in the same order as the scalar tail,
          * so the same bits: GCC does not vectorise sqrtf, which may set errno) */
         const size_t n8 = n / 8 * 8;
-#pragma omp parallel for if (n > 32768) schedule(static)
+#pragma omp parallel for if (cpu_par_ok(4 * n)) schedule(static)
         for (size_t i = 0; i < n8; i += 8) {
             const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
             const __m256 gi = _mm256_add_ps(
@@ -158,7 +175,7 @@ static int cpu_argmax(nn_ctx *ctx, const nn_tensor *x, int32_t *out)
     size_t hw = (size_t)x->h * x->w;
     for (int n = 0; n < x->n; n++) {
         const float *xn = d + (size_t)n * x->c * hw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)x->c * hw))
         for (size_t i = 0; i < hw; i++) {
             int best = 0;
             float bv = xn[i];

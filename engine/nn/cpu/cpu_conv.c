@@ -46,6 +46,7 @@ typedef struct {
 
 typedef struct {
     int key[16];
+    int nthr; /* the thread count its primitives were created for (oneDNN fixes it then) */
     dnnl_primitive_desc_t fwd_pd; /* hint for the backward ones */
     dnnl_primitive_desc_t pd[K_COUNT];
     dnnl_primitive_t prim[K_COUNT];
@@ -388,9 +389,10 @@ static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
 {
     int key[16];
     geom_key(g, key);
+    const int nthr = nn_get_threads();
     conv_ent *e = NULL;
     for (int i = 0; i < s->nent; i++)
-        if (!memcmp(s->ent[i].key, key, sizeof key)) {
+        if (!memcmp(s->ent[i].key, key, sizeof key) && s->ent[i].nthr == nthr) {
             e = &s->ent[i];
             break;
         }
@@ -406,6 +408,7 @@ static conv_ent *lookup(nn_ctx *ctx, conv_state *s, const geom *g, int k)
         e = &s->ent[s->nent++];
         memset(e, 0, sizeof *e);
         memcpy(e->key, key, sizeof key);
+        e->nthr = nthr;
     }
     if (!e->prim[k] && create_kind(ctx, s, e, g, k))
         return NULL;
@@ -570,46 +573,62 @@ static void evict_l2(void)
     (void)sink;
 }
 
+/* Run choice c (cpu_conv_pick.c): path c % CPU_IMPL_COUNT, on the calling thread alone when
+ * c >= CPU_IMPL_COUNT (the thread's own count set to 1 for the call: the paths' kernels, oneDNN's
+ * primitives, which are created per thread count, and dnnl_sgemm all follow it). */
+static int run_choice(nn_ctx *ctx, conv_state *s, const geom *g, pass_fn f, const void *args, int c)
+{
+    if (c < CPU_IMPL_COUNT)
+        return f(ctx, s, g, args, c);
+    const int own = nn_get_thread_threads();
+    nn_set_thread_threads(1);
+    const int rc = f(ctx, s, g, args, c - CPU_IMPL_COUNT);
+    nn_set_thread_threads(own);
+    return rc;
+}
+
 /* Run pass k on the path chosen for its shape (cpu_conv_pick.c): the forced one, the cached
  * timed choice, or, the first time in the process, every path that can run it timed (a
  * warm-up run and PICK_REPS timed runs each, alternating; the least time of each) and the
- * fastest run last so its result is the one kept. */
+ * fastest run last so its result is the one kept. With more than one thread each path is
+ * timed on the team and on one thread (wall time for both). */
 static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
 {
     int can[CPU_IMPL_COUNT] = {1, direct_ok(s, g, k), wino_ok(s, g), gemm_ok(s, g)};
-    if (!can[CPU_IMPL_DIRECT] && !can[CPU_IMPL_WINO] && !can[CPU_IMPL_GEMM])
+    const int forced = s->path == CPU_PATH_DIRECT ? CPU_IMPL_DIRECT
+                       : s->path == CPU_PATH_WINO ? CPU_IMPL_WINO
+                       : s->path == CPU_PATH_GEMM ? CPU_IMPL_GEMM
+                                                  : -1;
+    const int threads = nn_get_threads();
+    if (forced >= 0 ||
+        (threads == 1 && !can[CPU_IMPL_DIRECT] && !can[CPU_IMPL_WINO] && !can[CPU_IMPL_GEMM]))
+        return f(ctx, s, g, args, forced >= 0 && can[forced] ? forced : CPU_IMPL_ONEDNN);
+    if (s->path == CPU_PATH_ONEDNN) /* forced, and oneDNN on the team: reproducible bits */
         return f(ctx, s, g, args, CPU_IMPL_ONEDNN);
-    if (s->path == CPU_PATH_DIRECT)
-        return f(ctx, s, g, args, CPU_IMPL_DIRECT);
-    if (s->path == CPU_PATH_WINO)
-        return f(ctx, s, g, args, CPU_IMPL_WINO);
-    if (s->path == CPU_PATH_GEMM)
-        return f(ctx, s, g, args, CPU_IMPL_GEMM);
     int key[CPU_PICK_KEY];
     geom_key(g, key);
     key[CPU_PICK_KEY - 2] = k;
-    key[CPU_PICK_KEY - 1] = nn_get_threads();
-    int impl = cpu_conv_pick_get(key);
-    if (impl >= 0)
-        return f(ctx, s, g, args, impl);
-    double best[CPU_IMPL_COUNT];
-    for (int p = 0; p < CPU_IMPL_COUNT; p++)
-        best[p] = can[p] ? 1e300 : -1.0;
-    const int threads = key[CPU_PICK_KEY - 1];
+    key[CPU_PICK_KEY - 1] = threads;
+    int c = cpu_conv_pick_get(key);
+    if (c >= 0)
+        return run_choice(ctx, s, g, f, args, c);
+    double best[CPU_PICK_N];
+    for (int p = 0; p < CPU_PICK_N; p++)
+        best[p] = can[p % CPU_IMPL_COUNT] && (p < CPU_IMPL_COUNT || threads > 1) ? 1e300 : -1.0;
     for (int r = 0; r < 1 + PICK_REPS; r++)
-        for (int p = 0; p < CPU_IMPL_COUNT; p++) {
-            if (!can[p])
+        for (int p = 0; p < CPU_PICK_N; p++) {
+            if (best[p] < 0)
                 continue;
             evict_l2();
             const double t0 = now_ms(threads);
-            if (f(ctx, s, g, args, p))
+            if (run_choice(ctx, s, g, f, args, p))
                 return -1;
             const double t = now_ms(threads) - t0;
             if (r > 0 && t < best[p])
                 best[p] = t;
         }
-    impl = cpu_conv_pick_put(key, best);
-    return f(ctx, s, g, args, impl);
+    c = cpu_conv_pick_put(key, best);
+    return run_choice(ctx, s, g, f, args, c);
 }
 
 /* x [N, C, H, W] zero-padded by ph, pw into the arena in cpu_direct_pad_to's layout with rows

@@ -27,8 +27,8 @@
 
 typedef struct {
     int key[CPU_PICK_KEY];
-    int impl;                  /* the choice: CPU_IMPL_* */
-    double ms[CPU_IMPL_COUNT]; /* least time of each (< 0: cannot run the shape) */
+    int impl;              /* the choice: 0 .. CPU_PICK_N - 1 */
+    double ms[CPU_PICK_N]; /* least time of each (< 0: cannot run the shape, or not timed) */
 } pick_ent;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,10 +70,10 @@ int cpu_conv_pick_get(const int *key)
     return r;
 }
 
-int cpu_conv_pick_put(const int *key, const double ms[CPU_IMPL_COUNT])
+int cpu_conv_pick_put(const int *key, const double ms[CPU_PICK_N])
 {
     int best = CPU_IMPL_ONEDNN;
-    for (int p = 1; p < CPU_IMPL_COUNT; p++)
+    for (int p = 1; p < CPU_PICK_N; p++)
         if (ms[p] >= 0 && ms[p] < ms[best])
             best = p;
     pthread_mutex_lock(&g_lock);
@@ -105,22 +105,28 @@ void cpu_conv_pick_report(FILE *f)
     static const char *const impl[] = {"onednn", "direct", "winograd", "gemm"};
     pthread_mutex_lock(&g_lock);
     if (g_n)
-        fprintf(
-            f,
-            "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
-            "threads: oneDNN ms, direct ms, winograd ms, gemm ms (-: cannot run it) -> choice\n");
+        fprintf(f, "conv path per shape (timed, least of 5): pass, N IC->OC HxW kernel stride pad "
+                   "threads: oneDNN ms, direct ms, winograd ms, gemm ms (-: cannot run it; with "
+                   "more than one thread, team/alone: on the team and on one thread) -> choice "
+                   "(@1: on one thread)\n");
     for (int i = 0; i < g_n; i++) {
         const int *k = g_ent[i].key;
-        char t[CPU_IMPL_COUNT][24];
-        for (int p = 0; p < CPU_IMPL_COUNT; p++)
-            if (g_ent[i].ms[p] < 0)
+        const double *ms = g_ent[i].ms;
+        char t[CPU_IMPL_COUNT][48];
+        for (int p = 0; p < CPU_IMPL_COUNT; p++) {
+            const double a = ms[p], b = ms[p + CPU_IMPL_COUNT];
+            if (a < 0)
                 snprintf(t[p], sizeof t[p], "-");
+            else if (b < 0)
+                snprintf(t[p], sizeof t[p], "%.4f", a);
             else
-                snprintf(t[p], sizeof t[p], "%.4f", g_ent[i].ms[p]);
-        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %s %s %s %s -> %s\n",
+                snprintf(t[p], sizeof t[p], "%.4f/%.4f", a, b);
+        }
+        const int c = g_ent[i].impl;
+        fprintf(f, "  %-11s %s%d %d->%d %dx%d k%dx%d s%d p%d t%d: %s %s %s %s -> %s%s\n",
                 pass[k[CPU_PICK_KEY - 2]], k[0] ? "T " : "", k[1], k[2], k[5], k[3], k[4], k[8],
                 k[9], k[10], k[11], k[CPU_PICK_KEY - 1], t[0], t[1], t[2], t[3],
-                impl[g_ent[i].impl]);
+                impl[c % CPU_IMPL_COUNT], c >= CPU_IMPL_COUNT ? "@1" : "");
     }
     pthread_mutex_unlock(&g_lock);
 }

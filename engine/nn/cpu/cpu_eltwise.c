@@ -6,20 +6,20 @@
 #include <math.h>
 #include <string.h>
 
-/* Parallel only when it pays: tiny tensors run on the calling thread. */
-#define PAR_MIN 32768
-
 /* g[i] (=|+=) EXPR over i < n, the accumulate test hoisted out of the loop. */
 #define GRAD_LOOP(g, n, acc, EXPR)                                                                 \
     do {                                                                                           \
         if (acc) {                                                                                 \
-            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") for (size_t i = 0;  \
-                                                                                    i < (n); i++)( \
+            _Pragma(                                                                               \
+                "omp parallel for simd if (cpu_par_ok(n)) schedule(static)") for (size_t i = 0;    \
+                                                                                  i < (n); i++)(   \
                 g)[i] += (EXPR);                                                                   \
         } else {                                                                                   \
-            _Pragma("omp parallel for simd if (n > PAR_MIN) schedule(static)") for (size_t i = 0;  \
-                                                                                    i < (n); i++)( \
-                g)[i] = (EXPR);                                                                    \
+            _Pragma("omp parallel for simd if (cpu_par_ok(n)) schedule(static)") for (size_t i =   \
+                                                                                          0;       \
+                                                                                      i < (n);     \
+                                                                                      i++)(g)[i] = \
+                (EXPR);                                                                            \
         }                                                                                          \
     } while (0)
 
@@ -37,7 +37,7 @@ static inline float relu_bwd(float a, float g) { return a > 0 ? g : 0.0f; }
 static void leaky_loop(const float *a, const float *gy, float *y, size_t n, float s, int acc)
 {
     const size_t blk = 8192;
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for if (cpu_par_ok(n)) schedule(static)
     for (size_t b = 0; b < n; b += blk) {
         const size_t e = b + blk < n ? b + blk : n;
         const __m256 one = _mm256_set1_ps(1.0f), sv = _mm256_set1_ps(s), z = _mm256_setzero_ps();
@@ -61,7 +61,7 @@ void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
 {
     switch (act) {
     case NN_ACT_RELU:
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = relu_fwd(a[i]);
         break;
@@ -70,7 +70,7 @@ void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
         break;
     case NN_ACT_TANH: { /* cpu_tanh8: glibc's tanhf took 20 ns an element */
         const size_t n8 = n / 8 * 8;
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for if (cpu_par_ok(n)) schedule(static)
         for (size_t i = 0; i < n8; i += 8)
             _mm256_storeu_ps(y + i, cpu_tanh8(_mm256_loadu_ps(a + i)));
         for (size_t i = n8; i < n; i++)
@@ -78,7 +78,7 @@ void cpu_act_apply(const float *a, float *y, size_t n, int act, float slope)
         break;
     }
     case NN_ACT_SIGMOID:
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for if (cpu_par_ok(n)) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = 1.0f / (1.0f + expf(-a[i]));
         break;
@@ -113,7 +113,7 @@ static void softmax_px(const float *x, float *y, int C, size_t hw, size_t i)
 static void softmax_fwd(const float *a, float *y, int N, int C, size_t hw)
 {
     const size_t hw8 = hw / 8 * 8;
-#pragma omp parallel for collapse(2) if ((size_t)N * C * hw > PAR_MIN) schedule(static)
+#pragma omp parallel for collapse(2) if (cpu_par_ok((size_t)N * C * hw)) schedule(static)
     for (int b = 0; b < N; b++)
         for (size_t i = 0; i < hw8; i += 8) {
             const float *x = a + (size_t)b * C * hw + i;
@@ -140,7 +140,7 @@ static void softmax_fwd(const float *a, float *y, int N, int C, size_t hw)
 static void softmax_bwd(const float *y, const float *gy, float *g, int N, int C, size_t hw, int acc)
 {
     const size_t hw8 = hw / 8 * 8;
-#pragma omp parallel for collapse(2) if ((size_t)N * C * hw > PAR_MIN) schedule(static)
+#pragma omp parallel for collapse(2) if (cpu_par_ok((size_t)N * C * hw)) schedule(static)
     for (int b = 0; b < N; b++)
         for (size_t i = 0; i < hw8; i += 8) {
             const size_t off = (size_t)b * C * hw + i;
@@ -192,18 +192,18 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
         cpu_act_apply(a, y, n, NN_ACT_SIGMOID, 0.0f);
         return 0;
     case NN_OP_SCALE:
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] * f;
         return 0;
     case NN_OP_ADD: {
         const float *b = nn_f32(nd->in[1]);
         if (nd->i[0]) { /* nn_add_relu */
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
             for (size_t i = 0; i < n; i++)
                 y[i] = relu_fwd(a[i] + b[i]);
         } else {
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
             for (size_t i = 0; i < n; i++)
                 y[i] = a[i] + b[i];
         }

@@ -47,7 +47,7 @@ static void ce_fwd(const float *a, const int32_t *lab, const float *wt, int N, i
 {
     const size_t hw8 = hw / 8 * 8;
     double num = 0, den = 0;
-#pragma omp parallel for collapse(2) reduction(+ : num, den) schedule(static)
+#pragma omp parallel for collapse(2) reduction(+ : num, den) schedule(static) if (cpu_par_ok((size_t)N * K * hw))
     for (int b = 0; b < N; b++)
         for (size_t i = 0; i < hw8; i += 8) {
             const float *x = a + (size_t)b * K * hw + i;
@@ -86,7 +86,7 @@ static void ce_bwd(const float *a, const int32_t *lab, const float *wt, float k,
                    size_t hw, float *g, int acc)
 {
     const size_t hw8 = hw / 8 * 8;
-#pragma omp parallel for collapse(2) if ((size_t)N * K * hw > 32768) schedule(static)
+#pragma omp parallel for collapse(2) if (cpu_par_ok((size_t)N * K * hw)) schedule(static)
     for (int b = 0; b < N; b++)
         for (size_t i = 0; i < hw8; i += 8) {
             const size_t off = (size_t)b * K * hw + i;
@@ -133,7 +133,7 @@ static double kd_sum(const float *t, const float *p, size_t n)
 {
     const size_t n8 = n / 8 * 8;
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (cpu_par_ok(2 * n))
     for (size_t i = 0; i < n8; i += 8) {
         const __m256 lp =
             cpu_log8(_mm256_max_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(NN_KD_EPS)));
@@ -183,7 +183,7 @@ int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
             return -1;
         sv->P = sv->I + K;
         sv->G = sv->P + K;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (cpu_par_ok((size_t)x->n * K * hw))
         for (int c = 0; c < K; c++) {
             double I = 0, P = 0, G = 0;
             for (int b = 0; b < x->n; b++) {
@@ -217,7 +217,7 @@ int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_LOSS_L1: {
         const float *b = nn_f32(nd->in[1]);
         double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (cpu_par_ok(2 * n))
         for (size_t i = 0; i < n; i++)
             s += fabsf(a[i] - b[i]);
         sv->den = (double)n;
@@ -227,7 +227,7 @@ int cpu_loss_fwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_LOSS_LSGAN: {
         float t = nd->f[0];
         double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (cpu_par_ok(2 * n))
         for (size_t i = 0; i < n; i++)
             s += (double)(a[i] - t) * (a[i] - t);
         sv->den = (double)n;
@@ -272,7 +272,10 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
         size_t hw = (size_t)x->h * x->w;
         const int32_t *lab = nd->in[1]->data;
         double smooth = nd->f[0];
-        for (int c = 0; c < K; c++) {
+        /* one region over every (image, class) plane */
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)x->n * K * hw))
+        for (int bc = 0; bc < x->n * K; bc++) {
+            const int b = bc / K, c = bc % K;
             /* d dice_c / d p_ic = 2 g_ic / D - (2I + s) / D^2,  D = P + G + s */
             float kg = 0, k0 = 0;
             if (c >= first) {
@@ -280,13 +283,10 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
                 kg = (float)(f * 2.0 / D);
                 k0 = (float)(-f * (2 * sv->I[c] + smooth) / (D * D));
             }
-            for (int b = 0; b < x->n; b++) {
-                float *gc = g + ((size_t)b * K + c) * hw;
-                const int32_t *lb = lab + (size_t)b * hw;
-#pragma omp parallel for schedule(static)
-                for (size_t i = 0; i < hw; i++)
-                    gc[i] = (acc ? gc[i] : 0) + k0 + (lb[i] == c ? kg : 0);
-            }
+            float *gc = g + ((size_t)b * K + c) * hw;
+            const int32_t *lb = lab + (size_t)b * hw;
+            for (size_t i = 0; i < hw; i++)
+                gc[i] = (acc ? gc[i] : 0) + k0 + (lb[i] == c ? kg : 0);
         }
         return 0;
     }
@@ -300,7 +300,7 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
         const float *t = nn_f32(nd->in[0]), *p = nn_f32(pt);
         float k = (float)(-go / sv->den);
         size_t n = nn_numel(pt);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok(2 * n))
         for (size_t i = 0; i < n; i++) {
             float v = p[i] >= NN_KD_EPS ? k * t[i] / p[i] : 0.0f;
             g[i] = (acc ? g[i] : 0) + v;
@@ -319,7 +319,7 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
             if (!g)
                 return -1;
             float ks = s ? -k : k;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok(2 * n))
             for (size_t i = 0; i < n; i++) {
                 float d = a[i] - b[i];
                 float v = d > 0 ? ks : d < 0 ? -ks : 0.0f;
@@ -338,7 +338,7 @@ int cpu_loss_bwd(nn_ctx *ctx, nn_node *nd)
         const float *a = nn_f32(x);
         float t = nd->f[0], k = (float)(2.0 * go / sv->den);
         size_t n = nn_numel(x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok(2 * n))
         for (size_t i = 0; i < n; i++)
             g[i] = (acc ? g[i] : 0) + k * (a[i] - t);
         return 0;

@@ -161,7 +161,7 @@ static void stats_apply(const nn_tensor *x, nn_tensor *y, int bn, float eps, con
     size_t hw = (size_t)x->h * x->w;
     const float *xd = nn_f32(x);
     float *yd = nn_f32(y);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (cpu_par_ok(nn_numel(x)))
     for (int gi = 0; gi < G; gi++) {
         double cnt = (double)(hw * P), s = 0, sd = 0, sd2 = 0;
         for (int n = 0; n < P; n++)
@@ -191,7 +191,7 @@ static void apply(const nn_tensor *x, nn_tensor *y, const float *mean, const flo
 {
     int NC = x->n * x->c, C = x->c;
     size_t hw = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)NC * hw))
     for (int pc = 0; pc < NC; pc++) {
         int c = pc % C;
         float sc, sh;
@@ -270,7 +270,7 @@ static int norm_bwd(nn_ctx *ctx, nn_node *nd, int bn)
     float *mask = relu ? nn_ctx_scratch(ctx, (size_t)team * P * hw * sizeof(float)) : NULL;
     if (relu && !mask)
         return -1;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (cpu_par_ok(nn_numel(x)))
     for (int gi = 0; gi < G; gi++) {
         double a = 0, b = 0;
         float m = sv->mean[gi], is = sv->invstd[gi];

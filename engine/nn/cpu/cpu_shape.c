@@ -77,7 +77,7 @@ static inline __m256 deal(const float *p, int odd)
 static void pool2x2(const float *x, float *y, int32_t *arg, int planes, int W, int OH, int OW,
                     size_t ihw, size_t ohw)
 {
-#pragma omp parallel for schedule(static) if ((size_t)planes * ohw > 16384)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
     for (int p = 0; p < planes; p++) {
         const float *xp = x + p * ihw;
         float *yp = y + p * ohw;
@@ -127,7 +127,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_PAD_REFLECT:
     case NN_OP_PAD_ZERO: {
         int l = nd->i[0], t = nd->i[2], refl = nd->op == NN_OP_PAD_REFLECT;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             const float *xp = nn_f32(x) + p * ihw;
             float *yp = nn_f32(y) + p * ohw;
@@ -160,7 +160,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
             pool2x2(nn_f32(x), nn_f32(y), arg, planes, W, OH, OW, ihw, ohw);
             return 0;
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             const float *xp = nn_f32(x) + p * ihw;
             float *yp = nn_f32(y) + p * ohw;
@@ -188,7 +188,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
         for (int k = 0; k < nd->nin; k++) {
             const nn_tensor *xk = nd->in[k];
             size_t blk = (size_t)xk->c * ihw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)y->n * blk))
             for (int n = 0; n < y->n; n++)
                 memcpy(nn_f32(y) + ((size_t)n * y->c + off) * ihw, nn_f32(xk) + (size_t)n * blk,
                        blk * 4);
@@ -203,7 +203,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
         lerp *tw = th + OH;
         bilinear_table(th, H, OH);
         bilinear_table(tw, W, OW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             const float *xp = nn_f32(x) + p * ihw;
             float *yp = nn_f32(y) + p * ohw;
@@ -226,7 +226,7 @@ int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
         int *tw = th + OH;
         nearest_table(th, H, OH);
         nearest_table(tw, W, OW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             const float *xp = nn_f32(x) + p * ihw;
             float *yp = nn_f32(y) + p * ohw;
@@ -280,7 +280,7 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
     case NN_OP_PAD_REFLECT:
     case NN_OP_PAD_ZERO: {
         int l = nd->i[0], t = nd->i[2], refl = nd->op == NN_OP_PAD_REFLECT;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             float *gp = gx + p * ihw;
             const float *yp = gy + p * ohw;
@@ -307,7 +307,7 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
     }
     case NN_OP_MAX_POOL: {
         const int32_t *arg = nd->saved;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++)
             for (size_t j = 0; j < ohw; j++)
                 gx[p * ihw + arg[p * ohw + j]] += gy[p * ohw + j];
@@ -320,7 +320,7 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
         lerp *tw = th + OH;
         bilinear_table(th, H, OH);
         bilinear_table(tw, W, OW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             float *gp = gx + p * ihw;
             const float *yp = gy + p * ohw;
@@ -346,7 +346,7 @@ int cpu_shape_bwd(nn_ctx *ctx, nn_node *nd)
         int *tw = th + OH;
         nearest_table(th, H, OH);
         nearest_table(tw, W, OW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)planes * (ihw + ohw)))
         for (int p = 0; p < planes; p++) {
             float *gp = gx + p * ihw;
             const float *yp = gy + p * ohw;
