@@ -205,6 +205,8 @@ static const shape gemm_shapes[] = {
     {1, 8, 12, 30, 8, 7, 0, NN_ACT_TANH, 1}, /* the fused inference op */
     {1, 16, 9, 9, 10, 3, 1, NN_ACT_LEAKY_RELU, 1},
     {1, 64, 70, 70, 8, 4, 2, 0, 1}, /* col in 6 blocks of output rows */
+    {4, 8, 16, 16, 8, 1, 0, 0, 1},  /* the fewest terms it takes: 8 (8 -> 8 1x1) */
+    {2, 1, 15, 15, 8, 3, 1, 0, 1},  /* one input channel, 9 terms */
 };
 #define N_GEMM (sizeof gemm_shapes / sizeof gemm_shapes[0])
 

@@ -31,9 +31,11 @@
 
 int cpu_gemm_ok(int IC, int OC, int KH, int KW, int dil)
 {
-    /* products of at least 8 rows by 32 terms: below that the call and col overheads are all
-     * there is, and the timed choice would only spend time rejecting them */
-    return dil == 1 && OC >= 8 && IC * KH * KW >= 32;
+    /* products of at least 8 rows by 8 terms: below that the call and col overheads are all
+     * there is, and the timed choice would only spend time rejecting them (from 8 terms it
+     * wins: an 8 -> 8 1x1 convolution on 4 x 64 x 64 runs 0.08 ms here against oneDNN's 0.22,
+     * whose reorders are most of its time) */
+    return dil == 1 && OC >= 8 && IC * KH * KW >= 8;
 }
 
 /* no col: a 1x1 stride-1 convolution without padding reads x (and writes gx) as it is */
