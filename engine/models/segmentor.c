@@ -65,7 +65,7 @@ static nn_tensor *resblock_forward(nn_ctx *ctx, const models_resblock *rb, nn_te
         nn_tensor *h = conv_bn_eval(ctx, x, rb->conv1, 1, &rb->bn1, NN_ACT_RELU);
         h = conv_bn_eval(ctx, h, rb->conv2, 1, &rb->bn2, NN_ACT_NONE);
         nn_tensor *s = conv_bn_eval(ctx, x, rb->skip, 0, &rb->skip_bn, NN_ACT_NONE);
-        return nn_relu(ctx, nn_add(ctx, h, s));
+        return nn_add_relu(ctx, h, s);
     }
     nn_tensor *h = nn_conv2d(ctx, x, rb->conv1, NULL, 1, 1, 1);
     h = models_bn_relu_forward(ctx, h, &rb->bn1, bn);
