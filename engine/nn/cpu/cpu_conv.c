@@ -539,6 +539,11 @@ static double now_ms(int threads)
 typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl);
 
 #define PICK_REPS 5 /* timed runs of each path, after one warm-up run */
+/* With a team, a pass is also timed on one thread only while the team's least time is at most
+ * this: waking a sleeping team costs 40-130 us a region on a KVM guest, so one thread can win
+ * only short passes; on a long one a win alone would be a noisy timing, and running a large
+ * layer alone for the rest of the process would cost up to the team's speed-up. */
+#define ALONE_MAX_MS 2.0
 
 /* Before each timed run the core's L2 cache is filled with other data: in a network a
  * convolution's inputs arrive from the ops before it and its outputs are read by the next, so
@@ -615,7 +620,7 @@ static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f,
     double best[CPU_PICK_N];
     for (int p = 0; p < CPU_PICK_N; p++)
         best[p] = can[p % CPU_IMPL_COUNT] && (p < CPU_IMPL_COUNT || threads > 1) ? 1e300 : -1.0;
-    for (int r = 0; r < 1 + PICK_REPS; r++)
+    for (int r = 0; r < 1 + PICK_REPS; r++) {
         for (int p = 0; p < CPU_PICK_N; p++) {
             if (best[p] < 0)
                 continue;
@@ -627,6 +632,16 @@ static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f,
             if (r > 0 && t < best[p])
                 best[p] = t;
         }
+        if (r == 1 && threads > 1) { /* one thread only where the team's wake-up can matter */
+            double team = 1e300;
+            for (int p = 0; p < CPU_IMPL_COUNT; p++)
+                if (best[p] >= 0 && best[p] < team)
+                    team = best[p];
+            if (team > ALONE_MAX_MS)
+                for (int p = CPU_IMPL_COUNT; p < CPU_PICK_N; p++)
+                    best[p] = -1.0;
+        }
+    }
     c = cpu_conv_pick_put(key, best);
     return run_choice(ctx, s, g, f, args, c);
 }
