@@ -262,3 +262,17 @@ Test(nn_conv_direct, two_threads_match_reference)
     check(&shapes[2], "direct");
     check(&shapes[12], "direct");
 }
+
+/* with a team of two, the timed choice also runs each short pass on one thread (cpu_conv.c's
+ * run_choice); whichever it keeps, and again from the cache, the results hold */
+Test(nn_conv_direct, two_threads_through_the_timed_choice)
+{
+    nn_set_threads(2);
+    for (int rep = 0; rep < 2; rep++) {
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check(&shapes[i], "auto");
+        for (size_t i = 0; i < N_GEMM; i++)
+            check(&gemm_shapes[i], "auto");
+    }
+    cr_expect_eq(nn_get_threads(), 2, "the team's size was not restored after a pass alone");
+}
