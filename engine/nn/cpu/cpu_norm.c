@@ -1,5 +1,4 @@
-/* cpu_norm.c: instance norm and batch norm, forward and backward (OpenMP; the sums in AVX2,
- * or AVX-512 where cpu_isa_avx512).
+/* cpu_norm.c: instance norm and batch norm, forward and backward (OpenMP, AVX2 sums).
  *
  * Both normalise groups of HW-planes: instance norm one plane (n, c) per group, batch norm
  * the N planes of channel c. Forward saves mean and 1/sqrt(var + eps) per group [G] for the
@@ -52,7 +51,7 @@ static inline double hsum(__m256d a, __m256d b)
 }
 
 /* sum p */
-static double sum_f8(const float *p, size_t n)
+static double sum_f(const float *p, size_t n)
 {
     __m256d w0 = _mm256_setzero_pd(), w1 = w0;
     size_t j = 0, n8 = n & ~(size_t)7;
@@ -79,8 +78,8 @@ static double sum_f8(const float *p, size_t n)
 /* sum u and sum u v with u = p - mp, v = q - mq (the differences in float: exact where the
  * two operands are within a factor 2): the deviations' sum and square sum (p = q = x, mp = mq =
  * the mean) and the backward's sum dy and sum dy (x - mean) (p = dy, mp = 0, q = x) */
-static void sum_uv8(const float *p, float mp, const float *q, float mq, size_t n, double *su,
-                    double *suv)
+static void sum_uv(const float *p, float mp, const float *q, float mq, size_t n, double *su,
+                   double *suv)
 {
     const __m256 pm = _mm256_set1_ps(mp), qm = _mm256_set1_ps(mq);
     __m256d w0 = _mm256_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
@@ -115,95 +114,6 @@ static void sum_uv8(const float *p, float mp, const float *q, float mq, size_t n
     }
     *su += s;
     *suv += s2;
-}
-
-/* The same sums on AVX-512 (cpu_isa_avx512): 64 lanes in four registers over the same
- * blocks, so a float lane sums at most 4 terms of a block (plus up to 15 in the last); the
- * rounding differs from the AVX2 sums' in the last bits, within the same bound. */
-#define AVX512 __attribute__((target("avx512f")))
-
-static inline AVX512 __m512d add_wide16(__m512d a, __m512 v)
-{
-    a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    return _mm512_add_pd(
-        a, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-}
-
-static AVX512 double sum_f16(const float *p, size_t n)
-{
-    __m512d w0 = _mm512_setzero_pd(), w1 = w0;
-    size_t j = 0, n16 = n & ~(size_t)15;
-    while (j < n16) {
-        size_t end = n16 - j > SUM_BLOCK ? j + SUM_BLOCK : n16;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (; j + 64 <= end; j += 64) {
-            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + j));
-            a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + j + 16));
-            a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + j + 32));
-            a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + j + 48));
-        }
-        for (; j < end; j += 16)
-            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + j));
-        w0 = add_wide16(add_wide16(w0, a0), a1);
-        w1 = add_wide16(add_wide16(w1, a2), a3);
-    }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(w0, w1));
-    for (; j < n; j++)
-        s += p[j];
-    return s;
-}
-
-static AVX512 void sum_uv16(const float *p, float mp, const float *q, float mq, size_t n,
-                            double *su, double *suv)
-{
-    const __m512 pm = _mm512_set1_ps(mp), qm = _mm512_set1_ps(mq);
-    __m512d w0 = _mm512_setzero_pd(), w1 = w0, v0 = w0, v1 = w0;
-    size_t j = 0, n16 = n & ~(size_t)15;
-    while (j < n16) {
-        size_t end = n16 - j > SUM_BLOCK ? j + SUM_BLOCK : n16;
-        __m512 a[4], b[4];
-        for (int k = 0; k < 4; k++)
-            a[k] = b[k] = _mm512_setzero_ps();
-        for (; j + 64 <= end; j += 64)
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const __m512 u = _mm512_sub_ps(_mm512_loadu_ps(p + j + 16 * k), pm);
-                a[k] = _mm512_add_ps(a[k], u);
-                b[k] = _mm512_fmadd_ps(u, _mm512_sub_ps(_mm512_loadu_ps(q + j + 16 * k), qm), b[k]);
-            }
-        for (; j < end; j += 16) {
-            const __m512 u = _mm512_sub_ps(_mm512_loadu_ps(p + j), pm);
-            a[0] = _mm512_add_ps(a[0], u);
-            b[0] = _mm512_fmadd_ps(u, _mm512_sub_ps(_mm512_loadu_ps(q + j), qm), b[0]);
-        }
-        w0 = add_wide16(add_wide16(w0, a[0]), a[1]);
-        w1 = add_wide16(add_wide16(w1, a[2]), a[3]);
-        v0 = add_wide16(add_wide16(v0, b[0]), b[1]);
-        v1 = add_wide16(add_wide16(v1, b[2]), b[3]);
-    }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(w0, w1));
-    double s2 = _mm512_reduce_add_pd(_mm512_add_pd(v0, v1));
-    for (; j < n; j++) {
-        const double u = (double)p[j] - mp;
-        s += u;
-        s2 += u * ((double)q[j] - mq);
-    }
-    *su += s;
-    *suv += s2;
-}
-
-static double sum_f(const float *p, size_t n)
-{
-    return cpu_isa_avx512() ? sum_f16(p, n) : sum_f8(p, n);
-}
-
-static void sum_uv(const float *p, float mp, const float *q, float mq, size_t n, double *su,
-                   double *suv)
-{
-    if (cpu_isa_avx512())
-        sum_uv16(p, mp, q, mq, n, su, suv);
-    else
-        sum_uv8(p, mp, q, mq, n, su, suv);
 }
 
 /* y = x * sc + sh over one plane, then max(y, 0) with relu (the same float operations as
