@@ -116,7 +116,7 @@ enum {
     CPU_IMPL_COUNT
 }; /* what runs a pass */
 /* a timed choice: a path (CPU_IMPL_*) run by the thread team, or by the calling thread alone
- * (impl + CPU_IMPL_COUNT): with more than one thread, every path is also timed on one, since
+ * (impl + CPU_IMPL_COUNT): with more than one thread, short passes are also timed on one, since
  * waking a sleeping team costs tens of microseconds on some machines (passive OpenMP waiting in
  * a VM) and a small convolution's work is not worth it */
 #define CPU_PICK_N (2 * CPU_IMPL_COUNT)

@@ -540,7 +540,7 @@ typedef int (*pass_fn)(nn_ctx *ctx, conv_state *s, const geom *g, const void *ar
 
 #define PICK_REPS 5 /* timed runs of each path, after one warm-up run */
 /* With a team, a pass is also timed on one thread only while the team's least time is at most
- * this: waking a sleeping team costs 40-130 us a region on a KVM guest, so one thread can win
+ * this: waking a sleeping team costs 35-95 us a region on a KVM guest, so one thread can win
  * only short passes; on a long one a win alone would be a noisy timing, and running a large
  * layer alone for the rest of the process would cost up to the team's speed-up. */
 #define ALONE_MAX_MS 2.0
@@ -596,7 +596,8 @@ static int run_choice(nn_ctx *ctx, conv_state *s, const geom *g, pass_fn f, cons
  * timed choice, or, the first time in the process, every path that can run it timed (a
  * warm-up run and PICK_REPS timed runs each, alternating; the least time of each) and the
  * fastest run last so its result is the one kept. With more than one thread each path is
- * timed on the team and on one thread (wall time for both). */
+ * timed on the team and, for passes of at most ALONE_MAX_MS, on one thread (wall time for
+ * both). */
 static int dispatch(nn_ctx *ctx, conv_state *s, const geom *g, int k, pass_fn f, const void *args)
 {
     int can[CPU_IMPL_COUNT] = {1, direct_ok(s, g, k), wino_ok(s, g), gemm_ok(s, g)};

@@ -10,7 +10,9 @@
  * fastest (least of 5 timed runs each, after a warm-up run that also creates oneDNN's
  * primitive; CPU time of the calling thread at one thread, wall time with more) is kept in a
  * process-wide table, like the CUDA backend's algorithm choice. Every later call of that shape
- * takes the cached path. Winograd's rounding differs from a direct sum's, so on a shape where
+ * takes the cached path. With more than one thread, a short pass (cpu_conv.c's ALONE_MAX_MS) is
+ * also timed with each path on the calling thread alone, a choice of its own (CPU_PICK_N), since
+ * waking a sleeping team can cost more than such a pass gains from it. Winograd's rounding differs from a direct sum's, so on a shape where
  * it wins the timed choice also decides the last bits of the result. MKDSEG_CONV_PATH=
  * onednn|direct|winograd|gemm (read when a context first convolves)
  * forces one path for every shape the kernels support, for tests and for runs that must be

@@ -47,7 +47,8 @@ static void ce_fwd(const float *a, const int32_t *lab, const float *wt, int N, i
 {
     const size_t hw8 = hw / 8 * 8;
     double num = 0, den = 0;
-#pragma omp parallel for collapse(2) reduction(+ : num, den) schedule(static) if (cpu_par_ok((size_t)N * K * hw))
+    const int team = cpu_par_ok((size_t)N * K * hw);
+#pragma omp parallel for collapse(2) reduction(+ : num, den) schedule(static) if (team)
     for (int b = 0; b < N; b++)
         for (size_t i = 0; i < hw8; i += 8) {
             const float *x = a + (size_t)b * K * hw + i;

@@ -3,7 +3,7 @@
  * A parallel region costs the wake-up of the team's threads and the barrier at its end. With
  * spinning threads that is about a microsecond; with passive waiting, mkdseg's default on a
  * shared machine (server/cli/cli_omp.c), each region wakes sleeping threads through the kernel:
- * 40-130 us measured in a KVM guest (docs/benchmarks.md). An experiment-scale training step
+ * 35-95 us measured in a KVM guest (tests/bench/omp_region.c, docs/benchmarks.md). An experiment-scale training step
  * runs thousands of regions over tensors of 50 000 - 150 000 floats, each a few tens of
  * microseconds of work on one core, and ran 2.3 times slower on two threads than on one. So the
  * backend's elementwise, norm, shape and loss loops run on the team only above a size measured
