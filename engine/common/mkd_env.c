@@ -19,6 +19,9 @@ const mkd_env_info mkd_env_table[MKD_ENV_COUNT] = {
     [MKD_ENV_CPU_ISA] = {"MKDSEG_CPU_ISA", "auto",
                          "mkdseg's own CPU kernels: auto (their AVX-512 forms where the CPU has "
                          "AVX-512F) or avx2 (never AVX-512; oneDNN has ONEDNN_MAX_CPU_ISA)"},
+    [MKD_ENV_CPU_LAYOUT] = {"MKDSEG_CPU_LAYOUT", "auto",
+                            "CPU activations between inference ops: auto (oneDNN's channel-"
+                            "blocked layout where the next op takes it) or plain (always NCHW)"},
     [MKD_ENV_NN_PROFILE] =
         {"MKDSEG_NN_PROFILE", "",
          "set (to anything): time every op of a context, printed when it is freed"},

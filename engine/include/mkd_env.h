@@ -14,6 +14,7 @@ typedef enum {
     MKD_ENV_CONV_PATH,         /* MKDSEG_CONV_PATH */
     MKD_ENV_CONV_DIRECT,       /* MKDSEG_CONV_DIRECT (the older spelling) */
     MKD_ENV_CPU_ISA,           /* MKDSEG_CPU_ISA */
+    MKD_ENV_CPU_LAYOUT,        /* MKDSEG_CPU_LAYOUT */
     MKD_ENV_NN_PROFILE,        /* MKDSEG_NN_PROFILE */
     MKD_ENV_INFER_TILES,       /* MKDSEG_INFER_TILES */
     MKD_ENV_CUDA_WORKSPACE_MB, /* MKDSEG_CUDA_WORKSPACE_MB */

@@ -181,10 +181,23 @@ typedef enum { NN_F32 = 0, NN_I32 = 1 } nn_dtype;
 typedef struct nn_param nn_param;
 typedef struct nn_node nn_node;
 
+/* A tensor whose data holds its values in a channel-blocked layout instead of NCHW (oneDNN's
+ * nChw8c / nChw16c: [n, c/B, h, w, B], B = block, c a multiple of B), as the CPU backend keeps
+ * activations between ops that can read them so, rather than converting them to and from NCHW
+ * around every convolution. nn_f32 and nn_tensor_read convert data to NCHW in place the first
+ * time it is read (blocked is then 0 and stays 0). */
+typedef struct nn_blk {
+    int block;   /* 8 or 16 */
+    int blocked; /* 1: data is in the blocked layout */
+    void *ctx;   /* the nn_ctx whose arena gives the conversion its scratch */
+} nn_blk;
+
 typedef struct nn_tensor {
     int n, c, h, w;         /* shape, NCHW */
     nn_dtype dtype;         /* NN_F32, or NN_I32 for labels */
-    void *data;             /* [n, c, h, w] in backend memory (float* for NN_F32) */
+    void *data;             /* [n, c, h, w] in backend memory (float* for NN_F32); read it */
+                            /* through nn_f32 / nn_tensor_read, which resolve blk */
+    nn_blk *blk;            /* data in a channel-blocked layout while blk->blocked; NULL: NCHW */
     float *grad;            /* [n, c, h, w] gradient, NULL when none was computed */
     int grad_valid;         /* 0: grad's contents are undefined and mean zeros */
     int requires_grad;      /* set by ops/params; change with nn_requires_grad only */
@@ -199,7 +212,10 @@ static inline size_t nn_numel(const nn_tensor *t)
 {
     return (size_t)t->n * (size_t)t->c * (size_t)t->h * (size_t)t->w;
 }
-static inline float *nn_f32(const nn_tensor *t) { return (float *)t->data; }
+/* is t's data in a channel-blocked layout (nn_blk) */
+static inline int nn_is_blocked(const nn_tensor *t) { return t->blk && t->blk->blocked; }
+/* the tensor's NCHW values (converted in place first when blocked) */
+float *nn_f32(const nn_tensor *t);
 
 typedef struct nn_ctx nn_ctx;
 

@@ -259,7 +259,8 @@ nn_tensor *segmentor_infer(segmentor *s, nn_ctx *ctx, nn_tensor *x)
     for (i = 0; i < x->n; i++) {
         nn_tensor v = *x; /* a view of sample i: no history, no gradient */
         v.n = 1;
-        v.data = (float *)x->data + (size_t)i * per_in;
+        v.data = nn_f32(x) + (size_t)i * per_in;
+        v.blk = NULL; /* the view is of x's NCHW data */
         v.grad = NULL;
         v.grad_valid = 0;
         v.requires_grad = 0;

@@ -507,17 +507,22 @@ nn_tensor *nn_ctx_scope_end(nn_ctx *ctx, nn_scope s, nn_tensor *keep)
     }
     nn_tensor k = *keep;
     size_t bytes = nn_numel(&k) * 4;
+    const nn_blk kb = nn_is_blocked(&k) ? *k.blk : (nn_blk){0};
     nn_arena_rollback(ctx->arena, s.mark);
-    /* the new block may overlap the old data: move first, then allocate the struct */
+    /* the new block may overlap the old data: move first, then allocate the structs */
     void *data = nn_ctx_scratch(ctx, bytes);
     if (!data)
         return NULL;
     ctx->be->mem_move(data, k.data, bytes);
+    nn_blk *nb = NULL;
+    if (kb.blocked && (nb = nn_ctx_meta(ctx, sizeof *nb)))
+        *nb = kb;
     nn_tensor *t = nn_ctx_meta(ctx, sizeof *t);
-    if (!t)
+    if (!t || (kb.blocked && !nb))
         return NULL;
     *t = k;
     t->data = data;
+    t->blk = nb;
     t->grad = NULL;
     t->grad_valid = 0;
     return t;
@@ -604,10 +609,21 @@ nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
     return t;
 }
 
+float *nn_f32(const nn_tensor *t)
+{
+    if (nn_is_blocked(t)) {
+        t->be->blk_sync(t);
+        t->blk->blocked = 0;
+    }
+    return (float *)t->data;
+}
+
 int nn_tensor_write(nn_tensor *t, const void *host)
 {
     if (!t || !t->data || !t->be)
         return -1;
+    if (t->blk) /* NCHW values (shared with a detached twin) */
+        t->blk->blocked = 0;
     t->be->mem_upload(t->data, host, nn_numel(t) * 4);
     if (t->dtype == NN_I32)
         label_range(t, host);
@@ -618,7 +634,7 @@ int nn_tensor_read(const nn_tensor *t, void *host)
 {
     if (!t || !t->data || !t->be)
         return -1;
-    t->be->mem_download(host, t->data, nn_numel(t) * 4);
+    t->be->mem_download(host, t->dtype == NN_F32 ? nn_f32(t) : t->data, nn_numel(t) * 4);
     return 0;
 }
 
@@ -651,6 +667,7 @@ nn_tensor *nn_detach(nn_ctx *ctx, nn_tensor *t)
     d->w = t->w;
     d->dtype = t->dtype;
     d->data = t->data;
+    d->blk = t->blk; /* the same values: whichever of the two syncs, both see it */
     d->be = t->be;
     return d;
 }

@@ -17,6 +17,20 @@ int cpu_par_ok(size_t n);
 /* that measured cost, in microseconds (the least of 9 empty regions on two threads) */
 double cpu_par_region_us(void);
 
+/* cpu_blk.c: activations in oneDNN's channel-blocked layout between ops (nn_blk). */
+int cpu_blk_enabled(void); /* MKDSEG_CPU_LAYOUT is not plain (read once) */
+/* may node nd give its output t a blocked form of this block size (unrecorded, enabled, channels
+ * a whole number of blocks) */
+int cpu_blk_can(const nn_node *nd, const nn_tensor *t, int block);
+/* mark t's data blocked (it is to be written so); returns t->data, NULL after an error */
+float *cpu_blk_attach(nn_ctx *ctx, nn_tensor *t, int block);
+void cpu_blk_sync(const nn_tensor *t); /* t->data to NCHW in place (the backend's blk_sync) */
+/* the op on blocked inputs with a blocked output: 1 done, 0 not applicable (nothing done: the
+ * caller runs the NCHW kernel), -1 error */
+int cpu_blk_add(nn_ctx *ctx, nn_node *nd);
+int cpu_blk_max_pool(nn_ctx *ctx, nn_node *nd);
+int cpu_blk_concat(nn_ctx *ctx, nn_node *nd);
+
 /* cpu_conv.c: oneDNN convolutions and transposed convolutions (primitive cache per shape). */
 int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);

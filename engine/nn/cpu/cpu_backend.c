@@ -48,8 +48,26 @@ void cpu_grad_store(float *dst, const float *src, size_t n, int acc)
     }
 }
 
+/* blocked inputs (nn_blk) converted to NCHW now, before the op's kernels read them (inside
+ * their parallel regions) */
+static void sync_inputs(const nn_node *nd)
+{
+    for (int k = 0; k < nd->nin; k++)
+        if (nd->in[k] && nn_is_blocked(nd->in[k]))
+            (void)nn_f32(nd->in[k]);
+}
+
+/* ops that read blocked inputs themselves (cpu_blk.c) */
+static int takes_blocked(nn_op op)
+{
+    return op == NN_OP_CONV2D || op == NN_OP_CONV_T2D || op == NN_OP_CONV2D_FUSED ||
+           op == NN_OP_ADD || op == NN_OP_MAX_POOL || op == NN_OP_CONCAT;
+}
+
 static int cpu_forward(nn_ctx *ctx, nn_node *nd)
 {
+    if (!takes_blocked(nd->op))
+        sync_inputs(nd);
     switch (nd->op) {
     case NN_OP_CONV2D:
     case NN_OP_CONV_T2D:
@@ -89,6 +107,7 @@ static int cpu_forward(nn_ctx *ctx, nn_node *nd)
 
 static int cpu_backward(nn_ctx *ctx, nn_node *nd)
 {
+    sync_inputs(nd);
     switch (nd->op) {
     case NN_OP_CONV2D:
     case NN_OP_CONV_T2D:
@@ -198,6 +217,7 @@ static const nn_backend cpu_backend = {
     .mem_download = cpu_download,
     .mem_zero = cpu_zero,
     .mem_move = cpu_move,
+    .blk_sync = cpu_blk_sync,
     .forward = cpu_forward,
     .backward = cpu_backward,
     .adam_step = cpu_adam,

@@ -1,9 +1,10 @@
 /* cpu_conv.c: convolutions and transposed convolutions on oneDNN 2.6 (C API v2).
  *
- * Activations stay in plain NCHW (the API layout) between ops, weights in PyTorch's layouts
- * (OIHW for conv2d, IOHW for conv_transpose2d); a oneDNN convolution reorders its inputs into
- * the channel-blocked layout its primitive chose and its output back (about 2-4% of a step:
- * docs/benchmarks.md). Primitives (forward, backward-data, backward-weights) are created once
+ * Activations are NCHW (the API layout) between ops, weights in PyTorch's layouts (OIHW for
+ * conv2d, IOHW for conv_transpose2d); a oneDNN convolution reorders its inputs into the
+ * channel-blocked layout its primitive chose and its output back, except in inference: an
+ * unrecorded one reads an input already in its primitive's layout as it is and leaves its output
+ * blocked when its channels fill whole blocks (cpu_blk.c). Primitives (forward, backward-data, backward-weights) are created once
  * per shape and kept in a per-context cache; scratchpads come from the context's arena (user
  * scratchpad mode), so a step does no allocation inside oneDNN. Gradients that must be added to
  * an existing one go to an arena buffer first. Convolutions with one input or one output
@@ -42,6 +43,7 @@ typedef struct {
     dnnl_primitive_t reorder; /* plain -> mem for inputs, mem -> plain for outputs */
     size_t bytes;             /* size of the primitive-layout buffer */
     dnnl_memory_desc_t md;    /* the primitive's layout (with a reorder) */
+    int blk;                  /* 8 or 16: that layout is nChw8c / nChw16c (nn_blk's); else 0 */
 } conv_arg;
 
 typedef struct {
@@ -313,6 +315,13 @@ static int make_arg(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, int a,
         dnnl_primitive_desc_destroy(rpd);
         ca->bytes = dnnl_memory_desc_get_size(md);
         ca->md = *md;
+        for (int b = 8; b <= 16 && plain->ndims == 4; b += 8) {
+            dnnl_memory_desc_t bm;
+            if (dnnl_memory_desc_init_by_tag(&bm, 4, plain->dims, dnnl_f32,
+                                             b == 8 ? dnnl_nChw8c : dnnl_nChw16c) == dnnl_success &&
+                dnnl_memory_desc_equal(md, &bm))
+                ca->blk = b;
+        }
     }
     return 0;
 fail:
@@ -426,7 +435,8 @@ fail:
 /* Run primitive k of e on plain buffers (NULL = argument unused): inputs are reordered into
  * the primitive's layout first, outputs back afterwards (temporaries from the arena). blk
  * (NULL, or per argument): an input's buffer in the primitive's layout, reordered into unless
- * ready (then marked ready). */
+ * ready (then marked ready); an output's buffer in the primitive's layout, written there only
+ * (not reordered to the plain buffer). */
 static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, const float *src,
                const float *wei, const float *bias, const float *dst, blk_arg *blk)
 {
@@ -440,15 +450,15 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
         if (!bufs[a] || !d->role)
             continue;
         if (ca->reorder) {
-            const int have = !d->out && blk && blk[a].buf;
+            const int have = blk && blk[a].buf;
             void *tmp = have ? blk[a].buf : nn_ctx_scratch(ctx, ca->bytes);
             if (!tmp)
                 return -1;
             DN(dnnl_memory_set_data_handle(ca->plain, (void *)bufs[a]));
             DN(dnnl_memory_set_data_handle(ca->mem, tmp));
-            if (have && blk[a].ready) {
-                /* already in the primitive's layout */
-            } else if (!d->out) {
+            if (d->out || (have && blk[a].ready)) {
+                /* written by the primitive, or already in its layout */
+            } else {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, ca->plain}, {DNNL_ARG_TO, ca->mem}};
                 if (exec(ctx, s, ca->reorder, 2, r))
                     return -1;
@@ -475,7 +485,8 @@ static int run(nn_ctx *ctx, conv_state *s, conv_ent *e, int k, const geom *g, co
         return -1;
     for (int a = 0; a < A_COUNT; a++) {
         conv_arg *ca = &e->arg[k][a];
-        if (bufs[a] && argdefs[k][a].role && argdefs[k][a].out && ca->reorder) {
+        if (bufs[a] && argdefs[k][a].role && argdefs[k][a].out && ca->reorder &&
+            !(blk && blk[a].buf)) {
             dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, ca->mem}, {DNNL_ARG_TO, ca->plain}};
             if (exec(ctx, s, ca->reorder, 2, r))
                 return -1;
@@ -891,7 +902,7 @@ typedef struct {
 /* ---- entry points -------------------------------------------------------------------- */
 
 typedef struct {
-    const float *x, *w, *b;
+    const float *w, *b; /* the input is nd->in[0]: NCHW (nn_f32) or blocked (nn_blk) */
     float *y;
     nn_node *nd;
     const nn_tensor *wt; /* the weights' tensor when w is its data (not BN-folded), else NULL */
@@ -919,25 +930,53 @@ static void *keep_src(nn_ctx *ctx, const conv_ent *e, nn_node *nd)
 static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args, int impl)
 {
     const fwd_args *a = args;
+    nn_tensor *xt = a->nd->in[0], *yt = a->nd->out;
+    yt->blk = NULL; /* this pass writes NCHW unless the oneDNN one below gives it a blocked form */
     if (impl == CPU_IMPL_DIRECT)
-        return direct_fwd(ctx, g, a->x, a->w, a->b, a->y);
+        return direct_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
     if (impl == CPU_IMPL_WINO)
-        return wino_fwd(ctx, g, a->x, a->w, a->b, a->y);
+        return wino_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
     if (impl == CPU_IMPL_GEMM)
-        return gemm_fwd(ctx, g, a->x, a->w, a->b, a->y);
+        return gemm_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
     conv_ent *e = lookup(ctx, s, g, K_FWD);
     if (!e)
         return -1;
     blk_arg blk[A_COUNT] = {{NULL, 0}};
+    const conv_arg *cs = &e->arg[K_FWD][A_SRC], *cd = &e->arg[K_FWD][A_DST];
+    /* a blocked input in the primitive's own layout is read as it is (unrecorded nodes only:
+     * a recorded one keeps its input for the backward pass itself) */
+    const int blk_in = nn_is_blocked(xt) && !a->nd->recorded && cs->blk == xt->blk->block;
+    const float *x = blk_in ? (const float *)xt->data : nn_f32(xt);
+    if (blk_in)
+        blk[A_SRC] = (blk_arg){xt->data, 1};
+    /* the output stays blocked where nothing recorded needs it and its channels fill whole
+     * blocks */
+    if (cd->blk && cpu_blk_can(a->nd, yt, cd->blk)) {
+        if (!(blk[A_DST].buf = cpu_blk_attach(ctx, yt, cd->blk)))
+            return -1;
+    }
     wcache_ent *wc = NULL;
     if (e->arg[K_FWD][A_WEI].reorder)
         blk[A_WEI] =
             wcache_get(s, a->wt, &e->arg[K_FWD][A_WEI].md, e->arg[K_FWD][A_WEI].bytes, &wc);
-    blk[A_SRC].buf = keep_src(ctx, e, a->nd);
-    if (run(ctx, s, e, K_FWD, g, a->x, a->w, a->b, a->y, blk))
+    if (!blk_in)
+        blk[A_SRC].buf = keep_src(ctx, e, a->nd);
+    if (run(ctx, s, e, K_FWD, g, x, a->w, a->b, a->y, blk))
         return -1;
     wcache_done(wc, &blk[A_WEI]);
-    if (g->bias && !onednn_bias(g, K_FWD)) /* y [N, OC, OH, OW] += b[oc] */
+    if (g->bias && !onednn_bias(g, K_FWD) && nn_is_blocked(yt)) { /* y [N, OC/B, OH, OW, B] */
+        const int B = yt->blk->block, CB = g->OC / B;
+        const size_t plane = (size_t)g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (cpu_par_ok((size_t)g->N * g->OC * plane))
+        for (int q = 0; q < g->N * CB; q++) {
+            float *yq = a->y + (size_t)q * plane * B;
+            const float *bq = a->b + (size_t)(q % CB) * B;
+            for (size_t i = 0; i < plane; i++)
+#pragma omp simd
+                for (int j = 0; j < B; j++)
+                    yq[i * B + j] += bq[j];
+        }
+    } else if (g->bias && !onednn_bias(g, K_FWD)) /* y [N, OC, OH, OW] += b[oc] */
         for (int n = 0; n < g->N; n++)
 #pragma omp parallel for schedule(static) if ((size_t)g->OC * g->OH * g->OW > 65536)
             for (int oc = 0; oc < g->OC; oc++) {
@@ -990,11 +1029,7 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd)
         return -1;
     }
     nd->saved = NULL;
-    fwd_args a = {nn_f32(nd->in[0]),
-                  nn_f32(nd->in[1]),
-                  nd->in[2] ? nn_f32(nd->in[2]) : NULL,
-                  nn_f32(nd->out),
-                  nd,
+    fwd_args a = {nn_f32(nd->in[1]), nd->in[2] ? nn_f32(nd->in[2]) : NULL, nn_f32(nd->out), nd,
                   nd->in[1]};
     if (nd->op == NN_OP_CONV2D_FUSED && nd->in[5]) {
         if (fold_bn(ctx, nd, g.OC, &a.w, &a.b))

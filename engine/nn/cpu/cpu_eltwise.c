@@ -172,7 +172,13 @@ static void softmax_bwd(const float *y, const float *gy, float *g, int N, int C,
 
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
 {
-    (void)ctx;
+    if (nd->op == NN_OP_ADD) {
+        const int r = cpu_blk_add(ctx, nd);
+        if (r)
+            return r < 0 ? -1 : 0;
+        (void)nn_f32(nd->in[0]); /* NCHW from here: synced outside the parallel loops */
+        (void)nn_f32(nd->in[1]);
+    }
     const nn_tensor *x = nd->in[0];
     const float *a = nn_f32(x);
     float *y = nn_f32(nd->out);
