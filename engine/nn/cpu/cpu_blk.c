@@ -52,20 +52,12 @@ float *cpu_blk_attach(nn_ctx *ctx, nn_tensor *t, int block)
     return t->data;
 }
 
-/* in place through a copy: [N, C/B, HW, B] -> [N, C, HW], in runs of 64 positions so that the
- * B reads of a run's lines stay in L1 */
-void cpu_blk_sync(const nn_tensor *t)
+/* [N, C/B, HW, B] src -> [N, C, HW] dst, in runs of 64 positions so that the B reads of a
+ * run's lines stay in L1 */
+static void to_nchw(const nn_tensor *t, const float *src, float *dst)
 {
-    nn_ctx *ctx = t->blk->ctx;
     const int B = t->blk->block, CB = t->c / B;
-    const size_t hw = (size_t)t->h * t->w, bytes = nn_numel(t) * sizeof(float);
-    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
-    float *src = nn_ctx_scratch(ctx, bytes), *dst = t->data;
-    if (!src) { /* out of memory: the values stay blocked, the error is the context's */
-        nn_ctx_fail(ctx, "cpu: out of memory converting a blocked tensor");
-        return;
-    }
-    memcpy(src, dst, bytes);
+    const size_t hw = (size_t)t->h * t->w;
     const int jobs = t->n * CB;
 #pragma omp parallel for schedule(static) if (cpu_par_ok(2 * nn_numel(t)))
     for (int q = 0; q < jobs; q++) {
@@ -80,7 +72,30 @@ void cpu_blk_sync(const nn_tensor *t)
             }
         }
     }
+}
+
+/* in place, through a copy in the arena */
+void cpu_blk_sync(const nn_tensor *t)
+{
+    nn_ctx *ctx = t->blk->ctx;
+    const size_t bytes = nn_numel(t) * sizeof(float);
+    nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+    float *src = nn_ctx_scratch(ctx, bytes);
+    if (!src) { /* out of memory: the values stay blocked, the error is the context's */
+        nn_ctx_fail(ctx, "cpu: out of memory converting a blocked tensor");
+        return;
+    }
+    memcpy(src, t->data, bytes);
+    to_nchw(t, src, t->data);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
+}
+
+const float *cpu_blk_nchw_copy(nn_ctx *ctx, const nn_tensor *t)
+{
+    float *dst = nn_ctx_scratch(ctx, nn_numel(t) * sizeof(float));
+    if (dst)
+        to_nchw(t, t->data, dst);
+    return dst;
 }
 
 /* y = a + b (then the ReLU), y and a blocked, b NCHW: b read through the layout change, in

@@ -932,12 +932,20 @@ static int fwd_pass(nn_ctx *ctx, conv_state *s, const geom *g, const void *args,
     const fwd_args *a = args;
     nn_tensor *xt = a->nd->in[0], *yt = a->nd->out;
     yt->blk = NULL; /* this pass writes NCHW unless the oneDNN one below gives it a blocked form */
-    if (impl == CPU_IMPL_DIRECT)
-        return direct_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
-    if (impl == CPU_IMPL_WINO)
-        return wino_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
-    if (impl == CPU_IMPL_GEMM)
-        return gemm_fwd(ctx, g, nn_f32(xt), a->w, a->b, a->y);
+    if (impl != CPU_IMPL_ONEDNN) {
+        /* a blocked input is converted into a copy, not in place: it stays blocked for its other
+         * readers (a residual block's skip convolution reads the block's input too), and the
+         * timed choice charges the conversion to the path that needs it */
+        nn_arena_mark m = nn_arena_pos(nn_ctx_arena(ctx));
+        const float *x =
+            nn_is_blocked(xt) && !a->nd->recorded ? cpu_blk_nchw_copy(ctx, xt) : nn_f32(xt);
+        const int rc = !x                        ? -1
+                       : impl == CPU_IMPL_DIRECT ? direct_fwd(ctx, g, x, a->w, a->b, a->y)
+                       : impl == CPU_IMPL_WINO   ? wino_fwd(ctx, g, x, a->w, a->b, a->y)
+                                                 : gemm_fwd(ctx, g, x, a->w, a->b, a->y);
+        nn_arena_rollback(nn_ctx_arena(ctx), m);
+        return rc;
+    }
     conv_ent *e = lookup(ctx, s, g, K_FWD);
     if (!e)
         return -1;
