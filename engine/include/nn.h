@@ -187,9 +187,9 @@ typedef struct nn_node nn_node;
  * around every convolution. nn_f32 and nn_tensor_read convert data to NCHW in place the first
  * time it is read (blocked is then 0 and stays 0). */
 typedef struct nn_blk {
-    int block;   /* 8 or 16 */
-    int blocked; /* 1: data is in the blocked layout */
-    void *ctx;   /* the nn_ctx whose arena gives the conversion its scratch */
+    int block;          /* 8 or 16 */
+    int blocked;        /* 1: data is in the blocked layout */
+    struct nn_ctx *ctx; /* the context whose arena gives the conversion its scratch */
 } nn_blk;
 
 typedef struct nn_tensor {

@@ -634,7 +634,7 @@ int nn_tensor_read(const nn_tensor *t, void *host)
 {
     if (!t || !t->data || !t->be)
         return -1;
-    t->be->mem_download(host, t->dtype == NN_F32 ? nn_f32(t) : t->data, nn_numel(t) * 4);
+    t->be->mem_download(host, nn_f32(t), nn_numel(t) * 4); /* NCHW: only floats are blocked */
     return 0;
 }
 

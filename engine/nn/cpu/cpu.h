@@ -30,6 +30,8 @@ const float *cpu_blk_nchw_copy(nn_ctx *ctx, const nn_tensor *t);
 /* the op on blocked inputs with a blocked output: 1 done, 0 not applicable (nothing done: the
  * caller runs the NCHW kernel), -1 error */
 int cpu_blk_add(nn_ctx *ctx, nn_node *nd);
+/* cpu_eltwise.c: y = a + b, then max(y, 0) when relu (NCHW, or two tensors blocked alike) */
+void cpu_add_fwd(const float *a, const float *b, float *y, size_t n, int relu);
 int cpu_blk_max_pool(nn_ctx *ctx, nn_node *nd);
 int cpu_blk_concat(nn_ctx *ctx, nn_node *nd);
 

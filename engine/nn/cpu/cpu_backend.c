@@ -57,16 +57,28 @@ static void sync_inputs(const nn_node *nd)
             (void)nn_f32(nd->in[k]);
 }
 
-/* ops that read blocked inputs themselves (cpu_blk.c) */
-static int takes_blocked(nn_op op)
+/* the op on blocked inputs (cpu_blk.c): 1 done, 0 not applicable, -1 error */
+static int blocked_forward(nn_ctx *ctx, nn_node *nd)
 {
-    return op == NN_OP_CONV2D || op == NN_OP_CONV_T2D || op == NN_OP_CONV2D_FUSED ||
-           op == NN_OP_ADD || op == NN_OP_MAX_POOL || op == NN_OP_CONCAT;
+    switch (nd->op) {
+    case NN_OP_ADD:
+        return cpu_blk_add(ctx, nd);
+    case NN_OP_MAX_POOL:
+        return cpu_blk_max_pool(ctx, nd);
+    case NN_OP_CONCAT:
+        return cpu_blk_concat(ctx, nd);
+    default:
+        return 0;
+    }
 }
 
 static int cpu_forward(nn_ctx *ctx, nn_node *nd)
 {
-    if (!takes_blocked(nd->op))
+    const int r = blocked_forward(ctx, nd);
+    if (r)
+        return r < 0 ? -1 : 0;
+    /* convolutions read blocked inputs in their primitive's layout themselves (cpu_conv.c) */
+    if (nd->op != NN_OP_CONV2D && nd->op != NN_OP_CONV_T2D && nd->op != NN_OP_CONV2D_FUSED)
         sync_inputs(nd);
     switch (nd->op) {
     case NN_OP_CONV2D:

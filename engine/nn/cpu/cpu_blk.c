@@ -6,10 +6,10 @@
  * a backward pass) writes its output in its primitive's blocked layout, in the tensor's own
  * data, and the ops that a U-Net's inference runs between convolutions take blocked inputs as
  * they are: the next convolution (when its primitive wants that layout), the residual add (with
- * its ReLU), max pooling, and channel concatenation of blocked tensors. Every other reader goes
- * through nn_f32 or nn_tensor_read, which converts the data to NCHW in place once
- * (cpu_blk_sync); cpu_backend.c does that for every input of every other op before the op
- * runs, outside any parallel region.
+ * its ReLU), max pooling, and channel concatenation of blocked tensors (cpu_backend.c tries
+ * these kernels first). Every other reader goes through nn_f32 or nn_tensor_read, which
+ * converts the data to NCHW in place once (cpu_blk_sync); cpu_backend.c does that for every
+ * input of every other op before the op runs, outside any parallel region.
  *
  * Only tensors whose channels are a whole number of blocks are made blocked, so the blocked
  * data has no padding and the size of the NCHW data. MKDSEG_CPU_LAYOUT=plain turns it off. */
@@ -137,22 +137,10 @@ int cpu_blk_add(nn_ctx *ctx, nn_node *nd)
         add_mixed(bl->data, other->data, y, a->n * (a->c / B), (size_t)a->h * a->w, B, relu);
         return 1;
     }
-    const float *pa = a->data, *pb = b->data;
-    float *y = cpu_blk_attach(ctx, nd->out, B);
+    float *y = cpu_blk_attach(ctx, nd->out, B); /* both blocked alike: elementwise as NCHW */
     if (!y)
         return -1;
-    const size_t n = nn_numel(nd->out);
-    if (relu) { /* nn_add_relu: the same expression as the NCHW loop */
-#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const float v = pa[i] + pb[i];
-            y[i] = v > 0 ? v : 0.0f;
-        }
-    } else {
-#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
-        for (size_t i = 0; i < n; i++)
-            y[i] = pa[i] + pb[i];
-    }
+    cpu_add_fwd(a->data, b->data, y, nn_numel(nd->out), relu);
     return 1;
 }
 

@@ -3,11 +3,12 @@
  * Activations are NCHW (the API layout) between ops, weights in PyTorch's layouts (OIHW for
  * conv2d, IOHW for conv_transpose2d); a oneDNN convolution reorders its inputs into the
  * channel-blocked layout its primitive chose and its output back, except in inference: an
- * unrecorded one reads an input already in its primitive's layout as it is and leaves its output
- * blocked when its channels fill whole blocks (cpu_blk.c). Primitives (forward, backward-data, backward-weights) are created once
- * per shape and kept in a per-context cache; scratchpads come from the context's arena (user
- * scratchpad mode), so a step does no allocation inside oneDNN. Gradients that must be added to
- * an existing one go to an arena buffer first. Convolutions with one input or one output
+ * unrecorded one reads an input already in its primitive's layout as it is and leaves its
+ * output blocked when its channels fill whole blocks (cpu_blk.c). Primitives (forward,
+ * backward-data, backward-weights) are created once per shape and kept in a per-context
+ * cache; scratchpads come from the context's arena (user scratchpad mode), so a step does no
+ * allocation inside oneDNN. Gradients that must be added to an existing one go to an arena
+ * buffer first. Convolutions with one input or one output
  * channel and stride 1, the weight gradient of strided ones from one input channel, and the
  * weight gradient of multi-channel 4x4 convolutions can run on the kernels of cpu_conv_direct.c
  * instead, on NCHW, 3x3 stride-1 convolutions of 4 or more channels on the Winograd kernels

@@ -170,15 +170,22 @@ static void softmax_bwd(const float *y, const float *gy, float *g, int N, int C,
         }
 }
 
+void cpu_add_fwd(const float *a, const float *b, float *y, size_t n, int relu)
+{
+    if (relu) {
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = relu_fwd(a[i] + b[i]);
+    } else {
+#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] + b[i];
+    }
+}
+
 int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
 {
-    if (nd->op == NN_OP_ADD) {
-        const int r = cpu_blk_add(ctx, nd);
-        if (r)
-            return r < 0 ? -1 : 0;
-        (void)nn_f32(nd->in[0]); /* NCHW from here: synced outside the parallel loops */
-        (void)nn_f32(nd->in[1]);
-    }
+    (void)ctx;
     const nn_tensor *x = nd->in[0];
     const float *a = nn_f32(x);
     float *y = nn_f32(nd->out);
@@ -202,19 +209,9 @@ int cpu_eltwise_fwd(nn_ctx *ctx, nn_node *nd)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] * f;
         return 0;
-    case NN_OP_ADD: {
-        const float *b = nn_f32(nd->in[1]);
-        if (nd->i[0]) { /* nn_add_relu */
-#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
-            for (size_t i = 0; i < n; i++)
-                y[i] = relu_fwd(a[i] + b[i]);
-        } else {
-#pragma omp parallel for simd if (cpu_par_ok(n)) schedule(static)
-            for (size_t i = 0; i < n; i++)
-                y[i] = a[i] + b[i];
-        }
+    case NN_OP_ADD: /* i[0]: nn_add_relu */
+        cpu_add_fwd(a, nn_f32(nd->in[1]), y, n, nd->i[0]);
         return 0;
-    }
     case NN_OP_SOFTMAX:
         softmax_fwd(a, y, x->n, x->c, (size_t)x->h * x->w);
         return 0;

@@ -118,14 +118,6 @@ static void pool2x2(const float *x, float *y, int32_t *arg, int planes, int W, i
 
 int cpu_shape_fwd(nn_ctx *ctx, nn_node *nd)
 {
-    if (nd->op == NN_OP_MAX_POOL || nd->op == NN_OP_CONCAT) {
-        const int r =
-            nd->op == NN_OP_MAX_POOL ? cpu_blk_max_pool(ctx, nd) : cpu_blk_concat(ctx, nd);
-        if (r)
-            return r < 0 ? -1 : 0;
-        for (int k = 0; k < nd->nin; k++) /* NCHW from here, synced outside the parallel loops */
-            (void)nn_f32(nd->in[k]);
-    }
     const nn_tensor *x = nd->in[0];
     nn_tensor *y = nd->out;
     int H = x->h, W = x->w, OH = y->h, OW = y->w;
