@@ -214,7 +214,8 @@ static inline size_t nn_numel(const nn_tensor *t)
 }
 /* is t's data in a channel-blocked layout (nn_blk) */
 static inline int nn_is_blocked(const nn_tensor *t) { return t->blk && t->blk->blocked; }
-/* the tensor's NCHW values (converted in place first when blocked) */
+/* the tensor's NCHW values (converted in place first when blocked; should that fail, out of
+ * memory, the tensor stays blocked and the error is its context's) */
 float *nn_f32(const nn_tensor *t);
 
 typedef struct nn_ctx nn_ctx;

@@ -63,9 +63,9 @@ struct nn_backend {
     int (*argmax)(nn_ctx *ctx, const nn_tensor *x, int32_t *out);
     /* Release per-context state (primitive caches); may be NULL. */
     void (*ctx_free)(nn_ctx *ctx);
-    /* Convert a blocked tensor's data to NCHW in place (nn_blk in nn.h); NULL for a backend
-     * that never makes one. */
-    void (*blk_sync)(const nn_tensor *t);
+    /* Convert a blocked tensor's data to NCHW in place (nn_blk in nn.h): 0, or -1 (the data
+     * left blocked, the error in its context). NULL for a backend that never makes one. */
+    int (*blk_sync)(const nn_tensor *t);
 };
 
 /* For backends: the gradient buffer of t to write into during a backward call.

@@ -611,10 +611,8 @@ nn_tensor *nn_labels_from(nn_ctx *ctx, int n, int h, int w, const int32_t *host)
 
 float *nn_f32(const nn_tensor *t)
 {
-    if (nn_is_blocked(t)) {
-        t->be->blk_sync(t);
+    if (nn_is_blocked(t) && t->be->blk_sync(t) == 0)
         t->blk->blocked = 0;
-    }
     return (float *)t->data;
 }
 
@@ -634,7 +632,10 @@ int nn_tensor_read(const nn_tensor *t, void *host)
 {
     if (!t || !t->data || !t->be)
         return -1;
-    t->be->mem_download(host, nn_f32(t), nn_numel(t) * 4); /* NCHW: only floats are blocked */
+    const float *v = nn_f32(t); /* NCHW: only floats are blocked */
+    if (nn_is_blocked(t))
+        return -1; /* the conversion failed (out of memory: the context's error) */
+    t->be->mem_download(host, v, nn_numel(t) * 4);
     return 0;
 }
 

@@ -24,7 +24,7 @@ int cpu_blk_enabled(void); /* MKDSEG_CPU_LAYOUT is not plain (read once) */
 int cpu_blk_can(const nn_node *nd, const nn_tensor *t, int block);
 /* mark t's data blocked (it is to be written so); returns t->data, NULL after an error */
 float *cpu_blk_attach(nn_ctx *ctx, nn_tensor *t, int block);
-void cpu_blk_sync(const nn_tensor *t); /* t->data to NCHW in place (the backend's blk_sync) */
+int cpu_blk_sync(const nn_tensor *t); /* t->data to NCHW in place (the backend's blk_sync) */
 /* a blocked t's values in NCHW in arena scratch, t left blocked; NULL when out of memory */
 const float *cpu_blk_nchw_copy(nn_ctx *ctx, const nn_tensor *t);
 /* the op on blocked inputs with a blocked output: 1 done, 0 not applicable (nothing done: the

@@ -49,12 +49,18 @@ void cpu_grad_store(float *dst, const float *src, size_t n, int acc)
 }
 
 /* blocked inputs (nn_blk) converted to NCHW now, before the op's kernels read them (inside
- * their parallel regions) */
-static void sync_inputs(const nn_node *nd)
+ * their parallel regions): 0, or -1 when a conversion failed (the context's error) */
+static int sync_inputs(const nn_node *nd)
 {
-    for (int k = 0; k < nd->nin; k++)
-        if (nd->in[k] && nn_is_blocked(nd->in[k]))
-            (void)nn_f32(nd->in[k]);
+    for (int k = 0; k < nd->nin; k++) {
+        const nn_tensor *x = nd->in[k];
+        if (!x || !nn_is_blocked(x))
+            continue;
+        (void)nn_f32(x);
+        if (nn_is_blocked(x))
+            return -1;
+    }
+    return 0;
 }
 
 /* the op on blocked inputs (cpu_blk.c): 1 done, 0 not applicable, -1 error */
@@ -78,8 +84,9 @@ static int cpu_forward(nn_ctx *ctx, nn_node *nd)
     if (r)
         return r < 0 ? -1 : 0;
     /* convolutions read blocked inputs in their primitive's layout themselves (cpu_conv.c) */
-    if (nd->op != NN_OP_CONV2D && nd->op != NN_OP_CONV_T2D && nd->op != NN_OP_CONV2D_FUSED)
-        sync_inputs(nd);
+    if (nd->op != NN_OP_CONV2D && nd->op != NN_OP_CONV_T2D && nd->op != NN_OP_CONV2D_FUSED &&
+        sync_inputs(nd))
+        return -1;
     switch (nd->op) {
     case NN_OP_CONV2D:
     case NN_OP_CONV_T2D:
@@ -119,7 +126,8 @@ static int cpu_forward(nn_ctx *ctx, nn_node *nd)
 
 static int cpu_backward(nn_ctx *ctx, nn_node *nd)
 {
-    sync_inputs(nd);
+    if (sync_inputs(nd))
+        return -1;
     switch (nd->op) {
     case NN_OP_CONV2D:
     case NN_OP_CONV_T2D:

@@ -75,7 +75,7 @@ static void to_nchw(const nn_tensor *t, const float *src, float *dst)
 }
 
 /* in place, through a copy in the arena */
-void cpu_blk_sync(const nn_tensor *t)
+int cpu_blk_sync(const nn_tensor *t)
 {
     nn_ctx *ctx = t->blk->ctx;
     const size_t bytes = nn_numel(t) * sizeof(float);
@@ -83,11 +83,12 @@ void cpu_blk_sync(const nn_tensor *t)
     float *src = nn_ctx_scratch(ctx, bytes);
     if (!src) { /* out of memory: the values stay blocked, the error is the context's */
         nn_ctx_fail(ctx, "cpu: out of memory converting a blocked tensor");
-        return;
+        return -1;
     }
     memcpy(src, t->data, bytes);
     to_nchw(t, src, t->data);
     nn_arena_rollback(nn_ctx_arena(ctx), m);
+    return 0;
 }
 
 const float *cpu_blk_nchw_copy(nn_ctx *ctx, const nn_tensor *t)
