@@ -1,7 +1,8 @@
 /* test_nn_conv_direct.c: the hand-written convolutions of the CPU backend against a plain
  * double-precision convolution written here: the direct row kernels (one input or one output
- * channel, stride 1, the weight gradient of strided convolutions from one channel, and the
- * tiled weight gradient of multi-channel 4x4 convolutions: engine/nn/cpu/cpu_conv_direct.c)
+ * channel, or a few channels, at stride 1, the weight gradient of strided convolutions from
+ * one channel, and the tiled weight gradient of multi-channel 4x4 convolutions:
+ * engine/nn/cpu/cpu_conv_direct.c, and their AVX-512 twins in cpu_conv_direct512.c)
  * and Winograd F(2x2, 3x3) (3x3 stride-1 convolutions of 4 or more channels, pad 0 or 1:
  * engine/nn/cpu/cpu_conv_wino.c) and im2col + GEMM (engine/nn/cpu/cpu_conv_gemm.c), each
  * forward and all three gradients, on shapes whose rows are not
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "../../engine/nn/cpu/cpu.h"
 
 #define TOL 1e-4
 
@@ -146,6 +148,17 @@ static const shape shapes[] = {
     {2, 9, 11, 9, 10, 4, 1, 0, 1},
     {2, 8, 14, 19, 8, 4, 1, 0, 2},
     {1, 16, 8, 8, 9, 4, 1, 0, 2}, /* rows of 4 */
+    /* a few channels at stride 1 (the segmentors' top levels; on AVX-512 every pass, on AVX2
+     * the forward and data gradient): register blocks of 8, 4, 2 and 1 output channels, rows
+     * of 2 vectors of 16 and a tail of 5, of 4 + 1 vectors; the weight gradient's tiles of
+     * several kernel rows (one output channel) and of 1x1 and 7x7 kernels */
+    {2, 8, 13, 37, 8, 3, 1, 0, 1},
+    {1, 16, 9, 20, 9, 3, 1, 0, 1},
+    {2, 5, 11, 70, 7, 3, 1, 0, 1},
+    {1, 3, 12, 18, 2, 7, 0, 0, 1},
+    {2, 6, 10, 17, 11, 1, 0, 0, 1},
+    {1, 9, 15, 21, 1, 5, 2, 0, 1},
+    {1, 8, 9, 33, 8, 3, 1, NN_ACT_LEAKY_RELU, 1},
 };
 
 /* Winograd's shapes: odd output sides (partial tiles), rows of tiles that are and are not
@@ -239,6 +252,23 @@ Test(nn_conv_direct, matches_reference)
         check(&shapes[i], "direct");
 }
 
+/* the AVX2 row kernels on a machine that has AVX-512 (MKDSEG_CPU_ISA=avx2, read once per
+ * process: each Criterion test runs in its own); on an AVX2 machine matches_reference covers
+ * them */
+Test(nn_conv_direct, avx2_kernels_match_reference)
+{
+    if (!__builtin_cpu_supports("avx512f"))
+        cr_skip_test("no AVX-512F on this CPU: matches_reference runs the AVX2 kernels");
+    setenv("MKDSEG_CPU_ISA", "avx2", 1);
+    cr_assert_eq(cpu_isa_avx512(), 0, "MKDSEG_CPU_ISA=avx2 still chose AVX-512");
+    nn_set_threads(1);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check(&shapes[i], "direct");
+    nn_set_threads(2);
+    check(&shapes[14], "direct");
+    unsetenv("MKDSEG_CPU_ISA");
+}
+
 Test(nn_conv_direct, onednn_path_matches_reference)
 {
     nn_set_threads(1);
@@ -261,6 +291,9 @@ Test(nn_conv_direct, two_threads_match_reference)
     check(&shapes[0], "direct");
     check(&shapes[2], "direct");
     check(&shapes[12], "direct");
+    check(&shapes[14], "direct");
+    check(&shapes[16], "direct");
+    check(&shapes[19], "direct");
 }
 
 /* with a team of two, the timed choice also runs each short pass on one thread (cpu_conv.c's

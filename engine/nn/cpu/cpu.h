@@ -40,8 +40,9 @@ int cpu_conv_fwd(nn_ctx *ctx, nn_node *nd);
 int cpu_conv_bwd(nn_ctx *ctx, nn_node *nd);
 void cpu_conv_state_free(nn_ctx *ctx);
 
-/* cpu_conv_direct.c: row kernels for one-input- or one-output-channel convolutions (stride 1)
- * that oneDNN's channel-blocked kernels run slowly; see the file for the shapes. */
+/* cpu_conv_direct.c: row kernels for narrow convolutions (one input or output channel, or a few
+ * channels at stride 1) that oneDNN's channel-blocked kernels run slowly; see the file for the
+ * shapes. cpu_conv_direct512.c: their AVX-512 twins, taken when cpu_isa_avx512. */
 /* may pass (0 forward, 1 data gradient, 2 weight gradient) run here; strided convolutions from
  * one input channel: both gradients */
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
@@ -62,6 +63,14 @@ void cpu_direct_conv_bwd_data_strided(const float *gy, int N, int O, int OH, int
 void cpu_direct_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wq, int stride,
                                  const float *gy, int O, int OH, int OW, int KH, int KW, float *gw,
                                  float *gb);
+/* AVX-512 (cpu_conv_direct512.c): the forward of cpu_direct_conv_fwd; the stride-1 weight
+ * gradient of x [N, C, Hp, Wp] padded, gy [N, O, OH, OW], any channel counts, KW <= 8, with
+ * `zero` OW zeros */
+void cpu_direct512_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
+                            int KH, int KW, const float *b, float *y);
+void cpu_direct512_conv_bwd_weights(const float *x, int N, int C, int Hp, int Wp, const float *gy,
+                                    int O, int OH, int OW, int KH, int KW, const float *zero,
+                                    float *gw, float *gb);
 /* x [N, C, H, W] zero-padded by ph, pw into xp [N, C, stride, H+2ph, Wq] (column phases: phase
  * p holds the padded columns p, p + stride, ...; zeros beyond), Wq >= ceil((W+2pw)/stride);
  * stride 1: the plain padded tensor with rows Wq long */

@@ -744,6 +744,16 @@ static int direct_bwd_weights(nn_ctx *ctx, const geom *g, const float *x, const 
     const float *xp = padded(ctx, x, g->N, g->IC, g->H, g->W, g->pad, g->pad, g->stride, 0);
     if (!xp)
         return -1;
+    if (g->stride == 1 && cpu_isa_avx512()) {
+        float *zero = nn_ctx_scratch(ctx, (size_t)g->OW * sizeof(float));
+        if (!zero)
+            return -1;
+        memset(zero, 0, (size_t)g->OW * sizeof(float));
+        cpu_direct512_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, g->W + 2 * g->pad, gy,
+                                       g->OC, g->OH, g->OW, g->KH, g->KW, zero, gw, gb);
+        nn_arena_rollback(nn_ctx_arena(ctx), m);
+        return 0;
+    }
     const int Wq = (g->W + 2 * g->pad + g->stride - 1) / g->stride;
     cpu_direct_conv_bwd_weights(xp, g->N, g->IC, g->H + 2 * g->pad, Wq, g->stride, gy, g->OC, g->OH,
                                 g->OW, g->KH, g->KW, gw, gb);

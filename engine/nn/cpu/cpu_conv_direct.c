@@ -11,7 +11,11 @@
  * data gradient on output phases, below), and so
  * does the weight gradient of the discriminator's multi-channel 4x4 convolutions (stride 1 and
  * 2), where a register-tiled kernel on NCHW beats oneDNN's jit:avx2 one and its reorders
- * (0.82-0.95 of its time per layer: `make build/conv_rate`, docs/benchmarks.md).
+ * (0.82-0.95 of its time per layer: `make build/conv_rate`, docs/benchmarks.md). The forward and
+ * data gradient of stride-1 convolutions of a few channels (NARROW_MAX) are offered to the
+ * timed choice too; on an AVX-512 CPU the forward and the stride-1 weight gradient run on the
+ * 16-wide twins in cpu_conv_direct512.c, which win there on the segmentors' 8- and 16-channel
+ * 64x64 levels and the generators' 7x7 convolutions (docs/benchmarks.md).
  *
  * Shapes (NCHW): x [N, C, Hp, Wp] already zero-padded, w [O, C, KH, KW], y [N, O, OH, OW]
  * with OH = Hp - KH + 1, OW = Wp - KW + 1. The backward data pass is a forward pass of the
@@ -23,6 +27,8 @@
 
 #define WG_MR 3 /* output channels per weight-gradient tile */
 #define WG_K 4  /* the tiled weight gradient's kernel: 4x4 (cpu_direct_wgrad_tiled) */
+/* the most channels of a multi-channel stride-1 convolution offered to the timed choice */
+#define NARROW_MAX 32
 
 int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int stride, int dil, int pad,
                        int pass)
@@ -30,6 +36,11 @@ int cpu_direct_conv_ok(int transposed, int IC, int OC, int KH, int KW, int strid
     if (transposed || dil != 1 || KW > 8 || pad < 0 || pad > KH - 1 || pad > KW - 1)
         return 0;
     if (stride == 1 && (IC == 1 || OC == 1))
+        return 1;
+    /* a few channels at stride 1 (the segmentors' top levels, 8 and 16 channels at 64x64):
+     * the forward and data gradient on the row kernels, the weight gradient on AVX-512 only
+     * (cpu_conv_direct512.c; the AVX2 row kernel does one FMA per load there) */
+    if (stride == 1 && IC <= NARROW_MAX && OC <= NARROW_MAX && (pass < 2 || cpu_isa_avx512()))
         return 1;
     /* strided, from a one-channel input (the discriminator's first convolution): the weight
      * gradient through the column phases, the data gradient through the output phases */
@@ -133,6 +144,10 @@ static void fwd_any(int mr, int nv, int tail, __m256i m, const float *x, int C, 
 void cpu_direct_conv_fwd(const float *x, int N, int C, int Hp, int Wp, const float *w, int O,
                          int KH, int KW, const float *b, float *y)
 {
+    if (cpu_isa_avx512()) {
+        cpu_direct512_conv_fwd(x, N, C, Hp, Wp, w, O, KH, KW, b, y);
+        return;
+    }
     const int OH = Hp - KH + 1, OW = Wp - KW + 1;
     const long rows = (long)N * OH;
     const size_t cp = (size_t)Hp * Wp, wo = (size_t)C * KH * KW, yo = (size_t)OH * OW;
