@@ -208,9 +208,7 @@ wg16_image(const int MR, const int KR, const int KW, const float *x, int Wp, con
 /* the register tile for kernel width KW: MR output channels x KR kernel rows */
 static void wg16_tile(int O, int KH, int KW, int *mr, int *kr)
 {
-    int per = WG16_ACC / KW; /* MR x KR */
-    if (per > 24)
-        per = 24;
+    const int per = WG16_ACC / KW; /* MR x KR */
     int M = O < per ? O : per;
     if (M > 8)
         M = 8;
